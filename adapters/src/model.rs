@@ -1,0 +1,362 @@
+//! What every adapter speaks: canonical [`Record`]s in a [`Document`], the [`Problem`]s a decoder
+//! finds, the [`Loss`]es an encoder reports, and their error types.
+
+use std::fmt;
+use yrdx_proto::v1::{
+    CaseFeedback, DisposalCase, Envelope, InspectionResult, ResponsibilityReport, RiskSignal, SamplingRecord,
+    SpotCheckPlan, SpotCheckResult,
+};
+use yrdx_proto::validate::{Validate, Violation};
+
+/// The kinds of record the exchange carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// 抽查计划.
+    Plan,
+    /// 抽样单.
+    Sampling,
+    /// 检验报告.
+    Inspection,
+    /// 案件移送 — a disposal case as transferred.
+    CaseTransfer,
+    /// 案件反馈 — one event on a case.
+    CaseFeedback,
+    /// 风险信息.
+    RiskSignal,
+    /// 主体责任报告 (SAMR only).
+    ResponsibilityReport,
+    /// 抽查结果 — sampling joined with inspection (SAMR only).
+    SpotCheckResult,
+    /// 结案 — a closed case (SAMR only).
+    ClosedCase,
+    /// 案件转交 — a case for SAMR to forward to an unconnected region (SAMR only).
+    CaseForward,
+}
+
+impl RecordKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [RecordKind; 10] = [
+        RecordKind::Plan,
+        RecordKind::Sampling,
+        RecordKind::Inspection,
+        RecordKind::CaseTransfer,
+        RecordKind::CaseFeedback,
+        RecordKind::RiskSignal,
+        RecordKind::ResponsibilityReport,
+        RecordKind::SpotCheckResult,
+        RecordKind::ClosedCase,
+        RecordKind::CaseForward,
+    ];
+
+    /// The snake_case name used in canonical documents and gRPC replies.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Plan => "plan",
+            RecordKind::Sampling => "sampling",
+            RecordKind::Inspection => "inspection",
+            RecordKind::CaseTransfer => "case_transfer",
+            RecordKind::CaseFeedback => "case_feedback",
+            RecordKind::RiskSignal => "risk_signal",
+            RecordKind::ResponsibilityReport => "responsibility_report",
+            RecordKind::SpotCheckResult => "spot_check_result",
+            RecordKind::ClosedCase => "closed_case",
+            RecordKind::CaseForward => "case_forward",
+        }
+    }
+
+    /// The kind of a snake_case name.
+    pub fn from_name(name: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A disposal case for SAMR to forward (AJYS), with the sampling record and inspection result it
+/// concerns (the package carries the parties, the product and the failing items).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseForward {
+    /// The case as transferred.
+    pub case: DisposalCase,
+    /// The nonconforming sample.
+    pub sampling: SamplingRecord,
+    /// Its inspection result.
+    pub inspection: InspectionResult,
+}
+
+/// One canonical record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A spot-check plan.
+    Plan(SpotCheckPlan),
+    /// A sampling record.
+    Sampling(SamplingRecord),
+    /// An inspection result.
+    Inspection(InspectionResult),
+    /// A case transfer (status TRANSFERRED, no events).
+    CaseTransfer(DisposalCase),
+    /// One event on a case.
+    CaseFeedback(CaseFeedback),
+    /// A risk signal revision.
+    RiskSignal(RiskSignal),
+    /// An enterprise responsibility report.
+    ResponsibilityReport(ResponsibilityReport),
+    /// A sampling record joined with its inspection result.
+    SpotCheckResult(SpotCheckResult),
+    /// A closed case with its events.
+    ClosedCase(DisposalCase),
+    /// A case for SAMR to forward.
+    CaseForward(Box<CaseForward>),
+}
+
+impl Record {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::Plan(_) => RecordKind::Plan,
+            Record::Sampling(_) => RecordKind::Sampling,
+            Record::Inspection(_) => RecordKind::Inspection,
+            Record::CaseTransfer(_) => RecordKind::CaseTransfer,
+            Record::CaseFeedback(_) => RecordKind::CaseFeedback,
+            Record::RiskSignal(_) => RecordKind::RiskSignal,
+            Record::ResponsibilityReport(_) => RecordKind::ResponsibilityReport,
+            Record::SpotCheckResult(_) => RecordKind::SpotCheckResult,
+            Record::ClosedCase(_) => RecordKind::ClosedCase,
+            Record::CaseForward(_) => RecordKind::CaseForward,
+        }
+    }
+
+    /// The record's own id (plan id, sample id, report number, case id, event id, signal id, USCC).
+    pub fn id(&self) -> String {
+        match self {
+            Record::Plan(r) => r.plan_id.clone(),
+            Record::Sampling(r) => r.sample_id.clone(),
+            Record::Inspection(r) => r.report_no.clone(),
+            Record::CaseTransfer(r) | Record::ClosedCase(r) => r.case_id.clone(),
+            Record::CaseFeedback(r) => r.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
+            Record::RiskSignal(r) => r.signal_id.clone(),
+            Record::ResponsibilityReport(r) => {
+                let uscc = r.enterprise.as_ref().map(|e| e.uscc.as_str()).unwrap_or("");
+                format!("{uscc}/{}", r.period)
+            }
+            Record::SpotCheckResult(r) => r.sampling.as_ref().map(|s| s.sample_id.clone()).unwrap_or_default(),
+            Record::CaseForward(r) => r.case.case_id.clone(),
+        }
+    }
+
+    /// Every domain-rule violation, with canonical paths.
+    pub fn validate(&self) -> Vec<Violation> {
+        match self {
+            Record::Plan(r) => r.validate(),
+            Record::Sampling(r) => r.validate(),
+            Record::Inspection(r) => r.validate(),
+            Record::CaseTransfer(r) | Record::ClosedCase(r) => r.validate(),
+            Record::CaseFeedback(r) => r.validate(),
+            Record::RiskSignal(r) => r.validate(),
+            Record::ResponsibilityReport(r) => r.validate(),
+            Record::SpotCheckResult(r) => r.validate(),
+            Record::CaseForward(r) => {
+                let mut v = r.case.validate();
+                let prefix = |p: &str, list: Vec<Violation>| {
+                    list.into_iter()
+                        .map(|x| Violation { path: format!("{p}.{}", x.path), message: x.message })
+                        .collect::<Vec<_>>()
+                };
+                for x in &mut v {
+                    x.path = format!("case.{}", x.path);
+                }
+                v.extend(prefix("sampling", r.sampling.validate()));
+                v.extend(prefix("inspection", r.inspection.validate()));
+                v
+            }
+        }
+    }
+}
+
+/// A decoded document: its envelope and its records, all of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// Message id, sender, receiver, sending time.
+    pub envelope: Envelope,
+    /// The records, in document order.
+    pub records: Vec<Record>,
+}
+
+impl Document {
+    /// The kind of the document's records (`None` when it has none).
+    pub fn kind(&self) -> Option<RecordKind> {
+        self.records.first().map(Record::kind)
+    }
+}
+
+/// One problem found in a partner document, in the sender's own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The offending field by the sender's own path (`DATA[2].BCYDWXYDM`,
+    /// `/Exchange/Records/Sampling[1]/Seller/CreditCode`, `payload.seller.creditCode`).
+    pub path: String,
+    /// The id of the record the field belongs to, when the record has one.
+    pub record_id: Option<String>,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.record_id {
+            Some(id) if !id.is_empty() => write!(f, "{} (record {id}): {}", self.path, self.message),
+            _ => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Limits applied before and while decoding (partners/README.md rule 5).
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest document accepted, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of elements or JSON values accepted.
+    pub max_depth: usize,
+}
+
+impl Default for DecodeLimits {
+    /// 4 MiB and 32 levels, the defaults of the interface documents.
+    fn default() -> Self {
+        DecodeLimits { max_bytes: 4 * 1024 * 1024, max_depth: 32 }
+    }
+}
+
+/// Why a document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Larger than the configured limit; nothing was parsed.
+    #[error("document is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The document's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Hostile or unreadable input refused before interpretation (DOCTYPE, entities, bad encoding,
+    /// nesting too deep, not well-formed).
+    #[error("document refused at {path}: {message}")]
+    Refused {
+        /// Where it was found.
+        path: String,
+        /// What was found.
+        message: String,
+    },
+    /// The document was read, and these are all of its problems.
+    #[error("{} problem(s) in the document, first: {}", .0.len(), .0.first().map(|p| p.to_string()).unwrap_or_default())]
+    Invalid(Vec<Problem>),
+}
+
+impl DecodeError {
+    /// Every problem, as a list (a refusal is one problem).
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            DecodeError::TooLarge { .. } => {
+                vec![Problem { path: "/".into(), record_id: None, message: self.to_string() }]
+            }
+            DecodeError::Refused { path, message } => {
+                vec![Problem { path: path.clone(), record_id: None, message: message.clone() }]
+            }
+            DecodeError::Invalid(p) => p.clone(),
+        }
+    }
+
+    pub(crate) fn refused(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
+        DecodeError::Refused { path: path.into(), message: message.into() }
+    }
+}
+
+/// Why records could not be encoded for a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The target cannot take this record at all (an offline sample for Beijing, a risk signal for
+    /// Beijing …); nothing is written.
+    #[error("{partner} cannot take {kind} {record_id}: {reason}")]
+    Unsupported {
+        /// The target partner.
+        partner: &'static str,
+        /// The record's kind.
+        kind: RecordKind,
+        /// The record's id.
+        record_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The canonical records break the domain rules (canonical paths).
+    #[error("invalid record: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// The batch cannot be written as one document (empty, too many, mixed kinds).
+    #[error("{0}")]
+    Batch(String),
+}
+
+/// A canonical field the target had no place for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// The id of the record.
+    pub record_id: String,
+    /// The canonical field (`seller.address`, `items[0]`).
+    pub field: String,
+    /// What happened to it.
+    pub detail: String,
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dropped {} of {}: {}", self.field, self.record_id, self.detail)
+    }
+}
+
+/// An encoded document and the fields it could not carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The document's bytes.
+    pub bytes: Vec<u8>,
+    /// Every canonical field the target had no place for.
+    pub losses: Vec<Loss>,
+}
+
+/// Validates records before encoding: an encoder never writes a record that breaks the rules.
+pub(crate) fn check_before_encode(records: &[Record]) -> Result<(), EncodeError> {
+    let mut problems = Vec::new();
+    for r in records {
+        let id = r.id();
+        problems.extend(r.validate().into_iter().map(|v| Problem {
+            path: v.path,
+            record_id: Some(id.clone()),
+            message: v.message,
+        }));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EncodeError::Invalid(problems))
+    }
+}
+
+/// Checks that a batch is non-empty, within `max` records, and of one kind; returns the kind.
+pub(crate) fn batch_kind(records: &[Record], max: usize, partner: &str) -> Result<RecordKind, EncodeError> {
+    let first = records.first().ok_or_else(|| EncodeError::Batch("no record to encode".into()))?;
+    if records.len() > max {
+        return Err(EncodeError::Batch(format!(
+            "{partner} takes 1–{max} records per document, got {}",
+            records.len()
+        )));
+    }
+    if let Some(other) = records.iter().find(|r| r.kind() != first.kind()) {
+        return Err(EncodeError::Batch(format!(
+            "a document carries one kind of record: {} and {} mixed",
+            first.kind(),
+            other.kind()
+        )));
+    }
+    Ok(first.kind())
+}

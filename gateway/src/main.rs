@@ -1,0 +1,173 @@
+//! The `yrdx` command.
+
+use clap::{Parser, Subcommand};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use yrdx_adapters::{DecodeLimits, Partner};
+use yrdx_gateway::translate::{self, TranslateRequest, EXIT_USAGE};
+use yrdx_gateway::validate::validate_document;
+use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
+use yrdx_proto::Timestamp;
+
+/// yrdx — the Yangtze River Delta exchange gateway.
+#[derive(Parser)]
+#[command(name = "yrdx", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Translate partner documents into another partner's format (losses on stderr).
+    Translate {
+        /// Source format: jiangsu, zhejiang, beijing, samr or canonical.
+        #[arg(long)]
+        from: String,
+        /// Target format: jiangsu, zhejiang, beijing, samr or canonical.
+        #[arg(long)]
+        to: String,
+        /// Message id of the output (default: generated).
+        #[arg(long)]
+        message_id: Option<String>,
+        /// Sending time of the output, RFC 3339 (default: now).
+        #[arg(long)]
+        sent_at: Option<String>,
+        /// Sender of the output.
+        #[arg(long, default_value = "310000")]
+        sender: String,
+        /// SAMR package sequence number of the day (1–9999).
+        #[arg(long, default_value_t = 1)]
+        sequence: u32,
+        /// Input documents (standard input when none).
+        files: Vec<String>,
+    },
+    /// Check partner documents against their interface document and the domain rules.
+    Validate {
+        /// The documents' format: jiangsu, zhejiang, beijing, samr or canonical.
+        #[arg(long)]
+        partner: String,
+        /// Documents to check.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+fn usage(message: String) -> ExitCode {
+    eprintln!("yrdx: {message}");
+    ExitCode::from(EXIT_USAGE as u8)
+}
+
+fn partner(name: &str, flag: &str) -> Result<Partner, String> {
+    Partner::from_name(name).ok_or_else(|| {
+        format!("--{flag} {name}: expected one of jiangsu, zhejiang, beijing, samr, canonical")
+    })
+}
+
+fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if files.is_empty() {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("standard input: {e}"))?;
+        return Ok(vec![("<stdin>".into(), buf)]);
+    }
+    files
+        .iter()
+        .map(|f| std::fs::read(f).map(|b| (f.clone(), b)).map_err(|e| format!("{f}: {e}")))
+        .collect()
+}
+
+fn now() -> Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
+}
+
+fn generated_message_id(at: &Timestamp) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("YRDX-{}-{:06}", BeijingTime::of(at).to_compact(), (nanos / 1000 + std::process::id()) % 1_000_000)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    match cli.command {
+        Command::Translate { from, to, message_id, sent_at, sender, sequence, files } => {
+            let (from, to) = match (partner(&from, "from"), partner(&to, "to")) {
+                (Ok(f), Ok(t)) => (f, t),
+                (Err(e), _) | (_, Err(e)) => return usage(e),
+            };
+            let sent_at = match sent_at {
+                Some(text) => match parse_rfc3339(&text) {
+                    Some(t) => t,
+                    None => return usage(format!("--sent-at {text}: expected RFC 3339 with an offset, e.g. 2024-03-12T14:30:00+08:00")),
+                },
+                None => now(),
+            };
+            let inputs = match read_inputs(&files) {
+                Ok(i) => i,
+                Err(e) => return usage(e),
+            };
+            let req = TranslateRequest {
+                from,
+                to,
+                message_id: message_id.unwrap_or_else(|| generated_message_id(&sent_at)),
+                sent_at,
+                sender,
+                sequence,
+                limits: DecodeLimits::default(),
+            };
+            match translate::translate(&req, &inputs) {
+                Ok(encoded) => {
+                    for loss in &encoded.losses {
+                        eprintln!("{loss}");
+                    }
+                    if std::io::stdout().write_all(&encoded.bytes).is_err() {
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    for line in &failure.lines {
+                        eprintln!("{line}");
+                    }
+                    ExitCode::from(failure.exit_code as u8)
+                }
+            }
+        }
+        Command::Validate { partner: p, files } => {
+            let p = match partner(&p, "partner") {
+                Ok(p) => p,
+                Err(e) => return usage(e),
+            };
+            let inputs = match read_inputs(&files) {
+                Ok(i) => i,
+                Err(e) => return usage(e),
+            };
+            let mut failed = false;
+            for (name, bytes) in &inputs {
+                match validate_document(p, name, bytes, &DecodeLimits::default()) {
+                    Ok(line) => println!("{line}"),
+                    Err(lines) => {
+                        failed = true;
+                        for l in lines {
+                            eprintln!("{l}");
+                        }
+                    }
+                }
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
