@@ -278,12 +278,21 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     let envelope = Envelope { message_id, sender, receiver, sent_at };
     let mut records = Vec::new();
     if let (Some(kind), Some(o)) = (kind, payload) {
+        let start = cx.problems.len();
         let record = decode_record(kind, o, &mut cx);
         cx.record_id = Some(record.id());
-        for v in record.validate() {
-            let key = map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone());
-            cx.error(format!("payload.{key}"), v.message);
-        }
+        let sampling = kind == RecordKind::Sampling;
+        cx.rule_violations(
+            start,
+            record.validate().into_iter().map(|v| {
+                let key = if sampling && v.path == "plan_id" {
+                    "taskCode".to_string()
+                } else {
+                    map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone())
+                };
+                (format!("payload.{key}"), v.message)
+            }),
+        );
         records.push(record);
     }
     if cx.problems.is_empty() {

@@ -91,11 +91,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         for (i, v) in list.iter().enumerate() {
             let path = format!("records[{i}]");
             cx.record_id = None;
+            let start = cx.problems.len();
             if let Some(r) = record_from(kind, v, &path, &mut cx) {
                 cx.record_id = Some(r.id());
-                for viol in r.validate() {
-                    cx.error(format!("{path}.{}", viol.path), viol.message);
-                }
+                cx.rule_violations(start, r.validate().into_iter().map(|v| (format!("{path}.{}", v.path), v.message)));
                 records.push(r);
             }
         }

@@ -359,14 +359,17 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         for (i, value) in data.iter().enumerate() {
             let path = format!("DATA[{i}]");
             cx.record_id = None;
+            let start = cx.problems.len();
             let Some(o) = Obj::of(value, path.clone(), &mut cx) else { continue };
             let record = decode_record(kind, o, &mut cx);
-            let id = record.id();
-            cx.record_id = Some(id);
-            for v in record.validate() {
-                let key = map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone());
-                cx.error(format!("{path}.{key}"), v.message);
-            }
+            cx.record_id = Some(record.id());
+            cx.rule_violations(
+                start,
+                record.validate().into_iter().map(|v| {
+                    let key = map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone());
+                    (format!("{path}.{key}"), v.message)
+                }),
+            );
             records.push(record);
         }
     }

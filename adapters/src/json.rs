@@ -13,6 +13,17 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Reports the domain rules' violations of a record decoded from `start` on, skipping paths
+    /// whose syntax already failed (a bad date is not reported again as a missing one).
+    pub fn rule_violations(&mut self, start: usize, violations: impl IntoIterator<Item = (String, String)>) {
+        let syntax: Vec<String> = self.problems[start..].iter().map(|p| p.path.clone()).collect();
+        for (path, message) in violations {
+            if !syntax.contains(&path) {
+                self.problems.push(Problem { path, record_id: self.record_id.clone(), message });
+            }
+        }
+    }
+
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         // One problem per path: a field whose syntax failed is not reported again by the rules.

@@ -467,13 +467,15 @@ fn read_records(
                 let rec = stream.subtree(rec, empty)?;
                 let path = format!("/Exchange/Records/{}[{count}]", rec.name);
                 cx.record_id = None;
+                let start = cx.problems.len();
                 match kind {
                     Some((k, name)) if rec.name == name && rec.ns.as_deref() == Some(NAMESPACE) => {
                         let record = decode_record(k, El { e: &rec, path: path.clone() }, cx);
                         cx.record_id = Some(record.id());
-                        for v in record.validate() {
-                            cx.error(format!("{path}/{}", zj_path(k, &v.path)), v.message);
-                        }
+                        cx.rule_violations(
+                            start,
+                            record.validate().into_iter().map(|v| (format!("{path}/{}", zj_path(k, &v.path)), v.message)),
+                        );
                         records.push(record);
                     }
                     Some((_, name)) => {

@@ -1,0 +1,225 @@
+//! Test vectors: partner documents with what decoding them must give.
+//!
+//! Layout, one folder per format (`jiangsu`, `zhejiang`, `beijing`, `samr`, `canonical`):
+//!
+//! - `valid/NAME.json|xml` — a document that must decode. Beside it, `NAME.canonical.json` is the
+//!   canonical document it must decode to (absent for SAMR packages, which are checked as SAMR's
+//!   intake would). Re-encoding the decoded records must decode to the same records again.
+//! - `invalid/NAME.json|xml` with `NAME.expect.toml` — a document that must be refused:
+//!   `paths` lists the sender's paths its problems must name (every one of them), `refused = true`
+//!   asks for a refusal before interpretation (size, DOCTYPE, encoding, depth), `max_bytes` sets the
+//!   configured size limit for the vector, and `record_id` the id its problems must carry.
+//!
+//! Adding a vector needs no code: drop the files in the folder.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use yrdx_adapters::{canonical, samr, DecodeError, DecodeLimits, Partner};
+
+/// Whether a vector must decode or must be refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    /// Must decode (to the canonical document in this file, if given).
+    Valid {
+        /// The expected canonical document.
+        canonical: Option<PathBuf>,
+    },
+    /// Must be refused, naming these paths.
+    Invalid(InvalidExpectation),
+}
+
+/// What an invalid vector's problems must say.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidExpectation {
+    /// Paths (in the sender's terms) that must each be named by a problem.
+    pub paths: Vec<String>,
+    /// Whether the document must be refused before interpretation.
+    #[serde(default)]
+    pub refused: bool,
+    /// A size limit to apply instead of the default 4 MiB.
+    pub max_bytes: Option<usize>,
+    /// The record id the problems at `paths` must carry.
+    pub record_id: Option<String>,
+}
+
+/// One test vector.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    /// The format of the document.
+    pub partner: Partner,
+    /// The document's file.
+    pub path: PathBuf,
+    /// What decoding it must give.
+    pub expect: Expectation,
+}
+
+impl Vector {
+    /// A short name: `jiangsu/invalid/bad-region.json`.
+    pub fn name(&self) -> String {
+        let parts: Vec<_> = self.path.iter().rev().take(3).collect();
+        parts.iter().rev().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/")
+    }
+}
+
+/// Why the vectors could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    /// A file or folder could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// An `.expect.toml` is malformed or missing.
+    #[error("{path}: {message}")]
+    Expectation {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn io(path: &Path, e: std::io::Error) -> VectorError {
+    VectorError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// The vectors shipped with this crate (`conformance/vectors`).
+pub fn default_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
+/// Loads every vector under `dir`, sorted by path.
+pub fn load(dir: &Path) -> Result<Vec<Vector>, VectorError> {
+    let mut out = Vec::new();
+    for partner in Partner::ALL {
+        for (sub, valid) in [("valid", true), ("invalid", false)] {
+            let folder = dir.join(partner.name()).join(sub);
+            if !folder.exists() {
+                continue;
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+                .map_err(|e| io(&folder, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    (name.ends_with(".json") || name.ends_with(".xml")) && !name.ends_with(".canonical.json")
+                })
+                .collect();
+            files.sort();
+            for path in files {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                let expect = if valid {
+                    let c = folder.join(format!("{stem}.canonical.json"));
+                    Expectation::Valid { canonical: (partner != Partner::Samr && partner != Partner::Canonical).then_some(c) }
+                } else {
+                    let e = folder.join(format!("{stem}.expect.toml"));
+                    let text = std::fs::read_to_string(&e).map_err(|err| io(&e, err))?;
+                    let parsed: InvalidExpectation = toml::from_str(&text).map_err(|err| VectorError::Expectation {
+                        path: e.display().to_string(),
+                        message: err.to_string(),
+                    })?;
+                    Expectation::Invalid(parsed)
+                };
+                out.push(Vector { partner, path, expect });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one vector against the adapters; `bless` writes a missing expected canonical document
+/// instead of failing (for new valid vectors).
+pub fn check(v: &Vector, bless: bool) -> Result<(), String> {
+    let bytes = std::fs::read(&v.path).map_err(|e| format!("{}: {e}", v.path.display()))?;
+    match &v.expect {
+        Expectation::Valid { canonical } => check_valid(v.partner, &bytes, canonical.as_deref(), bless),
+        Expectation::Invalid(x) => check_invalid(v.partner, &bytes, x),
+    }
+}
+
+fn decode(partner: Partner, bytes: &[u8], limits: &DecodeLimits) -> Result<Option<yrdx_adapters::Document>, DecodeError> {
+    if partner == Partner::Samr {
+        samr::decode_package(bytes, limits).map(|_| None)
+    } else {
+        partner.decode(bytes, limits).map(Some)
+    }
+}
+
+fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: bool) -> Result<(), String> {
+    let limits = DecodeLimits::default();
+    let doc = match decode(partner, bytes, &limits) {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            let lines: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+            return Err(format!("must decode but was refused:\n  {}", lines.join("\n  ")));
+        }
+    };
+    // Round trip in the same format: the records survive unchanged.
+    let again = partner
+        .encode(&doc.envelope, &doc.records, 1)
+        .map_err(|e| format!("re-encoding failed: {e}"))?;
+    let redecoded = partner.decode(&again.bytes, &limits).map_err(|e| format!("re-encoded document refused: {e}"))?;
+    if redecoded != doc {
+        return Err("decode → encode → decode changed the document".into());
+    }
+    if let Some(path) = expected {
+        let got = canonical::encode(&doc.envelope, &doc.records).map_err(|e| format!("canonical encoding failed: {e}"))?;
+        if !path.exists() && bless {
+            std::fs::write(path, &got.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(());
+        }
+        let want: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let got: Value = serde_json::from_slice(&got.bytes).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!(
+                "decoded to a different canonical document than {}:\n{}",
+                path.display(),
+                serde_json::to_string_pretty(&got).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Result<(), String> {
+    let mut limits = DecodeLimits::default();
+    if let Some(m) = x.max_bytes {
+        limits.max_bytes = m;
+    }
+    let err = match decode(partner, bytes, &limits) {
+        Ok(_) => return Err("must be refused but decoded".into()),
+        Err(e) => e,
+    };
+    let is_refusal = matches!(err, DecodeError::Refused { .. } | DecodeError::TooLarge { .. });
+    if x.refused != is_refusal {
+        return Err(format!("expected refused = {}, got: {err}", x.refused));
+    }
+    let problems = err.problems();
+    let mut missing = Vec::new();
+    for want in &x.paths {
+        let hit = problems.iter().find(|p| &p.path == want);
+        match hit {
+            None => missing.push(format!("no problem names {want}")),
+            Some(p) => {
+                if let Some(id) = &x.record_id {
+                    if p.record_id.as_deref() != Some(id.as_str()) {
+                        missing.push(format!("{want}: record id {:?}, expected {id}", p.record_id));
+                    }
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        Err(format!("{}\n  problems reported:\n  {}", missing.join("; "), got.join("\n  ")))
+    }
+}
