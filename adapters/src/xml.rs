@@ -216,7 +216,7 @@ pub(crate) fn sniff_encoding(bytes: &[u8]) -> Option<String> {
     let decl = &decl[..end];
     let at = decl.find("encoding")?;
     let rest = decl[at + 8..].trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next()?;
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
     let rest = &rest[1..];
     Some(rest[..rest.find(quote)?].to_string())
 }
@@ -342,5 +342,14 @@ mod tests {
         assert_eq!(sniff_encoding(br#"<?xml version="1.0" encoding="GB18030"?><a/>"#).as_deref(), Some("GB18030"));
         assert_eq!(sniff_encoding(b"<?xml version='1.0' encoding='utf-8'?>").as_deref(), Some("utf-8"));
         assert_eq!(sniff_encoding(b"<a/>"), None);
+    }
+}
+
+#[cfg(test)]
+mod regression {
+    /// Found by the no-panic property: a multi-byte character where the quote belongs.
+    #[test]
+    fn sniffing_a_multibyte_quote_does_not_panic() {
+        assert_eq!(super::sniff_encoding("<?xml version=\"1.0\" encoding=\u{fffd}\"UTF-8\"?>".as_bytes()), None);
     }
 }

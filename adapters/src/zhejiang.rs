@@ -423,7 +423,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                         }
                         other => {
                             let path = format!("/Exchange/{other}");
-                            cx.error(path, format!("unexpected element <{other}> (expected <Header> then <Records>)"));
+                            let why = if ok_ns { "expected <Header> then <Records>, once each" } else { "not in the namespace urn:zjamr:yrd:exchange:1" };
+                            cx.error(path, format!("unexpected element <{other}> ({why})"));
                             stream.subtree(el, empty)?;
                         }
                     }
