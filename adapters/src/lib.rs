@@ -17,17 +17,18 @@
 
 pub mod beijing;
 pub mod canonical;
-mod json;
 pub mod jiangsu;
+mod json;
 pub mod model;
 pub mod money;
-mod paths;
 pub mod partner;
+mod paths;
 pub mod samr;
 mod xml;
 pub mod zhejiang;
 
 pub use model::{
-    CaseForward, DecodeError, DecodeLimits, Document, EncodeError, Encoded, Loss, Problem, Record, RecordKind,
+    CaseForward, DecodeError, DecodeLimits, Document, EncodeError, Encoded, Loss, Problem, Record,
+    RecordKind,
 };
 pub use partner::Partner;

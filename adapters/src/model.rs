@@ -3,8 +3,8 @@
 
 use std::fmt;
 use yrdx_proto::v1::{
-    CaseFeedback, DisposalCase, Envelope, InspectionResult, ResponsibilityReport, RiskSignal, SamplingRecord,
-    SpotCheckPlan, SpotCheckResult,
+    CaseFeedback, DisposalCase, Envelope, InspectionResult, ResponsibilityReport, RiskSignal,
+    SamplingRecord, SpotCheckPlan, SpotCheckResult,
 };
 use yrdx_proto::validate::{Validate, Violation};
 
@@ -137,13 +137,21 @@ impl Record {
             Record::Sampling(r) => r.sample_id.clone(),
             Record::Inspection(r) => r.report_no.clone(),
             Record::CaseTransfer(r) | Record::ClosedCase(r) => r.case_id.clone(),
-            Record::CaseFeedback(r) => r.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
+            Record::CaseFeedback(r) => r
+                .event
+                .as_ref()
+                .map(|e| e.event_id.clone())
+                .unwrap_or_default(),
             Record::RiskSignal(r) => r.signal_id.clone(),
             Record::ResponsibilityReport(r) => {
                 let uscc = r.enterprise.as_ref().map(|e| e.uscc.as_str()).unwrap_or("");
                 format!("{uscc}/{}", r.period)
             }
-            Record::SpotCheckResult(r) => r.sampling.as_ref().map(|s| s.sample_id.clone()).unwrap_or_default(),
+            Record::SpotCheckResult(r) => r
+                .sampling
+                .as_ref()
+                .map(|s| s.sample_id.clone())
+                .unwrap_or_default(),
             Record::CaseForward(r) => r.case.case_id.clone(),
         }
     }
@@ -163,7 +171,10 @@ impl Record {
                 let mut v = r.case.validate();
                 let prefix = |p: &str, list: Vec<Violation>| {
                     list.into_iter()
-                        .map(|x| Violation { path: format!("{p}.{}", x.path), message: x.message })
+                        .map(|x| Violation {
+                            path: format!("{p}.{}", x.path),
+                            message: x.message,
+                        })
                         .collect::<Vec<_>>()
                 };
                 for x in &mut v {
@@ -208,7 +219,9 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.record_id {
-            Some(id) if !id.is_empty() => write!(f, "{} (record {id}): {}", self.path, self.message),
+            Some(id) if !id.is_empty() => {
+                write!(f, "{} (record {id}): {}", self.path, self.message)
+            }
             _ => write!(f, "{}: {}", self.path, self.message),
         }
     }
@@ -226,7 +239,10 @@ pub struct DecodeLimits {
 impl Default for DecodeLimits {
     /// 4 MiB and 32 levels, the defaults of the interface documents.
     fn default() -> Self {
-        DecodeLimits { max_bytes: 4 * 1024 * 1024, max_depth: 32 }
+        DecodeLimits {
+            max_bytes: 4 * 1024 * 1024,
+            max_depth: 32,
+        }
     }
 }
 
@@ -260,17 +276,28 @@ impl DecodeError {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
             DecodeError::TooLarge { .. } => {
-                vec![Problem { path: "/".into(), record_id: None, message: self.to_string() }]
+                vec![Problem {
+                    path: "/".into(),
+                    record_id: None,
+                    message: self.to_string(),
+                }]
             }
             DecodeError::Refused { path, message } => {
-                vec![Problem { path: path.clone(), record_id: None, message: message.clone() }]
+                vec![Problem {
+                    path: path.clone(),
+                    record_id: None,
+                    message: message.clone(),
+                }]
             }
             DecodeError::Invalid(p) => p.clone(),
         }
     }
 
     pub(crate) fn refused(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
-        DecodeError::Refused { path: path.into(), message: message.into() }
+        DecodeError::Refused {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -311,7 +338,11 @@ pub struct Loss {
 
 impl fmt::Display for Loss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dropped {} of {}: {}", self.field, self.record_id, self.detail)
+        write!(
+            f,
+            "dropped {} of {}: {}",
+            self.field, self.record_id, self.detail
+        )
     }
 }
 
@@ -343,8 +374,14 @@ pub(crate) fn check_before_encode(records: &[Record]) -> Result<(), EncodeError>
 }
 
 /// Checks that a batch is non-empty, within `max` records, and of one kind; returns the kind.
-pub(crate) fn batch_kind(records: &[Record], max: usize, partner: &str) -> Result<RecordKind, EncodeError> {
-    let first = records.first().ok_or_else(|| EncodeError::Batch("no record to encode".into()))?;
+pub(crate) fn batch_kind(
+    records: &[Record],
+    max: usize,
+    partner: &str,
+) -> Result<RecordKind, EncodeError> {
+    let first = records
+        .first()
+        .ok_or_else(|| EncodeError::Batch("no record to encode".into()))?;
     if records.len() > max {
         return Err(EncodeError::Batch(format!(
             "{partner} takes 1–{max} records per document, got {}",

@@ -9,35 +9,263 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-/// One element with its children: a record, or the envelope header.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Element {
-    /// Local name (prefix removed).
-    pub name: String,
-    /// Namespace URI, if bound.
-    pub ns: Option<String>,
-    /// Attributes other than namespace declarations: (qualified name, value).
-    pub attrs: Vec<(String, String)>,
-    /// Child elements in document order.
-    pub children: Vec<Element>,
-    /// Concatenated character data (text and CDATA) directly inside this element.
-    pub text: String,
+/// Whether text is only XML white space (space, tab, CR, LF): a byte test, cheaper than
+/// `str::trim`'s Unicode rules on the hot path.
+fn is_xml_space(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
-impl Element {
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+/// A span of [`Tree::strings`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One element of a [`Tree`].
+#[derive(Debug, Clone)]
+struct NodeData {
+    name: Span,
+    ns: Ns,
+    attrs: (u32, u32),
+    text: Span,
+    /// Non-white text appeared beside child elements.
+    mixed: bool,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+}
+
+/// One record (or the envelope header) as a flat arena: every element, attribute and text of it
+/// in three buffers, so reading a record costs a handful of allocations, not one per element.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tree {
+    nodes: Vec<NodeData>,
+    strings: String,
+    attrs: Vec<(Span, Span)>,
+}
+
+impl Tree {
+    fn with_capacity(bytes: usize) -> Tree {
+        Tree {
+            nodes: Vec::with_capacity(32),
+            strings: String::with_capacity(bytes),
+            attrs: Vec::with_capacity(8),
+        }
     }
 
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
+    fn push_str(&mut self, s: &str) -> Span {
+        let start = self.strings.len() as u32;
+        self.strings.push_str(s);
+        Span {
+            start,
+            end: self.strings.len() as u32,
+        }
     }
+
+    fn str(&self, span: Span) -> &str {
+        &self.strings[span.start as usize..span.end as usize]
+    }
+
+    fn add(&mut self, head: &Head, parent: Option<u32>) -> u32 {
+        let name = self.push_str(&head.name);
+        let a0 = self.attrs.len() as u32;
+        for (k, v) in &head.attrs {
+            let ks = self.push_str(k);
+            let vs = self.push_str(v);
+            self.attrs.push((ks, vs));
+        }
+        self.link(name, head.ns.clone(), (a0, self.attrs.len() as u32), parent)
+    }
+
+    fn link(&mut self, name: Span, ns: Ns, attrs: (u32, u32), parent: Option<u32>) -> u32 {
+        let idx = self.nodes.len() as u32;
+        self.nodes.push(NodeData {
+            name,
+            ns,
+            attrs,
+            text: Span::default(),
+            mixed: false,
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+        });
+        if let Some(p) = parent {
+            let last = self.nodes[p as usize].last_child;
+            if last == NONE {
+                self.nodes[p as usize].first_child = idx;
+            } else {
+                self.nodes[last as usize].next_sibling = idx;
+            }
+            self.nodes[p as usize].last_child = idx;
+        }
+        idx
+    }
+
+    /// Appends character data to an element. An element's text is only kept while it has no
+    /// children, so its pieces stay contiguous in the buffer.
+    fn add_text(&mut self, idx: u32, piece: &str) {
+        let node = &self.nodes[idx as usize];
+        if node.first_child != NONE {
+            if !is_xml_space(piece) {
+                self.nodes[idx as usize].mixed = true;
+            }
+            return;
+        }
+        let empty = node.text.start == node.text.end;
+        if empty && is_xml_space(piece) {
+            return;
+        }
+        let span = self.push_str(piece);
+        let node = &mut self.nodes[idx as usize];
+        if empty {
+            node.text = span;
+        } else {
+            node.text.end = span.end;
+        }
+    }
+
+    /// Marks text seen before the first child as beside children.
+    fn start_child(&mut self, parent: u32) {
+        let node = &mut self.nodes[parent as usize];
+        if node.first_child == NONE && node.text.start != node.text.end {
+            node.mixed = true;
+            node.text = Span::default();
+        }
+    }
+
+    /// The root element.
+    pub fn root(&self) -> Element<'_> {
+        Element { tree: self, idx: 0 }
+    }
+}
+
+/// A read-only handle on one element of a [`Tree`].
+#[derive(Clone, Copy)]
+pub(crate) struct Element<'t> {
+    tree: &'t Tree,
+    idx: u32,
+}
+
+impl<'t> Element<'t> {
+    fn data(&self) -> &'t NodeData {
+        &self.tree.nodes[self.idx as usize]
+    }
+
+    /// Local name (prefix removed).
+    pub fn name(&self) -> &'t str {
+        self.tree.str(self.data().name)
+    }
+
+    /// Namespace relative to the expected one.
+    pub fn ns(&self) -> &'t Ns {
+        &self.data().ns
+    }
+
+    /// Character data directly inside (empty when the element has children).
+    pub fn text(&self) -> &'t str {
+        self.tree.str(self.data().text)
+    }
+
+    /// Whether non-white text appears beside child elements.
+    pub fn mixed(&self) -> bool {
+        self.data().mixed
+    }
+
+    /// Attributes other than namespace declarations, in document order.
+    pub fn attrs(&self) -> impl Iterator<Item = (&'t str, &'t str)> + 't {
+        let (a, b) = self.data().attrs;
+        let tree = self.tree;
+        tree.attrs[a as usize..b as usize]
+            .iter()
+            .map(move |(k, v)| (tree.str(*k), tree.str(*v)))
+    }
+
+    /// An attribute's value.
+    pub fn attr(&self, name: &str) -> Option<&'t str> {
+        self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Whether the element has child elements.
+    pub fn has_children(&self) -> bool {
+        self.data().first_child != NONE
+    }
+
+    /// Child elements in document order.
+    pub fn children(&self) -> Children<'t> {
+        Children {
+            tree: self.tree,
+            next: self.data().first_child,
+        }
+    }
+
+    /// The first child with this local name.
+    pub fn child(&self, name: &str) -> Option<Element<'t>> {
+        self.children().find(|c| c.name() == name)
+    }
+}
+
+/// Iterator over child elements.
+pub(crate) struct Children<'t> {
+    tree: &'t Tree,
+    next: u32,
+}
+
+impl<'t> Iterator for Children<'t> {
+    type Item = Element<'t>;
+
+    fn next(&mut self) -> Option<Element<'t>> {
+        if self.next == NONE {
+            return None;
+        }
+        let el = Element {
+            tree: self.tree,
+            idx: self.next,
+        };
+        self.next = self.tree.nodes[self.next as usize].next_sibling;
+        Some(el)
+    }
+}
+
+/// An element start as [`Stream::next`] returns it: enough to decide what to do with it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Head {
+    /// Local name.
+    pub name: String,
+    /// Namespace relative to the expected one.
+    pub ns: Ns,
+    /// Attributes other than namespace declarations.
+    pub attrs: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An element's namespace relative to the one its format expects (kept small: this is set for
+/// every element read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Ns {
+    /// No namespace.
+    #[default]
+    None,
+    /// The namespace the stream was told to expect.
+    Expected,
+    /// Some other namespace.
+    Other(String),
 }
 
 /// What comes next at the current level of a [`Stream`].
 pub(crate) enum Next {
     /// An element starts (`empty` when it is `<x/>`).
-    Start(Element, bool),
+    Start(Head, bool),
     /// The element whose children were being read ends.
     End,
     /// The document ends.
@@ -49,6 +277,7 @@ pub(crate) struct Stream<'a> {
     reader: NsReader<&'a [u8]>,
     depth: usize,
     max_depth: usize,
+    expected_ns: Option<&'static str>,
     /// Whether an XML declaration was seen, and its encoding label.
     pub declared_encoding: Option<String>,
     pub saw_declaration: bool,
@@ -59,43 +288,114 @@ fn refused(message: impl Into<String>) -> DecodeError {
 }
 
 impl<'a> Stream<'a> {
-    pub fn new(text: &'a str, limits: &DecodeLimits) -> Stream<'a> {
+    pub fn new(
+        text: &'a str,
+        limits: &DecodeLimits,
+        expected_ns: Option<&'static str>,
+    ) -> Stream<'a> {
         let mut reader = NsReader::from_str(text);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
-        Stream { reader, depth: 0, max_depth: limits.max_depth, declared_encoding: None, saw_declaration: false }
+        Stream {
+            reader,
+            depth: 0,
+            max_depth: limits.max_depth,
+            expected_ns,
+            declared_encoding: None,
+            saw_declaration: false,
+        }
     }
 
     fn position(&self) -> u64 {
         self.reader.buffer_position()
     }
-
 }
 
-fn head(ns: ResolveResult<'_>, start: &BytesStart<'_>) -> Result<Element, DecodeError> {
-        let name = start.local_name().as_ref().to_string();
-        let ns = match ns {
-            ResolveResult::Bound(n) => Some(n.as_ref().to_string()),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(p) => {
-                return Err(refused(format!("element <{name}> uses the undeclared prefix '{}'", String::from_utf8_lossy(p.as_ref()))))
-            }
-        };
-        let mut attrs = Vec::new();
-        for a in start.attributes() {
-            let a = a.map_err(|e| refused(format!("bad attribute in <{name}>: {e}")))?;
-            let key = a.key.as_ref().to_string();
-            if key == "xmlns" || key.starts_with("xmlns:") {
-                continue;
-            }
-            let value = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| refused(format!("attribute {key} of <{name}>: {e} (only the predefined entities are allowed)")))?;
-            attrs.push((key, value.into_owned()));
+fn resolve_ns(
+    ns: ResolveResult<'_>,
+    name: &str,
+    expected: Option<&str>,
+) -> Result<Ns, DecodeError> {
+    Ok(match ns {
+        ResolveResult::Bound(n) if Some(n.as_ref()) == expected => Ns::Expected,
+        ResolveResult::Bound(n) => Ns::Other(n.as_ref().to_string()),
+        ResolveResult::Unbound => Ns::None,
+        ResolveResult::Unknown(p) => {
+            return Err(refused(format!(
+                "element <{name}> uses the undeclared prefix '{}'",
+                String::from_utf8_lossy(p.as_ref())
+            )))
         }
-        Ok(Element { name, ns, attrs, children: Vec::new(), text: String::new() })
+    })
+}
+
+/// Calls `f` with each attribute other than namespace declarations, values unescaped (only the
+/// predefined entities and character references).
+fn each_attr(
+    start: &BytesStart<'_>,
+    name: &str,
+    mut f: impl FnMut(&str, &str),
+) -> Result<(), DecodeError> {
+    for a in start.attributes() {
+        let a = a.map_err(|e| refused(format!("bad attribute in <{name}>: {e}")))?;
+        let key = a.key.as_ref();
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            continue;
+        }
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| {
+                refused(format!(
+                    "attribute {key} of <{name}>: {e} (only the predefined entities are allowed)"
+                ))
+            })?;
+        f(key, &value);
+    }
+    Ok(())
+}
+
+fn head(
+    ns: ResolveResult<'_>,
+    start: &BytesStart<'_>,
+    expected: Option<&str>,
+) -> Result<Head, DecodeError> {
+    let name = start.local_name().as_ref().to_string();
+    let ns = resolve_ns(ns, &name, expected)?;
+    let mut attrs = Vec::new();
+    each_attr(start, &name, |k, v| {
+        attrs.push((k.to_string(), v.to_string()))
+    })?;
+    Ok(Head { name, ns, attrs })
+}
+
+impl Tree {
+    /// Adds an element straight from its start event, without intermediate strings.
+    fn add_start(
+        &mut self,
+        ns: ResolveResult<'_>,
+        start: &BytesStart<'_>,
+        expected: Option<&str>,
+        parent: u32,
+    ) -> Result<u32, DecodeError> {
+        let local = start.local_name();
+        let name_str = local.as_ref();
+        let ns = resolve_ns(ns, name_str, expected)?;
+        let name = self.push_str(name_str);
+        let a0 = self.attrs.len() as u32;
+        let mut pending = Vec::new();
+        each_attr(start, name_str, |k, v| pending.push((k.len(), v.len())))?;
+        if !pending.is_empty() {
+            // Second pass writes the (already checked) attributes into the arena.
+            each_attr(start, name_str, |k, v| {
+                let ks = self.push_str(k);
+                let vs = self.push_str(v);
+                self.attrs.push((ks, vs));
+            })?;
+        }
+        Ok(self.link(name, ns, (a0, self.attrs.len() as u32), Some(parent)))
+    }
 }
 
 impl<'a> Stream<'a> {
@@ -110,18 +410,18 @@ impl<'a> Stream<'a> {
                 .map_err(|e| refused(format!("not well-formed XML near byte {pos}: {e}")))?;
             match event {
                 Event::Start(s) => {
-                    let el = head(ns, &s)?;
+                    let el = head(ns, &s, self.expected_ns)?;
                     self.enter()?;
                     return Ok(Next::Start(el, false));
                 }
-                Event::Empty(s) => return Ok(Next::Start(head(ns, &s)?, true)),
+                Event::Empty(s) => return Ok(Next::Start(head(ns, &s, self.expected_ns)?, true)),
                 Event::End(_) => {
                     self.depth = self.depth.saturating_sub(1);
                     return Ok(Next::End);
                 }
                 Event::Eof => return Ok(Next::Eof),
                 Event::Text(t) => {
-                    if !t.trim().is_empty() {
+                    if !is_xml_space(&t) {
                         return Err(refused(format!("unexpected text '{}' near byte {pos}", t.trim())));
                     }
                 }
@@ -147,17 +447,25 @@ impl<'a> Stream<'a> {
     fn enter(&mut self) -> Result<(), DecodeError> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return Err(refused(format!("nesting is deeper than the limit of {} levels", self.max_depth)));
+            return Err(refused(format!(
+                "nesting is deeper than the limit of {} levels",
+                self.max_depth
+            )));
         }
         Ok(())
     }
 
-    /// Reads the children and text of an element whose start was just returned by `next`.
-    pub fn subtree(&mut self, mut el: Element, empty: bool) -> Result<Element, DecodeError> {
+    /// Reads the element whose start `next` just returned, with everything inside it, into a
+    /// [`Tree`] whose root it is.
+    pub fn subtree(&mut self, head: Head, empty: bool) -> Result<Tree, DecodeError> {
+        let mut tree = Tree::with_capacity(512);
+        tree.add(&head, None);
         if empty {
-            return Ok(el);
+            return Ok(tree);
         }
-        loop {
+        // The open elements, innermost last; the root is 0.
+        let mut open: Vec<u32> = vec![0];
+        while let Some(&current) = open.last() {
             let pos = self.position();
             let (ns, event) = self
                 .reader
@@ -165,26 +473,30 @@ impl<'a> Stream<'a> {
                 .map_err(|e| refused(format!("not well-formed XML near byte {pos}: {e}")))?;
             match event {
                 Event::Start(s) => {
-                    let child = head(ns, &s)?;
+                    tree.start_child(current);
+                    let idx = tree.add_start(ns, &s, self.expected_ns, current)?;
                     self.enter()?;
-                    let child = self.subtree(child, false)?;
-                    el.children.push(child);
+                    open.push(idx);
                 }
-                Event::Empty(s) => el.children.push(head(ns, &s)?),
+                Event::Empty(s) => {
+                    tree.start_child(current);
+                    tree.add_start(ns, &s, self.expected_ns, current)?;
+                }
                 Event::End(_) => {
                     self.depth = self.depth.saturating_sub(1);
-                    return Ok(el);
+                    open.pop();
                 }
-                Event::Text(t) => el.text.push_str(&t.xml10_content()),
-                Event::CData(c) => el.text.push_str(&c.xml10_content()),
+                Event::Text(t) => tree.add_text(current, &t.xml10_content()),
+                Event::CData(c) => tree.add_text(current, &c.xml10_content()),
                 Event::GeneralRef(r) => {
-                    if r.is_char_ref() {
+                    let mut buf = [0u8; 4];
+                    let ch = if r.is_char_ref() {
                         match r.resolve_char_ref() {
-                            Ok(Some(ch)) => el.text.push(ch),
+                            Ok(Some(ch)) => ch,
                             _ => return Err(refused(format!("bad character reference &{};", &*r))),
                         }
                     } else {
-                        el.text.push(match &*r {
+                        match &*r {
                             "lt" => '<',
                             "gt" => '>',
                             "amp" => '&',
@@ -195,15 +507,20 @@ impl<'a> Stream<'a> {
                                     "entity reference &{other}; is not allowed (only the five predefined entities)"
                                 )))
                             }
-                        });
-                    }
+                        }
+                    };
+                    tree.add_text(current, ch.encode_utf8(&mut buf));
                 }
-                Event::Eof => return Err(refused(format!("document ends inside <{}>", el.name))),
+                Event::Eof => {
+                    let name = tree.str(tree.nodes[current as usize].name).to_string();
+                    return Err(refused(format!("document ends inside <{name}>")));
+                }
                 Event::DocType(_) => return Err(refused("a DOCTYPE is not allowed")),
                 Event::Decl(_) => return Err(refused("misplaced XML declaration")),
                 Event::Comment(_) | Event::PI(_) => {}
             }
         }
+        Ok(tree)
     }
 }
 
@@ -237,7 +554,10 @@ impl Writer {
 
     /// Starts at a given indentation depth with no declaration (a fragment).
     pub fn fragment(depth: usize) -> Writer {
-        Writer { out: String::with_capacity(4096), depth }
+        Writer {
+            out: String::with_capacity(4096),
+            depth,
+        }
     }
 
     fn indent(&mut self) {
@@ -300,13 +620,11 @@ impl Writer {
 mod tests {
     use super::*;
 
-    fn read_all(text: &str) -> Result<Element, DecodeError> {
-        let mut s = Stream::new(text, &DecodeLimits::default());
-        loop {
-            match s.next()? {
-                Next::Start(el, empty) => return s.subtree(el, empty),
-                Next::End | Next::Eof => return Err(refused("no root")),
-            }
+    fn read_all(text: &str) -> Result<Tree, DecodeError> {
+        let mut s = Stream::new(text, &DecodeLimits::default(), Some("urn:x"));
+        match s.next()? {
+            Next::Start(el, empty) => s.subtree(el, empty),
+            Next::End | Next::Eof => Err(refused("no root")),
         }
     }
 
@@ -316,8 +634,8 @@ mod tests {
         assert!(matches!(read_all(bomb), Err(DecodeError::Refused { .. })));
         assert!(read_all("<r>&custom;</r>").is_err());
         let ok = read_all("<r a=\"1&amp;2\">x &lt; y &#x4E2D;<![CDATA[<z>]]></r>").unwrap();
-        assert_eq!(ok.text, "x < y 中<z>");
-        assert_eq!(ok.attr("a"), Some("1&2"));
+        assert_eq!(ok.root().text(), "x < y 中<z>");
+        assert_eq!(ok.root().attr("a"), Some("1&2"));
     }
 
     #[test]
@@ -331,16 +649,29 @@ mod tests {
 
     #[test]
     fn resolves_namespaces_by_uri_not_prefix() {
-        let el = read_all(r#"<z:r xmlns:z="urn:x"><z:c>1</z:c></z:r>"#).unwrap();
-        assert_eq!(el.ns.as_deref(), Some("urn:x"));
-        assert_eq!(el.children[0].name, "c");
+        let tree = read_all(r#"<z:r xmlns:z="urn:x"><z:c>1</z:c><d/> <e>x</e></z:r>"#).unwrap();
+        let el = tree.root();
+        assert_eq!(el.ns(), &Ns::Expected);
+        let names: Vec<&str> = el.children().map(|c| c.name()).collect();
+        assert_eq!(names, ["c", "d", "e"]);
+        assert_eq!(el.child("c").unwrap().text(), "1");
+        assert_eq!(el.child("e").unwrap().ns(), &Ns::None);
+        assert!(!el.mixed());
+        assert!(read_all("<r>a<b/></r>").unwrap().root().mixed());
+        assert!(read_all("<r><b/>a</r>").unwrap().root().mixed());
         assert!(read_all("<q:r/>").is_err(), "undeclared prefix");
     }
 
     #[test]
     fn sniffs_declared_encoding() {
-        assert_eq!(sniff_encoding(br#"<?xml version="1.0" encoding="GB18030"?><a/>"#).as_deref(), Some("GB18030"));
-        assert_eq!(sniff_encoding(b"<?xml version='1.0' encoding='utf-8'?>").as_deref(), Some("utf-8"));
+        assert_eq!(
+            sniff_encoding(br#"<?xml version="1.0" encoding="GB18030"?><a/>"#).as_deref(),
+            Some("GB18030")
+        );
+        assert_eq!(
+            sniff_encoding(b"<?xml version='1.0' encoding='utf-8'?>").as_deref(),
+            Some("utf-8")
+        );
         assert_eq!(sniff_encoding(b"<a/>"), None);
     }
 }
@@ -350,6 +681,9 @@ mod regression {
     /// Found by the no-panic property: a multi-byte character where the quote belongs.
     #[test]
     fn sniffing_a_multibyte_quote_does_not_panic() {
-        assert_eq!(super::sniff_encoding("<?xml version=\"1.0\" encoding=\u{fffd}\"UTF-8\"?>".as_bytes()), None);
+        assert_eq!(
+            super::sniff_encoding("<?xml version=\"1.0\" encoding=\u{fffd}\"UTF-8\"?>".as_bytes()),
+            None
+        );
     }
 }

@@ -8,7 +8,10 @@ use yrdx_proto::rules::{organisation_check_character, uscc_check_character, USCC
 use yrdx_proto::v1::*;
 use yrdx_proto::{Date, Timestamp};
 
-const REGIONS: &[&str] = &["310000", "310112", "320000", "320583", "330000", "330106", "110000", "110108", "340000", "440305"];
+const REGIONS: &[&str] = &[
+    "310000", "310112", "320000", "320583", "330000", "330106", "110000", "110108", "340000",
+    "440305",
+];
 const PARTNERS: [Partner; 3] = [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing];
 
 fn region() -> impl Strategy<Value = String> {
@@ -18,7 +21,9 @@ fn region() -> impl Strategy<Value = String> {
 /// Text as partners send it: Chinese, ASCII and the characters XML and JSON must escape; trimmed,
 /// no control characters.
 fn text() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9中国产品质检<>&\"'/\\\\ 、，（）-]{0,24}".prop_map(|s| s.trim().to_string()).prop_filter("non-empty", |s| !s.is_empty())
+    "[a-zA-Z0-9中国产品质检<>&\"'/\\\\ 、，（）-]{0,24}"
+        .prop_map(|s| s.trim().to_string())
+        .prop_filter("non-empty", |s| !s.is_empty())
 }
 
 fn opt_text() -> impl Strategy<Value = String> {
@@ -31,7 +36,10 @@ fn id(min: usize) -> impl Strategy<Value = String> {
 
 fn uscc() -> impl Strategy<Value = String> {
     let alphabet: Vec<char> = USCC_ALPHABET.chars().collect();
-    (prop::collection::vec(prop::sample::select(alphabet.clone()), 8), prop::collection::vec(prop::sample::select(alphabet), 8))
+    (
+        prop::collection::vec(prop::sample::select(alphabet.clone()), 8),
+        prop::collection::vec(prop::sample::select(alphabet), 8),
+    )
         .prop_map(|(head, org)| {
             let head: String = head.into_iter().collect();
             let org: String = org.into_iter().collect();
@@ -47,7 +55,10 @@ fn date() -> impl Strategy<Value = Date> {
 }
 
 fn instant() -> impl Strategy<Value = Timestamp> {
-    (946_684_800i64..4_102_444_800).prop_map(|s| Timestamp { seconds: s, nanos: 0 })
+    (946_684_800i64..4_102_444_800).prop_map(|s| Timestamp {
+        seconds: s,
+        nanos: 0,
+    })
 }
 
 fn category() -> impl Strategy<Value = i32> {
@@ -55,130 +66,255 @@ fn category() -> impl Strategy<Value = i32> {
 }
 
 fn party() -> impl Strategy<Value = Party> {
-    (text(), uscc(), region(), opt_text()).prop_map(|(name, uscc, region, address)| Party { name, uscc, region, address })
+    (text(), uscc(), region(), opt_text()).prop_map(|(name, uscc, region, address)| Party {
+        name,
+        uscc,
+        region,
+        address,
+    })
 }
 
 fn product() -> impl Strategy<Value = Product> {
-    (text(), category(), opt_text(), opt_text(), opt_text(), prop::option::of(date())).prop_map(
-        |(name, category, brand, model, batch, production_date)| Product { name, category, brand, model, batch, production_date },
+    (
+        text(),
+        category(),
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        prop::option::of(date()),
     )
+        .prop_map(
+            |(name, category, brand, model, batch, production_date)| Product {
+                name,
+                category,
+                brand,
+                model,
+                batch,
+                production_date,
+            },
+        )
 }
 
 fn shop() -> impl Strategy<Value = OnlineShop> {
-    (text(), text(), prop_oneof![Just(String::new()), "[a-z]{1,10}".prop_map(|h| format!("https://{h}.example.com/s"))], opt_text())
-        .prop_map(|(platform, shop_name, shop_url, order_no)| OnlineShop { platform, shop_name, shop_url, order_no })
-}
-
-fn sampling(online_only: bool) -> impl Strategy<Value = SamplingRecord> {
-    let channel = if online_only { Just(2).boxed() } else { prop_oneof![Just(1), Just(2)].boxed() };
     (
-        (id(6), id(4), region(), text(), date(), channel),
-        (party(), prop::option::of(party()), shop(), product()),
-        (1i32..10_000, text(), 0i32..100, 0i64..100_000_000, instant()),
+        text(),
+        text(),
+        prop_oneof![
+            Just(String::new()),
+            "[a-z]{1,10}".prop_map(|h| format!("https://{h}.example.com/s"))
+        ],
+        opt_text(),
     )
-        .prop_map(|((sample_id, plan_id, sampling_region, sampling_org, sampled_on, channel), (seller, producer, shop, product), (quantity, unit, reserve_quantity, unit_price, recorded_at))| {
-            SamplingRecord {
-                sample_id,
-                plan_id,
-                sampling_region,
-                sampling_org,
-                sampled_on: Some(sampled_on),
-                channel,
-                seller: Some(seller),
-                producer,
-                shop: (channel == 2).then_some(shop),
-                product: Some(product),
-                quantity,
-                unit,
-                reserve_quantity,
-                unit_price,
-                recorded_at: Some(recorded_at),
-            }
+        .prop_map(|(platform, shop_name, shop_url, order_no)| OnlineShop {
+            platform,
+            shop_name,
+            shop_url,
+            order_no,
         })
 }
 
-fn item() -> impl Strategy<Value = InspectionItem> {
-    (text(), text(), opt_text(), opt_text(), opt_text(), prop_oneof![Just((1, 1)), Just((2, 2)), Just((2, 3))]).prop_map(
-        |(name, standard, requirement, measured, unit, (verdict, severity))| InspectionItem { name, standard, requirement, measured, unit, verdict, severity },
+fn sampling(online_only: bool) -> impl Strategy<Value = SamplingRecord> {
+    let channel = if online_only {
+        Just(2).boxed()
+    } else {
+        prop_oneof![Just(1), Just(2)].boxed()
+    };
+    (
+        (id(6), id(4), region(), text(), date(), channel),
+        (party(), prop::option::of(party()), shop(), product()),
+        (
+            1i32..10_000,
+            text(),
+            0i32..100,
+            0i64..100_000_000,
+            instant(),
+        ),
     )
+        .prop_map(
+            |(
+                (sample_id, plan_id, sampling_region, sampling_org, sampled_on, channel),
+                (seller, producer, shop, product),
+                (quantity, unit, reserve_quantity, unit_price, recorded_at),
+            )| {
+                SamplingRecord {
+                    sample_id,
+                    plan_id,
+                    sampling_region,
+                    sampling_org,
+                    sampled_on: Some(sampled_on),
+                    channel,
+                    seller: Some(seller),
+                    producer,
+                    shop: (channel == 2).then_some(shop),
+                    product: Some(product),
+                    quantity,
+                    unit,
+                    reserve_quantity,
+                    unit_price,
+                    recorded_at: Some(recorded_at),
+                }
+            },
+        )
+}
+
+fn item() -> impl Strategy<Value = InspectionItem> {
+    (
+        text(),
+        text(),
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        prop_oneof![Just((1, 1)), Just((2, 2)), Just((2, 3))],
+    )
+        .prop_map(
+            |(name, standard, requirement, measured, unit, (verdict, severity))| InspectionItem {
+                name,
+                standard,
+                requirement,
+                measured,
+                unit,
+                verdict,
+                severity,
+            },
+        )
 }
 
 fn inspection() -> impl Strategy<Value = InspectionResult> {
-    (id(4), id(6), text(), "[0-9]{12}", date(), prop::collection::vec(item(), 0..6)).prop_map(|(report_no, sample_id, lab_name, lab_cma, issued_on, items)| {
-        let failing = items.iter().any(|i| i.verdict == 2);
-        InspectionResult { report_no, sample_id, lab_name, lab_cma, issued_on: Some(issued_on), conclusion: if failing { 2 } else { 1 }, items }
-    })
+    (
+        id(4),
+        id(6),
+        text(),
+        "[0-9]{12}",
+        date(),
+        prop::collection::vec(item(), 0..6),
+    )
+        .prop_map(
+            |(report_no, sample_id, lab_name, lab_cma, issued_on, items)| {
+                let failing = items.iter().any(|i| i.verdict == 2);
+                InspectionResult {
+                    report_no,
+                    sample_id,
+                    lab_name,
+                    lab_cma,
+                    issued_on: Some(issued_on),
+                    conclusion: if failing { 2 } else { 1 },
+                    items,
+                }
+            },
+        )
 }
 
 fn plan() -> impl Strategy<Value = SpotCheckPlan> {
     (
         (id(4), text(), 2000i32..=2100, region()),
         prop::collection::btree_map(region(), 1i32..500, 1..5),
-        (prop_oneof![Just(1), Just(2), Just(3)], prop::collection::vec(category(), 1..4), prop::collection::vec(text(), 0..3), date(), instant()),
+        (
+            prop_oneof![Just(1), Just(2), Just(3)],
+            prop::collection::vec(category(), 1..4),
+            prop::collection::vec(text(), 0..3),
+            date(),
+            instant(),
+        ),
     )
-        .prop_map(|((plan_id, title, year, lead_region), parts, (channel, categories, standards, deadline, published_at))| SpotCheckPlan {
-            plan_id,
-            title,
-            year,
-            lead_region,
-            participants: parts.into_iter().map(|(region, quota)| PlanParticipant { region, quota }).collect(),
-            channel,
-            categories,
-            standards,
-            sampling_deadline: Some(deadline),
-            published_at: Some(published_at),
-        })
+        .prop_map(
+            |(
+                (plan_id, title, year, lead_region),
+                parts,
+                (channel, categories, standards, deadline, published_at),
+            )| SpotCheckPlan {
+                plan_id,
+                title,
+                year,
+                lead_region,
+                participants: parts
+                    .into_iter()
+                    .map(|(region, quota)| PlanParticipant { region, quota })
+                    .collect(),
+                channel,
+                categories,
+                standards,
+                sampling_deadline: Some(deadline),
+                published_at: Some(published_at),
+            },
+        )
 }
 
 fn transfer() -> impl Strategy<Value = DisposalCase> {
-    (id(6), region(), region(), id(6), id(4), instant(), date()).prop_map(|(case_id, origin_region, responsible_region, sample_id, report_no, opened_at, due_on)| DisposalCase {
-        case_id,
-        origin_region,
-        responsible_region,
-        sample_id,
-        report_no,
-        opened_at: Some(opened_at),
-        status: CaseStatus::Transferred as i32,
-        due_on: Some(due_on),
-        events: vec![],
-    })
+    (id(6), region(), region(), id(6), id(4), instant(), date()).prop_map(
+        |(case_id, origin_region, responsible_region, sample_id, report_no, opened_at, due_on)| {
+            DisposalCase {
+                case_id,
+                origin_region,
+                responsible_region,
+                sample_id,
+                report_no,
+                opened_at: Some(opened_at),
+                status: CaseStatus::Transferred as i32,
+                due_on: Some(due_on),
+                events: vec![],
+            }
+        },
+    )
 }
 
 fn feedback() -> impl Strategy<Value = CaseFeedback> {
-    (id(6), id(6), instant(), region(), 2i32..=11, text(), 0i64..1_000_000_000).prop_map(|(case_id, event_id, at, by_region, action, note, amount)| CaseFeedback {
-        case_id,
-        event: Some(CaseEvent {
-            event_id,
-            at: Some(at),
-            by_region,
-            action,
-            note,
-            amount: (action == CaseAction::Penalty as i32).then_some(amount),
-        }),
-    })
+    (
+        id(6),
+        id(6),
+        instant(),
+        region(),
+        2i32..=11,
+        text(),
+        0i64..1_000_000_000,
+    )
+        .prop_map(
+            |(case_id, event_id, at, by_region, action, note, amount)| CaseFeedback {
+                case_id,
+                event: Some(CaseEvent {
+                    event_id,
+                    at: Some(at),
+                    by_region,
+                    action,
+                    note,
+                    amount: (action == CaseAction::Penalty as i32).then_some(amount),
+                }),
+            },
+        )
 }
 
 fn risk() -> impl Strategy<Value = RiskSignal> {
     (
         (id(6), 1i32..50, 1i32..=3, region(), date(), 1i32..=8),
-        (product(), prop::collection::vec(prop::sample::select(vec![1, 2, 3, 4, 5, 6, 7, 8, 99]), 1..4), 1i32..=4, text(), any::<bool>()),
+        (
+            product(),
+            prop::collection::vec(prop::sample::select(vec![1, 2, 3, 4, 5, 6, 7, 8, 99]), 1..4),
+            1i32..=4,
+            text(),
+            any::<bool>(),
+        ),
         (prop::collection::vec(id(6), 0..3), opt_text()),
     )
-        .prop_map(|((signal_id, revision, state, reporting_region, observed_on, source), (product, hazards, level, summary, nationwide), (related_samples, recommended_measures))| RiskSignal {
-            signal_id,
-            revision,
-            state,
-            reporting_region,
-            observed_on: Some(observed_on),
-            source,
-            product: Some(product),
-            hazards,
-            level,
-            summary,
-            nationwide,
-            related_samples,
-            recommended_measures,
-        })
+        .prop_map(
+            |(
+                (signal_id, revision, state, reporting_region, observed_on, source),
+                (product, hazards, level, summary, nationwide),
+                (related_samples, recommended_measures),
+            )| RiskSignal {
+                signal_id,
+                revision,
+                state,
+                reporting_region,
+                observed_on: Some(observed_on),
+                source,
+                product: Some(product),
+                hazards,
+                level,
+                summary,
+                nationwide,
+                related_samples,
+                recommended_measures,
+            },
+        )
 }
 
 fn record(online_only: bool, with_risk: bool) -> BoxedStrategy<Record> {
@@ -200,7 +336,10 @@ fn envelope(to: Partner) -> Envelope {
         message_id: "YRDX-PROP-1".into(),
         sender: "310000".into(),
         receiver: to.envelope_id().into(),
-        sent_at: Some(Timestamp { seconds: 1_710_469_800, nanos: 0 }),
+        sent_at: Some(Timestamp {
+            seconds: 1_710_469_800,
+            nanos: 0,
+        }),
     }
 }
 
@@ -228,10 +367,17 @@ fn beijing_takes(r: &Record) -> bool {
 }
 
 fn through(p: Partner, r: &Record) -> Record {
-    let enc = p.encode(&envelope(p), std::slice::from_ref(r), 1).unwrap_or_else(|e| panic!("{p} encode: {e}"));
-    let doc = p.decode(&enc.bytes, &DecodeLimits::default()).unwrap_or_else(|e| {
-        panic!("{p} decode of its own output: {e:?}\n{}", String::from_utf8_lossy(&enc.bytes))
-    });
+    let enc = p
+        .encode(&envelope(p), std::slice::from_ref(r), 1)
+        .unwrap_or_else(|e| panic!("{p} encode: {e}"));
+    let doc = p
+        .decode(&enc.bytes, &DecodeLimits::default())
+        .unwrap_or_else(|e| {
+            panic!(
+                "{p} decode of its own output: {e:?}\n{}",
+                String::from_utf8_lossy(&enc.bytes)
+            )
+        });
     assert_eq!(doc.envelope, envelope(p));
     assert_eq!(doc.records.len(), 1);
     doc.records.into_iter().next().unwrap()
@@ -279,7 +425,9 @@ proptest! {
 }
 
 fn example(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../conformance/vectors")
+        .join(name);
     std::fs::read(path).unwrap()
 }
 

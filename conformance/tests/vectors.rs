@@ -10,14 +10,33 @@ fn every_vector_holds() {
     let bless = std::env::var("YRDX_BLESS").is_ok_and(|v| v == "1");
     let failures: Vec<String> = all
         .iter()
-        .filter_map(|v| vectors::check(v, bless).err().map(|e| format!("{}: {e}", v.name())))
+        .filter_map(|v| {
+            vectors::check(v, bless)
+                .err()
+                .map(|e| format!("{}: {e}", v.name()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} vectors fail:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors fail:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
     // Every partner has valid and invalid vectors, so a missing folder cannot pass silently.
     for p in Partner::ALL {
-        let valid = all.iter().filter(|v| v.partner == p && matches!(v.expect, Expectation::Valid { .. })).count();
-        let invalid = all.iter().filter(|v| v.partner == p && matches!(v.expect, Expectation::Invalid(_))).count();
-        assert!(valid >= 4 && invalid >= 4, "{p}: {valid} valid and {invalid} invalid vectors");
+        let valid = all
+            .iter()
+            .filter(|v| v.partner == p && matches!(v.expect, Expectation::Valid { .. }))
+            .count();
+        let invalid = all
+            .iter()
+            .filter(|v| v.partner == p && matches!(v.expect, Expectation::Invalid(_)))
+            .count();
+        assert!(
+            valid >= 4 && invalid >= 4,
+            "{p}: {valid} valid and {invalid} invalid vectors"
+        );
     }
     println!("{} vectors checked", all.len());
 }
@@ -26,7 +45,16 @@ fn every_vector_holds() {
 fn a_wrong_expectation_fails() {
     // The checker itself can fail: a valid document presented as invalid is reported.
     let dir = vectors::default_dir();
-    let mut v = vectors::load(&dir).unwrap().into_iter().find(|v| v.name().ends_with("jiangsu/valid/example-sampling.json")).unwrap();
-    v.expect = Expectation::Invalid(vectors::InvalidExpectation { paths: vec!["DATA[0].CYDBH".into()], refused: false, max_bytes: None, record_id: None });
+    let mut v = vectors::load(&dir)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name().ends_with("jiangsu/valid/example-sampling.json"))
+        .unwrap();
+    v.expect = Expectation::Invalid(vectors::InvalidExpectation {
+        paths: vec!["DATA[0].CYDBH".into()],
+        refused: false,
+        max_bytes: None,
+        record_id: None,
+    });
     assert!(vectors::check(&v, false).is_err());
 }

@@ -67,18 +67,29 @@ fn partner(name: &str, flag: &str) -> Result<Partner, String> {
 fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
     if files.is_empty() {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("standard input: {e}"))?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("standard input: {e}"))?;
         return Ok(vec![("<stdin>".into(), buf)]);
     }
     files
         .iter()
-        .map(|f| std::fs::read(f).map(|b| (f.clone(), b)).map_err(|e| format!("{f}: {e}")))
+        .map(|f| {
+            std::fs::read(f)
+                .map(|b| (f.clone(), b))
+                .map_err(|e| format!("{f}: {e}"))
+        })
         .collect()
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: 0,
+    }
 }
 
 fn generated_message_id(at: &Timestamp) -> String {
@@ -86,7 +97,11 @@ fn generated_message_id(at: &Timestamp) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    format!("YRDX-{}-{:06}", BeijingTime::of(at).to_compact(), (nanos / 1000 + std::process::id()) % 1_000_000)
+    format!(
+        "YRDX-{}-{:06}",
+        BeijingTime::of(at).to_compact(),
+        (nanos / 1000 + std::process::id()) % 1_000_000
+    )
 }
 
 fn main() -> ExitCode {
@@ -99,7 +114,15 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Translate { from, to, message_id, sent_at, sender, sequence, files } => {
+        Command::Translate {
+            from,
+            to,
+            message_id,
+            sent_at,
+            sender,
+            sequence,
+            files,
+        } => {
             let (from, to) = match (partner(&from, "from"), partner(&to, "to")) {
                 (Ok(f), Ok(t)) => (f, t),
                 (Err(e), _) | (_, Err(e)) => return usage(e),

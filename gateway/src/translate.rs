@@ -45,11 +45,17 @@ pub struct TranslateFailure {
 }
 
 fn invalid(lines: Vec<String>) -> TranslateFailure {
-    TranslateFailure { exit_code: EXIT_INVALID, lines }
+    TranslateFailure {
+        exit_code: EXIT_INVALID,
+        lines,
+    }
 }
 
 fn unsupported(line: String) -> TranslateFailure {
-    TranslateFailure { exit_code: EXIT_UNSUPPORTED, lines: vec![line] }
+    TranslateFailure {
+        exit_code: EXIT_UNSUPPORTED,
+        lines: vec![line],
+    }
 }
 
 fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
@@ -57,7 +63,10 @@ fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
 }
 
 /// Translates the named input documents.
-pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result<Encoded, TranslateFailure> {
+pub fn translate(
+    req: &TranslateRequest,
+    inputs: &[(String, Vec<u8>)],
+) -> Result<Encoded, TranslateFailure> {
     if req.from == Partner::Samr {
         return Err(unsupported(
             "SAMR packages carry partial records (no quantities, prices, addresses …) and cannot be translated into another format; use `yrdx validate --partner samr` to check one".into(),
@@ -83,10 +92,12 @@ pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result
         receiver: req.to.envelope_id().to_string(),
         sent_at: Some(req.sent_at),
     };
-    req.to.encode(&envelope, &records, req.sequence).map_err(|e| match e {
-        EncodeError::Invalid(problems) => invalid(problem_lines("record", &problems)),
-        other => unsupported(other.to_string()),
-    })
+    req.to
+        .encode(&envelope, &records, req.sequence)
+        .map_err(|e| match e {
+            EncodeError::Invalid(problems) => invalid(problem_lines("record", &problems)),
+            other => unsupported(other.to_string()),
+        })
 }
 
 /// Prepares records for a SAMR package: sampling records and inspection results become joined
@@ -136,7 +147,9 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
         return Ok(others);
     }
     if !others.is_empty() {
-        return Err(unsupported("a SAMR package carries one kind of record".into()));
+        return Err(unsupported(
+            "a SAMR package carries one kind of record".into(),
+        ));
     }
     let mut out = Vec::new();
     let mut errors = Vec::new();

@@ -5,7 +5,9 @@ use std::fmt;
 
 /// The 31-character USCC alphabet (GB 32100-2015): no I, O, Z, S, V.
 pub const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 /// One thing wrong with a unified social credit code.
@@ -96,50 +98,87 @@ pub fn organisation_check_character(first8: &str) -> Option<char> {
     })
 }
 
+/// The value of a character in the USCC alphabet (its index), if it belongs to it.
+fn uscc_value(b: u8) -> Option<u32> {
+    USCC_ALPHABET
+        .as_bytes()
+        .iter()
+        .position(|&c| c == b)
+        .map(|i| i as u32)
+}
+
 /// Checks a unified social credit code; returns every problem found (both check characters are
-/// checked independently, so a code can have two problems).
+/// checked independently, so a code can have two problems). Allocation-free when the code is valid:
+/// this runs for every party of every record.
 pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
-    let chars: Vec<char> = code.chars().collect();
     let mut problems = Vec::new();
-    if chars.iter().any(|c| c.is_lowercase()) {
+    if code.chars().any(char::is_lowercase) {
         problems.push(UsccProblem::LowerCase);
     }
-    if chars.len() != 18 {
-        problems.push(UsccProblem::Length { found: chars.len() });
+    let count = code.chars().count();
+    if count != 18 {
+        problems.push(UsccProblem::Length { found: count });
         return problems;
     }
-    for (i, &c) in chars.iter().enumerate() {
+    for (i, c) in code.chars().enumerate() {
         if !USCC_ALPHABET.contains(c) && !c.is_lowercase() {
-            problems.push(UsccProblem::Character { position: i + 1, found: c });
+            problems.push(UsccProblem::Character {
+                position: i + 1,
+                found: c,
+            });
         }
     }
     if !problems.is_empty() {
         return problems;
     }
-    let org8: String = chars[8..16].iter().collect();
-    if let Some(expected) = organisation_check_character(&org8) {
-        if expected != chars[16] {
-            problems.push(UsccProblem::OrganisationCheck { expected, found: chars[16] });
-        }
+    // From here every character is one ASCII byte of the alphabet.
+    let b = code.as_bytes();
+    let mut org_sum = 0u32;
+    for (&ch, w) in b[8..16].iter().zip(ORG_WEIGHTS) {
+        let v = if ch.is_ascii_digit() {
+            (ch - b'0') as u32
+        } else {
+            (ch - b'A') as u32 + 10
+        };
+        org_sum += v * w;
     }
-    let first17: String = chars[..17].iter().collect();
-    if let Some(expected) = uscc_check_character(&first17) {
-        if expected != chars[17] {
-            problems.push(UsccProblem::CheckCharacter { expected, found: chars[17] });
-        }
+    let org_expected = match 11 - org_sum % 11 {
+        10 => 'X',
+        11 => '0',
+        c => char::from(b'0' + c as u8),
+    };
+    if org_expected as u8 != b[16] {
+        problems.push(UsccProblem::OrganisationCheck {
+            expected: org_expected,
+            found: b[16] as char,
+        });
+    }
+    let mut sum = 0u32;
+    for (&ch, w) in b[..17].iter().zip(USCC_WEIGHTS) {
+        sum += uscc_value(ch).unwrap_or(0) * w;
+    }
+    let expected = USCC_ALPHABET.as_bytes()[((31 - sum % 31) % 31) as usize];
+    if expected != b[17] {
+        problems.push(UsccProblem::CheckCharacter {
+            expected: expected as char,
+            found: b[17] as char,
+        });
     }
     problems
 }
 
 /// Province-level prefixes of GB/T 2260 (`domain.md` section 2).
 pub const PROVINCE_PREFIXES: [&str; 34] = [
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42",
-    "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
+    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71",
+    "81", "82",
 ];
 
 /// Whether `code` is a 6-digit GB/T 2260 code with a known province prefix.
 pub fn is_region(code: &str) -> bool {
-    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) && PROVINCE_PREFIXES.contains(&&code[..2])
+    code.len() == 6
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && PROVINCE_PREFIXES.contains(&&code[..2])
 }
 
 /// The province-level region of a region code (`320583` → `320000`).
@@ -184,7 +223,9 @@ impl IdPattern {
             IdPattern::Message => (1, 64),
         };
         let allowed = |b: u8| match self {
-            IdPattern::Plan | IdPattern::Record => b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-',
+            IdPattern::Plan | IdPattern::Record => {
+                b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'
+            }
             IdPattern::Report => b.is_ascii_alphanumeric() || b == b'-',
             IdPattern::Message => b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
         };
@@ -206,7 +247,9 @@ pub fn text_problem(text: &str) -> Option<&'static str> {
 
 /// Whether `url` is an absolute http or https URL with a host and no white space.
 pub fn is_http_url(url: &str) -> bool {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(r) => {
             let host = r.split(['/', '?', '#']).next().unwrap_or("");
@@ -222,8 +265,12 @@ pub fn is_period(period: &str) -> bool {
     b.len() == 7
         && b[4] == b'-'
         && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
-        && period[..4].parse::<u32>().is_ok_and(|y| (2000..=2100).contains(&y))
-        && period[5..].parse::<u32>().is_ok_and(|m| (1..=12).contains(&m))
+        && period[..4]
+            .parse::<u32>()
+            .is_ok_and(|y| (2000..=2100).contains(&y))
+        && period[5..]
+            .parse::<u32>()
+            .is_ok_and(|m| (1..=12).contains(&m))
 }
 
 /// Is the party identifier the SAMR platform (used in envelopes, never a region)?
@@ -258,8 +305,14 @@ mod tests {
         assert_eq!(
             check_uscc("91310000MA1FL8M08K"),
             vec![
-                UsccProblem::OrganisationCheck { expected: '9', found: '8' },
-                UsccProblem::CheckCharacter { expected: 'G', found: 'K' },
+                UsccProblem::OrganisationCheck {
+                    expected: '9',
+                    found: '8'
+                },
+                UsccProblem::CheckCharacter {
+                    expected: 'G',
+                    found: 'K'
+                },
             ]
         );
     }
@@ -268,7 +321,10 @@ mod tests {
     fn organisation_check_alone_is_caught() {
         assert_eq!(
             check_uscc("913100006073524880"),
-            vec![UsccProblem::OrganisationCheck { expected: '3', found: '8' }]
+            vec![UsccProblem::OrganisationCheck {
+                expected: '3',
+                found: '8'
+            }]
         );
     }
 
@@ -281,10 +337,16 @@ mod tests {
 
     #[test]
     fn length_and_alphabet() {
-        assert_eq!(check_uscc("9131000060735248"), vec![UsccProblem::Length { found: 16 }]);
+        assert_eq!(
+            check_uscc("9131000060735248"),
+            vec![UsccProblem::Length { found: 16 }]
+        );
         assert_eq!(
             check_uscc("91310000607352483I")[0],
-            UsccProblem::Character { position: 18, found: 'I' }
+            UsccProblem::Character {
+                position: 18,
+                found: 'I'
+            }
         );
         assert!(check_uscc("").contains(&UsccProblem::Length { found: 0 }));
         // Full-width characters are not digits.
@@ -300,10 +362,14 @@ mod tests {
 
     #[test]
     fn regions() {
-        for r in ["310000", "320000", "330000", "110000", "320583", "340000", "820000"] {
+        for r in [
+            "310000", "320000", "330000", "110000", "320583", "340000", "820000",
+        ] {
             assert!(is_region(r), "{r}");
         }
-        for r in ["300000", "31000", "3100000", "99xxxx", "", "390000", "100000"] {
+        for r in [
+            "300000", "31000", "3100000", "99xxxx", "", "390000", "100000",
+        ] {
             assert!(!is_region(r), "{r}");
         }
         assert_eq!(province_of("320583"), "320000");

@@ -1,0 +1,25 @@
+//! Decodes one vector in a loop, for profilers (`valgrind --tool=callgrind`, `perf record`).
+//! usage: decode_loop PARTNER FILE [ITERATIONS]
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(partner), Some(file)) = (
+        args.get(1)
+            .and_then(|p| yrdx_adapters::Partner::from_name(p)),
+        args.get(2),
+    ) else {
+        eprintln!("usage: decode_loop PARTNER FILE [ITERATIONS]");
+        std::process::exit(64);
+    };
+    let n: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let bytes = std::fs::read(file).unwrap_or_else(|e| {
+        eprintln!("{file}: {e}");
+        std::process::exit(66)
+    });
+    let mut records = 0;
+    for _ in 0..n {
+        if let Ok(doc) = partner.decode(&bytes, &Default::default()) {
+            records += doc.records.len();
+        }
+    }
+    println!("{records} records decoded");
+}
