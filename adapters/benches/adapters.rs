@@ -9,7 +9,8 @@
 //! (A B A B …, medians of 15 rounds) and prints records/s, MB/s and adapter/baseline ratios.
 //! Target: ratio ≥ 0.5 (the adapter runs at least at half the bare parser's speed).
 
-use criterion::{black_box, criterion_group, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
+use std::hint::black_box;
 use quick_xml::events::Event;
 use std::path::Path;
 use std::time::{Duration, Instant};

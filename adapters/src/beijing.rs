@@ -755,6 +755,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
         .map(|(t, _)| *t)
         .unwrap_or("");
     let mut losses = Vec::new();
+    precision_losses(records, 1_000_000, &mut losses);
     let mut payload = Map::new();
     let id = record.id();
     match record {

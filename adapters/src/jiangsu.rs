@@ -817,6 +817,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
         })?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
+    precision_losses(records, 1_000_000_000, &mut losses);
     let mut head = Map::new();
     put(&mut head, "XXBH", envelope.message_id.clone());
     put(&mut head, "XXLX", xxlx);

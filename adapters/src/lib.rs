@@ -15,6 +15,8 @@
 //! paths ([`Problem`]); every encoder is deterministic and reports what the target had no place for
 //! ([`Loss`]). [`Partner`] dispatches by partner.
 
+#![deny(missing_docs)]
+
 pub mod beijing;
 pub mod canonical;
 pub mod jiangsu;

@@ -397,3 +397,52 @@ pub(crate) fn batch_kind(
     }
     Ok(first.kind())
 }
+
+/// Every instant of a record with its canonical path.
+fn instants(record: &Record) -> Vec<(String, yrdx_proto::Timestamp)> {
+    let mut out = Vec::new();
+    let mut add = |path: String, t: &Option<yrdx_proto::Timestamp>| {
+        if let Some(t) = t {
+            out.push((path, *t));
+        }
+    };
+    match record {
+        Record::Plan(p) => add("published_at".into(), &p.published_at),
+        Record::Sampling(s) => add("recorded_at".into(), &s.recorded_at),
+        Record::CaseTransfer(c) | Record::ClosedCase(c) => {
+            add("opened_at".into(), &c.opened_at);
+            for (i, e) in c.events.iter().enumerate() {
+                add(format!("events[{i}].at"), &e.at);
+            }
+        }
+        Record::CaseFeedback(f) => add("event.at".into(), &f.event.as_ref().and_then(|e| e.at)),
+        Record::SpotCheckResult(r) => add(
+            "sampling.recorded_at".into(),
+            &r.sampling.as_ref().and_then(|s| s.recorded_at),
+        ),
+        Record::CaseForward(f) => add("case.opened_at".into(), &f.case.opened_at),
+        Record::Inspection(_) | Record::RiskSignal(_) | Record::ResponsibilityReport(_) => {}
+    }
+    out
+}
+
+/// Reports instants whose precision is finer than the target carries: `unit_nanos` is 1e9 for
+/// formats that carry seconds, 1e6 for milliseconds.
+pub(crate) fn precision_losses(records: &[Record], unit_nanos: i32, losses: &mut Vec<Loss>) {
+    for r in records {
+        for (path, t) in instants(r) {
+            if t.nanos % unit_nanos != 0 {
+                let unit = if unit_nanos == 1_000_000_000 {
+                    "seconds"
+                } else {
+                    "milliseconds"
+                };
+                losses.push(Loss {
+                    record_id: r.id(),
+                    field: path,
+                    detail: format!("the part below {unit} has no place in the target (truncated)"),
+                });
+            }
+        }
+    }
+}

@@ -595,6 +595,7 @@ pub fn encode(
         .ok_or_else(|| EncodeError::Batch("a SAMR package needs a sending time".into()))?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
+    precision_losses(records, 1_000_000_000, &mut losses);
     let mut body = Writer::fragment(1);
     body.open("SJ", &[]);
     for r in records {
@@ -939,7 +940,7 @@ fn check_children(
                 format!("{prefix}{}", c.name()),
             )
         };
-        let group = group_children(&c.name());
+        let group = group_children(c.name());
         if !group.is_empty() {
             if repeated && c.name() != "XM" {
                 cx.error(cpath.clone(), format!("unexpected element <{}>", c.name()));
@@ -949,7 +950,7 @@ fn check_children(
         }
         let text = leaf_text(c, &cpath, cx);
         if !text.is_empty() {
-            if let Some(words) = allowed_words(&c.name()) {
+            if let Some(words) = allowed_words(c.name()) {
                 if !words.contains(&text.as_str()) {
                     cx.error(
                         cpath.clone(),

@@ -1116,6 +1116,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
         })?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
+    precision_losses(records, 1_000_000_000, &mut losses);
     let mut w = Writer::new(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     w.open("Exchange", &[("xmlns", NAMESPACE), ("version", "1.0")]);
     w.open("Header", &[]);

@@ -300,3 +300,30 @@ fn receipts_round_trip() {
         vector("samr/receipts/example-accepted.xml")
     );
 }
+
+#[test]
+fn sub_second_precision_is_reported_not_silently_dropped() {
+    let mut doc = decode(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    if let Record::Sampling(s) = &mut doc.records[0] {
+        s.recorded_at.as_mut().unwrap().nanos = 250_000_000;
+    }
+    for p in [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing] {
+        let out = p.encode(&envelope(p), &doc.records, 1).unwrap();
+        let lost: Vec<&str> = out.losses.iter().map(|l| l.field.as_str()).collect();
+        if p == Partner::Beijing {
+            assert!(lost.is_empty(), "Beijing carries milliseconds: {lost:?}");
+        } else {
+            assert_eq!(lost, ["recorded_at"], "{p}");
+        }
+    }
+    if let Record::Sampling(s) = &mut doc.records[0] {
+        s.recorded_at.as_mut().unwrap().nanos = 250_000_001;
+    }
+    let out = beijing::encode(&envelope(Partner::Beijing), &doc.records).unwrap();
+    assert_eq!(out.losses.len(), 1);
+    assert!(Partner::Canonical
+        .encode(&envelope(Partner::Canonical), &doc.records, 1)
+        .unwrap()
+        .losses
+        .is_empty());
+}

@@ -42,6 +42,8 @@ enum Command {
         /// Input documents (standard input when none).
         files: Vec<String>,
     },
+    /// Show the exchange at work (offline until the gateway server lands).
+    Demo,
     /// Check partner documents against their interface document and the domain rules.
     Validate {
         /// The documents' format: jiangsu, zhejiang, beijing, samr or canonical.
@@ -165,6 +167,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Demo => match yrdx_gateway::demo::run_offline() {
+            Ok(account) => {
+                print!("{account}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("yrdx demo: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Validate { partner: p, files } => {
             let p = match partner(&p, "partner") {
                 Ok(p) => p,

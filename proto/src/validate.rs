@@ -324,10 +324,8 @@ impl Validate for InspectionResult {
                         c.push(join(&p, "severity"), "a failing item is SERIOUS or GENERAL");
                     }
                 }
-                Ok(Verdict::Pass) => {
-                    if !matches!(severity, Severity::None | Severity::Unspecified) {
-                        c.push(join(&p, "severity"), "a passing item has severity NONE");
-                    }
+                Ok(Verdict::Pass) if !matches!(severity, Severity::None | Severity::Unspecified) => {
+                    c.push(join(&p, "severity"), "a passing item has severity NONE");
                 }
                 _ => {}
             }
