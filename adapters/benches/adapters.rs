@@ -10,8 +10,8 @@
 //! Target: ratio ≥ 0.5 (the adapter runs at least at half the bare parser's speed).
 
 use criterion::{criterion_group, Criterion, Throughput};
-use std::hint::black_box;
 use quick_xml::events::Event;
+use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use yrdx_adapters::{samr, DecodeLimits, Document, Partner};

@@ -324,7 +324,9 @@ impl Validate for InspectionResult {
                         c.push(join(&p, "severity"), "a failing item is SERIOUS or GENERAL");
                     }
                 }
-                Ok(Verdict::Pass) if !matches!(severity, Severity::None | Severity::Unspecified) => {
+                Ok(Verdict::Pass)
+                    if !matches!(severity, Severity::None | Severity::Unspecified) =>
+                {
                     c.push(join(&p, "severity"), "a passing item has severity NONE");
                 }
                 _ => {}
