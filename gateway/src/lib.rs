@@ -1,10 +1,19 @@
 //! # yrdx-gateway
 //!
-//! The `yrdx` command and (with the gateway issue) the exchange server. Today it holds the
-//! command-line tools built on the adapters: [`translate`] and [`validate`].
+//! The `yrdx` command and the exchange server: mutual-TLS identity ([`identity`]), the Exchange
+//! service ([`exchange`]), the durable store ([`store`]), routing ([`routing`]), configuration
+//! ([`config`]), the development PKI ([`pki`]) and the server assembly ([`server`]); plus the
+//! command-line tools [`translate`], [`validate`] and [`demo`].
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod demo;
+pub mod exchange;
+pub mod identity;
+pub mod pki;
+pub mod routing;
+pub mod server;
+pub mod store;
 pub mod translate;
 pub mod validate;

@@ -44,6 +44,17 @@ enum Command {
     },
     /// Show the exchange at work (offline until the gateway server lands).
     Demo,
+    /// Development PKI: a CA, server and client certificates, and a ready configuration.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Run the gateway.
+    Serve {
+        /// The configuration file (see docs/operations.md).
+        #[arg(long)]
+        config: String,
+    },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
         /// The documents' format: jiangsu, zhejiang, beijing, samr or canonical.
@@ -53,6 +64,82 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Write a development CA, a server certificate for localhost, a client certificate per
+    /// partner and an operator, and yrdx.toml, into a folder.
+    Init {
+        /// The folder to write.
+        #[arg(long)]
+        dir: String,
+        /// The address the written configuration listens on.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+    },
+}
+
+fn serve(config_path: &str) -> ExitCode {
+    let config = match yrdx_gateway::config::Config::load(std::path::Path::new(config_path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yrdx serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    yrdx_gateway::server::init_logging(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("yrdx serve: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let running = match yrdx_gateway::server::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("yrdx serve: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let stop = running.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        match running.wait().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("yrdx serve: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn usage(message: String) -> ExitCode {
@@ -167,6 +254,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Pki {
+            command: PkiCommand::Init { dir, listen },
+        } => match yrdx_gateway::pki::init(std::path::Path::new(&dir), &listen) {
+            Ok(pki) => {
+                println!("wrote the development PKI and {}", pki.config.display());
+                println!("run: yrdx serve --config {}", pki.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("yrdx pki init: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve { config } => serve(&config),
         Command::Demo => match yrdx_gateway::demo::run_offline() {
             Ok(account) => {
                 print!("{account}");

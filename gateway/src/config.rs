@@ -1,0 +1,288 @@
+//! The gateway's one TOML configuration file, with documented defaults. Relative paths are relative
+//! to the directory of the configuration file.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use yrdx_adapters::Partner;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message (names the key).
+        message: String,
+    },
+    /// A value breaks a rule.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The offending key.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7443))
+}
+fn default_store() -> PathBuf {
+    PathBuf::from("yrdx.sqlite")
+}
+fn default_max_document_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_visibility_timeout_secs() -> u64 {
+    60
+}
+fn default_max_unacked() -> u32 {
+    32
+}
+fn default_rate() -> u32 {
+    50
+}
+fn default_burst() -> u32 {
+    100
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The gateway configuration (`yrdx.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1:7443`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// SQLite store file (default `yrdx.sqlite`).
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// Largest document accepted, checked before decoding (default 4 MiB).
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
+    /// Seconds before an unacknowledged delivery is sent again (default 60).
+    #[serde(default = "default_visibility_timeout_secs")]
+    pub visibility_timeout_secs: u64,
+    /// Deliveries in flight per mailbox when the client asks for 0 (default 32).
+    #[serde(default = "default_max_unacked")]
+    pub max_unacked: u32,
+    /// `human` (default) or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Working-day calendar file (default: the calendar shipped with yrdx).
+    #[serde(default)]
+    pub calendar_file: Option<PathBuf>,
+    /// TLS material.
+    pub tls: TlsConfig,
+    /// The partner registry: who may connect, by certificate identity.
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerConfig>,
+    /// Operators (certificate identities allowed on the admin API).
+    #[serde(default, rename = "operator")]
+    pub operators: Vec<OperatorConfig>,
+    /// Where the file was read from (paths resolve against its directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Server certificate, key and the CA that signs client certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA that issues partner and operator certificates.
+    pub client_ca: PathBuf,
+    /// PEM file of the server certificate (chain).
+    pub cert: PathBuf,
+    /// PEM file of the server's private key.
+    pub key: PathBuf,
+}
+
+/// One connected partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Short name (`jiangsu`).
+    pub name: String,
+    /// Its envelope id: a region code (`320000`).
+    pub region: String,
+    /// The format it speaks: `jiangsu`, `zhejiang`, `beijing` or `canonical`.
+    pub format: String,
+    /// The certificate's SAN URI (`urn:yrdx:partner:jiangsu`).
+    pub identity: String,
+    /// Submissions per second allowed (default 50).
+    #[serde(default = "default_rate")]
+    pub rate_per_second: u32,
+    /// Burst of submissions allowed above the rate (default 100).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+/// One operator identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Short name.
+    pub name: String,
+    /// The certificate's SAN URI (`urn:yrdx:operator:ops`).
+    pub identity: String,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// Parses and checks configuration text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            field,
+            message,
+        };
+        for (i, p) in config.partners.iter().enumerate() {
+            let at = |k: &str| format!("partner[{i}].{k}");
+            match Partner::from_name(&p.format) {
+                Some(Partner::Samr) | None => {
+                    return Err(invalid(
+                        at("format"),
+                        format!(
+                            "'{}' is not jiangsu, zhejiang, beijing or canonical",
+                            p.format
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if !yrdx_proto::rules::is_region(&p.region) {
+                return Err(invalid(
+                    at("region"),
+                    format!("'{}' is not a region code", p.region),
+                ));
+            }
+            if p.rate_per_second == 0 || p.burst == 0 {
+                return Err(invalid(
+                    at("rate_per_second"),
+                    "rate and burst must be at least 1".into(),
+                ));
+            }
+            if config.partners[..i]
+                .iter()
+                .any(|q| q.region == p.region || q.identity == p.identity || q.name == p.name)
+            {
+                return Err(invalid(
+                    at("name"),
+                    format!("partner '{}' repeats a name, region or identity", p.name),
+                ));
+            }
+        }
+        if config.max_document_bytes == 0 {
+            return Err(invalid(
+                "max_document_bytes".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// A path from the file, resolved against its directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The partner with this region, if connected.
+    pub fn partner_by_region(&self, region: &str) -> Option<&PartnerConfig> {
+        self.partners.iter().find(|p| p.region == region)
+    }
+
+    /// The partner with this certificate identity.
+    pub fn partner_by_identity(&self, identity: &str) -> Option<&PartnerConfig> {
+        self.partners.iter().find(|p| p.identity == identity)
+    }
+}
+
+impl PartnerConfig {
+    /// The format this partner speaks (checked at load time).
+    pub fn format(&self) -> Partner {
+        Partner::from_name(&self.format).unwrap_or(Partner::Canonical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[tls]
+client_ca = "pki/ca.pem"
+cert = "pki/server.pem"
+key = "pki/server.key"
+
+[[partner]]
+name = "jiangsu"
+region = "320000"
+format = "jiangsu"
+identity = "urn:yrdx:partner:jiangsu"
+"#;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(c.listen.port(), 7443);
+        assert_eq!(c.max_document_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.visibility_timeout_secs, 60);
+        assert_eq!(c.partners[0].rate_per_second, 50);
+        assert_eq!(c.partners[0].format(), Partner::Jiangsu);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse(
+            &MINIMAL.replace("format = \"jiangsu\"", "format = \"samr\""),
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("partner[0].format"), "{e}");
+        let e = Config::parse(&format!("{MINIMAL}\nlistn = 1\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = Config::parse(&MINIMAL.replace("320000", "390000"), "t").unwrap_err();
+        assert!(e.to_string().contains("partner[0].region"), "{e}");
+    }
+}

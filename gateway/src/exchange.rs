@@ -1,0 +1,450 @@
+//! The partner-facing `yrdx.v1.Exchange` service: Submit, Receive, Ack.
+
+use crate::config::{Config, PartnerConfig};
+use crate::identity;
+use crate::routing::{self, RecordLookup, RouteError};
+use crate::store::{Committed, NewDelivery, SqliteStore, Store, StoredRecord, Submission};
+use governor::{DefaultDirectRateLimiter, Quota};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{info, warn, Instrument};
+use yrdx_adapters::{canonical, DecodeError, DecodeLimits, Document, Record};
+use yrdx_proto::v1::exchange_server::Exchange;
+use yrdx_proto::v1::{
+    AckReply, AckRequest, Delivery, Envelope, ReceiveRequest, RecordRef, SubmitReply, SubmitRequest,
+};
+
+/// Shared state of the gateway's services.
+pub struct Gateway {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The durable store.
+    pub store: Arc<SqliteStore>,
+    limiters: HashMap<String, DefaultDirectRateLimiter>,
+    mailboxes: Mutex<HashMap<String, Arc<Notify>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    warn!(error = %e, "internal error");
+    Status::internal(format!("gateway error: {e}"))
+}
+
+/// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` carrying every problem by the sender's path.
+fn invalid_document(e: &DecodeError) -> Status {
+    let problems = e.problems();
+    let mut details = ErrorDetails::new();
+    for p in &problems {
+        let description = match &p.record_id {
+            Some(id) if !id.is_empty() => format!("{} (record {id})", p.message),
+            _ => p.message.clone(),
+        };
+        details.add_bad_request_violation(p.path.clone(), description);
+    }
+    let first = problems.first().map(|p| p.to_string()).unwrap_or_default();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!(
+            "{} problem(s) in the document; first: {first}",
+            problems.len()
+        ),
+        details,
+    )
+}
+
+struct StoreLookup<'a>(&'a SqliteStore);
+
+impl RecordLookup for StoreLookup<'_> {
+    fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String> {
+        self.0.record(kind, id).map_err(|e| e.to_string())
+    }
+}
+
+impl Gateway {
+    /// Builds the services' state.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<SqliteStore>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Gateway {
+        let limiters = config
+            .partners
+            .iter()
+            .map(|p| {
+                let rate = NonZeroU32::new(p.rate_per_second).unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new(p.burst).unwrap_or(NonZeroU32::MIN);
+                (
+                    p.name.clone(),
+                    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                )
+            })
+            .collect();
+        Gateway {
+            config,
+            store,
+            limiters,
+            mailboxes: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    fn mailbox(&self, region: &str) -> Arc<Notify> {
+        let mut m = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(region.to_string()).or_default().clone()
+    }
+
+    fn check_rate(&self, partner: &PartnerConfig) -> Result<(), Status> {
+        let Some(limiter) = self.limiters.get(&partner.name) else {
+            return Ok(());
+        };
+        if let Err(not_until) = limiter.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut status = Status::resource_exhausted(format!(
+                "rate limit for {}: {} submissions per second, burst {}; retry in {secs} s",
+                partner.name, partner.rate_per_second, partner.burst
+            ));
+            if let Ok(v) = secs.to_string().parse() {
+                status.metadata_mut().insert("retry-after", v);
+            }
+            return Err(status);
+        }
+        Ok(())
+    }
+
+    /// Decodes, routes, encodes and commits one submission; answers only after the commit.
+    fn submit_blocking(
+        &self,
+        partner: &PartnerConfig,
+        bytes: Vec<u8>,
+    ) -> Result<SubmitReply, Status> {
+        let limits = DecodeLimits {
+            max_bytes: self.config.max_document_bytes,
+            ..DecodeLimits::default()
+        };
+        let doc = partner
+            .format()
+            .decode(&bytes, &limits)
+            .map_err(|e| invalid_document(&e))?;
+        if doc.envelope.sender != partner.region {
+            return Err(Status::permission_denied(format!(
+                "the envelope's sender is {} but the certificate is {}'s ({})",
+                doc.envelope.sender, partner.name, partner.region
+            )));
+        }
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if let Some((stored, reply)) = self
+            .store
+            .message(&partner.region, &doc.envelope.message_id)
+            .map_err(internal)?
+        {
+            return duplicate(&stored, &reply, &digest, &doc.envelope.message_id);
+        }
+        let (deliveries, warnings) = self.plan_deliveries(&doc, partner)?;
+        let reply = SubmitReply {
+            message_id: doc.envelope.message_id.clone(),
+            duplicate: false,
+            records: doc
+                .records
+                .iter()
+                .map(|r| RecordRef {
+                    kind: r.kind().name().into(),
+                    id: r.id(),
+                })
+                .collect(),
+            warnings,
+        };
+        let records = doc
+            .records
+            .iter()
+            .map(|r| StoredRecord {
+                kind: r.kind().name().into(),
+                id: r.id(),
+                canonical: canonical::record_to_value(r).to_string(),
+            })
+            .collect();
+        let submission = Submission {
+            sender: partner.region.clone(),
+            message_id: doc.envelope.message_id.clone(),
+            digest: digest.clone(),
+            document: bytes,
+            reply: reply.encode_to_vec(),
+            records,
+            deliveries,
+            received_at_ms: now_ms(),
+        };
+        match self.store.commit(&submission).map_err(internal)? {
+            Committed::New => {
+                for d in &submission.deliveries {
+                    self.mailbox(&d.recipient).notify_waiters();
+                }
+                Ok(reply)
+            }
+            // Another call with the same key committed first.
+            Committed::Existing {
+                digest: stored,
+                reply,
+            } => duplicate(&stored, &reply, &digest, &submission.message_id),
+        }
+    }
+
+    /// Routes every record and encodes, per recipient, the records it takes in its own format.
+    fn plan_deliveries(
+        &self,
+        doc: &Document,
+        sender: &PartnerConfig,
+    ) -> Result<(Vec<NewDelivery>, Vec<String>), Status> {
+        let lookup = StoreLookup(&self.store);
+        let mut warnings = Vec::new();
+        let mut per_recipient: Vec<(&PartnerConfig, Vec<Record>)> = Vec::new();
+        let mut refused = Vec::new();
+        for record in &doc.records {
+            let mut route = match routing::route(record, sender, &lookup) {
+                Ok(r) => r,
+                Err(RouteError::Precondition { record, rule }) => {
+                    refused.push(format!("{record}: {rule}"));
+                    continue;
+                }
+                Err(RouteError::Store(e)) => return Err(internal(e)),
+            };
+            for p in routing::deliverable(record, &mut route, &self.config) {
+                match per_recipient.iter_mut().find(|(q, _)| q.name == p.name) {
+                    Some((_, list)) => list.push(record.clone()),
+                    None => per_recipient.push((p, vec![record.clone()])),
+                }
+            }
+            warnings.extend(route.warnings);
+        }
+        if !refused.is_empty() {
+            return Err(Status::failed_precondition(refused.join("; ")));
+        }
+        let mut deliveries = Vec::new();
+        for (p, records) in per_recipient {
+            let format = p.format();
+            let chunks: Vec<&[Record]> = records
+                .chunks(format.max_records().min(records.len()).max(1))
+                .collect();
+            let many = chunks.len() > 1;
+            for (n, chunk) in chunks.into_iter().enumerate() {
+                let message_id = if many {
+                    split_id(&doc.envelope.message_id, n + 1)
+                } else {
+                    doc.envelope.message_id.clone()
+                };
+                let envelope = Envelope {
+                    message_id: message_id.clone(),
+                    sender: doc.envelope.sender.clone(),
+                    receiver: p.region.clone(),
+                    sent_at: doc.envelope.sent_at,
+                };
+                match format.encode(&envelope, chunk, 1) {
+                    Ok(enc) => {
+                        for loss in &enc.losses {
+                            warnings.push(format!("for {} ({}): {loss}", p.name, p.region));
+                        }
+                        deliveries.push(NewDelivery {
+                            recipient: p.region.clone(),
+                            message_id,
+                            document: enc.bytes,
+                        });
+                    }
+                    Err(e) => {
+                        warnings.push(format!("not queued for {} ({}): {e}", p.name, p.region))
+                    }
+                }
+            }
+        }
+        Ok((deliveries, warnings))
+    }
+}
+
+/// A message id for the n-th part of a split document, within 64 characters.
+fn split_id(id: &str, n: usize) -> String {
+    let suffix = format!("-{n}");
+    let keep = 64usize.saturating_sub(suffix.len()).min(id.len());
+    format!("{}{suffix}", &id[..keep])
+}
+
+fn duplicate(
+    stored: &str,
+    reply: &[u8],
+    digest: &str,
+    message_id: &str,
+) -> Result<SubmitReply, Status> {
+    if stored != digest {
+        return Err(Status::already_exists(format!(
+            "message {message_id} was already submitted with different content; use a new message id"
+        )));
+    }
+    let mut reply = SubmitReply::decode(reply).map_err(internal)?;
+    reply.duplicate = true;
+    Ok(reply)
+}
+
+/// The `Exchange` service.
+#[derive(Clone)]
+pub struct ExchangeService {
+    gateway: Arc<Gateway>,
+}
+
+impl ExchangeService {
+    /// The service over shared gateway state.
+    pub fn new(gateway: Arc<Gateway>) -> ExchangeService {
+        ExchangeService { gateway }
+    }
+}
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitReply>, Status> {
+        let g = self.gateway.clone();
+        let partner = identity::partner(&request, &g.config)?.clone();
+        let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
+        async move {
+            g.check_rate(&partner)?;
+            let bytes = request.into_inner().document;
+            if bytes.len() > g.config.max_document_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "document is {} bytes, over the limit of {} bytes",
+                    bytes.len(),
+                    g.config.max_document_bytes
+                )));
+            }
+            let g2 = g.clone();
+            let p2 = partner.clone();
+            let result = tokio::task::spawn_blocking(move || g2.submit_blocking(&p2, bytes))
+                .await
+                .map_err(internal)?;
+            match &result {
+                Ok(reply) => {
+                    tracing::Span::current().record("message_id", reply.message_id.as_str());
+                    info!(
+                        records = reply.records.len(),
+                        duplicate = reply.duplicate,
+                        "accepted"
+                    );
+                }
+                Err(status) => info!(code = ?status.code(), message = status.message(), "refused"),
+            }
+            result.map(Response::new)
+        }
+        .instrument(span)
+        .await
+    }
+
+    type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
+
+    async fn receive(
+        &self,
+        request: Request<ReceiveRequest>,
+    ) -> Result<Response<Self::ReceiveStream>, Status> {
+        let g = self.gateway.clone();
+        let partner = identity::partner(&request, &g.config)?.clone();
+        let asked = request.into_inner().max_unacked;
+        let max_unacked = if asked == 0 {
+            g.config.max_unacked
+        } else {
+            asked.min(1000)
+        } as usize;
+        let (tx, rx) = mpsc::channel(max_unacked.max(1));
+        let notify = g.mailbox(&partner.region);
+        let mut shutdown = g.shutdown.clone();
+        let span = tracing::info_span!("receive", partner = %partner.name);
+        tokio::spawn(
+            async move {
+                let visibility = (g.config.visibility_timeout_secs * 1000) as i64;
+                let mut sent: Vec<String> = Vec::new();
+                loop {
+                    let notified = notify.notified();
+                    let store = g.store.clone();
+                    let region = partner.region.clone();
+                    let batch = tokio::task::spawn_blocking(
+                        move || -> Result<_, crate::store::StoreError> {
+                            let now = now_ms();
+                            let room = max_unacked.saturating_sub(store.in_flight(&region, now)?);
+                            if room == 0 {
+                                return Ok(vec![]);
+                            }
+                            store.take(&region, room, now, visibility)
+                        },
+                    )
+                    .await;
+                    let batch = match batch {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) => {
+                            let _ = tx.send(Err(internal(e))).await;
+                            break;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(internal(e))).await;
+                            break;
+                        }
+                    };
+                    for d in batch {
+                        sent.push(d.delivery_id.clone());
+                        let delivery = Delivery {
+                            delivery_id: d.delivery_id,
+                            message_id: d.message_id,
+                            document: d.document,
+                            attempt: d.attempt,
+                        };
+                        if tx.send(Ok(delivery)).await.is_err() {
+                            break;
+                        }
+                    }
+                    if tx.is_closed() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        _ = tx.closed() => break,
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                // The stream is gone: what it carried and was not acknowledged is sent again.
+                if !sent.is_empty() {
+                    let store = g.store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.release(&sent)).await;
+                }
+                info!("stream closed");
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
+        let g = self.gateway.clone();
+        let partner = identity::partner(&request, &g.config)?.clone();
+        let ids = request.into_inner().delivery_ids;
+        let store = g.store.clone();
+        let region = partner.region.clone();
+        let n = tokio::task::spawn_blocking(move || store.ack(&region, &ids))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        g.mailbox(&partner.region).notify_waiters();
+        Ok(Response::new(AckReply { acknowledged: n }))
+    }
+}

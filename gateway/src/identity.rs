@@ -1,0 +1,117 @@
+//! Who is calling: the identity is the SAN URI of the client certificate that mutual TLS
+//! verified, looked up in the partner registry. Nothing the caller sends can change it.
+
+use crate::config::{Config, PartnerConfig};
+use tonic::Status;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A connected partner (by registry name).
+    Partner(String),
+    /// An operator (by name).
+    Operator(String),
+}
+
+/// The SAN URIs of a DER certificate.
+pub fn san_uris(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return vec![];
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return vec![];
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The caller of a request, from its verified client certificate.
+pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller, Status> {
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let uris = san_uris(leaf.as_ref());
+    for uri in &uris {
+        if let Some(p) = config.partner_by_identity(uri) {
+            return Ok(Caller::Partner(p.name.clone()));
+        }
+        if let Some(o) = config.operators.iter().find(|o| &o.identity == uri) {
+            return Ok(Caller::Operator(o.name.clone()));
+        }
+    }
+    Err(Status::permission_denied(format!(
+        "certificate identity {} is not in the partner registry",
+        if uris.is_empty() {
+            "(no SAN URI)".to_string()
+        } else {
+            uris.join(", ")
+        }
+    )))
+}
+
+/// The calling partner's registry entry; operators are refused on partner calls.
+pub fn partner<'c, T>(
+    request: &tonic::Request<T>,
+    config: &'c Config,
+) -> Result<&'c PartnerConfig, Status> {
+    match caller(request, config)? {
+        Caller::Partner(name) => config
+            .partners
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Status::permission_denied("unknown partner")),
+        Caller::Operator(name) => Err(Status::permission_denied(format!(
+            "operator {name} cannot exchange documents: use a partner certificate"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{partner_identity, CertificateAuthority};
+
+    #[test]
+    fn reads_the_san_uri_of_an_issued_certificate() {
+        let ca = CertificateAuthority::new("test CA").unwrap();
+        let c = ca
+            .issue_client(&partner_identity("jiangsu"), false)
+            .unwrap();
+        let der = pem_to_der(&c.cert_pem);
+        assert_eq!(san_uris(&der), vec!["urn:yrdx:partner:jiangsu".to_string()]);
+        assert!(san_uris(b"not a certificate").is_empty());
+    }
+
+    fn pem_to_der(pem: &str) -> Vec<u8> {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64_decode(&body)
+    }
+
+    fn base64_decode(s: &str) -> Vec<u8> {
+        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        let (mut buf, mut bits) = (0u32, 0);
+        for c in s.bytes().filter(|c| *c != b'=') {
+            let v = T.iter().position(|t| *t == c).unwrap() as u32;
+            buf = (buf << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buf >> bits) as u8);
+                buf &= (1 << bits) - 1;
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,161 @@
+//! Assembles and runs the gateway: mutual TLS (a client certificate is required), the Exchange
+//! service, gRPC health and reflection, and graceful shutdown.
+
+use crate::config::Config;
+use crate::exchange::{ExchangeService, Gateway};
+use crate::store::SqliteStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tracing::info;
+use yrdx_proto::v1::exchange_server::ExchangeServer;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A file of the configuration could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    let path = config.resolve(p);
+    std::fs::read(&path).map_err(|e| ServeError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A gateway running in the background.
+pub struct RunningGateway {
+    /// The address it listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    handle: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, lets in-flight calls finish, closes streams and the store.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(true);
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Io {
+                path: "server task".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Waits until the server stops (after a shutdown signal).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Io {
+                path: "server task".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// A sender that triggers graceful shutdown.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds the configured address and starts serving.
+pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
+    let config = Arc::new(config);
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read(&config, &config.tls.cert)?,
+            read(&config, &config.tls.key)?,
+        ))
+        .client_ca_root(Certificate::from_pem(read(&config, &config.tls.client_ca)?))
+        .client_auth_optional(false);
+    let store_path = config.resolve(&config.store);
+    let store = Arc::new(SqliteStore::open(&store_path)?);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gateway = Arc::new(Gateway::new(config.clone(), store, shutdown_rx.clone()));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ExchangeServer<ExchangeService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(yrdx_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(yrdx_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Io {
+            path: config.listen.to_string(),
+            message: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Io {
+        path: config.listen.to_string(),
+        message: e.to_string(),
+    })?;
+    let max = config.max_document_bytes + 64 * 1024;
+    let exchange = ExchangeServer::new(ExchangeService::new(gateway))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let router = Server::builder()
+        .tls_config(tls)?
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(exchange);
+    let mut signal = shutdown_rx.clone();
+    info!(%addr, "yrdx gateway listening (mutual TLS required)");
+    let handle = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+                info!("shutting down: no new calls, finishing in-flight ones");
+            })
+            .await?;
+        Ok(())
+    });
+    Ok(RunningGateway {
+        addr,
+        shutdown: shutdown_tx,
+        handle,
+    })
+}
+
+/// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).
+pub fn init_logging(format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Human => builder.try_init(),
+    };
+}

@@ -1,0 +1,459 @@
+//! Durable store behind a small trait: SQLite by default (WAL, `synchronous=FULL`). A submission is
+//! committed in one transaction — its original bytes (evidence), its canonical records and every
+//! delivery it causes — before the partner gets an answer.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's lock was poisoned by a panic elsewhere.
+    #[error("store: lock poisoned")]
+    Poisoned,
+}
+
+/// A canonical record to keep.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// Record kind name (`sampling` …).
+    pub kind: String,
+    /// Record id.
+    pub id: String,
+    /// Canonical JSON of the record.
+    pub canonical: String,
+}
+
+/// A document to queue for a recipient.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// Recipient region (its mailbox).
+    pub recipient: String,
+    /// Message id of the delivered document.
+    pub message_id: String,
+    /// The document, in the recipient's format.
+    pub document: Vec<u8>,
+}
+
+/// Everything one accepted submission writes.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Sender region.
+    pub sender: String,
+    /// Envelope message id.
+    pub message_id: String,
+    /// SHA-256 of the submitted bytes, hex.
+    pub digest: String,
+    /// The submitted bytes.
+    pub document: Vec<u8>,
+    /// The encoded `SubmitReply` to give again on a duplicate.
+    pub reply: Vec<u8>,
+    /// Canonical records.
+    pub records: Vec<StoredRecord>,
+    /// Deliveries caused.
+    pub deliveries: Vec<NewDelivery>,
+    /// Milliseconds since the epoch.
+    pub received_at_ms: i64,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// Stored now.
+    New,
+    /// The same sender and message id were stored before: their digest and reply.
+    Existing {
+        /// Digest of the first submission.
+        digest: String,
+        /// Reply given to the first submission.
+        reply: Vec<u8>,
+    },
+}
+
+/// A delivery taken from a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// Delivery id (to acknowledge).
+    pub delivery_id: String,
+    /// Message id of the document.
+    pub message_id: String,
+    /// The document.
+    pub document: Vec<u8>,
+    /// 1 on first delivery, +1 on each redelivery.
+    pub attempt: u32,
+}
+
+/// The store the gateway needs (a PostgreSQL backend implements the same).
+pub trait Store: Send + Sync {
+    /// The stored submission of a sender and message id: (digest, reply).
+    fn message(
+        &self,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+    /// Commits a submission atomically, or reports the one already stored under its key.
+    fn commit(&self, submission: &Submission) -> Result<Committed, StoreError>;
+    /// The canonical JSON of a record.
+    fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Takes up to `max` visible deliveries of a mailbox, oldest first, making them invisible for
+    /// `visibility_ms` and counting the attempt.
+    fn take(
+        &self,
+        recipient: &str,
+        max: usize,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Deliveries of a mailbox sent and not acknowledged whose visibility has not run out.
+    fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError>;
+    /// Makes unacknowledged deliveries visible again (their stream dropped).
+    fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError>;
+    /// Acknowledges deliveries of a mailbox; returns how many were pending.
+    fn ack(&self, recipient: &str, delivery_ids: &[String]) -> Result<u32, StoreError>;
+    /// Unacknowledged deliveries in a mailbox.
+    fn depth(&self, recipient: &str) -> Result<u64, StoreError>;
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: messages (evidence), records, deliveries.
+    "CREATE TABLE messages (
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        document BLOB NOT NULL,
+        reply BLOB NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (sender, message_id)
+    );
+    CREATE TABLE records (
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        stored_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, record_id)
+    );
+    CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        document BLOB NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        visible_at_ms INTEGER NOT NULL DEFAULT 0,
+        acked INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_mailbox ON deliveries (recipient, acked, seq);",
+];
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file and runs pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        SqliteStore::init(conn)
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        SqliteStore::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+fn parse_ids(ids: &[String]) -> Vec<i64> {
+    ids.iter().filter_map(|s| s.parse::<i64>().ok()).collect()
+}
+
+impl Store for SqliteStore {
+    fn message(
+        &self,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2",
+                params![sender, message_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn commit(&self, s: &Submission) -> Result<Committed, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<(String, Vec<u8>)> = tx
+            .query_row(
+                "SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2",
+                params![s.sender, s.message_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((digest, reply)) = existing {
+            return Ok(Committed::Existing { digest, reply });
+        }
+        tx.execute(
+            "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms],
+        )?;
+        for r in &s.records {
+            tx.execute(
+                "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
+                 canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
+                params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms],
+            )?;
+        }
+        for d in &s.deliveries {
+            tx.execute(
+                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![d.recipient, d.message_id, d.document, s.received_at_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Committed::New)
+    }
+
+    fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2",
+                params![kind, id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn take(
+        &self,
+        recipient: &str,
+        max: usize,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(i64, String, Vec<u8>, u32)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, message_id, document, attempt FROM deliveries
+                 WHERE recipient = ?1 AND acked = 0 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let mapped = stmt.query_map(params![recipient, now_ms, max as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            mapped.collect::<Result<_, _>>()?
+        };
+        for (seq, ..) in &rows {
+            tx.execute(
+                "UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1",
+                params![seq, now_ms + visibility_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, message_id, document, attempt)| PendingDelivery {
+                delivery_id: seq.to_string(),
+                message_id,
+                document,
+                attempt: attempt + 1,
+            })
+            .collect())
+    }
+
+    fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2",
+            params![recipient, now_ms],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        for seq in parse_ids(delivery_ids) {
+            conn.execute(
+                "UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0",
+                params![seq],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn ack(&self, recipient: &str, delivery_ids: &[String]) -> Result<u32, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for seq in parse_ids(delivery_ids) {
+            n += tx.execute(
+                "UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0",
+                params![seq, recipient],
+            )? as u32;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0",
+            params![recipient],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(id: &str, recipients: &[&str]) -> Submission {
+        Submission {
+            sender: "320000".into(),
+            message_id: id.into(),
+            digest: format!("d-{id}"),
+            document: b"doc".to_vec(),
+            reply: b"reply".to_vec(),
+            records: vec![StoredRecord {
+                kind: "sampling".into(),
+                id: format!("S-{id}"),
+                canonical: "{}".into(),
+            }],
+            deliveries: recipients
+                .iter()
+                .map(|r| NewDelivery {
+                    recipient: r.to_string(),
+                    message_id: id.into(),
+                    document: id.as_bytes().to_vec(),
+                })
+                .collect(),
+            received_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn commit_is_idempotent_by_sender_and_message_id() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(
+            s.commit(&submission("M1", &["310000"])).unwrap(),
+            Committed::New
+        );
+        let again = s.commit(&submission("M1", &["310000"])).unwrap();
+        assert_eq!(
+            again,
+            Committed::Existing {
+                digest: "d-M1".into(),
+                reply: b"reply".to_vec()
+            }
+        );
+        assert_eq!(s.depth("310000").unwrap(), 1, "a duplicate queues nothing");
+        assert_eq!(s.record("sampling", "S-M1").unwrap().as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn mailbox_order_visibility_and_ack() {
+        let s = SqliteStore::in_memory().unwrap();
+        for id in ["A", "B", "C"] {
+            s.commit(&submission(id, &["310000", "330000"])).unwrap();
+        }
+        let first = s.take("310000", 2, 1000, 60_000).unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|d| d.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        assert!(first.iter().all(|d| d.attempt == 1));
+        assert_eq!(s.in_flight("310000", 1000).unwrap(), 2);
+        assert_eq!(
+            s.take("310000", 5, 1000, 60_000).unwrap().len(),
+            1,
+            "only C is visible"
+        );
+        // Not acknowledged within the visibility timeout: sent again with attempt 2.
+        let again = s.take("310000", 5, 61_001, 60_000).unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|d| (d.message_id.as_str(), d.attempt))
+                .collect::<Vec<_>>(),
+            [("A", 2), ("B", 2), ("C", 2)]
+        );
+        // Acks only count for the caller's own mailbox.
+        assert_eq!(s.ack("330000", &[again[0].delivery_id.clone()]).unwrap(), 0);
+        assert_eq!(
+            s.ack("310000", &[again[0].delivery_id.clone(), "junk".into()])
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.ack("310000", &[again[0].delivery_id.clone()]).unwrap(),
+            0,
+            "acknowledged once"
+        );
+        assert_eq!(s.depth("310000").unwrap(), 2);
+        s.release(&[again[1].delivery_id.clone()]).unwrap();
+        assert_eq!(
+            s.take("310000", 5, 61_002, 60_000).unwrap()[0].message_id,
+            "B"
+        );
+        assert_eq!(s.depth("330000").unwrap(), 3, "other mailboxes untouched");
+    }
+
+    #[test]
+    fn survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("yrdx-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sqlite");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.commit(&submission("M1", &["310000"])).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.depth("310000").unwrap(), 1);
+        assert!(s.message("320000", "M1").unwrap().is_some());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
