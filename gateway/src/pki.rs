@@ -168,7 +168,15 @@ impl DevPki {
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`.
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
-    let ca = CertificateAuthority::new("yrdx development CA (not for production)")?;
+    init_with(
+        dir,
+        listen,
+        &CertificateAuthority::new("yrdx development CA (not for production)")?,
+    )
+}
+
+/// [`init`] with a given CA (tests keep it to issue more certificates, expired ones too).
+pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<DevPki, PkiError> {
     write(&dir.join("pki/ca.pem"), &ca.cert_pem)?;
     let server = ca.issue_server()?;
     write(&dir.join("pki/server.pem"), &server.cert_pem)?;

@@ -1,0 +1,151 @@
+//! Harness for end-to-end tests: a real gateway with a freshly generated development PKI on a
+//! loopback port, and real tonic clients holding partner certificates.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use yrdx_adapters::{Partner, Record};
+use yrdx_gateway::config::Config;
+use yrdx_gateway::pki::{self, CertificateAuthority, DevPki};
+use yrdx_gateway::server::{self, RunningGateway};
+use yrdx_proto::civil::parse_rfc3339;
+use yrdx_proto::v1::exchange_client::ExchangeClient;
+use yrdx_proto::v1::Envelope;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A gateway under test.
+pub struct TestGateway {
+    /// Its state folder (PKI, configuration, store).
+    pub dir: PathBuf,
+    /// The development PKI.
+    pub pki: DevPki,
+    /// The running server.
+    pub running: Option<RunningGateway>,
+    /// The CA that signed the gateway's and partners' certificates.
+    pub ca: CertificateAuthority,
+}
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("yrdx-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl TestGateway {
+    /// Starts a gateway with the development PKI on a free loopback port.
+    pub async fn start() -> TestGateway {
+        TestGateway::start_with(|t| t).await
+    }
+
+    /// Starts a gateway after editing its configuration text.
+    pub async fn start_with(edit: impl FnOnce(String) -> String) -> TestGateway {
+        let dir = temp_dir("e2e");
+        let ca = CertificateAuthority::new("yrdx test CA").expect("ca");
+        let pki = pki::init_with(&dir, "127.0.0.1:0", &ca).expect("pki");
+        let text = std::fs::read_to_string(&pki.config).expect("config");
+        std::fs::write(&pki.config, edit(text)).expect("config");
+        let mut g = TestGateway {
+            dir,
+            pki,
+            running: None,
+            ca,
+        };
+        g.boot().await;
+        g
+    }
+
+    async fn boot(&mut self) {
+        let config = Config::load(&self.pki.config).expect("config loads");
+        self.running = Some(server::start(config).await.expect("gateway starts"));
+    }
+
+    /// Stops and starts the gateway on the same store (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        self.boot().await;
+    }
+
+    /// Stops the gateway.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The `https://` URL of the running gateway.
+    pub fn url(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}",
+            self.running.as_ref().expect("running").addr.port()
+        )
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.pki.ca_file()).expect("ca")
+    }
+
+    /// An Exchange client holding the named development certificate (`jiangsu`, `ops` …).
+    pub async fn client(&self, name: &str) -> ExchangeClient<Channel> {
+        let (cert, key) = self.pki.client_files(name);
+        let cert = std::fs::read_to_string(cert).expect("cert");
+        let key = std::fs::read_to_string(key).expect("key");
+        self.client_with(Some((cert, key)), &self.ca_pem())
+            .await
+            .expect("connects")
+    }
+
+    /// An Exchange client with any identity (or none) trusting `ca_pem`.
+    pub async fn client_with(
+        &self,
+        identity: Option<(String, String)>,
+        ca_pem: &str,
+    ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca_pem))
+            .domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        let channel = Endpoint::from_shared(self.url())?
+            .tls_config(tls)?
+            .connect()
+            .await?;
+        Ok(ExchangeClient::new(channel))
+    }
+}
+
+/// Encodes records as `sender` would send them to the exchange, in `format`.
+pub fn document(format: Partner, sender: &str, message_id: &str, records: &[Record]) -> Vec<u8> {
+    let envelope = Envelope {
+        message_id: message_id.into(),
+        sender: sender.into(),
+        receiver: "310000".into(),
+        sent_at: parse_rfc3339("2024-03-12T14:30:00+08:00"),
+    };
+    format
+        .encode(&envelope, records, 1)
+        .expect("test document encodes")
+        .bytes
+}
+
+/// A canonical record from a conformance vector (its first record).
+pub fn vector_record(format: Partner, file: &str) -> Record {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../conformance/vectors")
+        .join(file);
+    let bytes = std::fs::read(&path).expect("vector");
+    format
+        .decode(&bytes, &Default::default())
+        .expect("valid vector")
+        .records
+        .remove(0)
+}
