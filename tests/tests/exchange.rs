@@ -108,7 +108,12 @@ async fn every_partner_submits_and_receives_in_its_own_format() {
     let reply = submit(
         &g,
         "jiangsu",
-        document(Partner::Jiangsu, "320000", "JS-CYD-1", &[sampling.clone()]),
+        document(
+            Partner::Jiangsu,
+            "320000",
+            "JS-CYD-1",
+            std::slice::from_ref(&sampling),
+        ),
     )
     .await
     .expect("sampling accepted");
@@ -125,7 +130,7 @@ async fn every_partner_submits_and_receives_in_its_own_format() {
             Partner::Zhejiang,
             "330000",
             "ZJ-JY-1",
-            &[inspection.clone()],
+            std::slice::from_ref(&inspection),
         ),
     )
     .await
