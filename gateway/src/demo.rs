@@ -1,6 +1,6 @@
-//! `yrdx demo`: a short, readable walk through the exchange. Until the gateway server lands it runs
-//! offline: the partners' published examples are decoded, checked, and translated into every other
-//! partner's format and into a SAMR package, showing what each target could not carry.
+//! `yrdx demo --offline`: the partners' published examples decoded, checked, and translated into
+//! every other partner's format and into a SAMR package, showing what each target could not carry
+//! (no gateway; see [`crate::demo_live`] for the live demonstration).
 
 use crate::translate::join_for_samr;
 use std::fmt::Write;

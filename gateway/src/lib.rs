@@ -7,8 +7,10 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod demo;
+pub mod demo_live;
 pub mod exchange;
 pub mod identity;
 pub mod pki;

@@ -42,8 +42,15 @@ enum Command {
         /// Input documents (standard input when none).
         files: Vec<String>,
     },
-    /// Show the exchange at work (offline until the gateway server lands).
-    Demo,
+    /// Show the exchange at work: a live gateway over mutual TLS with simulated partners.
+    Demo {
+        /// Folder for the PKI, configuration and store (recreated on every run).
+        #[arg(long, default_value = "state/demo")]
+        state_dir: String,
+        /// Only translate the partners' examples into each other, without a gateway.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Development PKI: a CA, server and client certificates, and a ready configuration.
     Pki {
         #[command(subcommand)]
@@ -268,16 +275,28 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => serve(&config),
-        Command::Demo => match yrdx_gateway::demo::run_offline() {
-            Ok(account) => {
-                print!("{account}");
-                ExitCode::SUCCESS
+        Command::Demo { state_dir, offline } => {
+            let result = if offline {
+                yrdx_gateway::demo::run_offline()
+            } else {
+                match tokio::runtime::Runtime::new() {
+                    Ok(rt) => rt.block_on(yrdx_gateway::demo_live::run(std::path::Path::new(
+                        &state_dir,
+                    ))),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            match result {
+                Ok(account) => {
+                    print!("{account}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("yrdx demo: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("yrdx demo: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Validate { partner: p, files } => {
             let p = match partner(&p, "partner") {
                 Ok(p) => p,

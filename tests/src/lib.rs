@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
 use yrdx_gateway::config::Config;
 use yrdx_gateway::pki::{self, CertificateAuthority, DevPki};
@@ -109,17 +109,7 @@ impl TestGateway {
         identity: Option<(String, String)>,
         ca_pem: &str,
     ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca_pem))
-            .domain_name("localhost");
-        if let Some((cert, key)) = identity {
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        let channel = Endpoint::from_shared(self.url())?
-            .tls_config(tls)?
-            .connect()
-            .await?;
-        Ok(ExchangeClient::new(channel))
+        yrdx_gateway::client::connect(&self.url(), ca_pem, identity).await
     }
 }
 
