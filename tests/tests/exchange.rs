@@ -458,3 +458,19 @@ async fn a_partner_flood_meets_the_rate_limit() {
     assert!(r.is_ok(), "{r:?}");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_documents_are_refused_before_decoding() {
+    let g = TestGateway::start_with(|t| {
+        t.replace("max_document_bytes = 4194304", "max_document_bytes = 600")
+    })
+    .await;
+    let big = document(Partner::Canonical, "310000", "SH-BIG-1", &[plan()]);
+    assert!(big.len() > 600);
+    let err = submit(&g, "shanghai", big).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // Garbage of the same size is refused the same way: the size is checked before decoding.
+    let err = submit(&g, "shanghai", vec![b'x'; 700]).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    g.stop().await;
+}
