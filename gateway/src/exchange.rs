@@ -73,6 +73,23 @@ impl RecordLookup for StoreLookup<'_> {
     fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String> {
         self.0.record(kind, id).map_err(|e| e.to_string())
     }
+
+    fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String> {
+        self.0
+            .sampling_count(plan_id, region, except)
+            .map_err(|e| e.to_string())
+    }
+
+    fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<String>, String> {
+        self.0
+            .samplings_of_product(uscc, brand, model)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Gateway {
@@ -215,8 +232,9 @@ impl Gateway {
         let mut warnings = Vec::new();
         let mut per_recipient: Vec<(&PartnerConfig, Vec<Record>)> = Vec::new();
         let mut refused = Vec::new();
+        let mut batch = routing::Batch::default();
         for record in &doc.records {
-            let mut route = match routing::route(record, sender, &lookup) {
+            let mut route = match routing::route(record, sender, &lookup, &mut batch) {
                 Ok(r) => r,
                 Err(RouteError::Precondition { record, rule }) => {
                     refused.push(format!("{record}: {rule}"));

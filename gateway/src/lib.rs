@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod demo_live;
+pub mod disposal;
 pub mod exchange;
 pub mod identity;
 pub mod pki;

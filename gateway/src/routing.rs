@@ -5,15 +5,158 @@
 
 use crate::config::{Config, PartnerConfig};
 use yrdx_adapters::{beijing, Record};
-use yrdx_proto::v1::{DisposalCase, SamplingRecord, SpotCheckPlan};
+use yrdx_proto::v1::{
+    DisposalCase, PlanChannel, ProductCategory, RiskSignal, RiskState, SalesChannel,
+    SamplingRecord, SpotCheckPlan,
+};
+use yrdx_proto::Date;
 
 /// Regions that take risk signals (`domain.md` section 6).
 pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
 
-/// Looks stored canonical records up by kind and id.
+/// Looks stored canonical records up.
 pub trait RecordLookup {
     /// The canonical JSON of a stored record.
     fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String>;
+    /// Stored sampling records of a plan and region, other than `except`.
+    fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String>;
+    /// Canonical JSON of stored sampling records of a product (producer USCC, brand, model).
+    fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<String>, String>;
+}
+
+/// Records accepted earlier in the same document (they count towards quotas too).
+#[derive(Debug, Default)]
+pub struct Batch {
+    samplings: Vec<SamplingRecord>,
+}
+
+/// The date `months` calendar months before `d` (the day clamped to the month's length).
+fn months_before(d: &Date, months: i32) -> Date {
+    let total = d.year * 12 + (d.month - 1) - months;
+    let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+    let day = (d.day as u32).min(yrdx_proto::civil::days_in_month(y as i64, m as u32));
+    Date::from_ymd(y, m as u32, day).unwrap_or(*d)
+}
+
+fn sampling_rules(
+    s: &SamplingRecord,
+    plan: &SpotCheckPlan,
+    l: &dyn RecordLookup,
+    batch: &Batch,
+    what: &str,
+) -> Result<Vec<String>, RouteError> {
+    let refuse = |rule: String| {
+        Err(RouteError::Precondition {
+            record: what.to_string(),
+            rule,
+        })
+    };
+    let Some(part) = plan
+        .participants
+        .iter()
+        .find(|p| p.region == s.sampling_region)
+    else {
+        return refuse(format!(
+            "sampling region {} does not participate in plan {}",
+            s.sampling_region, plan.plan_id
+        ));
+    };
+    let category = s.product.as_ref().map(|p| p.category).unwrap_or(0);
+    if !plan.categories.contains(&category) {
+        let code = ProductCategory::try_from(category)
+            .ok()
+            .and_then(yrdx_proto::codes::category_code)
+            .unwrap_or_default();
+        return refuse(format!("category {code} is not in plan {}", plan.plan_id));
+    }
+    let channel_ok = match PlanChannel::try_from(plan.channel) {
+        Ok(PlanChannel::Both) => true,
+        Ok(PlanChannel::Online) => s.channel == SalesChannel::Online as i32,
+        Ok(PlanChannel::Offline) => s.channel == SalesChannel::Offline as i32,
+        _ => false,
+    };
+    if !channel_ok {
+        let ch = SalesChannel::try_from(s.channel)
+            .map(|c| c.as_str_name())
+            .unwrap_or("?");
+        let pc = PlanChannel::try_from(plan.channel)
+            .map(|c| c.as_str_name())
+            .unwrap_or("?");
+        return refuse(format!(
+            "channel {ch} is not allowed by plan {} ({pc})",
+            plan.plan_id
+        ));
+    }
+    if let (Some(on), Some(deadline)) = (&s.sampled_on, &plan.sampling_deadline) {
+        if on.to_days() > deadline.to_days() {
+            return refuse(format!(
+                "sampled on {on}, after plan {}'s sampling deadline {deadline}",
+                plan.plan_id
+            ));
+        }
+    }
+    let stored = l
+        .sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id)
+        .map_err(RouteError::Store)?;
+    let in_batch = batch
+        .samplings
+        .iter()
+        .filter(|b| {
+            b.plan_id == plan.plan_id
+                && b.sampling_region == s.sampling_region
+                && b.sample_id != s.sample_id
+        })
+        .count() as u64;
+    if stored + in_batch >= part.quota.max(0) as u64 {
+        return refuse(format!(
+            "region {}'s quota of {} samples in plan {} is used up",
+            s.sampling_region, part.quota, plan.plan_id
+        ));
+    }
+    // Mutual recognition: accepted, with a warning naming the earlier check.
+    let mut warnings = Vec::new();
+    if let (Some(producer), Some(product), Some(on)) = (&s.producer, &s.product, &s.sampled_on) {
+        let since = months_before(on, 6);
+        let mut earlier: Vec<SamplingRecord> = Vec::new();
+        for json in l
+            .samplings_of_product(&producer.uscc, &product.brand, &product.model)
+            .map_err(RouteError::Store)?
+        {
+            if let Ok(e) = serde_json::from_str::<SamplingRecord>(&json) {
+                earlier.push(e);
+            }
+        }
+        earlier.extend(
+            batch
+                .samplings
+                .iter()
+                .filter(|b| {
+                    b.producer.as_ref().map(|p| &p.uscc) == Some(&producer.uscc)
+                        && b.product
+                            .as_ref()
+                            .is_some_and(|p| p.brand == product.brand && p.model == product.model)
+                })
+                .cloned(),
+        );
+        for e in earlier {
+            let Some(e_on) = e.sampled_on else { continue };
+            if e.sample_id != s.sample_id
+                && e_on.to_days() <= on.to_days()
+                && e_on.to_days() >= since.to_days()
+            {
+                warnings.push(format!(
+                    "mutual recognition: {what}: the same product (producer {}, brand '{}', model '{}') was checked within 6 months — sample {} by region {} on {e_on}; accepted as a follow-up or emergency check",
+                    producer.uscc, product.brand, product.model, e.sample_id, e.sampling_region
+                ));
+            }
+        }
+    }
+    Ok(warnings)
 }
 
 fn lookup<T: serde::de::DeserializeOwned>(
@@ -74,11 +217,13 @@ fn plan_for(
     })
 }
 
-/// Routes one record from `sender`.
+/// Routes one record from `sender`, checking the workflow rules it must meet; `batch` holds the
+/// records accepted earlier in the same document.
 pub fn route(
     record: &Record,
     sender: &PartnerConfig,
     l: &dyn RecordLookup,
+    batch: &mut Batch,
 ) -> Result<Route, RouteError> {
     let mut r = Route::default();
     let from = sender.region.as_str();
@@ -91,6 +236,9 @@ pub fn route(
         }
         Record::Sampling(s) => {
             let plan = plan_for(l, s, &what)?;
+            r.warnings
+                .extend(sampling_rules(s, &plan, l, batch, &what)?);
+            batch.samplings.push(s.clone());
             add(&mut r, &plan.lead_region, from);
         }
         Record::Inspection(i) => {
@@ -108,7 +256,27 @@ pub fn route(
             add(&mut r, &plan.lead_region, from);
             add(&mut r, &sample.sampling_region, from);
         }
-        Record::RiskSignal(_) => {
+        Record::RiskSignal(sig) => {
+            if let Some(held) = lookup::<RiskSignal>(l, "risk_signal", &sig.signal_id)? {
+                if held.state == RiskState::Withdrawn as i32 {
+                    return Err(RouteError::Precondition {
+                        record: what,
+                        rule: format!(
+                            "signal {} was withdrawn at revision {}: WITHDRAWN is final",
+                            held.signal_id, held.revision
+                        ),
+                    });
+                }
+                if sig.revision <= held.revision {
+                    return Err(RouteError::Precondition {
+                        record: what,
+                        rule: format!(
+                            "stale revision {}: revision {} is held; a revision must be higher",
+                            sig.revision, held.revision
+                        ),
+                    });
+                }
+            }
             for region in RISK_SIGNAL_REGIONS {
                 add(&mut r, region, from);
             }

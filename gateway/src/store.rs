@@ -118,6 +118,43 @@ pub trait Store: Send + Sync {
     fn depth(&self, recipient: &str) -> Result<u64, StoreError>;
 }
 
+impl SqliteStore {
+    /// Stored sampling records of a plan and region, other than `except` (quota use).
+    pub fn sampling_count(
+        &self,
+        plan_id: &str,
+        region: &str,
+        except: &str,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != ?3
+             AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2",
+            params![plan_id, region, except],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Canonical JSON of stored sampling records of one product (mutual recognition).
+    pub fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT canonical FROM records WHERE kind = 'sampling'
+             AND json_extract(canonical, '$.producer.uscc') = ?1
+             AND COALESCE(json_extract(canonical, '$.product.brand'), '') = ?2
+             AND COALESCE(json_extract(canonical, '$.product.model'), '') = ?3",
+        )?;
+        let rows = stmt.query_map(params![uscc, brand, model], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 /// The embedded SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,

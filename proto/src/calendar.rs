@@ -11,7 +11,7 @@ use std::path::Path;
 pub const DEFAULT_CALENDAR_TOML: &str = include_str!("../data/calendar.toml");
 
 /// Why a calendar could not be loaded or a deadline computed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CalendarError {
     /// The date falls in a year the calendar file does not cover.
     #[error("the working-day calendar does not cover {year} (needed for {date}); add the year to the calendar file")]

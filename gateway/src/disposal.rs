@@ -1,0 +1,264 @@
+//! The disposal-case state machine and its deadlines (`domain.md` section 5). Pure: the gateway
+//! stores cases and calls [`apply`]; every refused transition changes nothing.
+
+use yrdx_proto::calendar::{Calendar, CalendarError};
+use yrdx_proto::civil::BeijingTime;
+use yrdx_proto::v1::{CaseAction, CaseEvent, CaseStatus, DisposalCase};
+use yrdx_proto::Date;
+
+/// Connected regions other than these go through SAMR (AJYS).
+pub fn responsible_region(producer_region: Option<&str>, seller_region: &str) -> String {
+    yrdx_proto::rules::province_of(producer_region.unwrap_or(seller_region))
+}
+
+/// Which side of the case may take an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The origin (sampling) region.
+    Origin,
+    /// The responsible region.
+    Responsible,
+}
+
+/// How long a stage may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// N working days after the opening day.
+    WorkingDays(u32),
+    /// N calendar days, moved to the next working day when it falls on a day off.
+    CalendarDays(u32),
+}
+
+/// Stage durations (configuration; the defaults follow `domain.md` section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// TRANSFERRED → ACCEPTED/RETURNED.
+    pub transferred: Due,
+    /// ACCEPTED → NOTIFIED.
+    pub accepted: Due,
+    /// NOTIFIED → OBJECTION or RECTIFY_ORDER (objection window).
+    pub notified: Due,
+    /// RECHECKING → RECHECK_PASS/FAIL.
+    pub rechecking: Due,
+    /// RECTIFYING → RECTIFY_VERIFIED.
+    pub rectifying: Due,
+    /// VERIFIED → CLOSE.
+    pub verified: Due,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            transferred: Due::WorkingDays(5),
+            accepted: Due::WorkingDays(10),
+            notified: Due::CalendarDays(15),
+            rechecking: Due::WorkingDays(10),
+            rectifying: Due::CalendarDays(60),
+            verified: Due::WorkingDays(5),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The duration of the stage a status opens (`None` for final states).
+    pub fn for_status(&self, status: CaseStatus) -> Option<Due> {
+        match status {
+            CaseStatus::Transferred => Some(self.transferred),
+            CaseStatus::Accepted => Some(self.accepted),
+            CaseStatus::Notified => Some(self.notified),
+            CaseStatus::Rechecking => Some(self.rechecking),
+            CaseStatus::Rectifying => Some(self.rectifying),
+            CaseStatus::Verified => Some(self.verified),
+            _ => None,
+        }
+    }
+}
+
+/// The due date of a stage opened on `opened` (a Beijing date).
+pub fn due_date(calendar: &Calendar, opened: &Date, due: Due) -> Result<Date, CalendarError> {
+    match due {
+        Due::WorkingDays(n) => calendar.add_working_days(opened, n),
+        Due::CalendarDays(n) => calendar.add_calendar_days(opened, n),
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// Not allowed from the current state.
+    #[error("case {case_id}: {action} is not allowed in state {status} (allowed: {allowed})")]
+    NotAllowed {
+        /// The case.
+        case_id: String,
+        /// The action tried.
+        action: String,
+        /// The current state.
+        status: String,
+        /// The actions allowed now.
+        allowed: String,
+    },
+    /// The wrong region acted.
+    #[error("case {case_id}: only the {side} region {region} may {action}; {by} may not")]
+    WrongRegion {
+        /// The case.
+        case_id: String,
+        /// The action tried.
+        action: String,
+        /// Which side may.
+        side: &'static str,
+        /// That side's region.
+        region: String,
+        /// Who tried.
+        by: String,
+    },
+    /// A RETURN without its note, or a PENALTY without its amount.
+    #[error("case {case_id}: {message}")]
+    Incomplete {
+        /// The case.
+        case_id: String,
+        /// What is missing.
+        message: String,
+    },
+    /// The deadline could not be computed.
+    #[error("case {case_id}: {source}")]
+    Calendar {
+        /// The case.
+        case_id: String,
+        /// The calendar's error.
+        source: CalendarError,
+    },
+}
+
+/// The transition table: (from, action) → (who, to).
+pub fn transition(from: CaseStatus, action: CaseAction) -> Option<(Side, CaseStatus)> {
+    use CaseAction as A;
+    use CaseStatus as S;
+    Some(match (from, action) {
+        (S::Unspecified, A::Transfer) => (Side::Origin, S::Transferred),
+        (S::Transferred, A::Accept) => (Side::Responsible, S::Accepted),
+        (S::Transferred, A::Return) => (Side::Responsible, S::Returned),
+        (S::Accepted, A::Notify) => (Side::Responsible, S::Notified),
+        (S::Notified, A::Objection) => (Side::Responsible, S::Rechecking),
+        (S::Rechecking, A::RecheckPass) => (Side::Responsible, S::Closed),
+        (S::Rechecking, A::RecheckFail) => (Side::Responsible, S::Rectifying),
+        (S::Notified, A::RectifyOrder) => (Side::Responsible, S::Rectifying),
+        (S::Rectifying, A::Penalty) => (Side::Responsible, S::Rectifying),
+        (S::Rectifying, A::RectifyVerified) => (Side::Responsible, S::Verified),
+        (S::Verified, A::Close) => (Side::Responsible, S::Closed),
+        _ => return None,
+    })
+}
+
+const ACTIONS: [CaseAction; 11] = [
+    CaseAction::Transfer,
+    CaseAction::Accept,
+    CaseAction::Return,
+    CaseAction::Notify,
+    CaseAction::Objection,
+    CaseAction::RecheckPass,
+    CaseAction::RecheckFail,
+    CaseAction::RectifyOrder,
+    CaseAction::RectifyVerified,
+    CaseAction::Penalty,
+    CaseAction::Close,
+];
+
+fn name<T: AsRef<str>>(s: T) -> String {
+    s.as_ref().split('_').skip(2).collect::<Vec<_>>().join("_")
+}
+
+/// Applies an event to a case: checks the state, the acting region and the event's own rules,
+/// then returns the new case (status, due date of the new stage, event appended). On error the
+/// case is untouched.
+pub fn apply(
+    case: &DisposalCase,
+    event: &CaseEvent,
+    calendar: &Calendar,
+    deadlines: &Deadlines,
+) -> Result<DisposalCase, TransitionError> {
+    let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
+    let action = CaseAction::try_from(event.action).unwrap_or(CaseAction::Unspecified);
+    let action_name = name(action.as_str_name());
+    let Some((side, to)) = transition(status, action) else {
+        let allowed: Vec<String> = ACTIONS
+            .iter()
+            .filter(|a| transition(status, **a).is_some())
+            .map(|a| name(a.as_str_name()))
+            .collect();
+        return Err(TransitionError::NotAllowed {
+            case_id: case.case_id.clone(),
+            action: action_name,
+            status: if status == CaseStatus::Unspecified {
+                "(new)".into()
+            } else {
+                name(status.as_str_name())
+            },
+            allowed: if allowed.is_empty() {
+                "none: the case is final".into()
+            } else {
+                allowed.join(", ")
+            },
+        });
+    };
+    let (side_name, region) = match side {
+        Side::Origin => ("origin", &case.origin_region),
+        Side::Responsible => ("responsible", &case.responsible_region),
+    };
+    if &event.by_region != region {
+        return Err(TransitionError::WrongRegion {
+            case_id: case.case_id.clone(),
+            action: action_name,
+            side: side_name,
+            region: region.clone(),
+            by: event.by_region.clone(),
+        });
+    }
+    if action == CaseAction::Return && event.note.is_empty() {
+        return Err(TransitionError::Incomplete {
+            case_id: case.case_id.clone(),
+            message: "RETURN requires a note (why it is not our jurisdiction)".into(),
+        });
+    }
+    if (action == CaseAction::Penalty) != event.amount.is_some() {
+        let message = if action == CaseAction::Penalty {
+            "PENALTY requires an amount"
+        } else {
+            "an amount is only allowed on PENALTY"
+        };
+        return Err(TransitionError::Incomplete {
+            case_id: case.case_id.clone(),
+            message: message.into(),
+        });
+    }
+    let mut next = case.clone();
+    next.events.push(event.clone());
+    next.status = to as i32;
+    // A PENALTY keeps the rectification stage and its due date.
+    if to != status {
+        next.due_on = match (deadlines.for_status(to), &event.at) {
+            (Some(due), Some(at)) => Some(
+                due_date(calendar, &BeijingTime::of(at).date, due).map_err(|source| {
+                    TransitionError::Calendar {
+                        case_id: case.case_id.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            _ => None,
+        };
+    }
+    Ok(next)
+}
+
+/// Whether the current stage is overdue on `today` (a Beijing date).
+pub fn is_overdue(case: &DisposalCase, today: &Date) -> bool {
+    let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
+    !yrdx_proto::validate::is_final(status)
+        && case
+            .due_on
+            .as_ref()
+            .is_some_and(|d| d.to_days() < today.to_days())
+}
+
+#[cfg(test)]
+mod tests;
