@@ -29,8 +29,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(fds)?;
 
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptor_bytes)?
-        .build(&[".yrdx.v1", ".google.type"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.build(&[".yrdx.v1", ".google.type"])?;
     Ok(())
 }

@@ -27,47 +27,16 @@ fn cases() -> Vec<Case> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors");
     let mut out = Vec::new();
     for (name, partner, file) in [
-        (
-            "jiangsu/sampling",
-            Partner::Jiangsu,
-            "jiangsu/valid/example-sampling.json",
-        ),
-        (
-            "jiangsu/inspection",
-            Partner::Jiangsu,
-            "jiangsu/valid/example-inspection.json",
-        ),
-        (
-            "zhejiang/sampling",
-            Partner::Zhejiang,
-            "zhejiang/valid/example-sampling.xml",
-        ),
-        (
-            "zhejiang/inspection",
-            Partner::Zhejiang,
-            "zhejiang/valid/example-inspection.xml",
-        ),
-        (
-            "beijing/sampling",
-            Partner::Beijing,
-            "beijing/valid/example-sample.json",
-        ),
-        (
-            "beijing/inspection",
-            Partner::Beijing,
-            "beijing/valid/example-report.json",
-        ),
+        ("jiangsu/sampling", Partner::Jiangsu, "jiangsu/valid/example-sampling.json"),
+        ("jiangsu/inspection", Partner::Jiangsu, "jiangsu/valid/example-inspection.json"),
+        ("zhejiang/sampling", Partner::Zhejiang, "zhejiang/valid/example-sampling.xml"),
+        ("zhejiang/inspection", Partner::Zhejiang, "zhejiang/valid/example-inspection.xml"),
+        ("beijing/sampling", Partner::Beijing, "beijing/valid/example-sample.json"),
+        ("beijing/inspection", Partner::Beijing, "beijing/valid/example-report.json"),
     ] {
         let bytes = std::fs::read(dir.join(file)).expect("vector");
-        let doc = partner
-            .decode(&bytes, &DecodeLimits::default())
-            .expect("valid vector");
-        out.push(Case {
-            name,
-            partner,
-            bytes,
-            doc,
-        });
+        let doc = partner.decode(&bytes, &DecodeLimits::default()).expect("valid vector");
+        out.push(Case { name, partner, bytes, doc });
     }
     out
 }
@@ -99,43 +68,28 @@ fn baseline(c: &Case) -> usize {
 }
 
 fn decode(c: &Case) -> usize {
-    c.partner
-        .decode(&c.bytes, &DecodeLimits::default())
-        .expect("decode")
-        .records
-        .len()
+    c.partner.decode(&c.bytes, &DecodeLimits::default()).expect("decode").records.len()
 }
 
 fn encode(c: &Case) -> usize {
-    c.partner
-        .encode(&c.doc.envelope, &c.doc.records, 1)
-        .expect("encode")
-        .bytes
-        .len()
+    c.partner.encode(&c.doc.envelope, &c.doc.records, 1).expect("encode").bytes.len()
 }
 
 fn criterion_benches(cr: &mut Criterion) {
     for c in cases() {
         let mut g = cr.benchmark_group(c.name);
         g.throughput(Throughput::Bytes(c.bytes.len() as u64));
-        g.bench_function("baseline parse+write", |b| {
-            b.iter(|| baseline(black_box(&c)))
-        });
-        g.bench_function("adapter decode+validate", |b| {
-            b.iter(|| decode(black_box(&c)))
-        });
+        g.bench_function("baseline parse+write", |b| b.iter(|| baseline(black_box(&c))));
+        g.bench_function("adapter decode+validate", |b| b.iter(|| decode(black_box(&c))));
         g.bench_function("adapter encode", |b| b.iter(|| encode(black_box(&c))));
         g.finish();
     }
     let samr_doc = {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../conformance/vectors/samr/valid/example-ccjg.xml");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/samr/valid/example-ccjg.xml");
         std::fs::read(dir).expect("vector")
     };
     cr.bench_function("samr/ccjg decode_package (GB18030 + SM3)", |b| {
-        b.iter(|| {
-            samr::decode_package(black_box(&samr_doc), &DecodeLimits::default()).expect("package")
-        })
+        b.iter(|| samr::decode_package(black_box(&samr_doc), &DecodeLimits::default()).expect("package"))
     });
 }
 
@@ -159,11 +113,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn ratio_table() {
     let quick = std::env::args().any(|a| a == "--test" || a == "--quick");
-    let (rounds, slice) = if quick {
-        (3, Duration::from_millis(20))
-    } else {
-        (15, Duration::from_millis(200))
-    };
+    let (rounds, slice) = if quick { (3, Duration::from_millis(20)) } else { (15, Duration::from_millis(200)) };
     println!("\nadapter vs baseline, same run, alternating, median of {rounds} rounds");
     println!(
         "{:<22} {:>12} {:>10} {:>12} {:>10} {:>10} {:>10}",
@@ -192,10 +142,7 @@ fn ratio_table() {
             er
         );
     }
-    println!(
-        "lowest ratio {worst:.2} (target ≥ 0.50: {})",
-        if worst >= 0.5 { "met" } else { "MISSED" }
-    );
+    println!("lowest ratio {worst:.2} (target ≥ 0.50: {})", if worst >= 0.5 { "met" } else { "MISSED" });
 }
 
 fn main() {

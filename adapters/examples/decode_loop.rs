@@ -2,11 +2,8 @@
 //! usage: decode_loop PARTNER FILE [ITERATIONS]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(partner), Some(file)) = (
-        args.get(1)
-            .and_then(|p| yrdx_adapters::Partner::from_name(p)),
-        args.get(2),
-    ) else {
+    let (Some(partner), Some(file)) = (args.get(1).and_then(|p| yrdx_adapters::Partner::from_name(p)), args.get(2))
+    else {
         eprintln!("usage: decode_loop PARTNER FILE [ITERATIONS]");
         std::process::exit(64);
     };

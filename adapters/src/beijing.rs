@@ -123,10 +123,7 @@ impl<'v, 'c> Reader<'v, 'c> {
             None => String::new(),
             Some(Value::String(s)) => s.trim().to_string(),
             Some(other) => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("expected a string, found {}", json::type_name(other)),
-                );
+                self.cx.error(self.o.at(key), format!("expected a string, found {}", json::type_name(other)));
                 String::new()
             }
         }
@@ -143,16 +140,12 @@ impl<'v, 'c> Reader<'v, 'c> {
             Some(Value::Number(n)) => match n.as_i64() {
                 Some(v) => Some(v),
                 None => {
-                    self.cx
-                        .error(self.o.at(key), format!("{n} is not an integer"));
+                    self.cx.error(self.o.at(key), format!("{n} is not an integer"));
                     None
                 }
             },
             Some(other) => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("expected a number, found {}", json::type_name(other)),
-                );
+                self.cx.error(self.o.at(key), format!("expected a number, found {}", json::type_name(other)));
                 None
             }
         }
@@ -163,8 +156,7 @@ impl<'v, 'c> Reader<'v, 'c> {
             Some(v) => match i32::try_from(v) {
                 Ok(v) => v,
                 Err(_) => {
-                    self.cx
-                        .error(self.o.at(key), format!("{v} is out of range"));
+                    self.cx.error(self.o.at(key), format!("{v} is out of range"));
                     0
                 }
             },
@@ -179,8 +171,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         }
         let d = Date::parse_iso(&text);
         if d.is_none() {
-            self.cx
-                .error(self.o.at(key), format!("'{text}' is not a date yyyy-MM-dd"));
+            self.cx.error(self.o.at(key), format!("'{text}' is not a date yyyy-MM-dd"));
         }
         d
     }
@@ -197,10 +188,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         match category_from_code(&text) {
             Some(c) => c as i32,
             None => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("'{text}' is not a product category code of the catalogue"),
-                );
+                self.cx.error(self.o.at(key), format!("'{text}' is not a product category code of the catalogue"));
                 0
             }
         }
@@ -211,10 +199,7 @@ impl<'v, 'c> Reader<'v, 'c> {
             None => &[],
             Some(Value::Array(a)) => a,
             Some(other) => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("expected an array, found {}", json::type_name(other)),
-                );
+                self.cx.error(self.o.at(key), format!("expected an array, found {}", json::type_name(other)));
                 &[]
             }
         }
@@ -228,10 +213,8 @@ impl<'v, 'c> Reader<'v, 'c> {
             .map(|(i, v)| match v {
                 Value::String(s) => s.trim().to_string(),
                 other => {
-                    self.cx.error(
-                        format!("{path}[{i}]"),
-                        format!("expected a string, found {}", json::type_name(other)),
-                    );
+                    self.cx
+                        .error(format!("{path}[{i}]"), format!("expected a string, found {}", json::type_name(other)));
                     String::new()
                 }
             })
@@ -248,20 +231,12 @@ impl<'v, 'c> Reader<'v, 'c> {
         let o = self.object(key)?;
         o.deny_unknown(&["name", "creditCode", "regionCode", "address"], self.cx);
         let mut r = Reader { o, cx: self.cx };
-        Some(Party {
-            name: r.s("name"),
-            uscc: r.s("creditCode"),
-            region: r.s("regionCode"),
-            address: r.s("address"),
-        })
+        Some(Party { name: r.s("name"), uscc: r.s("creditCode"), region: r.s("regionCode"), address: r.s("address") })
     }
 }
 
 fn epoch_to_timestamp(ms: i64) -> Timestamp {
-    Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
 fn timestamp_to_epoch(t: &Timestamp) -> i64 {
@@ -275,28 +250,19 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     let Some(top) = Obj::of(&root, "", &mut cx) else {
         return Err(DecodeError::Invalid(cx.problems));
     };
-    top.deny_unknown(
-        &["messageId", "type", "from", "to", "timestamp", "payload"],
-        &mut cx,
-    );
-    let mut r = Reader {
-        o: top,
-        cx: &mut cx,
-    };
+    top.deny_unknown(&["messageId", "type", "from", "to", "timestamp", "payload"], &mut cx);
+    let mut r = Reader { o: top, cx: &mut cx };
     let message_id = r.s("messageId");
     if !rules::IdPattern::Message.matches(&message_id) {
-        r.cx.error(
-            "messageId",
-            format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"),
-        );
+        r.cx.error("messageId", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
     }
     let type_text = r.s("type");
-    let kind = MESSAGE_TYPES
-        .iter()
-        .find(|(t, _)| *t == type_text)
-        .map(|(_, k)| *k);
+    let kind = MESSAGE_TYPES.iter().find(|(t, _)| *t == type_text).map(|(_, k)| *k);
     if kind.is_none() {
-        r.cx.error("type", format!("'{type_text}' is not a message type (PLAN, SAMPLE, REPORT, CASE_TRANSFER, CASE_FEEDBACK)"));
+        r.cx.error(
+            "type",
+            format!("'{type_text}' is not a message type (PLAN, SAMPLE, REPORT, CASE_TRANSFER, CASE_FEEDBACK)"),
+        );
     }
     let sender = r.s("from");
     let receiver = r.s("to");
@@ -313,12 +279,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     if payload.is_none() && r.value("payload").is_none() {
         r.cx.error("payload", "required (one record)");
     }
-    let envelope = Envelope {
-        message_id,
-        sender,
-        receiver,
-        sent_at,
-    };
+    let envelope = Envelope { message_id, sender, receiver, sent_at };
     let mut records = Vec::new();
     if let (Some(kind), Some(o)) = (kind, payload) {
         let start = cx.problems.len();
@@ -390,19 +351,13 @@ fn decode_plan(r: &mut Reader<'_, '_>) -> SpotCheckPlan {
         };
         po.deny_unknown(&["regionCode", "quota"], r.cx);
         let mut pr = Reader { o: po, cx: r.cx };
-        participants.push(PlanParticipant {
-            region: pr.s("regionCode"),
-            quota: pr.i32("quota"),
-        });
+        participants.push(PlanParticipant { region: pr.s("regionCode"), quota: pr.i32("quota") });
     }
     let channel = match r.s("channel").as_str() {
         "ONLINE" => PlanChannel::Online as i32,
         "" => 0,
         other => {
-            r.cx.error(
-                r.o.at("channel"),
-                format!("'{other}' is not a channel Beijing takes (only \"ONLINE\")"),
-            );
+            r.cx.error(r.o.at("channel"), format!("'{other}' is not a channel Beijing takes (only \"ONLINE\")"));
             0
         }
     };
@@ -467,17 +422,7 @@ fn decode_sample(r: &mut Reader<'_, '_>) -> SamplingRecord {
         }
     });
     let product = r.object("product").map(|o| {
-        o.deny_unknown(
-            &[
-                "name",
-                "categoryCode",
-                "brand",
-                "model",
-                "batchNo",
-                "productionDate",
-            ],
-            r.cx,
-        );
+        o.deny_unknown(&["name", "categoryCode", "brand", "model", "batchNo", "productionDate"], r.cx);
         let mut pr = Reader { o, cx: r.cx };
         Product {
             name: pr.s("name"),
@@ -508,17 +453,7 @@ fn decode_sample(r: &mut Reader<'_, '_>) -> SamplingRecord {
 }
 
 fn decode_report(r: &mut Reader<'_, '_>) -> InspectionResult {
-    r.o.deny_unknown(
-        &[
-            "reportNo",
-            "sampleNo",
-            "lab",
-            "issueDate",
-            "conclusion",
-            "unqualifiedItems",
-        ],
-        r.cx,
-    );
+    r.o.deny_unknown(&["reportNo", "sampleNo", "lab", "issueDate", "conclusion", "unqualifiedItems"], r.cx);
     let (lab_name, lab_cma) = match r.object("lab") {
         Some(o) => {
             o.deny_unknown(&["name", "cma"], r.cx);
@@ -534,10 +469,7 @@ fn decode_report(r: &mut Reader<'_, '_>) -> InspectionResult {
         Some(0) => Conclusion::Conforming as i32,
         Some(1) => Conclusion::Nonconforming as i32,
         Some(other) => {
-            r.cx.error(
-                r.o.at("conclusion"),
-                format!("{other} is not 0 (conforming) or 1 (nonconforming)"),
-            );
+            r.cx.error(r.o.at("conclusion"), format!("{other} is not 0 (conforming) or 1 (nonconforming)"));
             0
         }
         None => 0,
@@ -548,26 +480,13 @@ fn decode_report(r: &mut Reader<'_, '_>) -> InspectionResult {
         let Some(io) = Obj::of(v, format!("{base}[{i}]"), r.cx) else {
             continue;
         };
-        io.deny_unknown(
-            &[
-                "name",
-                "standard",
-                "requirement",
-                "measured",
-                "unit",
-                "severity",
-            ],
-            r.cx,
-        );
+        io.deny_unknown(&["name", "standard", "requirement", "measured", "unit", "severity"], r.cx);
         let mut ir = Reader { o: io, cx: r.cx };
         let severity = match ir.int("severity", true) {
             Some(1) => Severity::Serious as i32,
             Some(2) => Severity::General as i32,
             Some(other) => {
-                ir.cx.error(
-                    ir.o.at("severity"),
-                    format!("{other} is not 1 (serious) or 2 (general)"),
-                );
+                ir.cx.error(ir.o.at("severity"), format!("{other} is not 1 (serious) or 2 (general)"));
                 0
             }
             None => 0,
@@ -595,15 +514,7 @@ fn decode_report(r: &mut Reader<'_, '_>) -> InspectionResult {
 
 fn decode_transfer(r: &mut Reader<'_, '_>) -> DisposalCase {
     r.o.deny_unknown(
-        &[
-            "caseNo",
-            "originRegion",
-            "responsibleRegion",
-            "sampleNo",
-            "reportNo",
-            "openedAt",
-            "dueDate",
-        ],
+        &["caseNo", "originRegion", "responsibleRegion", "sampleNo", "reportNo", "openedAt", "dueDate"],
         r.cx,
     );
     let due_on = r.date("dueDate");
@@ -624,26 +535,12 @@ fn decode_transfer(r: &mut Reader<'_, '_>) -> DisposalCase {
 }
 
 fn decode_feedback(r: &mut Reader<'_, '_>) -> CaseFeedback {
-    r.o.deny_unknown(
-        &[
-            "caseNo",
-            "eventNo",
-            "byRegion",
-            "at",
-            "action",
-            "note",
-            "amountFen",
-        ],
-        r.cx,
-    );
+    r.o.deny_unknown(&["caseNo", "eventNo", "byRegion", "at", "action", "note", "amountFen"], r.cx);
     let action = match r.int("action", true) {
         Some(n) => match ACTION.iter().find(|(c, _)| *c == n) {
             Some((_, a)) => *a as i32,
             None => {
-                r.cx.error(
-                    r.o.at("action"),
-                    format!("{n} is not an action code (1–10)"),
-                );
+                r.cx.error(r.o.at("action"), format!("{n} is not an action code (1–10)"));
                 0
             }
         },
@@ -677,15 +574,11 @@ fn put(m: &mut Map<String, Value>, key: &str, v: impl Into<Value>) {
 }
 
 fn date_value(d: &Option<Date>) -> Value {
-    d.as_ref()
-        .map(|d| Value::String(d.to_string()))
-        .unwrap_or(Value::Null)
+    d.as_ref().map(|d| Value::String(d.to_string())).unwrap_or(Value::Null)
 }
 
 fn epoch_value(t: &Option<Timestamp>) -> Value {
-    t.as_ref()
-        .map(|t| Value::from(timestamp_to_epoch(t)))
-        .unwrap_or(Value::Null)
+    t.as_ref().map(|t| Value::from(timestamp_to_epoch(t))).unwrap_or(Value::Null)
 }
 
 fn party_value(p: &Party) -> Value {
@@ -698,19 +591,11 @@ fn party_value(p: &Party) -> Value {
 }
 
 fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c)
-        .ok()
-        .and_then(category_code)
-        .unwrap_or_default()
+    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
 }
 
 fn unsupported(kind: RecordKind, id: String, reason: &str) -> EncodeError {
-    EncodeError::Unsupported {
-        partner: "Beijing",
-        kind,
-        record_id: id,
-        reason: reason.into(),
-    }
+    EncodeError::Unsupported { partner: "Beijing", kind, record_id: id, reason: reason.into() }
 }
 
 /// Whether Beijing can take this record at all (online-sales records only; no risk signals or
@@ -718,26 +603,18 @@ fn unsupported(kind: RecordKind, id: String, reason: &str) -> EncodeError {
 pub fn refusal(record: &Record) -> Option<EncodeError> {
     let id = record.id();
     match record {
-        Record::Plan(p) if p.channel == PlanChannel::Offline as i32 => Some(unsupported(
-            RecordKind::Plan,
-            id,
-            "Beijing takes only plans whose channel is ONLINE or BOTH",
-        )),
-        Record::Sampling(s) if s.channel != SalesChannel::Online as i32 => Some(unsupported(
-            RecordKind::Sampling,
-            id,
-            "Beijing takes only online sampling records (channel OFFLINE)",
-        )),
+        Record::Plan(p) if p.channel == PlanChannel::Offline as i32 => {
+            Some(unsupported(RecordKind::Plan, id, "Beijing takes only plans whose channel is ONLINE or BOTH"))
+        }
+        Record::Sampling(s) if s.channel != SalesChannel::Online as i32 => {
+            Some(unsupported(RecordKind::Sampling, id, "Beijing takes only online sampling records (channel OFFLINE)"))
+        }
         Record::Plan(_)
         | Record::Sampling(_)
         | Record::Inspection(_)
         | Record::CaseTransfer(_)
         | Record::CaseFeedback(_) => None,
-        other => Some(unsupported(
-            other.kind(),
-            id,
-            "the Beijing interface has no message type for this record",
-        )),
+        other => Some(unsupported(other.kind(), id, "the Beijing interface has no message type for this record")),
     }
 }
 
@@ -749,11 +626,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
         return Err(e);
     }
     check_before_encode(records)?;
-    let type_name = MESSAGE_TYPES
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .map(|(t, _)| *t)
-        .unwrap_or("");
+    let type_name = MESSAGE_TYPES.iter().find(|(_, k)| *k == kind).map(|(t, _)| *t).unwrap_or("");
     let mut losses = Vec::new();
     precision_losses(records, 1_000_000, &mut losses);
     let mut payload = Map::new();
@@ -764,8 +637,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
                 losses.push(Loss {
                     record_id: id.clone(),
                     field: "channel".into(),
-                    detail: "BOTH sent to Beijing as ONLINE (Beijing takes online sales only)"
-                        .into(),
+                    detail: "BOTH sent to Beijing as ONLINE (Beijing takes online sales only)".into(),
                 });
             }
             put(&mut payload, "planCode", p.plan_id.clone());
@@ -784,21 +656,9 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
                 .collect();
             put(&mut payload, "participants", parts);
             put(&mut payload, "channel", "ONLINE");
-            let cats: Vec<Value> = p
-                .categories
-                .iter()
-                .map(|c| Value::String(category_str(*c)))
-                .collect();
+            let cats: Vec<Value> = p.categories.iter().map(|c| Value::String(category_str(*c))).collect();
             put(&mut payload, "categoryCodes", cats);
-            put(
-                &mut payload,
-                "standards",
-                p.standards
-                    .iter()
-                    .cloned()
-                    .map(Value::String)
-                    .collect::<Vec<_>>(),
-            );
+            put(&mut payload, "standards", p.standards.iter().cloned().map(Value::String).collect::<Vec<_>>());
             put(&mut payload, "deadline", date_value(&p.sampling_deadline));
             put(&mut payload, "publishedAt", epoch_value(&p.published_at));
         }
@@ -808,11 +668,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             put(&mut payload, "regionCode", s.sampling_region.clone());
             put(&mut payload, "samplingAgency", s.sampling_org.clone());
             put(&mut payload, "sampleDate", date_value(&s.sampled_on));
-            put(
-                &mut payload,
-                "seller",
-                party_value(&s.seller.clone().unwrap_or_default()),
-            );
+            put(&mut payload, "seller", party_value(&s.seller.clone().unwrap_or_default()));
             if let Some(p) = &s.producer {
                 put(&mut payload, "manufacturer", party_value(p));
             }
@@ -848,25 +704,14 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             put(&mut lab, "cma", r.lab_cma.clone());
             put(&mut payload, "lab", Value::Object(lab));
             put(&mut payload, "issueDate", date_value(&r.issued_on));
-            put(
-                &mut payload,
-                "conclusion",
-                if r.conclusion == Conclusion::Nonconforming as i32 {
-                    1
-                } else {
-                    0
-                },
-            );
+            put(&mut payload, "conclusion", if r.conclusion == Conclusion::Nonconforming as i32 { 1 } else { 0 });
             let mut items = Vec::new();
             for (i, it) in r.items.iter().enumerate() {
                 if it.verdict != Verdict::Fail as i32 {
                     losses.push(Loss {
                         record_id: id.clone(),
                         field: format!("items[{i}]"),
-                        detail: format!(
-                            "passing item '{}' has no place in a Beijing report",
-                            it.name
-                        ),
+                        detail: format!("passing item '{}' has no place in a Beijing report", it.name),
                     });
                     continue;
                 }
@@ -876,15 +721,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
                 put_opt(&mut m, "requirement", &it.requirement);
                 put_opt(&mut m, "measured", &it.measured);
                 put_opt(&mut m, "unit", &it.unit);
-                put(
-                    &mut m,
-                    "severity",
-                    if it.severity == Severity::Serious as i32 {
-                        1
-                    } else {
-                        2
-                    },
-                );
+                put(&mut m, "severity", if it.severity == Severity::Serious as i32 { 1 } else { 2 });
                 items.push(Value::Object(m));
             }
             put(&mut payload, "unqualifiedItems", items);
@@ -893,11 +730,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             crate::jiangsu::transfer_losses(c, &mut losses);
             put(&mut payload, "caseNo", c.case_id.clone());
             put(&mut payload, "originRegion", c.origin_region.clone());
-            put(
-                &mut payload,
-                "responsibleRegion",
-                c.responsible_region.clone(),
-            );
+            put(&mut payload, "responsibleRegion", c.responsible_region.clone());
             put(&mut payload, "sampleNo", c.sample_id.clone());
             put(&mut payload, "reportNo", c.report_no.clone());
             put(&mut payload, "openedAt", epoch_value(&c.opened_at));
@@ -909,11 +742,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             put(&mut payload, "eventNo", e.event_id);
             put(&mut payload, "byRegion", e.by_region);
             put(&mut payload, "at", epoch_value(&e.at));
-            let code = ACTION
-                .iter()
-                .find(|(_, a)| *a as i32 == e.action)
-                .map(|(c, _)| *c)
-                .unwrap_or(0);
+            let code = ACTION.iter().find(|(_, a)| *a as i32 == e.action).map(|(c, _)| *c).unwrap_or(0);
             put(&mut payload, "action", code);
             put_opt(&mut payload, "note", &e.note);
             if let Some(a) = e.amount {
@@ -929,8 +758,5 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
     put(&mut root, "to", envelope.receiver.clone());
     put(&mut root, "timestamp", epoch_value(&envelope.sent_at));
     put(&mut root, "payload", Value::Object(payload));
-    Ok(Encoded {
-        bytes: json::to_bytes(&Value::Object(root)),
-        losses,
-    })
+    Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses })
 }

@@ -49,13 +49,8 @@ fn record_from(kind: RecordKind, v: &Value, path: &str, cx: &mut Ctx) -> Option<
             };
             let case: DisposalCase = parse_as(part("case", cx)?, &o.at("case"), cx)?;
             let sampling: SamplingRecord = parse_as(part("sampling", cx)?, &o.at("sampling"), cx)?;
-            let inspection: InspectionResult =
-                parse_as(part("inspection", cx)?, &o.at("inspection"), cx)?;
-            Record::CaseForward(Box::new(CaseForward {
-                case,
-                sampling,
-                inspection,
-            }))
+            let inspection: InspectionResult = parse_as(part("inspection", cx)?, &o.at("inspection"), cx)?;
+            Record::CaseForward(Box::new(CaseForward { case, sampling, inspection }))
         }
     })
 }
@@ -77,10 +72,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             let kind = RecordKind::from_name(k);
             if kind.is_none() {
                 let names: Vec<&str> = RecordKind::ALL.iter().map(|k| k.name()).collect();
-                cx.error(
-                    "kind",
-                    format!("'{k}' is not a record kind ({})", names.join(", ")),
-                );
+                cx.error("kind", format!("'{k}' is not a record kind ({})", names.join(", ")));
             }
             kind
         }
@@ -104,12 +96,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             let start = cx.problems.len();
             if let Some(r) = record_from(kind, v, &path, &mut cx) {
                 cx.record_id = Some(r.id());
-                cx.rule_violations(
-                    start,
-                    r.validate()
-                        .into_iter()
-                        .map(|v| (format!("{path}.{}", v.path), v.message)),
-                );
+                cx.rule_violations(start, r.validate().into_iter().map(|v| (format!("{path}.{}", v.path), v.message)));
                 records.push(r);
             }
         }
@@ -154,12 +141,6 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
     let mut root = Map::new();
     root.insert("envelope".into(), to_value(envelope));
     root.insert("kind".into(), Value::String(kind.name().into()));
-    root.insert(
-        "records".into(),
-        Value::Array(records.iter().map(record_to_value).collect()),
-    );
-    Ok(Encoded {
-        bytes: json::to_bytes(&Value::Object(root)),
-        losses: vec![],
-    })
+    root.insert("records".into(), Value::Array(records.iter().map(record_to_value).collect()));
+    Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses: vec![] })
 }

@@ -23,10 +23,7 @@ const CHANNEL_PLAN: &[(&str, i32)] = &[("1", 1), ("2", 2), ("3", 3)];
 const CHANNEL_SAMPLE: &[(&str, i32)] = &[("1", 1), ("2", 2)];
 const CONCLUSION: &[(&str, i32)] = &[("1", 1), ("2", 2)];
 const VERDICT: &[(&str, i32)] = &[("1", 1), ("2", 2)];
-const SEVERITY: &[(&str, i32)] = &[
-    ("A", Severity::Serious as i32),
-    ("B", Severity::General as i32),
-];
+const SEVERITY: &[(&str, i32)] = &[("A", Severity::Serious as i32), ("B", Severity::General as i32)];
 const ACTION: &[(&str, i32)] = &[
     ("01", CaseAction::Accept as i32),
     ("02", CaseAction::Return as i32),
@@ -40,16 +37,7 @@ const ACTION: &[(&str, i32)] = &[
     ("10", CaseAction::Close as i32),
 ];
 const STATE: &[(&str, i32)] = &[("1", 1), ("2", 2), ("3", 3)];
-const SOURCE: &[(&str, i32)] = &[
-    ("1", 1),
-    ("2", 2),
-    ("3", 3),
-    ("4", 4),
-    ("5", 5),
-    ("6", 6),
-    ("7", 7),
-    ("8", 8),
-];
+const SOURCE: &[(&str, i32)] = &[("1", 1), ("2", 2), ("3", 3), ("4", 4), ("5", 5), ("6", 6), ("7", 7), ("8", 8)];
 const LEVEL: &[(&str, i32)] = &[("1", 1), ("2", 2), ("3", 3), ("4", 4)];
 const HAZARD: &[(&str, i32)] = &[
     ("01", Hazard::ElectricShock as i32),
@@ -73,9 +61,7 @@ const MESSAGE_TYPES: &[(&str, RecordKind)] = &[
     ("FXXX", RecordKind::RiskSignal),
 ];
 
-const PLAN_KEYS: &[&str] = &[
-    "JHBH", "JHMC", "ND", "QTDQ", "CYDQ", "QD", "CPFL", "YJBZ", "JZRQ", "FBSJ",
-];
+const PLAN_KEYS: &[&str] = &["JHBH", "JHMC", "ND", "QTDQ", "CYDQ", "QD", "CPFL", "YJBZ", "JZRQ", "FBSJ"];
 const SAMPLING_KEYS: &[&str] = &[
     "CYDBH",
     "JHBH",
@@ -112,8 +98,8 @@ const ITEM_KEYS: &[&str] = &["XMMC", "YJBZ", "BZYQ", "SCJG", "DW", "DXPD", "BHGC
 const TRANSFER_KEYS: &[&str] = &["AJBH", "YSDQ", "CBDQ", "CYDBH", "BGBH", "YSSJ", "QX"];
 const FEEDBACK_KEYS: &[&str] = &["AJBH", "FKBH", "FKDQ", "FKSJ", "DZ", "SM", "CFJE"];
 const RISK_KEYS: &[&str] = &[
-    "FXBH", "BB", "ZT", "SBDQ", "FXRQ", "LY", "CPMC", "CPFL", "SB", "GGXH", "PH", "SCRQ", "WHLX",
-    "FXDJ", "FXMS", "QGX", "GLCYD", "JYCS",
+    "FXBH", "BB", "ZT", "SBDQ", "FXRQ", "LY", "CPMC", "CPFL", "SB", "GGXH", "PH", "SCRQ", "WHLX", "FXDJ", "FXMS",
+    "QGX", "GLCYD", "JYCS",
 ];
 
 /// Canonical field paths → Jiangsu keys, for the domain rules' violations.
@@ -225,17 +211,11 @@ impl<'v, 'c> Reader<'v, 'c> {
             None => String::new(),
             Some(Value::String(s)) => s.trim().to_string(),
             Some(Value::Null) => {
-                self.cx.error(
-                    self.o.at(key),
-                    "null is not allowed (an absent value is \"\")",
-                );
+                self.cx.error(self.o.at(key), "null is not allowed (an absent value is \"\")");
                 String::new()
             }
             Some(other) => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("expected a JSON string, found {}", json::type_name(other)),
-                );
+                self.cx.error(self.o.at(key), format!("expected a JSON string, found {}", json::type_name(other)));
                 String::new()
             }
         }
@@ -248,8 +228,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         }
         let d = Date::parse_compact(&text);
         if d.is_none() {
-            self.cx
-                .error(self.o.at(key), format!("'{text}' is not a date yyyyMMdd"));
+            self.cx.error(self.o.at(key), format!("'{text}' is not a date yyyyMMdd"));
         }
         d
     }
@@ -262,10 +241,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         match BeijingTime::parse_compact(&text) {
             Some(t) => Some(t.to_timestamp()),
             None => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("'{text}' is not a time yyyyMMddHHmmss (Beijing time)"),
-                );
+                self.cx.error(self.o.at(key), format!("'{text}' is not a time yyyyMMddHHmmss (Beijing time)"));
                 None
             }
         }
@@ -274,15 +250,13 @@ impl<'v, 'c> Reader<'v, 'c> {
     fn int(&mut self, key: &str) -> i32 {
         let text = self.s(key);
         if text.is_empty() {
-            self.cx
-                .error(self.o.at(key), "required (a decimal integer as a string)");
+            self.cx.error(self.o.at(key), "required (a decimal integer as a string)");
             return 0;
         }
         match text.parse::<i32>() {
             Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => {
-                self.cx
-                    .error(self.o.at(key), format!("'{text}' is not a decimal integer"));
+                self.cx.error(self.o.at(key), format!("'{text}' is not a decimal integer"));
                 0
             }
         }
@@ -292,10 +266,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         let text = self.s(key);
         if text.is_empty() {
             if required {
-                self.cx.error(
-                    self.o.at(key),
-                    "required (yuan with two decimals, e.g. 128.00)",
-                );
+                self.cx.error(self.o.at(key), "required (yuan with two decimals, e.g. 128.00)");
             }
             return None;
         }
@@ -326,10 +297,7 @@ impl<'v, 'c> Reader<'v, 'c> {
             Some(Value::Array(a)) => a,
             Some(Value::String(s)) if s.is_empty() => &[],
             Some(other) => {
-                self.cx.error(
-                    self.o.at(key),
-                    format!("expected a JSON array, found {}", json::type_name(other)),
-                );
+                self.cx.error(self.o.at(key), format!("expected a JSON array, found {}", json::type_name(other)));
                 &[]
             }
         }
@@ -362,13 +330,7 @@ fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
         Some((_, v)) => *v,
         None => {
             let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
-            cx.error(
-                path,
-                format!(
-                    "'{text}' is not a code of this field (expected one of {})",
-                    codes.join(", ")
-                ),
-            );
+            cx.error(path, format!("'{text}' is not a code of this field (expected one of {})", codes.join(", ")));
             0
         }
     }
@@ -381,21 +343,14 @@ fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
     match category_from_code(text) {
         Some(c) => c as i32,
         None => {
-            cx.error(
-                path,
-                format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"),
-            );
+            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
             0
         }
     }
 }
 
 fn code_of(value: i32, table: &[(&'static str, i32)]) -> &'static str {
-    table
-        .iter()
-        .find(|(_, v)| *v == value)
-        .map(|(c, _)| *c)
-        .unwrap_or("")
+    table.iter().find(|(_, v)| *v == value).map(|(c, _)| *c).unwrap_or("")
 }
 
 /// Decodes a Jiangsu message: the envelope and every record, checked against the interface
@@ -417,13 +372,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     let data: &[Value] = match top.get("DATA") {
         Some(Value::Array(a)) => a,
         Some(other) => {
-            cx.error(
-                "DATA",
-                format!(
-                    "expected a JSON array of records, found {}",
-                    json::type_name(other)
-                ),
-            );
+            cx.error("DATA", format!("expected a JSON array of records, found {}", json::type_name(other)));
             &[]
         }
         None => {
@@ -432,10 +381,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         }
     };
     if top.get("DATA").is_some_and(Value::is_array) && !(1..=MAX_RECORDS).contains(&data.len()) {
-        cx.error(
-            "DATA",
-            format!("expected 1–{MAX_RECORDS} records, found {}", data.len()),
-        );
+        cx.error("DATA", format!("expected 1–{MAX_RECORDS} records, found {}", data.len()));
     }
     let mut records = Vec::with_capacity(data.len());
     if let Some(kind) = kind {
@@ -473,30 +419,18 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     let mut r = Reader { o, cx };
     let message_id = r.s("XXBH");
     if !rules::IdPattern::Message.matches(&message_id) {
-        r.cx.error(
-            "HEAD.XXBH",
-            format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"),
-        );
+        r.cx.error("HEAD.XXBH", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
     }
     let xxlx = r.s("XXLX");
-    let kind = MESSAGE_TYPES
-        .iter()
-        .find(|(c, _)| *c == xxlx)
-        .map(|(_, k)| *k);
+    let kind = MESSAGE_TYPES.iter().find(|(c, _)| *c == xxlx).map(|(_, k)| *k);
     if kind.is_none() {
-        r.cx.error(
-            "HEAD.XXLX",
-            format!("'{xxlx}' is not a message type (expected JH, CYD, JYBG, CZYS, CZFK or FXXX)"),
-        );
+        r.cx.error("HEAD.XXLX", format!("'{xxlx}' is not a message type (expected JH, CYD, JYBG, CZYS, CZFK or FXXX)"));
     }
     let sender = r.s("FSF");
     let receiver = r.s("JSF");
     for (key, v) in [("FSF", &sender), ("JSF", &receiver)] {
         if !rules::is_region(v) && !rules::is_samr(v) {
-            r.cx.error(
-                format!("HEAD.{key}"),
-                format!("'{v}' is not a region code or SAMR"),
-            );
+            r.cx.error(format!("HEAD.{key}"), format!("'{v}' is not a region code or SAMR"));
         }
     }
     let sent_at = r.time("FSSJ");
@@ -505,20 +439,9 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     }
     let version = r.s("BBH");
     if version != VERSION {
-        r.cx.error(
-            "HEAD.BBH",
-            format!("'{version}' is not the interface version {VERSION}"),
-        );
+        r.cx.error("HEAD.BBH", format!("'{version}' is not the interface version {VERSION}"));
     }
-    (
-        Envelope {
-            message_id,
-            sender,
-            receiver,
-            sent_at,
-        },
-        kind,
-    )
+    (Envelope { message_id, sender, receiver, sent_at }, kind)
 }
 
 fn decode_record(kind: RecordKind, o: Obj<'_>, cx: &mut Ctx) -> Record {
@@ -554,10 +477,7 @@ fn decode_plan(o: Obj<'_>, cx: &mut Ctx) -> SpotCheckPlan {
         };
         po.deny_unknown(&["DQ", "PE"], r.cx);
         let mut pr = Reader { o: po, cx: r.cx };
-        participants.push(PlanParticipant {
-            region: pr.s("DQ"),
-            quota: pr.int("PE"),
-        });
+        participants.push(PlanParticipant { region: pr.s("DQ"), quota: pr.int("PE") });
     }
     let categories = r
         .strings("CPFL")
@@ -594,34 +514,18 @@ fn decode_sampling(o: Obj<'_>, cx: &mut Ctx) -> SamplingRecord {
     o.deny_unknown(SAMPLING_KEYS, cx);
     let mut r = Reader { o, cx };
     let channel = r.code("QD", CHANNEL_SAMPLE);
-    let seller = Party {
-        name: r.s("BCYDWMC"),
-        uscc: r.s("BCYDWXYDM"),
-        region: r.s("BCYDWQH"),
-        address: r.s("BCYDWDZ"),
-    };
-    let producer = Party {
-        name: r.s("SCQYMC"),
-        uscc: r.s("SCQYXYDM"),
-        region: r.s("SCQYQH"),
-        address: r.s("SCQYDZ"),
-    };
-    let shop = OnlineShop {
-        platform: r.s("WDPT"),
-        shop_name: r.s("WDMC"),
-        shop_url: r.s("WDDZ"),
-        order_no: r.s("DDH"),
-    };
+    let seller =
+        Party { name: r.s("BCYDWMC"), uscc: r.s("BCYDWXYDM"), region: r.s("BCYDWQH"), address: r.s("BCYDWDZ") };
+    let producer = Party { name: r.s("SCQYMC"), uscc: r.s("SCQYXYDM"), region: r.s("SCQYQH"), address: r.s("SCQYDZ") };
+    let shop =
+        OnlineShop { platform: r.s("WDPT"), shop_name: r.s("WDMC"), shop_url: r.s("WDDZ"), order_no: r.s("DDH") };
     let shop_given = shop != OnlineShop::default();
     let shop = if channel == SalesChannel::Online as i32 {
         Some(shop)
     } else if channel == SalesChannel::Offline as i32 {
-        for (key, v) in [
-            ("WDPT", &shop.platform),
-            ("WDMC", &shop.shop_name),
-            ("WDDZ", &shop.shop_url),
-            ("DDH", &shop.order_no),
-        ] {
+        for (key, v) in
+            [("WDPT", &shop.platform), ("WDMC", &shop.shop_name), ("WDDZ", &shop.shop_url), ("DDH", &shop.order_no)]
+        {
             if !v.is_empty() {
                 r.cx.error(r.o.at(key), "must be \"\" unless QD is 2 (online)");
             }
@@ -665,17 +569,13 @@ fn decode_inspection(o: Obj<'_>, cx: &mut Ctx) -> InspectionResult {
         let severity = if severity_text.is_empty() {
             // "" is NONE, which the rules accept only on a passing item.
             if verdict == Verdict::Fail as i32 {
-                ir.cx.error(
-                    ir.o.at("BHGCD"),
-                    "required on a failing item (A serious, B general)",
-                );
+                ir.cx.error(ir.o.at("BHGCD"), "required on a failing item (A serious, B general)");
             }
             Severity::None as i32
         } else {
             let s = lookup(&severity_text, SEVERITY, &ir.o.at("BHGCD"), ir.cx);
             if verdict == Verdict::Pass as i32 && s != 0 {
-                ir.cx
-                    .error(ir.o.at("BHGCD"), "must be \"\" when DXPD is 1 (pass)");
+                ir.cx.error(ir.o.at("BHGCD"), "must be \"\" when DXPD is 1 (pass)");
             }
             s
         };
@@ -760,10 +660,7 @@ fn decode_risk(o: Obj<'_>, cx: &mut Ctx) -> RiskSignal {
         "1" => true,
         "0" => false,
         other => {
-            r.cx.error(
-                r.o.at("QGX"),
-                format!("'{other}' is not 1 (true) or 0 (false)"),
-            );
+            r.cx.error(r.o.at("QGX"), format!("'{other}' is not 1 (true) or 0 (false)"));
             false
         }
     };
@@ -792,9 +689,7 @@ fn date_str(d: &Option<Date>) -> String {
 }
 
 fn time_str(t: &Option<Timestamp>) -> String {
-    t.as_ref()
-        .map(|t| BeijingTime::of(t).to_compact())
-        .unwrap_or_default()
+    t.as_ref().map(|t| BeijingTime::of(t).to_compact()).unwrap_or_default()
 }
 
 fn put(m: &mut Map<String, Value>, key: &str, value: impl Into<String>) {
@@ -805,11 +700,8 @@ fn put(m: &mut Map<String, Value>, key: &str, value: impl Into<String>) {
 /// is written in Beijing time; the same inputs always give the same bytes.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
     let kind = batch_kind(records, MAX_RECORDS, "Jiangsu")?;
-    let xxlx = MESSAGE_TYPES
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .map(|(c, _)| *c)
-        .ok_or_else(|| EncodeError::Unsupported {
+    let xxlx =
+        MESSAGE_TYPES.iter().find(|(_, k)| *k == kind).map(|(c, _)| *c).ok_or_else(|| EncodeError::Unsupported {
             partner: "Jiangsu",
             kind,
             record_id: records[0].id(),
@@ -825,17 +717,11 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
     put(&mut head, "JSF", envelope.receiver.clone());
     put(&mut head, "FSSJ", time_str(&envelope.sent_at));
     put(&mut head, "BBH", VERSION);
-    let data: Vec<Value> = records
-        .iter()
-        .map(|r| Value::Object(encode_record(r, &mut losses)))
-        .collect();
+    let data: Vec<Value> = records.iter().map(|r| Value::Object(encode_record(r, &mut losses))).collect();
     let mut root = Map::new();
     root.insert("HEAD".into(), Value::Object(head));
     root.insert("DATA".into(), Value::Array(data));
-    Ok(Encoded {
-        bytes: json::to_bytes(&Value::Object(root)),
-        losses,
-    })
+    Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses })
 }
 
 fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> {
@@ -858,16 +744,9 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
                 .collect();
             m.insert("CYDQ".into(), Value::Array(parts));
             put(&mut m, "QD", code_of(p.channel, CHANNEL_PLAN));
-            let cats = p
-                .categories
-                .iter()
-                .map(|c| Value::String(category_str(*c)))
-                .collect();
+            let cats = p.categories.iter().map(|c| Value::String(category_str(*c))).collect();
             m.insert("CPFL".into(), Value::Array(cats));
-            m.insert(
-                "YJBZ".into(),
-                Value::Array(p.standards.iter().cloned().map(Value::String).collect()),
-            );
+            m.insert("YJBZ".into(), Value::Array(p.standards.iter().cloned().map(Value::String).collect()));
             put(&mut m, "JZRQ", date_str(&p.sampling_deadline));
             put(&mut m, "FBSJ", time_str(&p.published_at));
         }
@@ -942,11 +821,7 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
             put(&mut m, "FKSJ", time_str(&e.at));
             put(&mut m, "DZ", code_of(e.action, ACTION));
             put(&mut m, "SM", e.note);
-            put(
-                &mut m,
-                "CFJE",
-                e.amount.map(format_yuan).unwrap_or_default(),
-            );
+            put(&mut m, "CFJE", e.amount.map(format_yuan).unwrap_or_default());
         }
         Record::RiskSignal(s) => {
             put(&mut m, "FXBH", s.signal_id.clone());
@@ -956,25 +831,12 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
             put(&mut m, "FXRQ", date_str(&s.observed_on));
             put(&mut m, "LY", code_of(s.source, SOURCE));
             encode_product(&mut m, s.product.as_ref());
-            let hazards = s
-                .hazards
-                .iter()
-                .map(|h| Value::String(code_of(*h, HAZARD).into()))
-                .collect();
+            let hazards = s.hazards.iter().map(|h| Value::String(code_of(*h, HAZARD).into())).collect();
             m.insert("WHLX".into(), Value::Array(hazards));
             put(&mut m, "FXDJ", code_of(s.level, LEVEL));
             put(&mut m, "FXMS", s.summary.clone());
             put(&mut m, "QGX", if s.nationwide { "1" } else { "0" });
-            m.insert(
-                "GLCYD".into(),
-                Value::Array(
-                    s.related_samples
-                        .iter()
-                        .cloned()
-                        .map(Value::String)
-                        .collect(),
-                ),
-            );
+            m.insert("GLCYD".into(), Value::Array(s.related_samples.iter().cloned().map(Value::String).collect()));
             put(&mut m, "JYCS", s.recommended_measures.clone());
         }
         // batch_kind + MESSAGE_TYPES exclude every other kind before we get here.
@@ -987,16 +849,18 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
 /// no place in it.
 pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
     if c.status != CaseStatus::Transferred as i32 {
-        let status = CaseStatus::try_from(c.status)
-            .map(|s| s.as_str_name())
-            .unwrap_or("?");
+        let status = CaseStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?");
         losses.push(Loss {
             record_id: c.case_id.clone(),
             field: "status".into(),
             detail: format!("{status} has no place in a case transfer (sent as transferred)"),
         });
     }
-    for (i, _) in c.events.iter().enumerate() {
+    for (i, e) in c.events.iter().enumerate() {
+        // The TRANSFER event is what the transfer message itself says.
+        if e.action == CaseAction::Transfer as i32 {
+            continue;
+        }
         losses.push(Loss {
             record_id: c.case_id.clone(),
             field: format!("events[{i}]"),
@@ -1006,10 +870,7 @@ pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
 }
 
 fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c)
-        .ok()
-        .and_then(category_code)
-        .unwrap_or_default()
+    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
 }
 
 fn encode_product(m: &mut Map<String, Value>, p: Option<&Product>) {

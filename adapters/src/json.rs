@@ -15,22 +15,11 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Reports the domain rules' violations of a record decoded from `start` on, skipping paths
     /// whose syntax already failed (a bad date is not reported again as a missing one).
-    pub fn rule_violations(
-        &mut self,
-        start: usize,
-        violations: impl IntoIterator<Item = (String, String)>,
-    ) {
-        let syntax: Vec<String> = self.problems[start..]
-            .iter()
-            .map(|p| p.path.clone())
-            .collect();
+    pub fn rule_violations(&mut self, start: usize, violations: impl IntoIterator<Item = (String, String)>) {
+        let syntax: Vec<String> = self.problems[start..].iter().map(|p| p.path.clone()).collect();
         for (path, message) in violations {
             if !syntax.contains(&path) {
-                self.problems.push(Problem {
-                    path,
-                    record_id: self.record_id.clone(),
-                    message,
-                });
+                self.problems.push(Problem { path, record_id: self.record_id.clone(), message });
             }
         }
     }
@@ -41,56 +30,30 @@ impl Ctx {
         if self.problems.iter().any(|p| p.path == path) {
             return;
         }
-        self.problems.push(Problem {
-            path,
-            record_id: self.record_id.clone(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { path, record_id: self.record_id.clone(), message: message.into() });
     }
 }
 
 /// Parses JSON bytes under the limits; UTF-8 without a byte-order mark.
 pub(crate) fn parse(bytes: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
     if bytes.len() > limits.max_bytes {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: limits.max_bytes,
-        });
+        return Err(DecodeError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(DecodeError::refused(
-            "$",
-            "a UTF-8 byte-order mark is not allowed",
-        ));
+        return Err(DecodeError::refused("$", "a UTF-8 byte-order mark is not allowed"));
     }
     if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(DecodeError::refused(
-            "$",
-            format!(
-                "not valid UTF-8: invalid byte at offset {}",
-                e.valid_up_to()
-            ),
-        ));
+        return Err(DecodeError::refused("$", format!("not valid UTF-8: invalid byte at offset {}", e.valid_up_to())));
     }
     let depth = json_depth(bytes);
     if depth > limits.max_depth {
         return Err(DecodeError::refused(
             "$",
-            format!(
-                "nesting of {depth} levels is deeper than the limit of {}",
-                limits.max_depth
-            ),
+            format!("nesting of {depth} levels is deeper than the limit of {}", limits.max_depth),
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        DecodeError::refused(
-            "$",
-            format!(
-                "not well-formed JSON: {e} (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
+        DecodeError::refused("$", format!("not well-formed JSON: {e} (line {}, column {})", e.line(), e.column()))
     })
 }
 
@@ -134,10 +97,7 @@ impl<'v> Obj<'v> {
         match value {
             Value::Object(map) => Some(Obj { map, path }),
             other => {
-                cx.error(
-                    path,
-                    format!("expected a JSON object, found {}", type_name(other)),
-                );
+                cx.error(path, format!("expected a JSON object, found {}", type_name(other)));
                 None
             }
         }
@@ -156,13 +116,7 @@ impl<'v> Obj<'v> {
     pub fn deny_unknown(&self, allowed: &[&str], cx: &mut Ctx) {
         for key in self.map.keys() {
             if !allowed.contains(&key.as_str()) {
-                cx.error(
-                    self.at(key),
-                    format!(
-                        "unknown key '{key}' (expected one of: {})",
-                        allowed.join(", ")
-                    ),
-                );
+                cx.error(self.at(key), format!("unknown key '{key}' (expected one of: {})", allowed.join(", ")));
             }
         }
     }
@@ -207,25 +161,10 @@ mod tests {
 
     #[test]
     fn limits_refuse_before_parsing() {
-        let limits = DecodeLimits {
-            max_bytes: 10,
-            max_depth: 2,
-        };
-        assert!(matches!(
-            parse(b"{\"a\": \"0123456789\"}", &limits),
-            Err(DecodeError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            parse(b"[[[1]]]", &limits),
-            Err(DecodeError::Refused { .. })
-        ));
-        assert!(matches!(
-            parse(b"\xff", &limits),
-            Err(DecodeError::Refused { .. })
-        ));
-        assert!(matches!(
-            parse(b"{", &limits),
-            Err(DecodeError::Refused { .. })
-        ));
+        let limits = DecodeLimits { max_bytes: 10, max_depth: 2 };
+        assert!(matches!(parse(b"{\"a\": \"0123456789\"}", &limits), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(parse(b"[[[1]]]", &limits), Err(DecodeError::Refused { .. })));
+        assert!(matches!(parse(b"\xff", &limits), Err(DecodeError::Refused { .. })));
+        assert!(matches!(parse(b"{", &limits), Err(DecodeError::Refused { .. })));
     }
 }

@@ -30,7 +30,6 @@ mod xml;
 pub mod zhejiang;
 
 pub use model::{
-    CaseForward, DecodeError, DecodeLimits, Document, EncodeError, Encoded, Loss, Problem, Record,
-    RecordKind,
+    CaseForward, DecodeError, DecodeLimits, Document, EncodeError, Encoded, Loss, Problem, Record, RecordKind,
 };
 pub use partner::Partner;

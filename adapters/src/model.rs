@@ -3,8 +3,8 @@
 
 use std::fmt;
 use yrdx_proto::v1::{
-    CaseFeedback, DisposalCase, Envelope, InspectionResult, ResponsibilityReport, RiskSignal,
-    SamplingRecord, SpotCheckPlan, SpotCheckResult,
+    CaseFeedback, DisposalCase, Envelope, InspectionResult, ResponsibilityReport, RiskSignal, SamplingRecord,
+    SpotCheckPlan, SpotCheckResult,
 };
 use yrdx_proto::validate::{Validate, Violation};
 
@@ -137,21 +137,13 @@ impl Record {
             Record::Sampling(r) => r.sample_id.clone(),
             Record::Inspection(r) => r.report_no.clone(),
             Record::CaseTransfer(r) | Record::ClosedCase(r) => r.case_id.clone(),
-            Record::CaseFeedback(r) => r
-                .event
-                .as_ref()
-                .map(|e| e.event_id.clone())
-                .unwrap_or_default(),
+            Record::CaseFeedback(r) => r.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default(),
             Record::RiskSignal(r) => r.signal_id.clone(),
             Record::ResponsibilityReport(r) => {
                 let uscc = r.enterprise.as_ref().map(|e| e.uscc.as_str()).unwrap_or("");
                 format!("{uscc}/{}", r.period)
             }
-            Record::SpotCheckResult(r) => r
-                .sampling
-                .as_ref()
-                .map(|s| s.sample_id.clone())
-                .unwrap_or_default(),
+            Record::SpotCheckResult(r) => r.sampling.as_ref().map(|s| s.sample_id.clone()).unwrap_or_default(),
             Record::CaseForward(r) => r.case.case_id.clone(),
         }
     }
@@ -171,10 +163,7 @@ impl Record {
                 let mut v = r.case.validate();
                 let prefix = |p: &str, list: Vec<Violation>| {
                     list.into_iter()
-                        .map(|x| Violation {
-                            path: format!("{p}.{}", x.path),
-                            message: x.message,
-                        })
+                        .map(|x| Violation { path: format!("{p}.{}", x.path), message: x.message })
                         .collect::<Vec<_>>()
                 };
                 for x in &mut v {
@@ -239,10 +228,7 @@ pub struct DecodeLimits {
 impl Default for DecodeLimits {
     /// 4 MiB and 32 levels, the defaults of the interface documents.
     fn default() -> Self {
-        DecodeLimits {
-            max_bytes: 4 * 1024 * 1024,
-            max_depth: 32,
-        }
+        DecodeLimits { max_bytes: 4 * 1024 * 1024, max_depth: 32 }
     }
 }
 
@@ -276,28 +262,17 @@ impl DecodeError {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
             DecodeError::TooLarge { .. } => {
-                vec![Problem {
-                    path: "/".into(),
-                    record_id: None,
-                    message: self.to_string(),
-                }]
+                vec![Problem { path: "/".into(), record_id: None, message: self.to_string() }]
             }
             DecodeError::Refused { path, message } => {
-                vec![Problem {
-                    path: path.clone(),
-                    record_id: None,
-                    message: message.clone(),
-                }]
+                vec![Problem { path: path.clone(), record_id: None, message: message.clone() }]
             }
             DecodeError::Invalid(p) => p.clone(),
         }
     }
 
     pub(crate) fn refused(path: impl Into<String>, message: impl Into<String>) -> DecodeError {
-        DecodeError::Refused {
-            path: path.into(),
-            message: message.into(),
-        }
+        DecodeError::Refused { path: path.into(), message: message.into() }
     }
 }
 
@@ -338,11 +313,7 @@ pub struct Loss {
 
 impl fmt::Display for Loss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "dropped {} of {}: {}",
-            self.field, self.record_id, self.detail
-        )
+        write!(f, "dropped {} of {}: {}", self.field, self.record_id, self.detail)
     }
 }
 
@@ -374,19 +345,10 @@ pub(crate) fn check_before_encode(records: &[Record]) -> Result<(), EncodeError>
 }
 
 /// Checks that a batch is non-empty, within `max` records, and of one kind; returns the kind.
-pub(crate) fn batch_kind(
-    records: &[Record],
-    max: usize,
-    partner: &str,
-) -> Result<RecordKind, EncodeError> {
-    let first = records
-        .first()
-        .ok_or_else(|| EncodeError::Batch("no record to encode".into()))?;
+pub(crate) fn batch_kind(records: &[Record], max: usize, partner: &str) -> Result<RecordKind, EncodeError> {
+    let first = records.first().ok_or_else(|| EncodeError::Batch("no record to encode".into()))?;
     if records.len() > max {
-        return Err(EncodeError::Batch(format!(
-            "{partner} takes 1–{max} records per document, got {}",
-            records.len()
-        )));
+        return Err(EncodeError::Batch(format!("{partner} takes 1–{max} records per document, got {}", records.len())));
     }
     if let Some(other) = records.iter().find(|r| r.kind() != first.kind()) {
         return Err(EncodeError::Batch(format!(
@@ -416,10 +378,9 @@ fn instants(record: &Record) -> Vec<(String, yrdx_proto::Timestamp)> {
             }
         }
         Record::CaseFeedback(f) => add("event.at".into(), &f.event.as_ref().and_then(|e| e.at)),
-        Record::SpotCheckResult(r) => add(
-            "sampling.recorded_at".into(),
-            &r.sampling.as_ref().and_then(|s| s.recorded_at),
-        ),
+        Record::SpotCheckResult(r) => {
+            add("sampling.recorded_at".into(), &r.sampling.as_ref().and_then(|s| s.recorded_at))
+        }
         Record::CaseForward(f) => add("case.opened_at".into(), &f.case.opened_at),
         Record::Inspection(_) | Record::RiskSignal(_) | Record::ResponsibilityReport(_) => {}
     }
@@ -432,11 +393,7 @@ pub(crate) fn precision_losses(records: &[Record], unit_nanos: i32, losses: &mut
     for r in records {
         for (path, t) in instants(r) {
             if t.nanos % unit_nanos != 0 {
-                let unit = if unit_nanos == 1_000_000_000 {
-                    "seconds"
-                } else {
-                    "milliseconds"
-                };
+                let unit = if unit_nanos == 1_000_000_000 { "seconds" } else { "milliseconds" };
                 losses.push(Loss {
                     record_id: r.id(),
                     field: path,

@@ -3,8 +3,7 @@
 
 /// Parses yuan with exactly two decimals and no sign or separators (`"689.00"`) into fen.
 pub fn parse_yuan(text: &str) -> Result<i64, String> {
-    let expected =
-        || format!("'{text}' is not an amount in yuan with exactly two decimals (e.g. 128.00)");
+    let expected = || format!("'{text}' is not an amount in yuan with exactly two decimals (e.g. 128.00)");
     let (whole, frac) = text.split_once('.').ok_or_else(expected)?;
     if whole.is_empty()
         || whole.len() > 15
@@ -42,9 +41,7 @@ mod tests {
 
     #[test]
     fn strict_yuan() {
-        for bad in [
-            "689", "689.0", "689.000", "-1.00", "1,000.00", " 1.00", "01.00", ".50", "1e3.00", "",
-        ] {
+        for bad in ["689", "689.0", "689.000", "-1.00", "1,000.00", " 1.00", "01.00", ".50", "1e3.00", ""] {
             assert!(parse_yuan(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_yuan("0.50"), Ok(50));

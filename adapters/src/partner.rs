@@ -23,13 +23,8 @@ pub enum Partner {
 
 impl Partner {
     /// Every format.
-    pub const ALL: [Partner; 5] = [
-        Partner::Jiangsu,
-        Partner::Zhejiang,
-        Partner::Beijing,
-        Partner::Samr,
-        Partner::Canonical,
-    ];
+    pub const ALL: [Partner; 5] =
+        [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing, Partner::Samr, Partner::Canonical];
 
     /// The lower-case name used on command lines and in configuration.
     pub fn name(self) -> &'static str {
@@ -79,12 +74,7 @@ impl Partner {
     }
 
     /// Encodes records in this format (`sequence` is the SAMR package sequence; ignored elsewhere).
-    pub fn encode(
-        self,
-        envelope: &Envelope,
-        records: &[Record],
-        sequence: u32,
-    ) -> Result<Encoded, EncodeError> {
+    pub fn encode(self, envelope: &Envelope, records: &[Record], sequence: u32) -> Result<Encoded, EncodeError> {
         match self {
             Partner::Jiangsu => jiangsu::encode(envelope, records),
             Partner::Zhejiang => zhejiang::encode(envelope, records),

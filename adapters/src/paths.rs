@@ -4,11 +4,7 @@
 /// index, and a partner template with `{}` for each index — and returns the partner path.
 /// Indices are shifted by `index_base` (1 for XPath). The longest matching prefix wins, so a
 /// table entry for `seller` also covers `seller.uscc` when that has no entry of its own.
-pub(crate) fn map_path(
-    table: &[(&str, &str)],
-    canonical: &str,
-    index_base: usize,
-) -> Option<String> {
+pub(crate) fn map_path(table: &[(&str, &str)], canonical: &str, index_base: usize) -> Option<String> {
     let mut pattern = String::with_capacity(canonical.len());
     let mut indices = Vec::new();
     let mut rest = canonical;
@@ -55,19 +51,10 @@ mod tests {
 
     #[test]
     fn maps_with_indices_and_prefixes() {
-        assert_eq!(
-            map_path(TABLE, "seller.uscc", 1).as_deref(),
-            Some("Seller/CreditCode")
-        );
+        assert_eq!(map_path(TABLE, "seller.uscc", 1).as_deref(), Some("Seller/CreditCode"));
         assert_eq!(map_path(TABLE, "seller.name", 1).as_deref(), Some("Seller"));
-        assert_eq!(
-            map_path(TABLE, "items[2].severity", 1).as_deref(),
-            Some("Items/Item[3]/@severity")
-        );
-        assert_eq!(
-            map_path(TABLE, "items[0].name", 0).as_deref(),
-            Some("Items/Item[0]")
-        );
+        assert_eq!(map_path(TABLE, "items[2].severity", 1).as_deref(), Some("Items/Item[3]/@severity"));
+        assert_eq!(map_path(TABLE, "items[0].name", 0).as_deref(), Some("Items/Item[0]"));
         assert_eq!(map_path(TABLE, "quantity", 0), None);
     }
 }

@@ -77,23 +77,21 @@ impl PackageType {
     pub fn record_children(self) -> &'static [&'static str] {
         match self {
             PackageType::SpotCheckResults => &[
-                "CYDBH", "JHBH", "CYDQ", "CYRQ", "QD", "BCYDW/", "SCQY/", "WDPT", "WDMC", "CPMC",
-                "CPFL", "SB", "GGXH", "PH", "BGBH", "JYJG", "JYJL", "BHGXM/",
+                "CYDBH", "JHBH", "CYDQ", "CYRQ", "QD", "BCYDW/", "SCQY/", "WDPT", "WDMC", "CPMC", "CPFL", "SB", "GGXH",
+                "PH", "BGBH", "JYJG", "JYJL", "BHGXM/",
             ],
             PackageType::RiskReports => &[
-                "FXBH", "BB", "ZT", "SBDW", "FXRQ", "LY", "CPMC", "CPFL", "SB", "GGXH", "WHLX",
-                "FXDJ", "FXMS", "JYCS", "GLCYD",
+                "FXBH", "BB", "ZT", "SBDW", "FXRQ", "LY", "CPMC", "CPFL", "SB", "GGXH", "WHLX", "FXDJ", "FXMS", "JYCS",
+                "GLCYD",
             ],
             PackageType::ResponsibilityReports => &[
-                "QYMC", "XYDM", "QH", "QYLX", "ML", "ZJXM", "ZJRZRQ", "AQYRS", "BGQ", "RGK", "ZPC",
-                "YDD", "FXYH", "ZGYH",
+                "QYMC", "XYDM", "QH", "QYLX", "ML", "ZJXM", "ZJRZRQ", "AQYRS", "BGQ", "RGK", "ZPC", "YDD", "FXYH",
+                "ZGYH",
             ],
-            PackageType::ClosedCases => &[
-                "AJBH", "YSDQ", "CBDQ", "CYDBH", "BGBH", "JASJ", "JG", "CS", "FMJE",
-            ],
+            PackageType::ClosedCases => &["AJBH", "YSDQ", "CBDQ", "CYDBH", "BGBH", "JASJ", "JG", "CS", "FMJE"],
             PackageType::CaseForwards => &[
-                "AJBH", "YSDQ", "CBDQ", "CYDBH", "BGBH", "YSSJ", "QX", "SCQY/", "BCYDW/", "CPMC",
-                "SB", "GGXH", "PH", "BHGXM/",
+                "AJBH", "YSDQ", "CBDQ", "CYDBH", "BGBH", "YSSJ", "QX", "SCQY/", "BCYDW/", "CPMC", "SB", "GGXH", "PH",
+                "BHGXM/",
             ],
         }
     }
@@ -126,9 +124,7 @@ fn gb18030(text: &str) -> Vec<u8> {
 }
 
 fn time_text(t: &Option<Timestamp>) -> String {
-    t.as_ref()
-        .map(|t| BeijingTime::of(t).to_spaced())
-        .unwrap_or_default()
+    t.as_ref().map(|t| BeijingTime::of(t).to_spaced()).unwrap_or_default()
 }
 
 fn date_text(d: &Option<Date>) -> String {
@@ -136,10 +132,7 @@ fn date_text(d: &Option<Date>) -> String {
 }
 
 fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c)
-        .ok()
-        .and_then(category_code)
-        .unwrap_or_default()
+    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
 }
 
 fn hazard_word(h: i32) -> &'static str {
@@ -164,16 +157,7 @@ fn allowed_words(field: &str) -> Option<&'static [&'static str]> {
         "JYJL" => &["合格", "不合格"],
         "BHGCD" => &["严重", "一般"],
         "ZT" => &["新增", "更新", "撤回"],
-        "LY" => &[
-            "监督抽查",
-            "执法检查",
-            "日常检查",
-            "风险监测",
-            "缺陷召回",
-            "伤害监测",
-            "消费者投诉",
-            "网络舆情",
-        ],
+        "LY" => &["监督抽查", "执法检查", "日常检查", "风险监测", "缺陷召回", "伤害监测", "消费者投诉", "网络舆情"],
         "FXDJ" => &["高", "较高", "一般", "低"],
         "QYLX" => &["生产", "销售"],
         "JG" => &["复检合格", "整改完成"],
@@ -181,14 +165,7 @@ fn allowed_words(field: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-fn write_party(
-    w: &mut Writer,
-    name: &str,
-    p: Option<&Party>,
-    record_id: &str,
-    prefix: &str,
-    losses: &mut Vec<Loss>,
-) {
+fn write_party(w: &mut Writer, name: &str, p: Option<&Party>, record_id: &str, prefix: &str, losses: &mut Vec<Loss>) {
     let p = p.cloned().unwrap_or_default();
     if !p.address.is_empty() {
         losses.push(Loss {
@@ -212,37 +189,20 @@ fn write_failing_items(
     losses: &mut Vec<Loss>,
     report: bool,
 ) {
-    let failing: Vec<(usize, &InspectionItem)> = r
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, it)| it.verdict == Verdict::Fail as i32)
-        .collect();
+    let failing: Vec<(usize, &InspectionItem)> =
+        r.items.iter().enumerate().filter(|(_, it)| it.verdict == Verdict::Fail as i32).collect();
     if report {
         for (i, it) in r.items.iter().enumerate() {
-            let lost = |field: String, detail: &str| Loss {
-                record_id: record_id.into(),
-                field,
-                detail: detail.into(),
-            };
+            let lost = |field: String, detail: &str| Loss { record_id: record_id.into(), field, detail: detail.into() };
             if it.verdict != Verdict::Fail as i32 {
-                losses.push(lost(
-                    format!("{prefix}.items[{i}]"),
-                    "passing items are not carried to SAMR",
-                ));
+                losses.push(lost(format!("{prefix}.items[{i}]"), "passing items are not carried to SAMR"));
                 continue;
             }
             if !it.standard.is_empty() {
-                losses.push(lost(
-                    format!("{prefix}.items[{i}].standard"),
-                    "item standards are not carried to SAMR",
-                ));
+                losses.push(lost(format!("{prefix}.items[{i}].standard"), "item standards are not carried to SAMR"));
             }
             if !it.unit.is_empty() {
-                losses.push(lost(
-                    format!("{prefix}.items[{i}].unit"),
-                    "item units are not carried to SAMR",
-                ));
+                losses.push(lost(format!("{prefix}.items[{i}].unit"), "item units are not carried to SAMR"));
             }
         }
     }
@@ -256,15 +216,7 @@ fn write_failing_items(
         w.leaf("XMMC", &[], &it.name);
         w.leaf("BZYQ", &[], &it.requirement);
         w.leaf("SCJG", &[], &it.measured);
-        w.leaf(
-            "BHGCD",
-            &[],
-            if it.severity == Severity::Serious as i32 {
-                "严重"
-            } else {
-                "一般"
-            },
-        );
+        w.leaf("BHGCD", &[], if it.severity == Severity::Serious as i32 { "严重" } else { "一般" });
         w.close("XM");
     }
     w.close("BHGXM");
@@ -288,10 +240,7 @@ fn write_spot_check(w: &mut Writer, r: &SpotCheckResult, losses: &mut Vec<Loss>)
     lose("sampling.sampling_org", !s.sampling_org.is_empty());
     lose("sampling.shop.shop_url", !shop.shop_url.is_empty());
     lose("sampling.shop.order_no", !shop.order_no.is_empty());
-    lose(
-        "sampling.product.production_date",
-        product.production_date.is_some(),
-    );
+    lose("sampling.product.production_date", product.production_date.is_some());
     lose("sampling.quantity", true);
     lose("sampling.unit", !s.unit.is_empty());
     lose("sampling.reserve_quantity", true);
@@ -304,31 +253,9 @@ fn write_spot_check(w: &mut Writer, r: &SpotCheckResult, losses: &mut Vec<Loss>)
     w.leaf("JHBH", &[], &s.plan_id);
     w.leaf("CYDQ", &[], &s.sampling_region);
     w.leaf("CYRQ", &[], &date_text(&s.sampled_on));
-    w.leaf(
-        "QD",
-        &[],
-        if s.channel == SalesChannel::Online as i32 {
-            "网络"
-        } else {
-            "线下"
-        },
-    );
-    write_party(
-        w,
-        "BCYDW",
-        s.seller.as_ref(),
-        &id,
-        "sampling.seller",
-        losses,
-    );
-    write_party(
-        w,
-        "SCQY",
-        s.producer.as_ref(),
-        &id,
-        "sampling.producer",
-        losses,
-    );
+    w.leaf("QD", &[], if s.channel == SalesChannel::Online as i32 { "网络" } else { "线下" });
+    write_party(w, "BCYDW", s.seller.as_ref(), &id, "sampling.seller", losses);
+    write_party(w, "SCQY", s.producer.as_ref(), &id, "sampling.producer", losses);
     w.leaf("WDPT", &[], &shop.platform);
     w.leaf("WDMC", &[], &shop.shop_name);
     w.leaf("CPMC", &[], &product.name);
@@ -338,15 +265,7 @@ fn write_spot_check(w: &mut Writer, r: &SpotCheckResult, losses: &mut Vec<Loss>)
     w.leaf("PH", &[], &product.batch);
     w.leaf("BGBH", &[], &i.report_no);
     w.leaf("JYJG", &[], &i.lab_name);
-    w.leaf(
-        "JYJL",
-        &[],
-        if i.conclusion == Conclusion::Nonconforming as i32 {
-            "不合格"
-        } else {
-            "合格"
-        },
-    );
+    w.leaf("JYJL", &[], if i.conclusion == Conclusion::Nonconforming as i32 { "不合格" } else { "合格" });
     write_failing_items(w, &i, &id, "inspection", losses, true);
     w.close("JL");
 }
@@ -377,10 +296,7 @@ fn write_risk(w: &mut Writer, s: &RiskSignal, losses: &mut Vec<Loss>) {
     w.leaf("ZT", &[], state);
     w.leaf("SBDW", &[], &s.reporting_region);
     w.leaf("FXRQ", &[], &date_text(&s.observed_on));
-    let source = allowed_words("LY")
-        .and_then(|l| l.get((s.source - 1).max(0) as usize))
-        .copied()
-        .unwrap_or("");
+    let source = allowed_words("LY").and_then(|l| l.get((s.source - 1).max(0) as usize)).copied().unwrap_or("");
     w.leaf("LY", &[], source);
     w.leaf("CPMC", &[], &p.name);
     w.leaf("CPFL", &[], &category_str(p.category));
@@ -388,10 +304,7 @@ fn write_risk(w: &mut Writer, s: &RiskSignal, losses: &mut Vec<Loss>) {
     w.leaf("GGXH", &[], &p.model);
     let hazards: Vec<&str> = s.hazards.iter().map(|h| hazard_word(*h)).collect();
     w.leaf("WHLX", &[], &hazards.join("、"));
-    let level = allowed_words("FXDJ")
-        .and_then(|l| l.get((s.level - 1).max(0) as usize))
-        .copied()
-        .unwrap_or("");
+    let level = allowed_words("FXDJ").and_then(|l| l.get((s.level - 1).max(0) as usize)).copied().unwrap_or("");
     w.leaf("FXDJ", &[], level);
     w.leaf("FXMS", &[], &s.summary);
     w.leaf("JYCS", &[], &s.recommended_measures);
@@ -412,15 +325,7 @@ fn write_responsibility(w: &mut Writer, r: &ResponsibilityReport, losses: &mut V
     w.leaf("QYMC", &[], &e.name);
     w.leaf("XYDM", &[], &e.uscc);
     w.leaf("QH", &[], &e.region);
-    w.leaf(
-        "QYLX",
-        &[],
-        if r.role == EnterpriseRole::Producer as i32 {
-            "生产"
-        } else {
-            "销售"
-        },
-    );
+    w.leaf("QYLX", &[], if r.role == EnterpriseRole::Producer as i32 { "生产" } else { "销售" });
     let cats: Vec<String> = r.catalogue.iter().map(|c| category_str(*c)).collect();
     w.leaf("ML", &[], &cats.join(","));
     w.leaf("ZJXM", &[], &r.director_name);
@@ -437,9 +342,7 @@ fn write_responsibility(w: &mut Writer, r: &ResponsibilityReport, losses: &mut V
 
 /// The event that closed a case: its last CLOSE or RECHECK_PASS event.
 pub fn closing_event(c: &DisposalCase) -> Option<&CaseEvent> {
-    c.events.iter().rev().find(|e| {
-        e.action == CaseAction::Close as i32 || e.action == CaseAction::RecheckPass as i32
-    })
+    c.events.iter().rev().find(|e| e.action == CaseAction::Close as i32 || e.action == CaseAction::RecheckPass as i32)
 }
 
 fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
@@ -452,12 +355,7 @@ fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
     if has(CaseAction::Penalty) {
         measures.push("罚没");
     }
-    let fines: i64 = c
-        .events
-        .iter()
-        .filter(|e| e.action == CaseAction::Penalty as i32)
-        .filter_map(|e| e.amount)
-        .sum();
+    let fines: i64 = c.events.iter().filter(|e| e.action == CaseAction::Penalty as i32).filter_map(|e| e.amount).sum();
     for (field, detail) in [
         ("opened_at", "not carried in a CZJG package"),
         ("due_on", "not carried in a CZJG package"),
@@ -469,11 +367,7 @@ fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
             _ => !c.events.is_empty(),
         };
         if present {
-            losses.push(Loss {
-                record_id: c.case_id.clone(),
-                field: field.into(),
-                detail: detail.into(),
-            });
+            losses.push(Loss { record_id: c.case_id.clone(), field: field.into(), detail: detail.into() });
         }
     }
     w.open("JL", &[]);
@@ -483,15 +377,7 @@ fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
     w.leaf("CYDBH", &[], &c.sample_id);
     w.leaf("BGBH", &[], &c.report_no);
     w.leaf("JASJ", &[], &time_text(&closing.at));
-    w.leaf(
-        "JG",
-        &[],
-        if closing.action == CaseAction::RecheckPass as i32 {
-            "复检合格"
-        } else {
-            "整改完成"
-        },
-    );
+    w.leaf("JG", &[], if closing.action == CaseAction::RecheckPass as i32 { "复检合格" } else { "整改完成" });
     w.leaf("CS", &[], &measures.join("、"));
     w.leaf("FMJE", &[], &format_yuan(fines));
     w.close("JL");
@@ -511,22 +397,8 @@ fn write_forward(w: &mut Writer, f: &CaseForward, losses: &mut Vec<Loss>) {
     w.leaf("QX", &[], &date_text(&c.due_on));
     // Party addresses of the joined sample are context here, not fields of the case: no loss.
     let mut ignored = Vec::new();
-    write_party(
-        w,
-        "SCQY",
-        f.sampling.producer.as_ref(),
-        &c.case_id,
-        "sampling.producer",
-        &mut ignored,
-    );
-    write_party(
-        w,
-        "BCYDW",
-        f.sampling.seller.as_ref(),
-        &c.case_id,
-        "sampling.seller",
-        &mut ignored,
-    );
+    write_party(w, "SCQY", f.sampling.producer.as_ref(), &c.case_id, "sampling.producer", &mut ignored);
+    write_party(w, "BCYDW", f.sampling.seller.as_ref(), &c.case_id, "sampling.seller", &mut ignored);
     w.leaf("CPMC", &[], &p.name);
     w.leaf("SB", &[], &p.brand);
     w.leaf("GGXH", &[], &p.model);
@@ -568,31 +440,20 @@ fn refusal(record: &Record) -> Option<EncodeError> {
 
 /// Encodes records (one kind, 1–1000) as a SAMR package: GB18030 bytes, package number from the
 /// sender, the Beijing date of `envelope.sent_at` and `sequence`, and the SM3 digest of `<SJ>`.
-pub fn encode(
-    envelope: &Envelope,
-    sequence: u32,
-    records: &[Record],
-) -> Result<Encoded, EncodeError> {
+pub fn encode(envelope: &Envelope, sequence: u32, records: &[Record]) -> Result<Encoded, EncodeError> {
     let kind = batch_kind(records, MAX_RECORDS, "SAMR")?;
     if let Some(e) = records.iter().find_map(refusal) {
         return Err(e);
     }
-    let package_type = PackageType::for_kind(kind)
-        .ok_or_else(|| EncodeError::Batch(format!("no SAMR package type for {kind}")))?;
+    let package_type =
+        PackageType::for_kind(kind).ok_or_else(|| EncodeError::Batch(format!("no SAMR package type for {kind}")))?;
     if !(1..=9999).contains(&sequence) {
-        return Err(EncodeError::Batch(format!(
-            "package sequence {sequence} is outside 1–9999"
-        )));
+        return Err(EncodeError::Batch(format!("package sequence {sequence} is outside 1–9999")));
     }
     if !rules::is_region(&envelope.sender) {
-        return Err(EncodeError::Batch(format!(
-            "reporting unit '{}' is not a region code",
-            envelope.sender
-        )));
+        return Err(EncodeError::Batch(format!("reporting unit '{}' is not a region code", envelope.sender)));
     }
-    let sent_at = envelope
-        .sent_at
-        .ok_or_else(|| EncodeError::Batch("a SAMR package needs a sending time".into()))?;
+    let sent_at = envelope.sent_at.ok_or_else(|| EncodeError::Batch("a SAMR package needs a sending time".into()))?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
     precision_losses(records, 1_000_000_000, &mut losses);
@@ -614,11 +475,7 @@ pub fn encode(
     let mut head = Writer::new(DECLARATION);
     head.open("SJB", &[]);
     head.open("BT", &[]);
-    head.leaf(
-        "SJBBH",
-        &[],
-        &package_number(&envelope.sender, &local.date, sequence),
-    );
+    head.leaf("SJBBH", &[], &package_number(&envelope.sender, &local.date, sequence));
     head.leaf("BSDW", &[], &envelope.sender);
     head.leaf("SJLX", &[], package_type.code());
     head.leaf("BSSJ", &[], &local.to_spaced());
@@ -666,25 +523,14 @@ pub struct Package {
 /// present, coded values, identifiers, record count, package number and the SM3 digest.
 pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, DecodeError> {
     if bytes.len() > limits.max_bytes {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: limits.max_bytes,
-        });
+        return Err(DecodeError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
     match xml::sniff_encoding(bytes) {
         Some(enc) if enc.eq_ignore_ascii_case("GB18030") => {}
         Some(enc) => {
-            return Err(DecodeError::refused(
-                "/",
-                format!("declared encoding '{enc}': SAMR packages are GB18030"),
-            ))
+            return Err(DecodeError::refused("/", format!("declared encoding '{enc}': SAMR packages are GB18030")))
         }
-        None => {
-            return Err(DecodeError::refused(
-                "/",
-                "the XML declaration with encoding=\"GB18030\" is required",
-            ))
-        }
+        None => return Err(DecodeError::refused("/", "the XML declaration with encoding=\"GB18030\" is required")),
     }
     let text = encoding_rs::GB18030
         .decode_without_bom_handling_and_without_replacement(bytes)
@@ -695,10 +541,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
     if root.name != "SJB" || root.ns != Ns::None {
-        return Err(DecodeError::refused(
-            "/",
-            "the root element must be <SJB> with no namespace",
-        ));
+        return Err(DecodeError::refused("/", "the root element must be <SJB> with no namespace"));
     }
     let mut cx = Ctx::default();
     let mut bt: Option<Tree> = None;
@@ -725,28 +568,15 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
                                         let tree = stream.subtree(jl, empty)?;
                                         let path = format!("/SJB/SJ/JL[{n}]");
                                         if jl_name != "JL" {
-                                            cx.error(
-                                                path,
-                                                format!("unexpected element <{jl_name}>"),
-                                            );
+                                            cx.error(path, format!("unexpected element <{jl_name}>"));
                                             continue;
                                         }
                                         if let Some(t) = package_type {
-                                            records.push(check_record(
-                                                t,
-                                                tree.root(),
-                                                &path,
-                                                &mut cx,
-                                            ));
+                                            records.push(check_record(t, tree.root(), &path, &mut cx));
                                         }
                                     }
                                     Next::End => break,
-                                    Next::Eof => {
-                                        return Err(DecodeError::refused(
-                                            "/",
-                                            "document ends inside <SJ>",
-                                        ))
-                                    }
+                                    Next::Eof => return Err(DecodeError::refused("/", "document ends inside <SJ>")),
                                 }
                             }
                         }
@@ -781,13 +611,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
             (Some(s), Some(e)) if e > s => {
                 let want = sm3_hex(&bytes[s..e + 5]);
                 if h.digest != want {
-                    cx.error(
-                        "/SJB/BT/ZY",
-                        format!(
-                            "digest {} does not match the SM3 of <SJ>…</SJ>, {want}",
-                            h.digest
-                        ),
-                    );
+                    cx.error("/SJB/BT/ZY", format!("digest {} does not match the SM3 of <SJ>…</SJ>, {want}", h.digest));
                 }
             }
             _ => cx.error("/SJB/SJ", "no <SJ>…</SJ> bytes to digest"),
@@ -821,11 +645,7 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
         if names.get(i) != Some(&c.name()) {
             cx.error(
                 format!("/SJB/BT/{}", c.name()),
-                format!(
-                    "unexpected element <{}> (expected {} in that order)",
-                    c.name(),
-                    names.join(", ")
-                ),
+                format!("unexpected element <{}> (expected {} in that order)", c.name(), names.join(", ")),
             );
         }
     }
@@ -842,20 +662,14 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
     let [number, unit, kind, sent, jls, digest]: [String; 6] = values.try_into().ok()?;
     let package_type = PackageType::from_code(&kind);
     if package_type.is_none() {
-        cx.error(
-            "/SJB/BT/SJLX",
-            format!("'{kind}' is not a package type (CCJG, FXBS, ZTZR, CZJG, AJYS)"),
-        );
+        cx.error("/SJB/BT/SJLX", format!("'{kind}' is not a package type (CCJG, FXBS, ZTZR, CZJG, AJYS)"));
     }
     if !rules::is_region(&unit) {
         cx.error("/SJB/BT/BSDW", format!("'{unit}' is not a region code"));
     }
     let sent_at = BeijingTime::parse_spaced(&sent);
     if sent_at.is_none() {
-        cx.error(
-            "/SJB/BT/BSSJ",
-            format!("'{sent}' is not a time yyyy-MM-dd HH:mm:ss"),
-        );
+        cx.error("/SJB/BT/BSSJ", format!("'{sent}' is not a time yyyy-MM-dd HH:mm:ss"));
     }
     let prefix = format!("SJB-{unit}-");
     let number_ok = number.strip_prefix(&prefix).is_some_and(|rest| {
@@ -867,23 +681,13 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
             && &rest[9..] != "0000"
     });
     if !number_ok {
-        cx.error(
-            "/SJB/BT/SJBBH",
-            format!("'{number}' is not SJB-{unit}-yyyyMMdd-NNNN"),
-        );
+        cx.error("/SJB/BT/SJBBH", format!("'{number}' is not SJB-{unit}-yyyyMMdd-NNNN"));
     }
     match jls.parse::<usize>() {
         Ok(n) if n == count && (1..=MAX_RECORDS).contains(&n) => {}
-        _ => cx.error(
-            "/SJB/BT/JLS",
-            format!("'{jls}' but the package has {count} records (1–{MAX_RECORDS})"),
-        ),
+        _ => cx.error("/SJB/BT/JLS", format!("'{jls}' but the package has {count} records (1–{MAX_RECORDS})")),
     }
-    if digest.len() != 64
-        || !digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         cx.error("/SJB/BT/ZY", "expected 64 lower-case hex digits");
     }
     Some(PackageHeader {
@@ -902,43 +706,30 @@ fn check_record(t: PackageType, jl: Element<'_>, path: &str, cx: &mut Ctx) -> Pa
     fields
 }
 
-fn check_children(
-    el: Element<'_>,
-    expected: &[&str],
-    path: &str,
-    prefix: &str,
-    out: &mut PackageRecord,
-    cx: &mut Ctx,
-) {
+fn check_children(el: Element<'_>, expected: &[&str], path: &str, prefix: &str, out: &mut PackageRecord, cx: &mut Ctx) {
     let names: Vec<&str> = expected.iter().map(|n| n.trim_end_matches('/')).collect();
     let repeated = names == ["XM"];
     if !repeated {
         let got: Vec<&str> = el.children().map(|c| c.name()).collect();
         for n in &names {
             if !got.contains(n) {
-                cx.error(format!("{path}/{n}"), "required (every element of a record is present; absent values are empty elements)");
+                cx.error(
+                    format!("{path}/{n}"),
+                    "required (every element of a record is present; absent values are empty elements)",
+                );
             }
         }
         for c in el.children() {
             if !names.contains(&c.name()) {
-                cx.error(
-                    format!("{path}/{}", c.name()),
-                    format!("unknown element <{}>", c.name()),
-                );
+                cx.error(format!("{path}/{}", c.name()), format!("unknown element <{}>", c.name()));
             }
         }
     }
     for (i, c) in el.children().enumerate() {
         let (cpath, key) = if repeated {
-            (
-                format!("{path}/{}[{}]", c.name(), i + 1),
-                format!("{prefix}{}[{}]", c.name(), i + 1),
-            )
+            (format!("{path}/{}[{}]", c.name(), i + 1), format!("{prefix}{}[{}]", c.name(), i + 1))
         } else {
-            (
-                format!("{path}/{}", c.name()),
-                format!("{prefix}{}", c.name()),
-            )
+            (format!("{path}/{}", c.name()), format!("{prefix}{}", c.name()))
         };
         let group = group_children(c.name());
         if !group.is_empty() {
@@ -952,10 +743,7 @@ fn check_children(
         if !text.is_empty() {
             if let Some(words) = allowed_words(c.name()) {
                 if !words.contains(&text.as_str()) {
-                    cx.error(
-                        cpath.clone(),
-                        format!("'{text}' is not one of: {}", words.join(", ")),
-                    );
+                    cx.error(cpath.clone(), format!("'{text}' is not one of: {}", words.join(", ")));
                 }
             }
             if c.name() == "XYDM" {
@@ -985,18 +773,13 @@ pub fn encode_receipt(r: &Receipt) -> Vec<u8> {
     w.out.push_str(DECLARATION);
     w.out.push('\n');
     let mut inner = String::new();
-    for (name, text) in [
-        ("SJBBH", r.number.as_str()),
-        ("JSZT", if r.accepted { "1" } else { "0" }),
-        ("CWXX", r.reason.as_str()),
-    ] {
+    for (name, text) in
+        [("SJBBH", r.number.as_str()), ("JSZT", if r.accepted { "1" } else { "0" }), ("CWXX", r.reason.as_str())]
+    {
         if text.is_empty() {
             inner.push_str(&format!("<{name}/>"));
         } else {
-            inner.push_str(&format!(
-                "<{name}>{}</{name}>",
-                quick_xml::escape::minimal_escape(text)
-            ));
+            inner.push_str(&format!("<{name}>{}</{name}>", quick_xml::escape::minimal_escape(text)));
         }
     }
     w.out.push_str(&format!("<HZ>{inner}</HZ>\n"));
@@ -1007,17 +790,11 @@ pub fn encode_receipt(r: &Receipt) -> Vec<u8> {
 pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, DecodeError> {
     let limits = DecodeLimits::default();
     if bytes.len() > limits.max_bytes {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: limits.max_bytes,
-        });
+        return Err(DecodeError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
     if let Some(enc) = xml::sniff_encoding(bytes) {
         if !enc.eq_ignore_ascii_case("GB18030") {
-            return Err(DecodeError::refused(
-                "/",
-                format!("declared encoding '{enc}': receipts are GB18030"),
-            ));
+            return Err(DecodeError::refused("/", format!("declared encoding '{enc}': receipts are GB18030")));
         }
     }
     let text = encoding_rs::GB18030
@@ -1043,19 +820,12 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, DecodeError> {
         "1" => true,
         "0" => false,
         other => {
-            cx.error(
-                "/HZ/JSZT",
-                format!("'{other}' is not 1 (accepted) or 0 (rejected)"),
-            );
+            cx.error("/HZ/JSZT", format!("'{other}' is not 1 (accepted) or 0 (rejected)"));
             false
         }
     };
     if cx.problems.is_empty() {
-        Ok(Receipt {
-            number,
-            accepted,
-            reason,
-        })
+        Ok(Receipt { number, accepted, reason })
     } else {
         Err(DecodeError::Invalid(cx.problems))
     }

@@ -49,20 +49,13 @@ pub(crate) struct Tree {
 
 impl Tree {
     fn with_capacity(bytes: usize) -> Tree {
-        Tree {
-            nodes: Vec::with_capacity(32),
-            strings: String::with_capacity(bytes),
-            attrs: Vec::with_capacity(8),
-        }
+        Tree { nodes: Vec::with_capacity(32), strings: String::with_capacity(bytes), attrs: Vec::with_capacity(8) }
     }
 
     fn push_str(&mut self, s: &str) -> Span {
         let start = self.strings.len() as u32;
         self.strings.push_str(s);
-        Span {
-            start,
-            end: self.strings.len() as u32,
-        }
+        Span { start, end: self.strings.len() as u32 }
     }
 
     fn str(&self, span: Span) -> &str {
@@ -178,9 +171,7 @@ impl<'t> Element<'t> {
     pub fn attrs(&self) -> impl Iterator<Item = (&'t str, &'t str)> + 't {
         let (a, b) = self.data().attrs;
         let tree = self.tree;
-        tree.attrs[a as usize..b as usize]
-            .iter()
-            .map(move |(k, v)| (tree.str(*k), tree.str(*v)))
+        tree.attrs[a as usize..b as usize].iter().map(move |(k, v)| (tree.str(*k), tree.str(*v)))
     }
 
     /// An attribute's value.
@@ -195,10 +186,7 @@ impl<'t> Element<'t> {
 
     /// Child elements in document order.
     pub fn children(&self) -> Children<'t> {
-        Children {
-            tree: self.tree,
-            next: self.data().first_child,
-        }
+        Children { tree: self.tree, next: self.data().first_child }
     }
 
     /// The first child with this local name.
@@ -220,10 +208,7 @@ impl<'t> Iterator for Children<'t> {
         if self.next == NONE {
             return None;
         }
-        let el = Element {
-            tree: self.tree,
-            idx: self.next,
-        };
+        let el = Element { tree: self.tree, idx: self.next };
         self.next = self.tree.nodes[self.next as usize].next_sibling;
         Some(el)
     }
@@ -242,10 +227,7 @@ pub(crate) struct Head {
 
 impl Head {
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -288,11 +270,7 @@ fn refused(message: impl Into<String>) -> DecodeError {
 }
 
 impl<'a> Stream<'a> {
-    pub fn new(
-        text: &'a str,
-        limits: &DecodeLimits,
-        expected_ns: Option<&'static str>,
-    ) -> Stream<'a> {
+    pub fn new(text: &'a str, limits: &DecodeLimits, expected_ns: Option<&'static str>) -> Stream<'a> {
         let mut reader = NsReader::from_str(text);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -313,11 +291,7 @@ impl<'a> Stream<'a> {
     }
 }
 
-fn resolve_ns(
-    ns: ResolveResult<'_>,
-    name: &str,
-    expected: Option<&str>,
-) -> Result<Ns, DecodeError> {
+fn resolve_ns(ns: ResolveResult<'_>, name: &str, expected: Option<&str>) -> Result<Ns, DecodeError> {
     Ok(match ns {
         ResolveResult::Bound(n) if Some(n.as_ref()) == expected => Ns::Expected,
         ResolveResult::Bound(n) => Ns::Other(n.as_ref().to_string()),
@@ -333,40 +307,26 @@ fn resolve_ns(
 
 /// Calls `f` with each attribute other than namespace declarations, values unescaped (only the
 /// predefined entities and character references).
-fn each_attr(
-    start: &BytesStart<'_>,
-    name: &str,
-    mut f: impl FnMut(&str, &str),
-) -> Result<(), DecodeError> {
+fn each_attr(start: &BytesStart<'_>, name: &str, mut f: impl FnMut(&str, &str)) -> Result<(), DecodeError> {
     for a in start.attributes() {
         let a = a.map_err(|e| refused(format!("bad attribute in <{name}>: {e}")))?;
         let key = a.key.as_ref();
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
-        let value = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| {
-                refused(format!(
-                    "attribute {key} of <{name}>: {e} (only the predefined entities are allowed)"
-                ))
-            })?;
+        let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| {
+            refused(format!("attribute {key} of <{name}>: {e} (only the predefined entities are allowed)"))
+        })?;
         f(key, &value);
     }
     Ok(())
 }
 
-fn head(
-    ns: ResolveResult<'_>,
-    start: &BytesStart<'_>,
-    expected: Option<&str>,
-) -> Result<Head, DecodeError> {
+fn head(ns: ResolveResult<'_>, start: &BytesStart<'_>, expected: Option<&str>) -> Result<Head, DecodeError> {
     let name = start.local_name().as_ref().to_string();
     let ns = resolve_ns(ns, &name, expected)?;
     let mut attrs = Vec::new();
-    each_attr(start, &name, |k, v| {
-        attrs.push((k.to_string(), v.to_string()))
-    })?;
+    each_attr(start, &name, |k, v| attrs.push((k.to_string(), v.to_string())))?;
     Ok(Head { name, ns, attrs })
 }
 
@@ -431,7 +391,11 @@ impl<'a> Stream<'a> {
                     }
                 }
                 Event::GeneralRef(_) => return Err(refused(format!("unexpected entity reference near byte {pos}"))),
-                Event::DocType(_) => return Err(refused("a DOCTYPE is not allowed (no DTDs, entity declarations or external references)")),
+                Event::DocType(_) => {
+                    return Err(refused(
+                        "a DOCTYPE is not allowed (no DTDs, entity declarations or external references)",
+                    ))
+                }
                 Event::Decl(d) => {
                     self.saw_declaration = true;
                     if let Some(enc) = d.encoding() {
@@ -447,10 +411,7 @@ impl<'a> Stream<'a> {
     fn enter(&mut self) -> Result<(), DecodeError> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return Err(refused(format!(
-                "nesting is deeper than the limit of {} levels",
-                self.max_depth
-            )));
+            return Err(refused(format!("nesting is deeper than the limit of {} levels", self.max_depth)));
         }
         Ok(())
     }
@@ -554,10 +515,7 @@ impl Writer {
 
     /// Starts at a given indentation depth with no declaration (a fragment).
     pub fn fragment(depth: usize) -> Writer {
-        Writer {
-            out: String::with_capacity(4096),
-            depth,
-        }
+        Writer { out: String::with_capacity(4096), depth }
     }
 
     fn indent(&mut self) {
@@ -664,14 +622,8 @@ mod tests {
 
     #[test]
     fn sniffs_declared_encoding() {
-        assert_eq!(
-            sniff_encoding(br#"<?xml version="1.0" encoding="GB18030"?><a/>"#).as_deref(),
-            Some("GB18030")
-        );
-        assert_eq!(
-            sniff_encoding(b"<?xml version='1.0' encoding='utf-8'?>").as_deref(),
-            Some("utf-8")
-        );
+        assert_eq!(sniff_encoding(br#"<?xml version="1.0" encoding="GB18030"?><a/>"#).as_deref(), Some("GB18030"));
+        assert_eq!(sniff_encoding(b"<?xml version='1.0' encoding='utf-8'?>").as_deref(), Some("utf-8"));
         assert_eq!(sniff_encoding(b"<a/>"), None);
     }
 }
@@ -681,9 +633,6 @@ mod regression {
     /// Found by the no-panic property: a multi-byte character where the quote belongs.
     #[test]
     fn sniffing_a_multibyte_quote_does_not_panic() {
-        assert_eq!(
-            super::sniff_encoding("<?xml version=\"1.0\" encoding=\u{fffd}\"UTF-8\"?>".as_bytes()),
-            None
-        );
+        assert_eq!(super::sniff_encoding("<?xml version=\"1.0\" encoding=\u{fffd}\"UTF-8\"?>".as_bytes()), None);
     }
 }

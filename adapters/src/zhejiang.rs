@@ -31,10 +31,7 @@ const PLAN_CHANNEL: &[(&str, i32)] = &[("offline", 1), ("online", 2), ("both", 3
 const SALES_CHANNEL: &[(&str, i32)] = &[("offline", 1), ("online", 2)];
 const CONCLUSION: &[(&str, i32)] = &[("conforming", 1), ("nonconforming", 2)];
 const VERDICT: &[(&str, i32)] = &[("pass", 1), ("fail", 2)];
-const SEVERITY: &[(&str, i32)] = &[
-    ("serious", Severity::Serious as i32),
-    ("general", Severity::General as i32),
-];
+const SEVERITY: &[(&str, i32)] = &[("serious", Severity::Serious as i32), ("general", Severity::General as i32)];
 const ACTION: &[(&str, i32)] = &[
     ("accept", CaseAction::Accept as i32),
     ("return", CaseAction::Return as i32),
@@ -105,14 +102,8 @@ fn paths_for(kind: RecordKind) -> &'static [(&'static str, &'static str)] {
             ("lead_region", "LeadRegion"),
             ("participants", "Participants"),
             ("participants[]", "Participants/Participant[{}]"),
-            (
-                "participants[].region",
-                "Participants/Participant[{}]/@region",
-            ),
-            (
-                "participants[].quota",
-                "Participants/Participant[{}]/@quota",
-            ),
+            ("participants[].region", "Participants/Participant[{}]/@region"),
+            ("participants[].quota", "Participants/Participant[{}]/@quota"),
             ("channel", "Channel"),
             ("categories", "Categories"),
             ("categories[]", "Categories/Category[{}]"),
@@ -212,32 +203,19 @@ impl<'e> El<'e> {
         for (i, c) in self.e.children().enumerate() {
             let name = c.name();
             if *c.ns() != Ns::Expected {
-                cx.error(
-                    self.child_path(name),
-                    format!("element <{name}> is not in the namespace {NAMESPACE}"),
-                );
+                cx.error(self.child_path(name), format!("element <{name}> is not in the namespace {NAMESPACE}"));
             } else if !children.contains(&name) {
                 cx.error(
                     self.child_path(name),
-                    format!(
-                        "unknown element <{name}> (expected: {})",
-                        children.join(", ")
-                    ),
+                    format!("unknown element <{name}> (expected: {})", children.join(", ")),
                 );
-            } else if !repeat.contains(&name) && self.e.children().take(i).any(|p| p.name() == name)
-            {
-                cx.error(
-                    self.child_path(name),
-                    format!("<{name}> appears more than once"),
-                );
+            } else if !repeat.contains(&name) && self.e.children().take(i).any(|p| p.name() == name) {
+                cx.error(self.child_path(name), format!("<{name}> appears more than once"));
             }
         }
         for (k, _) in self.e.attrs() {
             if !attrs.contains(&k) {
-                cx.error(
-                    format!("{}/@{k}", self.path),
-                    format!("unknown attribute '{k}'"),
-                );
+                cx.error(format!("{}/@{k}", self.path), format!("unknown attribute '{k}'"));
             }
         }
         if self.e.mixed() {
@@ -246,10 +224,7 @@ impl<'e> El<'e> {
     }
 
     fn child(&self, name: &str) -> Option<El<'e>> {
-        self.e.child(name).map(|c| El {
-            e: c,
-            path: self.child_path(name),
-        })
+        self.e.child(name).map(|c| El { e: c, path: self.child_path(name) })
     }
 
     /// The trimmed text of an element; an empty element is an error (absent values are omitted).
@@ -265,10 +240,7 @@ impl<'e> El<'e> {
     }
 
     fn attr(&self, name: &str) -> String {
-        self.e
-            .attr(name)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
+        self.e.attr(name).map(|v| v.trim().to_string()).unwrap_or_default()
     }
 
     fn date(&self, name: &str, cx: &mut Ctx) -> Option<Date> {
@@ -278,10 +250,7 @@ impl<'e> El<'e> {
         }
         let d = Date::parse_iso(&text);
         if d.is_none() {
-            cx.error(
-                self.child_path(name),
-                format!("'{text}' is not an xs:date yyyy-MM-dd"),
-            );
+            cx.error(self.child_path(name), format!("'{text}' is not an xs:date yyyy-MM-dd"));
         }
         d
     }
@@ -293,10 +262,7 @@ impl<'e> El<'e> {
         }
         let t = parse_rfc3339(&text);
         if t.is_none() {
-            cx.error(
-                self.child_path(name),
-                format!("'{text}' is not an xs:dateTime with an offset"),
-            );
+            cx.error(self.child_path(name), format!("'{text}' is not an xs:dateTime with an offset"));
         }
         t
     }
@@ -334,10 +300,7 @@ impl<'e> El<'e> {
         let c = self.child(name)?;
         c.check(&[], &[], &["currency"], cx);
         if c.e.attr("currency") != Some("CNY") {
-            cx.error(
-                format!("{}/@currency", c.path),
-                "required: currency=\"CNY\"",
-            );
+            cx.error(format!("{}/@currency", c.path), "required: currency=\"CNY\"");
         }
         let text = c.own_text(cx);
         match parse_yuan(&text) {
@@ -369,10 +332,7 @@ impl<'e> El<'e> {
             .filter(|c| c.name() == item)
             .enumerate()
             .map(|(i, c)| {
-                let el = El {
-                    e: c,
-                    path: format!("{}/{item}[{}]", l.path, i + 1),
-                };
+                let el = El { e: c, path: format!("{}/{item}[{}]", l.path, i + 1) };
                 let t = el.own_text(cx);
                 (el.path, t)
             })
@@ -388,10 +348,7 @@ fn leaf_text(e: Element<'_>, path: impl Fn() -> String, cx: &mut Ctx) -> String 
     }
     let t = e.text().trim();
     if t.is_empty() {
-        cx.error(
-            path(),
-            "empty element: an absent value is an omitted element, never an empty one",
-        );
+        cx.error(path(), "empty element: an absent value is an omitted element, never an empty one");
     }
     t.to_string()
 }
@@ -404,10 +361,7 @@ fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
         Some((_, v)) => *v,
         None => {
             let words: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
-            cx.error(
-                path,
-                format!("'{text}' is not one of: {}", words.join(", ")),
-            );
+            cx.error(path, format!("'{text}' is not one of: {}", words.join(", ")));
             0
         }
     }
@@ -420,49 +374,30 @@ fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
     match category_from_code(text) {
         Some(c) => c as i32,
         None => {
-            cx.error(
-                path,
-                format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"),
-            );
+            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
             0
         }
     }
 }
 
 fn word(value: i32, table: &[(&'static str, i32)]) -> &'static str {
-    table
-        .iter()
-        .find(|(_, v)| *v == value)
-        .map(|(w, _)| *w)
-        .unwrap_or("")
+    table.iter().find(|(_, v)| *v == value).map(|(w, _)| *w).unwrap_or("")
 }
 
 /// Decodes a Zhejiang message with every problem in XPath form
 /// (`/Exchange/Records/Sampling[1]/Seller/CreditCode`).
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeError> {
     if bytes.len() > limits.max_bytes {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: limits.max_bytes,
-        });
+        return Err(DecodeError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
     }
     if let Some(enc) = xml::sniff_encoding(bytes) {
         if !enc.eq_ignore_ascii_case("UTF-8") {
-            return Err(DecodeError::refused(
-                "/",
-                format!("declared encoding '{enc}': Zhejiang documents are UTF-8"),
-            ));
+            return Err(DecodeError::refused("/", format!("declared encoding '{enc}': Zhejiang documents are UTF-8")));
         }
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        DecodeError::refused(
-            "/",
-            format!(
-                "not valid UTF-8: invalid byte at offset {}",
-                e.valid_up_to()
-            ),
-        )
+        DecodeError::refused("/", format!("not valid UTF-8: invalid byte at offset {}", e.valid_up_to()))
     })?;
     let mut stream = Stream::new(text, limits, Some(NAMESPACE));
     let mut cx = Ctx::default();
@@ -471,20 +406,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
     if root.0.name != "Exchange" || root.0.ns != Ns::Expected {
-        return Err(DecodeError::refused(
-            "/",
-            format!("the root element must be <Exchange> in {NAMESPACE}"),
-        ));
+        return Err(DecodeError::refused("/", format!("the root element must be <Exchange> in {NAMESPACE}")));
     }
     if root.0.attr("version") != Some("1.0") {
         cx.error("/Exchange/@version", "required: version=\"1.0\"");
     }
     for (k, _) in &root.0.attrs {
         if k != "version" {
-            cx.error(
-                format!("/Exchange/@{k}"),
-                format!("unknown attribute '{k}'"),
-            );
+            cx.error(format!("/Exchange/@{k}"), format!("unknown attribute '{k}'"));
         }
     }
     let mut envelope = Envelope::default();
@@ -506,8 +435,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                         }
                         "Records" if ok_ns && !saw_records && saw_header => {
                             saw_records = true;
-                            let count =
-                                read_records(&mut stream, empty, kind, &mut records, &mut cx)?;
+                            let count = read_records(&mut stream, empty, kind, &mut records, &mut cx)?;
                             if !(1..=MAX_RECORDS).contains(&count) {
                                 cx.error(
                                     "/Exchange/Records",
@@ -528,9 +456,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                     }
                 }
                 Next::End => break,
-                Next::Eof => {
-                    return Err(DecodeError::refused("/", "document ends inside <Exchange>"))
-                }
+                Next::Eof => return Err(DecodeError::refused("/", "document ends inside <Exchange>")),
             }
         }
     }
@@ -570,14 +496,7 @@ fn read_records(
                 let start = cx.problems.len();
                 match kind {
                     Some((k, name)) if rec_name == name && rec_in_ns => {
-                        let record = decode_record(
-                            k,
-                            El {
-                                e: tree.root(),
-                                path: path.clone(),
-                            },
-                            cx,
-                        );
+                        let record = decode_record(k, El { e: tree.root(), path: path.clone() }, cx);
                         cx.record_id = Some(record.id());
                         cx.rule_violations(
                             start,
@@ -589,10 +508,7 @@ fn read_records(
                         records.push(record);
                     }
                     Some((_, name)) => {
-                        cx.error(
-                            path,
-                            format!("<{rec_name}> in a message whose Kind is {name}"),
-                        );
+                        cx.error(path, format!("<{rec_name}> in a message whose Kind is {name}"));
                     }
                     None => {}
                 }
@@ -604,28 +520,14 @@ fn read_records(
 }
 
 fn decode_header(h: Element<'_>, cx: &mut Ctx) -> (Envelope, Option<(RecordKind, &'static str)>) {
-    let el = El {
-        e: h,
-        path: "/Exchange/Header".into(),
-    };
-    el.check(
-        &["MessageId", "Kind", "Sender", "Receiver", "SentAt"],
-        &[],
-        &[],
-        cx,
-    );
+    let el = El { e: h, path: "/Exchange/Header".into() };
+    el.check(&["MessageId", "Kind", "Sender", "Receiver", "SentAt"], &[], &[], cx);
     let message_id = el.text("MessageId", cx);
     if !rules::IdPattern::Message.matches(&message_id) {
-        cx.error(
-            "/Exchange/Header/MessageId",
-            format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"),
-        );
+        cx.error("/Exchange/Header/MessageId", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
     }
     let kind_text = el.text("Kind", cx);
-    let kind = KINDS
-        .iter()
-        .find(|(n, _)| *n == kind_text)
-        .map(|(n, k)| (*k, *n));
+    let kind = KINDS.iter().find(|(n, _)| *n == kind_text).map(|(n, k)| (*k, *n));
     if kind.is_none() {
         cx.error(
             "/Exchange/Header/Kind",
@@ -636,28 +538,14 @@ fn decode_header(h: Element<'_>, cx: &mut Ctx) -> (Envelope, Option<(RecordKind,
     let receiver = el.text("Receiver", cx);
     for (name, v) in [("Sender", &sender), ("Receiver", &receiver)] {
         if !rules::is_region(v) && !rules::is_samr(v) {
-            cx.error(
-                format!("/Exchange/Header/{name}"),
-                format!("'{v}' is not a region code or SAMR"),
-            );
+            cx.error(format!("/Exchange/Header/{name}"), format!("'{v}' is not a region code or SAMR"));
         }
     }
     let sent_at = el.time("SentAt", cx);
     if sent_at.is_none() {
-        cx.error(
-            "/Exchange/Header/SentAt",
-            "required (xs:dateTime with an offset)",
-        );
+        cx.error("/Exchange/Header/SentAt", "required (xs:dateTime with an offset)");
     }
-    (
-        Envelope {
-            message_id,
-            sender,
-            receiver,
-            sent_at,
-        },
-        kind,
-    )
+    (Envelope { message_id, sender, receiver, sent_at }, kind)
 }
 
 fn decode_record(kind: RecordKind, el: El<'_>, cx: &mut Ctx) -> Record {
@@ -692,16 +580,8 @@ fn decode_plan(el: &El<'_>, cx: &mut Ctx) -> SpotCheckPlan {
     let mut participants = Vec::new();
     if let Some(list) = el.child("Participants") {
         list.check(&["Participant"], &["Participant"], &[], cx);
-        for (i, p) in list
-            .e
-            .children()
-            .filter(|c| c.name() == "Participant")
-            .enumerate()
-        {
-            let pe = El {
-                e: p,
-                path: format!("{}/Participant[{}]", list.path, i + 1),
-            };
+        for (i, p) in list.e.children().filter(|c| c.name() == "Participant").enumerate() {
+            let pe = El { e: p, path: format!("{}/Participant[{}]", list.path, i + 1) };
             pe.check(&[], &[], &["region", "quota"], cx);
             let quota_text = pe.attr("quota");
             if quota_text.is_empty() {
@@ -713,11 +593,8 @@ fn decode_plan(el: &El<'_>, cx: &mut Ctx) -> SpotCheckPlan {
             });
         }
     }
-    let categories = el
-        .list_texts("Categories", "Category", cx)
-        .into_iter()
-        .map(|(p, t)| category_value(&t, &p, cx))
-        .collect();
+    let categories =
+        el.list_texts("Categories", "Category", cx).into_iter().map(|(p, t)| category_value(&t, &p, cx)).collect();
     SpotCheckPlan {
         plan_id: el.attr("id"),
         title: el.text("Title", cx),
@@ -726,11 +603,7 @@ fn decode_plan(el: &El<'_>, cx: &mut Ctx) -> SpotCheckPlan {
         participants,
         channel: el.code("Channel", PLAN_CHANNEL, cx),
         categories,
-        standards: el
-            .list_texts("Standards", "Standard", cx)
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect(),
+        standards: el.list_texts("Standards", "Standard", cx).into_iter().map(|(_, t)| t).collect(),
         sampling_deadline: el.date("SamplingDeadline", cx),
         published_at: el.time("PublishedAt", cx),
     }
@@ -749,19 +622,7 @@ fn decode_party(el: Option<El<'_>>, cx: &mut Ctx) -> Option<Party> {
 
 fn decode_product(el: Option<El<'_>>, cx: &mut Ctx) -> Option<Product> {
     let el = el?;
-    el.check(
-        &[
-            "Name",
-            "Category",
-            "Brand",
-            "Model",
-            "Batch",
-            "ProductionDate",
-        ],
-        &[],
-        &[],
-        cx,
-    );
+    el.check(&["Name", "Category", "Brand", "Model", "Batch", "ProductionDate"], &[], &[], cx);
     Some(Product {
         name: el.text("Name", cx),
         category: el.category("Category", cx),
@@ -794,12 +655,7 @@ fn decode_sampling(el: &El<'_>, cx: &mut Ctx) -> SamplingRecord {
         cx,
     );
     let shop = el.child("Shop").map(|s| {
-        s.check(
-            &["Platform", "ShopName", "ShopUrl", "OrderNo"],
-            &[],
-            &[],
-            cx,
-        );
+        s.check(&["Platform", "ShopName", "ShopUrl", "OrderNo"], &[], &[], cx);
         OnlineShop {
             platform: s.text("Platform", cx),
             shop_name: s.text("ShopName", cx),
@@ -820,10 +676,7 @@ fn decode_sampling(el: &El<'_>, cx: &mut Ctx) -> SamplingRecord {
     };
     let unit_price = el.money("UnitPrice", cx);
     if el.child("UnitPrice").is_none() {
-        cx.error(
-            el.child_path("UnitPrice"),
-            "required (yuan with two decimals, currency=\"CNY\")",
-        );
+        cx.error(el.child_path("UnitPrice"), "required (yuan with two decimals, currency=\"CNY\")");
     }
     SamplingRecord {
         sample_id: el.attr("id"),
@@ -845,12 +698,7 @@ fn decode_sampling(el: &El<'_>, cx: &mut Ctx) -> SamplingRecord {
 }
 
 fn decode_inspection(el: &El<'_>, cx: &mut Ctx) -> InspectionResult {
-    el.check(
-        &["Lab", "IssuedOn", "Conclusion", "Items"],
-        &[],
-        &["id", "sample"],
-        cx,
-    );
+    el.check(&["Lab", "IssuedOn", "Conclusion", "Items"], &[], &["id", "sample"], cx);
     let (lab_name, lab_cma) = match el.child("Lab") {
         Some(l) => {
             l.check(&[], &[], &["cma"], cx);
@@ -862,43 +710,19 @@ fn decode_inspection(el: &El<'_>, cx: &mut Ctx) -> InspectionResult {
     if let Some(list) = el.child("Items") {
         list.check(&["Item"], &["Item"], &[], cx);
         for (i, it) in list.e.children().filter(|c| c.name() == "Item").enumerate() {
-            let ie = El {
-                e: it,
-                path: format!("{}/Item[{}]", list.path, i + 1),
-            };
-            ie.check(
-                &["Name", "Standard", "Requirement", "Measured", "Unit"],
-                &[],
-                &["verdict", "severity"],
-                cx,
-            );
-            let verdict = lookup(
-                &ie.attr("verdict"),
-                VERDICT,
-                &format!("{}/@verdict", ie.path),
-                cx,
-            );
+            let ie = El { e: it, path: format!("{}/Item[{}]", list.path, i + 1) };
+            ie.check(&["Name", "Standard", "Requirement", "Measured", "Unit"], &[], &["verdict", "severity"], cx);
+            let verdict = lookup(&ie.attr("verdict"), VERDICT, &format!("{}/@verdict", ie.path), cx);
             let severity_text = ie.attr("severity");
             let severity = if severity_text.is_empty() {
                 if verdict == Verdict::Fail as i32 {
-                    cx.error(
-                        format!("{}/@severity", ie.path),
-                        "required on a failing item (serious or general)",
-                    );
+                    cx.error(format!("{}/@severity", ie.path), "required on a failing item (serious or general)");
                 }
                 Severity::None as i32
             } else {
-                let s = lookup(
-                    &severity_text,
-                    SEVERITY,
-                    &format!("{}/@severity", ie.path),
-                    cx,
-                );
+                let s = lookup(&severity_text, SEVERITY, &format!("{}/@severity", ie.path), cx);
                 if verdict == Verdict::Pass as i32 {
-                    cx.error(
-                        format!("{}/@severity", ie.path),
-                        "only failing items carry a severity",
-                    );
+                    cx.error(format!("{}/@severity", ie.path), "only failing items carry a severity");
                 }
                 s
             };
@@ -925,19 +749,7 @@ fn decode_inspection(el: &El<'_>, cx: &mut Ctx) -> InspectionResult {
 }
 
 fn decode_transfer(el: &El<'_>, cx: &mut Ctx) -> DisposalCase {
-    el.check(
-        &[
-            "Origin",
-            "Responsible",
-            "SampleRef",
-            "ReportRef",
-            "OpenedAt",
-            "DueOn",
-        ],
-        &[],
-        &["id"],
-        cx,
-    );
+    el.check(&["Origin", "Responsible", "SampleRef", "ReportRef", "OpenedAt", "DueOn"], &[], &["id"], cx);
     let due_on = el.date("DueOn", cx);
     if due_on.is_none() {
         cx.error(el.child_path("DueOn"), "required (xs:date)");
@@ -957,12 +769,7 @@ fn decode_transfer(el: &El<'_>, cx: &mut Ctx) -> DisposalCase {
 
 fn decode_feedback(el: &El<'_>, cx: &mut Ctx) -> CaseFeedback {
     cx.record_id = Some(el.attr("id"));
-    el.check(
-        &["By", "At", "Action", "Note", "Amount"],
-        &[],
-        &["id", "case"],
-        cx,
-    );
+    el.check(&["By", "At", "Action", "Note", "Amount"], &[], &["id", "case"], cx);
     CaseFeedback {
         case_id: el.attr("case"),
         event: Some(CaseEvent {
@@ -998,11 +805,7 @@ fn decode_risk(el: &El<'_>, cx: &mut Ctx) -> RiskSignal {
     if revision_text.is_empty() {
         cx.error(format!("{}/@revision", el.path), "required");
     }
-    let hazards = el
-        .list_texts("Hazards", "Hazard", cx)
-        .into_iter()
-        .map(|(p, t)| lookup(&t, HAZARD, &p, cx))
-        .collect();
+    let hazards = el.list_texts("Hazards", "Hazard", cx).into_iter().map(|(p, t)| lookup(&t, HAZARD, &p, cx)).collect();
     let nationwide = match el.text("Nationwide", cx).as_str() {
         "true" => true,
         "false" => false,
@@ -1011,21 +814,12 @@ fn decode_risk(el: &El<'_>, cx: &mut Ctx) -> RiskSignal {
             false
         }
         other => {
-            cx.error(
-                el.child_path("Nationwide"),
-                format!("'{other}' is not true or false"),
-            );
+            cx.error(el.child_path("Nationwide"), format!("'{other}' is not true or false"));
             false
         }
     };
-    if el
-        .child("RelatedSamples")
-        .is_some_and(|r| !r.e.has_children())
-    {
-        cx.error(
-            el.child_path("RelatedSamples"),
-            "omitted when there are no related samples, never empty",
-        );
+    if el.child("RelatedSamples").is_some_and(|r| !r.e.has_children()) {
+        cx.error(el.child_path("RelatedSamples"), "omitted when there are no related samples, never empty");
     }
     RiskSignal {
         signal_id: el.attr("id"),
@@ -1039,11 +833,7 @@ fn decode_risk(el: &El<'_>, cx: &mut Ctx) -> RiskSignal {
         level: el.code("Level", LEVEL, cx),
         summary: el.text("Summary", cx),
         nationwide,
-        related_samples: el
-            .list_texts("RelatedSamples", "SampleRef", cx)
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect(),
+        related_samples: el.list_texts("RelatedSamples", "SampleRef", cx).into_iter().map(|(_, t)| t).collect(),
         recommended_measures: el.text("RecommendedMeasures", cx),
     }
 }
@@ -1052,9 +842,7 @@ fn decode_risk(el: &El<'_>, cx: &mut Ctx) -> RiskSignal {
 // Encoding
 
 fn time_text(t: &Option<Timestamp>) -> String {
-    t.as_ref()
-        .map(|t| BeijingTime::of(t).to_rfc3339())
-        .unwrap_or_default()
+    t.as_ref().map(|t| BeijingTime::of(t).to_rfc3339()).unwrap_or_default()
 }
 
 fn date_text(d: &Option<Date>) -> String {
@@ -1062,10 +850,7 @@ fn date_text(d: &Option<Date>) -> String {
 }
 
 fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c)
-        .ok()
-        .and_then(category_code)
-        .unwrap_or_default()
+    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
 }
 
 fn write_party(w: &mut Writer, name: &str, p: &Party) {
@@ -1104,11 +889,8 @@ fn write_list(w: &mut Writer, list: &str, item: &str, values: &[String]) {
 /// Encodes canonical records (one kind, 1–500) as a Zhejiang message, deterministically.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
     let kind = batch_kind(records, MAX_RECORDS, "Zhejiang")?;
-    let kind_name = KINDS
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .map(|(n, _)| *n)
-        .ok_or_else(|| EncodeError::Unsupported {
+    let kind_name =
+        KINDS.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).ok_or_else(|| EncodeError::Unsupported {
             partner: "Zhejiang",
             kind,
             record_id: records[0].id(),
@@ -1132,10 +914,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
     }
     w.close("Records");
     w.close("Exchange");
-    Ok(Encoded {
-        bytes: w.out.into_bytes(),
-        losses,
-    })
+    Ok(Encoded { bytes: w.out.into_bytes(), losses })
 }
 
 fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
@@ -1150,11 +929,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             } else {
                 w.open("Participants", &[]);
                 for x in &p.participants {
-                    w.leaf(
-                        "Participant",
-                        &[("region", &x.region), ("quota", &x.quota.to_string())],
-                        "",
-                    );
+                    w.leaf("Participant", &[("region", &x.region), ("quota", &x.quota.to_string())], "");
                 }
                 w.close("Participants");
             }
@@ -1188,19 +963,12 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             write_product(w, &s.product.clone().unwrap_or_default());
             w.leaf("Quantity", &[("unit", &s.unit)], &s.quantity.to_string());
             w.leaf("ReserveQuantity", &[], &s.reserve_quantity.to_string());
-            w.leaf(
-                "UnitPrice",
-                &[("currency", "CNY")],
-                &format_yuan(s.unit_price),
-            );
+            w.leaf("UnitPrice", &[("currency", "CNY")], &format_yuan(s.unit_price));
             w.leaf("RecordedAt", &[], &time_text(&s.recorded_at));
             w.close("Sampling");
         }
         Record::Inspection(r) => {
-            w.open(
-                "Inspection",
-                &[("id", &r.report_no), ("sample", &r.sample_id)],
-            );
+            w.open("Inspection", &[("id", &r.report_no), ("sample", &r.sample_id)]);
             w.leaf("Lab", &[("cma", &r.lab_cma)], &r.lab_name);
             w.leaf("IssuedOn", &[], &date_text(&r.issued_on));
             w.leaf("Conclusion", &[], word(r.conclusion, CONCLUSION));
@@ -1253,31 +1021,16 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
         }
         Record::RiskSignal(s) => {
             let revision = s.revision.to_string();
-            w.open(
-                "RiskAlert",
-                &[
-                    ("id", &s.signal_id),
-                    ("revision", &revision),
-                    ("state", word(s.state, STATE)),
-                ],
-            );
+            w.open("RiskAlert", &[("id", &s.signal_id), ("revision", &revision), ("state", word(s.state, STATE))]);
             w.leaf("ReportedBy", &[], &s.reporting_region);
             w.leaf("ObservedOn", &[], &date_text(&s.observed_on));
             w.leaf("Source", &[], word(s.source, SOURCE));
             write_product(w, &s.product.clone().unwrap_or_default());
-            let hazards: Vec<String> = s
-                .hazards
-                .iter()
-                .map(|h| word(*h, HAZARD).to_string())
-                .collect();
+            let hazards: Vec<String> = s.hazards.iter().map(|h| word(*h, HAZARD).to_string()).collect();
             write_list(w, "Hazards", "Hazard", &hazards);
             w.leaf("Level", &[], word(s.level, LEVEL));
             w.leaf("Summary", &[], &s.summary);
-            w.leaf(
-                "Nationwide",
-                &[],
-                if s.nationwide { "true" } else { "false" },
-            );
+            w.leaf("Nationwide", &[], if s.nationwide { "true" } else { "false" });
             if !s.related_samples.is_empty() {
                 write_list(w, "RelatedSamples", "SampleRef", &s.related_samples);
             }

@@ -1,18 +1,11 @@
 //! Behaviour the interface documents spell out, beyond what the vectors show.
 
-use yrdx_adapters::{
-    beijing, jiangsu, samr, zhejiang, DecodeLimits, EncodeError, Partner, Record, RecordKind,
-};
+use yrdx_adapters::{beijing, jiangsu, samr, zhejiang, DecodeLimits, EncodeError, Partner, Record, RecordKind};
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::*;
 
 fn vector(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../conformance/vectors")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(name)).unwrap()
 }
 
 fn decode(p: Partner, name: &str) -> yrdx_adapters::Document {
@@ -34,10 +27,7 @@ fn passing_items_are_reported_lost_for_beijing() {
     let out = beijing::encode(&envelope(Partner::Beijing), &doc.records).unwrap();
     let fields: Vec<&str> = out.losses.iter().map(|l| l.field.as_str()).collect();
     assert_eq!(fields, ["items[0]", "items[1]"]);
-    assert!(out
-        .losses
-        .iter()
-        .all(|l| l.record_id == "JSZJ-2024-WS-00731"));
+    assert!(out.losses.iter().all(|l| l.record_id == "JSZJ-2024-WS-00731"));
 }
 
 #[test]
@@ -53,15 +43,9 @@ fn a_both_plan_goes_to_beijing_as_online_with_the_loss_reported() {
 #[test]
 fn beijing_refuses_what_it_cannot_take() {
     for (file, kind) in [
-        (
-            "canonical/valid/sampling-offline.json",
-            RecordKind::Sampling,
-        ),
+        ("canonical/valid/sampling-offline.json", RecordKind::Sampling),
         ("canonical/valid/risk-signal.json", RecordKind::RiskSignal),
-        (
-            "canonical/valid/responsibility-report.json",
-            RecordKind::ResponsibilityReport,
-        ),
+        ("canonical/valid/responsibility-report.json", RecordKind::ResponsibilityReport),
     ] {
         let doc = decode(Partner::Canonical, file);
         match beijing::encode(&envelope(Partner::Beijing), &doc.records) {
@@ -73,48 +57,29 @@ fn beijing_refuses_what_it_cannot_take() {
     if let Record::Plan(p) = &mut plan[0] {
         p.channel = PlanChannel::Offline as i32;
     }
-    assert!(matches!(
-        beijing::encode(&envelope(Partner::Beijing), &plan),
-        Err(EncodeError::Unsupported { .. })
-    ));
+    assert!(matches!(beijing::encode(&envelope(Partner::Beijing), &plan), Err(EncodeError::Unsupported { .. })));
 }
 
 #[test]
 fn beijing_takes_exactly_one_record() {
     let doc = decode(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
     let two = vec![doc.records[0].clone(), doc.records[0].clone()];
-    assert!(matches!(
-        beijing::encode(&envelope(Partner::Beijing), &two),
-        Err(EncodeError::Batch(_))
-    ));
-    assert!(matches!(
-        beijing::encode(&envelope(Partner::Beijing), &[]),
-        Err(EncodeError::Batch(_))
-    ));
+    assert!(matches!(beijing::encode(&envelope(Partner::Beijing), &two), Err(EncodeError::Batch(_))));
+    assert!(matches!(beijing::encode(&envelope(Partner::Beijing), &[]), Err(EncodeError::Batch(_))));
 }
 
 #[test]
 fn batch_limits_and_mixed_kinds() {
-    let s = decode(Partner::Jiangsu, "jiangsu/valid/example-sampling.json")
-        .records
-        .remove(0);
-    let i = decode(Partner::Jiangsu, "jiangsu/valid/example-inspection.json")
-        .records
-        .remove(0);
+    let s = decode(Partner::Jiangsu, "jiangsu/valid/example-sampling.json").records.remove(0);
+    let i = decode(Partner::Jiangsu, "jiangsu/valid/example-inspection.json").records.remove(0);
     assert!(jiangsu::encode(&envelope(Partner::Jiangsu), &vec![s.clone(); 100]).is_ok());
-    assert!(matches!(
-        jiangsu::encode(&envelope(Partner::Jiangsu), &vec![s.clone(); 101]),
-        Err(EncodeError::Batch(_))
-    ));
+    assert!(matches!(jiangsu::encode(&envelope(Partner::Jiangsu), &vec![s.clone(); 101]), Err(EncodeError::Batch(_))));
     assert!(zhejiang::encode(&envelope(Partner::Zhejiang), &vec![s.clone(); 500]).is_ok());
     assert!(matches!(
         zhejiang::encode(&envelope(Partner::Zhejiang), &vec![s.clone(); 501]),
         Err(EncodeError::Batch(_))
     ));
-    assert!(matches!(
-        jiangsu::encode(&envelope(Partner::Jiangsu), &[s, i]),
-        Err(EncodeError::Batch(_))
-    ));
+    assert!(matches!(jiangsu::encode(&envelope(Partner::Jiangsu), &[s, i]), Err(EncodeError::Batch(_))));
 }
 
 #[test]
@@ -142,60 +107,32 @@ fn zhejiang_reads_any_offset_and_prefix_and_writes_plus_eight() {
             "<zj:Exchange xmlns:zj=\"urn:zjamr:yrd:exchange:1\" xmlns=\"urn:zjamr:yrd:exchange:1\"",
         )
         .replace("</Exchange>", "</zj:Exchange>")
-        .replace(
-            "<PlanRef>YRD-2024-WS-01</PlanRef>",
-            "<zj:PlanRef><![CDATA[ YRD-2024-WS-01 ]]></zj:PlanRef>",
-        );
-    let a = Partner::Zhejiang
-        .decode(text.as_bytes(), &DecodeLimits::default())
-        .unwrap();
-    let b = Partner::Zhejiang
-        .decode(shifted.as_bytes(), &DecodeLimits::default())
-        .unwrap();
+        .replace("<PlanRef>YRD-2024-WS-01</PlanRef>", "<zj:PlanRef><![CDATA[ YRD-2024-WS-01 ]]></zj:PlanRef>");
+    let a = Partner::Zhejiang.decode(text.as_bytes(), &DecodeLimits::default()).unwrap();
+    let b = Partner::Zhejiang.decode(shifted.as_bytes(), &DecodeLimits::default()).unwrap();
     assert_eq!(a.records, b.records);
     let out = zhejiang::encode(&a.envelope, &b.records).unwrap();
-    assert_eq!(
-        out.bytes,
-        text.as_bytes(),
-        "re-encoding gives the example's exact bytes"
-    );
+    assert_eq!(out.bytes, text.as_bytes(), "re-encoding gives the example's exact bytes");
     // Unprefixed children of a prefix-only root are in no namespace: refused, and said so.
     let no_default = shifted.replace(" xmlns=\"urn:zjamr:yrd:exchange:1\"", "");
-    let err = Partner::Zhejiang
-        .decode(no_default.as_bytes(), &DecodeLimits::default())
-        .unwrap_err();
-    assert!(
-        err.problems()
-            .iter()
-            .any(|p| p.path == "/Exchange/Header" && p.message.contains("namespace")),
-        "{err:?}"
-    );
+    let err = Partner::Zhejiang.decode(no_default.as_bytes(), &DecodeLimits::default()).unwrap_err();
+    assert!(err.problems().iter().any(|p| p.path == "/Exchange/Header" && p.message.contains("namespace")), "{err:?}");
 }
 
 #[test]
 fn jiangsu_missing_key_means_empty() {
     let text = String::from_utf8(vector("jiangsu/valid/example-sampling.json")).unwrap();
     let without_batch = text.replace("      \"PH\": \"HL240105\",\n", "");
-    let doc = Partner::Jiangsu
-        .decode(without_batch.as_bytes(), &DecodeLimits::default())
-        .unwrap();
-    let Record::Sampling(s) = &doc.records[0] else {
-        panic!()
-    };
+    let doc = Partner::Jiangsu.decode(without_batch.as_bytes(), &DecodeLimits::default()).unwrap();
+    let Record::Sampling(s) = &doc.records[0] else { panic!() };
     assert_eq!(s.product.as_ref().unwrap().batch, "");
 }
 
 #[test]
 fn samr_package_numbers_and_digest() {
     let day = yrdx_proto::Date::from_ymd(2024, 4, 2).unwrap();
-    assert_eq!(
-        samr::package_number("310000", &day, 1),
-        "SJB-310000-20240402-0001"
-    );
-    assert_eq!(
-        samr::package_number("310000", &day, 42),
-        "SJB-310000-20240402-0042"
-    );
+    assert_eq!(samr::package_number("310000", &day, 1), "SJB-310000-20240402-0001");
+    assert_eq!(samr::package_number("310000", &day, 42), "SJB-310000-20240402-0042");
     let doc = decode(Partner::Canonical, "canonical/valid/risk-signal.json");
     let out = samr::encode(&envelope(Partner::Samr), 5, &doc.records).unwrap();
     let pkg = samr::decode_package(&out.bytes, &DecodeLimits::default()).unwrap();
@@ -212,21 +149,12 @@ fn samr_package_numbers_and_digest() {
 
 #[test]
 fn samr_bytes_are_gb18030() {
-    let doc = decode(
-        Partner::Canonical,
-        "canonical/valid/responsibility-report.json",
-    );
+    let doc = decode(Partner::Canonical, "canonical/valid/responsibility-report.json");
     let out = samr::encode(&envelope(Partner::Samr), 1, &doc.records).unwrap();
-    assert!(
-        std::str::from_utf8(&out.bytes).is_err(),
-        "Chinese text is GB18030, not UTF-8"
-    );
+    assert!(std::str::from_utf8(&out.bytes).is_err(), "Chinese text is GB18030, not UTF-8");
     let (text, _, bad) = encoding_rs_decode(&out.bytes);
     assert!(!bad);
-    assert!(
-        text.contains("<QYLX>生产</QYLX>") && text.contains("<ML>0103,0402</ML>"),
-        "{text}"
-    );
+    assert!(text.contains("<QYLX>生产</QYLX>") && text.contains("<ML>0103,0402</ML>"), "{text}");
 }
 
 fn encoding_rs_decode(bytes: &[u8]) -> (String, (), bool) {
@@ -247,9 +175,7 @@ fn closed_case_summary() {
     // A case closed by a passing re-check, without measures.
     let mut rechecked = doc.records;
     if let Record::ClosedCase(c) = &mut rechecked[0] {
-        c.events.retain(|e| {
-            e.action == CaseAction::Accept as i32 || e.action == CaseAction::Notify as i32
-        });
+        c.events.retain(|e| e.action == CaseAction::Accept as i32 || e.action == CaseAction::Notify as i32);
         c.events.push(CaseEvent {
             event_id: "FK-9".into(),
             at: parse_rfc3339("2024-06-01T10:00:00+08:00"),
@@ -280,25 +206,14 @@ fn receipts_round_trip() {
     let accepted = samr::decode_receipt(&vector("samr/receipts/example-accepted.xml")).unwrap();
     assert_eq!(
         accepted,
+        samr::Receipt { number: "SJB-310000-20240402-0001".into(), accepted: true, reason: String::new() }
+    );
+    let rejected =
         samr::Receipt {
-            number: "SJB-310000-20240402-0001".into(),
-            accepted: true,
-            reason: String::new()
-        }
-    );
-    let rejected = samr::Receipt {
-        number: "SJB-310000-20240402-0002".into(),
-        accepted: false,
-        reason: "摘要校验失败".into(),
-    };
-    assert_eq!(
-        samr::decode_receipt(&samr::encode_receipt(&rejected)).unwrap(),
-        rejected
-    );
-    assert_eq!(
-        samr::encode_receipt(&accepted),
-        vector("samr/receipts/example-accepted.xml")
-    );
+            number: "SJB-310000-20240402-0002".into(), accepted: false, reason: "摘要校验失败".into()
+        };
+    assert_eq!(samr::decode_receipt(&samr::encode_receipt(&rejected)).unwrap(), rejected);
+    assert_eq!(samr::encode_receipt(&accepted), vector("samr/receipts/example-accepted.xml"));
 }
 
 #[test]
@@ -321,9 +236,5 @@ fn sub_second_precision_is_reported_not_silently_dropped() {
     }
     let out = beijing::encode(&envelope(Partner::Beijing), &doc.records).unwrap();
     assert_eq!(out.losses.len(), 1);
-    assert!(Partner::Canonical
-        .encode(&envelope(Partner::Canonical), &doc.records, 1)
-        .unwrap()
-        .losses
-        .is_empty());
+    assert!(Partner::Canonical.encode(&envelope(Partner::Canonical), &doc.records, 1).unwrap().losses.is_empty());
 }

@@ -8,10 +8,8 @@ use yrdx_proto::rules::{organisation_check_character, uscc_check_character, USCC
 use yrdx_proto::v1::*;
 use yrdx_proto::{Date, Timestamp};
 
-const REGIONS: &[&str] = &[
-    "310000", "310112", "320000", "320583", "330000", "330106", "110000", "110108", "340000",
-    "440305",
-];
+const REGIONS: &[&str] =
+    &["310000", "310112", "320000", "320583", "330000", "330106", "110000", "110108", "340000", "440305"];
 const PARTNERS: [Partner; 3] = [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing];
 
 fn region() -> impl Strategy<Value = String> {
@@ -55,10 +53,7 @@ fn date() -> impl Strategy<Value = Date> {
 }
 
 fn instant() -> impl Strategy<Value = Timestamp> {
-    (946_684_800i64..4_102_444_800).prop_map(|s| Timestamp {
-        seconds: s,
-        nanos: 0,
-    })
+    (946_684_800i64..4_102_444_800).prop_map(|s| Timestamp { seconds: s, nanos: 0 })
 }
 
 fn category() -> impl Strategy<Value = i32> {
@@ -75,34 +70,23 @@ fn party() -> impl Strategy<Value = Party> {
 }
 
 fn product() -> impl Strategy<Value = Product> {
-    (
-        text(),
-        category(),
-        opt_text(),
-        opt_text(),
-        opt_text(),
-        prop::option::of(date()),
+    (text(), category(), opt_text(), opt_text(), opt_text(), prop::option::of(date())).prop_map(
+        |(name, category, brand, model, batch, production_date)| Product {
+            name,
+            category,
+            brand,
+            model,
+            batch,
+            production_date,
+        },
     )
-        .prop_map(
-            |(name, category, brand, model, batch, production_date)| Product {
-                name,
-                category,
-                brand,
-                model,
-                batch,
-                production_date,
-            },
-        )
 }
 
 fn shop() -> impl Strategy<Value = OnlineShop> {
     (
         text(),
         text(),
-        prop_oneof![
-            Just(String::new()),
-            "[a-z]{1,10}".prop_map(|h| format!("https://{h}.example.com/s"))
-        ],
+        prop_oneof![Just(String::new()), "[a-z]{1,10}".prop_map(|h| format!("https://{h}.example.com/s"))],
         opt_text(),
     )
         .prop_map(|(platform, shop_name, shop_url, order_no)| OnlineShop {
@@ -114,21 +98,11 @@ fn shop() -> impl Strategy<Value = OnlineShop> {
 }
 
 fn sampling(online_only: bool) -> impl Strategy<Value = SamplingRecord> {
-    let channel = if online_only {
-        Just(2).boxed()
-    } else {
-        prop_oneof![Just(1), Just(2)].boxed()
-    };
+    let channel = if online_only { Just(2).boxed() } else { prop_oneof![Just(1), Just(2)].boxed() };
     (
         (id(6), id(4), region(), text(), date(), channel),
         (party(), prop::option::of(party()), shop(), product()),
-        (
-            1i32..10_000,
-            text(),
-            0i32..100,
-            0i64..100_000_000,
-            instant(),
-        ),
+        (1i32..10_000, text(), 0i32..100, 0i64..100_000_000, instant()),
     )
         .prop_map(
             |(
@@ -158,50 +132,33 @@ fn sampling(online_only: bool) -> impl Strategy<Value = SamplingRecord> {
 }
 
 fn item() -> impl Strategy<Value = InspectionItem> {
-    (
-        text(),
-        text(),
-        opt_text(),
-        opt_text(),
-        opt_text(),
-        prop_oneof![Just((1, 1)), Just((2, 2)), Just((2, 3))],
-    )
-        .prop_map(
-            |(name, standard, requirement, measured, unit, (verdict, severity))| InspectionItem {
-                name,
-                standard,
-                requirement,
-                measured,
-                unit,
-                verdict,
-                severity,
-            },
-        )
+    (text(), text(), opt_text(), opt_text(), opt_text(), prop_oneof![Just((1, 1)), Just((2, 2)), Just((2, 3))])
+        .prop_map(|(name, standard, requirement, measured, unit, (verdict, severity))| InspectionItem {
+            name,
+            standard,
+            requirement,
+            measured,
+            unit,
+            verdict,
+            severity,
+        })
 }
 
 fn inspection() -> impl Strategy<Value = InspectionResult> {
-    (
-        id(4),
-        id(6),
-        text(),
-        "[0-9]{12}",
-        date(),
-        prop::collection::vec(item(), 0..6),
+    (id(4), id(6), text(), "[0-9]{12}", date(), prop::collection::vec(item(), 0..6)).prop_map(
+        |(report_no, sample_id, lab_name, lab_cma, issued_on, items)| {
+            let failing = items.iter().any(|i| i.verdict == 2);
+            InspectionResult {
+                report_no,
+                sample_id,
+                lab_name,
+                lab_cma,
+                issued_on: Some(issued_on),
+                conclusion: if failing { 2 } else { 1 },
+                items,
+            }
+        },
     )
-        .prop_map(
-            |(report_no, sample_id, lab_name, lab_cma, issued_on, items)| {
-                let failing = items.iter().any(|i| i.verdict == 2);
-                InspectionResult {
-                    report_no,
-                    sample_id,
-                    lab_name,
-                    lab_cma,
-                    issued_on: Some(issued_on),
-                    conclusion: if failing { 2 } else { 1 },
-                    items,
-                }
-            },
-        )
 }
 
 fn plan() -> impl Strategy<Value = SpotCheckPlan> {
@@ -217,69 +174,53 @@ fn plan() -> impl Strategy<Value = SpotCheckPlan> {
         ),
     )
         .prop_map(
-            |(
-                (plan_id, title, year, lead_region),
-                parts,
-                (channel, categories, standards, deadline, published_at),
-            )| SpotCheckPlan {
-                plan_id,
-                title,
-                year,
-                lead_region,
-                participants: parts
-                    .into_iter()
-                    .map(|(region, quota)| PlanParticipant { region, quota })
-                    .collect(),
-                channel,
-                categories,
-                standards,
-                sampling_deadline: Some(deadline),
-                published_at: Some(published_at),
+            |((plan_id, title, year, lead_region), parts, (channel, categories, standards, deadline, published_at))| {
+                SpotCheckPlan {
+                    plan_id,
+                    title,
+                    year,
+                    lead_region,
+                    participants: parts.into_iter().map(|(region, quota)| PlanParticipant { region, quota }).collect(),
+                    channel,
+                    categories,
+                    standards,
+                    sampling_deadline: Some(deadline),
+                    published_at: Some(published_at),
+                }
             },
         )
 }
 
 fn transfer() -> impl Strategy<Value = DisposalCase> {
     (id(6), region(), region(), id(6), id(4), instant(), date()).prop_map(
-        |(case_id, origin_region, responsible_region, sample_id, report_no, opened_at, due_on)| {
-            DisposalCase {
-                case_id,
-                origin_region,
-                responsible_region,
-                sample_id,
-                report_no,
-                opened_at: Some(opened_at),
-                status: CaseStatus::Transferred as i32,
-                due_on: Some(due_on),
-                events: vec![],
-            }
+        |(case_id, origin_region, responsible_region, sample_id, report_no, opened_at, due_on)| DisposalCase {
+            case_id,
+            origin_region,
+            responsible_region,
+            sample_id,
+            report_no,
+            opened_at: Some(opened_at),
+            status: CaseStatus::Transferred as i32,
+            due_on: Some(due_on),
+            events: vec![],
         },
     )
 }
 
 fn feedback() -> impl Strategy<Value = CaseFeedback> {
-    (
-        id(6),
-        id(6),
-        instant(),
-        region(),
-        2i32..=11,
-        text(),
-        0i64..1_000_000_000,
+    (id(6), id(6), instant(), region(), 2i32..=11, text(), 0i64..1_000_000_000).prop_map(
+        |(case_id, event_id, at, by_region, action, note, amount)| CaseFeedback {
+            case_id,
+            event: Some(CaseEvent {
+                event_id,
+                at: Some(at),
+                by_region,
+                action,
+                note,
+                amount: (action == CaseAction::Penalty as i32).then_some(amount),
+            }),
+        },
     )
-        .prop_map(
-            |(case_id, event_id, at, by_region, action, note, amount)| CaseFeedback {
-                case_id,
-                event: Some(CaseEvent {
-                    event_id,
-                    at: Some(at),
-                    by_region,
-                    action,
-                    note,
-                    amount: (action == CaseAction::Penalty as i32).then_some(amount),
-                }),
-            },
-        )
 }
 
 fn risk() -> impl Strategy<Value = RiskSignal> {
@@ -336,10 +277,7 @@ fn envelope(to: Partner) -> Envelope {
         message_id: "YRDX-PROP-1".into(),
         sender: "310000".into(),
         receiver: to.envelope_id().into(),
-        sent_at: Some(Timestamp {
-            seconds: 1_710_469_800,
-            nanos: 0,
-        }),
+        sent_at: Some(Timestamp { seconds: 1_710_469_800, nanos: 0 }),
     }
 }
 
@@ -367,17 +305,10 @@ fn beijing_takes(r: &Record) -> bool {
 }
 
 fn through(p: Partner, r: &Record) -> Record {
-    let enc = p
-        .encode(&envelope(p), std::slice::from_ref(r), 1)
-        .unwrap_or_else(|e| panic!("{p} encode: {e}"));
+    let enc = p.encode(&envelope(p), std::slice::from_ref(r), 1).unwrap_or_else(|e| panic!("{p} encode: {e}"));
     let doc = p
         .decode(&enc.bytes, &DecodeLimits::default())
-        .unwrap_or_else(|e| {
-            panic!(
-                "{p} decode of its own output: {e:?}\n{}",
-                String::from_utf8_lossy(&enc.bytes)
-            )
-        });
+        .unwrap_or_else(|e| panic!("{p} decode of its own output: {e:?}\n{}", String::from_utf8_lossy(&enc.bytes)));
     assert_eq!(doc.envelope, envelope(p));
     assert_eq!(doc.records.len(), 1);
     doc.records.into_iter().next().unwrap()
@@ -425,9 +356,7 @@ proptest! {
 }
 
 fn example(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../conformance/vectors")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(name);
     std::fs::read(path).unwrap()
 }
 

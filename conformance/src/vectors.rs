@@ -59,12 +59,7 @@ impl Vector {
     /// A short name: `jiangsu/invalid/bad-region.json`.
     pub fn name(&self) -> String {
         let parts: Vec<_> = self.path.iter().rev().take(3).collect();
-        parts
-            .iter()
-            .rev()
-            .map(|p| p.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
+        parts.iter().rev().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/")
     }
 }
 
@@ -90,10 +85,7 @@ pub enum VectorError {
 }
 
 fn io(path: &Path, e: std::io::Error) -> VectorError {
-    VectorError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    VectorError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
 /// The vectors shipped with this crate (`conformance/vectors`).
@@ -114,41 +106,28 @@ pub fn load(dir: &Path) -> Result<Vec<Vector>, VectorError> {
                 .map_err(|e| io(&folder, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    let name = p
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    (name.ends_with(".json") || name.ends_with(".xml"))
-                        && !name.ends_with(".canonical.json")
+                    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    (name.ends_with(".json") || name.ends_with(".xml")) && !name.ends_with(".canonical.json")
                 })
                 .collect();
             files.sort();
             for path in files {
-                let stem = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
+                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
                 let expect = if valid {
                     let c = folder.join(format!("{stem}.canonical.json"));
                     Expectation::Valid {
-                        canonical: (partner != Partner::Samr && partner != Partner::Canonical)
-                            .then_some(c),
+                        canonical: (partner != Partner::Samr && partner != Partner::Canonical).then_some(c),
                     }
                 } else {
                     let e = folder.join(format!("{stem}.expect.toml"));
                     let text = std::fs::read_to_string(&e).map_err(|err| io(&e, err))?;
-                    let parsed: InvalidExpectation =
-                        toml::from_str(&text).map_err(|err| VectorError::Expectation {
-                            path: e.display().to_string(),
-                            message: err.to_string(),
-                        })?;
+                    let parsed: InvalidExpectation = toml::from_str(&text).map_err(|err| VectorError::Expectation {
+                        path: e.display().to_string(),
+                        message: err.to_string(),
+                    })?;
                     Expectation::Invalid(parsed)
                 };
-                out.push(Vector {
-                    partner,
-                    path,
-                    expect,
-                });
+                out.push(Vector { partner, path, expect });
             }
         }
     }
@@ -160,9 +139,7 @@ pub fn load(dir: &Path) -> Result<Vec<Vector>, VectorError> {
 pub fn check(v: &Vector, bless: bool) -> Result<(), String> {
     let bytes = std::fs::read(&v.path).map_err(|e| format!("{}: {e}", v.path.display()))?;
     match &v.expect {
-        Expectation::Valid { canonical } => {
-            check_valid(v.partner, &bytes, canonical.as_deref(), bless)
-        }
+        Expectation::Valid { canonical } => check_valid(v.partner, &bytes, canonical.as_deref(), bless),
         Expectation::Invalid(x) => check_invalid(v.partner, &bytes, x),
     }
 }
@@ -179,45 +156,31 @@ fn decode(
     }
 }
 
-fn check_valid(
-    partner: Partner,
-    bytes: &[u8],
-    expected: Option<&Path>,
-    bless: bool,
-) -> Result<(), String> {
+fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: bool) -> Result<(), String> {
     let limits = DecodeLimits::default();
     let doc = match decode(partner, bytes, &limits) {
         Ok(Some(doc)) => doc,
         Ok(None) => return Ok(()),
         Err(e) => {
             let lines: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
-            return Err(format!(
-                "must decode but was refused:\n  {}",
-                lines.join("\n  ")
-            ));
+            return Err(format!("must decode but was refused:\n  {}", lines.join("\n  ")));
         }
     };
     // Round trip in the same format: the records survive unchanged.
-    let again = partner
-        .encode(&doc.envelope, &doc.records, 1)
-        .map_err(|e| format!("re-encoding failed: {e}"))?;
-    let redecoded = partner
-        .decode(&again.bytes, &limits)
-        .map_err(|e| format!("re-encoded document refused: {e}"))?;
+    let again = partner.encode(&doc.envelope, &doc.records, 1).map_err(|e| format!("re-encoding failed: {e}"))?;
+    let redecoded = partner.decode(&again.bytes, &limits).map_err(|e| format!("re-encoded document refused: {e}"))?;
     if redecoded != doc {
         return Err("decode → encode → decode changed the document".into());
     }
     if let Some(path) = expected {
-        let got = canonical::encode(&doc.envelope, &doc.records)
-            .map_err(|e| format!("canonical encoding failed: {e}"))?;
+        let got =
+            canonical::encode(&doc.envelope, &doc.records).map_err(|e| format!("canonical encoding failed: {e}"))?;
         if !path.exists() && bless {
             std::fs::write(path, &got.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
             return Ok(());
         }
-        let want: Value = serde_json::from_slice(
-            &std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let want: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let got: Value = serde_json::from_slice(&got.bytes).map_err(|e| e.to_string())?;
         if got != want {
             return Err(format!(
@@ -239,10 +202,7 @@ fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Resu
         Ok(_) => return Err("must be refused but decoded".into()),
         Err(e) => e,
     };
-    let is_refusal = matches!(
-        err,
-        DecodeError::Refused { .. } | DecodeError::TooLarge { .. }
-    );
+    let is_refusal = matches!(err, DecodeError::Refused { .. } | DecodeError::TooLarge { .. });
     if x.refused != is_refusal {
         return Err(format!("expected refused = {}, got: {err}", x.refused));
     }
@@ -255,10 +215,7 @@ fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Resu
             Some(p) => {
                 if let Some(id) = &x.record_id {
                     if p.record_id.as_deref() != Some(id.as_str()) {
-                        missing.push(format!(
-                            "{want}: record id {:?}, expected {id}",
-                            p.record_id
-                        ));
+                        missing.push(format!("{want}: record id {:?}, expected {id}", p.record_id));
                     }
                 }
             }
@@ -268,10 +225,6 @@ fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Resu
         Ok(())
     } else {
         let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        Err(format!(
-            "{}\n  problems reported:\n  {}",
-            missing.join("; "),
-            got.join("\n  ")
-        ))
+        Err(format!("{}\n  problems reported:\n  {}", missing.join("; "), got.join("\n  ")))
     }
 }

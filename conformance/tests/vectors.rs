@@ -8,35 +8,14 @@ use yrdx_conformance::vectors::{self, Expectation};
 fn every_vector_holds() {
     let all = vectors::load(&vectors::default_dir()).expect("vectors load");
     let bless = std::env::var("YRDX_BLESS").is_ok_and(|v| v == "1");
-    let failures: Vec<String> = all
-        .iter()
-        .filter_map(|v| {
-            vectors::check(v, bless)
-                .err()
-                .map(|e| format!("{}: {e}", v.name()))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} vectors fail:\n{}",
-        failures.len(),
-        all.len(),
-        failures.join("\n")
-    );
+    let failures: Vec<String> =
+        all.iter().filter_map(|v| vectors::check(v, bless).err().map(|e| format!("{}: {e}", v.name()))).collect();
+    assert!(failures.is_empty(), "{} of {} vectors fail:\n{}", failures.len(), all.len(), failures.join("\n"));
     // Every partner has valid and invalid vectors, so a missing folder cannot pass silently.
     for p in Partner::ALL {
-        let valid = all
-            .iter()
-            .filter(|v| v.partner == p && matches!(v.expect, Expectation::Valid { .. }))
-            .count();
-        let invalid = all
-            .iter()
-            .filter(|v| v.partner == p && matches!(v.expect, Expectation::Invalid(_)))
-            .count();
-        assert!(
-            valid >= 4 && invalid >= 4,
-            "{p}: {valid} valid and {invalid} invalid vectors"
-        );
+        let valid = all.iter().filter(|v| v.partner == p && matches!(v.expect, Expectation::Valid { .. })).count();
+        let invalid = all.iter().filter(|v| v.partner == p && matches!(v.expect, Expectation::Invalid(_))).count();
+        assert!(valid >= 4 && invalid >= 4, "{p}: {valid} valid and {invalid} invalid vectors");
     }
     println!("{} vectors checked", all.len());
 }

@@ -153,10 +153,8 @@ pub struct OperatorConfig {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io { path: path.display().to_string(), message: e.to_string() })?;
         let mut config = Config::parse(&text, &path.display().to_string())?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
@@ -164,56 +162,34 @@ impl Config {
 
     /// Parses and checks configuration text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })?;
-        let invalid = |field: String, message: String| ConfigError::Invalid {
-            path: origin.to_string(),
-            field,
-            message,
-        };
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax { path: origin.to_string(), message: e.to_string() })?;
+        let invalid =
+            |field: String, message: String| ConfigError::Invalid { path: origin.to_string(), field, message };
         for (i, p) in config.partners.iter().enumerate() {
             let at = |k: &str| format!("partner[{i}].{k}");
             match Partner::from_name(&p.format) {
                 Some(Partner::Samr) | None => {
                     return Err(invalid(
                         at("format"),
-                        format!(
-                            "'{}' is not jiangsu, zhejiang, beijing or canonical",
-                            p.format
-                        ),
+                        format!("'{}' is not jiangsu, zhejiang, beijing or canonical", p.format),
                     ))
                 }
                 Some(_) => {}
             }
             if !yrdx_proto::rules::is_region(&p.region) {
-                return Err(invalid(
-                    at("region"),
-                    format!("'{}' is not a region code", p.region),
-                ));
+                return Err(invalid(at("region"), format!("'{}' is not a region code", p.region)));
             }
             if p.rate_per_second == 0 || p.burst == 0 {
-                return Err(invalid(
-                    at("rate_per_second"),
-                    "rate and burst must be at least 1".into(),
-                ));
+                return Err(invalid(at("rate_per_second"), "rate and burst must be at least 1".into()));
             }
-            if config.partners[..i]
-                .iter()
-                .any(|q| q.region == p.region || q.identity == p.identity || q.name == p.name)
+            if config.partners[..i].iter().any(|q| q.region == p.region || q.identity == p.identity || q.name == p.name)
             {
-                return Err(invalid(
-                    at("name"),
-                    format!("partner '{}' repeats a name, region or identity", p.name),
-                ));
+                return Err(invalid(at("name"), format!("partner '{}' repeats a name, region or identity", p.name)));
             }
         }
         if config.max_document_bytes == 0 {
-            return Err(invalid(
-                "max_document_bytes".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(invalid("max_document_bytes".into(), "must be at least 1".into()));
         }
         Ok(config)
     }
@@ -274,11 +250,7 @@ identity = "urn:yrdx:partner:jiangsu"
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::parse(
-            &MINIMAL.replace("format = \"jiangsu\"", "format = \"samr\""),
-            "t",
-        )
-        .unwrap_err();
+        let e = Config::parse(&MINIMAL.replace("format = \"jiangsu\"", "format = \"samr\""), "t").unwrap_err();
         assert!(e.to_string().contains("partner[0].format"), "{e}");
         let e = Config::parse(&format!("{MINIMAL}\nlistn = 1\n"), "t").unwrap_err();
         assert!(e.to_string().contains("listn"), "{e}");

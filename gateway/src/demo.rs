@@ -53,30 +53,15 @@ pub fn run_offline() -> Result<String, String> {
     let limits = DecodeLimits::default();
     let mut out = String::new();
     let sent_at = parse_rfc3339("2024-04-02T09:15:00+08:00").ok_or("bad demo time")?;
-    let _ = writeln!(
-        out,
-        "yrdx demo (offline: the gateway server is not built yet)\n"
-    );
+    let _ = writeln!(out, "yrdx demo (offline: the gateway server is not built yet)\n");
     let mut joined = Vec::new();
     for (title, from, bytes) in EXAMPLES {
-        let doc = from
-            .decode(bytes, &limits)
-            .map_err(|e| format!("{title}: {e}"))?;
-        let _ = writeln!(
-            out,
-            "{title} — {} bytes from {} ({from} format)",
-            bytes.len(),
-            doc.envelope.sender
-        );
+        let doc = from.decode(bytes, &limits).map_err(|e| format!("{title}: {e}"))?;
+        let _ = writeln!(out, "{title} — {} bytes from {} ({from} format)", bytes.len(), doc.envelope.sender);
         for r in &doc.records {
             let _ = writeln!(out, "  {}", summary(r));
         }
-        for to in [
-            Partner::Jiangsu,
-            Partner::Zhejiang,
-            Partner::Beijing,
-            Partner::Canonical,
-        ] {
+        for to in [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing, Partner::Canonical] {
             if to == *from {
                 continue;
             }
@@ -94,8 +79,7 @@ pub fn run_offline() -> Result<String, String> {
                     if enc.losses.is_empty() {
                         let _ = writeln!(out, ", nothing lost");
                     } else {
-                        let fields: Vec<&str> =
-                            enc.losses.iter().map(|l| l.field.as_str()).collect();
+                        let fields: Vec<&str> = enc.losses.iter().map(|l| l.field.as_str()).collect();
                         let _ = writeln!(out, ", no place for: {}", fields.join(", "));
                     }
                 }
@@ -111,16 +95,13 @@ pub fn run_offline() -> Result<String, String> {
     let records: Vec<Record> = joined
         .into_iter()
         .filter(|r| {
-            matches!(r, Record::Sampling(s) if s.sample_id == "JS2024WS0102-0007")
-                || matches!(r, Record::Inspection(_))
+            matches!(r, Record::Sampling(s) if s.sample_id == "JS2024WS0102-0007") || matches!(r, Record::Inspection(_))
         })
         .collect();
     let mut sampling_seen = false;
     let records: Vec<Record> = records
         .into_iter()
-        .filter(|r| {
-            !matches!(r, Record::Sampling(_)) || !std::mem::replace(&mut sampling_seen, true)
-        })
+        .filter(|r| !matches!(r, Record::Sampling(_)) || !std::mem::replace(&mut sampling_seen, true))
         .collect();
     let package_records = join_for_samr(records).map_err(|f| f.lines.join("; "))?;
     let env = Envelope {
@@ -129,9 +110,7 @@ pub fn run_offline() -> Result<String, String> {
         receiver: "SAMR".into(),
         sent_at: Some(sent_at),
     };
-    let enc = Partner::Samr
-        .encode(&env, &package_records, 1)
-        .map_err(|e| format!("SAMR package: {e}"))?;
+    let enc = Partner::Samr.encode(&env, &package_records, 1).map_err(|e| format!("SAMR package: {e}"))?;
     let pkg = yrdx_adapters::samr::decode_package(&enc.bytes, &limits)
         .map_err(|e| format!("SAMR package refused by our own check: {e}"))?;
     let _ = writeln!(
@@ -153,9 +132,6 @@ mod tests {
     fn the_offline_demo_runs() {
         let account = super::run_offline().unwrap();
         assert!(account.contains("SJB-310000-20240402-0001"), "{account}");
-        assert!(
-            account.contains("no place for: items[0], items[1]"),
-            "{account}"
-        );
+        assert!(account.contains("no place for: items[0], items[1]"), "{account}");
     }
 }

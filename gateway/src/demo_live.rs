@@ -16,12 +16,9 @@ use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::*;
 
-const JIANGSU_SAMPLING: &[u8] =
-    include_bytes!("../../conformance/vectors/jiangsu/valid/example-sampling.json");
-const JIANGSU_INSPECTION: &[u8] =
-    include_bytes!("../../conformance/vectors/jiangsu/valid/example-inspection.json");
-const JIANGSU_RISK: &[u8] =
-    include_bytes!("../../conformance/vectors/jiangsu/valid/risk-signal.json");
+const JIANGSU_SAMPLING: &[u8] = include_bytes!("../../conformance/vectors/jiangsu/valid/example-sampling.json");
+const JIANGSU_INSPECTION: &[u8] = include_bytes!("../../conformance/vectors/jiangsu/valid/example-inspection.json");
+const JIANGSU_RISK: &[u8] = include_bytes!("../../conformance/vectors/jiangsu/valid/risk-signal.json");
 
 /// The partners of the demo: (certificate name, region, format).
 const PARTNERS: [(&str, &str, Partner); 4] = [
@@ -49,10 +46,7 @@ fn plan() -> Record {
         lead_region: "310000".into(),
         participants: ["310000", "320000", "330000", "110000"]
             .iter()
-            .map(|r| PlanParticipant {
-                region: r.to_string(),
-                quota: 10,
-            })
+            .map(|r| PlanParticipant { region: r.to_string(), quota: 10 })
             .collect(),
         channel: PlanChannel::Online as i32,
         categories: vec![ProductCategory::EBikeLithiumBattery as i32],
@@ -77,22 +71,14 @@ fn zhejiang_sampling(js: &Record) -> Record {
     r
 }
 
-fn document(
-    format: Partner,
-    sender: &str,
-    message_id: &str,
-    record: &Record,
-) -> Result<Vec<u8>, String> {
+fn document(format: Partner, sender: &str, message_id: &str, record: &Record) -> Result<Vec<u8>, String> {
     let envelope = Envelope {
         message_id: message_id.into(),
         sender: sender.into(),
         receiver: "310000".into(),
         sent_at: parse_rfc3339("2024-03-15T10:30:00+08:00"),
     };
-    format
-        .encode(&envelope, std::slice::from_ref(record), 1)
-        .map(|e| e.bytes)
-        .map_err(|e| e.to_string())
+    format.encode(&envelope, std::slice::from_ref(record), 1).map(|e| e.bytes).map_err(|e| e.to_string())
 }
 
 fn preview(bytes: &[u8]) -> String {
@@ -106,16 +92,8 @@ fn preview(bytes: &[u8]) -> String {
     }
 }
 
-async fn drain(
-    client: &mut ExchangeClient<Channel>,
-    format: Partner,
-    out: &mut String,
-) -> Result<usize, String> {
-    let mut stream = client
-        .receive(ReceiveRequest { max_unacked: 16 })
-        .await
-        .map_err(|e| e.to_string())?
-        .into_inner();
+async fn drain(client: &mut ExchangeClient<Channel>, format: Partner, out: &mut String) -> Result<usize, String> {
+    let mut stream = client.receive(ReceiveRequest { max_unacked: 16 }).await.map_err(|e| e.to_string())?.into_inner();
     let mut n = 0;
     loop {
         match tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
@@ -123,11 +101,7 @@ async fn drain(
                 let doc = format
                     .decode(&d.document, &DecodeLimits::default())
                     .map_err(|e| format!("undecodable delivery: {e}"))?;
-                let kinds: Vec<String> = doc
-                    .records
-                    .iter()
-                    .map(|r| format!("{} {}", r.kind(), r.id()))
-                    .collect();
+                let kinds: Vec<String> = doc.records.iter().map(|r| format!("{} {}", r.kind(), r.id())).collect();
                 let _ = writeln!(
                     out,
                     "    ← {} ({} bytes, {format}): {}",
@@ -136,12 +110,7 @@ async fn drain(
                     kinds.join(", ")
                 );
                 let _ = writeln!(out, "      {}", preview(&d.document));
-                client
-                    .ack(AckRequest {
-                        delivery_ids: vec![d.delivery_id],
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.map_err(|e| e.to_string())?;
                 n += 1;
             }
             Ok(Ok(None)) | Err(_) => break,
@@ -156,7 +125,11 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     let _ = std::fs::remove_dir_all(state_dir);
     let dev = pki::init(state_dir, "127.0.0.1:0").map_err(|e| e.to_string())?;
     let config = Config::load(&dev.config).map_err(|e| e.to_string())?;
-    let running = server::start(config).await.map_err(|e| e.to_string())?;
+    // The demo's story happens in spring 2024: the gateway's clock says so, and due dates follow.
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(
+        parse_rfc3339("2024-04-02T09:20:00+08:00").ok_or("bad demo time")?,
+    ));
+    let running = server::start_with_clock(config, clock).await.map_err(|e| e.to_string())?;
     let url = format!("https://127.0.0.1:{}", running.addr.port());
     let ca = std::fs::read_to_string(dev.ca_file()).map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -174,14 +147,28 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
             std::fs::read_to_string(cert).map_err(|e| e.to_string())?,
             std::fs::read_to_string(key).map_err(|e| e.to_string())?,
         );
-        clients.push(
-            client::connect(&url, &ca, Some(identity))
-                .await
-                .map_err(|e| format!("{name}: {e}"))?,
-        );
+        clients.push(client::connect(&url, &ca, Some(identity)).await.map_err(|e| format!("{name}: {e}"))?);
     }
     let js_sampling = first(JIANGSU_SAMPLING, Partner::Jiangsu)?;
-    let inspection = first(JIANGSU_INSPECTION, Partner::Jiangsu)?;
+    let zj_sampling = zhejiang_sampling(&js_sampling);
+    let mut inspection = first(JIANGSU_INSPECTION, Partner::Jiangsu)?;
+    if let Record::Inspection(i) = &mut inspection {
+        i.sample_id = "ZJ2024WS0102-0003".into();
+        i.report_no = "ZJZJ-2024-WS-00112".into();
+        i.lab_name = "浙江省产品质量安全科学研究院".into();
+    }
+    let case_id = crate::routing::case_id_for("ZJ2024WS0102-0003");
+    let accept = Record::CaseFeedback(CaseFeedback {
+        case_id: case_id.clone(),
+        event: Some(CaseEvent {
+            event_id: "JS-FK-0001".into(),
+            at: parse_rfc3339("2024-04-03T10:00:00+08:00"),
+            by_region: "320000".into(),
+            action: CaseAction::Accept as i32,
+            note: "已接收，将依法处置".into(),
+            amount: None,
+        }),
+    });
     let mut risk = first(JIANGSU_RISK, Partner::Jiangsu)?;
     if let Record::RiskSignal(r) = &mut risk {
         r.signal_id = "FX-2024-320000-0031".into();
@@ -190,58 +177,30 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     }
     // (who sends, message id, record, step title)
     let steps: Vec<(usize, &str, Record, &str)> = vec![
-        (
-            0,
-            "SH-20240301-0001",
-            plan(),
-            "Shanghai (lead region) publishes the joint online spot-check plan",
-        ),
-        (
-            1,
-            "JS-20240312-0045",
-            js_sampling.clone(),
-            "Jiangsu submits its sampling record",
-        ),
+        (0, "SH-20240301-0001", plan(), "Shanghai (lead region) publishes the joint online spot-check plan"),
+        (1, "JS-20240312-0045", js_sampling.clone(), "Jiangsu submits its sampling record"),
+        (2, "ZJ-20240314-0007", zj_sampling, "Zhejiang submits its sampling record"),
         (
             2,
-            "ZJ-20240314-0007",
-            zhejiang_sampling(&js_sampling),
-            "Zhejiang submits its sampling record",
-        ),
-        (
-            1,
-            "JS-20240402-0123",
+            "ZJ-20240402-0124",
             inspection,
-            "Jiangsu's lab reports the result: NONCONFORMING (2 of 4 items fail)",
+            "Zhejiang's lab reports the result: NONCONFORMING (2 of 4 items fail); the producer is in Jiangsu, so a disposal case opens and is transferred there",
         ),
-        (
-            1,
-            "JS-20240403-0009",
-            risk,
-            "Jiangsu raises a risk signal (HIGH, nationwide)",
-        ),
+        (1, "JS-20240403-0031", accept, "Jiangsu, the responsible region, accepts the case"),
+        (1, "JS-20240403-0009", risk, "Jiangsu raises a risk signal (HIGH, nationwide)"),
     ];
     let mut received = [0usize; 4];
     for (i, (who, message_id, record, title)) in steps.iter().enumerate() {
         let (name, region, format) = PARTNERS[*who];
         let bytes = document(format, region, message_id, record)?;
         let _ = writeln!(out, "{}. {title}", i + 1);
-        let _ = writeln!(
-            out,
-            "    → {name} sends {message_id} ({} bytes, {format}): {}",
-            bytes.len(),
-            preview(&bytes)
-        );
+        let _ = writeln!(out, "    → {name} sends {message_id} ({} bytes, {format}): {}", bytes.len(), preview(&bytes));
         let reply = clients[*who]
             .submit(SubmitRequest { document: bytes })
             .await
             .map_err(|e| format!("{name} {message_id}: {e}"))?
             .into_inner();
-        let refs: Vec<String> = reply
-            .records
-            .iter()
-            .map(|r| format!("{} {}", r.kind, r.id))
-            .collect();
+        let refs: Vec<String> = reply.records.iter().map(|r| format!("{} {}", r.kind, r.id)).collect();
         let _ = writeln!(out, "    ✓ accepted: {}", refs.join(", "));
         for w in &reply.warnings {
             let _ = writeln!(out, "    ! {w}");
@@ -263,13 +222,11 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         "deliveries received: shanghai {}, jiangsu {}, zhejiang {}, beijing {}",
         received[0], received[1], received[2], received[3]
     );
-    // Expected: Shanghai gets both samples, the result and the risk; every participant the plan;
-    // Zhejiang the risk signal too.
-    let expected = [4, 1, 2, 1];
+    // Expected: Shanghai (lead) both samples, the result and the risk; every participant the plan;
+    // Jiangsu the case transfer; Zhejiang (origin) the case, Jiangsu's acceptance and the risk.
+    let expected = [4, 2, 4, 1];
     if received != expected {
-        return Err(format!(
-            "{out}\nexpected deliveries {expected:?}, got {received:?}"
-        ));
+        return Err(format!("{out}\nexpected deliveries {expected:?}, got {received:?}"));
     }
     let _ = writeln!(out, "everything flowed.");
     Ok(out)

@@ -180,24 +180,13 @@ pub fn apply(
     let action = CaseAction::try_from(event.action).unwrap_or(CaseAction::Unspecified);
     let action_name = name(action.as_str_name());
     let Some((side, to)) = transition(status, action) else {
-        let allowed: Vec<String> = ACTIONS
-            .iter()
-            .filter(|a| transition(status, **a).is_some())
-            .map(|a| name(a.as_str_name()))
-            .collect();
+        let allowed: Vec<String> =
+            ACTIONS.iter().filter(|a| transition(status, **a).is_some()).map(|a| name(a.as_str_name())).collect();
         return Err(TransitionError::NotAllowed {
             case_id: case.case_id.clone(),
             action: action_name,
-            status: if status == CaseStatus::Unspecified {
-                "(new)".into()
-            } else {
-                name(status.as_str_name())
-            },
-            allowed: if allowed.is_empty() {
-                "none: the case is final".into()
-            } else {
-                allowed.join(", ")
-            },
+            status: if status == CaseStatus::Unspecified { "(new)".into() } else { name(status.as_str_name()) },
+            allowed: if allowed.is_empty() { "none: the case is final".into() } else { allowed.join(", ") },
         });
     };
     let (side_name, region) = match side {
@@ -225,10 +214,7 @@ pub fn apply(
         } else {
             "an amount is only allowed on PENALTY"
         };
-        return Err(TransitionError::Incomplete {
-            case_id: case.case_id.clone(),
-            message: message.into(),
-        });
+        return Err(TransitionError::Incomplete { case_id: case.case_id.clone(), message: message.into() });
     }
     let mut next = case.clone();
     next.events.push(event.clone());
@@ -237,12 +223,8 @@ pub fn apply(
     if to != status {
         next.due_on = match (deadlines.for_status(to), &event.at) {
             (Some(due), Some(at)) => Some(
-                due_date(calendar, &BeijingTime::of(at).date, due).map_err(|source| {
-                    TransitionError::Calendar {
-                        case_id: case.case_id.clone(),
-                        source,
-                    }
-                })?,
+                due_date(calendar, &BeijingTime::of(at).date, due)
+                    .map_err(|source| TransitionError::Calendar { case_id: case.case_id.clone(), source })?,
             ),
             _ => None,
         };
@@ -253,11 +235,7 @@ pub fn apply(
 /// Whether the current stage is overdue on `today` (a Beijing date).
 pub fn is_overdue(case: &DisposalCase, today: &Date) -> bool {
     let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
-    !yrdx_proto::validate::is_final(status)
-        && case
-            .due_on
-            .as_ref()
-            .is_some_and(|d| d.to_days() < today.to_days())
+    !yrdx_proto::validate::is_final(status) && case.due_on.as_ref().is_some_and(|d| d.to_days() < today.to_days())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The partner-facing `yrdx.v1.Exchange` service: Submit, Receive, Ack.
 
+use crate::clock::Clock;
 use crate::config::{Config, PartnerConfig};
+use crate::disposal::Deadlines;
 use crate::identity;
 use crate::routing::{self, RecordLookup, RouteError};
 use crate::store::{Committed, NewDelivery, SqliteStore, Store, StoredRecord, Submission};
@@ -17,10 +19,9 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn, Instrument};
 use yrdx_adapters::{canonical, DecodeError, DecodeLimits, Document, Record};
+use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::exchange_server::Exchange;
-use yrdx_proto::v1::{
-    AckReply, AckRequest, Delivery, Envelope, ReceiveRequest, RecordRef, SubmitReply, SubmitRequest,
-};
+use yrdx_proto::v1::{AckReply, AckRequest, Delivery, Envelope, ReceiveRequest, RecordRef, SubmitReply, SubmitRequest};
 
 /// Shared state of the gateway's services.
 pub struct Gateway {
@@ -28,16 +29,19 @@ pub struct Gateway {
     pub config: Arc<Config>,
     /// The durable store.
     pub store: Arc<SqliteStore>,
+    /// The working-day calendar.
+    pub calendar: Calendar,
+    /// Disposal stage durations.
+    pub deadlines: Deadlines,
+    /// The clock (injectable for tests).
+    pub clock: Arc<dyn Clock>,
     limiters: HashMap<String, DefaultDirectRateLimiter>,
     mailboxes: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: watch::Receiver<bool>,
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -59,10 +63,7 @@ fn invalid_document(e: &DecodeError) -> Status {
     let first = problems.first().map(|p| p.to_string()).unwrap_or_default();
     Status::with_error_details(
         Code::InvalidArgument,
-        format!(
-            "{} problem(s) in the document; first: {first}",
-            problems.len()
-        ),
+        format!("{} problem(s) in the document; first: {first}", problems.len()),
         details,
     )
 }
@@ -75,20 +76,11 @@ impl RecordLookup for StoreLookup<'_> {
     }
 
     fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String> {
-        self.0
-            .sampling_count(plan_id, region, except)
-            .map_err(|e| e.to_string())
+        self.0.sampling_count(plan_id, region, except).map_err(|e| e.to_string())
     }
 
-    fn samplings_of_product(
-        &self,
-        uscc: &str,
-        brand: &str,
-        model: &str,
-    ) -> Result<Vec<String>, String> {
-        self.0
-            .samplings_of_product(uscc, brand, model)
-            .map_err(|e| e.to_string())
+    fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String> {
+        self.0.samplings_of_product(uscc, brand, model).map_err(|e| e.to_string())
     }
 }
 
@@ -97,6 +89,8 @@ impl Gateway {
     pub fn new(
         config: Arc<Config>,
         store: Arc<SqliteStore>,
+        calendar: Calendar,
+        clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let limiters = config
@@ -105,15 +99,15 @@ impl Gateway {
             .map(|p| {
                 let rate = NonZeroU32::new(p.rate_per_second).unwrap_or(NonZeroU32::MIN);
                 let burst = NonZeroU32::new(p.burst).unwrap_or(NonZeroU32::MIN);
-                (
-                    p.name.clone(),
-                    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-                )
+                (p.name.clone(), DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
             })
             .collect();
         Gateway {
             config,
             store,
+            calendar,
+            deadlines: Deadlines::default(),
+            clock,
             limiters,
             mailboxes: Mutex::new(HashMap::new()),
             shutdown,
@@ -130,9 +124,7 @@ impl Gateway {
             return Ok(());
         };
         if let Err(not_until) = limiter.check() {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut status = Status::resource_exhausted(format!(
                 "rate limit for {}: {} submissions per second, burst {}; retry in {secs} s",
@@ -147,19 +139,9 @@ impl Gateway {
     }
 
     /// Decodes, routes, encodes and commits one submission; answers only after the commit.
-    fn submit_blocking(
-        &self,
-        partner: &PartnerConfig,
-        bytes: Vec<u8>,
-    ) -> Result<SubmitReply, Status> {
-        let limits = DecodeLimits {
-            max_bytes: self.config.max_document_bytes,
-            ..DecodeLimits::default()
-        };
-        let doc = partner
-            .format()
-            .decode(&bytes, &limits)
-            .map_err(|e| invalid_document(&e))?;
+    fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
+        let limits = DecodeLimits { max_bytes: self.config.max_document_bytes, ..DecodeLimits::default() };
+        let doc = partner.format().decode(&bytes, &limits).map_err(|e| invalid_document(&e))?;
         if doc.envelope.sender != partner.region {
             return Err(Status::permission_denied(format!(
                 "the envelope's sender is {} but the certificate is {}'s ({})",
@@ -167,36 +149,28 @@ impl Gateway {
             )));
         }
         let digest = hex::encode(Sha256::digest(&bytes));
-        if let Some((stored, reply)) = self
-            .store
-            .message(&partner.region, &doc.envelope.message_id)
-            .map_err(internal)?
+        if let Some((stored, reply)) =
+            self.store.message(&partner.region, &doc.envelope.message_id).map_err(internal)?
         {
             return duplicate(&stored, &reply, &digest, &doc.envelope.message_id);
         }
-        let (deliveries, warnings) = self.plan_deliveries(&doc, partner)?;
+        let planned = self.plan_deliveries(&doc, partner)?;
+        let (deliveries, warnings) = (planned.deliveries, planned.warnings);
         let reply = SubmitReply {
             message_id: doc.envelope.message_id.clone(),
             duplicate: false,
-            records: doc
-                .records
-                .iter()
-                .map(|r| RecordRef {
-                    kind: r.kind().name().into(),
-                    id: r.id(),
-                })
-                .collect(),
+            records: doc.records.iter().map(|r| RecordRef { kind: r.kind().name().into(), id: r.id() }).collect(),
             warnings,
         };
-        let records = doc
-            .records
-            .iter()
-            .map(|r| StoredRecord {
-                kind: r.kind().name().into(),
-                id: r.id(),
-                canonical: canonical::record_to_value(r).to_string(),
-            })
-            .collect();
+        let stored = |r: &Record| StoredRecord {
+            kind: r.kind().name().into(),
+            id: r.id(),
+            canonical: canonical::record_to_value(r).to_string(),
+        };
+        // The gateway's own records (opened or updated cases) come last: they win over the
+        // submitted copy.
+        let records = doc.records.iter().chain(planned.stored.iter()).map(stored).collect();
+        let samr = planned.samr.iter().map(stored).collect();
         let submission = Submission {
             sender: partner.region.clone(),
             message_id: doc.envelope.message_id.clone(),
@@ -205,6 +179,7 @@ impl Gateway {
             reply: reply.encode_to_vec(),
             records,
             deliveries,
+            samr,
             received_at_ms: now_ms(),
         };
         match self.store.commit(&submission).map_err(internal)? {
@@ -215,26 +190,28 @@ impl Gateway {
                 Ok(reply)
             }
             // Another call with the same key committed first.
-            Committed::Existing {
-                digest: stored,
-                reply,
-            } => duplicate(&stored, &reply, &digest, &submission.message_id),
+            Committed::Existing { digest: stored, reply } => {
+                duplicate(&stored, &reply, &digest, &submission.message_id)
+            }
         }
     }
 
     /// Routes every record and encodes, per recipient, the records it takes in its own format.
-    fn plan_deliveries(
-        &self,
-        doc: &Document,
-        sender: &PartnerConfig,
-    ) -> Result<(Vec<NewDelivery>, Vec<String>), Status> {
+    fn plan_deliveries(&self, doc: &Document, sender: &PartnerConfig) -> Result<Planned, Status> {
         let lookup = StoreLookup(&self.store);
-        let mut warnings = Vec::new();
-        let mut per_recipient: Vec<(&PartnerConfig, Vec<Record>)> = Vec::new();
+        let cx = routing::Context {
+            config: &self.config,
+            calendar: &self.calendar,
+            deadlines: &self.deadlines,
+            now: self.clock.now(),
+        };
+        let mut planned = Planned::default();
+        // (recipient, message id, envelope sender, records): one document each (split if too many).
+        let mut groups: Vec<(&PartnerConfig, String, String, Vec<Record>)> = Vec::new();
         let mut refused = Vec::new();
         let mut batch = routing::Batch::default();
         for record in &doc.records {
-            let mut route = match routing::route(record, sender, &lookup, &mut batch) {
+            let mut route = match routing::route(record, sender, &lookup, &mut batch, &cx) {
                 Ok(r) => r,
                 Err(RouteError::Precondition { record, rule }) => {
                     refused.push(format!("{record}: {rule}"));
@@ -243,54 +220,71 @@ impl Gateway {
                 Err(RouteError::Store(e)) => return Err(internal(e)),
             };
             for p in routing::deliverable(record, &mut route, &self.config) {
-                match per_recipient.iter_mut().find(|(q, _)| q.name == p.name) {
-                    Some((_, list)) => list.push(record.clone()),
-                    None => per_recipient.push((p, vec![record.clone()])),
+                match groups.iter_mut().find(|(q, id, ..)| q.name == p.name && *id == doc.envelope.message_id) {
+                    Some((.., list)) => list.push(record.clone()),
+                    None => groups.push((
+                        p,
+                        doc.envelope.message_id.clone(),
+                        doc.envelope.sender.clone(),
+                        vec![record.clone()],
+                    )),
                 }
             }
-            warnings.extend(route.warnings);
+            for (region, notice) in route.notices.drain(..) {
+                let mut single = routing::Route { recipients: vec![region], ..Default::default() };
+                for p in routing::deliverable(&notice, &mut single, &self.config) {
+                    let (id, from) = match &notice {
+                        Record::CaseTransfer(c) => (c.case_id.clone(), c.origin_region.clone()),
+                        other => (other.id(), doc.envelope.sender.clone()),
+                    };
+                    groups.push((p, id, from, vec![notice.clone()]));
+                }
+            }
+            planned.warnings.extend(route.warnings);
+            planned.stored.extend(route.stored);
+            planned.samr.extend(route.samr);
         }
         if !refused.is_empty() {
             return Err(Status::failed_precondition(refused.join("; ")));
         }
-        let mut deliveries = Vec::new();
-        for (p, records) in per_recipient {
+        for (p, base_id, from, records) in groups {
             let format = p.format();
-            let chunks: Vec<&[Record]> = records
-                .chunks(format.max_records().min(records.len()).max(1))
-                .collect();
+            let chunks: Vec<&[Record]> = records.chunks(format.max_records().min(records.len()).max(1)).collect();
             let many = chunks.len() > 1;
             for (n, chunk) in chunks.into_iter().enumerate() {
-                let message_id = if many {
-                    split_id(&doc.envelope.message_id, n + 1)
-                } else {
-                    doc.envelope.message_id.clone()
-                };
+                let message_id = if many { split_id(&base_id, n + 1) } else { base_id.clone() };
                 let envelope = Envelope {
                     message_id: message_id.clone(),
-                    sender: doc.envelope.sender.clone(),
+                    sender: from.clone(),
                     receiver: p.region.clone(),
                     sent_at: doc.envelope.sent_at,
                 };
                 match format.encode(&envelope, chunk, 1) {
                     Ok(enc) => {
                         for loss in &enc.losses {
-                            warnings.push(format!("for {} ({}): {loss}", p.name, p.region));
+                            planned.warnings.push(format!("for {} ({}): {loss}", p.name, p.region));
                         }
-                        deliveries.push(NewDelivery {
+                        planned.deliveries.push(NewDelivery {
                             recipient: p.region.clone(),
                             message_id,
                             document: enc.bytes,
                         });
                     }
-                    Err(e) => {
-                        warnings.push(format!("not queued for {} ({}): {e}", p.name, p.region))
-                    }
+                    Err(e) => planned.warnings.push(format!("not queued for {} ({}): {e}", p.name, p.region)),
                 }
             }
         }
-        Ok((deliveries, warnings))
+        Ok(planned)
     }
+}
+
+/// What one submission causes.
+#[derive(Default)]
+struct Planned {
+    deliveries: Vec<NewDelivery>,
+    warnings: Vec<String>,
+    stored: Vec<Record>,
+    samr: Vec<Record>,
 }
 
 /// A message id for the n-th part of a split document, within 64 characters.
@@ -300,12 +294,7 @@ fn split_id(id: &str, n: usize) -> String {
     format!("{}{suffix}", &id[..keep])
 }
 
-fn duplicate(
-    stored: &str,
-    reply: &[u8],
-    digest: &str,
-    message_id: &str,
-) -> Result<SubmitReply, Status> {
+fn duplicate(stored: &str, reply: &[u8], digest: &str, message_id: &str) -> Result<SubmitReply, Status> {
     if stored != digest {
         return Err(Status::already_exists(format!(
             "message {message_id} was already submitted with different content; use a new message id"
@@ -331,10 +320,7 @@ impl ExchangeService {
 
 #[tonic::async_trait]
 impl Exchange for ExchangeService {
-    async fn submit(
-        &self,
-        request: Request<SubmitRequest>,
-    ) -> Result<Response<SubmitReply>, Status> {
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config)?.clone();
         let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
@@ -350,17 +336,11 @@ impl Exchange for ExchangeService {
             }
             let g2 = g.clone();
             let p2 = partner.clone();
-            let result = tokio::task::spawn_blocking(move || g2.submit_blocking(&p2, bytes))
-                .await
-                .map_err(internal)?;
+            let result = tokio::task::spawn_blocking(move || g2.submit_blocking(&p2, bytes)).await.map_err(internal)?;
             match &result {
                 Ok(reply) => {
                     tracing::Span::current().record("message_id", reply.message_id.as_str());
-                    info!(
-                        records = reply.records.len(),
-                        duplicate = reply.duplicate,
-                        "accepted"
-                    );
+                    info!(records = reply.records.len(), duplicate = reply.duplicate, "accepted");
                 }
                 Err(status) => info!(code = ?status.code(), message = status.message(), "refused"),
             }
@@ -372,18 +352,11 @@ impl Exchange for ExchangeService {
 
     type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
 
-    async fn receive(
-        &self,
-        request: Request<ReceiveRequest>,
-    ) -> Result<Response<Self::ReceiveStream>, Status> {
+    async fn receive(&self, request: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config)?.clone();
         let asked = request.into_inner().max_unacked;
-        let max_unacked = if asked == 0 {
-            g.config.max_unacked
-        } else {
-            asked.min(1000)
-        } as usize;
+        let max_unacked = if asked == 0 { g.config.max_unacked } else { asked.min(1000) } as usize;
         let (tx, rx) = mpsc::channel(max_unacked.max(1));
         let notify = g.mailbox(&partner.region);
         let mut shutdown = g.shutdown.clone();
@@ -396,16 +369,14 @@ impl Exchange for ExchangeService {
                     let notified = notify.notified();
                     let store = g.store.clone();
                     let region = partner.region.clone();
-                    let batch = tokio::task::spawn_blocking(
-                        move || -> Result<_, crate::store::StoreError> {
-                            let now = now_ms();
-                            let room = max_unacked.saturating_sub(store.in_flight(&region, now)?);
-                            if room == 0 {
-                                return Ok(vec![]);
-                            }
-                            store.take(&region, room, now, visibility)
-                        },
-                    )
+                    let batch = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+                        let now = now_ms();
+                        let room = max_unacked.saturating_sub(store.in_flight(&region, now)?);
+                        if room == 0 {
+                            return Ok(vec![]);
+                        }
+                        store.take(&region, room, now, visibility)
+                    })
                     .await;
                     let batch = match batch {
                         Ok(Ok(b)) => b,
@@ -458,10 +429,8 @@ impl Exchange for ExchangeService {
         let ids = request.into_inner().delivery_ids;
         let store = g.store.clone();
         let region = partner.region.clone();
-        let n = tokio::task::spawn_blocking(move || store.ack(&region, &ids))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let n =
+            tokio::task::spawn_blocking(move || store.ack(&region, &ids)).await.map_err(internal)?.map_err(internal)?;
         g.mailbox(&partner.region).notify_waiters();
         Ok(Response::new(AckReply { acknowledged: n }))
     }

@@ -35,12 +35,9 @@ pub fn san_uris(der: &[u8]) -> Vec<String> {
 
 /// The caller of a request, from its verified client certificate.
 pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller, Status> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let certs =
+        request.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
+    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
     let uris = san_uris(leaf.as_ref());
     for uri in &uris {
         if let Some(p) = config.partner_by_identity(uri) {
@@ -52,25 +49,16 @@ pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller,
     }
     Err(Status::permission_denied(format!(
         "certificate identity {} is not in the partner registry",
-        if uris.is_empty() {
-            "(no SAN URI)".to_string()
-        } else {
-            uris.join(", ")
-        }
+        if uris.is_empty() { "(no SAN URI)".to_string() } else { uris.join(", ") }
     )))
 }
 
 /// The calling partner's registry entry; operators are refused on partner calls.
-pub fn partner<'c, T>(
-    request: &tonic::Request<T>,
-    config: &'c Config,
-) -> Result<&'c PartnerConfig, Status> {
+pub fn partner<'c, T>(request: &tonic::Request<T>, config: &'c Config) -> Result<&'c PartnerConfig, Status> {
     match caller(request, config)? {
-        Caller::Partner(name) => config
-            .partners
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Status::permission_denied("unknown partner")),
+        Caller::Partner(name) => {
+            config.partners.iter().find(|p| p.name == name).ok_or_else(|| Status::permission_denied("unknown partner"))
+        }
         Caller::Operator(name) => Err(Status::permission_denied(format!(
             "operator {name} cannot exchange documents: use a partner certificate"
         ))),
@@ -85,9 +73,7 @@ mod tests {
     #[test]
     fn reads_the_san_uri_of_an_issued_certificate() {
         let ca = CertificateAuthority::new("test CA").unwrap();
-        let c = ca
-            .issue_client(&partner_identity("jiangsu"), false)
-            .unwrap();
+        let c = ca.issue_client(&partner_identity("jiangsu"), false).unwrap();
         let der = pem_to_der(&c.cert_pem);
         assert_eq!(san_uris(&der), vec!["urn:yrdx:partner:jiangsu".to_string()]);
         assert!(san_uris(b"not a certificate").is_empty());

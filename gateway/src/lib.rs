@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod demo_live;

@@ -130,14 +130,13 @@ fn serve(config_path: &str) -> ExitCode {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -155,37 +154,22 @@ fn usage(message: String) -> ExitCode {
 }
 
 fn partner(name: &str, flag: &str) -> Result<Partner, String> {
-    Partner::from_name(name).ok_or_else(|| {
-        format!("--{flag} {name}: expected one of jiangsu, zhejiang, beijing, samr, canonical")
-    })
+    Partner::from_name(name)
+        .ok_or_else(|| format!("--{flag} {name}: expected one of jiangsu, zhejiang, beijing, samr, canonical"))
 }
 
 fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
     if files.is_empty() {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("standard input: {e}"))?;
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("standard input: {e}"))?;
         return Ok(vec![("<stdin>".into(), buf)]);
     }
-    files
-        .iter()
-        .map(|f| {
-            std::fs::read(f)
-                .map(|b| (f.clone(), b))
-                .map_err(|e| format!("{f}: {e}"))
-        })
-        .collect()
+    files.iter().map(|f| std::fs::read(f).map(|b| (f.clone(), b)).map_err(|e| format!("{f}: {e}"))).collect()
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: 0,
-    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
 }
 
 fn generated_message_id(at: &Timestamp) -> String {
@@ -193,11 +177,7 @@ fn generated_message_id(at: &Timestamp) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    format!(
-        "YRDX-{}-{:06}",
-        BeijingTime::of(at).to_compact(),
-        (nanos / 1000 + std::process::id()) % 1_000_000
-    )
+    format!("YRDX-{}-{:06}", BeijingTime::of(at).to_compact(), (nanos / 1000 + std::process::id()) % 1_000_000)
 }
 
 fn main() -> ExitCode {
@@ -210,15 +190,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Translate {
-            from,
-            to,
-            message_id,
-            sent_at,
-            sender,
-            sequence,
-            files,
-        } => {
+        Command::Translate { from, to, message_id, sent_at, sender, sequence, files } => {
             let (from, to) = match (partner(&from, "from"), partner(&to, "to")) {
                 (Ok(f), Ok(t)) => (f, t),
                 (Err(e), _) | (_, Err(e)) => return usage(e),
@@ -226,7 +198,11 @@ fn main() -> ExitCode {
             let sent_at = match sent_at {
                 Some(text) => match parse_rfc3339(&text) {
                     Some(t) => t,
-                    None => return usage(format!("--sent-at {text}: expected RFC 3339 with an offset, e.g. 2024-03-12T14:30:00+08:00")),
+                    None => {
+                        return usage(format!(
+                            "--sent-at {text}: expected RFC 3339 with an offset, e.g. 2024-03-12T14:30:00+08:00"
+                        ))
+                    }
                 },
                 None => now(),
             };
@@ -261,28 +237,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Pki {
-            command: PkiCommand::Init { dir, listen },
-        } => match yrdx_gateway::pki::init(std::path::Path::new(&dir), &listen) {
-            Ok(pki) => {
-                println!("wrote the development PKI and {}", pki.config.display());
-                println!("run: yrdx serve --config {}", pki.config.display());
-                ExitCode::SUCCESS
+        Command::Pki { command: PkiCommand::Init { dir, listen } } => {
+            match yrdx_gateway::pki::init(std::path::Path::new(&dir), &listen) {
+                Ok(pki) => {
+                    println!("wrote the development PKI and {}", pki.config.display());
+                    println!("run: yrdx serve --config {}", pki.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("yrdx pki init: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("yrdx pki init: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Serve { config } => serve(&config),
         Command::Demo { state_dir, offline } => {
             let result = if offline {
                 yrdx_gateway::demo::run_offline()
             } else {
                 match tokio::runtime::Runtime::new() {
-                    Ok(rt) => rt.block_on(yrdx_gateway::demo_live::run(std::path::Path::new(
-                        &state_dir,
-                    ))),
+                    Ok(rt) => rt.block_on(yrdx_gateway::demo_live::run(std::path::Path::new(&state_dir))),
                     Err(e) => Err(e.to_string()),
                 }
             };

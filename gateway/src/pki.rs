@@ -3,8 +3,8 @@
 //! run time, never committed.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use std::path::{Path, PathBuf};
 
@@ -65,52 +65,30 @@ impl CertificateAuthority {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
-        Ok(CertificateAuthority {
-            cert_pem: cert.pem(),
-            params,
-            key,
-        })
+        Ok(CertificateAuthority { cert_pem: cert.pem(), params, key })
     }
 
-    fn issue(
-        &self,
-        mut params: CertificateParams,
-        common_name: &str,
-    ) -> Result<IssuedCert, PkiError> {
+    fn issue(&self, mut params: CertificateParams, common_name: &str) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate()?;
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// A server certificate for `localhost`, `127.0.0.1` and `::1`.
     pub fn issue_server(&self) -> Result<IssuedCert, PkiError> {
         let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, "yrdx gateway (development)")
     }
@@ -130,15 +108,10 @@ impl CertificateAuthority {
 
 fn write(path: &Path, text: &str) -> Result<(), PkiError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| PkiError::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PkiError::Io { path: dir.display().to_string(), message: e.to_string() })?;
     }
-    std::fs::write(path, text).map_err(|e| PkiError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    std::fs::write(path, text).map_err(|e| PkiError::Io { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// What `init` wrote.
@@ -153,10 +126,7 @@ pub struct DevPki {
 impl DevPki {
     /// The certificate and key files of a partner or operator by name.
     pub fn client_files(&self, name: &str) -> (PathBuf, PathBuf) {
-        (
-            self.dir.join(format!("pki/{name}.pem")),
-            self.dir.join(format!("pki/{name}.key")),
-        )
+        (self.dir.join(format!("pki/{name}.pem")), self.dir.join(format!("pki/{name}.key")))
     }
 
     /// The CA certificate file.
@@ -168,11 +138,7 @@ impl DevPki {
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`.
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
-    init_with(
-        dir,
-        listen,
-        &CertificateAuthority::new("yrdx development CA (not for production)")?,
-    )
+    init_with(dir, listen, &CertificateAuthority::new("yrdx development CA (not for production)")?)
 }
 
 /// [`init`] with a given CA (tests keep it to issue more certificates, expired ones too).
@@ -206,14 +172,8 @@ pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<
     let ops = ca.issue_client(&operator_identity("ops"), false)?;
     write(&dir.join("pki/ops.pem"), &ops.cert_pem)?;
     write(&dir.join("pki/ops.key"), &ops.key_pem)?;
-    config.push_str(&format!(
-        "\n[[operator]]\nname = \"ops\"\nidentity = \"{}\"\n",
-        operator_identity("ops")
-    ));
+    config.push_str(&format!("\n[[operator]]\nname = \"ops\"\nidentity = \"{}\"\n", operator_identity("ops")));
     let config_path = dir.join("yrdx.toml");
     write(&config_path, &config)?;
-    Ok(DevPki {
-        dir: dir.to_path_buf(),
-        config: config_path,
-    })
+    Ok(DevPki { dir: dir.to_path_buf(), config: config_path })
 }

@@ -4,12 +4,16 @@
 //! case. One module, so the workflow rules can grow here.
 
 use crate::config::{Config, PartnerConfig};
+use crate::disposal::{self, Deadlines};
+use yrdx_adapters::CaseForward;
 use yrdx_adapters::{beijing, Record};
+use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::{
-    DisposalCase, PlanChannel, ProductCategory, RiskSignal, RiskState, SalesChannel,
-    SamplingRecord, SpotCheckPlan,
+    CaseAction, CaseEvent, CaseStatus, Conclusion, DisposalCase, InspectionResult, PlanChannel, ProductCategory,
+    RiskSignal, RiskState, SalesChannel, SamplingRecord, SpotCheckPlan,
 };
 use yrdx_proto::Date;
+use yrdx_proto::Timestamp;
 
 /// Regions that take risk signals (`domain.md` section 6).
 pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
@@ -21,12 +25,7 @@ pub trait RecordLookup {
     /// Stored sampling records of a plan and region, other than `except`.
     fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String>;
     /// Canonical JSON of stored sampling records of a product (producer USCC, brand, model).
-    fn samplings_of_product(
-        &self,
-        uscc: &str,
-        brand: &str,
-        model: &str,
-    ) -> Result<Vec<String>, String>;
+    fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String>;
 }
 
 /// Records accepted earlier in the same document (they count towards quotas too).
@@ -50,28 +49,14 @@ fn sampling_rules(
     batch: &Batch,
     what: &str,
 ) -> Result<Vec<String>, RouteError> {
-    let refuse = |rule: String| {
-        Err(RouteError::Precondition {
-            record: what.to_string(),
-            rule,
-        })
-    };
-    let Some(part) = plan
-        .participants
-        .iter()
-        .find(|p| p.region == s.sampling_region)
-    else {
-        return refuse(format!(
-            "sampling region {} does not participate in plan {}",
-            s.sampling_region, plan.plan_id
-        ));
+    let refuse = |rule: String| Err(RouteError::Precondition { record: what.to_string(), rule });
+    let Some(part) = plan.participants.iter().find(|p| p.region == s.sampling_region) else {
+        return refuse(format!("sampling region {} does not participate in plan {}", s.sampling_region, plan.plan_id));
     };
     let category = s.product.as_ref().map(|p| p.category).unwrap_or(0);
     if !plan.categories.contains(&category) {
-        let code = ProductCategory::try_from(category)
-            .ok()
-            .and_then(yrdx_proto::codes::category_code)
-            .unwrap_or_default();
+        let code =
+            ProductCategory::try_from(category).ok().and_then(yrdx_proto::codes::category_code).unwrap_or_default();
         return refuse(format!("category {code} is not in plan {}", plan.plan_id));
     }
     let channel_ok = match PlanChannel::try_from(plan.channel) {
@@ -81,36 +66,20 @@ fn sampling_rules(
         _ => false,
     };
     if !channel_ok {
-        let ch = SalesChannel::try_from(s.channel)
-            .map(|c| c.as_str_name())
-            .unwrap_or("?");
-        let pc = PlanChannel::try_from(plan.channel)
-            .map(|c| c.as_str_name())
-            .unwrap_or("?");
-        return refuse(format!(
-            "channel {ch} is not allowed by plan {} ({pc})",
-            plan.plan_id
-        ));
+        let ch = SalesChannel::try_from(s.channel).map(|c| c.as_str_name()).unwrap_or("?");
+        let pc = PlanChannel::try_from(plan.channel).map(|c| c.as_str_name()).unwrap_or("?");
+        return refuse(format!("channel {ch} is not allowed by plan {} ({pc})", plan.plan_id));
     }
     if let (Some(on), Some(deadline)) = (&s.sampled_on, &plan.sampling_deadline) {
         if on.to_days() > deadline.to_days() {
-            return refuse(format!(
-                "sampled on {on}, after plan {}'s sampling deadline {deadline}",
-                plan.plan_id
-            ));
+            return refuse(format!("sampled on {on}, after plan {}'s sampling deadline {deadline}", plan.plan_id));
         }
     }
-    let stored = l
-        .sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id)
-        .map_err(RouteError::Store)?;
+    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id).map_err(RouteError::Store)?;
     let in_batch = batch
         .samplings
         .iter()
-        .filter(|b| {
-            b.plan_id == plan.plan_id
-                && b.sampling_region == s.sampling_region
-                && b.sample_id != s.sample_id
-        })
+        .filter(|b| b.plan_id == plan.plan_id && b.sampling_region == s.sampling_region && b.sample_id != s.sample_id)
         .count() as u64;
     if stored + in_batch >= part.quota.max(0) as u64 {
         return refuse(format!(
@@ -123,10 +92,7 @@ fn sampling_rules(
     if let (Some(producer), Some(product), Some(on)) = (&s.producer, &s.product, &s.sampled_on) {
         let since = months_before(on, 6);
         let mut earlier: Vec<SamplingRecord> = Vec::new();
-        for json in l
-            .samplings_of_product(&producer.uscc, &product.brand, &product.model)
-            .map_err(RouteError::Store)?
-        {
+        for json in l.samplings_of_product(&producer.uscc, &product.brand, &product.model).map_err(RouteError::Store)? {
             if let Ok(e) = serde_json::from_str::<SamplingRecord>(&json) {
                 earlier.push(e);
             }
@@ -137,18 +103,13 @@ fn sampling_rules(
                 .iter()
                 .filter(|b| {
                     b.producer.as_ref().map(|p| &p.uscc) == Some(&producer.uscc)
-                        && b.product
-                            .as_ref()
-                            .is_some_and(|p| p.brand == product.brand && p.model == product.model)
+                        && b.product.as_ref().is_some_and(|p| p.brand == product.brand && p.model == product.model)
                 })
                 .cloned(),
         );
         for e in earlier {
             let Some(e_on) = e.sampled_on else { continue };
-            if e.sample_id != s.sample_id
-                && e_on.to_days() <= on.to_days()
-                && e_on.to_days() >= since.to_days()
-            {
+            if e.sample_id != s.sample_id && e_on.to_days() <= on.to_days() && e_on.to_days() >= since.to_days() {
                 warnings.push(format!(
                     "mutual recognition: {what}: the same product (producer {}, brand '{}', model '{}') was checked within 6 months — sample {} by region {} on {e_on}; accepted as a follow-up or emergency check",
                     producer.uscc, product.brand, product.model, e.sample_id, e.sampling_region
@@ -159,15 +120,11 @@ fn sampling_rules(
     Ok(warnings)
 }
 
-fn lookup<T: serde::de::DeserializeOwned>(
-    l: &dyn RecordLookup,
-    kind: &str,
-    id: &str,
-) -> Result<Option<T>, RouteError> {
+fn lookup<T: serde::de::DeserializeOwned>(l: &dyn RecordLookup, kind: &str, id: &str) -> Result<Option<T>, RouteError> {
     match l.canonical(kind, id).map_err(RouteError::Store)? {
-        Some(json) => serde_json::from_str(&json)
-            .map(Some)
-            .map_err(|e| RouteError::Store(format!("stored {kind} {id}: {e}"))),
+        Some(json) => {
+            serde_json::from_str(&json).map(Some).map_err(|e| RouteError::Store(format!("stored {kind} {id}: {e}")))
+        }
         None => Ok(None),
     }
 }
@@ -188,13 +145,97 @@ pub enum RouteError {
     Store(String),
 }
 
-/// The recipients of one record, and what the sender should know.
+/// The recipients of one record, and what else it causes.
 #[derive(Debug, Default)]
 pub struct Route {
-    /// Recipient regions, in a stable order.
+    /// Recipient regions of the record itself, in a stable order.
     pub recipients: Vec<String>,
-    /// Warnings for the sender.
+    /// Warnings (and notices) for the sender.
     pub warnings: Vec<String>,
+    /// Records the gateway keeps besides the submitted ones (opened or updated cases).
+    pub stored: Vec<Record>,
+    /// Further records to deliver: (recipient region, record) — case transfers of opened cases.
+    pub notices: Vec<(String, Record)>,
+    /// Records queued for SAMR packages (case forwards, closed cases).
+    pub samr: Vec<Record>,
+}
+
+/// What routing needs besides the stored records: the partner registry, the working-day calendar,
+/// the stage durations and the current time.
+pub struct Context<'a> {
+    /// The partner registry.
+    pub config: &'a Config,
+    /// The working-day calendar.
+    pub calendar: &'a Calendar,
+    /// Stage durations.
+    pub deadlines: &'a Deadlines,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// The id of the case opened for a sample's nonconforming result (deterministic, so a resent
+/// result opens no second case).
+pub fn case_id_for(sample_id: &str) -> String {
+    let tail: String = sample_id.chars().rev().take(37).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("CZ-{tail}")
+}
+
+fn precondition(what: &str, rule: impl Into<String>) -> RouteError {
+    RouteError::Precondition { record: what.to_string(), rule: rule.into() }
+}
+
+/// Sends a case to its responsible region: a connected partner gets the transfer; an unconnected
+/// region's transfer goes to SAMR (AJYS) to forward; a local case stays where it is.
+fn dispatch_case(
+    case: &DisposalCase,
+    sample: Option<&SamplingRecord>,
+    report: Option<&InspectionResult>,
+    cx: &Context<'_>,
+    r: &mut Route,
+    what: &str,
+) -> Result<(), RouteError> {
+    let due = case.due_on.map(|d| d.to_string()).unwrap_or_default();
+    r.stored.push(Record::CaseTransfer(case.clone()));
+    if case.origin_region == case.responsible_region {
+        r.notices.push((case.origin_region.clone(), Record::CaseTransfer(case.clone())));
+        r.warnings.push(format!(
+            "case {} opened and kept local in {} (not transferred), due {due}",
+            case.case_id, case.origin_region
+        ));
+    } else if cx.config.partner_by_region(&case.responsible_region).is_some() {
+        r.notices.push((case.responsible_region.clone(), Record::CaseTransfer(case.clone())));
+        r.notices.push((case.origin_region.clone(), Record::CaseTransfer(case.clone())));
+        r.warnings.push(format!("case {} transferred to {}, due {due}", case.case_id, case.responsible_region));
+    } else {
+        let (Some(sample), Some(report)) = (sample, report) else {
+            return Err(precondition(what, format!(
+                "region {} has no connected partner: SAMR forwards the transfer, which needs the case's sample {} and report {} to be known",
+                case.responsible_region, case.sample_id, case.report_no
+            )));
+        };
+        r.samr.push(Record::CaseForward(Box::new(CaseForward {
+            case: case.clone(),
+            sampling: sample.clone(),
+            inspection: report.clone(),
+        })));
+        r.notices.push((case.origin_region.clone(), Record::CaseTransfer(case.clone())));
+        r.warnings.push(format!(
+            "case {}: region {} has no connected partner; the transfer is queued for SAMR to forward (AJYS), due {due}",
+            case.case_id, case.responsible_region
+        ));
+    }
+    Ok(())
+}
+
+fn transfer_event(case_id: &str, at: Timestamp, by: &str) -> CaseEvent {
+    CaseEvent {
+        event_id: format!("{case_id}-T"),
+        at: Some(at),
+        by_region: by.to_string(),
+        action: CaseAction::Transfer as i32,
+        note: String::new(),
+        amount: None,
+    }
 }
 
 fn add(route: &mut Route, region: &str, sender: &str) {
@@ -203,17 +244,10 @@ fn add(route: &mut Route, region: &str, sender: &str) {
     }
 }
 
-fn plan_for(
-    l: &dyn RecordLookup,
-    s: &SamplingRecord,
-    what: &str,
-) -> Result<SpotCheckPlan, RouteError> {
+fn plan_for(l: &dyn RecordLookup, s: &SamplingRecord, what: &str) -> Result<SpotCheckPlan, RouteError> {
     lookup::<SpotCheckPlan>(l, "plan", &s.plan_id)?.ok_or_else(|| RouteError::Precondition {
         record: what.to_string(),
-        rule: format!(
-            "plan {} is not known to the exchange (its lead region must publish it first)",
-            s.plan_id
-        ),
+        rule: format!("plan {} is not known to the exchange (its lead region must publish it first)", s.plan_id),
     })
 }
 
@@ -224,6 +258,7 @@ pub fn route(
     sender: &PartnerConfig,
     l: &dyn RecordLookup,
     batch: &mut Batch,
+    cx: &Context<'_>,
 ) -> Result<Route, RouteError> {
     let mut r = Route::default();
     let from = sender.region.as_str();
@@ -236,25 +271,47 @@ pub fn route(
         }
         Record::Sampling(s) => {
             let plan = plan_for(l, s, &what)?;
-            r.warnings
-                .extend(sampling_rules(s, &plan, l, batch, &what)?);
+            r.warnings.extend(sampling_rules(s, &plan, l, batch, &what)?);
             batch.samplings.push(s.clone());
             add(&mut r, &plan.lead_region, from);
         }
         Record::Inspection(i) => {
             let sample =
-                lookup::<SamplingRecord>(l, "sampling", &i.sample_id)?.ok_or_else(|| {
-                    RouteError::Precondition {
-                        record: what.clone(),
-                        rule: format!(
-                            "results reference a known sample: sample {} is not known",
-                            i.sample_id
-                        ),
-                    }
+                lookup::<SamplingRecord>(l, "sampling", &i.sample_id)?.ok_or_else(|| RouteError::Precondition {
+                    record: what.clone(),
+                    rule: format!("results reference a known sample: sample {} is not known", i.sample_id),
                 })?;
             let plan = plan_for(l, &sample, &what)?;
             add(&mut r, &plan.lead_region, from);
             add(&mut r, &sample.sampling_region, from);
+            // A nonconforming result opens a disposal case (domain.md section 4.4).
+            let case_id = case_id_for(&sample.sample_id);
+            if i.conclusion == Conclusion::Nonconforming as i32
+                && lookup::<DisposalCase>(l, "case_transfer", &case_id)?.is_none()
+            {
+                let seller_region = sample.seller.as_ref().map(|p| p.region.as_str()).unwrap_or("");
+                let responsible =
+                    disposal::responsible_region(sample.producer.as_ref().map(|p| p.region.as_str()), seller_region);
+                let new = DisposalCase {
+                    case_id: case_id.clone(),
+                    origin_region: sample.sampling_region.clone(),
+                    responsible_region: responsible,
+                    sample_id: sample.sample_id.clone(),
+                    report_no: i.report_no.clone(),
+                    opened_at: Some(cx.now),
+                    status: CaseStatus::Unspecified as i32,
+                    due_on: None,
+                    events: vec![],
+                };
+                let case = disposal::apply(
+                    &new,
+                    &transfer_event(&case_id, cx.now, &sample.sampling_region),
+                    cx.calendar,
+                    cx.deadlines,
+                )
+                .map_err(|e| precondition(&what, e.to_string()))?;
+                dispatch_case(&case, Some(&sample), Some(i), cx, &mut r, &what)?;
+            }
         }
         Record::RiskSignal(sig) => {
             if let Some(held) = lookup::<RiskSignal>(l, "risk_signal", &sig.signal_id)? {
@@ -282,29 +339,50 @@ pub fn route(
             }
         }
         Record::CaseTransfer(c) => {
-            add(&mut r, &c.responsible_region, from);
-            if c.responsible_region != from {
-                add(&mut r, &c.origin_region, from);
+            if c.origin_region != from {
+                return Err(precondition(
+                    &what,
+                    format!("only the origin region {} may transfer the case; the sender is {from}", c.origin_region),
+                ));
             }
+            if lookup::<DisposalCase>(l, "case_transfer", &c.case_id)?.is_some() {
+                return Err(precondition(&what, format!("case {} already exists", c.case_id)));
+            }
+            let new =
+                DisposalCase { status: CaseStatus::Unspecified as i32, due_on: None, events: vec![], ..c.clone() };
+            let at = c.opened_at.unwrap_or(cx.now);
+            let case = disposal::apply(&new, &transfer_event(&c.case_id, at, from), cx.calendar, cx.deadlines)
+                .map_err(|e| precondition(&what, e.to_string()))?;
+            let sample = lookup::<SamplingRecord>(l, "sampling", &c.sample_id)?;
+            let report = lookup::<InspectionResult>(l, "inspection", &c.report_no)?;
+            // The gateway's copy (with its due date) is what the other side receives.
+            dispatch_case(&case, sample.as_ref(), report.as_ref(), cx, &mut r, &what)?;
+            r.notices.retain(|(region, _)| region != from);
         }
         Record::CaseFeedback(f) => {
-            let case =
-                lookup::<DisposalCase>(l, "case_transfer", &f.case_id)?.ok_or_else(|| {
-                    RouteError::Precondition {
-                        record: what.clone(),
-                        rule: format!("feedback on a known case: case {} is not known", f.case_id),
-                    }
-                })?;
+            let case = lookup::<DisposalCase>(l, "case_transfer", &f.case_id)?.ok_or_else(|| {
+                precondition(&what, format!("feedback on a known case: case {} is not known", f.case_id))
+            })?;
+            let event = f.event.clone().unwrap_or_default();
+            if event.by_region != from {
+                return Err(precondition(
+                    &what,
+                    format!("the event's region {} is not the sender {from}", event.by_region),
+                ));
+            }
+            let next = disposal::apply(&case, &event, cx.calendar, cx.deadlines)
+                .map_err(|e| precondition(&what, e.to_string()))?;
+            if next.status == CaseStatus::Closed as i32 {
+                r.samr.push(Record::ClosedCase(next.clone()));
+            }
+            r.stored.push(Record::CaseTransfer(next));
             add(&mut r, &case.origin_region, from);
             add(&mut r, &case.responsible_region, from);
         }
         other => {
             return Err(RouteError::Precondition {
                 record: what,
-                rule: format!(
-                    "{} records are not exchanged between partners",
-                    other.kind()
-                ),
+                rule: format!("{} records are not exchanged between partners", other.kind()),
             })
         }
     }
@@ -313,11 +391,7 @@ pub fn route(
 
 /// Splits recipients into connected partners that can take the record, with a warning for each
 /// that is not connected or cannot take it.
-pub fn deliverable<'c>(
-    record: &Record,
-    route: &mut Route,
-    config: &'c Config,
-) -> Vec<&'c PartnerConfig> {
+pub fn deliverable<'c>(record: &Record, route: &mut Route, config: &'c Config) -> Vec<&'c PartnerConfig> {
     let mut out = Vec::new();
     for region in &route.recipients {
         match config.partner_by_region(region) {
@@ -327,15 +401,10 @@ pub fn deliverable<'c>(
                 record.id()
             )),
             Some(p) => {
-                let refusal = if p.format() == yrdx_adapters::Partner::Beijing {
-                    beijing::refusal(record)
-                } else {
-                    None
-                };
+                let refusal =
+                    if p.format() == yrdx_adapters::Partner::Beijing { beijing::refusal(record) } else { None };
                 match refusal {
-                    Some(e) => route
-                        .warnings
-                        .push(format!("not queued for {} ({region}): {e}", p.name)),
+                    Some(e) => route.warnings.push(format!("not queued for {} ({region}): {e}", p.name)),
                     None => out.push(p),
                 }
             }

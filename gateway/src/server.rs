@@ -30,6 +30,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The working-day calendar file is unusable.
+    #[error(transparent)]
+    Calendar(#[from] yrdx_proto::calendar::CalendarError),
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -37,10 +40,7 @@ pub enum ServeError {
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, ServeError> {
     let path = config.resolve(p);
-    std::fs::read(&path).map_err(|e| ServeError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    std::fs::read(&path).map_err(|e| ServeError::Io { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// A gateway running in the background.
@@ -57,10 +57,7 @@ impl RunningGateway {
         let _ = self.shutdown.send(true);
         match self.handle.await {
             Ok(r) => r,
-            Err(e) => Err(ServeError::Io {
-                path: "server task".into(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(ServeError::Io { path: "server task".into(), message: e.to_string() }),
         }
     }
 
@@ -68,10 +65,7 @@ impl RunningGateway {
     pub async fn wait(self) -> Result<(), ServeError> {
         match self.handle.await {
             Ok(r) => r,
-            Err(e) => Err(ServeError::Io {
-                path: "server task".into(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(ServeError::Io { path: "server task".into(), message: e.to_string() }),
         }
     }
 
@@ -81,25 +75,32 @@ impl RunningGateway {
     }
 }
 
-/// Binds the configured address and starts serving.
+/// Binds the configured address and starts serving, on the system clock.
 pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
+    start_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// [`start`] with a given clock (tests move it).
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<RunningGateway, ServeError> {
     let config = Arc::new(config);
+    let calendar = match &config.calendar_file {
+        Some(p) => yrdx_proto::calendar::Calendar::from_file(&config.resolve(p))?,
+        None => yrdx_proto::calendar::Calendar::embedded(),
+    };
     let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read(&config, &config.tls.cert)?,
-            read(&config, &config.tls.key)?,
-        ))
+        .identity(Identity::from_pem(read(&config, &config.tls.cert)?, read(&config, &config.tls.key)?))
         .client_ca_root(Certificate::from_pem(read(&config, &config.tls.client_ca)?))
         .client_auth_optional(false);
     let store_path = config.resolve(&config.store);
     let store = Arc::new(SqliteStore::open(&store_path)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let gateway = Arc::new(Gateway::new(config.clone(), store, shutdown_rx.clone()));
+    let gateway = Arc::new(Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone()));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ExchangeServer<ExchangeService>>()
-        .await;
+    health_reporter.set_serving::<ExchangeServer<ExchangeService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(yrdx_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -111,14 +112,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| ServeError::Io {
-            path: config.listen.to_string(),
-            message: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| ServeError::Io {
-        path: config.listen.to_string(),
-        message: e.to_string(),
-    })?;
+        .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
     let max = config.max_document_bytes + 64 * 1024;
     let exchange = ExchangeServer::new(ExchangeService::new(gateway))
         .max_decoding_message_size(max)
@@ -140,20 +137,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             .await?;
         Ok(())
     });
-    Ok(RunningGateway {
-        addr,
-        shutdown: shutdown_tx,
-        handle,
-    })
+    Ok(RunningGateway { addr, shutdown: shutdown_tx, handle })
 }
 
 /// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).
 pub fn init_logging(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         crate::config::LogFormat::Json => builder.json().try_init(),
         crate::config::LogFormat::Human => builder.try_init(),

@@ -56,6 +56,8 @@ pub struct Submission {
     pub records: Vec<StoredRecord>,
     /// Deliveries caused.
     pub deliveries: Vec<NewDelivery>,
+    /// Records queued for SAMR packages.
+    pub samr: Vec<StoredRecord>,
     /// Milliseconds since the epoch.
     pub received_at_ms: i64,
 }
@@ -90,11 +92,7 @@ pub struct PendingDelivery {
 /// The store the gateway needs (a PostgreSQL backend implements the same).
 pub trait Store: Send + Sync {
     /// The stored submission of a sender and message id: (digest, reply).
-    fn message(
-        &self,
-        sender: &str,
-        message_id: &str,
-    ) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+    fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
     /// Commits a submission atomically, or reports the one already stored under its key.
     fn commit(&self, submission: &Submission) -> Result<Committed, StoreError>;
     /// The canonical JSON of a record.
@@ -120,12 +118,7 @@ pub trait Store: Send + Sync {
 
 impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except` (quota use).
-    pub fn sampling_count(
-        &self,
-        plan_id: &str,
-        region: &str,
-        except: &str,
-    ) -> Result<u64, StoreError> {
+    pub fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, StoreError> {
         let conn = self.conn()?;
         let n: i64 = conn.query_row(
             "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != ?3
@@ -136,13 +129,17 @@ impl SqliteStore {
         Ok(n as u64)
     }
 
+    /// Records waiting for a SAMR package: (kind, record id), oldest first.
+    pub fn samr_waiting(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT kind, record_id FROM samr_outbox WHERE package IS NULL ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Canonical JSON of stored sampling records of one product (mutual recognition).
-    pub fn samplings_of_product(
-        &self,
-        uscc: &str,
-        brand: &str,
-        model: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    pub fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT canonical FROM records WHERE kind = 'sampling'
@@ -191,6 +188,15 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX deliveries_mailbox ON deliveries (recipient, acked, seq);",
+    // 2: records waiting for a SAMR package (AJYS case forwards, CZJG closed cases …).
+    "CREATE TABLE samr_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        package TEXT
+    );",
 ];
 
 impl SqliteStore {
@@ -211,20 +217,11 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let version: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-            [],
-            |r| r.get(0),
-        )?;
+        let version: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(&format!(
-                "BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;",
-                i + 1
-            ))?;
+            conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))?;
         }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -237,11 +234,7 @@ fn parse_ids(ids: &[String]) -> Vec<i64> {
 }
 
 impl Store for SqliteStore {
-    fn message(
-        &self,
-        sender: &str,
-        message_id: &str,
-    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let conn = self.conn()?;
         Ok(conn
             .query_row(
@@ -283,6 +276,12 @@ impl Store for SqliteStore {
                 params![d.recipient, d.message_id, d.document, s.received_at_ms],
             )?;
         }
+        for r in &s.samr {
+            tx.execute(
+                "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![r.kind, r.id, r.canonical, s.received_at_ms],
+            )?;
+        }
         tx.commit()?;
         Ok(Committed::New)
     }
@@ -290,11 +289,9 @@ impl Store for SqliteStore {
     fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row(
-                "SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2",
-                params![kind, id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2", params![kind, id], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -348,10 +345,7 @@ impl Store for SqliteStore {
     fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError> {
         let conn = self.conn()?;
         for seq in parse_ids(delivery_ids) {
-            conn.execute(
-                "UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0",
-                params![seq],
-            )?;
+            conn.execute("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0", params![seq])?;
         }
         Ok(())
     }
@@ -392,11 +386,7 @@ mod tests {
             digest: format!("d-{id}"),
             document: b"doc".to_vec(),
             reply: b"reply".to_vec(),
-            records: vec![StoredRecord {
-                kind: "sampling".into(),
-                id: format!("S-{id}"),
-                canonical: "{}".into(),
-            }],
+            records: vec![StoredRecord { kind: "sampling".into(), id: format!("S-{id}"), canonical: "{}".into() }],
             deliveries: recipients
                 .iter()
                 .map(|r| NewDelivery {
@@ -406,24 +396,16 @@ mod tests {
                 })
                 .collect(),
             received_at_ms: 1,
+            samr: vec![],
         }
     }
 
     #[test]
     fn commit_is_idempotent_by_sender_and_message_id() {
         let s = SqliteStore::in_memory().unwrap();
-        assert_eq!(
-            s.commit(&submission("M1", &["310000"])).unwrap(),
-            Committed::New
-        );
+        assert_eq!(s.commit(&submission("M1", &["310000"])).unwrap(), Committed::New);
         let again = s.commit(&submission("M1", &["310000"])).unwrap();
-        assert_eq!(
-            again,
-            Committed::Existing {
-                digest: "d-M1".into(),
-                reply: b"reply".to_vec()
-            }
-        );
+        assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
         assert_eq!(s.depth("310000").unwrap(), 1, "a duplicate queues nothing");
         assert_eq!(s.record("sampling", "S-M1").unwrap().as_deref(), Some("{}"));
     }
@@ -435,47 +417,23 @@ mod tests {
             s.commit(&submission(id, &["310000", "330000"])).unwrap();
         }
         let first = s.take("310000", 2, 1000, 60_000).unwrap();
-        assert_eq!(
-            first
-                .iter()
-                .map(|d| d.message_id.as_str())
-                .collect::<Vec<_>>(),
-            ["A", "B"]
-        );
+        assert_eq!(first.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["A", "B"]);
         assert!(first.iter().all(|d| d.attempt == 1));
         assert_eq!(s.in_flight("310000", 1000).unwrap(), 2);
-        assert_eq!(
-            s.take("310000", 5, 1000, 60_000).unwrap().len(),
-            1,
-            "only C is visible"
-        );
+        assert_eq!(s.take("310000", 5, 1000, 60_000).unwrap().len(), 1, "only C is visible");
         // Not acknowledged within the visibility timeout: sent again with attempt 2.
         let again = s.take("310000", 5, 61_001, 60_000).unwrap();
         assert_eq!(
-            again
-                .iter()
-                .map(|d| (d.message_id.as_str(), d.attempt))
-                .collect::<Vec<_>>(),
+            again.iter().map(|d| (d.message_id.as_str(), d.attempt)).collect::<Vec<_>>(),
             [("A", 2), ("B", 2), ("C", 2)]
         );
         // Acks only count for the caller's own mailbox.
         assert_eq!(s.ack("330000", &[again[0].delivery_id.clone()]).unwrap(), 0);
-        assert_eq!(
-            s.ack("310000", &[again[0].delivery_id.clone(), "junk".into()])
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            s.ack("310000", &[again[0].delivery_id.clone()]).unwrap(),
-            0,
-            "acknowledged once"
-        );
+        assert_eq!(s.ack("310000", &[again[0].delivery_id.clone(), "junk".into()]).unwrap(), 1);
+        assert_eq!(s.ack("310000", &[again[0].delivery_id.clone()]).unwrap(), 0, "acknowledged once");
         assert_eq!(s.depth("310000").unwrap(), 2);
         s.release(&[again[1].delivery_id.clone()]).unwrap();
-        assert_eq!(
-            s.take("310000", 5, 61_002, 60_000).unwrap()[0].message_id,
-            "B"
-        );
+        assert_eq!(s.take("310000", 5, 61_002, 60_000).unwrap()[0].message_id, "B");
         assert_eq!(s.depth("330000").unwrap(), 3, "other mailboxes untouched");
     }
 

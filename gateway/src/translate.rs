@@ -1,9 +1,7 @@
 //! `yrdx translate`: read partner documents, translate them to another partner's format, report
 //! what the target had no place for. Pure: the binary does the I/O.
 
-use yrdx_adapters::{
-    samr, CaseForward, DecodeLimits, EncodeError, Encoded, Partner, Problem, Record, RecordKind,
-};
+use yrdx_adapters::{samr, CaseForward, DecodeLimits, EncodeError, Encoded, Partner, Problem, Record, RecordKind};
 use yrdx_proto::v1::{Envelope, SpotCheckResult};
 use yrdx_proto::Timestamp;
 
@@ -45,17 +43,11 @@ pub struct TranslateFailure {
 }
 
 fn invalid(lines: Vec<String>) -> TranslateFailure {
-    TranslateFailure {
-        exit_code: EXIT_INVALID,
-        lines,
-    }
+    TranslateFailure { exit_code: EXIT_INVALID, lines }
 }
 
 fn unsupported(line: String) -> TranslateFailure {
-    TranslateFailure {
-        exit_code: EXIT_UNSUPPORTED,
-        lines: vec![line],
-    }
+    TranslateFailure { exit_code: EXIT_UNSUPPORTED, lines: vec![line] }
 }
 
 fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
@@ -63,10 +55,7 @@ fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
 }
 
 /// Translates the named input documents.
-pub fn translate(
-    req: &TranslateRequest,
-    inputs: &[(String, Vec<u8>)],
-) -> Result<Encoded, TranslateFailure> {
+pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result<Encoded, TranslateFailure> {
     if req.from == Partner::Samr {
         return Err(unsupported(
             "SAMR packages carry partial records (no quantities, prices, addresses …) and cannot be translated into another format; use `yrdx validate --partner samr` to check one".into(),
@@ -92,12 +81,10 @@ pub fn translate(
         receiver: req.to.envelope_id().to_string(),
         sent_at: Some(req.sent_at),
     };
-    req.to
-        .encode(&envelope, &records, req.sequence)
-        .map_err(|e| match e {
-            EncodeError::Invalid(problems) => invalid(problem_lines("record", &problems)),
-            other => unsupported(other.to_string()),
-        })
+    req.to.encode(&envelope, &records, req.sequence).map_err(|e| match e {
+        EncodeError::Invalid(problems) => invalid(problem_lines("record", &problems)),
+        other => unsupported(other.to_string()),
+    })
 }
 
 /// Prepares records for a SAMR package: sampling records and inspection results become joined
@@ -135,9 +122,9 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
                 }))),
                 _ => {
                     return Err(invalid(vec![format!(
-                        "case {}: a case forward (AJYS) needs its sampling record {} and inspection result {} as inputs",
-                        case.case_id, case.sample_id, case.report_no
-                    )]))
+                    "case {}: a case forward (AJYS) needs its sampling record {} and inspection result {} as inputs",
+                    case.case_id, case.sample_id, case.report_no
+                )]))
                 }
             }
         }
@@ -147,15 +134,15 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
         return Ok(others);
     }
     if !others.is_empty() {
-        return Err(unsupported(
-            "a SAMR package carries one kind of record".into(),
-        ));
+        return Err(unsupported("a SAMR package carries one kind of record".into()));
     }
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for i in inspections {
         match samplings.iter().find(|s| s.sample_id == i.sample_id) {
-            Some(s) => out.push(Record::SpotCheckResult(SpotCheckResult { sampling: Some(s.clone()), inspection: Some(i) })),
+            Some(s) => {
+                out.push(Record::SpotCheckResult(SpotCheckResult { sampling: Some(s.clone()), inspection: Some(i) }))
+            }
             None => errors.push(format!(
                 "inspection {}: its sampling record {} is not among the inputs (a CCJG package joins both)",
                 i.report_no, i.sample_id

@@ -30,10 +30,5 @@ pub fn validate_document(
             )
         })
     };
-    result.map_err(|e| {
-        e.problems()
-            .iter()
-            .map(|p| format!("{name}: {p}"))
-            .collect()
-    })
+    result.map_err(|e| e.problems().iter().map(|p| format!("{name}: {p}")).collect())
 }

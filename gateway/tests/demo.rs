@@ -3,9 +3,7 @@
 #[tokio::test]
 async fn the_live_demo_flows() {
     let dir = std::env::temp_dir().join(format!("yrdx-demo-test-{}", std::process::id()));
-    let account = yrdx_gateway::demo_live::run(&dir)
-        .await
-        .unwrap_or_else(|e| panic!("demo failed: {e}"));
+    let account = yrdx_gateway::demo_live::run(&dir).await.unwrap_or_else(|e| panic!("demo failed: {e}"));
     assert!(account.contains("everything flowed."), "{account}");
     assert!(account.contains("beijing receives:"), "{account}");
     assert!(dir.join("pki/ca.pem").exists() && dir.join("yrdx.sqlite").exists());
@@ -14,10 +12,7 @@ async fn the_live_demo_flows() {
 
 #[test]
 fn the_offline_demo_runs_through_the_binary() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yrdx"))
-        .args(["demo", "--offline"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yrdx")).args(["demo", "--offline"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("SJB-310000-20240402-0001"));
 }

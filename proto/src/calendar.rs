@@ -77,17 +77,14 @@ impl Calendar {
 
     /// Reads a calendar file.
     pub fn from_file(path: &Path) -> Result<Calendar, CalendarError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CalendarError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CalendarError::Io { path: path.display().to_string(), message: e.to_string() })?;
         Calendar::from_toml(&text)
     }
 
     /// Parses a calendar from TOML text (the format of `data/calendar.toml`).
     pub fn from_toml(text: &str) -> Result<Calendar, CalendarError> {
-        let file: CalendarFile =
-            toml::from_str(text).map_err(|e| CalendarError::Syntax(e.to_string()))?;
+        let file: CalendarFile = toml::from_str(text).map_err(|e| CalendarError::Syntax(e.to_string()))?;
         let mut years = BTreeMap::new();
         for entry in file.year {
             let y = entry.year;
@@ -98,10 +95,7 @@ impl Calendar {
             let mut days = YearDays::default();
             for item in &entry.holidays {
                 let (from, to) = match item.split_once("..") {
-                    Some((a, b)) => (
-                        parse_in_year(a, y).map_err(err)?,
-                        parse_in_year(b, y).map_err(err)?,
-                    ),
+                    Some((a, b)) => (parse_in_year(a, y).map_err(err)?, parse_in_year(b, y).map_err(err)?),
                     None => {
                         let d = parse_in_year(item, y).map_err(err)?;
                         (d, d)
@@ -115,9 +109,7 @@ impl Calendar {
             for item in &entry.weekend_workdays {
                 let d = parse_in_year(item, y).map_err(err)?;
                 if d.iso_weekday() < 6 {
-                    return Err(err(format!(
-                        "{item} is listed as a worked weekend day but is a weekday"
-                    )));
+                    return Err(err(format!("{item} is listed as a worked weekend day but is a weekday")));
                 }
                 if days.holidays.contains(&d.to_days()) {
                     return Err(err(format!("{item} is both a holiday and a worked day")));
@@ -139,10 +131,7 @@ impl Calendar {
         let year = self
             .years
             .get(&date.year)
-            .ok_or_else(|| CalendarError::YearNotCovered {
-                year: date.year,
-                date: date.to_string(),
-            })?;
+            .ok_or_else(|| CalendarError::YearNotCovered { year: date.year, date: date.to_string() })?;
         let day = date.to_days();
         if year.holidays.contains(&day) {
             return Ok(false);
@@ -177,8 +166,7 @@ impl Calendar {
 }
 
 fn parse_in_year(text: &str, year: i32) -> Result<Date, String> {
-    let d =
-        Date::parse_iso(text.trim()).ok_or_else(|| format!("'{text}' is not a date yyyy-MM-dd"))?;
+    let d = Date::parse_iso(text.trim()).ok_or_else(|| format!("'{text}' is not a date yyyy-MM-dd"))?;
     if d.year != year {
         return Err(format!("{text} is not in {year}"));
     }
@@ -196,35 +184,17 @@ mod tests {
     #[test]
     fn worked_examples_of_domain_section_5() {
         let cal = Calendar::embedded();
-        assert_eq!(
-            cal.add_working_days(&d("2024-02-08"), 5).unwrap(),
-            d("2024-02-21")
-        );
-        assert_eq!(
-            cal.add_working_days(&d("2024-09-27"), 5).unwrap(),
-            d("2024-10-10")
-        );
-        assert_eq!(
-            cal.add_working_days(&d("2025-01-24"), 10).unwrap(),
-            d("2025-02-13")
-        );
-        assert_eq!(
-            cal.add_calendar_days(&d("2024-09-13"), 15).unwrap(),
-            d("2024-09-29")
-        );
+        assert_eq!(cal.add_working_days(&d("2024-02-08"), 5).unwrap(), d("2024-02-21"));
+        assert_eq!(cal.add_working_days(&d("2024-09-27"), 5).unwrap(), d("2024-10-10"));
+        assert_eq!(cal.add_working_days(&d("2025-01-24"), 10).unwrap(), d("2025-02-13"));
+        assert_eq!(cal.add_calendar_days(&d("2024-09-13"), 15).unwrap(), d("2024-09-29"));
     }
 
     #[test]
     fn adjusted_days() {
         let cal = Calendar::embedded();
-        assert!(
-            cal.is_working_day(&d("2024-02-18")).unwrap(),
-            "a worked Sunday"
-        );
-        assert!(
-            !cal.is_working_day(&d("2024-02-12")).unwrap(),
-            "a Monday in Spring Festival"
-        );
+        assert!(cal.is_working_day(&d("2024-02-18")).unwrap(), "a worked Sunday");
+        assert!(!cal.is_working_day(&d("2024-02-12")).unwrap(), "a Monday in Spring Festival");
         assert!(!cal.is_working_day(&d("2026-01-03")).unwrap());
         assert!(cal.is_working_day(&d("2026-01-04")).unwrap());
         assert!(cal.is_working_day(&d("2025-10-11")).unwrap());
@@ -235,54 +205,29 @@ mod tests {
     fn year_boundary_is_crossed_with_both_years() {
         let cal = Calendar::embedded();
         // 2024-12-27 (Fri) + 5 working days: 12-30, 12-31, (01-01 off), 01-02, 01-03, 01-06.
-        assert_eq!(
-            cal.add_working_days(&d("2024-12-27"), 5).unwrap(),
-            d("2025-01-06")
-        );
+        assert_eq!(cal.add_working_days(&d("2024-12-27"), 5).unwrap(), d("2025-01-06"));
         // 2025-12-20 + 15 calendar days = 2026-01-04, a worked Sunday.
-        assert_eq!(
-            cal.add_calendar_days(&d("2025-12-20"), 15).unwrap(),
-            d("2026-01-04")
-        );
+        assert_eq!(cal.add_calendar_days(&d("2025-12-20"), 15).unwrap(), d("2026-01-04"));
         // 2025-12-17 + 15 = 2026-01-01 (off), 01-02, 01-03 off, 01-04 worked.
-        assert_eq!(
-            cal.add_calendar_days(&d("2025-12-17"), 15).unwrap(),
-            d("2026-01-04")
-        );
+        assert_eq!(cal.add_calendar_days(&d("2025-12-17"), 15).unwrap(), d("2026-01-04"));
     }
 
     #[test]
     fn uncovered_years_are_errors() {
         let cal = Calendar::embedded();
         let err = cal.add_working_days(&d("2026-12-28"), 5).unwrap_err();
-        assert_eq!(
-            err,
-            CalendarError::YearNotCovered {
-                year: 2027,
-                date: "2027-01-01".into()
-            }
-        );
+        assert_eq!(err, CalendarError::YearNotCovered { year: 2027, date: "2027-01-01".into() });
         assert!(cal.is_working_day(&d("2023-06-01")).is_err());
         assert!(err.to_string().contains("2027"));
     }
 
     #[test]
     fn bad_files_are_refused() {
-        assert!(matches!(
-            Calendar::from_toml("year = 3"),
-            Err(CalendarError::Syntax(_))
-        ));
-        let wrong_year =
-            "[[year]]\nyear = 2024\nholidays = [\"2025-01-01\"]\nweekend_workdays = []\n";
-        assert!(matches!(
-            Calendar::from_toml(wrong_year),
-            Err(CalendarError::Entry { .. })
-        ));
+        assert!(matches!(Calendar::from_toml("year = 3"), Err(CalendarError::Syntax(_))));
+        let wrong_year = "[[year]]\nyear = 2024\nholidays = [\"2025-01-01\"]\nweekend_workdays = []\n";
+        assert!(matches!(Calendar::from_toml(wrong_year), Err(CalendarError::Entry { .. })));
         let weekday = "[[year]]\nyear = 2024\nholidays = []\nweekend_workdays = [\"2024-02-05\"]\n";
-        assert!(matches!(
-            Calendar::from_toml(weekday),
-            Err(CalendarError::Entry { .. })
-        ));
+        assert!(matches!(Calendar::from_toml(weekday), Err(CalendarError::Entry { .. })));
         let unknown = "[[year]]\nyear = 2024\nholidays = []\nweekend_workdays = []\nextra = 1\n";
         assert!(Calendar::from_toml(unknown).is_err());
     }

@@ -50,11 +50,7 @@ impl Date {
             && (1..=12).contains(&month)
             && day >= 1
             && day <= days_in_month(year as i64, month);
-        ok.then_some(Date {
-            year,
-            month: month as i32,
-            day: day as i32,
-        })
+        ok.then_some(Date { year, month: month as i32, day: day as i32 })
     }
 
     /// Whether the parts form a real calendar date.
@@ -70,11 +66,7 @@ impl Date {
     /// The date `days` days after 1970-01-01.
     pub fn from_days(days: i64) -> Date {
         let (y, m, d) = civil_from_days(days);
-        Date {
-            year: y as i32,
-            month: m as i32,
-            day: d as i32,
-        }
+        Date { year: y as i32, month: m as i32, day: d as i32 }
     }
 
     /// The date `n` calendar days later (earlier when negative).
@@ -94,11 +86,7 @@ impl Date {
         if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
             return None;
         }
-        Date::from_ymd(
-            digits(&b[0..4])? as i32,
-            digits(&b[5..7])?,
-            digits(&b[8..10])?,
-        )
+        Date::from_ymd(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)
     }
 
     /// Parses exactly `yyyyMMdd`.
@@ -107,11 +95,7 @@ impl Date {
         if b.len() != 8 {
             return None;
         }
-        Date::from_ymd(
-            digits(&b[0..4])? as i32,
-            digits(&b[4..6])?,
-            digits(&b[6..8])?,
-        )
+        Date::from_ymd(digits(&b[0..4])? as i32, digits(&b[4..6])?, digits(&b[6..8])?)
     }
 
     /// `yyyyMMdd`.
@@ -154,23 +138,14 @@ impl BeijingTime {
         let local = ts.seconds + BEIJING_OFFSET_SECONDS;
         let days = local.div_euclid(86_400);
         let secs = local.rem_euclid(86_400) as u32;
-        BeijingTime {
-            date: Date::from_days(days),
-            hour: secs / 3600,
-            minute: secs / 60 % 60,
-            second: secs % 60,
-        }
+        BeijingTime { date: Date::from_days(days), hour: secs / 3600, minute: secs / 60 % 60, second: secs % 60 }
     }
 
     /// The instant of this Beijing wall-clock time.
     pub fn to_timestamp(&self) -> Timestamp {
-        let secs = self.date.to_days() * 86_400
-            + (self.hour * 3600 + self.minute * 60 + self.second) as i64
+        let secs = self.date.to_days() * 86_400 + (self.hour * 3600 + self.minute * 60 + self.second) as i64
             - BEIJING_OFFSET_SECONDS;
-        Timestamp {
-            seconds: secs,
-            nanos: 0,
-        }
+        Timestamp { seconds: secs, nanos: 0 }
     }
 
     /// Parses `yyyyMMddHHmmss` (Jiangsu T14).
@@ -180,12 +155,7 @@ impl BeijingTime {
             return None;
         }
         let date = Date::parse_compact(std::str::from_utf8(&b[..8]).ok()?)?;
-        BeijingTime::checked(
-            date,
-            digits(&b[8..10])?,
-            digits(&b[10..12])?,
-            digits(&b[12..14])?,
-        )
+        BeijingTime::checked(date, digits(&b[8..10])?, digits(&b[10..12])?, digits(&b[12..14])?)
     }
 
     /// Parses `yyyy-MM-dd HH:mm:ss` (SAMR).
@@ -195,48 +165,26 @@ impl BeijingTime {
             return None;
         }
         let date = Date::parse_iso(std::str::from_utf8(&b[..10]).ok()?)?;
-        BeijingTime::checked(
-            date,
-            digits(&b[11..13])?,
-            digits(&b[14..16])?,
-            digits(&b[17..19])?,
-        )
+        BeijingTime::checked(date, digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?)
     }
 
     fn checked(date: Date, hour: u32, minute: u32, second: u32) -> Option<BeijingTime> {
-        (hour < 24 && minute < 60 && second < 60).then_some(BeijingTime {
-            date,
-            hour,
-            minute,
-            second,
-        })
+        (hour < 24 && minute < 60 && second < 60).then_some(BeijingTime { date, hour, minute, second })
     }
 
     /// `yyyyMMddHHmmss`.
     pub fn to_compact(&self) -> String {
-        format!(
-            "{}{:02}{:02}{:02}",
-            self.date.to_compact(),
-            self.hour,
-            self.minute,
-            self.second
-        )
+        format!("{}{:02}{:02}{:02}", self.date.to_compact(), self.hour, self.minute, self.second)
     }
 
     /// `yyyy-MM-dd HH:mm:ss`.
     pub fn to_spaced(&self) -> String {
-        format!(
-            "{} {:02}:{:02}:{:02}",
-            self.date, self.hour, self.minute, self.second
-        )
+        format!("{} {:02}:{:02}:{:02}", self.date, self.hour, self.minute, self.second)
     }
 
     /// `yyyy-MM-ddTHH:mm:ss+08:00`.
     pub fn to_rfc3339(&self) -> String {
-        format!(
-            "{}T{:02}:{:02}:{:02}+08:00",
-            self.date, self.hour, self.minute, self.second
-        )
+        format!("{}T{:02}:{:02}:{:02}+08:00", self.date, self.hour, self.minute, self.second)
     }
 }
 
@@ -248,11 +196,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         return None;
     }
     let date = Date::parse_iso(std::str::from_utf8(&b[..10]).ok()?)?;
-    let (h, mi, s) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
+    let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
     if h >= 24 || mi >= 60 || s >= 60 {
         return None;
     }
@@ -285,10 +229,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         _ => return None,
     };
     let local = date.to_days() * 86_400 + (h * 3600 + mi * 60 + s) as i64;
-    Some(Timestamp {
-        seconds: local - offset,
-        nanos,
-    })
+    Some(Timestamp { seconds: local - offset, nanos })
 }
 
 #[cfg(test)]
@@ -309,10 +250,7 @@ mod tests {
 
     #[test]
     fn parses_formats_strictly() {
-        assert_eq!(
-            Date::parse_iso("2024-03-12").unwrap().to_compact(),
-            "20240312"
-        );
+        assert_eq!(Date::parse_iso("2024-03-12").unwrap().to_compact(), "20240312");
         assert!(Date::parse_iso("2024-3-12").is_none());
         assert!(Date::parse_compact("20241301").is_none());
         let t = BeijingTime::parse_compact("20240312142005").unwrap();
@@ -320,12 +258,7 @@ mod tests {
         assert_eq!(t.to_timestamp().seconds, 1_710_224_405);
         assert_eq!(BeijingTime::of(&t.to_timestamp()), t);
         assert!(BeijingTime::parse_compact("20240312246000").is_none());
-        assert_eq!(
-            BeijingTime::parse_spaced("2024-04-02 09:15:00")
-                .unwrap()
-                .to_compact(),
-            "20240402091500"
-        );
+        assert_eq!(BeijingTime::parse_spaced("2024-04-02 09:15:00").unwrap().to_compact(), "20240402091500");
     }
 
     #[test]
@@ -336,10 +269,7 @@ mod tests {
         assert_eq!(a.seconds, b.seconds);
         assert_eq!(c.seconds, a.seconds);
         assert_eq!(c.nanos, 250_000_000);
-        assert!(
-            parse_rfc3339("2024-03-12T14:20:05").is_none(),
-            "an offset is required"
-        );
+        assert!(parse_rfc3339("2024-03-12T14:20:05").is_none(), "an offset is required");
         assert!(parse_rfc3339("2024-03-12 14:20:05+08:00").is_none());
     }
 }

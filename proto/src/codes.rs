@@ -55,10 +55,7 @@ mod tests {
             let code = category_code(c).unwrap();
             assert_eq!(category_from_code(&code), Some(c), "{code}");
         }
-        assert_eq!(
-            category_code(ProductCategory::EBikeLithiumBattery).as_deref(),
-            Some("0102")
-        );
+        assert_eq!(category_code(ProductCategory::EBikeLithiumBattery).as_deref(), Some("0102"));
         assert_eq!(category_from_code("102"), None);
         assert_eq!(category_from_code("0104"), None);
         assert_eq!(category_from_code("0000"), None);

@@ -34,8 +34,7 @@ pub type Timestamp = pbjson_types::Timestamp;
 pub type Date = google::r#type::Date;
 
 /// The encoded `FileDescriptorSet` of every `.proto` file (for gRPC reflection).
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/yrdx_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yrdx_descriptor.bin"));
 
 pub mod calendar;
 pub mod civil;

@@ -5,9 +5,7 @@ use std::fmt;
 
 /// The 31-character USCC alphabet (GB 32100-2015): no I, O, Z, S, V.
 pub const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 /// One thing wrong with a unified social credit code.
@@ -51,10 +49,9 @@ impl fmt::Display for UsccProblem {
             UsccProblem::Character { position, found } => {
                 write!(f, "character {position} '{found}' is not in the USCC alphabet {USCC_ALPHABET}")
             }
-            UsccProblem::OrganisationCheck { expected, found } => write!(
-                f,
-                "organisation code check character (position 17) should be '{expected}', found '{found}'"
-            ),
+            UsccProblem::OrganisationCheck { expected, found } => {
+                write!(f, "organisation code check character (position 17) should be '{expected}', found '{found}'")
+            }
             UsccProblem::CheckCharacter { expected, found } => {
                 write!(f, "check character (position 18) should be '{expected}', found '{found}'")
             }
@@ -100,11 +97,7 @@ pub fn organisation_check_character(first8: &str) -> Option<char> {
 
 /// The value of a character in the USCC alphabet (its index), if it belongs to it.
 fn uscc_value(b: u8) -> Option<u32> {
-    USCC_ALPHABET
-        .as_bytes()
-        .iter()
-        .position(|&c| c == b)
-        .map(|i| i as u32)
+    USCC_ALPHABET.as_bytes().iter().position(|&c| c == b).map(|i| i as u32)
 }
 
 /// Checks a unified social credit code; returns every problem found (both check characters are
@@ -122,10 +115,7 @@ pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
     }
     for (i, c) in code.chars().enumerate() {
         if !USCC_ALPHABET.contains(c) && !c.is_lowercase() {
-            problems.push(UsccProblem::Character {
-                position: i + 1,
-                found: c,
-            });
+            problems.push(UsccProblem::Character { position: i + 1, found: c });
         }
     }
     if !problems.is_empty() {
@@ -135,11 +125,7 @@ pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
     let b = code.as_bytes();
     let mut org_sum = 0u32;
     for (&ch, w) in b[8..16].iter().zip(ORG_WEIGHTS) {
-        let v = if ch.is_ascii_digit() {
-            (ch - b'0') as u32
-        } else {
-            (ch - b'A') as u32 + 10
-        };
+        let v = if ch.is_ascii_digit() { (ch - b'0') as u32 } else { (ch - b'A') as u32 + 10 };
         org_sum += v * w;
     }
     let org_expected = match 11 - org_sum % 11 {
@@ -148,10 +134,7 @@ pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
         c => char::from(b'0' + c as u8),
     };
     if org_expected as u8 != b[16] {
-        problems.push(UsccProblem::OrganisationCheck {
-            expected: org_expected,
-            found: b[16] as char,
-        });
+        problems.push(UsccProblem::OrganisationCheck { expected: org_expected, found: b[16] as char });
     }
     let mut sum = 0u32;
     for (&ch, w) in b[..17].iter().zip(USCC_WEIGHTS) {
@@ -159,26 +142,20 @@ pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
     }
     let expected = USCC_ALPHABET.as_bytes()[((31 - sum % 31) % 31) as usize];
     if expected != b[17] {
-        problems.push(UsccProblem::CheckCharacter {
-            expected: expected as char,
-            found: b[17] as char,
-        });
+        problems.push(UsccProblem::CheckCharacter { expected: expected as char, found: b[17] as char });
     }
     problems
 }
 
 /// Province-level prefixes of GB/T 2260 (`domain.md` section 2).
 pub const PROVINCE_PREFIXES: [&str; 34] = [
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
-    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71",
-    "81", "82",
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44",
+    "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
 ];
 
 /// Whether `code` is a 6-digit GB/T 2260 code with a known province prefix.
 pub fn is_region(code: &str) -> bool {
-    code.len() == 6
-        && code.bytes().all(|b| b.is_ascii_digit())
-        && PROVINCE_PREFIXES.contains(&&code[..2])
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) && PROVINCE_PREFIXES.contains(&&code[..2])
 }
 
 /// The province-level region of a region code (`320583` → `320000`).
@@ -223,9 +200,7 @@ impl IdPattern {
             IdPattern::Message => (1, 64),
         };
         let allowed = |b: u8| match self {
-            IdPattern::Plan | IdPattern::Record => {
-                b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'
-            }
+            IdPattern::Plan | IdPattern::Record => b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-',
             IdPattern::Report => b.is_ascii_alphanumeric() || b == b'-',
             IdPattern::Message => b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
         };
@@ -247,9 +222,7 @@ pub fn text_problem(text: &str) -> Option<&'static str> {
 
 /// Whether `url` is an absolute http or https URL with a host and no white space.
 pub fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(r) => {
             let host = r.split(['/', '?', '#']).next().unwrap_or("");
@@ -265,12 +238,8 @@ pub fn is_period(period: &str) -> bool {
     b.len() == 7
         && b[4] == b'-'
         && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
-        && period[..4]
-            .parse::<u32>()
-            .is_ok_and(|y| (2000..=2100).contains(&y))
-        && period[5..]
-            .parse::<u32>()
-            .is_ok_and(|m| (1..=12).contains(&m))
+        && period[..4].parse::<u32>().is_ok_and(|y| (2000..=2100).contains(&y))
+        && period[5..].parse::<u32>().is_ok_and(|m| (1..=12).contains(&m))
 }
 
 /// Is the party identifier the SAMR platform (used in envelopes, never a region)?
@@ -305,14 +274,8 @@ mod tests {
         assert_eq!(
             check_uscc("91310000MA1FL8M08K"),
             vec![
-                UsccProblem::OrganisationCheck {
-                    expected: '9',
-                    found: '8'
-                },
-                UsccProblem::CheckCharacter {
-                    expected: 'G',
-                    found: 'K'
-                },
+                UsccProblem::OrganisationCheck { expected: '9', found: '8' },
+                UsccProblem::CheckCharacter { expected: 'G', found: 'K' },
             ]
         );
     }
@@ -321,10 +284,7 @@ mod tests {
     fn organisation_check_alone_is_caught() {
         assert_eq!(
             check_uscc("913100006073524880"),
-            vec![UsccProblem::OrganisationCheck {
-                expected: '3',
-                found: '8'
-            }]
+            vec![UsccProblem::OrganisationCheck { expected: '3', found: '8' }]
         );
     }
 
@@ -337,17 +297,8 @@ mod tests {
 
     #[test]
     fn length_and_alphabet() {
-        assert_eq!(
-            check_uscc("9131000060735248"),
-            vec![UsccProblem::Length { found: 16 }]
-        );
-        assert_eq!(
-            check_uscc("91310000607352483I")[0],
-            UsccProblem::Character {
-                position: 18,
-                found: 'I'
-            }
-        );
+        assert_eq!(check_uscc("9131000060735248"), vec![UsccProblem::Length { found: 16 }]);
+        assert_eq!(check_uscc("91310000607352483I")[0], UsccProblem::Character { position: 18, found: 'I' });
         assert!(check_uscc("").contains(&UsccProblem::Length { found: 0 }));
         // Full-width characters are not digits.
         assert!(!check_uscc("９1310000607352483G").is_empty());
@@ -362,14 +313,10 @@ mod tests {
 
     #[test]
     fn regions() {
-        for r in [
-            "310000", "320000", "330000", "110000", "320583", "340000", "820000",
-        ] {
+        for r in ["310000", "320000", "330000", "110000", "320583", "340000", "820000"] {
             assert!(is_region(r), "{r}");
         }
-        for r in [
-            "300000", "31000", "3100000", "99xxxx", "", "390000", "100000",
-        ] {
+        for r in ["300000", "31000", "3100000", "99xxxx", "", "390000", "100000"] {
             assert!(!is_region(r), "{r}");
         }
         assert_eq!(province_of("320583"), "320000");

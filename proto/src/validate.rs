@@ -44,10 +44,7 @@ fn join(prefix: &str, field: &str) -> String {
 
 impl Check {
     fn push(&mut self, path: String, message: impl Into<String>) {
-        self.out.push(Violation {
-            path,
-            message: message.into(),
-        });
+        self.out.push(Violation { path, message: message.into() });
     }
 
     fn text(&mut self, path: impl FnOnce() -> String, value: &str, required: bool) {
@@ -64,10 +61,7 @@ impl Check {
         if value.is_empty() {
             self.push(path(), format!("required ({})", pattern.describe()));
         } else if !pattern.matches(value) {
-            self.push(
-                path(),
-                format!("'{value}' does not match {}", pattern.describe()),
-            );
+            self.push(path(), format!("'{value}' does not match {}", pattern.describe()));
         }
     }
 
@@ -75,10 +69,7 @@ impl Check {
         if value.is_empty() {
             self.push(path(), "required (6-digit GB/T 2260 region code)");
         } else if !rules::is_region(value) {
-            self.push(
-                path(),
-                format!("'{value}' is not a GB/T 2260 region code (6 digits, known province)"),
-            );
+            self.push(path(), format!("'{value}' is not a GB/T 2260 region code (6 digits, known province)"));
         }
     }
 
@@ -99,13 +90,9 @@ impl Check {
     fn date(&mut self, path: impl FnOnce() -> String, value: Option<&Date>, required: bool) {
         match value {
             None if required => self.push(path(), "required (date)"),
-            Some(d) if !d.is_valid() => self.push(
-                path(),
-                format!(
-                    "{:04}-{:02}-{:02} is not a calendar date",
-                    d.year, d.month, d.day
-                ),
-            ),
+            Some(d) if !d.is_valid() => {
+                self.push(path(), format!("{:04}-{:02}-{:02} is not a calendar date", d.year, d.month, d.day))
+            }
             _ => {}
         }
     }
@@ -113,9 +100,7 @@ impl Check {
     fn instant(&mut self, path: impl FnOnce() -> String, value: Option<&Timestamp>) {
         match value {
             None => self.push(path(), "required (instant)"),
-            Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
-                self.push(path(), "nanos out of range")
-            }
+            Some(t) if !(0..1_000_000_000).contains(&t.nanos) => self.push(path(), "nanos out of range"),
             _ => {}
         }
     }
@@ -145,19 +130,11 @@ impl Check {
             return;
         };
         self.text(|| join(prefix, "name"), &p.name, true);
-        self.enum_set::<ProductCategory>(
-            || join(prefix, "category"),
-            p.category,
-            "product category",
-        );
+        self.enum_set::<ProductCategory>(|| join(prefix, "category"), p.category, "product category");
         self.text(|| join(prefix, "brand"), &p.brand, false);
         self.text(|| join(prefix, "model"), &p.model, false);
         self.text(|| join(prefix, "batch"), &p.batch, false);
-        self.date(
-            || join(prefix, "production_date"),
-            p.production_date.as_ref(),
-            false,
-        );
+        self.date(|| join(prefix, "production_date"), p.production_date.as_ref(), false);
     }
 
     fn event(&mut self, prefix: &str, e: &CaseEvent) {
@@ -166,11 +143,7 @@ impl Check {
         self.region(|| join(prefix, "by_region"), &e.by_region);
         self.enum_set::<CaseAction>(|| join(prefix, "action"), e.action, "case action");
         let action = CaseAction::try_from(e.action).unwrap_or(CaseAction::Unspecified);
-        self.text(
-            || join(prefix, "note"),
-            &e.note,
-            action == CaseAction::Return,
-        );
+        self.text(|| join(prefix, "note"), &e.note, action == CaseAction::Return);
         match (action, e.amount) {
             (CaseAction::Penalty, None) => self.push(join(prefix, "amount"), "required on PENALTY"),
             (CaseAction::Penalty, Some(a)) if a < 0 => {
@@ -201,16 +174,10 @@ impl Validate for SpotCheckPlan {
         for (i, p) in self.participants.iter().enumerate() {
             c.region(|| format!("participants[{i}].region"), &p.region);
             if p.quota < 1 {
-                c.push(
-                    format!("participants[{i}].quota"),
-                    format!("{} is below 1", p.quota),
-                );
+                c.push(format!("participants[{i}].quota"), format!("{} is below 1", p.quota));
             }
             if self.participants[..i].iter().any(|q| q.region == p.region) {
-                c.push(
-                    format!("participants[{i}].region"),
-                    format!("region {} appears twice", p.region),
-                );
+                c.push(format!("participants[{i}].region"), format!("region {} appears twice", p.region));
             }
         }
         c.enum_set::<PlanChannel>(|| "channel".into(), self.channel, "plan channel");
@@ -223,11 +190,7 @@ impl Validate for SpotCheckPlan {
         for (i, s) in self.standards.iter().enumerate() {
             c.text(|| format!("standards[{i}]"), s, true);
         }
-        c.date(
-            || "sampling_deadline".into(),
-            self.sampling_deadline.as_ref(),
-            true,
-        );
+        c.date(|| "sampling_deadline".into(), self.sampling_deadline.as_ref(), true);
         c.instant(|| "published_at".into(), self.published_at.as_ref());
         c.finish()
     }
@@ -247,21 +210,14 @@ impl Validate for SamplingRecord {
             c.party("producer", self.producer.as_ref());
         }
         match (SalesChannel::try_from(self.channel), &self.shop) {
-            (Ok(SalesChannel::Online), None) => {
-                c.push("shop".into(), "required when channel is ONLINE")
-            }
-            (Ok(SalesChannel::Offline), Some(_)) => {
-                c.push("shop".into(), "forbidden when channel is OFFLINE")
-            }
+            (Ok(SalesChannel::Online), None) => c.push("shop".into(), "required when channel is ONLINE"),
+            (Ok(SalesChannel::Offline), Some(_)) => c.push("shop".into(), "forbidden when channel is OFFLINE"),
             (_, Some(shop)) => {
                 c.text(|| "shop.platform".into(), &shop.platform, true);
                 c.text(|| "shop.shop_name".into(), &shop.shop_name, true);
                 c.text(|| "shop.shop_url".into(), &shop.shop_url, false);
                 if !shop.shop_url.is_empty() && !rules::is_http_url(&shop.shop_url) {
-                    c.push(
-                        "shop.shop_url".into(),
-                        format!("'{}' is not an http or https URL", shop.shop_url),
-                    );
+                    c.push("shop.shop_url".into(), format!("'{}' is not an http or https URL", shop.shop_url));
                 }
                 c.text(|| "shop.order_no".into(), &shop.order_no, false);
             }
@@ -273,16 +229,10 @@ impl Validate for SamplingRecord {
         }
         c.text(|| "unit".into(), &self.unit, true);
         if self.reserve_quantity < 0 {
-            c.push(
-                "reserve_quantity".into(),
-                format!("{} is below 0", self.reserve_quantity),
-            );
+            c.push("reserve_quantity".into(), format!("{} is below 0", self.reserve_quantity));
         }
         if self.unit_price < 0 {
-            c.push(
-                "unit_price".into(),
-                format!("{} fen is below 0", self.unit_price),
-            );
+            c.push("unit_price".into(), format!("{} fen is below 0", self.unit_price));
         }
         c.instant(|| "recorded_at".into(), self.recorded_at.as_ref());
         c.finish()
@@ -296,10 +246,7 @@ impl Validate for InspectionResult {
         c.id(|| "sample_id".into(), &self.sample_id, IdPattern::Record);
         c.text(|| "lab_name".into(), &self.lab_name, true);
         if !rules::is_cma(&self.lab_cma) {
-            c.push(
-                "lab_cma".into(),
-                format!("'{}' is not a CMA number (12 digits)", self.lab_cma),
-            );
+            c.push("lab_cma".into(), format!("'{}' is not a CMA number (12 digits)", self.lab_cma));
         }
         c.date(|| "issued_on".into(), self.issued_on.as_ref(), true);
         c.enum_set::<Conclusion>(|| "conclusion".into(), self.conclusion, "conclusion");
@@ -317,31 +264,23 @@ impl Validate for InspectionResult {
             match Verdict::try_from(item.verdict) {
                 Ok(Verdict::Fail) => {
                     failing += 1;
-                    if !matches!(
-                        severity,
-                        Severity::Serious | Severity::General | Severity::Unspecified
-                    ) {
+                    if !matches!(severity, Severity::Serious | Severity::General | Severity::Unspecified) {
                         c.push(join(&p, "severity"), "a failing item is SERIOUS or GENERAL");
                     }
                 }
-                Ok(Verdict::Pass)
-                    if !matches!(severity, Severity::None | Severity::Unspecified) =>
-                {
+                Ok(Verdict::Pass) if !matches!(severity, Severity::None | Severity::Unspecified) => {
                     c.push(join(&p, "severity"), "a passing item has severity NONE");
                 }
                 _ => {}
             }
         }
         match Conclusion::try_from(self.conclusion) {
-            Ok(Conclusion::Nonconforming) if failing == 0 => c.push(
-                "conclusion".into(),
-                "NONCONFORMING requires at least one failing item",
-            ),
+            Ok(Conclusion::Nonconforming) if failing == 0 => {
+                c.push("conclusion".into(), "NONCONFORMING requires at least one failing item")
+            }
             Ok(Conclusion::Conforming) if failing > 0 => c.push(
                 "conclusion".into(),
-                format!(
-                    "CONFORMING but {failing} item(s) fail: the conclusion must be NONCONFORMING"
-                ),
+                format!("CONFORMING but {failing} item(s) fail: the conclusion must be NONCONFORMING"),
             ),
             _ => {}
         }
@@ -408,11 +347,7 @@ impl Validate for RiskSignal {
         for (i, s) in self.related_samples.iter().enumerate() {
             c.id(|| format!("related_samples[{i}]"), s, IdPattern::Record);
         }
-        c.text(
-            || "recommended_measures".into(),
-            &self.recommended_measures,
-            false,
-        );
+        c.text(|| "recommended_measures".into(), &self.recommended_measures, false);
         c.finish()
     }
 }
@@ -429,16 +364,9 @@ impl Validate for ResponsibilityReport {
             c.enum_set::<ProductCategory>(|| format!("catalogue[{i}]"), *cat, "product category");
         }
         c.text(|| "director_name".into(), &self.director_name, true);
-        c.date(
-            || "director_appointed_on".into(),
-            self.director_appointed_on.as_ref(),
-            true,
-        );
+        c.date(|| "director_appointed_on".into(), self.director_appointed_on.as_ref(), true);
         if !rules::is_period(&self.period) {
-            c.push(
-                "period".into(),
-                format!("'{}' is not a month YYYY-MM", self.period),
-            );
+            c.push("period".into(), format!("'{}' is not a month YYYY-MM", self.period));
         }
         for (name, v) in [
             ("officers", self.officers),
@@ -455,10 +383,7 @@ impl Validate for ResponsibilityReport {
         if self.hazards_fixed > self.hazards_found {
             c.push(
                 "hazards_fixed".into(),
-                format!(
-                    "{} fixed exceeds {} found",
-                    self.hazards_fixed, self.hazards_found
-                ),
+                format!("{} fixed exceeds {} found", self.hazards_fixed, self.hazards_found),
             );
         }
         c.finish()
@@ -469,17 +394,11 @@ impl Validate for SpotCheckResult {
     fn validate(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         fn prefixed(prefix: &'static str, v: Vec<Violation>) -> impl Iterator<Item = Violation> {
-            v.into_iter().map(move |x| Violation {
-                path: join(prefix, &x.path),
-                message: x.message,
-            })
+            v.into_iter().map(move |x| Violation { path: join(prefix, &x.path), message: x.message })
         }
         match &self.sampling {
             Some(s) => out.extend(prefixed("sampling", s.validate())),
-            None => out.push(Violation {
-                path: "sampling".into(),
-                message: "required".into(),
-            }),
+            None => out.push(Violation { path: "sampling".into(), message: "required".into() }),
         }
         match &self.inspection {
             Some(i) => {
@@ -488,18 +407,12 @@ impl Validate for SpotCheckResult {
                     if i.sample_id != s.sample_id {
                         out.push(Violation {
                             path: "inspection.sample_id".into(),
-                            message: format!(
-                                "'{}' is not the joined sample '{}'",
-                                i.sample_id, s.sample_id
-                            ),
+                            message: format!("'{}' is not the joined sample '{}'", i.sample_id, s.sample_id),
                         });
                     }
                 }
             }
-            None => out.push(Violation {
-                path: "inspection".into(),
-                message: "required".into(),
-            }),
+            None => out.push(Violation { path: "inspection".into(), message: "required".into() }),
         }
         out
     }

@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
+use yrdx_gateway::clock::ManualClock;
 use yrdx_gateway::config::Config;
 use yrdx_gateway::pki::{self, CertificateAuthority, DevPki};
 use yrdx_gateway::server::{self, RunningGateway};
@@ -25,6 +27,8 @@ pub struct TestGateway {
     pub running: Option<RunningGateway>,
     /// The CA that signed the gateway's and partners' certificates.
     pub ca: CertificateAuthority,
+    /// The gateway's clock (starts at 2024-03-15 10:00 Beijing time; tests move it).
+    pub clock: Arc<ManualClock>,
 }
 
 /// A fresh temporary folder for one test.
@@ -49,19 +53,15 @@ impl TestGateway {
         let pki = pki::init_with(&dir, "127.0.0.1:0", &ca).expect("pki");
         let text = std::fs::read_to_string(&pki.config).expect("config");
         std::fs::write(&pki.config, edit(text)).expect("config");
-        let mut g = TestGateway {
-            dir,
-            pki,
-            running: None,
-            ca,
-        };
+        let clock = Arc::new(ManualClock::new(parse_rfc3339("2024-03-15T10:00:00+08:00").expect("time")));
+        let mut g = TestGateway { dir, pki, running: None, ca, clock };
         g.boot().await;
         g
     }
 
     async fn boot(&mut self) {
         let config = Config::load(&self.pki.config).expect("config loads");
-        self.running = Some(server::start(config).await.expect("gateway starts"));
+        self.running = Some(server::start_with_clock(config, self.clock.clone()).await.expect("gateway starts"));
     }
 
     /// Stops and starts the gateway on the same store (a new port).
@@ -70,6 +70,16 @@ impl TestGateway {
             r.stop().await.expect("clean stop");
         }
         self.boot().await;
+    }
+
+    /// Sets the gateway's clock (RFC 3339).
+    pub fn set_time(&self, at: &str) {
+        self.clock.set(parse_rfc3339(at).expect("RFC 3339 time"));
+    }
+
+    /// The gateway's store, opened alongside the running server (SQLite allows it).
+    pub fn store(&self) -> yrdx_gateway::store::SqliteStore {
+        yrdx_gateway::store::SqliteStore::open(&self.dir.join("yrdx.sqlite")).expect("store")
     }
 
     /// Stops the gateway.
@@ -82,10 +92,7 @@ impl TestGateway {
 
     /// The `https://` URL of the running gateway.
     pub fn url(&self) -> String {
-        format!(
-            "https://127.0.0.1:{}",
-            self.running.as_ref().expect("running").addr.port()
-        )
+        format!("https://127.0.0.1:{}", self.running.as_ref().expect("running").addr.port())
     }
 
     /// The CA certificate, PEM.
@@ -98,9 +105,7 @@ impl TestGateway {
         let (cert, key) = self.pki.client_files(name);
         let cert = std::fs::read_to_string(cert).expect("cert");
         let key = std::fs::read_to_string(key).expect("key");
-        self.client_with(Some((cert, key)), &self.ca_pem())
-            .await
-            .expect("connects")
+        self.client_with(Some((cert, key)), &self.ca_pem()).await.expect("connects")
     }
 
     /// An Exchange client with any identity (or none) trusting `ca_pem`.
@@ -121,21 +126,12 @@ pub fn document(format: Partner, sender: &str, message_id: &str, records: &[Reco
         receiver: "310000".into(),
         sent_at: parse_rfc3339("2024-03-12T14:30:00+08:00"),
     };
-    format
-        .encode(&envelope, records, 1)
-        .expect("test document encodes")
-        .bytes
+    format.encode(&envelope, records, 1).expect("test document encodes").bytes
 }
 
 /// A canonical record from a conformance vector (its first record).
 pub fn vector_record(format: Partner, file: &str) -> Record {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../conformance/vectors")
-        .join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(file);
     let bytes = std::fs::read(&path).expect("vector");
-    format
-        .decode(&bytes, &Default::default())
-        .expect("valid vector")
-        .records
-        .remove(0)
+    format.decode(&bytes, &Default::default()).expect("valid vector").records.remove(0)
 }

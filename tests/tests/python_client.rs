@@ -11,16 +11,10 @@ fn venv() -> Result<PathBuf, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/python-grpc");
     let python = root.join("bin/python");
     if !python.exists() {
-        let out = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&root)
-            .output()
-            .map_err(|e| format!("python3: {e}"))?;
+        let out =
+            Command::new("python3").args(["-m", "venv"]).arg(&root).output().map_err(|e| format!("python3: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "python3 -m venv failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(format!("python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
     }
     let out = Command::new(&python)
@@ -37,10 +31,7 @@ fn venv() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("pip: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "pip install grpcio grpcio-reflection failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("pip install grpcio grpcio-reflection failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(python)
 }
@@ -59,10 +50,7 @@ async fn python_grpcio_lists_services_by_reflection_and_submits() {
             Partner::Jiangsu,
             "320000",
             "JS-PY-1",
-            &[vector_record(
-                Partner::Jiangsu,
-                "jiangsu/valid/risk-signal.json",
-            )],
+            &[vector_record(Partner::Jiangsu, "jiangsu/valid/risk-signal.json")],
         ),
     )
     .unwrap();
@@ -72,24 +60,13 @@ async fn python_grpcio_lists_services_by_reflection_and_submits() {
     let ca = g.pki.ca_file();
     let python2 = python.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python2)
-            .arg(script)
-            .arg(address)
-            .arg(ca)
-            .arg(cert)
-            .arg(key)
-            .arg(doc)
-            .output()
+        Command::new(python2).arg(script).arg(address).arg(ca).arg(cert).arg(key).arg(doc).output()
     })
     .await
     .unwrap()
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "python client failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("\"yrdx.v1.Exchange\""), "{stdout}");
     assert!(stdout.contains("\"grpc.health.v1.Health\""), "{stdout}");
     assert!(stdout.contains("\"messageId\": \"JS-PY-1\""), "{stdout}");

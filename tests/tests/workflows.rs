@@ -4,8 +4,7 @@
 use tonic::Code;
 use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::{
-    PlanChannel, PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply,
-    SubmitRequest,
+    PlanChannel, PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply, SubmitRequest,
 };
 use yrdx_proto::Date;
 use yrdx_tests::{document, vector_record, TestGateway};
@@ -16,23 +15,14 @@ fn plan(participants: &[(&str, i32)]) -> Record {
         p.plan_id = "YRD-2024-WS-01".into();
         p.channel = PlanChannel::Online as i32;
         p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-        p.participants = participants
-            .iter()
-            .map(|(r, q)| PlanParticipant {
-                region: r.to_string(),
-                quota: *q,
-            })
-            .collect();
+        p.participants =
+            participants.iter().map(|(r, q)| PlanParticipant { region: r.to_string(), quota: *q }).collect();
     }
     r
 }
 
 /// The example sampling record as region `region` would sample it, with changes.
-fn sampling(
-    id: &str,
-    region: &str,
-    change: impl FnOnce(&mut yrdx_proto::v1::SamplingRecord),
-) -> Record {
+fn sampling(id: &str, region: &str, change: impl FnOnce(&mut yrdx_proto::v1::SamplingRecord)) -> Record {
     let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
     if let Record::Sampling(s) = &mut r {
         s.sample_id = id.into();
@@ -52,9 +42,7 @@ async fn submit(
 ) -> Result<SubmitReply, tonic::Status> {
     g.client(who)
         .await
-        .submit(SubmitRequest {
-            document: document(format, region, id, &[r]),
-        })
+        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
         .await
         .map(|r| r.into_inner())
 }
@@ -62,11 +50,7 @@ async fn submit(
 fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
     let err = r.expect_err("must be refused");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
-    assert!(
-        err.message().contains(words),
-        "'{words}' not in: {}",
-        err.message()
-    );
+    assert!(err.message().contains(words), "'{words}' not in: {}", err.message());
 }
 
 #[tokio::test]
@@ -83,88 +67,36 @@ async fn sampling_records_meet_every_rule_of_the_plan() {
     .await
     .unwrap();
     // Accepted: Jiangsu's first sample.
-    submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "S-1",
-        sampling("JS-0001", "320000", |_| {}),
-    )
-    .await
-    .unwrap();
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
     // Quota: Jiangsu's quota is 1.
     refused(
-        submit(
-            &g,
-            "jiangsu",
-            Partner::Jiangsu,
-            "320000",
-            "S-2",
-            sampling("JS-0002", "320000", |_| {}),
-        )
-        .await,
+        submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-0002", "320000", |_| {})).await,
         "quota",
     );
     // Participation: Zhejiang is not in the plan.
     refused(
-        submit(
-            &g,
-            "zhejiang",
-            Partner::Zhejiang,
-            "330000",
-            "S-3",
-            sampling("ZJ-0001", "330000", |_| {}),
-        )
-        .await,
+        submit(&g, "zhejiang", Partner::Zhejiang, "330000", "S-3", sampling("ZJ-0001", "330000", |_| {})).await,
         "does not participate",
     );
     // Category not in the plan.
-    let other_category = sampling("BJ-0001", "110000", |s| {
-        s.product.as_mut().unwrap().category = ProductCategory::EBikeCharger as i32
-    });
-    refused(
-        submit(
-            &g,
-            "beijing",
-            Partner::Beijing,
-            "110000",
-            "S-4",
-            other_category,
-        )
-        .await,
-        "category 0103",
-    );
+    let other_category =
+        sampling("BJ-0001", "110000", |s| s.product.as_mut().unwrap().category = ProductCategory::EBikeCharger as i32);
+    refused(submit(&g, "beijing", Partner::Beijing, "110000", "S-4", other_category).await, "category 0103");
     // Channel: an offline sample in an online plan (Shanghai, canonical format).
     let offline = sampling("SH-0001", "310000", |s| {
         s.channel = SalesChannel::Offline as i32;
         s.shop = None;
     });
-    refused(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-5", offline).await,
-        "channel",
-    );
+    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-5", offline).await, "channel");
     // Sampled after the deadline (2024-06-30).
-    let late = sampling("SH-0002", "310000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 7, 1)
-    });
-    refused(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-6", late).await,
-        "deadline",
-    );
+    let late = sampling("SH-0002", "310000", |s| s.sampled_on = Date::from_ymd(2024, 7, 1));
+    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-6", late).await, "deadline");
     // On the deadline itself: accepted.
-    let on_time = sampling("SH-0003", "310000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 6, 30)
-    });
-    submit(&g, "shanghai", Partner::Canonical, "310000", "S-7", on_time)
-        .await
-        .unwrap();
+    let on_time = sampling("SH-0003", "310000", |s| s.sampled_on = Date::from_ymd(2024, 6, 30));
+    submit(&g, "shanghai", Partner::Canonical, "310000", "S-7", on_time).await.unwrap();
     // An unknown plan.
     let unknown = sampling("SH-0004", "310000", |s| s.plan_id = "YRD-2099-XX".into());
-    refused(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-8", unknown).await,
-        "YRD-2099-XX",
-    );
+    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-8", unknown).await, "YRD-2099-XX");
     g.stop().await;
 }
 
@@ -181,77 +113,36 @@ async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
     )
     .await
     .unwrap();
-    let first = submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "S-1",
-        sampling("JS-0001", "320000", |_| {}),
-    )
-    .await
-    .unwrap();
+    let first =
+        submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
     // The same product (producer, brand, model) sampled by Beijing two days later.
-    let again = sampling("BJ-0001", "110000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 3, 14)
-    });
-    let reply = submit(&g, "beijing", Partner::Beijing, "110000", "S-2", again)
-        .await
-        .expect("accepted");
+    let again = sampling("BJ-0001", "110000", |s| s.sampled_on = Date::from_ymd(2024, 3, 14));
+    let reply = submit(&g, "beijing", Partner::Beijing, "110000", "S-2", again).await.expect("accepted");
     assert_eq!(reply.warnings.len(), 1, "{:?}", reply.warnings);
     let w = &reply.warnings[0];
-    assert!(
-        w.contains("JS-0001") && w.contains("320000") && w.contains("2024-03-12"),
-        "{w}"
-    );
+    assert!(w.contains("JS-0001") && w.contains("320000") && w.contains("2024-03-12"), "{w}");
     // Another model of the same producer is a different product.
-    let other_model = sampling("SH-0001", "310000", |s| {
-        s.product.as_mut().unwrap().model = "60V 30Ah".into()
-    });
-    assert!(submit(
-        &g,
-        "shanghai",
-        Partner::Canonical,
-        "310000",
-        "S-3",
-        other_model
-    )
-    .await
-    .unwrap()
-    .warnings
-    .is_empty());
+    let other_model = sampling("SH-0001", "310000", |s| s.product.as_mut().unwrap().model = "60V 30Ah".into());
+    assert!(submit(&g, "shanghai", Partner::Canonical, "310000", "S-3", other_model)
+        .await
+        .unwrap()
+        .warnings
+        .is_empty());
     g.stop().await;
 }
 
 #[tokio::test]
 async fn mutual_recognition_window_is_six_months() {
     let g = TestGateway::start().await;
-    submit(
-        &g,
-        "shanghai",
-        Partner::Canonical,
-        "310000",
-        "PLAN-1",
-        plan(&[("310000", 5), ("320000", 5)]),
-    )
-    .await
-    .unwrap();
-    let early = sampling("JS-0001", "320000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 1, 10)
-    });
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early)
+    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
         .await
         .unwrap();
-    let within = sampling("SH-0001", "310000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 6, 30)
-    });
+    let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
+    let within = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 6, 30));
     assert_eq!(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", within)
-            .await
-            .unwrap()
-            .warnings
-            .len(),
+        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", within).await.unwrap().warnings.len(),
         1,
         "2024-01-10 is within 6 months of 2024-06-30"
     );
@@ -261,24 +152,12 @@ async fn mutual_recognition_window_is_six_months() {
     if let Record::Plan(pl) = &mut p {
         pl.sampling_deadline = Date::from_ymd(2024, 12, 31);
     }
-    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", p)
-        .await
-        .unwrap();
-    let early = sampling("JS-0001", "320000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 1, 10)
-    });
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early)
-        .await
-        .unwrap();
-    let beyond = sampling("SH-0001", "310000", |s| {
-        s.sampled_on = Date::from_ymd(2024, 7, 11)
-    });
+    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", p).await.unwrap();
+    let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
+    let beyond = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 7, 11));
     assert!(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", beyond)
-            .await
-            .unwrap()
-            .warnings
-            .is_empty(),
+        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", beyond).await.unwrap().warnings.is_empty(),
         "more than 6 months later"
     );
     g.stop().await;
@@ -295,61 +174,10 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
         }
         r
     };
-    submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "FX-1",
-        risk(2, RiskState::Updated),
-    )
-    .await
-    .unwrap();
-    refused(
-        submit(
-            &g,
-            "jiangsu",
-            Partner::Jiangsu,
-            "320000",
-            "FX-2",
-            risk(2, RiskState::Updated),
-        )
-        .await,
-        "stale",
-    );
-    refused(
-        submit(
-            &g,
-            "jiangsu",
-            Partner::Jiangsu,
-            "320000",
-            "FX-3",
-            risk(1, RiskState::New),
-        )
-        .await,
-        "stale",
-    );
-    submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "FX-4",
-        risk(3, RiskState::Withdrawn),
-    )
-    .await
-    .unwrap();
-    refused(
-        submit(
-            &g,
-            "jiangsu",
-            Partner::Jiangsu,
-            "320000",
-            "FX-5",
-            risk(4, RiskState::Updated),
-        )
-        .await,
-        "final",
-    );
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-1", risk(2, RiskState::Updated)).await.unwrap();
+    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-2", risk(2, RiskState::Updated)).await, "stale");
+    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-3", risk(1, RiskState::New)).await, "stale");
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-4", risk(3, RiskState::Withdrawn)).await.unwrap();
+    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-5", risk(4, RiskState::Updated)).await, "final");
     g.stop().await;
 }

@@ -21,72 +21,17 @@ const STATES: [CaseStatus; 9] = [
 
 /// The table of `domain.md` section 5, written out independently of `transition`.
 const TABLE: &[(CaseStatus, CaseAction, Side, CaseStatus)] = &[
-    (
-        CaseStatus::Unspecified,
-        CaseAction::Transfer,
-        Side::Origin,
-        CaseStatus::Transferred,
-    ),
-    (
-        CaseStatus::Transferred,
-        CaseAction::Accept,
-        Side::Responsible,
-        CaseStatus::Accepted,
-    ),
-    (
-        CaseStatus::Transferred,
-        CaseAction::Return,
-        Side::Responsible,
-        CaseStatus::Returned,
-    ),
-    (
-        CaseStatus::Accepted,
-        CaseAction::Notify,
-        Side::Responsible,
-        CaseStatus::Notified,
-    ),
-    (
-        CaseStatus::Notified,
-        CaseAction::Objection,
-        Side::Responsible,
-        CaseStatus::Rechecking,
-    ),
-    (
-        CaseStatus::Rechecking,
-        CaseAction::RecheckPass,
-        Side::Responsible,
-        CaseStatus::Closed,
-    ),
-    (
-        CaseStatus::Rechecking,
-        CaseAction::RecheckFail,
-        Side::Responsible,
-        CaseStatus::Rectifying,
-    ),
-    (
-        CaseStatus::Notified,
-        CaseAction::RectifyOrder,
-        Side::Responsible,
-        CaseStatus::Rectifying,
-    ),
-    (
-        CaseStatus::Rectifying,
-        CaseAction::Penalty,
-        Side::Responsible,
-        CaseStatus::Rectifying,
-    ),
-    (
-        CaseStatus::Rectifying,
-        CaseAction::RectifyVerified,
-        Side::Responsible,
-        CaseStatus::Verified,
-    ),
-    (
-        CaseStatus::Verified,
-        CaseAction::Close,
-        Side::Responsible,
-        CaseStatus::Closed,
-    ),
+    (CaseStatus::Unspecified, CaseAction::Transfer, Side::Origin, CaseStatus::Transferred),
+    (CaseStatus::Transferred, CaseAction::Accept, Side::Responsible, CaseStatus::Accepted),
+    (CaseStatus::Transferred, CaseAction::Return, Side::Responsible, CaseStatus::Returned),
+    (CaseStatus::Accepted, CaseAction::Notify, Side::Responsible, CaseStatus::Notified),
+    (CaseStatus::Notified, CaseAction::Objection, Side::Responsible, CaseStatus::Rechecking),
+    (CaseStatus::Rechecking, CaseAction::RecheckPass, Side::Responsible, CaseStatus::Closed),
+    (CaseStatus::Rechecking, CaseAction::RecheckFail, Side::Responsible, CaseStatus::Rectifying),
+    (CaseStatus::Notified, CaseAction::RectifyOrder, Side::Responsible, CaseStatus::Rectifying),
+    (CaseStatus::Rectifying, CaseAction::Penalty, Side::Responsible, CaseStatus::Rectifying),
+    (CaseStatus::Rectifying, CaseAction::RectifyVerified, Side::Responsible, CaseStatus::Verified),
+    (CaseStatus::Verified, CaseAction::Close, Side::Responsible, CaseStatus::Closed),
 ];
 
 fn case(status: CaseStatus) -> DisposalCase {
@@ -109,11 +54,7 @@ fn event(action: CaseAction, by: &str, at: &str) -> CaseEvent {
         at: parse_rfc3339(at),
         by_region: by.into(),
         action: action as i32,
-        note: if action == CaseAction::Return {
-            "非本辖区".into()
-        } else {
-            String::new()
-        },
+        note: if action == CaseAction::Return { "非本辖区".into() } else { String::new() },
         amount: (action == CaseAction::Penalty).then_some(500_000),
     }
 }
@@ -132,51 +73,22 @@ fn every_row_of_the_table_and_nothing_else() {
                         Side::Origin => (ORIGIN, RESPONSIBLE),
                         Side::Responsible => (RESPONSIBLE, ORIGIN),
                     };
-                    let next = apply(
-                        &c,
-                        &event(action, right, "2024-03-04T10:00:00+08:00"),
-                        &cal,
-                        &d,
-                    )
-                    .unwrap_or_else(|e| panic!("{from:?} {action:?} by {right}: {e}"));
+                    let next = apply(&c, &event(action, right, "2024-03-04T10:00:00+08:00"), &cal, &d)
+                        .unwrap_or_else(|e| panic!("{from:?} {action:?} by {right}: {e}"));
                     assert_eq!(next.status, *to as i32, "{from:?} {action:?}");
                     assert_eq!(next.events.len(), 1);
-                    let err = apply(
-                        &c,
-                        &event(action, wrong, "2024-03-04T10:00:00+08:00"),
-                        &cal,
-                        &d,
-                    )
-                    .unwrap_err();
+                    let err = apply(&c, &event(action, wrong, "2024-03-04T10:00:00+08:00"), &cal, &d).unwrap_err();
                     assert!(
                         matches!(err, TransitionError::WrongRegion { .. }),
                         "{from:?} {action:?} by {wrong}: {err}"
                     );
-                    let err = apply(
-                        &c,
-                        &event(action, "330000", "2024-03-04T10:00:00+08:00"),
-                        &cal,
-                        &d,
-                    )
-                    .unwrap_err();
-                    assert!(
-                        matches!(err, TransitionError::WrongRegion { .. }),
-                        "a third region"
-                    );
+                    let err = apply(&c, &event(action, "330000", "2024-03-04T10:00:00+08:00"), &cal, &d).unwrap_err();
+                    assert!(matches!(err, TransitionError::WrongRegion { .. }), "a third region");
                 }
                 None => {
                     for by in [ORIGIN, RESPONSIBLE] {
-                        let err = apply(
-                            &c,
-                            &event(action, by, "2024-03-04T10:00:00+08:00"),
-                            &cal,
-                            &d,
-                        )
-                        .unwrap_err();
-                        assert!(
-                            matches!(err, TransitionError::NotAllowed { .. }),
-                            "{from:?} {action:?}: {err}"
-                        );
+                        let err = apply(&c, &event(action, by, "2024-03-04T10:00:00+08:00"), &cal, &d).unwrap_err();
+                        assert!(matches!(err, TransitionError::NotAllowed { .. }), "{from:?} {action:?}: {err}");
                         assert!(err.to_string().contains(&c.case_id));
                     }
                 }
@@ -190,13 +102,9 @@ fn refused_transitions_change_nothing() {
     let cal = Calendar::embedded();
     let c = case(CaseStatus::Closed);
     let before = c.clone();
-    let err = apply(
-        &c,
-        &event(CaseAction::Accept, RESPONSIBLE, "2024-03-04T10:00:00+08:00"),
-        &cal,
-        &Deadlines::default(),
-    )
-    .unwrap_err();
+    let err =
+        apply(&c, &event(CaseAction::Accept, RESPONSIBLE, "2024-03-04T10:00:00+08:00"), &cal, &Deadlines::default())
+            .unwrap_err();
     assert!(err.to_string().contains("final"), "{err}");
     assert_eq!(c, before);
 }
@@ -207,26 +115,13 @@ fn return_needs_a_note_and_penalty_an_amount() {
     let d = Deadlines::default();
     let mut e = event(CaseAction::Return, RESPONSIBLE, "2024-02-09T10:00:00+08:00");
     e.note.clear();
-    assert!(matches!(
-        apply(&case(CaseStatus::Transferred), &e, &cal, &d),
-        Err(TransitionError::Incomplete { .. })
-    ));
-    let mut e = event(
-        CaseAction::Penalty,
-        RESPONSIBLE,
-        "2024-03-09T10:00:00+08:00",
-    );
+    assert!(matches!(apply(&case(CaseStatus::Transferred), &e, &cal, &d), Err(TransitionError::Incomplete { .. })));
+    let mut e = event(CaseAction::Penalty, RESPONSIBLE, "2024-03-09T10:00:00+08:00");
     e.amount = None;
-    assert!(matches!(
-        apply(&case(CaseStatus::Rectifying), &e, &cal, &d),
-        Err(TransitionError::Incomplete { .. })
-    ));
+    assert!(matches!(apply(&case(CaseStatus::Rectifying), &e, &cal, &d), Err(TransitionError::Incomplete { .. })));
     let mut e = event(CaseAction::Accept, RESPONSIBLE, "2024-02-09T10:00:00+08:00");
     e.amount = Some(1);
-    assert!(matches!(
-        apply(&case(CaseStatus::Transferred), &e, &cal, &d),
-        Err(TransitionError::Incomplete { .. })
-    ));
+    assert!(matches!(apply(&case(CaseStatus::Transferred), &e, &cal, &d), Err(TransitionError::Incomplete { .. })));
 }
 
 #[test]
@@ -234,27 +129,11 @@ fn deadline_examples_through_real_cases() {
     let cal = Calendar::embedded();
     let d = Deadlines::default();
     // Transferred Thursday 2024-02-08: due 2024-02-21.
-    let new = DisposalCase {
-        status: CaseStatus::Unspecified as i32,
-        due_on: None,
-        ..case(CaseStatus::Unspecified)
-    };
-    let t = apply(
-        &new,
-        &event(CaseAction::Transfer, ORIGIN, "2024-02-08T16:00:00+08:00"),
-        &cal,
-        &d,
-    )
-    .unwrap();
+    let new = DisposalCase { status: CaseStatus::Unspecified as i32, due_on: None, ..case(CaseStatus::Unspecified) };
+    let t = apply(&new, &event(CaseAction::Transfer, ORIGIN, "2024-02-08T16:00:00+08:00"), &cal, &d).unwrap();
     assert_eq!(t.due_on, Date::from_ymd(2024, 2, 21));
     // Transferred 2024-09-27: due 2024-10-10.
-    let t = apply(
-        &new,
-        &event(CaseAction::Transfer, ORIGIN, "2024-09-27T09:00:00+08:00"),
-        &cal,
-        &d,
-    )
-    .unwrap();
+    let t = apply(&new, &event(CaseAction::Transfer, ORIGIN, "2024-09-27T09:00:00+08:00"), &cal, &d).unwrap();
     assert_eq!(t.due_on, Date::from_ymd(2024, 10, 10));
     // Accepted 2025-01-24: 10 working days → 2025-02-13.
     let a = apply(
@@ -275,28 +154,12 @@ fn deadline_examples_through_real_cases() {
     .unwrap();
     assert_eq!(n.due_on, Date::from_ymd(2024, 9, 29));
     // The Beijing date counts: 2024-02-08 23:30 in Beijing is 15:30 UTC the same day.
-    let late = apply(
-        &new,
-        &event(CaseAction::Transfer, ORIGIN, "2024-02-08T15:30:00Z"),
-        &cal,
-        &d,
-    )
-    .unwrap();
+    let late = apply(&new, &event(CaseAction::Transfer, ORIGIN, "2024-02-08T15:30:00Z"), &cal, &d).unwrap();
     assert_eq!(late.due_on, Date::from_ymd(2024, 2, 21));
     // A PENALTY keeps the rectification due date.
     let mut r = case(CaseStatus::Rectifying);
     r.due_on = Date::from_ymd(2024, 5, 6);
-    let p = apply(
-        &r,
-        &event(
-            CaseAction::Penalty,
-            RESPONSIBLE,
-            "2024-03-20T10:00:00+08:00",
-        ),
-        &cal,
-        &d,
-    )
-    .unwrap();
+    let p = apply(&r, &event(CaseAction::Penalty, RESPONSIBLE, "2024-03-20T10:00:00+08:00"), &cal, &d).unwrap();
     assert_eq!(p.due_on, Date::from_ymd(2024, 5, 6));
     // Final states have no due date.
     let c = apply(
@@ -326,15 +189,9 @@ fn an_uncovered_year_is_an_error_the_operator_sees() {
 #[test]
 fn overdue_and_responsible_region() {
     let c = case(CaseStatus::Transferred);
-    assert!(
-        !is_overdue(&c, &Date::from_ymd(2024, 2, 21).unwrap()),
-        "due on the day itself is not overdue"
-    );
+    assert!(!is_overdue(&c, &Date::from_ymd(2024, 2, 21).unwrap()), "due on the day itself is not overdue");
     assert!(is_overdue(&c, &Date::from_ymd(2024, 2, 22).unwrap()));
-    assert!(!is_overdue(
-        &case(CaseStatus::Closed),
-        &Date::from_ymd(2025, 1, 1).unwrap()
-    ));
+    assert!(!is_overdue(&case(CaseStatus::Closed), &Date::from_ymd(2025, 1, 1).unwrap()));
     assert_eq!(responsible_region(Some("320583"), "330106"), "320000");
     assert_eq!(responsible_region(None, "330106"), "330000");
 }

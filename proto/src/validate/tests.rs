@@ -77,10 +77,7 @@ fn inspection() -> InspectionResult {
         lab_cma: "241012340567".into(),
         issued_on: date(2024, 4, 2),
         conclusion: Conclusion::Nonconforming as i32,
-        items: vec![
-            item("外观", Verdict::Pass, Severity::None),
-            item("过充电保护", Verdict::Fail, Severity::Serious),
-        ],
+        items: vec![item("外观", Verdict::Pass, Severity::None), item("过充电保护", Verdict::Fail, Severity::Serious)],
     }
 }
 
@@ -88,10 +85,7 @@ fn inspection() -> InspectionResult {
 fn example_records_are_valid() {
     assert_eq!(sampling().validate(), vec![]);
     assert_eq!(inspection().validate(), vec![]);
-    let joined = SpotCheckResult {
-        sampling: Some(sampling()),
-        inspection: Some(inspection()),
-    };
+    let joined = SpotCheckResult { sampling: Some(sampling()), inspection: Some(inspection()) };
     assert_eq!(joined.validate(), vec![]);
 }
 
@@ -118,10 +112,7 @@ fn every_problem_is_reported_with_its_path() {
         ],
         "{v:#?}"
     );
-    assert!(
-        v[1].message.contains("'9'") && v[2].message.contains("'G'"),
-        "{v:#?}"
-    );
+    assert!(v[1].message.contains("'9'") && v[2].message.contains("'G'"), "{v:#?}");
 }
 
 #[test]
@@ -145,10 +136,7 @@ fn producer_is_optional_but_checked_when_present() {
     s.producer = None;
     assert_eq!(s.validate(), vec![]);
     s.producer = Some(Party::default());
-    assert_eq!(
-        paths(&s.validate()),
-        vec!["producer.name", "producer.uscc", "producer.region"]
-    );
+    assert_eq!(paths(&s.validate()), vec!["producer.name", "producer.uscc", "producer.region"]);
 }
 
 #[test]
@@ -168,16 +156,8 @@ fn severity_follows_verdict() {
     let mut r = inspection();
     r.items[0].severity = Severity::General as i32;
     r.items[1].severity = Severity::None as i32;
-    r.items
-        .push(item("x", Verdict::Fail, Severity::Unspecified));
-    assert_eq!(
-        paths(&r.validate()),
-        vec![
-            "items[0].severity",
-            "items[1].severity",
-            "items[2].severity"
-        ]
-    );
+    r.items.push(item("x", Verdict::Fail, Severity::Unspecified));
+    assert_eq!(paths(&r.validate()), vec!["items[0].severity", "items[1].severity", "items[2].severity"]);
 }
 
 #[test]
@@ -185,15 +165,8 @@ fn cma_and_report_patterns() {
     let mut r = inspection();
     r.lab_cma = "24101234056".into();
     r.report_no = "JS_1".into();
-    r.issued_on = Some(Date {
-        year: 2024,
-        month: 2,
-        day: 30,
-    });
-    assert_eq!(
-        paths(&r.validate()),
-        vec!["report_no", "lab_cma", "issued_on"]
-    );
+    r.issued_on = Some(Date { year: 2024, month: 2, day: 30 });
+    assert_eq!(paths(&r.validate()), vec!["report_no", "lab_cma", "issued_on"]);
 }
 
 fn case() -> DisposalCase {
@@ -232,14 +205,8 @@ fn amount_only_on_penalty_and_note_on_return() {
         event(CaseAction::Return, None, ""),
         event(CaseAction::Return, None, "非本辖区"),
     ];
-    assert_eq!(
-        paths(&c.validate()),
-        vec!["events[1].amount", "events[2].amount", "events[3].note"]
-    );
-    let fb = CaseFeedback {
-        case_id: "CASE-2024-0001".into(),
-        event: Some(event(CaseAction::Notify, Some(3), "")),
-    };
+    assert_eq!(paths(&c.validate()), vec!["events[1].amount", "events[2].amount", "events[3].note"]);
+    let fb = CaseFeedback { case_id: "CASE-2024-0001".into(), event: Some(event(CaseAction::Notify, Some(3), "")) };
     assert_eq!(paths(&fb.validate()), vec!["event.amount"]);
 }
 
@@ -277,10 +244,7 @@ fn hazards_fixed_never_exceed_found() {
     r.period = "2024-3".into();
     r.catalogue.clear();
     r.officers = -1;
-    assert_eq!(
-        paths(&r.validate()),
-        vec!["catalogue", "period", "officers", "hazards_fixed"]
-    );
+    assert_eq!(paths(&r.validate()), vec!["catalogue", "period", "officers", "hazards_fixed"]);
 }
 
 #[test]
@@ -291,14 +255,8 @@ fn plan_rules() {
         year: 2024,
         lead_region: "310000".into(),
         participants: vec![
-            PlanParticipant {
-                region: "310000".into(),
-                quota: 10,
-            },
-            PlanParticipant {
-                region: "320000".into(),
-                quota: 8,
-            },
+            PlanParticipant { region: "310000".into(), quota: 10 },
+            PlanParticipant { region: "320000".into(), quota: 8 },
         ],
         channel: PlanChannel::Online as i32,
         categories: vec![ProductCategory::EBikeLithiumBattery as i32],
@@ -309,21 +267,12 @@ fn plan_rules() {
     assert_eq!(plan.validate(), vec![]);
     let mut bad = plan.clone();
     bad.year = 1999;
-    bad.participants.push(PlanParticipant {
-        region: "320000".into(),
-        quota: 0,
-    });
+    bad.participants.push(PlanParticipant { region: "320000".into(), quota: 0 });
     bad.categories.push(4);
     bad.channel = 0;
     assert_eq!(
         paths(&bad.validate()),
-        vec![
-            "year",
-            "participants[2].quota",
-            "participants[2].region",
-            "channel",
-            "categories[1]"
-        ]
+        vec!["year", "participants[2].quota", "participants[2].region", "channel", "categories[1]"]
     );
 }
 
@@ -349,10 +298,7 @@ fn risk_rules() {
     bad.revision = 0;
     bad.hazards.clear();
     bad.related_samples.push("x".into());
-    assert_eq!(
-        paths(&bad.validate()),
-        vec!["revision", "hazards", "related_samples[1]"]
-    );
+    assert_eq!(paths(&bad.validate()), vec!["revision", "hazards", "related_samples[1]"]);
 }
 
 #[test]
