@@ -12,6 +12,7 @@ use yrdx_proto::v1::{
     CaseAction, CaseEvent, CaseStatus, Conclusion, DisposalCase, InspectionResult, PlanChannel, ProductCategory,
     RiskSignal, RiskState, SalesChannel, SamplingRecord, SpotCheckPlan,
 };
+use yrdx_proto::v1::{RiskLevel, SpotCheckResult};
 use yrdx_proto::Date;
 use yrdx_proto::Timestamp;
 
@@ -284,6 +285,11 @@ pub fn route(
             let plan = plan_for(l, &sample, &what)?;
             add(&mut r, &plan.lead_region, from);
             add(&mut r, &sample.sampling_region, from);
+            // SAMR receives the spot-check result once both the sample and its result are held.
+            r.samr.push(Record::SpotCheckResult(SpotCheckResult {
+                sampling: Some(sample.clone()),
+                inspection: Some(i.clone()),
+            }));
             // A nonconforming result opens a disposal case (domain.md section 4.4).
             let case_id = case_id_for(&sample.sample_id);
             if i.conclusion == Conclusion::Nonconforming as i32
@@ -336,6 +342,10 @@ pub fn route(
             }
             for region in RISK_SIGNAL_REGIONS {
                 add(&mut r, region, from);
+            }
+            // Nationwide or HIGH risks also go to SAMR (domain.md section 6).
+            if sig.nationwide || sig.level == RiskLevel::High as i32 {
+                r.samr.push(record.clone());
             }
         }
         Record::CaseTransfer(c) => {

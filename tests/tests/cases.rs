@@ -212,7 +212,13 @@ async fn a_case_for_a_region_without_a_partner_goes_to_samr() {
         submit(&g, "zhejiang", Partner::Zhejiang, "330000", "R-2", result("ZJ-0002", "ZJR-0002")).await.unwrap();
     assert!(reply.warnings.iter().any(|w| w.contains("340000") && w.contains("SAMR")), "{:?}", reply.warnings);
     let waiting = g.store().samr_waiting().unwrap();
-    assert_eq!(waiting, vec![("case_forward".to_string(), "CZ-ZJ-0002".to_string())]);
+    assert_eq!(
+        waiting,
+        vec![
+            ("spot_check_result".to_string(), "ZJ-0002".to_string()),
+            ("case_forward".to_string(), "CZ-ZJ-0002".to_string())
+        ]
+    );
     assert!(drain(&g, "jiangsu", Partner::Jiangsu).await.is_empty(), "Jiangsu is not involved");
     g.stop().await;
 }
@@ -224,7 +230,7 @@ async fn a_case_whose_producer_is_local_is_not_transferred() {
     let reply = submit(&g, "jiangsu", Partner::Jiangsu, "320000", "R-3", result("JS-0003", "JSR-0003")).await.unwrap();
     assert!(reply.warnings.iter().any(|w| w.contains("kept local")), "{:?}", reply.warnings);
     assert!(drain(&g, "zhejiang", Partner::Zhejiang).await.is_empty());
-    assert!(g.store().samr_waiting().unwrap().is_empty());
+    assert_eq!(g.store().samr_waiting().unwrap(), vec![("spot_check_result".to_string(), "JS-0003".to_string())]);
     // A conforming result opens nothing.
     let mut ok = result("JS-0003", "JSR-0004");
     if let Record::Inspection(i) = &mut ok {

@@ -175,9 +175,19 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
         r
     };
     submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-1", risk(2, RiskState::Updated)).await.unwrap();
+    // The vector's signal is HIGH and nationwide: queued for SAMR (FXBS).
+    assert_eq!(g.store().samr_waiting().unwrap(), vec![("risk_signal".to_string(), "FX-2024-320000-0009".to_string())]);
     refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-2", risk(2, RiskState::Updated)).await, "stale");
     refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-3", risk(1, RiskState::New)).await, "stale");
     submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-4", risk(3, RiskState::Withdrawn)).await.unwrap();
     refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-5", risk(4, RiskState::Updated)).await, "final");
+    // A LOW, local signal does not go to SAMR.
+    let mut low = vector_record(Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
+    if let Record::RiskSignal(r) = &mut low {
+        r.reporting_region = "320000".into();
+    }
+    let before = g.store().samr_waiting().unwrap().len();
+    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-6", low).await.unwrap();
+    assert_eq!(g.store().samr_waiting().unwrap().len(), before);
     g.stop().await;
 }
