@@ -289,3 +289,22 @@ async fn oversized_documents_are_refused_before_decoding() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_a_recipient_cannot_take_is_not_queued_and_the_reply_says_so() {
+    let g = TestGateway::start().await;
+    let mut offline = plan();
+    if let Record::Plan(p) = &mut offline {
+        p.plan_id = "YRD-2024-XX-02".into();
+        p.channel = PlanChannel::Offline as i32;
+    }
+    let reply = submit(&g, "shanghai", document(Partner::Canonical, "310000", "SH-OFF-1", &[offline])).await.unwrap();
+    assert!(
+        reply.warnings.iter().any(|w| w.contains("beijing") && w.contains("110000") && w.contains("ONLINE or BOTH")),
+        "{:?}",
+        reply.warnings
+    );
+    assert!(drain(&g, "beijing", Partner::Beijing).await.is_empty(), "nothing queued for Beijing");
+    assert_eq!(drain(&g, "jiangsu", Partner::Jiangsu).await.len(), 1, "the other participants get it");
+    g.stop().await;
+}
