@@ -6,7 +6,7 @@ use crate::json::{self, Ctx, Obj};
 use crate::model::*;
 use crate::paths::map_path;
 use serde_json::{Map, Value};
-use yrdx_proto::codes::{category_code, category_from_code};
+use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -590,10 +590,6 @@ fn party_value(p: &Party) -> Value {
     Value::Object(m)
 }
 
-fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
-}
-
 fn unsupported(kind: RecordKind, id: String, reason: &str) -> EncodeError {
     EncodeError::Unsupported { partner: "Beijing", kind, record_id: id, reason: reason.into() }
 }
@@ -656,7 +652,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
                 .collect();
             put(&mut payload, "participants", parts);
             put(&mut payload, "channel", "ONLINE");
-            let cats: Vec<Value> = p.categories.iter().map(|c| Value::String(category_str(*c))).collect();
+            let cats: Vec<Value> = p.categories.iter().map(|c| Value::String(category_code_of(*c))).collect();
             put(&mut payload, "categoryCodes", cats);
             put(&mut payload, "standards", p.standards.iter().cloned().map(Value::String).collect::<Vec<_>>());
             put(&mut payload, "deadline", date_value(&p.sampling_deadline));
@@ -682,7 +678,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             let p = s.product.clone().unwrap_or_default();
             let mut pm = Map::new();
             put(&mut pm, "name", p.name);
-            put(&mut pm, "categoryCode", category_str(p.category));
+            put(&mut pm, "categoryCode", category_code_of(p.category));
             put_opt(&mut pm, "brand", &p.brand);
             put_opt(&mut pm, "model", &p.model);
             put_opt(&mut pm, "batchNo", &p.batch);

@@ -8,7 +8,7 @@ use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
 use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::codes::{category_code, category_from_code};
+use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -744,7 +744,7 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
                 .collect();
             m.insert("CYDQ".into(), Value::Array(parts));
             put(&mut m, "QD", code_of(p.channel, CHANNEL_PLAN));
-            let cats = p.categories.iter().map(|c| Value::String(category_str(*c))).collect();
+            let cats = p.categories.iter().map(|c| Value::String(category_code_of(*c))).collect();
             m.insert("CPFL".into(), Value::Array(cats));
             m.insert("YJBZ".into(), Value::Array(p.standards.iter().cloned().map(Value::String).collect()));
             put(&mut m, "JZRQ", date_str(&p.sampling_deadline));
@@ -869,14 +869,10 @@ pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
     }
 }
 
-fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
-}
-
 fn encode_product(m: &mut Map<String, Value>, p: Option<&Product>) {
     let p = p.cloned().unwrap_or_default();
     put(m, "CPMC", p.name);
-    put(m, "CPFL", category_str(p.category));
+    put(m, "CPFL", category_code_of(p.category));
     put(m, "SB", p.brand);
     put(m, "GGXH", p.model);
     put(m, "PH", p.batch);

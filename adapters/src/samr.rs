@@ -9,7 +9,7 @@ use crate::money::format_yuan;
 use crate::xml::{self, Element, Next, Ns, Stream, Tree, Writer};
 use sm3::{Digest, Sm3};
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::codes::category_code;
+use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -129,10 +129,6 @@ fn time_text(t: &Option<Timestamp>) -> String {
 
 fn date_text(d: &Option<Date>) -> String {
     d.as_ref().map(Date::to_string).unwrap_or_default()
-}
-
-fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
 }
 
 fn hazard_word(h: i32) -> &'static str {
@@ -259,7 +255,7 @@ fn write_spot_check(w: &mut Writer, r: &SpotCheckResult, losses: &mut Vec<Loss>)
     w.leaf("WDPT", &[], &shop.platform);
     w.leaf("WDMC", &[], &shop.shop_name);
     w.leaf("CPMC", &[], &product.name);
-    w.leaf("CPFL", &[], &category_str(product.category));
+    w.leaf("CPFL", &[], &category_code_of(product.category));
     w.leaf("SB", &[], &product.brand);
     w.leaf("GGXH", &[], &product.model);
     w.leaf("PH", &[], &product.batch);
@@ -299,7 +295,7 @@ fn write_risk(w: &mut Writer, s: &RiskSignal, losses: &mut Vec<Loss>) {
     let source = allowed_words("LY").and_then(|l| l.get((s.source - 1).max(0) as usize)).copied().unwrap_or("");
     w.leaf("LY", &[], source);
     w.leaf("CPMC", &[], &p.name);
-    w.leaf("CPFL", &[], &category_str(p.category));
+    w.leaf("CPFL", &[], &category_code_of(p.category));
     w.leaf("SB", &[], &p.brand);
     w.leaf("GGXH", &[], &p.model);
     let hazards: Vec<&str> = s.hazards.iter().map(|h| hazard_word(*h)).collect();
@@ -326,7 +322,7 @@ fn write_responsibility(w: &mut Writer, r: &ResponsibilityReport, losses: &mut V
     w.leaf("XYDM", &[], &e.uscc);
     w.leaf("QH", &[], &e.region);
     w.leaf("QYLX", &[], if r.role == EnterpriseRole::Producer as i32 { "生产" } else { "销售" });
-    let cats: Vec<String> = r.catalogue.iter().map(|c| category_str(*c)).collect();
+    let cats: Vec<String> = r.catalogue.iter().map(|c| category_code_of(*c)).collect();
     w.leaf("ML", &[], &cats.join(","));
     w.leaf("ZJXM", &[], &r.director_name);
     w.leaf("ZJRZRQ", &[], &date_text(&r.director_appointed_on));

@@ -8,7 +8,7 @@ use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
 use crate::xml::{self, Element, Next, Ns, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
-use yrdx_proto::codes::{category_code, category_from_code};
+use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -849,10 +849,6 @@ fn date_text(d: &Option<Date>) -> String {
     d.as_ref().map(Date::to_string).unwrap_or_default()
 }
 
-fn category_str(c: i32) -> String {
-    ProductCategory::try_from(c).ok().and_then(category_code).unwrap_or_default()
-}
-
 fn write_party(w: &mut Writer, name: &str, p: &Party) {
     w.open(name, &[]);
     w.leaf("Name", &[], &p.name);
@@ -865,7 +861,7 @@ fn write_party(w: &mut Writer, name: &str, p: &Party) {
 fn write_product(w: &mut Writer, p: &Product) {
     w.open("Product", &[]);
     w.leaf("Name", &[], &p.name);
-    w.leaf("Category", &[], &category_str(p.category));
+    w.leaf("Category", &[], &category_code_of(p.category));
     w.opt_leaf("Brand", &p.brand);
     w.opt_leaf("Model", &p.model);
     w.opt_leaf("Batch", &p.batch);
@@ -934,7 +930,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
                 w.close("Participants");
             }
             w.leaf("Channel", &[], word(p.channel, PLAN_CHANNEL));
-            let cats: Vec<String> = p.categories.iter().map(|c| category_str(*c)).collect();
+            let cats: Vec<String> = p.categories.iter().map(|c| category_code_of(*c)).collect();
             write_list(w, "Categories", "Category", &cats);
             write_list(w, "Standards", "Standard", &p.standards);
             w.leaf("SamplingDeadline", &[], &date_text(&p.sampling_deadline));

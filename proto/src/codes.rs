@@ -33,6 +33,11 @@ pub fn category_code(category: ProductCategory) -> Option<String> {
     }
 }
 
+/// The catalogue code of a category given as its protobuf enum value (`""` for none or unknown).
+pub fn category_code_of(value: i32) -> String {
+    ProductCategory::try_from(value).ok().and_then(category_code).unwrap_or_default()
+}
+
 /// The category of a 4-digit catalogue code; `None` for anything outside the catalogue.
 pub fn category_from_code(code: &str) -> Option<ProductCategory> {
     if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
