@@ -12,6 +12,23 @@ fn main() {
         eprintln!("{file}: {e}");
         std::process::exit(66)
     });
+    if std::env::var("YRDX_BASELINE").is_ok_and(|v| v == "xml") {
+        // The bench's XML baseline (quick-xml events read and written back), for comparison.
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let mut total = 0;
+        for _ in 0..n {
+            let mut reader = quick_xml::Reader::from_str(text);
+            let mut writer = quick_xml::Writer::new(Vec::with_capacity(bytes.len()));
+            while let Ok(e) = reader.read_event() {
+                if matches!(e, quick_xml::events::Event::Eof) || writer.write_event(e).is_err() {
+                    break;
+                }
+            }
+            total += writer.into_inner().len();
+        }
+        println!("{total} bytes written");
+        return;
+    }
     let mut records = 0;
     for _ in 0..n {
         if let Ok(doc) = partner.decode(&bytes, &Default::default()) {
