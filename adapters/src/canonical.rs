@@ -55,6 +55,14 @@ fn record_from(kind: RecordKind, v: &Value, path: &str, cx: &mut Ctx) -> Option<
     })
 }
 
+/// One record of a kind from its canonical JSON (as the gateway stores records).
+pub fn record_from_json(kind: RecordKind, json: &str) -> Result<Record, String> {
+    let value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut cx = Ctx::default();
+    record_from(kind, &value, "record", &mut cx)
+        .ok_or_else(|| cx.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+}
+
 /// Decodes a canonical document; problems carry `records[i].<canonical path>`.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeError> {
     let root = json::parse(bytes, limits)?;

@@ -118,6 +118,11 @@ pub fn sm3_hex(bytes: &[u8]) -> String {
     hex::encode(Sm3::digest(bytes))
 }
 
+/// GB18030 bytes as text, lossy (for looking into packages; checks use [`decode_package`]).
+pub fn gb18030_text(bytes: &[u8]) -> String {
+    encoding_rs::GB18030.decode(bytes).0.into_owned()
+}
+
 fn gb18030(text: &str) -> Vec<u8> {
     // GB18030 encodes every Unicode scalar value, so there is never a replacement.
     encoding_rs::GB18030.encode(text).0.into_owned()

@@ -100,6 +100,9 @@ pub struct Config {
     /// The partner registry: who may connect, by certificate identity.
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerConfig>,
+    /// SAMR docking: where packages are pushed (absent: packages wait in the store's outbox).
+    #[serde(default)]
+    pub samr: Option<SamrConfig>,
     /// Operators (certificate identities allowed on the admin API).
     #[serde(default, rename = "operator")]
     pub operators: Vec<OperatorConfig>,
@@ -118,6 +121,48 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM file of the server's private key.
     pub key: PathBuf,
+}
+
+fn default_batch_max_records() -> usize {
+    1000
+}
+fn default_batch_max_age_secs() -> u64 {
+    60
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_retry_base_secs() -> u64 {
+    2
+}
+
+/// SAMR docking (`docs/partners.md`, SAMR transport): HTTPS POST over mutual TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrConfig {
+    /// The intake URL, e.g. `https://samr-intake.example/v1/packages`.
+    pub intake_url: String,
+    /// PEM of the CA that signs SAMR's server certificate.
+    pub ca: PathBuf,
+    /// PEM of the gateway's client certificate for SAMR.
+    pub cert: PathBuf,
+    /// PEM of its key.
+    pub key: PathBuf,
+    /// Server name to check in SAMR's certificate (default: the URL's host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Most records per package (default 1000, SAMR's limit).
+    #[serde(default = "default_batch_max_records")]
+    pub batch_max_records: usize,
+    /// A package is sent once its oldest record waited this long (default 60 s).
+    #[serde(default = "default_batch_max_age_secs")]
+    pub batch_max_age_secs: u64,
+    /// Attempts before a package is parked for an operator (default 8).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt (default 2 s).
+    #[serde(default = "default_retry_base_secs")]
+    pub retry_base_secs: u64,
 }
 
 /// One connected partner.

@@ -180,7 +180,10 @@ impl Gateway {
             records,
             deliveries,
             samr,
-            received_at_ms: now_ms(),
+            received_at_ms: {
+                let t = self.clock.now();
+                t.seconds * 1000 + (t.nanos / 1_000_000) as i64
+            },
         };
         match self.store.commit(&submission).map_err(internal)? {
             Committed::New => {

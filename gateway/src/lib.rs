@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod identity;
 pub mod pki;
 pub mod routing;
+pub mod samr_push;
 pub mod server;
 pub mod store;
 pub mod translate;

@@ -30,6 +30,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// SAMR docking is misconfigured.
+    #[error(transparent)]
+    Samr(#[from] crate::samr_push::SamrSetupError),
     /// The working-day calendar file is unusable.
     #[error(transparent)]
     Calendar(#[from] yrdx_proto::calendar::CalendarError),
@@ -97,7 +100,22 @@ pub async fn start_with_clock(
     let store_path = config.resolve(&config.store);
     let store = Arc::new(SqliteStore::open(&store_path)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
     let gateway = Arc::new(Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone()));
+    if let Some(pusher) = pusher {
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = pusher.tick().await {
+                    tracing::warn!(error = %e, "SAMR docking round failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ExchangeServer<ExchangeService>>().await;

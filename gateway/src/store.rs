@@ -197,7 +197,158 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL,
         package TEXT
     );",
+    // 3: SAMR packages: numbered per day, never reused; kept until SAMR accepts them.
+    "CREATE TABLE samr_packages (
+        number TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        package_type TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at_ms INTEGER NOT NULL,
+        UNIQUE (day, sequence)
+    );",
 ];
+
+/// A SAMR package as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamrPackage {
+    /// `SJB-310000-20240402-0001`.
+    pub number: String,
+    /// `CCJG`, `FXBS` …
+    pub package_type: String,
+    /// The GB18030 bytes.
+    pub bytes: Vec<u8>,
+    /// `pending`, `accepted` or `parked`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// SAMR's reason (rejected) or the last failure (parked).
+    pub reason: String,
+}
+
+/// A record waiting in the SAMR outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub seq: i64,
+    /// Record kind (`spot_check_result` …).
+    pub kind: String,
+    /// Canonical JSON.
+    pub canonical: String,
+    /// When it was queued.
+    pub created_at_ms: i64,
+}
+
+impl SqliteStore {
+    /// Records waiting for a package, oldest first.
+    pub fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, kind, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OutboxRow { seq: r.get(0)?, kind: r.get(1)?, canonical: r.get(2)?, created_at_ms: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Creates a package for outbox rows in one transaction: takes the next sequence number of
+    /// `day` (never reused), lets `build` write the bytes for it, stores the package as pending
+    /// and marks the rows as packaged.
+    pub fn samr_create_package(
+        &self,
+        day: &str,
+        package_type: &str,
+        rows: &[i64],
+        now_ms: i64,
+        build: impl FnOnce(u32) -> Result<(String, Vec<u8>), String>,
+    ) -> Result<Result<String, String>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: i64 =
+            tx.query_row("SELECT COALESCE(MAX(sequence), 0) FROM samr_packages WHERE day = ?1", params![day], |r| {
+                r.get(0)
+            })?;
+        let sequence = (last + 1) as u32;
+        let (number, bytes) = match build(sequence) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        tx.execute(
+            "INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+            params![number, day, sequence, package_type, bytes, now_ms],
+        )?;
+        for seq in rows {
+            tx.execute("UPDATE samr_outbox SET package = ?1 WHERE seq = ?2", params![number, seq])?;
+        }
+        tx.commit()?;
+        Ok(Ok(number))
+    }
+
+    /// Pending packages whose next attempt is due.
+    pub fn samr_due(&self, now_ms: i64) -> Result<Vec<SamrPackage>, StoreError> {
+        self.samr_query("WHERE state = 'pending' AND next_attempt_ms <= ?1 ORDER BY day, sequence", params![now_ms])
+    }
+
+    /// Parked packages, for operators.
+    pub fn samr_parked(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        self.samr_query("WHERE state = 'parked' ORDER BY day, sequence", [])
+    }
+
+    /// Every package (operators, tests).
+    pub fn samr_packages(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        self.samr_query("ORDER BY day, sequence", [])
+    }
+
+    fn samr_query(&self, tail: &str, p: impl rusqlite::Params) -> Result<Vec<SamrPackage>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT number, package_type, bytes, state, attempts, reason FROM samr_packages {tail}"
+        ))?;
+        let rows = stmt.query_map(p, |r| {
+            Ok(SamrPackage {
+                number: r.get(0)?,
+                package_type: r.get(1)?,
+                bytes: r.get(2)?,
+                state: r.get(3)?,
+                attempts: r.get(4)?,
+                reason: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the outcome of an attempt.
+    pub fn samr_record_attempt(
+        &self,
+        number: &str,
+        state: &str,
+        attempts: u32,
+        next_attempt_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE samr_packages SET state = ?2, attempts = ?3, next_attempt_ms = ?4, reason = ?5 WHERE number = ?1",
+            params![number, state, attempts, next_attempt_ms, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a parked package back in line (an operator's resend); false when it is not parked.
+    pub fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = ?1 AND state = 'parked'",
+            params![number],
+        )?;
+        Ok(n == 1)
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file and runs pending migrations.

@@ -1,0 +1,209 @@
+//! A SAMR intake for tests and simulations: an HTTPS server with mutual TLS that checks packages as
+//! SAMR does (GB18030, structure, SM3 digest, package numbering) and answers with receipts. It can be
+//! told to be busy (`503` with `Retry-After`) for the first requests and to reject packages.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+use yrdx_adapters::samr::{self, Receipt};
+use yrdx_adapters::DecodeLimits;
+
+/// How the intake behaves.
+#[derive(Debug, Clone, Default)]
+pub struct IntakeOptions {
+    /// Answer `503` with `Retry-After: 1` to this many requests first.
+    pub busy_first: u32,
+    /// Reject the first package whose decoded text contains this, with this reason (a resend
+    /// of it is then accepted, as after an operator fixed the cause).
+    pub reject_containing: Option<(String, String)>,
+}
+
+/// One request the intake answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeEvent {
+    /// HTTP status answered.
+    pub status: u16,
+    /// Package number, when the package could be read.
+    pub number: Option<String>,
+    /// Accepted (receipt `JSZT` 1)?
+    pub accepted: bool,
+    /// The reason when rejected.
+    pub reason: String,
+}
+
+/// A running intake.
+pub struct SamrIntake {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Every request answered, in order.
+    pub events: Arc<Mutex<Vec<IntakeEvent>>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Why the intake could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("SAMR intake: {0}")]
+pub struct IntakeError(String);
+
+struct State {
+    options: IntakeOptions,
+    busy_left: u32,
+    /// number → digest of the accepted package (SAMR ignores a number it already accepted).
+    accepted: HashMap<String, String>,
+    events: Arc<Mutex<Vec<IntakeEvent>>>,
+}
+
+impl SamrIntake {
+    /// Starts on `127.0.0.1:0` with the server certificate and key (PEM), trusting client
+    /// certificates signed by `client_ca_pem`.
+    pub async fn start(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+        options: IntakeOptions,
+    ) -> Result<SamrIntake, IntakeError> {
+        let err = |e: &dyn std::fmt::Display| IntakeError(e.to_string());
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+            roots.add(c.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+        }
+        let verifier = WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| err(&e))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| err(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| err(&e))?;
+        let tls = ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| err(&e))?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| err(&e))?;
+        let addr = listener.local_addr().map_err(|e| err(&e))?;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(State {
+            busy_left: options.busy_first,
+            options,
+            accepted: HashMap::new(),
+            events: events.clone(),
+        }));
+        let (stop, mut stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+                    _ = stopped.changed() => break,
+                };
+                let acceptor = acceptor.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    // A client without an acceptable certificate fails here.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move {
+                            let body =
+                                req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            Ok::<_, std::convert::Infallible>(answer(&state, &body))
+                        }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        Ok(SamrIntake { addr, events, stop })
+    }
+
+    /// The URL packages are posted to.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/v1/packages", self.addr.port())
+    }
+
+    /// What the intake answered so far.
+    pub fn events(&self) -> Vec<IntakeEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Stops accepting connections.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn receipt(status: u16, number: &str, accepted: bool, reason: &str) -> Response<Full<Bytes>> {
+    let bytes = samr::encode_receipt(&Receipt { number: number.into(), accepted, reason: reason.into() });
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml; charset=GB18030"),
+    );
+    r
+}
+
+fn answer(state: &Mutex<State>, body: &[u8]) -> Response<Full<Bytes>> {
+    let Ok(mut st) = state.lock() else { return receipt(500, "", false, "内部错误") };
+    let log = st.events.clone();
+    let record = |e: IntakeEvent| {
+        if let Ok(mut l) = log.lock() {
+            l.push(e);
+        }
+    };
+    if st.busy_left > 0 {
+        st.busy_left -= 1;
+        record(IntakeEvent { status: 503, number: None, accepted: false, reason: "busy".into() });
+        let mut r = Response::new(Full::new(Bytes::from_static(b"busy")));
+        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+        return r;
+    }
+    let pkg = match samr::decode_package(body, &DecodeLimits::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("数据包校验失败：{}", e.problems().first().map(|p| p.to_string()).unwrap_or_default());
+            record(IntakeEvent { status: 200, number: None, accepted: false, reason: reason.clone() });
+            return receipt(200, "", false, &reason);
+        }
+    };
+    let number = pkg.header.number.clone();
+    let digest = hex::encode(Sha256::digest(body));
+    if let Some(seen) = st.accepted.get(&number) {
+        let (accepted, reason) =
+            if *seen == digest { (true, String::new()) } else { (false, "数据包编号重复".to_string()) };
+        record(IntakeEvent { status: 200, number: Some(number.clone()), accepted, reason: reason.clone() });
+        return receipt(200, &number, accepted, &reason);
+    }
+    if let Some((needle, reason)) = st.options.reject_containing.clone() {
+        let text = encoding_text(body);
+        if text.contains(needle.as_str()) {
+            st.options.reject_containing = None;
+            record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: false, reason: reason.clone() });
+            return receipt(200, &number, false, &reason);
+        }
+    }
+    st.accepted.insert(number.clone(), digest);
+    record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: true, reason: String::new() });
+    receipt(200, &number, true, "")
+}
+
+fn encoding_text(body: &[u8]) -> String {
+    encoding_rs_shim::gb18030(body)
+}
+
+mod encoding_rs_shim {
+    /// GB18030 bytes as text (lossy; only used to look for a rejection marker).
+    pub fn gb18030(bytes: &[u8]) -> String {
+        yrdx_adapters::samr::gb18030_text(bytes)
+    }
+}

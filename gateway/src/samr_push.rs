@@ -1,0 +1,269 @@
+//! SAMR docking: turns the records waiting in the store's SAMR outbox into numbered packages and
+//! pushes them to SAMR's intake over HTTPS with mutual TLS (`docs/partners.md`, SAMR transport).
+//! A package is delivered at least once; `429`/`503` are retried after `Retry-After`; other
+//! failures back off; a package SAMR rejects, or that runs out of attempts, is parked with the
+//! reason for an operator to see and resend — never dropped.
+
+use crate::clock::Clock;
+use crate::config::{Config, SamrConfig};
+use crate::store::SqliteStore;
+use bytes_shim::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+use tracing::{info, warn};
+use yrdx_adapters::samr::{self, PackageType};
+use yrdx_adapters::{canonical, RecordKind};
+use yrdx_proto::civil::BeijingTime;
+use yrdx_proto::v1::Envelope;
+
+/// `bytes::Bytes` as hyper's body type uses it (re-exported by http-body-util's dependency tree).
+mod bytes_shim {
+    pub use hyper::body::Bytes;
+}
+
+/// Why the pusher could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SamrSetupError {
+    /// A file could not be read.
+    #[error("samr: {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// The TLS material is unusable.
+    #[error("samr: TLS: {0}")]
+    Tls(String),
+    /// The intake URL is unusable.
+    #[error("samr.intake_url: {0}")]
+    Url(String),
+}
+
+/// What one round of the pusher did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Packages formed from waiting records.
+    pub formed: Vec<String>,
+    /// Packages SAMR accepted.
+    pub accepted: Vec<String>,
+    /// Packages to be tried again.
+    pub retrying: Vec<String>,
+    /// Packages parked (rejected, or out of attempts).
+    pub parked: Vec<String>,
+}
+
+/// Pushes SAMR packages.
+pub struct SamrPusher {
+    store: Arc<SqliteStore>,
+    config: SamrConfig,
+    clock: Arc<dyn Clock>,
+    tls: Arc<ClientConfig>,
+    host: String,
+    port: u16,
+    path: String,
+    server_name: ServerName<'static>,
+    sender: String,
+}
+
+fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, SamrSetupError> {
+    let path = config.resolve(p);
+    std::fs::read(&path).map_err(|e| SamrSetupError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+impl SamrPusher {
+    /// The pusher of a configuration with a `[samr]` section (`None` without one).
+    pub fn new(
+        config: &Config,
+        store: Arc<SqliteStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<SamrPusher>, SamrSetupError> {
+        let Some(samr) = config.samr.clone() else { return Ok(None) };
+        let uri: hyper::Uri = samr.intake_url.parse().map_err(|e| SamrSetupError::Url(format!("{e}")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(SamrSetupError::Url("SAMR is reached over https only".into()));
+        }
+        let host = uri.host().ok_or_else(|| SamrSetupError::Url("no host".into()))?.to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        let name = samr.server_name.clone().unwrap_or_else(|| host.clone());
+        let server_name = ServerName::try_from(name).map_err(|e| SamrSetupError::Url(e.to_string()))?;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&read(config, &samr.ca)?) {
+            roots
+                .add(cert.map_err(|e| SamrSetupError::Tls(e.to_string()))?)
+                .map_err(|e| SamrSetupError::Tls(e.to_string()))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(config, &samr.cert)?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| SamrSetupError::Tls(e.to_string()))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&read(config, &samr.key)?).map_err(|e| SamrSetupError::Tls(e.to_string()))?;
+        let tls = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| SamrSetupError::Tls(e.to_string()))?;
+        let sender = config
+            .partners
+            .iter()
+            .find(|p| p.format == "canonical")
+            .map(|p| p.region.clone())
+            .unwrap_or_else(|| "310000".into());
+        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender }))
+    }
+
+    fn now_ms(&self) -> i64 {
+        let t = self.clock.now();
+        t.seconds * 1000 + (t.nanos / 1_000_000) as i64
+    }
+
+    /// One round: forms the packages that are due (full, or whose oldest record waited long
+    /// enough) and sends every package whose attempt is due.
+    pub async fn tick(&self) -> Result<PushReport, String> {
+        let mut report = PushReport::default();
+        self.form(&mut report)?;
+        self.send_due(&mut report).await?;
+        Ok(report)
+    }
+
+    fn form(&self, report: &mut PushReport) -> Result<(), String> {
+        let now = self.now_ms();
+        let rows = self.store.samr_outbox().map_err(|e| e.to_string())?;
+        let mut groups: BTreeMap<&'static str, Vec<_>> = BTreeMap::new();
+        for row in &rows {
+            let Some(t) = RecordKind::from_name(&row.kind).and_then(PackageType::for_kind) else {
+                warn!(kind = %row.kind, "record kind with no SAMR package type left in the outbox");
+                continue;
+            };
+            groups.entry(t.code()).or_default().push(row);
+        }
+        let max_age_ms = (self.config.batch_max_age_secs * 1000) as i64;
+        for (code, rows) in groups {
+            for chunk in rows.chunks(self.config.batch_max_records.clamp(1, samr::MAX_RECORDS)) {
+                let full = chunk.len() == self.config.batch_max_records.clamp(1, samr::MAX_RECORDS);
+                let old = chunk.first().is_some_and(|r| r.created_at_ms + max_age_ms <= now);
+                if !full && !old {
+                    continue;
+                }
+                let mut records = Vec::new();
+                for r in chunk {
+                    let kind = RecordKind::from_name(&r.kind).ok_or("unknown kind")?;
+                    records.push(canonical::record_from_json(kind, &r.canonical)?);
+                }
+                let sent_at = self.clock.now();
+                let day = BeijingTime::of(&sent_at).date;
+                let envelope = Envelope {
+                    message_id: String::new(),
+                    sender: self.sender.clone(),
+                    receiver: "SAMR".into(),
+                    sent_at: Some(sent_at),
+                };
+                let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
+                let created = self
+                    .store
+                    .samr_create_package(&day.to_compact(), code, &seqs, now, |sequence| {
+                        let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
+                        Ok((samr::package_number(&self.sender, &day, sequence), enc.bytes))
+                    })
+                    .map_err(|e| e.to_string())?;
+                match created {
+                    Ok(number) => {
+                        info!(%number, records = records.len(), "SAMR package formed");
+                        report.formed.push(number);
+                    }
+                    Err(e) => warn!(error = %e, "SAMR package could not be formed; the records stay in the outbox"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_due(&self, report: &mut PushReport) -> Result<(), String> {
+        let due = self.store.samr_due(self.now_ms()).map_err(|e| e.to_string())?;
+        for pkg in due {
+            let attempt = pkg.attempts + 1;
+            let now = self.now_ms();
+            let backoff = |n: u32| (self.config.retry_base_secs.saturating_mul(1 << (n - 1).min(16)) * 1000) as i64;
+            let (state, next, reason) = match self.post(pkg.bytes.clone()).await {
+                Ok((200, _, body)) => match samr::decode_receipt(&body) {
+                    Ok(r) if r.number == pkg.number && r.accepted => ("accepted", 0, String::new()),
+                    Ok(r) if r.number == pkg.number => ("parked", 0, format!("rejected by SAMR: {}", r.reason)),
+                    Ok(r) => ("pending", now + backoff(attempt), format!("receipt for another package {}", r.number)),
+                    Err(e) => ("pending", now + backoff(attempt), format!("unreadable receipt: {e}")),
+                },
+                Ok((status @ (429 | 503), retry_after, _)) => {
+                    let wait = retry_after.map(|s| (s * 1000) as i64).unwrap_or_else(|| backoff(attempt));
+                    ("pending", now + wait, format!("SAMR busy ({status})"))
+                }
+                Ok((status, _, body)) => (
+                    "pending",
+                    now + backoff(attempt),
+                    format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>()),
+                ),
+                Err(e) => ("pending", now + backoff(attempt), e),
+            };
+            let (state, reason) = if state == "pending" && attempt >= self.config.max_attempts {
+                ("parked", format!("gave up after {attempt} attempts; last: {reason}"))
+            } else {
+                (state, reason)
+            };
+            self.store.samr_record_attempt(&pkg.number, state, attempt, next, &reason).map_err(|e| e.to_string())?;
+            match state {
+                "accepted" => {
+                    info!(number = %pkg.number, attempt, "SAMR accepted the package");
+                    report.accepted.push(pkg.number);
+                }
+                "parked" => {
+                    warn!(number = %pkg.number, %reason, "SAMR package parked for an operator");
+                    report.parked.push(pkg.number);
+                }
+                _ => {
+                    info!(number = %pkg.number, attempt, %reason, "SAMR package will be retried");
+                    report.retrying.push(pkg.number);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One HTTPS POST over mutual TLS: (status, Retry-After seconds, body).
+    async fn post(&self, body: Vec<u8>) -> Result<(u16, Option<u64>, Vec<u8>), String> {
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let tls = TlsConnector::from(self.tls.clone())
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| format!("HTTP: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let request = Request::post(self.path.as_str())
+                .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+                .header(hyper::header::CONTENT_TYPE, "application/xml; charset=GB18030")
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| format!("request: {e}"))?;
+            let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let body = response.into_body().collect().await.map_err(|e| format!("HTTP body: {e}"))?.to_bytes().to_vec();
+            Ok((status, retry_after, body))
+        };
+        tokio::time::timeout(Duration::from_secs(30), attempt).await.map_err(|_| "timed out after 30 s".to_string())?
+    }
+}

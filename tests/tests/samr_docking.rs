@@ -1,0 +1,115 @@
+//! SAMR docking end to end: the gateway pushes packages over HTTPS with mutual TLS to a test SAMR
+//! intake that checks the GB18030 bytes, the SM3 digest and the numbering, answers 503 once and
+//! rejects one package — which ends up parked with SAMR's reason and is resent by an operator.
+
+use std::time::Duration;
+use yrdx_adapters::{Partner, Record};
+use yrdx_conformance::samr_intake::{IntakeOptions, SamrIntake};
+use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_proto::v1::{PlanChannel, ProductCategory, SubmitRequest};
+use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+
+fn plan() -> Record {
+    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
+    if let Record::Plan(p) = &mut r {
+        p.plan_id = "YRD-2024-WS-01".into();
+        p.channel = PlanChannel::Online as i32;
+        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
+    }
+    r
+}
+
+fn sampling(id: &str) -> Record {
+    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    if let Record::Sampling(s) = &mut r {
+        s.sample_id = id.into();
+    }
+    r
+}
+
+fn result(sample_id: &str, report_no: &str) -> Record {
+    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
+    if let Record::Inspection(i) = &mut r {
+        i.sample_id = sample_id.into();
+        i.report_no = report_no.into();
+    }
+    r
+}
+
+async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..100 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn packages_reach_samr_with_retries_parking_and_resend() {
+    // SAMR's side: its own CA, the intake's server certificate, and the gateway's client certificate.
+    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
+    let server = samr_ca.issue_server().unwrap();
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
+    let dir = temp_dir("samr");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let options = IntakeOptions {
+        busy_first: 1,
+        reject_containing: Some(("JS-REJ-0002".into(), "抽样单信息不完整".into())),
+    };
+    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
+    let samr_section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let g = TestGateway::start_with(|t| t + &samr_section).await;
+    let submit = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
+        let g = &g;
+        async move {
+            g.client(who).await.submit(SubmitRequest { document: document(format, region, id, &[r]) }).await.unwrap()
+        }
+    };
+    submit("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await;
+    submit("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await;
+    submit("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await;
+
+    // A nonconforming result: a CCJG package (and the local case). SAMR is busy the first time.
+    submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
+    until("the 503", || intake.events().iter().any(|e| e.status == 503).then_some(())).await;
+    // Retry-After: 1 — the gateway waits by its own clock.
+    g.set_time("2024-03-15T10:00:05+08:00");
+    let first = until("acceptance", || intake.events().into_iter().find(|e| e.accepted)).await;
+    assert_eq!(first.number.as_deref(), Some("SJB-310000-20240315-0001"));
+    let store = g.store();
+    until("the store to record it", || {
+        store.samr_packages().unwrap().iter().any(|p| p.state == "accepted").then_some(())
+    })
+    .await;
+
+    // The second result's package is rejected: parked with SAMR's reason, never dropped.
+    submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
+    let parked = until("parking", || store.samr_parked().unwrap().into_iter().next()).await;
+    assert_eq!(parked.number, "SJB-310000-20240315-0002", "numbers follow per day, never reused");
+    assert!(parked.reason.contains("抽样单信息不完整"), "{}", parked.reason);
+    assert_eq!(parked.package_type, "CCJG");
+    // An operator resends it; SAMR now accepts it.
+    assert!(store.samr_resend(&parked.number).unwrap());
+    until("the resent package's acceptance", || {
+        store.samr_packages().unwrap().iter().all(|p| p.state == "accepted").then_some(())
+    })
+    .await;
+    let accepted: Vec<String> = intake.events().into_iter().filter(|e| e.accepted).filter_map(|e| e.number).collect();
+    assert_eq!(accepted, ["SJB-310000-20240315-0001", "SJB-310000-20240315-0002"]);
+    // Every package the intake read had a valid GB18030 body and SM3 digest: none failed its check.
+    assert!(intake.events().iter().all(|e| !e.reason.contains("校验失败")), "{:?}", intake.events());
+    intake.stop();
+    g.stop().await;
+}
