@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "yrdx/v1/responsibility.proto",
     "yrdx/v1/envelope.proto",
     "yrdx/v1/exchange.proto",
+    "yrdx/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,10 +11,18 @@ pub async fn connect(
     ca_pem: &str,
     identity: Option<(String, String)>,
 ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
+    Ok(ExchangeClient::new(channel(url, ca_pem, identity).await?))
+}
+
+/// A mutual-TLS channel to the gateway, for any of its services.
+pub async fn channel(
+    url: &str,
+    ca_pem: &str,
+    identity: Option<(String, String)>,
+) -> Result<Channel, tonic::transport::Error> {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)).domain_name("localhost");
     if let Some((cert, key)) = identity {
         tls = tls.identity(Identity::from_pem(cert, key));
     }
-    let channel = Endpoint::from_shared(url.to_string())?.tls_config(tls)?.connect().await?;
-    Ok(ExchangeClient::new(channel))
+    Endpoint::from_shared(url.to_string())?.tls_config(tls)?.connect().await
 }

@@ -37,6 +37,7 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     limiters: HashMap<String, DefaultDirectRateLimiter>,
     mailboxes: Mutex<HashMap<String, Arc<Notify>>>,
+    contacts: Mutex<HashMap<String, yrdx_proto::Timestamp>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -110,8 +111,19 @@ impl Gateway {
             clock,
             limiters,
             mailboxes: Mutex::new(HashMap::new()),
+            contacts: Mutex::new(HashMap::new()),
             shutdown,
         }
+    }
+
+    /// When a partner last called (since start-up).
+    pub fn last_contact(&self, partner: &str) -> Option<yrdx_proto::Timestamp> {
+        self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(partner).copied()
+    }
+
+    fn contact(&self, partner: &str) {
+        let now = self.clock.now();
+        self.contacts.lock().unwrap_or_else(|p| p.into_inner()).insert(partner.to_string(), now);
     }
 
     fn mailbox(&self, region: &str) -> Arc<Notify> {
@@ -326,6 +338,7 @@ impl Exchange for ExchangeService {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config)?.clone();
+        g.contact(&partner.name);
         let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
         async move {
             g.check_rate(&partner)?;
@@ -358,6 +371,7 @@ impl Exchange for ExchangeService {
     async fn receive(&self, request: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config)?.clone();
+        g.contact(&partner.name);
         let asked = request.into_inner().max_unacked;
         let max_unacked = if asked == 0 { g.config.max_unacked } else { asked.min(1000) } as usize;
         let (tx, rx) = mpsc::channel(max_unacked.max(1));
@@ -429,6 +443,7 @@ impl Exchange for ExchangeService {
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config)?.clone();
+        g.contact(&partner.name);
         let ids = request.into_inner().delivery_ids;
         let store = g.store.clone();
         let region = partner.region.clone();

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod config;

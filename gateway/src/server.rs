@@ -135,6 +135,7 @@ pub async fn start_with_clock(
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
     let max = config.max_document_bytes + 64 * 1024;
+    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(gateway.clone()));
     let exchange = ExchangeServer::new(ExchangeService::new(gateway))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -143,7 +144,8 @@ pub async fn start_with_clock(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(exchange);
+        .add_service(exchange)
+        .add_service(admin);
     let mut signal = shutdown_rx.clone();
     info!(%addr, "yrdx gateway listening (mutual TLS required)");
     let handle = tokio::spawn(async move {

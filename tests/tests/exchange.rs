@@ -308,3 +308,19 @@ async fn a_record_a_recipient_cannot_take_is_not_queued_and_the_reply_says_so() 
     assert_eq!(drain(&g, "jiangsu", Partner::Jiangsu).await.len(), 1, "the other participants get it");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn operators_see_mailbox_depth_and_last_contact() {
+    let g = TestGateway::start().await;
+    submit(&g, "shanghai", document(Partner::Canonical, "310000", "SH-PLAN-OPS", &[plan()])).await.unwrap();
+    let reply = g.admin("ops").await.mailboxes(yrdx_proto::v1::MailboxesRequest {}).await.unwrap().into_inner();
+    let by_name = |n: &str| reply.mailboxes.iter().find(|m| m.partner == n).cloned().unwrap();
+    assert_eq!(by_name("jiangsu").depth, 1);
+    assert_eq!(by_name("beijing").depth, 1);
+    assert_eq!(by_name("shanghai").depth, 0);
+    assert!(by_name("shanghai").last_contact.is_some(), "Shanghai just called");
+    assert!(by_name("zhejiang").last_contact.is_none(), "Zhejiang never called");
+    let err = g.admin("jiangsu").await.mailboxes(yrdx_proto::v1::MailboxesRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    g.stop().await;
+}

@@ -100,8 +100,20 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     assert_eq!(parked.number, "SJB-310000-20240315-0002", "numbers follow per day, never reused");
     assert!(parked.reason.contains("抽样单信息不完整"), "{}", parked.reason);
     assert_eq!(parked.package_type, "CCJG");
-    // An operator resends it; SAMR now accepts it.
-    assert!(store.samr_resend(&parked.number).unwrap());
+    // Operators see it with SAMR's reason (partners may not look) and resend it; SAMR now accepts it.
+    let mut ops = g.admin("ops").await;
+    let listed = ops.parked_packages(yrdx_proto::v1::ParkedPackagesRequest {}).await.unwrap().into_inner().packages;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].number, parked.number);
+    assert!(listed[0].reason.contains("抽样单信息不完整"));
+    let denied = g.admin("jiangsu").await.parked_packages(yrdx_proto::v1::ParkedPackagesRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let resent =
+        ops.resend_package(yrdx_proto::v1::ResendPackageRequest { number: parked.number.clone() }).await.unwrap();
+    assert!(resent.into_inner().requeued);
+    let again =
+        ops.resend_package(yrdx_proto::v1::ResendPackageRequest { number: parked.number.clone() }).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "only a parked package can be resent");
     until("the resent package's acceptance", || {
         store.samr_packages().unwrap().iter().all(|p| p.state == "accepted").then_some(())
     })

@@ -1,0 +1,93 @@
+//! The operators' `yrdx.v1.Admin` service: mailboxes, parked SAMR packages, resend.
+
+use crate::exchange::Gateway;
+use crate::identity::{self, Caller};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use yrdx_proto::v1::admin_server::Admin;
+use yrdx_proto::v1::*;
+
+/// The `Admin` service.
+pub struct AdminService {
+    gateway: Arc<Gateway>,
+}
+
+impl AdminService {
+    /// The service over shared gateway state.
+    pub fn new(gateway: Arc<Gateway>) -> AdminService {
+        AdminService { gateway }
+    }
+
+    fn operator<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        match identity::caller(request, &self.gateway.config)? {
+            Caller::Operator(name) => Ok(name),
+            Caller::Partner(name) => Err(Status::permission_denied(format!("partner {name} is not an operator"))),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn mailboxes(&self, request: Request<MailboxesRequest>) -> Result<Response<MailboxesReply>, Status> {
+        self.operator(&request)?;
+        let g = self.gateway.clone();
+        let mailboxes = tokio::task::spawn_blocking(move || {
+            g.config
+                .partners
+                .iter()
+                .map(|p| {
+                    Ok(MailboxStatus {
+                        partner: p.name.clone(),
+                        region: p.region.clone(),
+                        depth: crate::store::Store::depth(g.store.as_ref(), &p.region).map_err(internal)?,
+                        last_contact: g.last_contact(&p.name),
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()
+        })
+        .await
+        .map_err(internal)??;
+        Ok(Response::new(MailboxesReply { mailboxes }))
+    }
+
+    async fn parked_packages(
+        &self,
+        request: Request<ParkedPackagesRequest>,
+    ) -> Result<Response<ParkedPackagesReply>, Status> {
+        self.operator(&request)?;
+        let store = self.gateway.store.clone();
+        let parked =
+            tokio::task::spawn_blocking(move || store.samr_parked()).await.map_err(internal)?.map_err(internal)?;
+        let packages = parked
+            .into_iter()
+            .map(|p| ParkedPackage {
+                number: p.number,
+                package_type: p.package_type,
+                reason: p.reason,
+                attempts: p.attempts,
+            })
+            .collect();
+        Ok(Response::new(ParkedPackagesReply { packages }))
+    }
+
+    async fn resend_package(
+        &self,
+        request: Request<ResendPackageRequest>,
+    ) -> Result<Response<ResendPackageReply>, Status> {
+        let operator = self.operator(&request)?;
+        let number = request.into_inner().number;
+        let store = self.gateway.store.clone();
+        let n = number.clone();
+        let requeued =
+            tokio::task::spawn_blocking(move || store.samr_resend(&n)).await.map_err(internal)?.map_err(internal)?;
+        if !requeued {
+            return Err(Status::failed_precondition(format!("package {number} is not parked")));
+        }
+        tracing::info!(%operator, %number, "parked SAMR package requeued");
+        Ok(Response::new(ResendPackageReply { requeued }))
+    }
+}
