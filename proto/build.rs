@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "yrdx/v1/envelope.proto",
     "yrdx/v1/exchange.proto",
     "yrdx/v1/admin.proto",
+    "yrdx/v1/records_api.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -151,7 +151,7 @@ impl Gateway {
     }
 
     /// Decodes, routes, encodes and commits one submission; answers only after the commit.
-    fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
+    pub(crate) fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
         let limits = DecodeLimits { max_bytes: self.config.max_document_bytes, ..DecodeLimits::default() };
         let doc = partner.format().decode(&bytes, &limits).map_err(|e| invalid_document(&e))?;
         if doc.envelope.sender != partner.region {

@@ -17,6 +17,7 @@ pub mod disposal;
 pub mod exchange;
 pub mod identity;
 pub mod pki;
+pub mod records_api;
 pub mod routing;
 pub mod samr_push;
 pub mod server;

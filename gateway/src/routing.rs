@@ -389,6 +389,8 @@ pub fn route(
             add(&mut r, &case.origin_region, from);
             add(&mut r, &case.responsible_region, from);
         }
+        // Responsibility reports are Shanghai's, for SAMR only (ZTZR).
+        Record::ResponsibilityReport(_) if from == "310000" => r.samr.push(record.clone()),
         other => {
             return Err(RouteError::Precondition {
                 record: what,

@@ -136,6 +136,10 @@ pub async fn start_with_clock(
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
     let max = config.max_document_bytes + 64 * 1024;
     let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(gateway.clone()));
+    let records =
+        yrdx_proto::v1::records_server::RecordsServer::new(crate::records_api::RecordsService::new(gateway.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     let exchange = ExchangeServer::new(ExchangeService::new(gateway))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -145,7 +149,8 @@ pub async fn start_with_clock(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(exchange)
-        .add_service(admin);
+        .add_service(admin)
+        .add_service(records);
     let mut signal = shutdown_rx.clone();
     info!(%addr, "yrdx gateway listening (mutual TLS required)");
     let handle = tokio::spawn(async move {

@@ -244,6 +244,24 @@ pub struct OutboxRow {
 }
 
 impl SqliteStore {
+    /// Canonical JSON of every stored record of a kind, in id order.
+    pub fn records_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT canonical FROM records WHERE kind = ?1 ORDER BY record_id")?;
+        let rows = stmt.query_map(params![kind], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Canonical JSON of stored records of a kind whose JSON field `path` (`$.planId`) equals `value`.
+    pub fn records_where(&self, kind: &str, path: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT canonical FROM records WHERE kind = ?1 AND json_extract(canonical, ?2) = ?3 ORDER BY record_id",
+        )?;
+        let rows = stmt.query_map(params![kind, path, value], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records waiting for a package, oldest first.
     pub fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.conn()?;

@@ -117,6 +117,15 @@ impl TestGateway {
         yrdx_proto::v1::admin_client::AdminClient::new(channel)
     }
 
+    /// A Records client holding the named development certificate (`shanghai`, or a partner's).
+    pub async fn records(&self, name: &str) -> yrdx_proto::v1::records_client::RecordsClient<Channel> {
+        let (cert, key) = self.pki.client_files(name);
+        let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
+        let channel =
+            yrdx_gateway::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
+        yrdx_proto::v1::records_client::RecordsClient::new(channel)
+    }
+
     /// An Exchange client with any identity (or none) trusting `ca_pem`.
     pub async fn client_with(
         &self,

@@ -1,0 +1,209 @@
+//! Shanghai's `yrdx.v1.Records` service: canonical records in (through the same path as partner
+//! submissions: evidence, idempotency, routing, workflows), queries out.
+
+use crate::config::PartnerConfig;
+use crate::disposal;
+use crate::exchange::Gateway;
+use crate::identity;
+use crate::store::Store;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use yrdx_adapters::{canonical, Record};
+use yrdx_proto::civil::BeijingTime;
+use yrdx_proto::v1::records_server::Records;
+use yrdx_proto::v1::*;
+
+/// The `Records` service.
+pub struct RecordsService {
+    gateway: Arc<Gateway>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn parse<T: DeserializeOwned>(json: &str) -> Result<T, Status> {
+    serde_json::from_str(json).map_err(internal)
+}
+
+impl RecordsService {
+    /// The service over shared gateway state.
+    pub fn new(gateway: Arc<Gateway>) -> RecordsService {
+        RecordsService { gateway }
+    }
+
+    /// Shanghai's registry entry: the caller must hold the canonical-format (310000) certificate.
+    fn shanghai<T>(&self, request: &Request<T>) -> Result<PartnerConfig, Status> {
+        let p = identity::partner(request, &self.gateway.config)?;
+        if p.format() != yrdx_adapters::Partner::Canonical {
+            return Err(Status::permission_denied(format!("the Records API is Shanghai's; {} uses Exchange", p.name)));
+        }
+        Ok(p.clone())
+    }
+
+    async fn submit_record(
+        &self,
+        partner: PartnerConfig,
+        message_id: String,
+        record: Record,
+    ) -> Result<SubmitReply, Status> {
+        let g = self.gateway.clone();
+        tokio::task::spawn_blocking(move || {
+            let envelope = Envelope {
+                message_id,
+                sender: partner.region.clone(),
+                receiver: partner.region.clone(),
+                sent_at: Some(g.clock.now()),
+            };
+            let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            g.submit_blocking(&partner, doc.bytes)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    fn today(&self) -> yrdx_proto::Date {
+        BeijingTime::of(&self.gateway.clock.now()).date
+    }
+}
+
+#[tonic::async_trait]
+impl Records for RecordsService {
+    async fn submit(&self, request: Request<RecordsSubmitRequest>) -> Result<Response<SubmitReply>, Status> {
+        let partner = self.shanghai(&request)?;
+        let req = request.into_inner();
+        use records_submit_request::Record as R;
+        let record = match req.record.ok_or_else(|| Status::invalid_argument("record: required"))? {
+            R::Plan(r) => Record::Plan(r),
+            R::Sampling(r) => Record::Sampling(r),
+            R::Inspection(r) => Record::Inspection(r),
+            R::CaseTransfer(r) => Record::CaseTransfer(r),
+            R::CaseFeedback(r) => Record::CaseFeedback(r),
+            R::RiskSignal(r) => Record::RiskSignal(r),
+            R::ResponsibilityReport(r) => Record::ResponsibilityReport(r),
+        };
+        self.submit_record(partner, req.message_id, record).await.map(Response::new)
+    }
+
+    async fn act_on_case(&self, request: Request<ActOnCaseRequest>) -> Result<Response<DisposalCase>, Status> {
+        let partner = self.shanghai(&request)?;
+        let req = request.into_inner();
+        let feedback = req.feedback.ok_or_else(|| Status::invalid_argument("feedback: required"))?;
+        let case_id = feedback.case_id.clone();
+        self.submit_record(partner, req.message_id, Record::CaseFeedback(feedback)).await?;
+        let json = self
+            .gateway
+            .store
+            .record("case_transfer", &case_id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(case_id))?;
+        Ok(Response::new(parse(&json)?))
+    }
+
+    async fn get_record(&self, request: Request<GetRecordRequest>) -> Result<Response<GetRecordReply>, Status> {
+        self.shanghai(&request)?;
+        let req = request.into_inner();
+        let json = self
+            .gateway
+            .store
+            .record(&req.kind, &req.id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no {} {}", req.kind, req.id)))?;
+        use get_record_reply::Record as R;
+        let record = match req.kind.as_str() {
+            "plan" => R::Plan(parse(&json)?),
+            "sampling" => R::Sampling(parse(&json)?),
+            "inspection" => R::Inspection(parse(&json)?),
+            "case_transfer" => R::DisposalCase(parse(&json)?),
+            "risk_signal" => R::RiskSignal(parse(&json)?),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "kind '{other}': expected plan, sampling, inspection, case_transfer or risk_signal"
+                )))
+            }
+        };
+        Ok(Response::new(GetRecordReply { record: Some(record) }))
+    }
+
+    async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesReply>, Status> {
+        self.shanghai(&request)?;
+        let req = request.into_inner();
+        let today = self.today();
+        let mut cases = Vec::new();
+        for json in self.gateway.store.records_of_kind("case_transfer").map_err(internal)? {
+            let case: DisposalCase = parse(&json)?;
+            let overdue = disposal::is_overdue(&case, &today);
+            let matches = (req.status == 0 || req.status == case.status)
+                && (req.region.is_empty() || req.region == case.origin_region || req.region == case.responsible_region)
+                && (!req.overdue_only || overdue);
+            if matches {
+                cases.push(CaseView { case: Some(case), overdue });
+            }
+        }
+        Ok(Response::new(ListCasesReply { cases }))
+    }
+
+    async fn get_plan_summary(&self, request: Request<PlanSummaryRequest>) -> Result<Response<PlanSummary>, Status> {
+        let caller = identity::partner(&request, &self.gateway.config)?.clone();
+        let plan_id = request.into_inner().plan_id;
+        let store = &self.gateway.store;
+        let plan: SpotCheckPlan = parse(
+            &store
+                .record("plan", &plan_id)
+                .map_err(internal)?
+                .ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?,
+        )?;
+        if caller.format() != yrdx_adapters::Partner::Canonical
+            && !plan.participants.iter().any(|p| p.region == caller.region)
+        {
+            return Err(Status::permission_denied(format!("{} does not take part in plan {plan_id}", caller.name)));
+        }
+        let samples: Vec<SamplingRecord> = store
+            .records_where("sampling", "$.planId", &plan_id)
+            .map_err(internal)?
+            .iter()
+            .map(|j| parse(j))
+            .collect::<Result<_, _>>()?;
+        let today = self.today();
+        let mut rows = Vec::new();
+        for part in &plan.participants {
+            for category in &plan.categories {
+                let mut row = PlanSummaryRow {
+                    region: part.region.clone(),
+                    category: *category,
+                    quota: part.quota,
+                    ..Default::default()
+                };
+                for s in samples.iter().filter(|s| {
+                    s.sampling_region == part.region && s.product.as_ref().map(|p| p.category) == Some(*category)
+                }) {
+                    row.sampled += 1;
+                    for json in store.records_where("inspection", "$.sampleId", &s.sample_id).map_err(internal)? {
+                        let i: InspectionResult = parse(&json)?;
+                        row.results += 1;
+                        if i.conclusion == Conclusion::Nonconforming as i32 {
+                            row.nonconforming += 1;
+                        } else {
+                            row.conforming += 1;
+                        }
+                    }
+                    for json in store.records_where("case_transfer", "$.sampleId", &s.sample_id).map_err(internal)? {
+                        let c: DisposalCase = parse(&json)?;
+                        let status = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
+                        if !yrdx_proto::validate::is_final(status) {
+                            row.open_cases += 1;
+                        }
+                        if disposal::is_overdue(&c, &today) {
+                            row.overdue_cases += 1;
+                        }
+                    }
+                }
+                row.nonconforming_rate =
+                    if row.results == 0 { 0.0 } else { row.nonconforming as f64 / row.results as f64 };
+                rows.push(row);
+            }
+        }
+        Ok(Response::new(PlanSummary { plan_id, rows }))
+    }
+}
