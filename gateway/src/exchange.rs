@@ -116,6 +116,66 @@ impl Gateway {
         }
     }
 
+    /// Notifies both sides, once, of every case whose current stage is overdue (`domain.md`
+    /// section 5). The partners' formats have no overdue message: each side receives the case in
+    /// its case-transfer format (canonical for Shanghai) under the message id
+    /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
+    pub fn check_overdue(&self) -> Result<Vec<String>, String> {
+        let now = self.clock.now();
+        let today = yrdx_proto::civil::BeijingTime::of(&now).date;
+        let now_ms = now.seconds * 1000;
+        let mut notified = Vec::new();
+        for json in self.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
+            let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            if !crate::disposal::is_overdue(&case, &today)
+                || self.store.overdue_notified(&case.case_id, case.status).map_err(|e| e.to_string())?
+            {
+                continue;
+            }
+            let state = yrdx_proto::v1::CaseStatus::try_from(case.status)
+                .map(|s| s.as_str_name().trim_start_matches("CASE_STATUS_").to_string())
+                .unwrap_or_default();
+            // At most 40 + 9 + 11 characters: within every partner's 64.
+            let message_id = format!("{}-OVERDUE-{state}", case.case_id);
+            let mut deliveries = Vec::new();
+            let mut sides = vec![case.origin_region.clone()];
+            if case.responsible_region != case.origin_region {
+                sides.push(case.responsible_region.clone());
+            }
+            for region in sides {
+                let Some(p) = self.config.partner_by_region(&region) else { continue };
+                let envelope = Envelope {
+                    message_id: message_id.clone(),
+                    sender: case.origin_region.clone(),
+                    receiver: region.clone(),
+                    sent_at: Some(now),
+                };
+                match p.format().encode(&envelope, &[Record::CaseTransfer(case.clone())], 1) {
+                    Ok(enc) => deliveries.push(NewDelivery {
+                        recipient: region.clone(),
+                        message_id: message_id.clone(),
+                        document: enc.bytes,
+                    }),
+                    Err(e) => {
+                        warn!(case = %case.case_id, partner = %p.name, error = %e, "overdue notice not encodable")
+                    }
+                }
+            }
+            if self
+                .store
+                .commit_overdue_notice(&case.case_id, case.status, &deliveries, now_ms)
+                .map_err(|e| e.to_string())?
+            {
+                warn!(case = %case.case_id, due = %case.due_on.map(|d| d.to_string()).unwrap_or_default(), %state, "case overdue: both sides notified");
+                for d in &deliveries {
+                    self.mailbox(&d.recipient).notify_waiters();
+                }
+                notified.push(case.case_id.clone());
+            }
+        }
+        Ok(notified)
+    }
+
     /// When a partner last called (since start-up).
     pub fn last_contact(&self, partner: &str) -> Option<yrdx_proto::Timestamp> {
         self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(partner).copied()

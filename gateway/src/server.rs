@@ -102,6 +102,25 @@ pub async fn start_with_clock(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
     let gateway = Arc::new(Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone()));
+    {
+        // Overdue cases are looked for every second (the clock may be moved in tests).
+        let gateway = gateway.clone();
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let g = gateway.clone();
+                match tokio::task::spawn_blocking(move || g.check_overdue()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "overdue check failed"),
+                    Err(e) => tracing::warn!(error = %e, "overdue check failed"),
+                    Ok(Ok(_)) => {}
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
     if let Some(pusher) = pusher {
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {

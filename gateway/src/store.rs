@@ -211,6 +211,13 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL,
         UNIQUE (day, sequence)
     );",
+    // 4: overdue notices sent, once per case and stage.
+    "CREATE TABLE overdue_notices (
+        case_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (case_id, status)
+    );",
 ];
 
 /// A SAMR package as the store keeps it.
@@ -260,6 +267,45 @@ impl SqliteStore {
         )?;
         let rows = stmt.query_map(params![kind, path, value], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether the overdue notice of a case's stage was sent.
+    pub fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM overdue_notices WHERE case_id = ?1 AND status = ?2",
+            params![case_id, status],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records an overdue notice and queues its deliveries in one transaction; false (and nothing
+    /// queued) when the notice was already sent.
+    pub fn commit_overdue_notice(
+        &self,
+        case_id: &str,
+        status: i32,
+        deliveries: &[NewDelivery],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)",
+            params![case_id, status, now_ms],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for d in deliveries {
+            tx.execute(
+                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![d.recipient, d.message_id, d.document, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Records waiting for a package, oldest first.

@@ -241,3 +241,53 @@ async fn a_case_whose_producer_is_local_is_not_transferred() {
     assert!(reply.warnings.is_empty(), "{:?}", reply.warnings);
     g.stop().await;
 }
+
+/// Message ids of everything pending for `who` (acknowledged).
+async fn drain_ids(g: &TestGateway, who: &str) -> Vec<String> {
+    let mut client = g.client(who).await;
+    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
+        out.push(d.message_id);
+        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_overdue_stage_notifies_both_sides_once() {
+    let g = TestGateway::start().await;
+    setup(&g, sampling("ZJ-0005", "330000", "320583"), ("zhejiang", Partner::Zhejiang, "330000")).await;
+    g.set_time("2024-02-08T16:00:00+08:00");
+    submit(&g, "zhejiang", Partner::Zhejiang, "330000", "R-5", result("ZJ-0005", "ZJR-0005")).await.unwrap();
+    drain_ids(&g, "jiangsu").await;
+    drain_ids(&g, "zhejiang").await;
+    // Due 2024-02-21: on the due day itself nothing is overdue.
+    g.set_time("2024-02-21T18:00:00+08:00");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(drain_ids(&g, "jiangsu").await.is_empty());
+    // The next day: both sides are told, once.
+    g.set_time("2024-02-22T09:00:00+08:00");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(drain_ids(&g, "jiangsu").await, ["CZ-ZJ-0005-OVERDUE-TRANSFERRED"]);
+    assert_eq!(drain_ids(&g, "zhejiang").await, ["CZ-ZJ-0005-OVERDUE-TRANSFERRED"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(drain_ids(&g, "jiangsu").await.is_empty(), "only once");
+    assert!(drain_ids(&g, "zhejiang").await.is_empty(), "only once");
+    // Late acceptance opens the next stage (10 working days → 2024-03-07); it too is watched.
+    submit(
+        &g,
+        "jiangsu",
+        Partner::Jiangsu,
+        "320000",
+        "F-5",
+        feedback("CZ-ZJ-0005", 5, "320000", CaseAction::Accept, "2024-02-22T10:00:00+08:00"),
+    )
+    .await
+    .unwrap();
+    drain_ids(&g, "zhejiang").await;
+    g.set_time("2024-03-08T09:00:00+08:00");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(drain_ids(&g, "zhejiang").await, ["CZ-ZJ-0005-OVERDUE-ACCEPTED"]);
+    g.stop().await;
+}
