@@ -6,5 +6,6 @@
 
 #![deny(missing_docs)]
 
-pub mod samr_intake;
+/// The SAMR intake simulator (it lives beside the gateway's SAMR docking, which it answers).
+pub use yrdx_gateway::samr_intake;
 pub mod vectors;

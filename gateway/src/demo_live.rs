@@ -1,11 +1,13 @@
 //! `yrdx demo`: on a fresh machine, creates a development PKI and an embedded store in a state
 //! folder, starts the gateway on localhost, and drives simulated partners over real mutual TLS
 //! through a joint spot check (a plan, sampling in two regions, a nonconforming result) and a risk
-//! signal, printing what each partner sent and received, in its own format.
+//! signal, printing what each partner sent and received, in its own format, and the SAMR packages
+//! that went out to a local SAMR intake with their receipts.
 
 use crate::client;
 use crate::config::Config;
 use crate::pki;
+use crate::samr_intake::{IntakeOptions, SamrIntake};
 use crate::server;
 use std::fmt::Write;
 use std::path::Path;
@@ -124,6 +126,27 @@ async fn drain(client: &mut ExchangeClient<Channel>, format: Partner, out: &mut 
 pub async fn run(state_dir: &Path) -> Result<String, String> {
     let _ = std::fs::remove_dir_all(state_dir);
     let dev = pki::init(state_dir, "127.0.0.1:0").map_err(|e| e.to_string())?;
+    // SAMR's side: its own CA, an intake on localhost, and the gateway's client certificate for it.
+    let samr_ca = pki::CertificateAuthority::new("SAMR demo CA").map_err(|e| e.to_string())?;
+    let intake_cert = samr_ca.issue_server().map_err(|e| e.to_string())?;
+    let gateway_cert = samr_ca.issue_client("urn:yrdx:gateway:310000", false).map_err(|e| e.to_string())?;
+    let intake =
+        SamrIntake::start(&intake_cert.cert_pem, &intake_cert.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+    let samr_dir = state_dir.join("samr");
+    std::fs::create_dir_all(&samr_dir).map_err(|e| e.to_string())?;
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("gateway.pem", &gateway_cert.cert_pem), ("gateway.key", &gateway_cert.key_pem)]
+    {
+        std::fs::write(samr_dir.join(name), text).map_err(|e| e.to_string())?;
+    }
+    let mut toml = std::fs::read_to_string(&dev.config).map_err(|e| e.to_string())?;
+    toml.push_str(&format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"samr/ca.pem\"\ncert = \"samr/gateway.pem\"\nkey = \"samr/gateway.key\"\nbatch_max_age_secs = 0\n",
+        intake.url()
+    ));
+    std::fs::write(&dev.config, toml).map_err(|e| e.to_string())?;
     let config = Config::load(&dev.config).map_err(|e| e.to_string())?;
     // The demo's story happens in spring 2024: the gateway's clock says so, and due dates follow.
     let clock = std::sync::Arc::new(crate::clock::ManualClock::new(
@@ -216,7 +239,33 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         }
         let _ = writeln!(out);
     }
+    // SAMR docking: the spot-check result (CCJG) and the HIGH nationwide risk (FXBS) go out as
+    // packages over mutual TLS; SAMR's intake checks GB18030, SM3 and numbering and answers receipts.
+    let _ = writeln!(out, "SAMR docking (pushed over HTTPS with mutual TLS to {}):", intake.url());
+    let mut accepted = Vec::new();
+    for _ in 0..50 {
+        accepted = intake.events().into_iter().filter(|e| e.accepted).collect();
+        if accepted.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = crate::store::SqliteStore::open(&dev.dir.join("yrdx.sqlite")).map_err(|e| e.to_string())?;
+    for pkg in store.samr_packages().map_err(|e| e.to_string())? {
+        let receipt = intake.events().into_iter().find(|e| e.number.as_deref() == Some(pkg.number.as_str()));
+        let answer = match receipt {
+            Some(e) if e.accepted => "receipt JSZT=1 (accepted)".to_string(),
+            Some(e) => format!("receipt JSZT=0: {}", e.reason),
+            None => "no receipt yet".to_string(),
+        };
+        let _ =
+            writeln!(out, "    ⇒ {} {} ({} GB18030 bytes): {answer}", pkg.number, pkg.package_type, pkg.bytes.len());
+    }
+    intake.stop();
     running.stop().await.map_err(|e| e.to_string())?;
+    if accepted.len() < 2 {
+        return Err(format!("{out}\nexpected SAMR to accept 2 packages (CCJG, FXBS), it accepted {}", accepted.len()));
+    }
     let _ = writeln!(
         out,
         "deliveries received: shanghai {}, jiangsu {}, zhejiang {}, beijing {}",

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod pki;
 pub mod records_api;
 pub mod routing;
+pub mod samr_intake;
 pub mod samr_push;
 pub mod server;
 pub mod store;

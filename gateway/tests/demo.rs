@@ -6,6 +6,11 @@ async fn the_live_demo_flows() {
     let account = yrdx_gateway::demo_live::run(&dir).await.unwrap_or_else(|e| panic!("demo failed: {e}"));
     assert!(account.contains("everything flowed."), "{account}");
     assert!(account.contains("beijing receives:"), "{account}");
+    assert!(
+        account.contains("CCJG") && account.contains("FXBS") && account.contains("receipt JSZT=1 (accepted)"),
+        "{account}"
+    );
+    assert!(account.contains("transferred to 320000"), "{account}");
     assert!(dir.join("pki/ca.pem").exists() && dir.join("yrdx.sqlite").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,4 +1,4 @@
-//! A SAMR intake for tests and simulations: an HTTPS server with mutual TLS that checks packages as
+//! A SAMR intake for tests, simulations and `yrdx demo` (the other end of [`crate::samr_push`]): an HTTPS server with mutual TLS that checks packages as
 //! SAMR does (GB18030, structure, SM3 digest, package numbering) and answers with receipts. It can be
 //! told to be busy (`503` with `Retry-After`) for the first requests and to reject packages.
 
