@@ -191,3 +191,19 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
     assert_eq!(g.store().samr_waiting().unwrap().len(), before);
     g.stop().await;
 }
+
+#[tokio::test]
+async fn a_result_must_reference_a_known_sample() {
+    let g = TestGateway::start().await;
+    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
+        .await
+        .unwrap();
+    let mut orphan = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
+    if let Record::Inspection(i) = &mut orphan {
+        i.sample_id = "JS-UNKNOWN-01".into();
+    }
+    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "R-1", orphan).await, "JS-UNKNOWN-01");
+    // Nothing was stored or queued for it.
+    assert!(g.store().samr_waiting().unwrap().is_empty());
+    g.stop().await;
+}
