@@ -260,9 +260,6 @@ pub(crate) struct Stream<'a> {
     depth: usize,
     max_depth: usize,
     expected_ns: Option<&'static str>,
-    /// Whether an XML declaration was seen, and its encoding label.
-    pub declared_encoding: Option<String>,
-    pub saw_declaration: bool,
 }
 
 fn refused(message: impl Into<String>) -> DecodeError {
@@ -276,14 +273,7 @@ impl<'a> Stream<'a> {
         config.check_end_names = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
-        Stream {
-            reader,
-            depth: 0,
-            max_depth: limits.max_depth,
-            expected_ns,
-            declared_encoding: None,
-            saw_declaration: false,
-        }
+        Stream { reader, depth: 0, max_depth: limits.max_depth, expected_ns }
     }
 
     fn position(&self) -> u64 {
@@ -396,13 +386,8 @@ impl<'a> Stream<'a> {
                         "a DOCTYPE is not allowed (no DTDs, entity declarations or external references)",
                     ))
                 }
-                Event::Decl(d) => {
-                    self.saw_declaration = true;
-                    if let Some(enc) = d.encoding() {
-                        let enc = enc.map_err(|e| refused(format!("XML declaration: {e}")))?;
-                        self.declared_encoding = Some(enc.to_string());
-                    }
-                }
+                // The declared encoding was checked on the raw bytes (`sniff_encoding`).
+                Event::Decl(_) => {}
                 Event::Comment(_) | Event::PI(_) => {}
             }
         }

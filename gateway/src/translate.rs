@@ -1,7 +1,7 @@
 //! `yrdx translate`: read partner documents, translate them to another partner's format, report
 //! what the target had no place for. Pure: the binary does the I/O.
 
-use yrdx_adapters::{samr, CaseForward, DecodeLimits, EncodeError, Encoded, Partner, Problem, Record, RecordKind};
+use yrdx_adapters::{CaseForward, DecodeLimits, EncodeError, Encoded, Partner, Problem, Record};
 use yrdx_proto::v1::{Envelope, SpotCheckResult};
 use yrdx_proto::Timestamp;
 
@@ -161,14 +161,4 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
         return Err(invalid(errors));
     }
     Ok(out)
-}
-
-/// The kinds of the SAMR packages, for messages.
-pub fn samr_kinds() -> Vec<&'static str> {
-    samr::PackageType::ALL.iter().map(|t| t.code()).collect()
-}
-
-/// Whether a record kind can go to SAMR after joining.
-pub fn goes_to_samr(kind: RecordKind) -> bool {
-    samr::PackageType::for_kind(kind).is_some()
 }
