@@ -2,13 +2,13 @@
 //! keys, every scalar a JSON string, `""` for absent values, 1–100 records per message.
 //! See `docs/partners/jiangsu.md`.
 
-use crate::json::{self, Ctx, Obj};
+use crate::json::{self, category_value, code_of, lookup, Ctx, Obj};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
 use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::codes::{category_code_of, category_from_code};
+use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -320,37 +320,6 @@ impl<'v, 'c> Reader<'v, 'c> {
             })
             .collect()
     }
-}
-
-fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
-    if text.is_empty() {
-        return 0;
-    }
-    match table.iter().find(|(c, _)| *c == text) {
-        Some((_, v)) => *v,
-        None => {
-            let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
-            cx.error(path, format!("'{text}' is not a code of this field (expected one of {})", codes.join(", ")));
-            0
-        }
-    }
-}
-
-fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
-    if text.is_empty() {
-        return 0;
-    }
-    match category_from_code(text) {
-        Some(c) => c as i32,
-        None => {
-            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
-            0
-        }
-    }
-}
-
-fn code_of(value: i32, table: &[(&'static str, i32)]) -> &'static str {
-    table.iter().find(|(_, v)| *v == value).map(|(c, _)| *c).unwrap_or("")
 }
 
 /// Decodes a Jiangsu message: the envelope and every record, checked against the interface

@@ -1,3 +1,4 @@
+//! Problem collection shared by every decoder ([`Ctx`], code and category lookups), and
 //! Strict reading of JSON documents (Jiangsu and Beijing): every key checked against the record's
 //! table, every problem collected with the partner's path, nesting depth bounded.
 
@@ -31,6 +32,41 @@ impl Ctx {
             return;
         }
         self.problems.push(Problem { path, record_id: self.record_id.clone(), message: message.into() });
+    }
+}
+
+/// The canonical value of a partner code from a dictionary (`""` gives 0: unset, which the domain
+/// rules report as required); an unknown code is a problem listing the expected ones.
+pub(crate) fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
+    if text.is_empty() {
+        return 0;
+    }
+    match table.iter().find(|(c, _)| *c == text) {
+        Some((_, v)) => *v,
+        None => {
+            let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
+            cx.error(path, format!("'{text}' is not one of: {}", codes.join(", ")));
+            0
+        }
+    }
+}
+
+/// The partner code of a canonical value (`""` when none).
+pub(crate) fn code_of(value: i32, table: &[(&'static str, i32)]) -> &'static str {
+    table.iter().find(|(_, v)| *v == value).map(|(c, _)| *c).unwrap_or("")
+}
+
+/// A product category from its catalogue code (`""` gives 0, unset).
+pub(crate) fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
+    if text.is_empty() {
+        return 0;
+    }
+    match yrdx_proto::codes::category_from_code(text) {
+        Some(c) => c as i32,
+        None => {
+            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
+            0
+        }
     }
 }
 

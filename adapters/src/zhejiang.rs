@@ -2,7 +2,7 @@
 //! the namespace `urn:zjamr:yrd:exchange:1`, absent values omitted, 1–500 records per message.
 //! See `docs/partners/zhejiang.md`.
 
-use crate::json::Ctx;
+use crate::json::{category_value, code_of, lookup, Ctx};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
@@ -351,37 +351,6 @@ fn leaf_text(e: Element<'_>, path: impl Fn() -> String, cx: &mut Ctx) -> String 
         cx.error(path(), "empty element: an absent value is an omitted element, never an empty one");
     }
     t.to_string()
-}
-
-fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
-    if text.is_empty() {
-        return 0;
-    }
-    match table.iter().find(|(c, _)| *c == text) {
-        Some((_, v)) => *v,
-        None => {
-            let words: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
-            cx.error(path, format!("'{text}' is not one of: {}", words.join(", ")));
-            0
-        }
-    }
-}
-
-fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
-    if text.is_empty() {
-        return 0;
-    }
-    match category_from_code(text) {
-        Some(c) => c as i32,
-        None => {
-            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
-            0
-        }
-    }
-}
-
-fn word(value: i32, table: &[(&'static str, i32)]) -> &'static str {
-    table.iter().find(|(_, v)| *v == value).map(|(w, _)| *w).unwrap_or("")
 }
 
 /// Decodes a Zhejiang message with every problem in XPath form
@@ -929,7 +898,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
                 }
                 w.close("Participants");
             }
-            w.leaf("Channel", &[], word(p.channel, PLAN_CHANNEL));
+            w.leaf("Channel", &[], code_of(p.channel, PLAN_CHANNEL));
             let cats: Vec<String> = p.categories.iter().map(|c| category_code_of(*c)).collect();
             write_list(w, "Categories", "Category", &cats);
             write_list(w, "Standards", "Standard", &p.standards);
@@ -943,7 +912,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             w.leaf("SamplingRegion", &[], &s.sampling_region);
             w.leaf("SamplingOrg", &[], &s.sampling_org);
             w.leaf("SampledOn", &[], &date_text(&s.sampled_on));
-            w.leaf("Channel", &[], word(s.channel, SALES_CHANNEL));
+            w.leaf("Channel", &[], code_of(s.channel, SALES_CHANNEL));
             write_party(w, "Seller", &s.seller.clone().unwrap_or_default());
             if let Some(p) = &s.producer {
                 write_party(w, "Producer", p);
@@ -967,14 +936,14 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             w.open("Inspection", &[("id", &r.report_no), ("sample", &r.sample_id)]);
             w.leaf("Lab", &[("cma", &r.lab_cma)], &r.lab_name);
             w.leaf("IssuedOn", &[], &date_text(&r.issued_on));
-            w.leaf("Conclusion", &[], word(r.conclusion, CONCLUSION));
+            w.leaf("Conclusion", &[], code_of(r.conclusion, CONCLUSION));
             if r.items.is_empty() {
                 w.leaf("Items", &[], "");
             } else {
                 w.open("Items", &[]);
                 for it in &r.items {
-                    let verdict = word(it.verdict, VERDICT);
-                    let severity = word(it.severity, SEVERITY);
+                    let verdict = code_of(it.verdict, VERDICT);
+                    let severity = code_of(it.severity, SEVERITY);
                     let attrs: Vec<(&str, &str)> = if it.verdict == Verdict::Fail as i32 {
                         vec![("verdict", verdict), ("severity", severity)]
                     } else {
@@ -1008,7 +977,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             w.open("CaseFeedback", &[("id", &e.event_id), ("case", &f.case_id)]);
             w.leaf("By", &[], &e.by_region);
             w.leaf("At", &[], &time_text(&e.at));
-            w.leaf("Action", &[], word(e.action, ACTION));
+            w.leaf("Action", &[], code_of(e.action, ACTION));
             w.opt_leaf("Note", &e.note);
             if let Some(a) = e.amount {
                 w.leaf("Amount", &[("currency", "CNY")], &format_yuan(a));
@@ -1017,14 +986,14 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
         }
         Record::RiskSignal(s) => {
             let revision = s.revision.to_string();
-            w.open("RiskAlert", &[("id", &s.signal_id), ("revision", &revision), ("state", word(s.state, STATE))]);
+            w.open("RiskAlert", &[("id", &s.signal_id), ("revision", &revision), ("state", code_of(s.state, STATE))]);
             w.leaf("ReportedBy", &[], &s.reporting_region);
             w.leaf("ObservedOn", &[], &date_text(&s.observed_on));
-            w.leaf("Source", &[], word(s.source, SOURCE));
+            w.leaf("Source", &[], code_of(s.source, SOURCE));
             write_product(w, &s.product.clone().unwrap_or_default());
-            let hazards: Vec<String> = s.hazards.iter().map(|h| word(*h, HAZARD).to_string()).collect();
+            let hazards: Vec<String> = s.hazards.iter().map(|h| code_of(*h, HAZARD).to_string()).collect();
             write_list(w, "Hazards", "Hazard", &hazards);
-            w.leaf("Level", &[], word(s.level, LEVEL));
+            w.leaf("Level", &[], code_of(s.level, LEVEL));
             w.leaf("Summary", &[], &s.summary);
             w.leaf("Nationwide", &[], if s.nationwide { "true" } else { "false" });
             if !s.related_samples.is_empty() {
