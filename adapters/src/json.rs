@@ -1,5 +1,5 @@
 //! Problem collection shared by every decoder ([`Ctx`], code and category lookups), and
-//! Strict reading of JSON documents (Jiangsu and Beijing): every key checked against the record's
+//! strict reading of JSON documents (Jiangsu and Beijing): every key checked against the record's
 //! table, every problem collected with the partner's path, nesting depth bounded.
 
 use crate::model::{DecodeError, DecodeLimits, Problem};
