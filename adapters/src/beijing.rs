@@ -723,7 +723,7 @@ pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, Encode
             put(&mut payload, "unqualifiedItems", items);
         }
         Record::CaseTransfer(c) => {
-            crate::jiangsu::transfer_losses(c, &mut losses);
+            crate::model::transfer_losses(c, &mut losses);
             put(&mut payload, "caseNo", c.case_id.clone());
             put(&mut payload, "originRegion", c.origin_region.clone());
             put(&mut payload, "responsibleRegion", c.responsible_region.clone());

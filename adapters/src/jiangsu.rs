@@ -773,7 +773,7 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
             m.insert("XM".into(), Value::Array(items));
         }
         Record::CaseTransfer(c) => {
-            transfer_losses(c, losses);
+            crate::model::transfer_losses(c, losses);
             put(&mut m, "AJBH", c.case_id.clone());
             put(&mut m, "YSDQ", c.origin_region.clone());
             put(&mut m, "CBDQ", c.responsible_region.clone());
@@ -812,30 +812,6 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
         _ => {}
     }
     m
-}
-
-/// The case-transfer message carries the case as transferred: a later status and the events have
-/// no place in it.
-pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
-    if c.status != CaseStatus::Transferred as i32 {
-        let status = CaseStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?");
-        losses.push(Loss {
-            record_id: c.case_id.clone(),
-            field: "status".into(),
-            detail: format!("{status} has no place in a case transfer (sent as transferred)"),
-        });
-    }
-    for (i, e) in c.events.iter().enumerate() {
-        // The TRANSFER event is what the transfer message itself says.
-        if e.action == CaseAction::Transfer as i32 {
-            continue;
-        }
-        losses.push(Loss {
-            record_id: c.case_id.clone(),
-            field: format!("events[{i}]"),
-            detail: "events travel as case feedback, not in a case transfer".into(),
-        });
-    }
 }
 
 fn encode_product(m: &mut Map<String, Value>, p: Option<&Product>) {

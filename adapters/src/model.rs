@@ -403,3 +403,27 @@ pub(crate) fn precision_losses(records: &[Record], unit_nanos: i32, losses: &mut
         }
     }
 }
+
+/// The case-transfer message carries the case as transferred: a later status and the events have
+/// no place in it.
+pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
+    if c.status != yrdx_proto::v1::CaseStatus::Transferred as i32 {
+        let status = yrdx_proto::v1::CaseStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?");
+        losses.push(Loss {
+            record_id: c.case_id.clone(),
+            field: "status".into(),
+            detail: format!("{status} has no place in a case transfer (sent as transferred)"),
+        });
+    }
+    for (i, e) in c.events.iter().enumerate() {
+        // The TRANSFER event is what the transfer message itself says.
+        if e.action == yrdx_proto::v1::CaseAction::Transfer as i32 {
+            continue;
+        }
+        losses.push(Loss {
+            record_id: c.case_id.clone(),
+            field: format!("events[{i}]"),
+            detail: "events travel as case feedback, not in a case transfer".into(),
+        });
+    }
+}

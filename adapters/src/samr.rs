@@ -386,7 +386,7 @@ fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
 
 fn write_forward(w: &mut Writer, f: &CaseForward, losses: &mut Vec<Loss>) {
     let c = &f.case;
-    crate::jiangsu::transfer_losses(c, losses);
+    crate::model::transfer_losses(c, losses);
     let p = f.sampling.product.clone().unwrap_or_default();
     w.open("JL", &[]);
     w.leaf("AJBH", &[], &c.case_id);

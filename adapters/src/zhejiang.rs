@@ -962,7 +962,7 @@ fn write_record(w: &mut Writer, record: &Record, losses: &mut Vec<Loss>) {
             w.close("Inspection");
         }
         Record::CaseTransfer(c) => {
-            crate::jiangsu::transfer_losses(c, losses);
+            crate::model::transfer_losses(c, losses);
             w.open("CaseTransfer", &[("id", &c.case_id)]);
             w.leaf("Origin", &[], &c.origin_region);
             w.leaf("Responsible", &[], &c.responsible_region);

@@ -1,6 +1,6 @@
 //! The operators' `yrdx.v1.Admin` service: mailboxes, parked SAMR packages, resend.
 
-use crate::exchange::Gateway;
+use crate::exchange::{internal, Gateway};
 use crate::identity::{self, Caller};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -24,10 +24,6 @@ impl AdminService {
             Caller::Partner(name) => Err(Status::permission_denied(format!("partner {name} is not an operator"))),
         }
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
 }
 
 #[tonic::async_trait]

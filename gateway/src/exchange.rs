@@ -45,7 +45,8 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+/// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     warn!(error = %e, "internal error");
     Status::internal(format!("gateway error: {e}"))
 }

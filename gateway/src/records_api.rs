@@ -3,7 +3,7 @@
 
 use crate::config::PartnerConfig;
 use crate::disposal;
-use crate::exchange::Gateway;
+use crate::exchange::{internal, Gateway};
 use crate::identity;
 use crate::store::Store;
 use serde::de::DeserializeOwned;
@@ -17,10 +17,6 @@ use yrdx_proto::v1::*;
 /// The `Records` service.
 pub struct RecordsService {
     gateway: Arc<Gateway>,
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
 }
 
 fn parse<T: DeserializeOwned>(json: &str) -> Result<T, Status> {

@@ -185,7 +185,7 @@ fn answer(state: &Mutex<State>, body: &[u8]) -> Response<Full<Bytes>> {
         return receipt(200, &number, accepted, &reason);
     }
     if let Some((needle, reason)) = st.options.reject_containing.clone() {
-        let text = encoding_text(body);
+        let text = samr::gb18030_text(body);
         if text.contains(needle.as_str()) {
             st.options.reject_containing = None;
             record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: false, reason: reason.clone() });
@@ -195,15 +195,4 @@ fn answer(state: &Mutex<State>, body: &[u8]) -> Response<Full<Bytes>> {
     st.accepted.insert(number.clone(), digest);
     record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: true, reason: String::new() });
     receipt(200, &number, true, "")
-}
-
-fn encoding_text(body: &[u8]) -> String {
-    encoding_rs_shim::gb18030(body)
-}
-
-mod encoding_rs_shim {
-    /// GB18030 bytes as text (lossy; only used to look for a rejection marker).
-    pub fn gb18030(bytes: &[u8]) -> String {
-        yrdx_adapters::samr::gb18030_text(bytes)
-    }
 }

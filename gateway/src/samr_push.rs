@@ -7,8 +7,8 @@
 use crate::clock::Clock;
 use crate::config::{Config, SamrConfig};
 use crate::store::SqliteStore;
-use bytes_shim::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
@@ -23,11 +23,6 @@ use yrdx_adapters::samr::{self, PackageType};
 use yrdx_adapters::{canonical, RecordKind};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::Envelope;
-
-/// `bytes::Bytes` as hyper's body type uses it (re-exported by http-body-util's dependency tree).
-mod bytes_shim {
-    pub use hyper::body::Bytes;
-}
 
 /// Why the pusher could not be set up.
 #[derive(Debug, thiserror::Error)]
