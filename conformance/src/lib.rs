@@ -1,11 +1,25 @@
 //! # yrdx-conformance
 //!
 //! Conformance material for operators and CI: the test vectors of `conformance/vectors/` and the
-//! checks that run them against the adapters ([`vectors`]); a SAMR intake simulator
-//! ([`samr_intake`]).
+//! checks that run them against the adapters ([`vectors`]); declarative suites of cases
+//! (`conformance/suites/`, [`suite`]) and the runner that executes them ([`runner`]) offline
+//! ([`formats`]), against a live gateway ([`live`]) or a SAMR intake ([`samr_check`]); the reports
+//! ([`report`], [`junit`], [`html`]); clause coverage ([`requirements`]); and the simulators: a
+//! well-behaved partner ([`simulate`]) and a SAMR intake ([`samr_intake`]).
 
 #![deny(missing_docs)]
 
-/// The SAMR intake simulator (it lives beside the gateway's SAMR docking, which it answers).
-pub use yrdx_gateway::samr_intake;
+pub mod formats;
+pub mod html;
+pub mod junit;
+pub mod live;
+pub mod records;
+pub mod report;
+pub mod requirements;
+pub mod runner;
+pub mod samr_check;
+pub mod samr_intake;
+pub mod simulate;
+pub mod suite;
+pub mod tls;
 pub mod vectors;

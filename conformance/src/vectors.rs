@@ -42,6 +42,9 @@ pub struct InvalidExpectation {
     pub max_bytes: Option<usize>,
     /// The record id the problems at `paths` must carry.
     pub record_id: Option<String>,
+    /// Clauses this vector checks (for the conformance suite's traceability).
+    #[serde(default)]
+    pub requirements: Vec<String>,
 }
 
 /// One test vector.
@@ -144,7 +147,9 @@ pub fn check(v: &Vector, bless: bool) -> Result<(), String> {
     }
 }
 
-fn decode(
+/// Decodes a vector as its format's adapter would (SAMR packages as SAMR's intake checks them:
+/// `None` when the package holds).
+pub fn decode(
     partner: Partner,
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -191,6 +196,43 @@ fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: b
         }
     }
     Ok(())
+}
+
+/// The paths an invalid vector's problems fail to name, as (path, what was expected, problems
+/// reported); an `Err` when the document was not refused as expected.
+pub fn invalid_findings(
+    partner: Partner,
+    bytes: &[u8],
+    x: &InvalidExpectation,
+) -> Result<Vec<(String, String, String)>, String> {
+    let mut limits = DecodeLimits::default();
+    if let Some(m) = x.max_bytes {
+        limits.max_bytes = m;
+    }
+    let err = match decode(partner, bytes, &limits) {
+        Ok(_) => return Err("must be refused but decoded".into()),
+        Err(e) => e,
+    };
+    let is_refusal = matches!(err, DecodeError::Refused { .. } | DecodeError::TooLarge { .. });
+    if x.refused != is_refusal {
+        return Err(format!("expected refused = {}, got: {err}", x.refused));
+    }
+    let problems = err.problems();
+    let reported: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let mut out = Vec::new();
+    for want in &x.paths {
+        match problems.iter().find(|p| &p.path == want) {
+            None => out.push((want.clone(), "a problem naming this path".into(), reported.join("; "))),
+            Some(p) => {
+                if let Some(id) = &x.record_id {
+                    if p.record_id.as_deref() != Some(id.as_str()) {
+                        out.push((want.clone(), format!("record id {id}"), format!("{:?}", p.record_id)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Result<(), String> {

@@ -34,6 +34,7 @@ fn a_wrong_expectation_fails() {
         refused: false,
         max_bytes: None,
         record_id: None,
+        requirements: vec![],
     });
     assert!(vectors::check(&v, false).is_err());
 }

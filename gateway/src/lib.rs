@@ -1,6 +1,6 @@
 //! # yrdx-gateway
 //!
-//! The `yrdx` command and the exchange server: mutual-TLS identity ([`identity`]), the Exchange
+//! The exchange server: mutual-TLS identity ([`identity`]), the Exchange
 //! service ([`exchange`]), the durable store ([`store`]), routing ([`routing`]), configuration
 //! ([`config`]), the development PKI ([`pki`]) and the server assembly ([`server`]); plus the
 //! command-line tools [`translate`], [`validate`] and [`demo`].
@@ -12,14 +12,12 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod demo_live;
 pub mod disposal;
 pub mod exchange;
 pub mod identity;
 pub mod pki;
 pub mod records_api;
 pub mod routing;
-pub mod samr_intake;
 pub mod samr_push;
 pub mod server;
 pub mod store;

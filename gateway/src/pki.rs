@@ -26,10 +26,11 @@ pub enum PkiError {
 
 /// A certificate authority able to issue certificates.
 pub struct CertificateAuthority {
-    params: CertificateParams,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
     /// The CA certificate, PEM.
     pub cert_pem: String,
+    /// The CA's private key, PEM (a development or test CA: keep it off production machines).
+    pub key_pem: String,
 }
 
 /// A certificate and its private key, PEM.
@@ -70,7 +71,15 @@ impl CertificateAuthority {
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
-        Ok(CertificateAuthority { cert_pem: cert.pem(), params, key })
+        let key_pem = key.serialize_pem();
+        Ok(CertificateAuthority { cert_pem: cert.pem(), key_pem, issuer: Issuer::new(params, key) })
+    }
+
+    /// An existing CA from its certificate and private key (PEM), to issue more certificates.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<CertificateAuthority, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(CertificateAuthority { issuer, cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() })
     }
 
     fn issue(&self, mut params: CertificateParams, common_name: &str) -> Result<IssuedCert, PkiError> {
@@ -79,8 +88,7 @@ impl CertificateAuthority {
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
@@ -144,6 +152,9 @@ pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
 /// [`init`] with a given CA (tests keep it to issue more certificates, expired ones too).
 pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<DevPki, PkiError> {
     write(&dir.join("pki/ca.pem"), &ca.cert_pem)?;
+    // The development CA's key stays beside it so test certificates (expired, wrong SAN) can be
+    // minted for `yrdx conformance run --suite tls`; a production CA's key never sits here.
+    write(&dir.join("pki/ca.key"), &ca.key_pem)?;
     let server = ca.issue_server()?;
     write(&dir.join("pki/server.pem"), &server.cert_pem)?;
     write(&dir.join("pki/server.key"), &server.key_pem)?;

@@ -4,16 +4,16 @@
 //! signal, printing what each partner sent and received, in its own format, and the SAMR packages
 //! that went out to a local SAMR intake with their receipts.
 
-use crate::client;
-use crate::config::Config;
-use crate::pki;
-use crate::samr_intake::{IntakeOptions, SamrIntake};
-use crate::server;
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
 use tonic::transport::Channel;
 use yrdx_adapters::{DecodeLimits, Partner, Record};
+use yrdx_conformance::samr_intake::{IntakeOptions, SamrIntake};
+use yrdx_gateway::client;
+use yrdx_gateway::config::Config;
+use yrdx_gateway::pki;
+use yrdx_gateway::server;
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::*;
@@ -149,7 +149,7 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     std::fs::write(&dev.config, toml).map_err(|e| e.to_string())?;
     let config = Config::load(&dev.config).map_err(|e| e.to_string())?;
     // The demo's story happens in spring 2024: the gateway's clock says so, and due dates follow.
-    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(
+    let clock = std::sync::Arc::new(yrdx_gateway::clock::ManualClock::new(
         parse_rfc3339("2024-04-02T09:20:00+08:00").ok_or("bad demo time")?,
     ));
     let running = server::start_with_clock(config, clock).await.map_err(|e| e.to_string())?;
@@ -180,7 +180,7 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         i.report_no = "ZJZJ-2024-WS-00112".into();
         i.lab_name = "浙江省产品质量安全科学研究院".into();
     }
-    let case_id = crate::routing::case_id_for("ZJ2024WS0102-0003");
+    let case_id = yrdx_gateway::routing::case_id_for("ZJ2024WS0102-0003");
     let accept = Record::CaseFeedback(CaseFeedback {
         case_id: case_id.clone(),
         event: Some(CaseEvent {
@@ -250,7 +250,7 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let store = crate::store::SqliteStore::open(&dev.dir.join("yrdx.sqlite")).map_err(|e| e.to_string())?;
+    let store = yrdx_gateway::store::SqliteStore::open(&dev.dir.join("yrdx.sqlite")).map_err(|e| e.to_string())?;
     for pkg in store.samr_packages().map_err(|e| e.to_string())? {
         let receipt = intake.events().into_iter().find(|e| e.number.as_deref() == Some(pkg.number.as_str()));
         let answer = match receipt {

@@ -1,4 +1,4 @@
-//! A SAMR intake for tests, simulations and `yrdx demo` (the other end of [`crate::samr_push`]): an HTTPS server with mutual TLS that checks packages as
+//! A SAMR intake for tests, simulations and `yrdx demo` (the other end of the gateway's SAMR docking, `yrdx_gateway::samr_push`): an HTTPS server with mutual TLS that checks packages as
 //! SAMR does (GB18030, structure, SM3 digest, package numbering) and answers with receipts. It can be
 //! told to be busy (`503` with `Retry-After`) for the first requests and to reject packages.
 
@@ -74,6 +74,17 @@ impl SamrIntake {
         client_ca_pem: &str,
         options: IntakeOptions,
     ) -> Result<SamrIntake, IntakeError> {
+        SamrIntake::start_on("127.0.0.1:0", cert_pem, key_pem, client_ca_pem, options).await
+    }
+
+    /// [`SamrIntake::start`] on a given address (`127.0.0.1:8443`).
+    pub async fn start_on(
+        listen: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+        options: IntakeOptions,
+    ) -> Result<SamrIntake, IntakeError> {
         let err = |e: &dyn std::fmt::Display| IntakeError(e.to_string());
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
@@ -88,7 +99,7 @@ impl SamrIntake {
             .with_single_cert(chain, key)
             .map_err(|e| err(&e))?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| err(&e))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| err(&e))?;
         let addr = listener.local_addr().map_err(|e| err(&e))?;
         let events = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(Mutex::new(State {
@@ -127,7 +138,7 @@ impl SamrIntake {
 
     /// The URL packages are posted to.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/v1/packages", self.addr.port())
+        format!("https://{}/v1/packages", self.addr)
     }
 
     /// What the intake answered so far.

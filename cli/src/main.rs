@@ -1,5 +1,8 @@
 //! The `yrdx` command.
 
+mod conformance_cmd;
+mod demo_live;
+
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -61,6 +64,11 @@ enum Command {
         /// The configuration file (see docs/operations.md).
         #[arg(long)]
         config: String,
+    },
+    /// Conformance suites, coverage and simulators (see docs/conformance.md).
+    Conformance {
+        #[command(subcommand)]
+        command: conformance_cmd::ConformanceCommand,
     },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
@@ -251,12 +259,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => serve(&config),
+        Command::Conformance { command } => conformance_cmd::main(command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {
                 yrdx_gateway::demo::run_offline()
             } else {
                 match tokio::runtime::Runtime::new() {
-                    Ok(rt) => rt.block_on(yrdx_gateway::demo_live::run(std::path::Path::new(&state_dir))),
+                    Ok(rt) => rt.block_on(demo_live::run(std::path::Path::new(&state_dir))),
                     Err(e) => Err(e.to_string()),
                 }
             };

@@ -1,9 +1,15 @@
 //! `yrdx demo` (live): the README's run command must work end to end.
 
-#[tokio::test]
-async fn the_live_demo_flows() {
+#[test]
+fn the_live_demo_flows() {
     let dir = std::env::temp_dir().join(format!("yrdx-demo-test-{}", std::process::id()));
-    let account = yrdx_gateway::demo_live::run(&dir).await.unwrap_or_else(|e| panic!("demo failed: {e}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yrdx"))
+        .args(["demo", "--state-dir"])
+        .arg(&dir)
+        .output()
+        .expect("yrdx runs");
+    let account = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "demo failed: {account}{}", String::from_utf8_lossy(&out.stderr));
     assert!(account.contains("everything flowed."), "{account}");
     assert!(account.contains("beijing receives:"), "{account}");
     assert!(

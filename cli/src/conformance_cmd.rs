@@ -1,0 +1,469 @@
+//! `yrdx conformance`: run a suite and write its reports, list clause coverage, and run the
+//! partner and SAMR-intake simulators.
+
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use yrdx_adapters::Partner;
+use yrdx_conformance::formats::FormatsTarget;
+use yrdx_conformance::live::{LiveTarget, PartnerProfile};
+use yrdx_conformance::report::Input;
+use yrdx_conformance::requirements::Catalogue;
+use yrdx_conformance::runner::{self, RunOptions, Target};
+use yrdx_conformance::samr_check::SamrTarget;
+use yrdx_conformance::tls::{pem_fingerprint, ClientIdentity};
+
+/// Exit code when the tool or its configuration failed.
+const EXIT_TOOL: u8 = 2;
+
+/// `yrdx conformance …`
+#[derive(Subcommand)]
+pub enum ConformanceCommand {
+    /// Run a suite (formats, gateway, tls, samr-intake) and write JSON, JUnit and HTML reports.
+    /// Exit 0: every required case passed; 1: the system under test failed; 2: the tool or its
+    /// configuration failed.
+    Run(RunArgs),
+    /// List the clauses of the interface documents and domain.md that no case checks.
+    Coverage(Folders),
+    /// Run a well-behaved partner against a gateway: submit a scenario, receive and acknowledge,
+    /// answer case transfers with feedback.
+    Simulate(SimulateArgs),
+    /// Run a SAMR intake that checks packages (GB18030, SM3, numbering) and answers receipts.
+    SamrIntake(IntakeArgs),
+}
+
+/// Where suites, vectors and the clause catalogue are.
+#[derive(Args, Clone)]
+pub struct Folders {
+    /// The suites folder (default: this source tree's conformance/suites).
+    #[arg(long)]
+    suites: Option<PathBuf>,
+    /// The vectors folder (default: this source tree's conformance/vectors).
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// The clause catalogue (default: conformance/requirements.toml).
+    #[arg(long)]
+    requirements: Option<PathBuf>,
+}
+
+impl Folders {
+    fn suites(&self) -> PathBuf {
+        self.suites.clone().unwrap_or_else(yrdx_conformance::suite::default_dir)
+    }
+    fn vectors(&self) -> PathBuf {
+        self.vectors.clone().unwrap_or_else(yrdx_conformance::vectors::default_dir)
+    }
+    fn requirements(&self) -> PathBuf {
+        self.requirements.clone().unwrap_or_else(Catalogue::default_path)
+    }
+}
+
+/// `yrdx conformance run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The suite: formats, gateway, tls or samr-intake.
+    #[arg(long)]
+    suite: String,
+    /// The partner to act as (gateway, tls): jiangsu, zhejiang, beijing or shanghai.
+    #[arg(long = "as")]
+    acting_as: Option<String>,
+    /// The gateway's URL (gateway, tls): https://127.0.0.1:7443.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// The SAMR intake's URL (samr-intake): https://host:port/v1/packages.
+    #[arg(long)]
+    intake: Option<String>,
+    /// Client certificate, PEM (the partner's; for samr-intake, the gateway's SAMR certificate).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The CA that signed the target's server certificate, PEM.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// The name the target's certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// A second registered partner, for deliveries and mailbox isolation.
+    #[arg(long, default_value = "shanghai")]
+    peer: String,
+    /// The peer's client certificate, PEM (cases needing a peer are skipped without it).
+    #[arg(long)]
+    peer_cert: Option<PathBuf>,
+    /// The peer's private key, PEM.
+    #[arg(long)]
+    peer_key: Option<PathBuf>,
+    /// A CA the gateway trusts for clients (test environments only), to mint an expired and a
+    /// wrong-SAN certificate; those cases are skipped without it.
+    #[arg(long)]
+    issuing_ca_cert: Option<PathBuf>,
+    /// That CA's private key, PEM.
+    #[arg(long)]
+    issuing_ca_key: Option<PathBuf>,
+    /// formats: an external translator reading canonical JSON on stdin and writing --format.
+    #[arg(long)]
+    translator: Option<String>,
+    /// formats: the format the translator writes.
+    #[arg(long)]
+    format: Option<String>,
+    /// Submissions of the rate-limit burst (default: the case's).
+    #[arg(long)]
+    burst: Option<u32>,
+    /// Size of the oversized document in bytes (default: the case's, 5 MiB).
+    #[arg(long)]
+    oversized_bytes: Option<usize>,
+    /// Run only cases whose id matches one of these globs (`gateway.submit.*`).
+    #[arg(long)]
+    run: Vec<String>,
+    /// Do not run cases whose id matches one of these globs.
+    #[arg(long)]
+    skip: Vec<String>,
+    /// A file of case ids expected to fail, one per line; one that passes fails the run.
+    #[arg(long)]
+    known_failing: Option<PathBuf>,
+    /// Where to write the reports (default: conformance-reports/<suite>-<run id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    folders: Folders,
+}
+
+/// `yrdx conformance simulate`.
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// The partner to simulate: jiangsu, zhejiang or beijing.
+    #[arg(long)]
+    partner: String,
+    /// The gateway's URL.
+    #[arg(long)]
+    gateway: String,
+    /// The partner's client certificate, PEM.
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key, PEM.
+    #[arg(long)]
+    key: PathBuf,
+    /// The CA of the gateway's server certificate, PEM.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The name the gateway's certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// The scenario (default: conformance/scenarios/<partner>.toml).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// How long to keep receiving after the scenario, seconds.
+    #[arg(long, default_value_t = 10)]
+    listen_secs: u64,
+}
+
+/// `yrdx conformance samr-intake`.
+#[derive(Args)]
+pub struct IntakeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+    /// The intake's server certificate, PEM.
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key, PEM.
+    #[arg(long)]
+    key: PathBuf,
+    /// The CA whose client certificates (the gateway's) are accepted, PEM.
+    #[arg(long)]
+    client_ca: PathBuf,
+    /// Answer 503 with Retry-After to this many requests first.
+    #[arg(long, default_value_t = 0)]
+    busy_first: u32,
+}
+
+fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<String>, String> {
+    match path {
+        None => Ok(None),
+        Some(p) => std::fs::read_to_string(p).map(Some).map_err(|e| format!("{flag} {}: {e}", p.display())),
+    }
+}
+
+fn required(flag: &str, path: &Option<PathBuf>) -> Result<String, String> {
+    read(flag, path)?.ok_or_else(|| format!("{flag} is required for this suite"))
+}
+
+fn pair(
+    cert_flag: &str,
+    cert: &Option<PathBuf>,
+    key_flag: &str,
+    key: &Option<PathBuf>,
+) -> Result<Option<(String, String)>, String> {
+    match (read(cert_flag, cert)?, read(key_flag, key)?) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        _ => Err(format!("{cert_flag} and {key_flag} go together")),
+    }
+}
+
+fn inputs(a: &RunArgs) -> Vec<Input> {
+    let mut out = vec![Input { name: "--suite".into(), value: a.suite.clone() }];
+    let mut text = |name: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            out.push(Input { name: name.into(), value: v.clone() });
+        }
+    };
+    text("--as", &a.acting_as);
+    text("--gateway", &a.gateway);
+    text("--intake", &a.intake);
+    text("--translator", &a.translator);
+    text("--format", &a.format);
+    for (name, path) in
+        [("--cert", &a.cert), ("--ca", &a.ca), ("--peer-cert", &a.peer_cert), ("--issuing-ca-cert", &a.issuing_ca_cert)]
+    {
+        if let Some(p) = path {
+            let fp = std::fs::read_to_string(p).ok().and_then(|t| pem_fingerprint(&t)).unwrap_or_default();
+            out.push(Input { name: name.into(), value: format!("{} (SHA-256 {fp})", p.display()) });
+        }
+    }
+    for (name, path) in [("--key", &a.key), ("--peer-key", &a.peer_key), ("--issuing-ca-key", &a.issuing_ca_key)] {
+        if path.is_some() {
+            out.push(Input { name: name.into(), value: "<redacted>".into() });
+        }
+    }
+    out.push(Input { name: "--server-name".into(), value: a.server_name.clone() });
+    if !a.run.is_empty() {
+        out.push(Input { name: "--run".into(), value: a.run.join(" ") });
+    }
+    if !a.skip.is_empty() {
+        out.push(Input { name: "--skip".into(), value: a.skip.join(" ") });
+    }
+    if let Some(k) = &a.known_failing {
+        out.push(Input { name: "--known-failing".into(), value: k.display().to_string() });
+    }
+    out
+}
+
+fn target(a: &RunArgs) -> Result<Target, String> {
+    match a.suite.as_str() {
+        "formats" => match (&a.translator, &a.format) {
+            (None, None) => Ok(Target::Formats(FormatsTarget::Adapters)),
+            (Some(command), Some(format)) => {
+                let format = Partner::from_name(format)
+                    .filter(|p| *p != Partner::Samr)
+                    .ok_or_else(|| format!("--format {format}: expected jiangsu, zhejiang, beijing or canonical"))?;
+                Ok(Target::Formats(FormatsTarget::Translator { command: command.clone(), format }))
+            }
+            _ => Err("--translator and --format go together".into()),
+        },
+        "gateway" | "tls" => {
+            let name = a.acting_as.clone().ok_or("--as is required: the partner to act as")?;
+            let me = ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? };
+            let me = PartnerProfile::known(&name, me)
+                .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang, beijing or shanghai"))?;
+            let peer = match pair("--peer-cert", &a.peer_cert, "--peer-key", &a.peer_key)? {
+                None => None,
+                Some((cert_pem, key_pem)) => {
+                    if a.peer == name {
+                        return Err("--peer must be another partner than --as".into());
+                    }
+                    Some(
+                        PartnerProfile::known(&a.peer, ClientIdentity { cert_pem, key_pem })
+                            .ok_or_else(|| format!("--peer {}: not a known partner", a.peer))?,
+                    )
+                }
+            };
+            Ok(Target::Live(Box::new(LiveTarget {
+                url: a.gateway.clone().ok_or("--gateway is required: https://host:port")?,
+                server_name: a.server_name.clone(),
+                ca_pem: required("--ca", &a.ca)?,
+                me,
+                peer,
+                issuing_ca: pair("--issuing-ca-cert", &a.issuing_ca_cert, "--issuing-ca-key", &a.issuing_ca_key)?,
+                burst: a.burst,
+                oversized_bytes: a.oversized_bytes,
+            })))
+        }
+        "samr-intake" => Ok(Target::Samr(Box::new(SamrTarget {
+            url: a.intake.clone().ok_or("--intake is required: https://host:port/path")?,
+            server_name: a.server_name.clone(),
+            ca_pem: required("--ca", &a.ca)?,
+            identity: ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? },
+            sender: "310000".into(),
+        }))),
+        other => Err(format!("--suite {other}: expected formats, gateway, tls or samr-intake")),
+    }
+}
+
+async fn run(a: RunArgs) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("yrdx conformance run: {e}");
+        ExitCode::from(EXIT_TOOL)
+    };
+    let target = match target(&a) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let known_failing = match &a.known_failing {
+        Some(p) => match runner::read_known_failing(p) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        },
+        None => Default::default(),
+    };
+    let opts = RunOptions {
+        suite: a.suite.clone(),
+        suites_dir: a.folders.suites(),
+        vectors_dir: a.folders.vectors(),
+        catalogue: a.folders.requirements(),
+        run: a.run.clone(),
+        skip: a.skip.clone(),
+        known_failing,
+        target,
+        inputs: inputs(&a),
+        progress: true,
+    };
+    eprintln!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a));
+    let report = match runner::run(&opts).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("conformance-reports").join(format!("{}-{}", report.suite, report.run_id)));
+    let written = match runner::write_reports(&report, &out) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let s = &report.summary;
+    println!(
+        "{}: {} pass, {} fail, {} error, {} skip, {} omit ({} known failing, {} listed but passed) — verdict {}",
+        report.suite, s.pass, s.fail, s.error, s.skip, s.omit, s.known_failing, s.unexpectedly_passed, report.verdict
+    );
+    println!("reports: {}, {}, {}", written.json.display(), written.junit.display(), written.html.display());
+    ExitCode::from(report.exit_code())
+}
+
+fn target_name(a: &RunArgs) -> String {
+    a.gateway
+        .clone()
+        .or(a.intake.clone())
+        .or(a.translator.clone().map(|t| format!("translator `{t}`")))
+        .unwrap_or_else(|| "yrdx adapters".into())
+}
+
+fn coverage(f: Folders) -> ExitCode {
+    let catalogue = match Catalogue::load(&f.requirements()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yrdx conformance coverage: {e}");
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    let covered = match runner::covered_clauses(&f.suites(), &f.vectors(), &catalogue) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yrdx conformance coverage: {e}");
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    let gaps = catalogue.uncovered(&covered);
+    println!("{} of {} clauses have at least one case.", catalogue.clauses.len() - gaps.len(), catalogue.clauses.len());
+    if gaps.is_empty() {
+        println!("Every clause is covered.");
+    } else {
+        println!("Clauses with no case:");
+        for c in gaps {
+            println!("  {:<36} {} — {}", c.id, c.source, c.text);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn simulate(a: SimulateArgs) -> ExitCode {
+    let result = async {
+        let identity = ClientIdentity {
+            cert_pem: std::fs::read_to_string(&a.cert).map_err(|e| format!("--cert {}: {e}", a.cert.display()))?,
+            key_pem: std::fs::read_to_string(&a.key).map_err(|e| format!("--key {}: {e}", a.key.display()))?,
+        };
+        let me = PartnerProfile::known(&a.partner, identity)
+            .ok_or_else(|| format!("--partner {}: expected jiangsu, zhejiang or beijing", a.partner))?;
+        let scenario_path =
+            a.scenario.clone().unwrap_or_else(|| yrdx_conformance::simulate::Scenario::default_path(&a.partner));
+        let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path)?;
+        let target = LiveTarget {
+            url: a.gateway.clone(),
+            server_name: a.server_name.clone(),
+            ca_pem: std::fs::read_to_string(&a.ca).map_err(|e| format!("--ca {}: {e}", a.ca.display()))?,
+            me,
+            peer: None,
+            issuing_ca: None,
+            burst: None,
+            oversized_bytes: None,
+        };
+        yrdx_conformance::simulate::run(&target, &scenario, Duration::from_secs(a.listen_secs), &mut |line| {
+            println!("{line}")
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("yrdx conformance simulate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn samr_intake(a: IntakeArgs) -> ExitCode {
+    let read = |flag: &str, p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("{flag} {}: {e}", p.display()));
+    let files = (read("--cert", &a.cert), read("--key", &a.key), read("--client-ca", &a.client_ca));
+    let (cert, key, ca) = match files {
+        (Ok(c), Ok(k), Ok(ca)) => (c, k, ca),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("yrdx conformance samr-intake: {e}");
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    let options = yrdx_conformance::samr_intake::IntakeOptions { busy_first: a.busy_first, reject_containing: None };
+    let intake = match yrdx_conformance::samr_intake::SamrIntake::start_on(&a.listen, &cert, &key, &ca, options).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("yrdx conformance samr-intake: {e}");
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    println!("SAMR intake listening on {} (mutual TLS); Ctrl-C to stop", intake.url());
+    let mut shown = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {
+                let events = intake.events();
+                for e in &events[shown..] {
+                    let verdict = if e.accepted { "JSZT=1".to_string() } else { format!("JSZT=0 {}", e.reason) };
+                    println!("{} {} {verdict}", e.status, e.number.as_deref().unwrap_or("-"));
+                }
+                shown = events.len();
+            }
+        }
+    }
+    intake.stop();
+    ExitCode::SUCCESS
+}
+
+/// Runs a `yrdx conformance` command.
+pub fn main(command: ConformanceCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("yrdx conformance: {e}");
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    match command {
+        ConformanceCommand::Run(a) => runtime.block_on(run(a)),
+        ConformanceCommand::Coverage(f) => coverage(f),
+        ConformanceCommand::Simulate(a) => runtime.block_on(simulate(a)),
+        ConformanceCommand::SamrIntake(a) => runtime.block_on(samr_intake(a)),
+    }
+}

@@ -1,0 +1,75 @@
+//! The clause catalogue (`conformance/requirements.toml`) and coverage: which clauses of the
+//! interface documents and `domain.md` no case checks.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// One clause.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clause {
+    /// Its id (`samr.package.digest`).
+    pub id: String,
+    /// Where it is written.
+    pub source: String,
+    /// What it says, briefly.
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    clause: Vec<Clause>,
+}
+
+/// Every clause, in catalogue order.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// The clauses.
+    pub clauses: Vec<Clause>,
+}
+
+impl Catalogue {
+    /// The catalogue of this source tree.
+    pub fn default_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("requirements.toml")
+    }
+
+    /// Loads a catalogue file.
+    pub fn load(path: &Path) -> Result<Catalogue, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: CatalogueFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut ids = std::collections::BTreeSet::new();
+        for c in &file.clause {
+            if !ids.insert(c.id.clone()) {
+                return Err(format!("{}: clause {} is listed twice", path.display(), c.id));
+            }
+        }
+        Ok(Catalogue { clauses: file.clause })
+    }
+
+    /// Whether the catalogue has this clause.
+    pub fn contains(&self, id: &str) -> bool {
+        self.clauses.iter().any(|c| c.id == id)
+    }
+
+    /// The clauses none of `covered` names, in catalogue order.
+    pub fn uncovered<'a>(&'a self, covered: &std::collections::BTreeSet<String>) -> Vec<&'a Clause> {
+        self.clauses.iter().filter(|c| !covered.contains(&c.id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_loads_and_reports_gaps() {
+        let c = Catalogue::load(&Catalogue::default_path()).unwrap();
+        assert!(c.contains("samr.package.digest"));
+        let covered: std::collections::BTreeSet<String> = ["samr.package.digest".to_string()].into();
+        let gaps = c.uncovered(&covered);
+        assert_eq!(gaps.len(), c.clauses.len() - 1);
+        assert!(gaps.iter().all(|g| g.id != "samr.package.digest"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The `samr-intake` suite (live, the other way): acts as the gateway toward a SAMR intake URL,
+//! pushing packages over HTTPS with mutual TLS and checking the receipts, the digest rejection and
+//! the handling of a package number already accepted.
+
+use crate::report::{Evidence, Finding, Payload};
+use crate::suite::{LoadedCase, Placeholders, SamrPushStep, Step};
+use crate::tls::{ClientIdentity, TlsClient, TlsFacts};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use yrdx_adapters::samr::{self, PackageType};
+use yrdx_adapters::{Record, RecordKind};
+use yrdx_proto::v1::{Envelope, SpotCheckResult};
+
+/// A SAMR intake to test.
+#[derive(Debug, Clone)]
+pub struct SamrTarget {
+    /// `https://host:port/path`.
+    pub url: String,
+    /// The name its certificate must carry.
+    pub server_name: String,
+    /// The CA of its server certificate, PEM.
+    pub ca_pem: String,
+    /// The gateway's client certificate for SAMR.
+    pub identity: ClientIdentity,
+    /// The reporting unit (`BSDW`), `310000`.
+    pub sender: String,
+}
+
+/// Package sequence numbers of this process: each push gets a new one.
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// Starts this run's package numbering at `first` (1–9999), so reruns on one day do not reuse the
+/// numbers of earlier runs (SAMR would answer them as duplicates).
+pub fn start_numbering(first: u32) {
+    SEQUENCE.store(first.clamp(1, 9000) - 1, Ordering::SeqCst);
+}
+
+/// The response to one POST.
+struct Posted {
+    status: u16,
+    body: Vec<u8>,
+    tls: Option<TlsFacts>,
+}
+
+async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, String> {
+    let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(format!("--intake {}: an https:// URL is required", target.url));
+    }
+    let host = uri.host().ok_or("--intake: no host")?.to_string();
+    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+    let tls = TlsClient::new(&target.ca_pem, Some(&target.identity), &target.server_name, &[b"http/1.1"])
+        .map_err(|e| e.to_string())?;
+    let facts = Arc::new(Mutex::new(None));
+    let stream = tls.connect(&authority, &facts).await.map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    tokio::spawn(conn);
+    let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let request = hyper::Request::post(path)
+        .header("host", &authority)
+        .header("content-type", "application/xml; charset=GB18030")
+        .body(Full::new(Bytes::copy_from_slice(bytes)))
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| format!("HTTP body: {e}"))?.to_bytes().to_vec();
+    let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Posted { status, body, tls })
+}
+
+/// How a samr-intake case ended.
+pub enum SamrOutcome {
+    /// Ran: findings (none = pass) and evidence.
+    Ran(Vec<Finding>, Vec<Evidence>),
+    /// The case or the tool broke.
+    Error(String, Vec<Evidence>),
+}
+
+fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str) -> Result<Vec<u8>, String> {
+    let kind = PackageType::from_code(&step.package).ok_or_else(|| format!("unknown package type {}", step.package))?;
+    let named: Vec<Record> = step
+        .records
+        .iter()
+        .map(|n| records.get(n).cloned().ok_or_else(|| format!("no record named {n}")))
+        .collect::<Result<_, _>>()?;
+    let payload: Vec<Record> = if kind == PackageType::SpotCheckResults {
+        let sampling = named.iter().find_map(|r| if let Record::Sampling(s) = r { Some(s.clone()) } else { None });
+        let inspection = named.iter().find_map(|r| if let Record::Inspection(i) = r { Some(i.clone()) } else { None });
+        match (sampling, inspection) {
+            (Some(s), Some(i)) => {
+                vec![Record::SpotCheckResult(SpotCheckResult { sampling: Some(s), inspection: Some(i) })]
+            }
+            _ => return Err("a CCJG package needs a sampling record and its inspection".into()),
+        }
+    } else {
+        named
+    };
+    if payload.iter().any(|r| PackageType::for_kind(r.kind()) != Some(kind) && r.kind() != RecordKind::SpotCheckResult)
+    {
+        return Err(format!("the records do not fit a {} package", step.package));
+    }
+    let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst) + 1;
+    let envelope = Envelope {
+        message_id: String::new(),
+        sender: sender.to_string(),
+        receiver: "SAMR".into(),
+        sent_at: Some(crate::live::now()),
+    };
+    let encoded = samr::encode(&envelope, sequence, &payload).map_err(|e| e.to_string())?;
+    Ok(encoded.bytes)
+}
+
+/// Replaces the digest (`BT/ZY`) with one that cannot match.
+fn corrupt_digest(bytes: &[u8]) -> Vec<u8> {
+    let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+    match (find(b"<ZY>"), find(b"</ZY>")) {
+        (Some(a), Some(b)) if b > a + 4 => {
+            let mut out = bytes[..a + 4].to_vec();
+            out.extend(std::iter::repeat_n(b'0', 64));
+            out.extend_from_slice(&bytes[b..]);
+            out
+        }
+        _ => bytes.to_vec(),
+    }
+}
+
+/// Runs one case of the samr-intake suite.
+pub async fn run_case(case: &LoadedCase, target: &SamrTarget, fill: &Placeholders) -> SamrOutcome {
+    let mut records = BTreeMap::new();
+    for (name, spec) in &case.def.records {
+        match crate::records::build(spec, fill, &crate::vectors::default_dir()) {
+            Ok(r) => {
+                records.insert(name.clone(), r);
+            }
+            Err(e) => return SamrOutcome::Error(format!("record {name}: {e}"), vec![]),
+        }
+    }
+    let mut findings = Vec::new();
+    let mut evidence = Vec::new();
+    let mut last: Option<(Vec<u8>, Vec<u8>)> = None;
+    for (i, step) in case.def.steps.iter().enumerate() {
+        let Step::SamrPush(s) = step else {
+            return SamrOutcome::Error(
+                format!("step {}: only samr_push steps run against a SAMR intake", i + 1),
+                evidence,
+            );
+        };
+        let bytes = if s.repeat {
+            match &last {
+                Some((b, _)) => b.clone(),
+                None => return SamrOutcome::Error(format!("step {}: `repeat` needs an earlier push", i + 1), evidence),
+            }
+        } else {
+            match package(s, &records, &target.sender) {
+                Ok(b) if s.corrupt_digest => corrupt_digest(&b),
+                Ok(b) => b,
+                Err(e) => return SamrOutcome::Error(format!("step {}: {e}", i + 1), evidence),
+            }
+        };
+        let number = samr::decode_package(&bytes, &yrdx_adapters::DecodeLimits::default())
+            .map(|p| p.header.number)
+            .unwrap_or_else(|_| "(digest corrupted on purpose)".into());
+        let started = Instant::now();
+        let posted = match post(target, &bytes).await {
+            Ok(p) => p,
+            Err(e) => return SamrOutcome::Error(format!("step {}: {e}", i + 1), evidence),
+        };
+        let receipt = samr::decode_receipt(&posted.body).ok();
+        let view = receipt
+            .as_ref()
+            .map(|r| json!({"SJBBH": r.number, "JSZT": if r.accepted { 1 } else { 0 }, "CWXX": r.reason}));
+        evidence.push(Evidence {
+            step: i + 1,
+            actor: format!("gateway ({})", target.sender),
+            method: format!("POST {}", target.url),
+            status: posted.status.to_string(),
+            request: Payload::of(&bytes, Some(json!({"package": number, "type": s.package}))),
+            response: Payload::of(&posted.body, view),
+            tls: posted.tls.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        let at = format!("step {} {}", i + 1, s.package);
+        if posted.status != s.expect.http {
+            findings.push(Finding::new(
+                "the intake answers with the HTTP status",
+                at.clone(),
+                s.expect.http.to_string(),
+                posted.status.to_string(),
+            ));
+        }
+        match &receipt {
+            None if posted.status == 200 => findings.push(Finding::new(
+                "a 200 answer carries a GB18030 receipt",
+                format!("{at}: body"),
+                "<HZ><SJBBH/><JSZT/><CWXX/></HZ>",
+                samr::gb18030_text(&posted.body),
+            )),
+            None => {}
+            Some(r) => {
+                if let Some(a) = s.expect.accepted {
+                    if r.accepted != a {
+                        findings.push(Finding::new(
+                            "the receipt's JSZT",
+                            format!("{at}: HZ/JSZT"),
+                            if a { "1" } else { "0" },
+                            format!("{} {}", if r.accepted { "1" } else { "0" }, r.reason),
+                        ));
+                    }
+                }
+                if let Some(words) = &s.expect.reason_contains {
+                    if !r.reason.contains(words.as_str()) {
+                        findings.push(Finding::new(
+                            "the receipt says why",
+                            format!("{at}: HZ/CWXX"),
+                            format!("contains {words}"),
+                            r.reason.clone(),
+                        ));
+                    }
+                }
+                if !s.corrupt_digest && r.number != number {
+                    findings.push(Finding::new(
+                        "the receipt names the package",
+                        format!("{at}: HZ/SJBBH"),
+                        number.clone(),
+                        r.number.clone(),
+                    ));
+                }
+                if s.expect.same_receipt {
+                    match &last {
+                        Some((_, earlier)) if *earlier == posted.body => {}
+                        Some((_, earlier)) => findings.push(Finding::new(
+                            "a package number already accepted is answered with the same receipt",
+                            format!("{at}: receipt"),
+                            samr::gb18030_text(earlier),
+                            samr::gb18030_text(&posted.body),
+                        )),
+                        None => {}
+                    }
+                }
+            }
+        }
+        last = Some((bytes, posted.body));
+        if !findings.is_empty() {
+            break;
+        }
+    }
+    SamrOutcome::Ran(findings, evidence)
+}
