@@ -126,6 +126,11 @@ pub fn san_of(der: &[u8]) -> Vec<String> {
             GeneralName::URI(u) => format!("URI:{u}"),
             GeneralName::IPAddress(ip) => match ip.len() {
                 4 => format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+                16 => {
+                    let mut b = [0u8; 16];
+                    b.copy_from_slice(ip);
+                    format!("IP:{}", std::net::Ipv6Addr::from(b))
+                }
                 _ => format!("IP:{}", hex::encode(ip)),
             },
             other => format!("{other:?}"),

@@ -3,6 +3,7 @@
 use crate::clock::Clock;
 use crate::config::{Config, PartnerConfig};
 use crate::disposal::Deadlines;
+use crate::faults::Faults;
 use crate::identity;
 use crate::routing::{self, RecordLookup, RouteError};
 use crate::store::{Committed, NewDelivery, SqliteStore, Store, StoredRecord, Submission};
@@ -39,6 +40,8 @@ pub struct Gateway {
     mailboxes: Mutex<HashMap<String, Arc<Notify>>>,
     contacts: Mutex<HashMap<String, yrdx_proto::Timestamp>>,
     shutdown: watch::Receiver<bool>,
+    /// Deliberate faults (only settable with the `fault-injection` feature).
+    pub(crate) faults: Faults,
 }
 
 fn now_ms() -> i64 {
@@ -114,6 +117,7 @@ impl Gateway {
             mailboxes: Mutex::new(HashMap::new()),
             contacts: Mutex::new(HashMap::new()),
             shutdown,
+            faults: Faults::default(),
         }
     }
 
@@ -215,7 +219,7 @@ impl Gateway {
     pub(crate) fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
         let limits = DecodeLimits { max_bytes: self.config.max_document_bytes, ..DecodeLimits::default() };
         let doc = partner.format().decode(&bytes, &limits).map_err(|e| invalid_document(&e))?;
-        if doc.envelope.sender != partner.region {
+        if doc.envelope.sender != partner.region && !self.faults.accept_forged_sender {
             return Err(Status::permission_denied(format!(
                 "the envelope's sender is {} but the certificate is {}'s ({})",
                 doc.envelope.sender, partner.name, partner.region
@@ -334,6 +338,13 @@ impl Gateway {
                     sender: from.clone(),
                     receiver: p.region.clone(),
                     sent_at: doc.envelope.sent_at,
+                };
+                let faulty: Vec<Record>;
+                let chunk = if self.faults == Faults::default() {
+                    chunk
+                } else {
+                    faulty = chunk.iter().map(|r| self.faults.delivered(r)).collect();
+                    &faulty[..]
                 };
                 match format.encode(&envelope, chunk, 1) {
                     Ok(enc) => {

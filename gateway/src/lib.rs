@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod disposal;
 pub mod exchange;
+pub mod faults;
 pub mod identity;
 pub mod pki;
 pub mod records_api;

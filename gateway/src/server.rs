@@ -88,6 +88,24 @@ pub async fn start_with_clock(
     config: Config,
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<RunningGateway, ServeError> {
+    start_inner(config, clock, crate::faults::Faults::default()).await
+}
+
+/// [`start_with_clock`] with deliberate faults switched on, to prove that tests catch them.
+#[cfg(feature = "fault-injection")]
+pub async fn start_with_faults(
+    config: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+    faults: crate::faults::Faults,
+) -> Result<RunningGateway, ServeError> {
+    start_inner(config, clock, faults).await
+}
+
+async fn start_inner(
+    config: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+    faults: crate::faults::Faults,
+) -> Result<RunningGateway, ServeError> {
     let config = Arc::new(config);
     let calendar = match &config.calendar_file {
         Some(p) => yrdx_proto::calendar::Calendar::from_file(&config.resolve(p))?,
@@ -101,7 +119,9 @@ pub async fn start_with_clock(
     let store = Arc::new(SqliteStore::open(&store_path)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
-    let gateway = Arc::new(Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone()));
+    let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
+    gateway.faults = faults;
+    let gateway = Arc::new(gateway);
     {
         // Overdue cases are looked for every second (the clock may be moved in tests).
         let gateway = gateway.clone();

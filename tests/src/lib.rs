@@ -46,6 +46,18 @@ impl TestGateway {
         TestGateway::start_with(|t| t).await
     }
 
+    /// Starts a gateway with deliberate faults switched on (to prove a test catches them).
+    pub async fn start_with_faults(faults: yrdx_gateway::faults::Faults) -> TestGateway {
+        let mut g = TestGateway::start_with(|t| t).await;
+        if let Some(r) = g.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let config = Config::load(&g.pki.config).expect("config loads");
+        g.running =
+            Some(server::start_with_faults(config, g.clock.clone(), faults).await.expect("faulty gateway starts"));
+        g
+    }
+
     /// Starts a gateway after editing its configuration text.
     pub async fn start_with(edit: impl FnOnce(String) -> String) -> TestGateway {
         let dir = temp_dir("e2e");

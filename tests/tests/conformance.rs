@@ -1,0 +1,186 @@
+//! The conformance suites against the real gateway over real mutual TLS: they pass against a
+//! correct gateway, and a deliberately broken one (an injected fault) makes the right case fail.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use yrdx_conformance::live::{LiveTarget, PartnerProfile};
+use yrdx_conformance::report::{Outcome, RunReport};
+use yrdx_conformance::runner::{self, RunOptions, Target};
+use yrdx_conformance::samr_check::SamrTarget;
+use yrdx_conformance::samr_intake::{IntakeOptions, SamrIntake};
+use yrdx_conformance::tls::ClientIdentity;
+use yrdx_gateway::faults::Faults;
+use yrdx_tests::TestGateway;
+
+fn identity(g: &TestGateway, name: &str) -> ClientIdentity {
+    let (cert, key) = g.pki.client_files(name);
+    ClientIdentity {
+        cert_pem: std::fs::read_to_string(cert).expect("cert"),
+        key_pem: std::fs::read_to_string(key).expect("key"),
+    }
+}
+
+fn live(g: &TestGateway, me: &str, with_peer: bool) -> Target {
+    Target::Live(Box::new(LiveTarget {
+        url: g.url(),
+        server_name: "localhost".into(),
+        ca_pem: g.ca_pem(),
+        me: PartnerProfile::known(me, identity(g, me)).expect("known partner"),
+        peer: with_peer.then(|| PartnerProfile::known("shanghai", identity(g, "shanghai")).expect("shanghai")),
+        issuing_ca: Some((g.ca.cert_pem.clone(), g.ca.key_pem.clone())),
+        burst: None,
+        oversized_bytes: None,
+    }))
+}
+
+fn options(suite: &str, target: Target) -> RunOptions {
+    RunOptions {
+        suite: suite.into(),
+        suites_dir: yrdx_conformance::suite::default_dir(),
+        vectors_dir: yrdx_conformance::vectors::default_dir(),
+        catalogue: yrdx_conformance::requirements::Catalogue::default_path(),
+        run: vec![],
+        skip: vec![],
+        known_failing: BTreeSet::new(),
+        target,
+        inputs: vec![],
+        progress: false,
+    }
+}
+
+fn outcome(r: &RunReport, id: &str) -> Outcome {
+    r.cases.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no case {id}")).outcome
+}
+
+fn failures(r: &RunReport) -> Vec<String> {
+    r.cases
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Fail | Outcome::Error))
+        .map(|c| format!("{} {:?}: {} {:?}", c.id, c.outcome, c.message, c.findings))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_gateway_suite_passes_for_every_partner() {
+    let g = TestGateway::start().await;
+    for partner in ["jiangsu", "zhejiang", "beijing"] {
+        let report = runner::run(&options("gateway", live(&g, partner, true))).await.expect("suite loads");
+        assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
+        assert_eq!(report.summary.skip, 0, "{partner}: every credential was given");
+        assert!(report.summary.pass >= 16, "{partner}: {:?}", report.summary);
+        // Evidence of every exchange: the TLS session and the server certificate.
+        let submit = &report.cases.iter().find(|c| c.id == "gateway.submit.plan").expect("case").evidence[0];
+        let tls = submit.tls.as_ref().expect("TLS facts recorded");
+        assert_eq!(tls.version, "TLSv1_3");
+        assert_eq!(tls.peer_fingerprint_sha256.len(), 64);
+        assert!(tls.peer_san.contains(&"DNS:localhost".to_string()), "{:?}", tls.peer_san);
+    }
+    // Without a peer or the issuing CA, the cases needing them are skipped, not failed.
+    let mut alone = live(&g, "jiangsu", false);
+    if let Target::Live(t) = &mut alone {
+        t.issuing_ca = None;
+    }
+    let report = runner::run(&options("gateway", alone)).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(outcome(&report, "gateway.deliver.sampling-to-lead"), Outcome::Skip);
+    assert_eq!(outcome(&report, "gateway.negative.wrong-san"), Outcome::Skip);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn the_tls_suite_passes_and_the_samr_intake_suite_passes() {
+    let g = TestGateway::start().await;
+    let report = runner::run(&options("tls", live(&g, "zhejiang", false))).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(report.summary.pass, report.cases.len(), "{:?}", report.summary);
+    g.stop().await;
+
+    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
+        .await
+        .expect("intake starts");
+    let target = Target::Samr(Box::new(SamrTarget {
+        url: intake.url(),
+        server_name: "localhost".into(),
+        ca_pem: samr_ca.cert_pem.clone(),
+        identity: ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem },
+        sender: "310000".into(),
+    }));
+    let report = runner::run(&options("samr-intake", target)).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    // The intake saw the wrong digest and the duplicate.
+    let events = intake.events();
+    assert!(events.iter().any(|e| !e.accepted && e.status == 200), "{events:?}");
+    intake.stop();
+}
+
+#[tokio::test]
+async fn an_accepted_forged_sender_fails_the_forged_sender_case() {
+    let g = TestGateway::start_with_faults(Faults { accept_forged_sender: true, ..Faults::default() }).await;
+    let mut opts = options("gateway", live(&g, "jiangsu", true));
+    opts.run = vec!["gateway.negative.*".into(), "gateway.submit.plan".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1, "the system under test failed");
+    assert_eq!(outcome(&report, "gateway.negative.forged-sender"), Outcome::Fail);
+    assert_eq!(outcome(&report, "gateway.submit.plan"), Outcome::Pass);
+    assert_eq!(outcome(&report, "gateway.deliver.sampling-to-lead"), Outcome::Omit, "deselected by --run");
+    let case = report.cases.iter().find(|c| c.id == "gateway.negative.forged-sender").expect("case");
+    assert_eq!(case.findings[0].expected, "PERMISSION_DENIED");
+    assert!(case.findings[0].actual.starts_with("OK"), "{:?}", case.findings);
+
+    // Listed as known failing, the run passes; the list is checked against the suite.
+    opts.known_failing = ["gateway.negative.forged-sender".to_string()].into();
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(report.summary.known_failing, 1);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_field_mapping_fails_the_delivery_case_at_the_field() {
+    let g = TestGateway::start_with_faults(Faults { swap_seller_and_producer_names: true, ..Faults::default() }).await;
+    let mut opts = options("gateway", live(&g, "zhejiang", true));
+    opts.run = vec!["gateway.deliver.*".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "gateway.deliver.sampling-to-lead"), Outcome::Fail);
+    assert_eq!(outcome(&report, "gateway.deliver.plan-to-participant"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "gateway.deliver.sampling-to-lead").expect("case");
+    let locations: Vec<&str> = case.findings.iter().map(|f| f.location.as_str()).collect();
+    assert!(locations.contains(&"records.0.seller.name"), "{locations:?}");
+    assert!(locations.contains(&"records.0.producer.name"), "{locations:?}");
+
+    // A known-failing list that goes stale fails the run: the fault is gone, the case passes.
+    g.stop().await;
+    let g = TestGateway::start().await;
+    let mut opts = options("gateway", live(&g, "zhejiang", true));
+    opts.run = vec!["gateway.deliver.sampling-to-lead".into()];
+    opts.known_failing = ["gateway.deliver.sampling-to-lead".to_string()].into();
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(outcome(&report, "gateway.deliver.sampling-to-lead"), Outcome::Pass);
+    assert_eq!(report.exit_code(), 1, "an unexpected pass fails the run");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_case_file_or_unknown_case_is_a_tool_error() {
+    let dir = yrdx_tests::temp_dir("suites");
+    std::fs::create_dir_all(dir.join("gateway")).expect("dir");
+    std::fs::write(
+        dir.join("gateway/bad.toml"),
+        "suite = \"gateway\"\ngroup = \"bad\"\ntitle = \"x\"\n[[case]]\nid = \"a\"\ntitle = \"t\"\nchecks = \"c\"\nrequirements = [\"no.such.clause\"]\n",
+    )
+    .expect("write");
+    let mut opts = options("formats", Target::Formats(yrdx_conformance::formats::FormatsTarget::Adapters));
+    opts.suite = "gateway".into();
+    opts.suites_dir = dir.clone();
+    let e = runner::run(&opts).await.expect_err("unknown clause refused");
+    assert!(e.contains("no.such.clause"), "{e}");
+    let mut opts = options("formats", Target::Formats(yrdx_conformance::formats::FormatsTarget::Adapters));
+    opts.known_failing = ["formats.no-such-case".to_string()].into();
+    let e = runner::run(&opts).await.expect_err("stale known-failing entry refused");
+    assert!(e.contains("formats.no-such-case"), "{e}");
+    let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
