@@ -7,15 +7,15 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
-use tonic::transport::Channel;
 use yrdx_adapters::{DecodeLimits, Partner, Record};
+use yrdx_conformance::live::{LiveTarget, PartnerProfile};
 use yrdx_conformance::samr_intake::{IntakeOptions, SamrIntake};
-use yrdx_gateway::client;
+use yrdx_conformance::simulate::PartnerSimulator;
+use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::config::Config;
 use yrdx_gateway::pki;
 use yrdx_gateway::server;
 use yrdx_proto::civil::parse_rfc3339;
-use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::*;
 
 const JIANGSU_SAMPLING: &[u8] = include_bytes!("../../conformance/vectors/jiangsu/valid/example-sampling.json");
@@ -73,16 +73,6 @@ fn zhejiang_sampling(js: &Record) -> Record {
     r
 }
 
-fn document(format: Partner, sender: &str, message_id: &str, record: &Record) -> Result<Vec<u8>, String> {
-    let envelope = Envelope {
-        message_id: message_id.into(),
-        sender: sender.into(),
-        receiver: "310000".into(),
-        sent_at: parse_rfc3339("2024-03-15T10:30:00+08:00"),
-    };
-    format.encode(&envelope, std::slice::from_ref(record), 1).map(|e| e.bytes).map_err(|e| e.to_string())
-}
-
 fn preview(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -94,32 +84,26 @@ fn preview(bytes: &[u8]) -> String {
     }
 }
 
-async fn drain(client: &mut ExchangeClient<Channel>, format: Partner, out: &mut String) -> Result<usize, String> {
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 16 }).await.map_err(|e| e.to_string())?.into_inner();
-    let mut n = 0;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-            Ok(Ok(Some(d))) => {
-                let doc = format
-                    .decode(&d.document, &DecodeLimits::default())
-                    .map_err(|e| format!("undecodable delivery: {e}"))?;
-                let kinds: Vec<String> = doc.records.iter().map(|r| format!("{} {}", r.kind(), r.id())).collect();
-                let _ = writeln!(
-                    out,
-                    "    ← {} ({} bytes, {format}): {}",
-                    d.message_id,
-                    d.document.len(),
-                    kinds.join(", ")
-                );
-                let _ = writeln!(out, "      {}", preview(&d.document));
-                client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.map_err(|e| e.to_string())?;
-                n += 1;
-            }
-            Ok(Ok(None)) | Err(_) => break,
-            Ok(Err(status)) => return Err(status.to_string()),
+/// Lets a simulated partner take its deliveries (answering case transfers addressed to it, as a
+/// well-behaved partner does) and writes what it received.
+async fn drain(sim: &mut PartnerSimulator, out: &mut String) -> Result<usize, String> {
+    let received = sim.drain(Duration::from_millis(600)).await?;
+    for d in &received {
+        let kinds: Vec<String> = d.records.iter().map(|r| format!("{} {}", r.kind(), r.id())).collect();
+        let _ = writeln!(
+            out,
+            "    ← {} ({} bytes, {}): {}",
+            d.message_id,
+            d.document.len(),
+            sim.me.format,
+            kinds.join(", ")
+        );
+        let _ = writeln!(out, "      {}", preview(&d.document));
+        if let Some(answer) = &d.answered {
+            let _ = writeln!(out, "    → {} answers in its own format: {answer} (ACCEPT)", sim.me.name);
         }
     }
-    Ok(n)
+    Ok(received.len())
 }
 
 /// Runs the live demonstration in `state_dir` (recreated); returns the account.
@@ -163,14 +147,30 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         "  gateway listening on {url} (mutual TLS required, SQLite store {})\n",
         dev.dir.join("yrdx.sqlite").display()
     );
-    let mut clients = Vec::new();
+    // Every partner is a conformance simulator: it submits in its own format, receives and
+    // acknowledges, and answers case transfers addressed to it.
+    let demo_time = parse_rfc3339("2024-04-03T10:00:00+08:00").ok_or("bad demo time")?;
+    let mut sims = Vec::new();
     for (name, _, _) in PARTNERS {
         let (cert, key) = dev.client_files(name);
-        let identity = (
-            std::fs::read_to_string(cert).map_err(|e| e.to_string())?,
-            std::fs::read_to_string(key).map_err(|e| e.to_string())?,
-        );
-        clients.push(client::connect(&url, &ca, Some(identity)).await.map_err(|e| format!("{name}: {e}"))?);
+        let identity = ClientIdentity {
+            cert_pem: std::fs::read_to_string(cert).map_err(|e| e.to_string())?,
+            key_pem: std::fs::read_to_string(key).map_err(|e| e.to_string())?,
+        };
+        let me = PartnerProfile::known(name, identity).ok_or_else(|| format!("{name}: not a known partner"))?;
+        let target = LiveTarget {
+            url: url.clone(),
+            server_name: "localhost".into(),
+            ca_pem: ca.clone(),
+            me,
+            peer: None,
+            issuing_ca: None,
+            burst: None,
+            oversized_bytes: None,
+        };
+        let mut sim = PartnerSimulator::connect(&target).await.map_err(|e| format!("{name}: {e}"))?;
+        sim.event_time = Some(demo_time);
+        sims.push(sim);
     }
     let js_sampling = first(JIANGSU_SAMPLING, Partner::Jiangsu)?;
     let zj_sampling = zhejiang_sampling(&js_sampling);
@@ -180,18 +180,6 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
         i.report_no = "ZJZJ-2024-WS-00112".into();
         i.lab_name = "浙江省产品质量安全科学研究院".into();
     }
-    let case_id = yrdx_gateway::routing::case_id_for("ZJ2024WS0102-0003");
-    let accept = Record::CaseFeedback(CaseFeedback {
-        case_id: case_id.clone(),
-        event: Some(CaseEvent {
-            event_id: "JS-FK-0001".into(),
-            at: parse_rfc3339("2024-04-03T10:00:00+08:00"),
-            by_region: "320000".into(),
-            action: CaseAction::Accept as i32,
-            note: "已接收，将依法处置".into(),
-            amount: None,
-        }),
-    });
     let mut risk = first(JIANGSU_RISK, Partner::Jiangsu)?;
     if let Record::RiskSignal(r) = &mut risk {
         r.signal_id = "FX-2024-320000-0031".into();
@@ -207,30 +195,24 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
             2,
             "ZJ-20240402-0124",
             inspection,
-            "Zhejiang's lab reports the result: NONCONFORMING (2 of 4 items fail); the producer is in Jiangsu, so a disposal case opens and is transferred there",
+            "Zhejiang's lab reports the result: NONCONFORMING (2 of 4 items fail); the producer is in Jiangsu, so a disposal case opens and is transferred there; Jiangsu, the responsible region, accepts it",
         ),
-        (1, "JS-20240403-0031", accept, "Jiangsu, the responsible region, accepts the case"),
         (1, "JS-20240403-0009", risk, "Jiangsu raises a risk signal (HIGH, nationwide)"),
     ];
     let mut received = [0usize; 4];
     for (i, (who, message_id, record, title)) in steps.iter().enumerate() {
-        let (name, region, format) = PARTNERS[*who];
-        let bytes = document(format, region, message_id, record)?;
+        let (name, _, format) = PARTNERS[*who];
         let _ = writeln!(out, "{}. {title}", i + 1);
+        let (bytes, reply) = sims[*who].submit(std::slice::from_ref(record), message_id).await?;
         let _ = writeln!(out, "    → {name} sends {message_id} ({} bytes, {format}): {}", bytes.len(), preview(&bytes));
-        let reply = clients[*who]
-            .submit(SubmitRequest { document: bytes })
-            .await
-            .map_err(|e| format!("{name} {message_id}: {e}"))?
-            .into_inner();
         let refs: Vec<String> = reply.records.iter().map(|r| format!("{} {}", r.kind, r.id)).collect();
         let _ = writeln!(out, "    ✓ accepted: {}", refs.join(", "));
         for w in &reply.warnings {
             let _ = writeln!(out, "    ! {w}");
         }
-        for (j, (pname, _, pformat)) in PARTNERS.iter().enumerate() {
+        for (j, (pname, _, _)) in PARTNERS.iter().enumerate() {
             let mut section = String::new();
-            let n = drain(&mut clients[j], *pformat, &mut section).await?;
+            let n = drain(&mut sims[j], &mut section).await?;
             if n > 0 {
                 let _ = writeln!(out, "  {pname} receives:");
                 out.push_str(&section);

@@ -17,6 +17,8 @@ fn the_live_demo_flows() {
         "{account}"
     );
     assert!(account.contains("transferred to 320000"), "{account}");
+    // Jiangsu's simulator answers the transfer in its own format; Zhejiang (the origin) gets it.
+    assert!(account.contains("jiangsu answers in its own format: case_feedback"), "{account}");
     assert!(dir.join("pki/ca.pem").exists() && dir.join("yrdx.sqlite").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
