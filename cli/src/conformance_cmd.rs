@@ -23,7 +23,7 @@ pub enum ConformanceCommand {
     /// Run a suite (formats, gateway, tls, samr-intake) and write JSON, JUnit and HTML reports.
     /// Exit 0: every required case passed; 1: the system under test failed; 2: the tool or its
     /// configuration failed.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the clauses of the interface documents and domain.md that no case checks.
     Coverage(Folders),
     /// Run a well-behaved partner against a gateway: submit a scenario, receive and acknowledge,
@@ -461,7 +461,7 @@ pub fn main(command: ConformanceCommand) -> ExitCode {
         }
     };
     match command {
-        ConformanceCommand::Run(a) => runtime.block_on(run(a)),
+        ConformanceCommand::Run(a) => runtime.block_on(run(*a)),
         ConformanceCommand::Coverage(f) => coverage(f),
         ConformanceCommand::Simulate(a) => runtime.block_on(simulate(a)),
         ConformanceCommand::SamrIntake(a) => runtime.block_on(samr_intake(a)),

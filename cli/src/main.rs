@@ -68,7 +68,7 @@ enum Command {
     /// Conformance suites, coverage and simulators (see docs/conformance.md).
     Conformance {
         #[command(subcommand)]
-        command: conformance_cmd::ConformanceCommand,
+        command: Box<conformance_cmd::ConformanceCommand>,
     },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
@@ -259,7 +259,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => serve(&config),
-        Command::Conformance { command } => conformance_cmd::main(command),
+        Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {
                 yrdx_gateway::demo::run_offline()

@@ -164,12 +164,15 @@ pub enum LiveOutcome {
     Error(String, Vec<Evidence>),
 }
 
+/// Where a channel's connector records the TLS facts of its handshake.
+pub type FactsSlot = Arc<Mutex<Option<TlsFacts>>>;
+
 /// State of one case as it runs.
 struct CaseRun<'a> {
     target: &'a LiveTarget,
     fill: &'a Placeholders,
     records: BTreeMap<String, Record>,
-    clients: BTreeMap<&'static str, (ExchangeClient<Channel>, Arc<Mutex<Option<TlsFacts>>>)>,
+    clients: BTreeMap<&'static str, (ExchangeClient<Channel>, FactsSlot)>,
     last: Option<(Actor, Vec<u8>, String)>,
     saved: BTreeMap<String, String>,
     findings: Vec<Finding>,
