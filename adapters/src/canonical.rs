@@ -17,10 +17,13 @@ use serde_json::{Map, Value};
 use yrdx_proto::v1::*;
 
 fn parse_as<T: DeserializeOwned>(v: &Value, path: &str, cx: &mut Ctx) -> Option<T> {
-    match serde_json::from_value::<T>(v.clone()) {
+    // The generated deserialisers do not say where a value is wrong; track the path ourselves.
+    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
         Ok(t) => Some(t),
         Err(e) => {
-            cx.error(path, e.to_string());
+            let inner = e.path().to_string();
+            let at = if inner.is_empty() || inner == "." { path.to_string() } else { format!("{path}.{inner}") };
+            cx.error(at, e.into_inner().to_string());
             None
         }
     }

@@ -473,30 +473,7 @@ impl Store for SqliteStore {
         if let Some((digest, reply)) = existing {
             return Ok(Committed::Existing { digest, reply });
         }
-        tx.execute(
-            "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms],
-        )?;
-        for r in &s.records {
-            tx.execute(
-                "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
-                 canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
-                params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms],
-            )?;
-        }
-        for d in &s.deliveries {
-            tx.execute(
-                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![d.recipient, d.message_id, d.document, s.received_at_ms],
-            )?;
-        }
-        for r in &s.samr {
-            tx.execute(
-                "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![r.kind, r.id, r.canonical, s.received_at_ms],
-            )?;
-        }
+        insert_submission(&tx, s)?;
         tx.commit()?;
         Ok(Committed::New)
     }
@@ -665,5 +642,56 @@ mod tests {
         assert_eq!(s.depth("310000").unwrap(), 1);
         assert!(s.message("320000", "M1").unwrap().is_some());
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// Writes one submission's rows inside a transaction (the caller checked it is new).
+fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms])?;
+    for r in &s.records {
+        tx.prepare_cached(
+            "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
+             canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
+        )?
+        .execute(params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
+    }
+    for d in &s.deliveries {
+        tx.prepare_cached(
+            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![d.recipient, d.message_id, d.document, s.received_at_ms])?;
+    }
+    for r in &s.samr {
+        tx.prepare_cached(
+            "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![r.kind, r.id, r.canonical, s.received_at_ms])?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Commits many submissions in one transaction, skipping any already stored (bulk loading:
+    /// migrations and the benchmark harness's large stores). Returns how many were new.
+    pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = 0;
+        for s in submissions {
+            let exists: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND message_id = ?2")?
+                .query_row(params![s.sender, s.message_id], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                insert_submission(&tx, s)?;
+                new += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
     }
 }
