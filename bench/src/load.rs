@@ -207,7 +207,7 @@ pub async fn run(
                     // Latency from the intended start: a late server cannot hide behind a late client.
                     submit_one(&client, doc, tick, &tally, &submitted).await;
                 });
-                while let Some(_) = tasks.try_join_next() {}
+                while tasks.try_join_next().is_some() {}
             }
             while tasks.join_next().await.is_some() {}
         }
@@ -226,6 +226,7 @@ pub async fn run(
     let mut submit_lat = std::mem::take(&mut *tally.latencies.lock().unwrap_or_else(|p| p.into_inner()));
     let mut delivery_lat = std::mem::take(&mut *delivery_latencies.lock().unwrap_or_else(|p| p.into_inner()));
     let deliveries = delivered.load(Ordering::Relaxed);
+    let errors = tally.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
     RunFigures {
         side: side.to_string(),
         seconds: elapsed,
@@ -239,7 +240,7 @@ pub async fn run(
         delivery_ms: Percentiles::of(&mut delivery_lat),
         deliveries,
         deliveries_per_s: deliveries as f64 / elapsed,
-        errors: tally.errors.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        errors,
         peak_rss_mb: rss as f64 / 1e6,
         cpu_seconds: cpu_after - cpu_before,
         offered_rate: spec.rate.unwrap_or(0.0),

@@ -42,7 +42,12 @@ impl Exchange for BaselineExchange {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         // Touch the bytes as any service must (they were received and decoded by tonic already).
         let n = request.get_ref().document.len();
-        Ok(Response::new(SubmitReply { message_id: String::new(), duplicate: n == 0, records: vec![], warnings: vec![] }))
+        Ok(Response::new(SubmitReply {
+            message_id: String::new(),
+            duplicate: n == 0,
+            records: vec![],
+            warnings: vec![],
+        }))
     }
 
     type ReceiveStream = Pin<Box<dyn Stream<Item = Result<Delivery, Status>> + Send>>;
@@ -73,7 +78,7 @@ pub async fn serve_baseline(config: &Config) -> Result<(), String> {
         .tls_config(tls)
         .map_err(|e| e.to_string())?
         .add_service(exchange)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
         .map_err(|e| e.to_string())
 }

@@ -138,7 +138,12 @@ pub fn ratio_rows(gateway: &[RunFigures], baseline: &[RunFigures]) -> Vec<RatioR
             let g: Vec<f64> = gateway.iter().map(pick).collect();
             let b: Vec<f64> = baseline.iter().map(pick).collect();
             let ratios: Vec<f64> = g.iter().zip(&b).filter(|(_, b)| **b > 0.0).map(|(g, b)| g / b).collect();
-            RatioRow { figure: name.to_string(), gateway: Spread::of(&g), baseline: Spread::of(&b), ratio: Spread::of(&ratios) }
+            RatioRow {
+                figure: name.to_string(),
+                gateway: Spread::of(&g),
+                baseline: Spread::of(&b),
+                ratio: Spread::of(&ratios),
+            }
         })
         .collect()
 }

@@ -455,7 +455,11 @@ impl Exchange for ExchangeService {
                 let visibility = (g.config.visibility_timeout_secs * 1000) as i64;
                 let mut sent: Vec<String> = Vec::new();
                 loop {
+                    // Registered before the store is read, so a commit between the read and the
+                    // wait still wakes this stream (notify_waiters only wakes registered waiters).
                     let notified = notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
                     let store = g.store.clone();
                     let region = partner.region.clone();
                     let batch = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
@@ -494,7 +498,7 @@ impl Exchange for ExchangeService {
                         break;
                     }
                     tokio::select! {
-                        _ = notified => {}
+                        _ = &mut notified => {}
                         _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                         _ = tx.closed() => break,
                         _ = shutdown.changed() => break,

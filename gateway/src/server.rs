@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::info;
 use yrdx_proto::v1::exchange_server::ExchangeServer;
@@ -197,7 +197,7 @@ async fn start_inner(
     info!(%addr, "yrdx gateway listening (mutual TLS required)");
     let handle = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
                 let _ = signal.wait_for(|stop| *stop).await;
                 info!("shutting down: no new calls, finishing in-flight ones");
             })

@@ -218,6 +218,13 @@ const MIGRATIONS: &[&str] = &[
         sent_at_ms INTEGER NOT NULL,
         PRIMARY KEY (case_id, status)
     );",
+    // 5: the workflow lookups on sampling records (quota, mutual recognition) use indexes, so a
+    // submission costs the same with a million records stored as with none.
+    "CREATE INDEX records_sampling_plan ON records
+        (json_extract(canonical, '$.planId'), json_extract(canonical, '$.samplingRegion'))
+        WHERE kind = 'sampling';
+    CREATE INDEX records_sampling_producer ON records (json_extract(canonical, '$.producer.uscc'))
+        WHERE kind = 'sampling';",
 ];
 
 /// A SAMR package as the store keeps it.
@@ -567,9 +574,97 @@ impl Store for SqliteStore {
     }
 }
 
+/// Writes one submission's rows inside a transaction (the caller checked it is new).
+fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms])?;
+    for r in &s.records {
+        tx.prepare_cached(
+            "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
+             canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
+        )?
+        .execute(params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
+    }
+    for d in &s.deliveries {
+        tx.prepare_cached(
+            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![d.recipient, d.message_id, d.document, s.received_at_ms])?;
+    }
+    for r in &s.samr {
+        tx.prepare_cached(
+            "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![r.kind, r.id, r.canonical, s.received_at_ms])?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Commits many submissions in one transaction, skipping any already stored (bulk loading:
+    /// migrations and the benchmark harness's large stores). Returns how many were new.
+    pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = 0;
+        for s in submissions {
+            let exists: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND message_id = ?2")?
+                .query_row(params![s.sender, s.message_id], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                insert_submission(&tx, s)?;
+                new += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_workflow_lookups_use_indexes_not_scans() {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.conn().unwrap();
+        for (sql, index) in [
+            (
+                "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != 'x'
+                 AND json_extract(canonical, '$.planId') = 'p' AND json_extract(canonical, '$.samplingRegion') = 'r'",
+                "records_sampling_plan",
+            ),
+            (
+                "SELECT canonical FROM records WHERE kind = 'sampling'
+                 AND json_extract(canonical, '$.producer.uscc') = 'u'
+                 AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
+                 AND COALESCE(json_extract(canonical, '$.product.model'), '') = 'm'",
+                "records_sampling_producer",
+            ),
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
+        }
+    }
+
+    #[test]
+    fn bulk_commit_skips_what_is_stored() {
+        let store = SqliteStore::in_memory().unwrap();
+        assert_eq!(store.bulk_commit(&[submission("1", &["310000"]), submission("2", &[])]).unwrap(), 2);
+        assert_eq!(store.bulk_commit(&[submission("2", &[]), submission("3", &["310000"])]).unwrap(), 1);
+        assert_eq!(store.depth("310000").unwrap(), 2);
+    }
 
     fn submission(id: &str, recipients: &[&str]) -> Submission {
         Submission {
@@ -642,56 +737,5 @@ mod tests {
         assert_eq!(s.depth("310000").unwrap(), 1);
         assert!(s.message("320000", "M1").unwrap().is_some());
         std::fs::remove_dir_all(&dir).ok();
-    }
-}
-
-/// Writes one submission's rows inside a transaction (the caller checked it is new).
-fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms])?;
-    for r in &s.records {
-        tx.prepare_cached(
-            "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
-             canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
-        )?
-        .execute(params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
-    }
-    for d in &s.deliveries {
-        tx.prepare_cached(
-            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![d.recipient, d.message_id, d.document, s.received_at_ms])?;
-    }
-    for r in &s.samr {
-        tx.prepare_cached(
-            "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![r.kind, r.id, r.canonical, s.received_at_ms])?;
-    }
-    Ok(())
-}
-
-impl SqliteStore {
-    /// Commits many submissions in one transaction, skipping any already stored (bulk loading:
-    /// migrations and the benchmark harness's large stores). Returns how many were new.
-    pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut new = 0;
-        for s in submissions {
-            let exists: Option<i64> = tx
-                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND message_id = ?2")?
-                .query_row(params![s.sender, s.message_id], |r| r.get(0))
-                .optional()?;
-            if exists.is_none() {
-                insert_submission(&tx, s)?;
-                new += 1;
-            }
-        }
-        tx.commit()?;
-        Ok(new)
     }
 }

@@ -1,0 +1,210 @@
+//! One benchmark environment: a development PKI with a certificate per client, a gateway
+//! configuration without rate limits, fresh state per run, and the documents the clients send.
+
+use crate::load::{BenchClient, Doc};
+use std::path::{Path, PathBuf};
+use yrdx_adapters::{canonical, DecodeLimits, Partner, Record};
+use yrdx_gateway::pki::{self, CertificateAuthority};
+use yrdx_proto::v1::{Envelope, PlanChannel, PlanParticipant, ProductCategory};
+
+/// The partners of the development PKI: (name, region, format).
+pub const PARTNERS: [(&str, &str, Partner); 4] = [
+    ("shanghai", "310000", Partner::Canonical),
+    ("jiangsu", "320000", Partner::Jiangsu),
+    ("zhejiang", "330000", Partner::Zhejiang),
+    ("beijing", "110000", Partner::Beijing),
+];
+
+/// A benchmark folder: its CA, configuration and client certificates.
+pub struct Environment {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The CA (issues one certificate per client).
+    pub ca: CertificateAuthority,
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+}
+
+impl Environment {
+    /// Creates the PKI and a configuration template in `dir`.
+    pub fn create(dir: &Path) -> Result<Environment, String> {
+        let _ = std::fs::remove_dir_all(dir);
+        let ca = CertificateAuthority::new("yrdx bench CA").map_err(|e| e.to_string())?;
+        let dev = pki::init_with(dir, "127.0.0.1:0", &ca).map_err(|e| e.to_string())?;
+        // No rate limit: the harness measures capacity, not the limiter.
+        let text = std::fs::read_to_string(&dev.config).map_err(|e| e.to_string())?;
+        let text =
+            text.replace("rate_per_second = 50", "rate_per_second = 1000000").replace("burst = 100", "burst = 1000000");
+        std::fs::write(dir.join("yrdx.toml"), text).map_err(|e| e.to_string())?;
+        Ok(Environment { dir: dir.to_path_buf(), ca_pem: ca.cert_pem.clone(), ca })
+    }
+
+    /// A configuration with a fresh store for one run (`run` names it).
+    pub fn config_for(&self, run: &str) -> Result<PathBuf, String> {
+        let text = std::fs::read_to_string(self.dir.join("yrdx.toml")).map_err(|e| e.to_string())?;
+        let store = format!("store-{run}.sqlite");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(self.dir.join(format!("{store}{suffix}")));
+        }
+        let path = self.dir.join(format!("yrdx-{run}.toml"));
+        std::fs::write(&path, text.replace("store = \"yrdx.sqlite\"", &format!("store = \"{store}\"")))
+            .map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// The store file of a run.
+    pub fn store_for(&self, run: &str) -> PathBuf {
+        self.dir.join(format!("store-{run}.sqlite"))
+    }
+
+    /// Connects `per_partner` clients for each of `partners`, each with its own certificate.
+    pub async fn clients(
+        &self,
+        addr: std::net::SocketAddr,
+        partners: &[&str],
+        per_partner: usize,
+    ) -> Result<Vec<BenchClient>, String> {
+        let url = format!("https://{addr}");
+        let mut out = Vec::new();
+        for name in partners {
+            let (_, region, format) =
+                PARTNERS.iter().find(|(n, ..)| n == name).ok_or_else(|| format!("unknown partner {name}"))?;
+            for _ in 0..per_partner {
+                let cert = self.ca.issue_client(&pki::partner_identity(name), false).map_err(|e| e.to_string())?;
+                let channel = yrdx_gateway::client::channel(&url, &self.ca_pem, Some((cert.cert_pem, cert.key_pem)))
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+                out.push(BenchClient {
+                    index: out.len(),
+                    partner: name.to_string(),
+                    region: region.to_string(),
+                    format: *format,
+                    channel,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The realistic records the documents are made of (from the conformance vectors).
+#[derive(Clone)]
+pub struct Templates {
+    /// A plan.
+    pub plan: Record,
+    /// An online sampling record.
+    pub sampling: Record,
+    /// A conforming inspection report.
+    pub inspection: Record,
+    /// A LOW risk signal.
+    pub risk: Record,
+}
+
+fn first(path: &str, format: Partner) -> Result<Record, String> {
+    let bytes =
+        std::fs::read(yrdx_conformance::vectors::default_dir().join(path)).map_err(|e| format!("{path}: {e}"))?;
+    format
+        .decode(&bytes, &DecodeLimits::default())
+        .map_err(|e| format!("{path}: {e}"))?
+        .records
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{path}: empty"))
+}
+
+/// The plan every benchmark's sampling records belong to.
+pub const BENCH_PLAN: &str = "BENCH-PLAN";
+
+impl Templates {
+    /// Loads the templates.
+    pub fn load() -> Result<Templates, String> {
+        let mut plan = first("canonical/valid/plan.json", Partner::Canonical)?;
+        if let Record::Plan(p) = &mut plan {
+            p.plan_id = BENCH_PLAN.into();
+            p.channel = PlanChannel::Online as i32;
+            p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
+            p.participants =
+                PARTNERS.iter().map(|(_, r, _)| PlanParticipant { region: r.to_string(), quota: i32::MAX }).collect();
+        }
+        let mut sampling = first("jiangsu/valid/example-sampling.json", Partner::Jiangsu)?;
+        if let Record::Sampling(s) = &mut sampling {
+            s.plan_id = BENCH_PLAN.into();
+        }
+        Ok(Templates {
+            plan,
+            sampling,
+            inspection: first("jiangsu/valid/inspection-conforming.json", Partner::Jiangsu)?,
+            risk: first("jiangsu/valid/risk-signal-low.json", Partner::Jiangsu)?,
+        })
+    }
+
+    /// The seed sample of a region (inspections in the load refer to it).
+    pub fn seed_sample_id(region: &str) -> String {
+        format!("BENCH-SEED-{region}")
+    }
+
+    /// A sampling record of `region` with id `id`.
+    pub fn sampling_of(&self, region: &str, id: &str) -> Record {
+        let mut r = self.sampling.clone();
+        if let Record::Sampling(s) = &mut r {
+            s.sample_id = id.into();
+            s.sampling_region = region.into();
+        }
+        r
+    }
+
+    /// The `seq`-th record of the mixed load for a client: plan, sampling, inspection and (for
+    /// partners that take them) risk signal in turn.
+    pub fn mixed(&self, client: &BenchClient, seq: u64) -> Record {
+        let id = format!("B{}-{seq}", client.index);
+        let kinds = if client.format == Partner::Beijing { 3 } else { 4 };
+        match seq % kinds {
+            0 => {
+                let mut r = self.plan.clone();
+                if let Record::Plan(p) = &mut r {
+                    p.plan_id = format!("BP-{id}");
+                    p.lead_region = client.region.clone();
+                }
+                r
+            }
+            1 => self.sampling_of(&client.region, &format!("BS-{id}")),
+            2 => {
+                let mut r = self.inspection.clone();
+                if let Record::Inspection(i) = &mut r {
+                    i.sample_id = Templates::seed_sample_id(&client.region);
+                    i.report_no = format!("BR-{id}");
+                }
+                r
+            }
+            _ => self.risk_signal(&format!("FX-{id}")),
+        }
+    }
+
+    /// A risk signal with id `id`.
+    pub fn risk_signal(&self, id: &str) -> Record {
+        let mut r = self.risk.clone();
+        if let Record::RiskSignal(s) = &mut r {
+            s.signal_id = id.into();
+            s.revision = 1;
+        }
+        r
+    }
+}
+
+/// Encodes records as `client` sends them.
+pub fn document(client: &BenchClient, message_id: String, records: &[Record]) -> Doc {
+    let envelope = Envelope {
+        message_id: message_id.clone(),
+        sender: client.region.clone(),
+        receiver: "310000".into(),
+        sent_at: yrdx_proto::civil::parse_rfc3339("2024-03-15T10:30:00+08:00"),
+    };
+    // The templates are valid records: encoding cannot fail for the formats they are used with.
+    let bytes = client.format.encode(&envelope, records, 1).map(|e| e.bytes).unwrap_or_default();
+    Doc { bytes, message_id, records: records.len() as u32 }
+}
+
+/// The canonical JSON of a record (for seeding a store directly).
+pub fn canonical_json(r: &Record) -> String {
+    canonical::record_to_value(r).to_string()
+}
