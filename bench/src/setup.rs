@@ -167,7 +167,17 @@ impl Templates {
                 }
                 r
             }
-            1 => self.sampling_of(&client.region, &format!("BS-{id}")),
+            1 => {
+                // Each sample a different product, as in a real programme (the same product again
+                // is the mutual-recognition case, not the common one).
+                let mut r = self.sampling_of(&client.region, &format!("BS-{id}"));
+                if let Record::Sampling(s) = &mut r {
+                    if let Some(p) = &mut s.product {
+                        p.model = format!("M-{id}");
+                    }
+                }
+                r
+            }
             2 => {
                 let mut r = self.inspection.clone();
                 if let Record::Inspection(i) = &mut r {

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The store's lock was poisoned by a panic elsewhere.
     #[error("store: lock poisoned")]
     Poisoned,
+    /// The group commit this submission was part of failed.
+    #[error("store: group commit failed: {0}")]
+    GroupCommit(String),
 }
 
 /// A canonical record to keep.
@@ -119,19 +122,19 @@ pub trait Store: Send + Sync {
 impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except` (quota use).
     pub fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, StoreError> {
-        let conn = self.conn()?;
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != ?3
+        let conn = self.reader()?;
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != ?3
              AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2",
-            params![plan_id, region, except],
-            |r| r.get(0),
-        )?;
+            )?
+            .query_row(params![plan_id, region, except], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     /// Records waiting for a SAMR package: (kind, record id), oldest first.
     pub fn samr_waiting(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt =
             conn.prepare_cached("SELECT kind, record_id FROM samr_outbox WHERE package IS NULL ORDER BY seq")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -140,7 +143,7 @@ impl SqliteStore {
 
     /// Canonical JSON of stored sampling records of one product (mutual recognition).
     pub fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT canonical FROM records WHERE kind = 'sampling'
              AND json_extract(canonical, '$.producer.uscc') = ?1
@@ -155,6 +158,14 @@ impl SqliteStore {
 /// The embedded SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Submissions waiting to be committed; whoever holds the connection next commits them all in
+    /// one transaction (group commit: one fsync for many submissions, each still answered only
+    /// after its own data is durable).
+    waiting: Mutex<Vec<Arc<CommitSlot>>>,
+    /// A second connection for reads: in WAL mode they see the last commit without waiting for
+    /// the writer's fsync. `None` for an in-memory store (a second connection would be another
+    /// database).
+    reader: Option<Mutex<Connection>>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -223,7 +234,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX records_sampling_plan ON records
         (json_extract(canonical, '$.planId'), json_extract(canonical, '$.samplingRegion'))
         WHERE kind = 'sampling';
-    CREATE INDEX records_sampling_producer ON records (json_extract(canonical, '$.producer.uscc'))
+    CREATE INDEX records_sampling_product ON records (json_extract(canonical, '$.producer.uscc'),
+        COALESCE(json_extract(canonical, '$.product.brand'), ''), COALESCE(json_extract(canonical, '$.product.model'), ''))
         WHERE kind = 'sampling';",
 ];
 
@@ -260,7 +272,7 @@ pub struct OutboxRow {
 impl SqliteStore {
     /// Canonical JSON of every stored record of a kind, in id order.
     pub fn records_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached("SELECT canonical FROM records WHERE kind = ?1 ORDER BY record_id")?;
         let rows = stmt.query_map(params![kind], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -268,7 +280,7 @@ impl SqliteStore {
 
     /// Canonical JSON of stored records of a kind whose JSON field `path` (`$.planId`) equals `value`.
     pub fn records_where(&self, kind: &str, path: &str, value: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT canonical FROM records WHERE kind = ?1 AND json_extract(canonical, ?2) = ?3 ORDER BY record_id",
         )?;
@@ -278,12 +290,10 @@ impl SqliteStore {
 
     /// Whether the overdue notice of a case's stage was sent.
     pub fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
-        let conn = self.conn()?;
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM overdue_notices WHERE case_id = ?1 AND status = ?2",
-            params![case_id, status],
-            |r| r.get(0),
-        )?;
+        let conn = self.reader()?;
+        let n: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM overdue_notices WHERE case_id = ?1 AND status = ?2")?
+            .query_row(params![case_id, status], |r| r.get(0))?;
         Ok(n > 0)
     }
 
@@ -298,18 +308,17 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)",
-            params![case_id, status, now_ms],
-        )?;
+        let inserted = tx
+            .prepare_cached("INSERT OR IGNORE INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![case_id, status, now_ms])?;
         if inserted == 0 {
             return Ok(false);
         }
         for d in deliveries {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![d.recipient, d.message_id, d.document, now_ms],
-            )?;
+            )?
+            .execute(params![d.recipient, d.message_id, d.document, now_ms])?;
         }
         tx.commit()?;
         Ok(true)
@@ -317,7 +326,7 @@ impl SqliteStore {
 
     /// Records waiting for a package, oldest first.
     pub fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
         )?;
@@ -340,21 +349,17 @@ impl SqliteStore {
     ) -> Result<Result<String, String>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: i64 =
-            tx.query_row("SELECT COALESCE(MAX(sequence), 0) FROM samr_packages WHERE day = ?1", params![day], |r| {
-                r.get(0)
-            })?;
+        let last: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM samr_packages WHERE day = ?1")?
+            .query_row(params![day], |r| r.get(0))?;
         let sequence = (last + 1) as u32;
         let (number, bytes) = match build(sequence) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        tx.execute(
-            "INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
-            params![number, day, sequence, package_type, bytes, now_ms],
-        )?;
+        tx.prepare_cached("INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)")?.execute(params![number, day, sequence, package_type, bytes, now_ms])?;
         for seq in rows {
-            tx.execute("UPDATE samr_outbox SET package = ?1 WHERE seq = ?2", params![number, seq])?;
+            tx.prepare_cached("UPDATE samr_outbox SET package = ?1 WHERE seq = ?2")?.execute(params![number, seq])?;
         }
         tx.commit()?;
         Ok(Ok(number))
@@ -376,7 +381,7 @@ impl SqliteStore {
     }
 
     fn samr_query(&self, tail: &str, p: impl rusqlite::Params) -> Result<Vec<SamrPackage>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT number, package_type, bytes, state, attempts, reason FROM samr_packages {tail}"
         ))?;
@@ -403,20 +408,17 @@ impl SqliteStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE samr_packages SET state = ?2, attempts = ?3, next_attempt_ms = ?4, reason = ?5 WHERE number = ?1",
-            params![number, state, attempts, next_attempt_ms, reason],
-        )?;
+        )?
+        .execute(params![number, state, attempts, next_attempt_ms, reason])?;
         Ok(())
     }
 
     /// Puts a parked package back in line (an operator's resend); false when it is not parked.
     pub fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
         let conn = self.conn()?;
-        let n = conn.execute(
-            "UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = ?1 AND state = 'parked'",
-            params![number],
-        )?;
+        let n = conn.prepare_cached("UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = ?1 AND state = 'parked'")?.execute(params![number])?;
         Ok(n == 1)
     }
 }
@@ -425,7 +427,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file and runs pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)?;
-        SqliteStore::init(conn)
+        let mut store = SqliteStore::init(conn)?;
+        let reader = Connection::open(path)?;
+        reader.pragma_update(None, "cache_size", -16384)?;
+        reader.pragma_update(None, "query_only", true)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        store.reader = Some(Mutex::new(reader));
+        Ok(store)
     }
 
     /// An in-memory store (tests).
@@ -436,6 +444,9 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // 32 MiB of page cache: the hot pages (mailboxes, indexes) stay in memory instead of
+        // being copied in from the OS on every read.
+        conn.pragma_update(None, "cache_size", -32768)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -443,7 +454,14 @@ impl SqliteStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))?;
         }
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), waiting: Mutex::new(Vec::new()), reader: None })
+    }
+
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        match &self.reader {
+            Some(r) => r.lock().map_err(|_| StoreError::Poisoned),
+            None => self.conn(),
+        }
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -457,41 +475,40 @@ fn parse_ids(ids: &[String]) -> Vec<i64> {
 
 impl Store for SqliteStore {
     fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                "SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2",
-                params![sender, message_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        let conn = self.reader()?;
+        let found = conn
+            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
+            .query_row(params![sender, message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional();
+        Ok(found?)
     }
 
     fn commit(&self, s: &Submission) -> Result<Committed, StoreError> {
+        let slot = Arc::new(CommitSlot { submission: s.clone(), result: Mutex::new(None) });
+        self.waiting.lock().map_err(|_| StoreError::Poisoned)?.push(slot.clone());
         let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<(String, Vec<u8>)> = tx
-            .query_row(
-                "SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2",
-                params![s.sender, s.message_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((digest, reply)) = existing {
-            return Ok(Committed::Existing { digest, reply });
+        // A leader before us may have committed this submission while we waited for the lock.
+        if let Some(done) = slot.take_result() {
+            return done;
         }
-        insert_submission(&tx, s)?;
-        tx.commit()?;
-        Ok(Committed::New)
+        let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
+        if let Err(e) = commit_group(&mut conn, &group) {
+            let message = e.to_string();
+            for other in &group {
+                other.set(Err(StoreError::GroupCommit(message.clone())));
+            }
+        }
+        drop(conn);
+        slot.take_result().unwrap_or(Err(StoreError::GroupCommit("the submission was not committed".into())))
     }
 
     fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2", params![kind, id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        let conn = self.reader()?;
+        let found = conn
+            .prepare_cached("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2")?
+            .query_row(params![kind, id], |r| r.get(0))
+            .optional();
+        Ok(found?)
     }
 
     fn take(
@@ -514,10 +531,8 @@ impl Store for SqliteStore {
             mapped.collect::<Result<_, _>>()?
         };
         for (seq, ..) in &rows {
-            tx.execute(
-                "UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1",
-                params![seq, now_ms + visibility_ms],
-            )?;
+            tx.prepare_cached("UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1")?
+                .execute(params![seq, now_ms + visibility_ms])?;
         }
         tx.commit()?;
         Ok(rows
@@ -532,11 +547,8 @@ impl Store for SqliteStore {
     }
 
     fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
-        let conn = self.conn()?;
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2",
-            params![recipient, now_ms],
-            |r| r.get(0),
+        let conn = self.reader()?;
+        let n: i64 = conn.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2")?.query_row(params![recipient, now_ms], |r| r.get(0),
         )?;
         Ok(n as usize)
     }
@@ -544,7 +556,8 @@ impl Store for SqliteStore {
     fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError> {
         let conn = self.conn()?;
         for seq in parse_ids(delivery_ids) {
-            conn.execute("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0", params![seq])?;
+            conn.prepare_cached("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0")?
+                .execute(params![seq])?;
         }
         Ok(())
     }
@@ -554,24 +567,75 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let mut n = 0;
         for seq in parse_ids(delivery_ids) {
-            n += tx.execute(
-                "UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0",
-                params![seq, recipient],
-            )? as u32;
+            n += tx
+                .prepare_cached("UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0")?
+                .execute(params![seq, recipient])? as u32;
         }
         tx.commit()?;
         Ok(n)
     }
 
     fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
-        let conn = self.conn()?;
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0",
-            params![recipient],
-            |r| r.get(0),
-        )?;
+        let conn = self.reader()?;
+        let n: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0")?
+            .query_row(params![recipient], |r| r.get(0))?;
         Ok(n as u64)
     }
+}
+
+/// One submission waiting for a group commit, and its outcome once committed.
+struct CommitSlot {
+    submission: Submission,
+    result: Mutex<Option<Result<Committed, StoreError>>>,
+}
+
+impl CommitSlot {
+    fn set(&self, r: Result<Committed, StoreError>) {
+        if let Ok(mut slot) = self.result.lock() {
+            if slot.is_none() {
+                *slot = Some(r);
+            }
+        }
+    }
+
+    fn take_result(&self) -> Option<Result<Committed, StoreError>> {
+        self.result.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+/// Commits a group in one transaction: each submission under its own savepoint, so one that fails
+/// fails alone; the outcomes are published only after the transaction is durable.
+fn commit_group(conn: &mut Connection, group: &[Arc<CommitSlot>]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for slot in group {
+        let s = &slot.submission;
+        let existing: Option<(String, Vec<u8>)> = tx
+            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
+            .query_row(params![s.sender, s.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((digest, reply)) = existing {
+            outcomes.push(Ok(Committed::Existing { digest, reply }));
+            continue;
+        }
+        tx.execute_batch("SAVEPOINT one")?;
+        match insert_submission(&tx, s) {
+            Ok(()) => {
+                tx.execute_batch("RELEASE one")?;
+                outcomes.push(Ok(Committed::New));
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
+                outcomes.push(Err(e));
+            }
+        }
+    }
+    tx.commit()?;
+    for (slot, outcome) in group.iter().zip(outcomes) {
+        slot.set(outcome);
+    }
+    Ok(())
 }
 
 /// Writes one submission's rows inside a transaction (the caller checked it is new).
@@ -644,7 +708,7 @@ mod tests {
                  AND json_extract(canonical, '$.producer.uscc') = 'u'
                  AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
                  AND COALESCE(json_extract(canonical, '$.product.model'), '') = 'm'",
-                "records_sampling_producer",
+                "records_sampling_product",
             ),
         ] {
             let plan: Vec<String> = conn
