@@ -155,8 +155,10 @@ impl Templates {
 
     /// The `seq`-th record of the mixed load for a client: plan, sampling, inspection and (for
     /// partners that take them) risk signal in turn.
-    pub fn mixed(&self, client: &BenchClient, seq: u64) -> Record {
-        let id = format!("B{}-{seq}", client.index);
+    pub fn mixed(&self, client: &BenchClient, seq: u64, tag: &str) -> Record {
+        // The tag keeps ids of different runs on one store apart (a risk signal id resent at
+        // revision 1 would be refused as stale).
+        let id = format!("{tag}{}-{seq}", client.index);
         let kinds = if client.format == Partner::Beijing { 3 } else { 4 };
         match seq % kinds {
             0 => {

@@ -237,6 +237,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_sampling_product ON records (json_extract(canonical, '$.producer.uscc'),
         COALESCE(json_extract(canonical, '$.product.brand'), ''), COALESCE(json_extract(canonical, '$.product.model'), ''))
         WHERE kind = 'sampling';",
+    // 6: counting a mailbox's deliveries in flight reads only those, not the whole backlog.
+    "CREATE INDEX deliveries_in_flight ON deliveries (recipient, acked, visible_at_ms);",
 ];
 
 /// A SAMR package as the store keeps it.
@@ -709,6 +711,10 @@ mod tests {
                  AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
                  AND COALESCE(json_extract(canonical, '$.product.model'), '') = 'm'",
                 "records_sampling_product",
+            ),
+            (
+                "SELECT COUNT(*) FROM deliveries WHERE recipient = 'r' AND acked = 0 AND attempt > 0 AND visible_at_ms > 5",
+                "deliveries_in_flight",
             ),
         ] {
             let plan: Vec<String> = conn
