@@ -68,10 +68,11 @@ struct Tally {
     bytes: AtomicU64,
     latencies: Mutex<Vec<u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
+    examples: Mutex<BTreeMap<String, String>>,
 }
 
 impl Tally {
-    fn done(&self, started: Instant, doc_records: u32, doc_bytes: usize, result: Result<(), tonic::Code>) {
+    fn done(&self, started: Instant, doc_records: u32, doc_bytes: usize, result: Result<(), tonic::Status>) {
         let micros = started.elapsed().as_micros() as u64;
         match result {
             Ok(()) => {
@@ -80,8 +81,11 @@ impl Tally {
                 self.bytes.fetch_add(doc_bytes as u64, Ordering::Relaxed);
                 self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
             }
-            Err(code) => {
-                *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(format!("{code:?}")).or_default() += 1;
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                let mut examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+                examples.entry(code.clone()).or_insert_with(|| status.message().chars().take(300).collect());
+                *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(code).or_default() += 1;
             }
         }
     }
@@ -95,7 +99,7 @@ async fn submit_one(client: &BenchClient, doc: Doc, started: Instant, tally: &Ta
     let mut c = ExchangeClient::new(client.channel.clone())
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20);
-    let result = c.submit(SubmitRequest { document: doc.bytes }).await.map(|_| ()).map_err(|s| s.code());
+    let result = c.submit(SubmitRequest { document: doc.bytes }).await.map(|_| ());
     tally.done(started, records, len, result);
 }
 
@@ -227,6 +231,7 @@ pub async fn run(
     let mut delivery_lat = std::mem::take(&mut *delivery_latencies.lock().unwrap_or_else(|p| p.into_inner()));
     let deliveries = delivered.load(Ordering::Relaxed);
     let errors = tally.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let error_examples = tally.examples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     RunFigures {
         side: side.to_string(),
         seconds: elapsed,
@@ -241,6 +246,7 @@ pub async fn run(
         deliveries,
         deliveries_per_s: deliveries as f64 / elapsed,
         errors,
+        error_examples,
         peak_rss_mb: rss as f64 / 1e6,
         cpu_seconds: cpu_after - cpu_before,
         offered_rate: spec.rate.unwrap_or(0.0),

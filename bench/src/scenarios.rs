@@ -63,7 +63,7 @@ fn print_targets(targets: &[Target]) {
 /// The seeds of the mixed load: the bench plan (Shanghai leads it) and one sample per region.
 async fn seed_mixed(clients: &[BenchClient], templates: &Templates) -> Result<(), String> {
     let shanghai = clients.iter().find(|c| c.partner == "shanghai").ok_or("no shanghai client")?;
-    submit(shanghai, "SEED-PLAN", std::slice::from_ref(&templates.plan)).await?;
+    submit(shanghai, "SEED-PLANS", &templates.bench_plans()).await?;
     for (name, region, _) in PARTNERS {
         if let Some(c) = clients.iter().find(|c| c.partner == name) {
             let seed = templates.sampling_of(region, &Templates::seed_sample_id(region));

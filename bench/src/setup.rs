@@ -90,7 +90,7 @@ impl Environment {
 /// The realistic records the documents are made of (from the conformance vectors).
 #[derive(Clone)]
 pub struct Templates {
-    /// A plan.
+    /// A plan (the first bench plan).
     pub plan: Record,
     /// An online sampling record.
     pub sampling: Record,
@@ -112,23 +112,29 @@ fn first(path: &str, format: Partner) -> Result<Record, String> {
         .ok_or_else(|| format!("{path}: empty"))
 }
 
-/// The plan every benchmark's sampling records belong to.
-pub const BENCH_PLAN: &str = "BENCH-PLAN";
+/// The plans the benchmark's sampling records belong to (`BENCH-PLAN-00` …): spread over many
+/// plans, as a programme's samples are, each plan-region holds tens of samples, not thousands.
+pub const BENCH_PLANS: usize = 100;
+
+/// The id of the `n`-th bench plan.
+pub fn bench_plan(n: usize) -> String {
+    format!("BENCH-PLAN-{:02}", n % BENCH_PLANS)
+}
 
 impl Templates {
     /// Loads the templates.
     pub fn load() -> Result<Templates, String> {
         let mut plan = first("canonical/valid/plan.json", Partner::Canonical)?;
         if let Record::Plan(p) = &mut plan {
-            p.plan_id = BENCH_PLAN.into();
+            p.plan_id = bench_plan(0);
             p.channel = PlanChannel::Online as i32;
             p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
             p.participants =
-                PARTNERS.iter().map(|(_, r, _)| PlanParticipant { region: r.to_string(), quota: i32::MAX }).collect();
+                PARTNERS.iter().map(|(_, r, _)| PlanParticipant { region: r.to_string(), quota: 1000 }).collect();
         }
         let mut sampling = first("jiangsu/valid/example-sampling.json", Partner::Jiangsu)?;
         if let Record::Sampling(s) = &mut sampling {
-            s.plan_id = BENCH_PLAN.into();
+            s.plan_id = bench_plan(0);
         }
         Ok(Templates {
             plan,
@@ -136,6 +142,19 @@ impl Templates {
             inspection: first("jiangsu/valid/inspection-conforming.json", Partner::Jiangsu)?,
             risk: first("jiangsu/valid/risk-signal-low.json", Partner::Jiangsu)?,
         })
+    }
+
+    /// Every bench plan.
+    pub fn bench_plans(&self) -> Vec<Record> {
+        (0..BENCH_PLANS)
+            .map(|n| {
+                let mut r = self.plan.clone();
+                if let Record::Plan(p) = &mut r {
+                    p.plan_id = bench_plan(n);
+                }
+                r
+            })
+            .collect()
     }
 
     /// The seed sample of a region (inspections in the load refer to it).
@@ -174,6 +193,8 @@ impl Templates {
                 // is the mutual-recognition case, not the common one).
                 let mut r = self.sampling_of(&client.region, &format!("BS-{id}"));
                 if let Record::Sampling(s) = &mut r {
+                    // Spread evenly over the plans whatever the sequence's shape.
+                    s.plan_id = bench_plan((seq.wrapping_mul(2_654_435_761) >> 7) as usize);
                     if let Some(p) = &mut s.product {
                         p.model = format!("M-{id}");
                     }

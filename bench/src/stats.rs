@@ -72,6 +72,8 @@ pub struct RunFigures {
     pub deliveries_per_s: f64,
     /// Failed calls by status code.
     pub errors: BTreeMap<String, u64>,
+    /// One message per failing status code.
+    pub error_examples: BTreeMap<String, String>,
     /// The server's peak resident set, MB.
     pub peak_rss_mb: f64,
     /// The server's CPU seconds over the run.
@@ -176,6 +178,9 @@ pub fn print_run(label: &str, f: &RunFigures) {
         f.cpu_seconds,
         if errors.is_empty() { String::new() } else { format!("  errors {}", errors.join(" ")) }
     );
+    for (code, message) in &f.error_examples {
+        println!("      e.g. {code}: {message}");
+    }
 }
 
 #[cfg(test)]

@@ -80,8 +80,8 @@ impl RecordLookup for StoreLookup<'_> {
         self.0.record(kind, id).map_err(|e| e.to_string())
     }
 
-    fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String> {
-        self.0.sampling_count(plan_id, region, except).map_err(|e| e.to_string())
+    fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, String> {
+        self.0.sampling_count(plan_id, region, except, at_most).map_err(|e| e.to_string())
     }
 
     fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String> {

@@ -23,8 +23,8 @@ pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
 pub trait RecordLookup {
     /// The canonical JSON of a stored record.
     fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String>;
-    /// Stored sampling records of a plan and region, other than `except`.
-    fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, String>;
+    /// Stored sampling records of a plan and region, other than `except`, counted up to `at_most`.
+    fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, String>;
     /// Canonical JSON of stored sampling records of a product (producer USCC, brand, model).
     fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String>;
 }
@@ -76,7 +76,8 @@ fn sampling_rules(
             return refuse(format!("sampled on {on}, after plan {}'s sampling deadline {deadline}", plan.plan_id));
         }
     }
-    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id).map_err(RouteError::Store)?;
+    let quota = part.quota.max(0) as u64;
+    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id, quota).map_err(RouteError::Store)?;
     let in_batch = batch
         .samplings
         .iter()

@@ -120,15 +120,17 @@ pub trait Store: Send + Sync {
 }
 
 impl SqliteStore {
-    /// Stored sampling records of a plan and region, other than `except` (quota use).
-    pub fn sampling_count(&self, plan_id: &str, region: &str, except: &str) -> Result<u64, StoreError> {
+    /// Stored sampling records of a plan and region, other than `except`, counted up to
+    /// `at_most` (the quota: counting further would cost time and change no decision).
+    pub fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
         let conn = self.reader()?;
         let n: i64 = conn
             .prepare_cached(
-                "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != ?3
-             AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != ?3
+             AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2
+             LIMIT ?4)",
             )?
-            .query_row(params![plan_id, region, except], |r| r.get(0))?;
+            .query_row(params![plan_id, region, except, at_most.min(i64::MAX as u64) as i64], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -701,8 +703,9 @@ mod tests {
         let conn = store.conn().unwrap();
         for (sql, index) in [
             (
-                "SELECT COUNT(*) FROM records WHERE kind = 'sampling' AND record_id != 'x'
-                 AND json_extract(canonical, '$.planId') = 'p' AND json_extract(canonical, '$.samplingRegion') = 'r'",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != 'x'
+                 AND json_extract(canonical, '$.planId') = 'p' AND json_extract(canonical, '$.samplingRegion') = 'r'
+                 LIMIT 10)",
                 "records_sampling_plan",
             ),
             (
