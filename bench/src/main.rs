@@ -36,6 +36,13 @@ struct Common {
     /// Submissions in flight per client (closed loop).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Offer this many submissions per second in all (open loop) instead of as fast as the
+    /// clients can.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Stop each run after this many submissions (as well as after --seconds).
+    #[arg(long)]
+    count: Option<u64>,
     /// Pending deliveries for `backlog`.
     #[arg(long, default_value_t = 100_000)]
     backlog: usize,
@@ -94,6 +101,8 @@ fn settings(c: &Common) -> Settings {
             backlog: 2_000,
             bigstore: 5_000,
             smoke: true,
+            rate: c.rate,
+            count: c.count,
         };
     }
     Settings {
@@ -104,6 +113,8 @@ fn settings(c: &Common) -> Settings {
         backlog: c.backlog,
         bigstore: c.bigstore,
         smoke: false,
+        rate: c.rate,
+        count: c.count,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct Settings {
     pub bigstore: usize,
     /// A short run for CI (`--smoke`).
     pub smoke: bool,
+    /// Open loop at this total rate instead of closed loop.
+    pub rate: Option<f64>,
+    /// Stop each run after this many submissions.
+    pub count: Option<u64>,
 }
 
 /// One target and whether it was met.
@@ -149,8 +153,8 @@ fn spec(settings: &Settings, make: DocMaker) -> LoadSpec {
     LoadSpec {
         duration: Duration::from_secs_f64(settings.seconds),
         concurrency: settings.concurrency,
-        rate: None,
-        max_submissions: None,
+        rate: settings.rate,
+        max_submissions: settings.count,
         make,
         receivers: vec![],
         grace: Duration::from_millis(if settings.smoke { 200 } else { 1500 }),

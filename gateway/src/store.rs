@@ -435,6 +435,7 @@ impl SqliteStore {
         let reader = Connection::open(path)?;
         reader.pragma_update(None, "cache_size", -16384)?;
         reader.pragma_update(None, "query_only", true)?;
+        reader.set_prepared_statement_cache_capacity(64);
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         store.reader = Some(Mutex::new(reader));
         Ok(store)
@@ -451,6 +452,9 @@ impl SqliteStore {
         // 32 MiB of page cache: the hot pages (mailboxes, indexes) stay in memory instead of
         // being copied in from the OS on every read.
         conn.pragma_update(None, "cache_size", -32768)?;
+        // Every statement of the store stays prepared (rusqlite keeps 16 by default; the store
+        // has more, and re-preparing a statement costs more than running it).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
