@@ -367,6 +367,17 @@ impl CaseRun<'_> {
                         ));
                     }
                 }
+                if let Some(words) = &s.expect.warning_contains {
+                    let words = self.fill.fill(words);
+                    if !reply.warnings.iter().any(|w| w.contains(&words)) {
+                        self.findings.push(Finding::new(
+                            "the reply warns",
+                            format!("{at}: warnings"),
+                            format!("a warning containing {words:?}"),
+                            if reply.warnings.is_empty() { "(no warnings)".into() } else { reply.warnings.join(" | ") },
+                        ));
+                    }
+                }
                 if !s.expect.records.is_empty() {
                     let want: Vec<String> = s.expect.records.iter().map(|r| self.fill.fill(r)).collect();
                     let got: Vec<String> = reply.records.iter().map(|r| format!("{} {}", r.kind, r.id)).collect();

@@ -163,6 +163,8 @@ pub struct SubmitExpect {
     pub paths: BTreeMap<String, Vec<String>>,
     /// Text the status message must contain.
     pub message_contains: Option<String>,
+    /// Text one of an accepted reply's warnings must contain.
+    pub warning_contains: Option<String>,
 }
 
 fn ok() -> String {
@@ -171,7 +173,14 @@ fn ok() -> String {
 
 impl Default for SubmitExpect {
     fn default() -> Self {
-        SubmitExpect { status: ok(), duplicate: None, records: vec![], paths: BTreeMap::new(), message_contains: None }
+        SubmitExpect {
+            status: ok(),
+            duplicate: None,
+            records: vec![],
+            paths: BTreeMap::new(),
+            message_contains: None,
+            warning_contains: None,
+        }
     }
 }
 
