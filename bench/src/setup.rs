@@ -3,17 +3,12 @@
 
 use crate::load::{BenchClient, Doc};
 use std::path::{Path, PathBuf};
-use yrdx_adapters::{canonical, DecodeLimits, Partner, Record};
+use yrdx_adapters::{canonical, Partner, Record};
 use yrdx_gateway::pki::{self, CertificateAuthority};
 use yrdx_proto::v1::{Envelope, PlanChannel, PlanParticipant, ProductCategory};
 
-/// The partners of the development PKI: (name, region, format).
-pub const PARTNERS: [(&str, &str, Partner); 4] = [
-    ("shanghai", "310000", Partner::Canonical),
-    ("jiangsu", "320000", Partner::Jiangsu),
-    ("zhejiang", "330000", Partner::Zhejiang),
-    ("beijing", "110000", Partner::Beijing),
-];
+/// The partners of the development PKI: (name, region, format name).
+pub use yrdx_gateway::pki::DEV_PARTNERS as PARTNERS;
 
 /// A benchmark folder: its CA, configuration and client certificates.
 pub struct Environment {
@@ -69,6 +64,7 @@ impl Environment {
         for name in partners {
             let (_, region, format) =
                 PARTNERS.iter().find(|(n, ..)| n == name).ok_or_else(|| format!("unknown partner {name}"))?;
+            let format = Partner::from_name(format).ok_or_else(|| format!("{name}: unknown format {format}"))?;
             for _ in 0..per_partner {
                 let cert = self.ca.issue_client(&pki::partner_identity(name), false).map_err(|e| e.to_string())?;
                 let channel = yrdx_gateway::client::channel(&url, &self.ca_pem, Some((cert.cert_pem, cert.key_pem)))
@@ -78,7 +74,7 @@ impl Environment {
                     index: out.len(),
                     partner: name.to_string(),
                     region: region.to_string(),
-                    format: *format,
+                    format,
                     channel,
                 });
             }
@@ -100,16 +96,8 @@ pub struct Templates {
     pub risk: Record,
 }
 
-fn first(path: &str, format: Partner) -> Result<Record, String> {
-    let bytes =
-        std::fs::read(yrdx_conformance::vectors::default_dir().join(path)).map_err(|e| format!("{path}: {e}"))?;
-    format
-        .decode(&bytes, &DecodeLimits::default())
-        .map_err(|e| format!("{path}: {e}"))?
-        .records
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("{path}: empty"))
+fn first(path: &str) -> Result<Record, String> {
+    yrdx_conformance::vectors::first_record(&yrdx_conformance::vectors::default_dir(), path)
 }
 
 /// The plans the benchmark's sampling records belong to (`BENCH-PLAN-00` …): spread over many
@@ -124,7 +112,7 @@ pub fn bench_plan(n: usize) -> String {
 impl Templates {
     /// Loads the templates.
     pub fn load() -> Result<Templates, String> {
-        let mut plan = first("canonical/valid/plan.json", Partner::Canonical)?;
+        let mut plan = first("canonical/valid/plan.json")?;
         if let Record::Plan(p) = &mut plan {
             p.plan_id = bench_plan(0);
             p.channel = PlanChannel::Online as i32;
@@ -132,15 +120,15 @@ impl Templates {
             p.participants =
                 PARTNERS.iter().map(|(_, r, _)| PlanParticipant { region: r.to_string(), quota: 1000 }).collect();
         }
-        let mut sampling = first("jiangsu/valid/example-sampling.json", Partner::Jiangsu)?;
+        let mut sampling = first("jiangsu/valid/example-sampling.json")?;
         if let Record::Sampling(s) = &mut sampling {
             s.plan_id = bench_plan(0);
         }
         Ok(Templates {
             plan,
             sampling,
-            inspection: first("jiangsu/valid/inspection-conforming.json", Partner::Jiangsu)?,
-            risk: first("jiangsu/valid/risk-signal-low.json", Partner::Jiangsu)?,
+            inspection: first("jiangsu/valid/inspection-conforming.json")?,
+            risk: first("jiangsu/valid/risk-signal-low.json")?,
         })
     }
 

@@ -176,8 +176,8 @@ fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
+    use yrdx_gateway::clock::Clock;
+    yrdx_gateway::clock::SystemClock.now()
 }
 
 fn generated_message_id(at: &Timestamp) -> String {

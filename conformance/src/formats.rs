@@ -68,8 +68,8 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                     Payload { decoded: decoded_view(v.partner, &bytes), ..Payload::default() }
                 }
                 Expectation::Invalid(x) => match vectors::invalid_findings(v.partner, &bytes, x) {
-                    Ok(missing) => {
-                        for (path, expected, actual) in missing {
+                    Ok(outcome) => {
+                        for (path, expected, actual) in outcome.missing {
                             findings.push(Finding::new(
                                 "every expected path is named by a problem",
                                 path,
@@ -77,11 +77,7 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                                 actual,
                             ));
                         }
-                        let problems = vectors::decode(v.partner, &bytes, &DecodeLimits::default())
-                            .err()
-                            .map(|e| e.problems().iter().map(|p| Value::String(p.to_string())).collect())
-                            .unwrap_or_default();
-                        Payload::view(Value::Array(problems))
+                        Payload::view(Value::Array(outcome.reported.into_iter().map(Value::String).collect()))
                     }
                     Err(message) => {
                         findings.push(Finding::new("the document is refused", v.name(), "refused", message));

@@ -523,7 +523,8 @@ impl CaseRun<'_> {
                 Ok(Ok(Some(d))) => {
                     seen += 1;
                     let Ok(doc) = format.decode(&d.document, &DecodeLimits::default()) else {
-                        // Not ours to judge here unless it is the one awaited: checked below by id.
+                        // Another delivery this case does not judge; an awaited one that does not
+                        // decode is reported below as never arriving.
                         continue;
                     };
                     let ids: Vec<(RecordKind, String)> = doc.records.iter().map(|r| (r.kind(), r.id())).collect();
@@ -618,36 +619,7 @@ impl CaseRun<'_> {
                     self.saved.insert(name.clone(), d.delivery_id.clone());
                 }
                 if s.ack {
-                    let started = Instant::now();
-                    let r = client.ack(AckRequest { delivery_ids: vec![d.delivery_id.clone()] }).await;
-                    let (status, view) = match &r {
-                        Ok(a) => ("OK".to_string(), json!({"acknowledged": a.get_ref().acknowledged})),
-                        Err(st) => (code_name(st.code()).to_string(), status_view(st)),
-                    };
-                    self.record_evidence(
-                        s.by,
-                        "yrdx.v1.Exchange/Ack",
-                        &status,
-                        Payload::view(json!({"delivery_ids": [d.delivery_id]})),
-                        Payload::view(view),
-                        &facts,
-                        started.elapsed().as_millis() as u64,
-                    );
-                    match r {
-                        Ok(a) if a.get_ref().acknowledged == 1 => {}
-                        Ok(a) => self.findings.push(Finding::new(
-                            "Ack confirms the delivery",
-                            format!("step {} Ack", self.step),
-                            "1",
-                            a.get_ref().acknowledged.to_string(),
-                        )),
-                        Err(st) => self.findings.push(Finding::new(
-                            "Ack confirms the delivery",
-                            format!("step {} Ack", self.step),
-                            "OK",
-                            format!("{}: {}", code_name(st.code()), st.message()),
-                        )),
-                    }
+                    self.ack_one(s.by, &d.delivery_id, 1, "Ack confirms the delivery", "Ack").await?;
                 }
             }
         }
@@ -656,12 +628,19 @@ impl CaseRun<'_> {
 
     async fn ack(&mut self, by: Actor, delivery: &str, expect: u32) -> Result<(), String> {
         let id = self.saved.get(delivery).cloned().ok_or_else(|| format!("no delivery saved as {delivery:?}"))?;
+        let at = format!("Ack {delivery}");
+        self.ack_one(by, &id, expect, "Ack acknowledges only the caller's own deliveries", &at).await
+    }
+
+    /// Acknowledges one delivery and asserts how many the target acknowledged (an error answer
+    /// counts as none acknowledged).
+    async fn ack_one(&mut self, by: Actor, id: &str, expect: u32, assertion: &str, at: &str) -> Result<(), String> {
         let (mut client, facts) = self.client(by).await?;
         let started = Instant::now();
-        let r = client.ack(AckRequest { delivery_ids: vec![id.clone()] }).await;
-        let (status, view) = match &r {
-            Ok(a) => ("OK".to_string(), json!({"acknowledged": a.get_ref().acknowledged})),
-            Err(st) => (code_name(st.code()).to_string(), status_view(st)),
+        let r = client.ack(AckRequest { delivery_ids: vec![id.to_string()] }).await;
+        let (status, view, n) = match &r {
+            Ok(a) => ("OK".to_string(), json!({"acknowledged": a.get_ref().acknowledged}), a.get_ref().acknowledged),
+            Err(st) => (code_name(st.code()).to_string(), status_view(st), 0),
         };
         self.record_evidence(
             by,
@@ -672,14 +651,16 @@ impl CaseRun<'_> {
             &facts,
             started.elapsed().as_millis() as u64,
         );
-        // An error is a refusal too: nothing was acknowledged.
-        let n = r.map(|a| a.get_ref().acknowledged).unwrap_or(0);
         if n != expect {
+            let answer = match &r {
+                Ok(_) => format!("{n} acknowledged"),
+                Err(st) => format!("{n} acknowledged ({status}: {})", st.message()),
+            };
             self.findings.push(Finding::new(
-                "Ack acknowledges only the caller's own deliveries",
-                format!("step {} Ack {delivery}", self.step),
+                assertion,
+                format!("step {} {at}", self.step),
                 format!("{expect} acknowledged"),
-                format!("{n} acknowledged"),
+                answer,
             ));
         }
         Ok(())
@@ -849,8 +830,8 @@ impl CaseRun<'_> {
     }
 }
 
-/// Now, as a protobuf timestamp (whole seconds).
+/// Now, as a protobuf timestamp (whole seconds, as envelopes carry it).
 pub fn now() -> yrdx_proto::Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    yrdx_proto::Timestamp { seconds: d.as_secs() as i64, nanos: 0 }
+    use yrdx_gateway::clock::Clock;
+    yrdx_gateway::clock::SystemClock.now()
 }

@@ -3,18 +3,13 @@
 
 use crate::suite::{set_path, Placeholders, RecordSpec};
 use std::path::Path;
-use yrdx_adapters::{canonical, DecodeLimits, Partner, Record, RecordKind};
+use yrdx_adapters::{canonical, Record, RecordKind};
 
 /// The record a spec describes; `vectors_dir` holds the vectors it may name.
 pub fn build(spec: &RecordSpec, fill: &Placeholders, vectors_dir: &Path) -> Result<Record, String> {
     let (kind, mut value) = match (&spec.vector, &spec.inline, &spec.kind) {
         (Some(v), None, None) => {
-            let format_name = v.split('/').next().unwrap_or_default();
-            let format = Partner::from_name(format_name)
-                .ok_or_else(|| format!("vector {v}: the first folder must name a format, not {format_name:?}"))?;
-            let bytes = std::fs::read(vectors_dir.join(v)).map_err(|e| format!("vector {v}: {e}"))?;
-            let doc = format.decode(&bytes, &DecodeLimits::default()).map_err(|e| format!("vector {v}: {e}"))?;
-            let first = doc.records.into_iter().next().ok_or_else(|| format!("vector {v}: no record"))?;
+            let first = crate::vectors::first_record(vectors_dir, v)?;
             (first.kind(), canonical::record_to_value(&first))
         }
         (None, Some(inline), Some(kind)) => {

@@ -287,7 +287,5 @@ impl RunReport {
 
 /// The time now as RFC 3339 in Beijing time (`2026-11-25T16:00:00+08:00`).
 pub fn beijing_now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let t = yrdx_proto::Timestamp { seconds: d.as_secs() as i64, nanos: 0 };
-    yrdx_proto::civil::BeijingTime::of(&t).to_rfc3339()
+    yrdx_proto::civil::BeijingTime::of(&crate::live::now()).to_rfc3339()
 }

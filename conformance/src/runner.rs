@@ -59,7 +59,9 @@ pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, String> {
         .collect())
 }
 
-fn run_token() -> (String, String) {
+/// A run's id (Beijing time and token) and its token: 6 characters of `[0-9A-Z]`, unique enough
+/// to keep the ids of repeated runs against one target apart.
+pub(crate) fn run_token() -> (String, String) {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut n = d.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
     let alphabet = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -73,7 +75,8 @@ fn run_token() -> (String, String) {
     (run_id, token)
 }
 
-fn placeholders(token: &str, target: &Target) -> Placeholders {
+/// The placeholders of a run with `token`, acting as `live.me` when live.
+pub(crate) fn placeholders(token: &str, live: Option<&LiveTarget>) -> Placeholders {
     let now = crate::live::now();
     let today = yrdx_proto::civil::BeijingTime::of(&now).to_rfc3339().chars().take(10).collect::<String>();
     let mut pairs = vec![
@@ -82,7 +85,7 @@ fn placeholders(token: &str, target: &Target) -> Placeholders {
         ("TODAY", today),
         ("NOW", yrdx_proto::civil::BeijingTime::of(&now).to_rfc3339()),
     ];
-    if let Target::Live(t) = target {
+    if let Some(t) = live {
         pairs.push(("REGION", t.me.region.clone()));
         pairs.push(("PARTNER", t.me.name.clone()));
         pairs.push(("PEER_REGION", t.peer.as_ref().map(|p| p.region.clone()).unwrap_or_else(|| "310000".into())));
@@ -121,7 +124,11 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
         return Err(format!("--known-failing names {stale}, which is no case of the {} suite", opts.suite));
     }
     let (run_id, token) = run_token();
-    let fill = placeholders(&token, &opts.target);
+    let live = match &opts.target {
+        Target::Live(t) => Some(&**t),
+        _ => None,
+    };
+    let fill = placeholders(&token, live);
     if let Target::Samr(_) = &opts.target {
         crate::samr_check::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }

@@ -3,7 +3,7 @@
 //! feedback — what `yrdx conformance simulate` runs and `yrdx demo` drives.
 
 use crate::live::{LiveTarget, PartnerProfile};
-use crate::suite::{Placeholders, RecordSpec};
+use crate::suite::RecordSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,14 +183,8 @@ pub async fn run(
     listen: Duration,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SimulationLog, String> {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let token = format!("{:06}", d.as_secs() % 1_000_000);
-    let fill = Placeholders::new(&[
-        ("RUN", token.clone()),
-        ("REGION", target.me.region.clone()),
-        ("PARTNER", target.me.name.clone()),
-        ("EPOCH", d.as_secs().to_string()),
-    ]);
+    let (_, token) = crate::runner::run_token();
+    let fill = crate::runner::placeholders(&token, Some(target));
     let mut records = BTreeMap::new();
     for (name, spec) in &scenario.records {
         records.insert(name.clone(), crate::records::build(spec, &fill, &crate::vectors::default_dir())?);

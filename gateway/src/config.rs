@@ -239,6 +239,13 @@ impl Config {
         Ok(config)
     }
 
+    /// The largest gRPC message the transport admits: twice the document limit, at least 1 MiB
+    /// over it, so that an oversized document gets the service's RESOURCE_EXHAUSTED naming the
+    /// limit; only a grossly oversized message is cut off by the transport (OUT_OF_RANGE).
+    pub fn transport_message_limit(&self) -> usize {
+        (self.max_document_bytes * 2).max(self.max_document_bytes + 1024 * 1024)
+    }
+
     /// A path from the file, resolved against its directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {

@@ -262,16 +262,17 @@ impl Gateway {
                 t.seconds * 1000 + (t.nanos / 1_000_000) as i64
             },
         };
-        match self.store.commit(&submission).map_err(internal)? {
+        let recipients: Vec<String> = submission.deliveries.iter().map(|d| d.recipient.clone()).collect();
+        match self.store.commit(submission).map_err(internal)? {
             Committed::New => {
-                for d in &submission.deliveries {
-                    self.mailbox(&d.recipient).notify_waiters();
+                for r in &recipients {
+                    self.mailbox(r).notify_waiters();
                 }
                 Ok(reply)
             }
             // Another call with the same key committed first.
             Committed::Existing { digest: stored, reply } => {
-                duplicate(&stored, &reply, &digest, &submission.message_id)
+                duplicate(&stored, &reply, &digest, &doc.envelope.message_id)
             }
         }
     }

@@ -173,10 +173,7 @@ async fn start_inner(
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
-    // The transport lets through documents up to twice the limit (at least 1 MiB over it), so
-    // that an oversized document gets the service's RESOURCE_EXHAUSTED naming the limit; only a
-    // grossly oversized message is cut off by the transport itself (OUT_OF_RANGE).
-    let max = (config.max_document_bytes * 2).max(config.max_document_bytes + 1024 * 1024);
+    let max = config.transport_message_limit();
     let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(gateway.clone()));
     let records =
         yrdx_proto::v1::records_server::RecordsServer::new(crate::records_api::RecordsService::new(gateway.clone()))

@@ -97,7 +97,7 @@ pub trait Store: Send + Sync {
     /// The stored submission of a sender and message id: (digest, reply).
     fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
     /// Commits a submission atomically, or reports the one already stored under its key.
-    fn commit(&self, submission: &Submission) -> Result<Committed, StoreError>;
+    fn commit(&self, submission: Submission) -> Result<Committed, StoreError>;
     /// The canonical JSON of a record.
     fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Takes up to `max` visible deliveries of a mailbox, oldest first, making them invisible for
@@ -491,8 +491,8 @@ impl Store for SqliteStore {
         Ok(found?)
     }
 
-    fn commit(&self, s: &Submission) -> Result<Committed, StoreError> {
-        let slot = Arc::new(CommitSlot { submission: s.clone(), result: Mutex::new(None) });
+    fn commit(&self, s: Submission) -> Result<Committed, StoreError> {
+        let slot = Arc::new(CommitSlot { submission: s, result: Mutex::new(None) });
         self.waiting.lock().map_err(|_| StoreError::Poisoned)?.push(slot.clone());
         let mut conn = self.conn()?;
         // A leader before us may have committed this submission while we waited for the lock.
@@ -500,10 +500,18 @@ impl Store for SqliteStore {
             return done;
         }
         let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
-        if let Err(e) = commit_group(&mut conn, &group) {
-            let message = e.to_string();
-            for other in &group {
-                other.set(Err(StoreError::GroupCommit(message.clone())));
+        let submissions: Vec<&Submission> = group.iter().map(|g| &g.submission).collect();
+        match commit_group(&mut conn, &submissions) {
+            Ok(outcomes) => {
+                for (other, outcome) in group.iter().zip(outcomes) {
+                    other.set(outcome);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for other in &group {
+                    other.set(Err(StoreError::GroupCommit(message.clone())));
+                }
             }
         }
         drop(conn);
@@ -612,13 +620,15 @@ impl CommitSlot {
     }
 }
 
-/// Commits a group in one transaction: each submission under its own savepoint, so one that fails
-/// fails alone; the outcomes are published only after the transaction is durable.
-fn commit_group(conn: &mut Connection, group: &[Arc<CommitSlot>]) -> Result<(), StoreError> {
+/// Commits a group in one transaction, each submission under its own savepoint so one that fails
+/// fails alone; returns each one's outcome once the transaction is durable.
+fn commit_group(
+    conn: &mut Connection,
+    group: &[&Submission],
+) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(group.len());
-    for slot in group {
-        let s = &slot.submission;
+    for s in group {
         let existing: Option<(String, Vec<u8>)> = tx
             .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
             .query_row(params![s.sender, s.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -640,10 +650,7 @@ fn commit_group(conn: &mut Connection, group: &[Arc<CommitSlot>]) -> Result<(), 
         }
     }
     tx.commit()?;
-    for (slot, outcome) in group.iter().zip(outcomes) {
-        slot.set(outcome);
-    }
-    Ok(())
+    Ok(outcomes)
 }
 
 /// Writes one submission's rows inside a transaction (the caller checked it is new).
@@ -677,22 +684,17 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
 
 impl SqliteStore {
     /// Commits many submissions in one transaction, skipping any already stored (bulk loading:
-    /// migrations and the benchmark harness's large stores). Returns how many were new.
+    /// migrations and the benchmark harness's large stores). Returns how many were new, or the
+    /// first submission that failed (each one is stored whole or not at all).
     pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let refs: Vec<&Submission> = submissions.iter().collect();
+        let outcomes = commit_group(&mut *self.conn()?, &refs)?;
         let mut new = 0;
-        for s in submissions {
-            let exists: Option<i64> = tx
-                .prepare_cached("SELECT 1 FROM messages WHERE sender = ?1 AND message_id = ?2")?
-                .query_row(params![s.sender, s.message_id], |r| r.get(0))
-                .optional()?;
-            if exists.is_none() {
-                insert_submission(&tx, s)?;
+        for outcome in outcomes {
+            if outcome? == Committed::New {
                 new += 1;
             }
         }
-        tx.commit()?;
         Ok(new)
     }
 }
@@ -736,6 +738,26 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_commits_are_grouped_and_each_answered_once() {
+        // Eight threads commit the same 40 keys: every key is New exactly once, Existing otherwise.
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..40)
+                        .map(|i| store.commit(submission(&format!("G{i}"), &["310000"])).unwrap())
+                        .filter(|c| *c == Committed::New)
+                        .count()
+                })
+            })
+            .collect();
+        let new: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(new, 40);
+        assert_eq!(store.depth("310000").unwrap(), 40);
+    }
+
+    #[test]
     fn bulk_commit_skips_what_is_stored() {
         let store = SqliteStore::in_memory().unwrap();
         assert_eq!(store.bulk_commit(&[submission("1", &["310000"]), submission("2", &[])]).unwrap(), 2);
@@ -767,8 +789,8 @@ mod tests {
     #[test]
     fn commit_is_idempotent_by_sender_and_message_id() {
         let s = SqliteStore::in_memory().unwrap();
-        assert_eq!(s.commit(&submission("M1", &["310000"])).unwrap(), Committed::New);
-        let again = s.commit(&submission("M1", &["310000"])).unwrap();
+        assert_eq!(s.commit(submission("M1", &["310000"])).unwrap(), Committed::New);
+        let again = s.commit(submission("M1", &["310000"])).unwrap();
         assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
         assert_eq!(s.depth("310000").unwrap(), 1, "a duplicate queues nothing");
         assert_eq!(s.record("sampling", "S-M1").unwrap().as_deref(), Some("{}"));
@@ -778,7 +800,7 @@ mod tests {
     fn mailbox_order_visibility_and_ack() {
         let s = SqliteStore::in_memory().unwrap();
         for id in ["A", "B", "C"] {
-            s.commit(&submission(id, &["310000", "330000"])).unwrap();
+            s.commit(submission(id, &["310000", "330000"])).unwrap();
         }
         let first = s.take("310000", 2, 1000, 60_000).unwrap();
         assert_eq!(first.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["A", "B"]);
@@ -808,7 +830,7 @@ mod tests {
         let path = dir.join("s.sqlite");
         {
             let s = SqliteStore::open(&path).unwrap();
-            s.commit(&submission("M1", &["310000"])).unwrap();
+            s.commit(submission("M1", &["310000"])).unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.depth("310000").unwrap(), 1);
