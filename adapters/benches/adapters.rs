@@ -146,7 +146,10 @@ fn ratio_table() {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // `-- --ratios` prints only the closing table (criterion would refuse the unknown flag).
+    if !std::env::args().any(|a| a == "--ratios") {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     ratio_table();
 }

@@ -6,7 +6,7 @@
 use crate::json::Ctx;
 use crate::model::*;
 use crate::money::format_yuan;
-use crate::xml::{self, Element, Next, Ns, Stream, Tree, Writer};
+use crate::xml::{self, Element, Next, Ns, Start, Stream, Tree, Writer};
 use sm3::{Digest, Sm3};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
@@ -537,36 +537,38 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
         .decode_without_bom_handling_and_without_replacement(bytes)
         .ok_or_else(|| DecodeError::refused("/", "the bytes are not valid GB18030"))?;
     let mut stream = Stream::new(&text, limits, None);
-    let (root, empty) = match stream.next()? {
-        Next::Start(el, empty) => (el, empty),
+    let root = match stream.next()? {
+        Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
-    if root.name != "SJB" || root.ns != Ns::None {
+    if root.name() != "SJB" || root.ns != Ns::None {
         return Err(DecodeError::refused("/", "the root element must be <SJB> with no namespace"));
     }
     let mut cx = Ctx::default();
     let mut bt: Option<Tree> = None;
     let mut records = Vec::new();
     let mut saw_sj = false;
-    if !empty {
+    unknown_attributes(&root, "/SJB", &mut cx)?;
+    if !root.empty {
         loop {
             match stream.next()? {
-                Next::Start(el, empty) => match el.name.as_str() {
-                    "BT" if bt.is_none() => bt = Some(stream.subtree(el, empty)?),
+                Next::Start(el) => match el.name() {
+                    "BT" if bt.is_none() => bt = Some(stream.subtree(el)?),
                     "SJ" if !saw_sj && bt.is_some() => {
                         saw_sj = true;
+                        unknown_attributes(&el, "/SJB/SJ", &mut cx)?;
                         let package_type = bt
                             .as_ref()
                             .and_then(|b| b.root().child("SJLX"))
                             .and_then(|e| PackageType::from_code(e.text().trim()));
-                        if !empty {
+                        if !el.empty {
                             let mut n = 0;
                             loop {
                                 match stream.next()? {
-                                    Next::Start(jl, empty) => {
+                                    Next::Start(jl) => {
                                         n += 1;
-                                        let jl_name = jl.name.clone();
-                                        let tree = stream.subtree(jl, empty)?;
+                                        let jl_name = jl.name().to_string();
+                                        let tree = stream.subtree(jl)?;
                                         let path = format!("/SJB/SJ/JL[{n}]");
                                         if jl_name != "JL" {
                                             cx.error(path, format!("unexpected element <{jl_name}>"));
@@ -587,7 +589,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
                             format!("/SJB/{other}"),
                             format!("unexpected element <{other}> (expected <BT> then <SJ>)"),
                         );
-                        stream.subtree(el, empty)?;
+                        stream.skip(el)?;
                     }
                 },
                 Next::End => break,
@@ -639,10 +641,30 @@ fn leaf_text(el: Element<'_>, path: &str, cx: &mut Ctx) -> String {
     el.text().trim().to_string()
 }
 
+/// Reports the attributes of a streamed element: SAMR elements carry none.
+fn unknown_attributes(el: &Start<'_>, path: &str, cx: &mut Ctx) -> Result<(), DecodeError> {
+    el.each_attr(|k, _| cx.error(format!("{path}/@{k}"), format!("unknown attribute '{k}'")))
+}
+
+/// Reports what a SAMR element may not carry: a namespace, attributes, text beside children.
+fn check_plain(el: Element<'_>, path: &str, cx: &mut Ctx) {
+    if el.ns() != Ns::None {
+        cx.error(path, format!("element <{}> is in a namespace: SAMR elements have none", el.name()));
+    }
+    for (k, _) in el.attrs() {
+        cx.error(format!("{path}/@{k}"), format!("unknown attribute '{k}'"));
+    }
+    if el.mixed() {
+        cx.error(path, "unexpected text beside child elements");
+    }
+}
+
 fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHeader> {
     let names = ["SJBBH", "BSDW", "SJLX", "BSSJ", "JLS", "ZY"];
     let mut values = Vec::new();
+    check_plain(bt, "/SJB/BT", cx);
     for (i, c) in bt.children().enumerate() {
+        check_plain(c, &format!("/SJB/BT/{}", c.name()), cx);
         if names.get(i) != Some(&c.name()) {
             cx.error(
                 format!("/SJB/BT/{}", c.name()),
@@ -703,6 +725,7 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
 
 fn check_record(t: PackageType, jl: Element<'_>, path: &str, cx: &mut Ctx) -> PackageRecord {
     let mut fields = Vec::new();
+    check_plain(jl, path, cx);
     check_children(jl, t.record_children(), path, "", &mut fields, cx);
     fields
 }
@@ -732,6 +755,7 @@ fn check_children(el: Element<'_>, expected: &[&str], path: &str, prefix: &str, 
         } else {
             (format!("{path}/{}", c.name()), format!("{prefix}{}", c.name()))
         };
+        check_plain(c, &cpath, cx);
         let group = group_children(c.name());
         if !group.is_empty() {
             if repeated && c.name() != "XM" {
@@ -803,12 +827,20 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, DecodeError> {
         .ok_or_else(|| DecodeError::refused("/", "the bytes are not valid GB18030"))?;
     let mut stream = Stream::new(&text, &limits, None);
     let hz = match stream.next()? {
-        Next::Start(el, empty) if el.name == "HZ" => stream.subtree(el, empty)?,
+        Next::Start(el) if el.name() == "HZ" => stream.subtree(el)?,
         _ => return Err(DecodeError::refused("/", "the root element must be <HZ>")),
     };
     let mut cx = Ctx::default();
+    check_plain(hz.root(), "/HZ", &mut cx);
+    for c in hz.root().children() {
+        let path = format!("/HZ/{}", c.name());
+        check_plain(c, &path, &mut cx);
+        if !["SJBBH", "JSZT", "CWXX"].contains(&c.name()) {
+            cx.error(path, format!("unknown element <{}> (expected SJBBH, JSZT, CWXX)", c.name()));
+        }
+    }
     let get = |n: &str, cx: &mut Ctx| match hz.root().child(n) {
-        Some(e) => e.text().trim().to_string(),
+        Some(e) => leaf_text(e, &format!("/HZ/{n}"), cx),
         None => {
             cx.error(format!("/HZ/{n}"), "required");
             String::new()

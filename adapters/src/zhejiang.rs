@@ -6,7 +6,7 @@ use crate::json::{category_value, code_of, lookup, Ctx};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
-use crate::xml::{self, Element, Next, Ns, Stream, Writer};
+use crate::xml::{self, Content, Next, Ns, Start, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
@@ -186,175 +186,284 @@ fn zj_path(kind: RecordKind, canonical: &str) -> String {
         .unwrap_or_else(|| canonical.to_string())
 }
 
-/// An element being read at its path.
-struct El<'e> {
-    e: Element<'e>,
-    path: String,
+/// Where an element or attribute sits in the document. Paths are formatted only when a problem is
+/// reported: building them for every element read cost more than reading it.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    /// `/Exchange/Header`.
+    Header,
+    /// `/Exchange/Records/{name}[{n}]`.
+    Record(&'p str, usize),
+    /// A child element.
+    Child(&'p At<'p>, &'p str),
+    /// The `n`th (from 1) item of a list.
+    Item(&'p At<'p>, &'p str, usize),
+    /// An attribute.
+    Attr(&'p At<'p>, &'p str),
 }
 
-impl<'e> El<'e> {
-    fn child_path(&self, name: &str) -> String {
-        format!("{}/{name}", self.path)
+impl<'p> At<'p> {
+    fn child(&'p self, name: &'p str) -> At<'p> {
+        At::Child(self, name)
     }
 
-    /// Checks children (names, namespace, no repeats unless `repeat`) and attributes. Paths are
-    /// only formatted for problems: this runs for every element of every record.
-    fn check(&self, children: &[&str], repeat: &[&str], attrs: &[&str], cx: &mut Ctx) {
-        for (i, c) in self.e.children().enumerate() {
-            let name = c.name();
-            if *c.ns() != Ns::Expected {
-                cx.error(self.child_path(name), format!("element <{name}> is not in the namespace {NAMESPACE}"));
-            } else if !children.contains(&name) {
-                cx.error(
-                    self.child_path(name),
-                    format!("unknown element <{name}> (expected: {})", children.join(", ")),
-                );
-            } else if !repeat.contains(&name) && self.e.children().take(i).any(|p| p.name() == name) {
-                cx.error(self.child_path(name), format!("<{name}> appears more than once"));
-            }
-        }
-        for (k, _) in self.e.attrs() {
-            if !attrs.contains(&k) {
-                cx.error(format!("{}/@{k}", self.path), format!("unknown attribute '{k}'"));
-            }
-        }
-        if self.e.mixed() {
-            cx.error(self.path.clone(), "unexpected text beside child elements");
+    fn attr(&'p self, name: &'p str) -> At<'p> {
+        At::Attr(self, name)
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Header => f.write_str("/Exchange/Header"),
+            At::Record(name, n) => write!(f, "/Exchange/Records/{name}[{n}]"),
+            At::Child(parent, name) => write!(f, "{parent}/{name}"),
+            At::Item(parent, name, n) => write!(f, "{parent}/{name}[{n}]"),
+            At::Attr(parent, name) => write!(f, "{parent}/@{name}"),
         }
     }
+}
 
-    fn child(&self, name: &str) -> Option<El<'e>> {
-        self.e.child(name).map(|c| El { e: c, path: self.child_path(name) })
+/// Checks the attributes of `start` against `allowed` (others are problems) and returns the
+/// trimmed value of each allowed one, in the order given (`""` when absent).
+fn attributes<const N: usize>(
+    start: &Start<'_>,
+    at: &At<'_>,
+    allowed: [&str; N],
+    cx: &mut Ctx,
+) -> Result<[String; N], DecodeError> {
+    let mut values: [String; N] = std::array::from_fn(|_| String::new());
+    start.each_attr(|k, v| match allowed.iter().position(|a| *a == k) {
+        Some(i) => values[i] = v.trim().to_string(),
+        None => cx.error(at.attr(k).to_string(), format!("unknown attribute '{k}'")),
+    })?;
+    Ok(values)
+}
+
+/// Reads the children of the element `start`, handing each one named in `names` to `field` with
+/// its path. Children in another namespace, unknown, or repeated, and text beside them, are
+/// problems (the child is read past and checked, not kept).
+fn read_children<'a>(
+    stream: &mut Stream<'a>,
+    start: &Start<'a>,
+    at: &At<'_>,
+    names: &[&'static str],
+    cx: &mut Ctx,
+    mut field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    if start.empty {
+        return Ok(());
     }
-
-    /// The trimmed text of an element; an empty element is an error (absent values are omitted).
-    fn own_text(&self, cx: &mut Ctx) -> String {
-        leaf_text(self.e, || self.path.clone(), cx)
-    }
-
-    fn text(&self, name: &str, cx: &mut Ctx) -> String {
-        match self.e.child(name) {
-            Some(c) => leaf_text(c, || self.child_path(name), cx),
-            None => String::new(),
-        }
-    }
-
-    fn attr(&self, name: &str) -> String {
-        self.e.attr(name).map(|v| v.trim().to_string()).unwrap_or_default()
-    }
-
-    fn date(&self, name: &str, cx: &mut Ctx) -> Option<Date> {
-        let text = self.text(name, cx);
-        if text.is_empty() {
-            return None;
-        }
-        let d = Date::parse_iso(&text);
-        if d.is_none() {
-            cx.error(self.child_path(name), format!("'{text}' is not an xs:date yyyy-MM-dd"));
-        }
-        d
-    }
-
-    fn time(&self, name: &str, cx: &mut Ctx) -> Option<Timestamp> {
-        let text = self.text(name, cx);
-        if text.is_empty() {
-            return None;
-        }
-        let t = parse_rfc3339(&text);
-        if t.is_none() {
-            cx.error(self.child_path(name), format!("'{text}' is not an xs:dateTime with an offset"));
-        }
-        t
-    }
-
-    fn int_text(path: String, text: &str, cx: &mut Ctx) -> i32 {
-        if text.is_empty() {
-            return 0;
-        }
-        match text.parse::<i32>() {
-            Ok(v) if text.bytes().all(|b| b.is_ascii_digit()) => v,
-            _ => {
-                cx.error(path, format!("'{text}' is not a non-negative integer"));
-                0
-            }
-        }
-    }
-
-    fn int(&self, name: &str, cx: &mut Ctx) -> i32 {
-        let text = self.text(name, cx);
-        if text.is_empty() && self.child(name).is_none() {
-            cx.error(self.child_path(name), "required");
-        }
-        El::int_text(self.child_path(name), &text, cx)
-    }
-
-    fn code(&self, name: &str, table: &[(&str, i32)], cx: &mut Ctx) -> i32 {
-        let text = self.text(name, cx);
-        match table.iter().find(|(c, _)| *c == text) {
-            Some((_, v)) => *v,
-            None => lookup(&text, table, &self.child_path(name), cx),
-        }
-    }
-
-    fn money(&self, name: &str, cx: &mut Ctx) -> Option<i64> {
-        let c = self.child(name)?;
-        c.check(&[], &[], &["currency"], cx);
-        if c.e.attr("currency") != Some("CNY") {
-            cx.error(format!("{}/@currency", c.path), "required: currency=\"CNY\"");
-        }
-        let text = c.own_text(cx);
-        match parse_yuan(&text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                if !text.is_empty() {
-                    cx.error(c.path.clone(), e);
+    let (mut seen, mut mixed) = (0u64, false);
+    loop {
+        match stream.content()? {
+            Content::End => break,
+            Content::Text => mixed = true,
+            Content::Start(child) => {
+                let name = child.name();
+                let known = names.iter().position(|n| *n == name);
+                let problem = match known {
+                    _ if child.ns != Ns::Expected => Some(format!("element <{name}> is not in the namespace {NAMESPACE}")),
+                    None => Some(format!("unknown element <{name}> (expected: {})", names.join(", "))),
+                    Some(i) if seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
+                    Some(_) => None,
+                };
+                match (problem, known) {
+                    (None, Some(i)) => {
+                        seen |= 1 << i;
+                        field(stream, names[i], child, &at.child(names[i]), cx)?;
+                    }
+                    (problem, _) => {
+                        cx.error(at.child(name).to_string(), problem.unwrap_or_default());
+                        stream.skip(child)?;
+                    }
                 }
-                None
             }
         }
     }
+    if mixed {
+        cx.error(at.to_string(), "unexpected text beside child elements");
+    }
+    Ok(())
+}
 
-    fn category(&self, name: &str, cx: &mut Ctx) -> i32 {
-        let text = self.text(name, cx);
-        match category_from_code(&text) {
-            Some(c) => c as i32,
-            None => category_value(&text, &self.child_path(name), cx),
+/// Reads a list element: each `item` child is handed to `each` with its path
+/// (`…/Items/Item[2]`); anything else inside is a problem. Returns how many items there were.
+fn read_list<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    item: &'static str,
+    cx: &mut Ctx,
+    mut each: impl FnMut(&mut Stream<'a>, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+) -> Result<usize, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    let mut count = 0;
+    read_list_items(stream, &start, at, item, cx, |stream, child, at, cx| {
+        count += 1;
+        each(stream, child, &At::Item(at, item, count), cx)
+    })?;
+    Ok(count)
+}
+
+fn read_list_items<'a>(
+    stream: &mut Stream<'a>,
+    start: &Start<'a>,
+    at: &At<'_>,
+    item: &'static str,
+    cx: &mut Ctx,
+    mut each: impl FnMut(&mut Stream<'a>, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    if start.empty {
+        return Ok(());
+    }
+    let mut mixed = false;
+    loop {
+        match stream.content()? {
+            Content::End => break,
+            Content::Text => mixed = true,
+            Content::Start(child) if child.ns == Ns::Expected && child.name() == item => each(stream, child, at, cx)?,
+            Content::Start(child) => {
+                let name = child.name();
+                let problem = if child.ns != Ns::Expected {
+                    format!("element <{name}> is not in the namespace {NAMESPACE}")
+                } else {
+                    format!("unknown element <{name}> (expected: {item})")
+                };
+                cx.error(at.child(name).to_string(), problem);
+                stream.skip(child)?;
+            }
         }
     }
+    if mixed {
+        cx.error(at.to_string(), "unexpected text beside child elements");
+    }
+    Ok(())
+}
 
-    /// The text of each `item` child of the list element `list`.
-    fn list_texts(&self, list: &str, item: &str, cx: &mut Ctx) -> Vec<(String, String)> {
-        let Some(l) = self.child(list) else {
-            return vec![];
-        };
-        l.check(&[item], &[item], &[], cx);
-        l.e.children()
-            .filter(|c| c.name() == item)
-            .enumerate()
-            .map(|(i, c)| {
-                let el = El { e: c, path: format!("{}/{item}[{}]", l.path, i + 1) };
-                let t = el.own_text(cx);
-                (el.path, t)
-            })
-            .collect()
+/// The trimmed text of a leaf element whose attributes the caller has checked; an empty element
+/// is a problem (absent values are omitted), and so are child elements.
+fn leaf_text<'a>(stream: &mut Stream<'a>, start: &Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<String, DecodeError> {
+    match stream.leaf_text(start)? {
+        None => {
+            cx.error(at.to_string(), "expected text, found child elements");
+            Ok(String::new())
+        }
+        Some(text) => {
+            let t = trim(&text);
+            if t.is_empty() {
+                cx.error(at.to_string(), "empty element: an absent value is an omitted element, never an empty one");
+            }
+            Ok(t.to_string())
+        }
     }
 }
 
-/// The trimmed text of a leaf element; `path` is only built for a problem.
-fn leaf_text(e: Element<'_>, path: impl Fn() -> String, cx: &mut Ctx) -> String {
-    if e.has_children() {
-        cx.error(path(), "expected text, found child elements");
-        return String::new();
+/// `str::trim`, but cheap for the common value that has nothing to trim.
+fn trim(text: &str) -> &str {
+    let padded = |c: Option<char>| c.is_none_or(char::is_whitespace);
+    if padded(text.chars().next()) || padded(text.chars().next_back()) {
+        text.trim()
+    } else {
+        text
     }
-    let t = e.text().trim();
-    if t.is_empty() {
-        cx.error(path(), "empty element: an absent value is an omitted element, never an empty one");
+}
+
+/// The trimmed text of a leaf element that takes no attributes.
+fn leaf<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<String, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    leaf_text(stream, &start, at, cx)
+}
+
+fn date(text: &str, at: &At<'_>, cx: &mut Ctx) -> Option<Date> {
+    if text.is_empty() {
+        return None;
     }
-    t.to_string()
+    let d = Date::parse_iso(text);
+    if d.is_none() {
+        cx.error(at.to_string(), format!("'{text}' is not an xs:date yyyy-MM-dd"));
+    }
+    d
+}
+
+fn time(text: &str, at: &At<'_>, cx: &mut Ctx) -> Option<Timestamp> {
+    if text.is_empty() {
+        return None;
+    }
+    let t = parse_rfc3339(text);
+    if t.is_none() {
+        cx.error(at.to_string(), format!("'{text}' is not an xs:dateTime with an offset"));
+    }
+    t
+}
+
+/// A non-negative integer (`""` gives 0: the caller reports a missing value).
+fn int(text: &str, at: &At<'_>, cx: &mut Ctx) -> i32 {
+    if text.is_empty() {
+        return 0;
+    }
+    match text.parse::<i32>() {
+        Ok(v) if text.bytes().all(|b| b.is_ascii_digit()) => v,
+        _ => {
+            cx.error(at.to_string(), format!("'{text}' is not a non-negative integer"));
+            0
+        }
+    }
+}
+
+fn code(text: &str, table: &[(&str, i32)], at: &At<'_>, cx: &mut Ctx) -> i32 {
+    match table.iter().find(|(c, _)| *c == text) {
+        Some((_, v)) => *v,
+        None if text.is_empty() => 0,
+        None => lookup(text, table, &at.to_string(), cx),
+    }
+}
+
+fn category(text: &str, at: &At<'_>, cx: &mut Ctx) -> i32 {
+    match category_from_code(text) {
+        Some(c) => c as i32,
+        None if text.is_empty() => 0,
+        None => category_value(text, &at.to_string(), cx),
+    }
+}
+
+/// A MONEY element: yuan with two decimals and `currency="CNY"`, as fen.
+fn money<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Option<i64>, DecodeError> {
+    let [currency] = attributes(&start, at, ["currency"], cx)?;
+    if currency != "CNY" {
+        cx.error(at.attr("currency").to_string(), "required: currency=\"CNY\"");
+    }
+    let text = leaf_text(stream, &start, at, cx)?;
+    Ok(match parse_yuan(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if !text.is_empty() {
+                cx.error(at.to_string(), e);
+            }
+            None
+        }
+    })
+}
+
+/// Reads a list of text items (`Standards/Standard`), each with its path.
+fn text_list<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    item: &'static str,
+    cx: &mut Ctx,
+    mut each: impl FnMut(String, &At<'_>, &mut Ctx),
+) -> Result<usize, DecodeError> {
+    read_list(stream, start, at, item, cx, |stream, child, at, cx| {
+        let text = leaf(stream, child, at, cx)?;
+        each(text, at, cx);
+        Ok(())
+    })
 }
 
 /// Decodes a Zhejiang message with every problem in XPath form
-/// (`/Exchange/Records/Sampling[1]/Seller/CreditCode`).
+/// (`/Exchange/Records/Sampling[1]/Seller/CreditCode`). The records are filled straight from the
+/// XML events: no tree of the document, or of a record, is built.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
@@ -371,40 +480,41 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     let mut stream = Stream::new(text, limits, Some(NAMESPACE));
     let mut cx = Ctx::default();
     let root = match stream.next()? {
-        Next::Start(el, empty) => (el, empty),
+        Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
-    if root.0.name != "Exchange" || root.0.ns != Ns::Expected {
+    if root.name() != "Exchange" || root.ns != Ns::Expected {
         return Err(DecodeError::refused("/", format!("the root element must be <Exchange> in {NAMESPACE}")));
     }
-    if root.0.attr("version") != Some("1.0") {
-        cx.error("/Exchange/@version", "required: version=\"1.0\"");
-    }
-    for (k, _) in &root.0.attrs {
-        if k != "version" {
+    let mut version_ok = false;
+    root.each_attr(|k, v| {
+        if k == "version" {
+            version_ok = v == "1.0";
+        } else {
             cx.error(format!("/Exchange/@{k}"), format!("unknown attribute '{k}'"));
         }
+    })?;
+    if !version_ok {
+        cx.error("/Exchange/@version", "required: version=\"1.0\"");
     }
     let mut envelope = Envelope::default();
     let mut kind: Option<(RecordKind, &str)> = None;
     let mut records = Vec::new();
     let (mut saw_header, mut saw_records) = (false, false);
-    if !root.1 {
+    if !root.empty {
         loop {
             match stream.next()? {
-                Next::Start(el, empty) => {
+                Next::Start(el) => {
                     let ok_ns = el.ns == Ns::Expected;
-                    match el.name.as_str() {
+                    match el.name() {
                         "Header" if ok_ns && !saw_header => {
                             saw_header = true;
-                            let h = stream.subtree(el, empty)?;
-                            let (env, k) = decode_header(h.root(), &mut cx);
-                            envelope = env;
-                            kind = k;
+                            (envelope, kind) = decode_header(&mut stream, el, &mut cx)?;
                         }
                         "Records" if ok_ns && !saw_records && saw_header => {
                             saw_records = true;
-                            let count = read_records(&mut stream, empty, kind, &mut records, &mut cx)?;
+                            attributes(&el, &At::Header, [], &mut cx)?;
+                            let count = read_records(&mut stream, el, kind, &mut records, &mut cx)?;
                             if !(1..=MAX_RECORDS).contains(&count) {
                                 cx.error(
                                     "/Exchange/Records",
@@ -420,7 +530,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                                 "not in the namespace urn:zjamr:yrd:exchange:1"
                             };
                             cx.error(path, format!("unexpected element <{other}> ({why})"));
-                            stream.subtree(el, empty)?;
+                            stream.skip(el)?;
                         }
                     }
                 }
@@ -442,44 +552,46 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     }
 }
 
-fn read_records(
-    stream: &mut Stream<'_>,
-    empty: bool,
-    kind: Option<(RecordKind, &str)>,
+fn read_records<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    kind: Option<(RecordKind, &'static str)>,
     records: &mut Vec<Record>,
     cx: &mut Ctx,
 ) -> Result<usize, DecodeError> {
-    if empty {
+    if start.empty {
         return Ok(0);
     }
     let mut count = 0;
     loop {
         match stream.next()? {
-            Next::Start(rec, empty) => {
+            Next::Start(rec) => {
                 count += 1;
-                // One record's tree at a time: decoded, then dropped.
-                let (rec_name, rec_in_ns) = (rec.name.clone(), rec.ns == Ns::Expected);
-                let tree = stream.subtree(rec, empty)?;
-                let path = format!("/Exchange/Records/{rec_name}[{count}]");
                 cx.record_id = None;
-                let start = cx.problems.len();
                 match kind {
-                    Some((k, name)) if rec_name == name && rec_in_ns => {
-                        let record = decode_record(k, El { e: tree.root(), path: path.clone() }, cx);
+                    Some((k, name)) if rec.name() == name && rec.ns == Ns::Expected => {
+                        let at = At::Record(name, count);
+                        let first_problem = cx.problems.len();
+                        let record = decode_record(stream, k, rec, &at, cx)?;
                         cx.record_id = Some(record.id());
                         cx.rule_violations(
-                            start,
+                            first_problem,
                             record
                                 .validate()
                                 .into_iter()
-                                .map(|v| (format!("{path}/{}", zj_path(k, &v.path)), v.message)),
+                                .map(|v| (format!("{at}/{}", zj_path(k, &v.path)), v.message)),
                         );
                         records.push(record);
                     }
                     Some((_, name)) => {
-                        cx.error(path, format!("<{rec_name}> in a message whose Kind is {name}"));
+                        let rec_name = rec.name();
+                        cx.error(
+                            At::Record(rec_name, count).to_string(),
+                            format!("<{rec_name}> in a message whose Kind is {name}"),
+                        );
+                        stream.skip(rec)?;
                     }
-                    None => {}
+                    None => stream.skip(rec)?,
                 }
             }
             Next::End => return Ok(count),
@@ -488,14 +600,30 @@ fn read_records(
     }
 }
 
-fn decode_header(h: Element<'_>, cx: &mut Ctx) -> (Envelope, Option<(RecordKind, &'static str)>) {
-    let el = El { e: h, path: "/Exchange/Header".into() };
-    el.check(&["MessageId", "Kind", "Sender", "Receiver", "SentAt"], &[], &[], cx);
-    let message_id = el.text("MessageId", cx);
-    if !rules::IdPattern::Message.matches(&message_id) {
-        cx.error("/Exchange/Header/MessageId", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
+type Kind = Option<(RecordKind, &'static str)>;
+
+fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) -> Result<(Envelope, Kind), DecodeError> {
+    let at = At::Header;
+    attributes(&start, &at, [], cx)?;
+    let mut envelope = Envelope::default();
+    let mut kind_text = String::new();
+    read_children(stream, &start, &at, &["MessageId", "Kind", "Sender", "Receiver", "SentAt"], cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "MessageId" => envelope.message_id = text,
+            "Kind" => kind_text = text,
+            "Sender" => envelope.sender = text,
+            "Receiver" => envelope.receiver = text,
+            _ => envelope.sent_at = time(&text, at, cx),
+        }
+        Ok(())
+    })?;
+    if !rules::IdPattern::Message.matches(&envelope.message_id) {
+        cx.error(
+            "/Exchange/Header/MessageId",
+            format!("'{}' is not a message id (1–64 of [A-Za-z0-9_-])", envelope.message_id),
+        );
     }
-    let kind_text = el.text("Kind", cx);
     let kind = KINDS.iter().find(|(n, _)| *n == kind_text).map(|(n, k)| (*k, *n));
     if kind.is_none() {
         cx.error(
@@ -503,308 +631,382 @@ fn decode_header(h: Element<'_>, cx: &mut Ctx) -> (Envelope, Option<(RecordKind,
             format!("'{kind_text}' is not a Kind (Plan, Sampling, Inspection, CaseTransfer, CaseFeedback, RiskAlert)"),
         );
     }
-    let sender = el.text("Sender", cx);
-    let receiver = el.text("Receiver", cx);
-    for (name, v) in [("Sender", &sender), ("Receiver", &receiver)] {
+    for (name, v) in [("Sender", &envelope.sender), ("Receiver", &envelope.receiver)] {
         if !rules::is_region(v) && !rules::is_samr(v) {
             cx.error(format!("/Exchange/Header/{name}"), format!("'{v}' is not a region code or SAMR"));
         }
     }
-    let sent_at = el.time("SentAt", cx);
-    if sent_at.is_none() {
+    if envelope.sent_at.is_none() {
         cx.error("/Exchange/Header/SentAt", "required (xs:dateTime with an offset)");
     }
-    (Envelope { message_id, sender, receiver, sent_at }, kind)
+    Ok((envelope, kind))
 }
 
-fn decode_record(kind: RecordKind, el: El<'_>, cx: &mut Ctx) -> Record {
-    cx.record_id = Some(el.attr("id"));
-    match kind {
-        RecordKind::Plan => Record::Plan(decode_plan(&el, cx)),
-        RecordKind::Sampling => Record::Sampling(decode_sampling(&el, cx)),
-        RecordKind::Inspection => Record::Inspection(decode_inspection(&el, cx)),
-        RecordKind::CaseTransfer => Record::CaseTransfer(decode_transfer(&el, cx)),
-        RecordKind::CaseFeedback => Record::CaseFeedback(decode_feedback(&el, cx)),
-        _ => Record::RiskSignal(decode_risk(&el, cx)),
-    }
+fn decode_record<'a>(
+    stream: &mut Stream<'a>,
+    kind: RecordKind,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<Record, DecodeError> {
+    // The record's own id goes with every problem found in it.
+    cx.record_id = start.attr("id")?.map(|id| id.trim().to_string());
+    Ok(match kind {
+        RecordKind::Plan => Record::Plan(decode_plan(stream, start, at, cx)?),
+        RecordKind::Sampling => Record::Sampling(decode_sampling(stream, start, at, cx)?),
+        RecordKind::Inspection => Record::Inspection(decode_inspection(stream, start, at, cx)?),
+        RecordKind::CaseTransfer => Record::CaseTransfer(decode_transfer(stream, start, at, cx)?),
+        RecordKind::CaseFeedback => Record::CaseFeedback(decode_feedback(stream, start, at, cx)?),
+        _ => Record::RiskSignal(decode_risk(stream, start, at, cx)?),
+    })
 }
 
-fn decode_plan(el: &El<'_>, cx: &mut Ctx) -> SpotCheckPlan {
-    el.check(
-        &[
-            "Title",
-            "Year",
-            "LeadRegion",
-            "Participants",
-            "Channel",
-            "Categories",
-            "Standards",
-            "SamplingDeadline",
-            "PublishedAt",
-        ],
-        &[],
-        &["id"],
-        cx,
-    );
-    let mut participants = Vec::new();
-    if let Some(list) = el.child("Participants") {
-        list.check(&["Participant"], &["Participant"], &[], cx);
-        for (i, p) in list.e.children().filter(|c| c.name() == "Participant").enumerate() {
-            let pe = El { e: p, path: format!("{}/Participant[{}]", list.path, i + 1) };
-            pe.check(&[], &[], &["region", "quota"], cx);
-            let quota_text = pe.attr("quota");
-            if quota_text.is_empty() {
-                cx.error(format!("{}/@quota", pe.path), "required");
+fn decode_plan<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<SpotCheckPlan, DecodeError> {
+    let [plan_id] = attributes(&start, at, ["id"], cx)?;
+    let mut plan = SpotCheckPlan { plan_id, ..Default::default() };
+    let mut year_seen = false;
+    const FIELDS: &[&str] = &[
+        "Title",
+        "Year",
+        "LeadRegion",
+        "Participants",
+        "Channel",
+        "Categories",
+        "Standards",
+        "SamplingDeadline",
+        "PublishedAt",
+    ];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        match name {
+            "Participants" => {
+                read_list(s, child, at, "Participant", cx, |s, p, at, cx| {
+                    let [region, quota] = attributes(&p, at, ["region", "quota"], cx)?;
+                    if !p.empty {
+                        // A participant is all attributes: anything inside is unknown.
+                        read_children(s, &p, at, &[], cx, |_, _, _, _, _| Ok(()))?;
+                    }
+                    if quota.is_empty() {
+                        cx.error(at.attr("quota").to_string(), "required");
+                    }
+                    plan.participants.push(PlanParticipant { region, quota: int(&quota, &at.attr("quota"), cx) });
+                    Ok(())
+                })?;
             }
-            participants.push(PlanParticipant {
-                region: pe.attr("region"),
-                quota: El::int_text(format!("{}/@quota", pe.path), &quota_text, cx),
-            });
-        }
-    }
-    let categories =
-        el.list_texts("Categories", "Category", cx).into_iter().map(|(p, t)| category_value(&t, &p, cx)).collect();
-    SpotCheckPlan {
-        plan_id: el.attr("id"),
-        title: el.text("Title", cx),
-        year: el.int("Year", cx),
-        lead_region: el.text("LeadRegion", cx),
-        participants,
-        channel: el.code("Channel", PLAN_CHANNEL, cx),
-        categories,
-        standards: el.list_texts("Standards", "Standard", cx).into_iter().map(|(_, t)| t).collect(),
-        sampling_deadline: el.date("SamplingDeadline", cx),
-        published_at: el.time("PublishedAt", cx),
-    }
-}
-
-fn decode_party(el: Option<El<'_>>, cx: &mut Ctx) -> Option<Party> {
-    let el = el?;
-    el.check(&["Name", "CreditCode", "Region", "Address"], &[], &[], cx);
-    Some(Party {
-        name: el.text("Name", cx),
-        uscc: el.text("CreditCode", cx),
-        region: el.text("Region", cx),
-        address: el.text("Address", cx),
-    })
-}
-
-fn decode_product(el: Option<El<'_>>, cx: &mut Ctx) -> Option<Product> {
-    let el = el?;
-    el.check(&["Name", "Category", "Brand", "Model", "Batch", "ProductionDate"], &[], &[], cx);
-    Some(Product {
-        name: el.text("Name", cx),
-        category: el.category("Category", cx),
-        brand: el.text("Brand", cx),
-        model: el.text("Model", cx),
-        batch: el.text("Batch", cx),
-        production_date: el.date("ProductionDate", cx),
-    })
-}
-
-fn decode_sampling(el: &El<'_>, cx: &mut Ctx) -> SamplingRecord {
-    el.check(
-        &[
-            "PlanRef",
-            "SamplingRegion",
-            "SamplingOrg",
-            "SampledOn",
-            "Channel",
-            "Seller",
-            "Producer",
-            "Shop",
-            "Product",
-            "Quantity",
-            "ReserveQuantity",
-            "UnitPrice",
-            "RecordedAt",
-        ],
-        &[],
-        &["id"],
-        cx,
-    );
-    let shop = el.child("Shop").map(|s| {
-        s.check(&["Platform", "ShopName", "ShopUrl", "OrderNo"], &[], &[], cx);
-        OnlineShop {
-            platform: s.text("Platform", cx),
-            shop_name: s.text("ShopName", cx),
-            shop_url: s.text("ShopUrl", cx),
-            order_no: s.text("OrderNo", cx),
-        }
-    });
-    let (quantity, unit) = match el.child("Quantity") {
-        Some(q) => {
-            q.check(&[], &[], &["unit"], cx);
-            let text = q.own_text(cx);
-            (El::int_text(q.path.clone(), &text, cx), q.attr("unit"))
-        }
-        None => {
-            cx.error(el.child_path("Quantity"), "required");
-            (0, String::new())
-        }
-    };
-    let unit_price = el.money("UnitPrice", cx);
-    if el.child("UnitPrice").is_none() {
-        cx.error(el.child_path("UnitPrice"), "required (yuan with two decimals, currency=\"CNY\")");
-    }
-    SamplingRecord {
-        sample_id: el.attr("id"),
-        plan_id: el.text("PlanRef", cx),
-        sampling_region: el.text("SamplingRegion", cx),
-        sampling_org: el.text("SamplingOrg", cx),
-        sampled_on: el.date("SampledOn", cx),
-        channel: el.code("Channel", SALES_CHANNEL, cx),
-        seller: decode_party(el.child("Seller"), cx),
-        producer: decode_party(el.child("Producer"), cx),
-        shop,
-        product: decode_product(el.child("Product"), cx),
-        quantity,
-        unit,
-        reserve_quantity: el.int("ReserveQuantity", cx),
-        unit_price: unit_price.unwrap_or(0),
-        recorded_at: el.time("RecordedAt", cx),
-    }
-}
-
-fn decode_inspection(el: &El<'_>, cx: &mut Ctx) -> InspectionResult {
-    el.check(&["Lab", "IssuedOn", "Conclusion", "Items"], &[], &["id", "sample"], cx);
-    let (lab_name, lab_cma) = match el.child("Lab") {
-        Some(l) => {
-            l.check(&[], &[], &["cma"], cx);
-            (l.own_text(cx), l.attr("cma"))
-        }
-        None => (String::new(), String::new()),
-    };
-    let mut items = Vec::new();
-    if let Some(list) = el.child("Items") {
-        list.check(&["Item"], &["Item"], &[], cx);
-        for (i, it) in list.e.children().filter(|c| c.name() == "Item").enumerate() {
-            let ie = El { e: it, path: format!("{}/Item[{}]", list.path, i + 1) };
-            ie.check(&["Name", "Standard", "Requirement", "Measured", "Unit"], &[], &["verdict", "severity"], cx);
-            let verdict = lookup(&ie.attr("verdict"), VERDICT, &format!("{}/@verdict", ie.path), cx);
-            let severity_text = ie.attr("severity");
-            let severity = if severity_text.is_empty() {
-                if verdict == Verdict::Fail as i32 {
-                    cx.error(format!("{}/@severity", ie.path), "required on a failing item (serious or general)");
+            "Categories" => {
+                text_list(s, child, at, "Category", cx, |t, at, cx| plan.categories.push(category(&t, at, cx)))?;
+            }
+            "Standards" => {
+                text_list(s, child, at, "Standard", cx, |t, _, _| plan.standards.push(t))?;
+            }
+            _ => {
+                let text = leaf(s, child, at, cx)?;
+                match name {
+                    "Title" => plan.title = text,
+                    "Year" => {
+                        year_seen = true;
+                        plan.year = int(&text, at, cx);
+                    }
+                    "LeadRegion" => plan.lead_region = text,
+                    "Channel" => plan.channel = code(&text, PLAN_CHANNEL, at, cx),
+                    "SamplingDeadline" => plan.sampling_deadline = date(&text, at, cx),
+                    _ => plan.published_at = time(&text, at, cx),
                 }
-                Severity::None as i32
-            } else {
-                let s = lookup(&severity_text, SEVERITY, &format!("{}/@severity", ie.path), cx);
-                if verdict == Verdict::Pass as i32 {
-                    cx.error(format!("{}/@severity", ie.path), "only failing items carry a severity");
-                }
-                s
-            };
-            items.push(InspectionItem {
-                name: ie.text("Name", cx),
-                standard: ie.text("Standard", cx),
-                requirement: ie.text("Requirement", cx),
-                measured: ie.text("Measured", cx),
-                unit: ie.text("Unit", cx),
-                verdict,
-                severity,
-            });
+            }
         }
+        Ok(())
+    })?;
+    if !year_seen {
+        cx.error(at.child("Year").to_string(), "required");
     }
-    InspectionResult {
-        report_no: el.attr("id"),
-        sample_id: el.attr("sample"),
-        lab_name,
-        lab_cma,
-        issued_on: el.date("IssuedOn", cx),
-        conclusion: el.code("Conclusion", CONCLUSION, cx),
-        items,
-    }
+    Ok(plan)
 }
 
-fn decode_transfer(el: &El<'_>, cx: &mut Ctx) -> DisposalCase {
-    el.check(&["Origin", "Responsible", "SampleRef", "ReportRef", "OpenedAt", "DueOn"], &[], &["id"], cx);
-    let due_on = el.date("DueOn", cx);
-    if due_on.is_none() {
-        cx.error(el.child_path("DueOn"), "required (xs:date)");
-    }
-    DisposalCase {
-        case_id: el.attr("id"),
-        origin_region: el.text("Origin", cx),
-        responsible_region: el.text("Responsible", cx),
-        sample_id: el.text("SampleRef", cx),
-        report_no: el.text("ReportRef", cx),
-        opened_at: el.time("OpenedAt", cx),
-        status: CaseStatus::Transferred as i32,
-        due_on,
-        events: vec![],
-    }
+fn decode_party<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Party, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    let mut party = Party::default();
+    read_children(stream, &start, at, &["Name", "CreditCode", "Region", "Address"], cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "Name" => party.name = text,
+            "CreditCode" => party.uscc = text,
+            "Region" => party.region = text,
+            _ => party.address = text,
+        }
+        Ok(())
+    })?;
+    Ok(party)
 }
 
-fn decode_feedback(el: &El<'_>, cx: &mut Ctx) -> CaseFeedback {
-    cx.record_id = Some(el.attr("id"));
-    el.check(&["By", "At", "Action", "Note", "Amount"], &[], &["id", "case"], cx);
-    CaseFeedback {
-        case_id: el.attr("case"),
-        event: Some(CaseEvent {
-            event_id: el.attr("id"),
-            at: el.time("At", cx),
-            by_region: el.text("By", cx),
-            action: el.code("Action", ACTION, cx),
-            note: el.text("Note", cx),
-            amount: el.money("Amount", cx),
-        }),
-    }
+fn decode_product<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Product, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    let mut product = Product::default();
+    const FIELDS: &[&str] = &["Name", "Category", "Brand", "Model", "Batch", "ProductionDate"];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "Name" => product.name = text,
+            "Category" => product.category = category(&text, at, cx),
+            "Brand" => product.brand = text,
+            "Model" => product.model = text,
+            "Batch" => product.batch = text,
+            _ => product.production_date = date(&text, at, cx),
+        }
+        Ok(())
+    })?;
+    Ok(product)
 }
 
-fn decode_risk(el: &El<'_>, cx: &mut Ctx) -> RiskSignal {
-    el.check(
-        &[
-            "ReportedBy",
-            "ObservedOn",
-            "Source",
-            "Product",
-            "Hazards",
-            "Level",
-            "Summary",
-            "Nationwide",
-            "RelatedSamples",
-            "RecommendedMeasures",
-        ],
-        &[],
-        &["id", "revision", "state"],
-        cx,
-    );
-    let revision_text = el.attr("revision");
+fn decode_shop<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<OnlineShop, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    let mut shop = OnlineShop::default();
+    read_children(stream, &start, at, &["Platform", "ShopName", "ShopUrl", "OrderNo"], cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "Platform" => shop.platform = text,
+            "ShopName" => shop.shop_name = text,
+            "ShopUrl" => shop.shop_url = text,
+            _ => shop.order_no = text,
+        }
+        Ok(())
+    })?;
+    Ok(shop)
+}
+
+fn decode_sampling<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<SamplingRecord, DecodeError> {
+    let [sample_id] = attributes(&start, at, ["id"], cx)?;
+    let mut record = SamplingRecord { sample_id, ..Default::default() };
+    let (mut quantity_seen, mut reserve_seen, mut price_seen) = (false, false, false);
+    const FIELDS: &[&str] = &[
+        "PlanRef",
+        "SamplingRegion",
+        "SamplingOrg",
+        "SampledOn",
+        "Channel",
+        "Seller",
+        "Producer",
+        "Shop",
+        "Product",
+        "Quantity",
+        "ReserveQuantity",
+        "UnitPrice",
+        "RecordedAt",
+    ];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        match name {
+            "Seller" => record.seller = Some(decode_party(s, child, at, cx)?),
+            "Producer" => record.producer = Some(decode_party(s, child, at, cx)?),
+            "Shop" => record.shop = Some(decode_shop(s, child, at, cx)?),
+            "Product" => record.product = Some(decode_product(s, child, at, cx)?),
+            "Quantity" => {
+                quantity_seen = true;
+                let [unit] = attributes(&child, at, ["unit"], cx)?;
+                let text = leaf_text(s, &child, at, cx)?;
+                record.quantity = int(&text, at, cx);
+                record.unit = unit;
+            }
+            "UnitPrice" => {
+                price_seen = true;
+                record.unit_price = money(s, child, at, cx)?.unwrap_or(0);
+            }
+            _ => {
+                let text = leaf(s, child, at, cx)?;
+                match name {
+                    "PlanRef" => record.plan_id = text,
+                    "SamplingRegion" => record.sampling_region = text,
+                    "SamplingOrg" => record.sampling_org = text,
+                    "SampledOn" => record.sampled_on = date(&text, at, cx),
+                    "Channel" => record.channel = code(&text, SALES_CHANNEL, at, cx),
+                    "ReserveQuantity" => {
+                        reserve_seen = true;
+                        record.reserve_quantity = int(&text, at, cx);
+                    }
+                    _ => record.recorded_at = time(&text, at, cx),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if !quantity_seen {
+        cx.error(at.child("Quantity").to_string(), "required");
+    }
+    if !reserve_seen {
+        cx.error(at.child("ReserveQuantity").to_string(), "required");
+    }
+    if !price_seen {
+        cx.error(at.child("UnitPrice").to_string(), "required (yuan with two decimals, currency=\"CNY\")");
+    }
+    Ok(record)
+}
+
+fn decode_inspection<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<InspectionResult, DecodeError> {
+    let [report_no, sample_id] = attributes(&start, at, ["id", "sample"], cx)?;
+    let mut report = InspectionResult { report_no, sample_id, ..Default::default() };
+    read_children(stream, &start, at, &["Lab", "IssuedOn", "Conclusion", "Items"], cx, |s, name, child, at, cx| {
+        match name {
+            "Lab" => {
+                let [cma] = attributes(&child, at, ["cma"], cx)?;
+                report.lab_name = leaf_text(s, &child, at, cx)?;
+                report.lab_cma = cma;
+            }
+            "Items" => {
+                read_list(s, child, at, "Item", cx, |s, item, at, cx| {
+                    report.items.push(decode_item(s, item, at, cx)?);
+                    Ok(())
+                })?;
+            }
+            _ => {
+                let text = leaf(s, child, at, cx)?;
+                match name {
+                    "IssuedOn" => report.issued_on = date(&text, at, cx),
+                    _ => report.conclusion = code(&text, CONCLUSION, at, cx),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+fn decode_item<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<InspectionItem, DecodeError> {
+    let [verdict_text, severity_text] = attributes(&start, at, ["verdict", "severity"], cx)?;
+    let verdict = code(&verdict_text, VERDICT, &at.attr("verdict"), cx);
+    let severity = if severity_text.is_empty() {
+        if verdict == Verdict::Fail as i32 {
+            cx.error(at.attr("severity").to_string(), "required on a failing item (serious or general)");
+        }
+        Severity::None as i32
+    } else {
+        let s = code(&severity_text, SEVERITY, &at.attr("severity"), cx);
+        if verdict == Verdict::Pass as i32 {
+            cx.error(at.attr("severity").to_string(), "only failing items carry a severity");
+        }
+        s
+    };
+    let mut item = InspectionItem { verdict, severity, ..Default::default() };
+    const FIELDS: &[&str] = &["Name", "Standard", "Requirement", "Measured", "Unit"];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "Name" => item.name = text,
+            "Standard" => item.standard = text,
+            "Requirement" => item.requirement = text,
+            "Measured" => item.measured = text,
+            _ => item.unit = text,
+        }
+        Ok(())
+    })?;
+    Ok(item)
+}
+
+fn decode_transfer<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<DisposalCase, DecodeError> {
+    let [case_id] = attributes(&start, at, ["id"], cx)?;
+    let mut case = DisposalCase { case_id, status: CaseStatus::Transferred as i32, ..Default::default() };
+    const FIELDS: &[&str] = &["Origin", "Responsible", "SampleRef", "ReportRef", "OpenedAt", "DueOn"];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "Origin" => case.origin_region = text,
+            "Responsible" => case.responsible_region = text,
+            "SampleRef" => case.sample_id = text,
+            "ReportRef" => case.report_no = text,
+            "OpenedAt" => case.opened_at = time(&text, at, cx),
+            _ => case.due_on = date(&text, at, cx),
+        }
+        Ok(())
+    })?;
+    if case.due_on.is_none() {
+        cx.error(at.child("DueOn").to_string(), "required (xs:date)");
+    }
+    Ok(case)
+}
+
+fn decode_feedback<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<CaseFeedback, DecodeError> {
+    let [event_id, case_id] = attributes(&start, at, ["id", "case"], cx)?;
+    let mut event = CaseEvent { event_id, ..Default::default() };
+    read_children(stream, &start, at, &["By", "At", "Action", "Note", "Amount"], cx, |s, name, child, at, cx| {
+        if name == "Amount" {
+            event.amount = money(s, child, at, cx)?;
+            return Ok(());
+        }
+        let text = leaf(s, child, at, cx)?;
+        match name {
+            "By" => event.by_region = text,
+            "At" => event.at = time(&text, at, cx),
+            "Action" => event.action = code(&text, ACTION, at, cx),
+            _ => event.note = text,
+        }
+        Ok(())
+    })?;
+    Ok(CaseFeedback { case_id, event: Some(event) })
+}
+
+fn decode_risk<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<RiskSignal, DecodeError> {
+    let [signal_id, revision_text, state_text] = attributes(&start, at, ["id", "revision", "state"], cx)?;
     if revision_text.is_empty() {
-        cx.error(format!("{}/@revision", el.path), "required");
+        cx.error(at.attr("revision").to_string(), "required");
     }
-    let hazards = el.list_texts("Hazards", "Hazard", cx).into_iter().map(|(p, t)| lookup(&t, HAZARD, &p, cx)).collect();
-    let nationwide = match el.text("Nationwide", cx).as_str() {
-        "true" => true,
-        "false" => false,
-        "" => {
-            cx.error(el.child_path("Nationwide"), "required (true or false)");
+    let mut signal = RiskSignal {
+        signal_id,
+        revision: int(&revision_text, &at.attr("revision"), cx),
+        state: code(&state_text, STATE, &at.attr("state"), cx),
+        ..Default::default()
+    };
+    let mut nationwide: Option<String> = None;
+    const FIELDS: &[&str] = &[
+        "ReportedBy",
+        "ObservedOn",
+        "Source",
+        "Product",
+        "Hazards",
+        "Level",
+        "Summary",
+        "Nationwide",
+        "RelatedSamples",
+        "RecommendedMeasures",
+    ];
+    read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
+        match name {
+            "Product" => signal.product = Some(decode_product(s, child, at, cx)?),
+            "Hazards" => {
+                text_list(s, child, at, "Hazard", cx, |t, at, cx| {
+                    signal.hazards.push(code(&t, HAZARD, at, cx))
+                })?;
+            }
+            "RelatedSamples" => {
+                let count = text_list(s, child, at, "SampleRef", cx, |t, _, _| signal.related_samples.push(t))?;
+                if count == 0 {
+                    cx.error(at.to_string(), "omitted when there are no related samples, never empty");
+                }
+            }
+            _ => {
+                let text = leaf(s, child, at, cx)?;
+                match name {
+                    "ReportedBy" => signal.reporting_region = text,
+                    "ObservedOn" => signal.observed_on = date(&text, at, cx),
+                    "Source" => signal.source = code(&text, SOURCE, at, cx),
+                    "Level" => signal.level = code(&text, LEVEL, at, cx),
+                    "Summary" => signal.summary = text,
+                    "Nationwide" => nationwide = Some(text),
+                    _ => signal.recommended_measures = text,
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let nationwide_at = at.child("Nationwide");
+    signal.nationwide = match nationwide.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        None | Some("") => {
+            cx.error(nationwide_at.to_string(), "required (true or false)");
             false
         }
-        other => {
-            cx.error(el.child_path("Nationwide"), format!("'{other}' is not true or false"));
+        Some(other) => {
+            cx.error(nationwide_at.to_string(), format!("'{other}' is not true or false"));
             false
         }
     };
-    if el.child("RelatedSamples").is_some_and(|r| !r.e.has_children()) {
-        cx.error(el.child_path("RelatedSamples"), "omitted when there are no related samples, never empty");
-    }
-    RiskSignal {
-        signal_id: el.attr("id"),
-        revision: El::int_text(format!("{}/@revision", el.path), &revision_text, cx),
-        state: lookup(&el.attr("state"), STATE, &format!("{}/@state", el.path), cx),
-        reporting_region: el.text("ReportedBy", cx),
-        observed_on: el.date("ObservedOn", cx),
-        source: el.code("Source", SOURCE, cx),
-        product: decode_product(el.child("Product"), cx),
-        hazards,
-        level: el.code("Level", LEVEL, cx),
-        summary: el.text("Summary", cx),
-        nationwide,
-        related_samples: el.list_texts("RelatedSamples", "SampleRef", cx).into_iter().map(|(_, t)| t).collect(),
-        recommended_measures: el.text("RecommendedMeasures", cx),
-    }
+    Ok(signal)
 }
 
 // ---------------------------------------------------------------------------------------------
