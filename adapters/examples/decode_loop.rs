@@ -16,6 +16,7 @@ fn main() {
         // The bench's XML baseline (quick-xml events read and written back), for comparison.
         let text = std::str::from_utf8(&bytes).unwrap_or_default();
         let mut total = 0;
+        let started = std::time::Instant::now();
         for _ in 0..n {
             let mut reader = quick_xml::Reader::from_str(text);
             let mut writer = quick_xml::Writer::new(Vec::with_capacity(bytes.len()));
@@ -26,14 +27,15 @@ fn main() {
             }
             total += writer.into_inner().len();
         }
-        println!("{total} bytes written");
+        println!("{total} bytes written, {:.0} ns per document", started.elapsed().as_nanos() as f64 / n as f64);
         return;
     }
     let mut records = 0;
+    let started = std::time::Instant::now();
     for _ in 0..n {
         if let Ok(doc) = partner.decode(&bytes, &Default::default()) {
             records += doc.records.len();
         }
     }
-    println!("{records} records decoded");
+    println!("{records} records decoded, {:.0} ns per document", started.elapsed().as_nanos() as f64 / n as f64);
 }

@@ -31,7 +31,8 @@ impl NsScope {
         if !start.attributes_raw().contains("xmlns") {
             return Ok(());
         }
-        for a in start.attributes() {
+        // Duplicates are refused by `Start::each_attr`, which sees every element's attributes.
+        for a in start.attributes().with_checks(false) {
             let a = a.map_err(|e| refused(format!("bad attribute: {e}")))?;
             let key = a.key.as_ref();
             let prefix = if key == "xmlns" {
@@ -321,9 +322,21 @@ impl Start<'_> {
         if self.event.attributes_raw().is_empty() {
             return Ok(());
         }
-        for a in self.event.attributes() {
+        // quick-xml's own duplicate check allocates for every element with attributes; elements
+        // here have a handful, so a fixed array (a vector past eight) does it without.
+        let (mut seen, mut count, mut more) = ([""; 8], 0, Vec::new());
+        for a in self.event.attributes().with_checks(false) {
             let a = a.map_err(|e| refused(format!("bad attribute in <{}>: {e}", self.name())))?;
-            let key = a.key.as_ref();
+            let key = a.key.into_inner();
+            if seen[..count.min(8)].contains(&key) || more.contains(&key) {
+                return Err(refused(format!("attribute {key} appears twice in <{}>", self.name())));
+            }
+            if count < 8 {
+                seen[count] = key;
+            } else {
+                more.push(key);
+            }
+            count += 1;
             if key == "xmlns" || key.starts_with("xmlns:") {
                 continue;
             }
@@ -634,11 +647,9 @@ impl<'a> Stream<'a> {
 
 /// Reads the encoding label of an XML declaration at the start of raw bytes, if any.
 pub(crate) fn sniff_encoding(bytes: &[u8]) -> Option<String> {
-    let head = &bytes[..bytes.len().min(200)];
-    let text = String::from_utf8_lossy(head);
-    let decl = text.strip_prefix("<?xml")?;
-    let end = decl.find("?>")?;
-    let decl = &decl[..end];
+    let decl = bytes.strip_prefix(b"<?xml")?;
+    let end = decl[..decl.len().min(200)].windows(2).position(|w| w == b"?>")?;
+    let decl = String::from_utf8_lossy(&decl[..end]);
     let at = decl.find("encoding")?;
     let rest = decl[at + 8..].trim_start().strip_prefix('=')?.trim_start();
     let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
@@ -741,6 +752,17 @@ mod tests {
         let ok = read_all("<r a=\"1&amp;2\">x &lt; y &#x4E2D;<![CDATA[<z>]]></r>").unwrap();
         assert_eq!(ok.root().text(), "x < y 中<z>");
         assert_eq!(ok.root().attrs().collect::<Vec<_>>(), [("a", "1&2")]);
+    }
+
+    #[test]
+    fn refuses_duplicate_attributes() {
+        assert!(read_all(r#"<r a="1" a="2"/>"#).is_err());
+        assert!(read_all(r#"<r xmlns="urn:x" xmlns="urn:y"/>"#).is_err());
+        assert!(read_all(r#"<r><c b="1" b="1">x</c></r>"#).is_err(), "on a child too");
+        let many: String = (0..10).map(|i| format!(" a{i}=\"{i}\"")).collect();
+        assert_eq!(read_all(&format!("<r{many}/>")).unwrap().root().attrs().count(), 10);
+        assert!(read_all(&format!("<r{many} a9=\"x\"/>")).is_err(), "past the first eight");
+        assert!(read_all(&format!("<r{many} a0=\"x\"/>")).is_err(), "within the first eight");
     }
 
     #[test]

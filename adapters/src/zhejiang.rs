@@ -233,11 +233,24 @@ fn attributes<const N: usize>(
     cx: &mut Ctx,
 ) -> Result<[String; N], DecodeError> {
     let mut values: [String; N] = std::array::from_fn(|_| String::new());
-    start.each_attr(|k, v| match allowed.iter().position(|a| *a == k) {
-        Some(i) => values[i] = v.trim().to_string(),
-        None => cx.error(at.attr(k).to_string(), format!("unknown attribute '{k}'")),
-    })?;
+    each_attribute(start, at, &allowed, cx, |i, v, _| values[i] = v.to_string())?;
     Ok(values)
+}
+
+/// Checks the attributes of `start` against `allowed` (others are problems) and hands each
+/// allowed one to `each` with its index in `allowed` and its trimmed value, for attributes that
+/// are codes and need no copy.
+fn each_attribute(
+    start: &Start<'_>,
+    at: &At<'_>,
+    allowed: &[&str],
+    cx: &mut Ctx,
+    mut each: impl FnMut(usize, &str, &mut Ctx),
+) -> Result<(), DecodeError> {
+    start.each_attr(|k, v| match allowed.iter().position(|a| *a == k) {
+        Some(i) => each(i, v.trim(), cx),
+        None => cx.error(at.attr(k).to_string(), format!("unknown attribute '{k}'")),
+    })
 }
 
 /// Reads the children of the element `start`, handing each one named in `names` to `field` with
@@ -429,8 +442,9 @@ fn category(text: &str, at: &At<'_>, cx: &mut Ctx) -> i32 {
 
 /// A MONEY element: yuan with two decimals and `currency="CNY"`, as fen.
 fn money<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Option<i64>, DecodeError> {
-    let [currency] = attributes(&start, at, ["currency"], cx)?;
-    if currency != "CNY" {
+    let mut cny = false;
+    each_attribute(&start, at, &["currency"], cx, |_, v, _| cny = v == "CNY")?;
+    if !cny {
         cx.error(at.attr("currency").to_string(), "required: currency=\"CNY\"");
     }
     let text = leaf_text(stream, &start, at, cx)?;
@@ -573,7 +587,6 @@ fn read_records<'a>(
                         let at = At::Record(name, count);
                         let first_problem = cx.problems.len();
                         let record = decode_record(stream, k, rec, &at, cx)?;
-                        cx.record_id = Some(record.id());
                         cx.rule_violations(
                             first_problem,
                             record
@@ -650,7 +663,8 @@ fn decode_record<'a>(
     cx: &mut Ctx,
 ) -> Result<Record, DecodeError> {
     // The record's own id goes with every problem found in it.
-    cx.record_id = start.attr("id")?.map(|id| id.trim().to_string());
+    // Every Zhejiang record's id is its `id` attribute.
+    cx.record_id = Some(start.attr("id")?.map(|id| id.trim().to_string()).unwrap_or_default());
     Ok(match kind {
         RecordKind::Plan => Record::Plan(decode_plan(stream, start, at, cx)?),
         RecordKind::Sampling => Record::Sampling(decode_sampling(stream, start, at, cx)?),
@@ -868,20 +882,20 @@ fn decode_inspection<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>,
 }
 
 fn decode_item<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<InspectionItem, DecodeError> {
-    let [verdict_text, severity_text] = attributes(&start, at, ["verdict", "severity"], cx)?;
-    let verdict = code(&verdict_text, VERDICT, &at.attr("verdict"), cx);
-    let severity = if severity_text.is_empty() {
-        if verdict == Verdict::Fail as i32 {
-            cx.error(at.attr("severity").to_string(), "required on a failing item (serious or general)");
+    let (mut verdict, mut severity, mut severity_given) = (0, Severity::None as i32, false);
+    each_attribute(&start, at, &["verdict", "severity"], cx, |i, v, cx| {
+        if i == 0 {
+            verdict = code(v, VERDICT, &at.attr("verdict"), cx);
+        } else {
+            severity_given = !v.is_empty();
+            severity = code(v, SEVERITY, &at.attr("severity"), cx);
         }
-        Severity::None as i32
-    } else {
-        let s = code(&severity_text, SEVERITY, &at.attr("severity"), cx);
-        if verdict == Verdict::Pass as i32 {
-            cx.error(at.attr("severity").to_string(), "only failing items carry a severity");
-        }
-        s
-    };
+    })?;
+    if !severity_given && verdict == Verdict::Fail as i32 {
+        cx.error(at.attr("severity").to_string(), "required on a failing item (serious or general)");
+    } else if severity_given && verdict == Verdict::Pass as i32 {
+        cx.error(at.attr("severity").to_string(), "only failing items carry a severity");
+    }
     let mut item = InspectionItem { verdict, severity, ..Default::default() };
     const FIELDS: &[&str] = &["Name", "Standard", "Requirement", "Measured", "Unit"];
     read_children(stream, &start, at, FIELDS, cx, |s, name, child, at, cx| {
@@ -941,16 +955,19 @@ fn decode_feedback<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, c
 }
 
 fn decode_risk<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<RiskSignal, DecodeError> {
-    let [signal_id, revision_text, state_text] = attributes(&start, at, ["id", "revision", "state"], cx)?;
-    if revision_text.is_empty() {
+    let mut signal = RiskSignal::default();
+    let mut revision_given = false;
+    each_attribute(&start, at, &["id", "revision", "state"], cx, |i, v, cx| match i {
+        0 => signal.signal_id = v.to_string(),
+        1 => {
+            revision_given = !v.is_empty();
+            signal.revision = int(v, &at.attr("revision"), cx);
+        }
+        _ => signal.state = code(v, STATE, &at.attr("state"), cx),
+    })?;
+    if !revision_given {
         cx.error(at.attr("revision").to_string(), "required");
     }
-    let mut signal = RiskSignal {
-        signal_id,
-        revision: int(&revision_text, &at.attr("revision"), cx),
-        state: code(&state_text, STATE, &at.attr("state"), cx),
-        ..Default::default()
-    };
     let mut nationwide: Option<String> = None;
     const FIELDS: &[&str] = &[
         "ReportedBy",
