@@ -536,7 +536,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
     let text = encoding_rs::GB18030
         .decode_without_bom_handling_and_without_replacement(bytes)
         .ok_or_else(|| DecodeError::refused("/", "the bytes are not valid GB18030"))?;
-    let mut stream = Stream::new(&text, limits, None);
+    let mut stream = Stream::new(text.as_bytes(), limits, None);
     let root = match stream.next()? {
         Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),
@@ -597,6 +597,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
             }
         }
     }
+    stream.finish()?;
     let header = match &bt {
         Some(b) => check_header(b.root(), records.len(), &mut cx),
         None => {
@@ -825,11 +826,12 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, DecodeError> {
     let text = encoding_rs::GB18030
         .decode_without_bom_handling_and_without_replacement(bytes)
         .ok_or_else(|| DecodeError::refused("/", "the bytes are not valid GB18030"))?;
-    let mut stream = Stream::new(&text, &limits, None);
+    let mut stream = Stream::new(text.as_bytes(), &limits, None);
     let hz = match stream.next()? {
         Next::Start(el) if el.name() == "HZ" => stream.subtree(el)?,
         _ => return Err(DecodeError::refused("/", "the root element must be <HZ>")),
     };
+    stream.finish()?;
     let mut cx = Ctx::default();
     check_plain(hz.root(), "/HZ", &mut cx);
     for c in hz.root().children() {

@@ -426,9 +426,12 @@ fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
 }
 
 impl<'a> Stream<'a> {
-    /// A stream over `text`; elements in `expected_ns` come out as [`Ns::Expected`].
-    pub fn new(text: &'a str, limits: &DecodeLimits, expected_ns: Option<&'static str>) -> Stream<'a> {
-        let mut reader = Reader::from_str(text);
+    /// A stream over a UTF-8 document (a byte-order mark is skipped; bytes that are not UTF-8
+    /// are refused as they are read: every byte belongs to some event, and [`Stream::finish`]
+    /// reads the rest after the root element); elements in `expected_ns` come out as
+    /// [`Ns::Expected`].
+    pub fn new(text: &'a [u8], limits: &DecodeLimits, expected_ns: Option<&'static str>) -> Stream<'a> {
+        let mut reader = Reader::from_reader(text);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.expand_empty_elements = false;
@@ -441,9 +444,35 @@ impl<'a> Stream<'a> {
         }
     }
 
+    #[inline]
     fn read(&mut self) -> Result<Event<'a>, DecodeError> {
-        let pos = self.reader.buffer_position();
-        self.reader.read_event().map_err(|e| refused(format!("not well-formed XML near byte {pos}: {e}")))
+        match self.reader.read_event() {
+            Ok(event) => Ok(event),
+            Err(e) => Err(self.not_well_formed(e)),
+        }
+    }
+
+    #[cold]
+    fn not_well_formed(&self, e: quick_xml::Error) -> DecodeError {
+        let at = self.reader.error_position();
+        match e {
+            quick_xml::Error::Encoding(e) => refused(format!("not valid UTF-8 near byte {at}: {e}")),
+            e => refused(format!("not well-formed XML near byte {at}: {e}")),
+        }
+    }
+
+    /// Reads what follows the root element: only white space, comments and processing
+    /// instructions may (a second root, or text, is not well-formed).
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        loop {
+            let pos = self.reader.buffer_position();
+            match self.read()? {
+                Event::Eof => return Ok(()),
+                Event::Text(t) if is_xml_space(&t) => {}
+                Event::Comment(_) | Event::PI(_) => {}
+                _ => return Err(refused(format!("content after the root element near byte {pos}"))),
+            }
+        }
     }
 
     /// Enters an element: depth limit, namespace declarations, its namespace.
@@ -737,11 +766,13 @@ mod tests {
     use super::*;
 
     fn read_all(text: &str) -> Result<Tree, DecodeError> {
-        let mut s = Stream::new(text, &DecodeLimits::default(), Some("urn:x"));
-        match s.next()? {
-            Next::Start(el) => s.subtree(el),
-            Next::End | Next::Eof => Err(refused("no root")),
-        }
+        let mut s = Stream::new(text.as_bytes(), &DecodeLimits::default(), Some("urn:x"));
+        let tree = match s.next()? {
+            Next::Start(el) => s.subtree(el)?,
+            Next::End | Next::Eof => return Err(refused("no root")),
+        };
+        s.finish()?;
+        Ok(tree)
     }
 
     #[test]
@@ -752,6 +783,23 @@ mod tests {
         let ok = read_all("<r a=\"1&amp;2\">x &lt; y &#x4E2D;<![CDATA[<z>]]></r>").unwrap();
         assert_eq!(ok.root().text(), "x < y 中<z>");
         assert_eq!(ok.root().attrs().collect::<Vec<_>>(), [("a", "1&2")]);
+    }
+
+    #[test]
+    fn refuses_what_follows_the_root_and_bad_utf8() {
+        assert!(read_all("<r/>\n<!-- done -->\n").is_ok());
+        assert!(read_all("<r/><r/>").is_err(), "a second root");
+        assert!(read_all("<r/>text").is_err(), "text after the root");
+        for bytes in [&b"<r>\xff</r>"[..], b"<r a=\"\xc3\"/>", b"<r/><!-- \xe4\xb8 -->", b"<r/>\xff", b"<\xff/>"] {
+            let mut s = Stream::new(bytes, &DecodeLimits::default(), None);
+            let read = match s.next() {
+                Ok(Next::Start(el)) => s.subtree(el).and_then(|_| s.finish()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let err = read.expect_err("invalid UTF-8 refused");
+            assert!(err.to_string().contains("UTF-8") || err.to_string().contains("well-formed"), "{err}");
+        }
     }
 
     #[test]

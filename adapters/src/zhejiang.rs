@@ -487,11 +487,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             return Err(DecodeError::refused("/", format!("declared encoding '{enc}': Zhejiang documents are UTF-8")));
         }
     }
-    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        DecodeError::refused("/", format!("not valid UTF-8: invalid byte at offset {}", e.valid_up_to()))
-    })?;
-    let mut stream = Stream::new(text, limits, Some(NAMESPACE));
+    // UTF-8 is checked as the events are read (the stream refuses the first bad byte): a
+    // separate pass over the whole document first cost a tenth of the decode.
+    let mut stream = Stream::new(bytes, limits, Some(NAMESPACE));
     let mut cx = Ctx::default();
     let root = match stream.next()? {
         Next::Start(el) => el,
@@ -553,6 +551,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             }
         }
     }
+    stream.finish()?;
     if !saw_header {
         cx.error("/Exchange/Header", "required");
     }

@@ -120,6 +120,28 @@ fn zhejiang_reads_any_offset_and_prefix_and_writes_plus_eight() {
 }
 
 #[test]
+fn zhejiang_reads_xml_as_xml() {
+    let text = String::from_utf8(vector("zhejiang/valid/example-sampling.xml")).unwrap();
+    let plain = Partner::Zhejiang.decode(text.as_bytes(), &DecodeLimits::default()).unwrap();
+    let decode = |doc: &str| Partner::Zhejiang.decode(doc.as_bytes(), &DecodeLimits::default());
+    // A byte-order mark, CR LF line ends, comments, references and split text read the same.
+    let dressed = format!("\u{feff}{}", text.replace('\n', "\r\n"))
+        .replace("<Brand>恒力</Brand>", "<Brand><!-- brand -->恒<?pi x?>&#x529B;</Brand>")
+        .replace("<Model>48V 20Ah</Model>", "<Model>48V&#32;20Ah</Model>");
+    assert_eq!(decode(&dressed).unwrap().records, plain.records);
+    // Nothing but white space, comments and processing instructions may follow the root.
+    assert_eq!(decode(&format!("{text}<!-- end -->\n")).unwrap().records, plain.records);
+    for tail in ["<Exchange/>", "trailing text"] {
+        let err = decode(&format!("{text}{tail}")).unwrap_err();
+        assert!(err.to_string().contains("after the root"), "{tail}: {err}");
+    }
+    let mut bad = text.clone().into_bytes();
+    bad.extend_from_slice(b"<!-- \xff -->");
+    let err = Partner::Zhejiang.decode(&bad, &DecodeLimits::default()).unwrap_err();
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+}
+
+#[test]
 fn jiangsu_missing_key_means_empty() {
     let text = String::from_utf8(vector("jiangsu/valid/example-sampling.json")).unwrap();
     let without_batch = text.replace("      \"PH\": \"HL240105\",\n", "");
