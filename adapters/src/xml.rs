@@ -27,8 +27,10 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 impl NsScope {
     /// Takes the declarations of an element at `depth` into scope.
     fn declare(&mut self, depth: usize, start: &BytesStart<'_>) -> Result<(), DecodeError> {
-        // Most elements declare nothing: a substring search skips the attribute parse.
-        if !start.attributes_raw().contains("xmlns") {
+        // Most elements declare nothing (most have no attributes at all): a substring search
+        // skips the attribute parse.
+        let raw = start.attributes_raw();
+        if raw.is_empty() || !raw.contains("xmlns") {
             return Ok(());
         }
         // Duplicates are refused by `Start::each_attr`, which sees every element's attributes.
@@ -678,7 +680,7 @@ impl<'a> Stream<'a> {
 pub(crate) fn sniff_encoding(bytes: &[u8]) -> Option<String> {
     let decl = bytes.strip_prefix(b"<?xml")?;
     let end = decl[..decl.len().min(200)].windows(2).position(|w| w == b"?>")?;
-    let decl = String::from_utf8_lossy(&decl[..end]);
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
     let at = decl.find("encoding")?;
     let rest = decl[at + 8..].trim_start().strip_prefix('=')?.trim_start();
     let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;

@@ -252,24 +252,25 @@ impl Validate for InspectionResult {
         c.enum_set::<Conclusion>(|| "conclusion".into(), self.conclusion, "conclusion");
         let mut failing = 0;
         for (i, item) in self.items.iter().enumerate() {
-            let p = format!("items[{i}]");
-            c.text(|| join(&p, "name"), &item.name, true);
-            c.text(|| join(&p, "standard"), &item.standard, true);
-            c.text(|| join(&p, "requirement"), &item.requirement, false);
-            c.text(|| join(&p, "measured"), &item.measured, false);
-            c.text(|| join(&p, "unit"), &item.unit, false);
-            c.enum_set::<Verdict>(|| join(&p, "verdict"), item.verdict, "verdict");
-            c.enum_set::<Severity>(|| join(&p, "severity"), item.severity, "severity");
+            // Paths are built only for a problem: this runs for every item of every report.
+            let p = |field: &str| format!("items[{i}].{field}");
+            c.text(|| p("name"), &item.name, true);
+            c.text(|| p("standard"), &item.standard, true);
+            c.text(|| p("requirement"), &item.requirement, false);
+            c.text(|| p("measured"), &item.measured, false);
+            c.text(|| p("unit"), &item.unit, false);
+            c.enum_set::<Verdict>(|| p("verdict"), item.verdict, "verdict");
+            c.enum_set::<Severity>(|| p("severity"), item.severity, "severity");
             let severity = Severity::try_from(item.severity).unwrap_or(Severity::Unspecified);
             match Verdict::try_from(item.verdict) {
                 Ok(Verdict::Fail) => {
                     failing += 1;
                     if !matches!(severity, Severity::Serious | Severity::General | Severity::Unspecified) {
-                        c.push(join(&p, "severity"), "a failing item is SERIOUS or GENERAL");
+                        c.push(p("severity"), "a failing item is SERIOUS or GENERAL");
                     }
                 }
                 Ok(Verdict::Pass) if !matches!(severity, Severity::None | Severity::Unspecified) => {
-                    c.push(join(&p, "severity"), "a passing item has severity NONE");
+                    c.push(p("severity"), "a passing item has severity NONE");
                 }
                 _ => {}
             }
