@@ -190,8 +190,8 @@ fn zj_path(kind: RecordKind, canonical: &str) -> String {
 /// reported: building them for every element read cost more than reading it.
 #[derive(Clone, Copy)]
 enum At<'p> {
-    /// `/Exchange/Header`.
-    Header,
+    /// A fixed path (`/Exchange/Header`).
+    Fixed(&'static str),
     /// `/Exchange/Records/{name}[{n}]`.
     Record(&'p str, usize),
     /// A child element.
@@ -215,7 +215,7 @@ impl<'p> At<'p> {
 impl std::fmt::Display for At<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            At::Header => f.write_str("/Exchange/Header"),
+            At::Fixed(path) => f.write_str(path),
             At::Record(name, n) => write!(f, "/Exchange/Records/{name}[{n}]"),
             At::Child(parent, name) => write!(f, "{parent}/{name}"),
             At::Item(parent, name, n) => write!(f, "{parent}/{name}[{n}]"),
@@ -530,7 +530,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                         }
                         "Records" if ok_ns && !saw_records && saw_header => {
                             saw_records = true;
-                            attributes(&el, &At::Header, [], &mut cx)?;
+                            attributes(&el, &At::Fixed("/Exchange/Records"), [], &mut cx)?;
                             let count = read_records(&mut stream, el, kind, &mut records, &mut cx)?;
                             if !(1..=MAX_RECORDS).contains(&count) {
                                 cx.error(
@@ -620,7 +620,7 @@ fn read_records<'a>(
 type Kind = Option<(RecordKind, &'static str)>;
 
 fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) -> Result<(Envelope, Kind), DecodeError> {
-    let at = At::Header;
+    let at = At::Fixed("/Exchange/Header");
     attributes(&start, &at, [], cx)?;
     let mut envelope = Envelope::default();
     let mut kind_text = String::new();

@@ -142,6 +142,40 @@ fn zhejiang_reads_xml_as_xml() {
 }
 
 #[test]
+fn zhejiang_names_each_problem_by_its_own_path() {
+    let sampling = String::from_utf8(vector("zhejiang/valid/example-sampling.xml")).unwrap();
+    let inspection = String::from_utf8(vector("zhejiang/valid/example-inspection.xml")).unwrap();
+    let s = "/Exchange/Records/Sampling[1]";
+    let i = "/Exchange/Records/Inspection[1]";
+    let cases: &[(&str, &str, &str, String)] = &[
+        (&sampling, "<Records>", "<Records count=\"1\">", "/Exchange/Records/@count".into()),
+        (&sampling, "<Header>", "<Header v=\"1\">", "/Exchange/Header/@v".into()),
+        (&sampling, "<Seller>", "<Seller kind=\"x\">", format!("{s}/Seller/@kind")),
+        (&sampling, "<Quantity unit=\"块\">", "<Quantity unit=\"块\" size=\"2\">", format!("{s}/Quantity/@size")),
+        (&sampling, "<UnitPrice currency=\"CNY\">", "<UnitPrice>", format!("{s}/UnitPrice/@currency")),
+        (&sampling, "<Quantity unit=\"块\">2<", "<Quantity unit=\"块\">two<", format!("{s}/Quantity")),
+        (&sampling, "<ReserveQuantity>1</ReserveQuantity>", "", format!("{s}/ReserveQuantity")),
+        (&sampling, "<SampledOn>2024-03-12<", "<SampledOn>2024-3-12<", format!("{s}/SampledOn")),
+        (&sampling, "<Category>0102<", "<Category>9999<", format!("{s}/Product/Category")),
+        (&inspection, "<Item verdict=\"pass\">", "<Item verdict=\"ok\">", format!("{i}/Items/Item[1]/@verdict")),
+        (&inspection, "<Unit>MΩ</Unit>", "<Unit>MΩ</Unit><Colour>x</Colour>", format!("{i}/Items/Item[2]/Colour")),
+        (&inspection, "<Items>", "<Items><Entry/>", format!("{i}/Items/Entry")),
+        (&inspection, "severity=\"general\"", "severity=\"mild\"", format!("{i}/Items/Item[4]/@severity")),
+        (&inspection, "<Lab cma=\"241012340567\">", "<Lab>", format!("{i}/Lab/@cma")),
+    ];
+    for (doc, from, to, path) in cases {
+        assert!(doc.contains(from), "{from}");
+        let broken = doc.replacen(from, to, 1);
+        let err = Partner::Zhejiang.decode(broken.as_bytes(), &DecodeLimits::default()).unwrap_err();
+        let problems = err.problems();
+        assert!(problems.iter().any(|p| &p.path == path), "{from} → {to}: expected {path} in {problems:#?}");
+        if path.starts_with(s) || path.starts_with(i) {
+            assert!(problems.iter().all(|p| p.record_id.is_some()), "record id on every problem: {problems:#?}");
+        }
+    }
+}
+
+#[test]
 fn jiangsu_missing_key_means_empty() {
     let text = String::from_utf8(vector("jiangsu/valid/example-sampling.json")).unwrap();
     let without_batch = text.replace("      \"PH\": \"HL240105\",\n", "");
