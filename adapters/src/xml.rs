@@ -72,7 +72,8 @@ impl NsScope {
         // The default namespace is by far the most common: compare lengths first, so the empty
         // prefix never reaches `memcmp` (an empty `String` has a dangling pointer, and some
         // `memcmp` implementations pay a slow masked load for it: a quarter of the decode time).
-        match self.bindings.iter().rev().find(|(_, p, _)| p.len() == prefix.len() && (prefix.is_empty() || p == prefix)) {
+        match self.bindings.iter().rev().find(|(_, p, _)| p.len() == prefix.len() && (prefix.is_empty() || p == prefix))
+        {
             Some((_, _, ns)) => Ok(*ns),
             None if prefix.is_empty() => Ok(Ns::None),
             None => Err(refused(format!("element <{qname}> uses the undeclared prefix '{prefix}'"))),
@@ -343,10 +344,7 @@ impl Start<'_> {
                 continue;
             }
             let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| {
-                refused(format!(
-                    "attribute {key} of <{}>: {e} (only the predefined entities are allowed)",
-                    self.name()
-                ))
+                refused(format!("attribute {key} of <{}>: {e} (only the predefined entities are allowed)", self.name()))
             })?;
             f(key, &value);
         }
@@ -412,9 +410,7 @@ fn resolve_ref(r: &BytesRef<'_>) -> Result<char, DecodeError> {
         "amp" => Ok('&'),
         "apos" => Ok('\''),
         "quot" => Ok('"'),
-        other => {
-            Err(refused(format!("entity reference &{other}; is not allowed (only the five predefined entities)")))
-        }
+        other => Err(refused(format!("entity reference &{other}; is not allowed (only the five predefined entities)"))),
     }
 }
 

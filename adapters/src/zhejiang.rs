@@ -279,7 +279,9 @@ fn read_children<'a>(
                 let first = name.as_bytes().first();
                 let known = names.iter().position(|n| n.as_bytes().first() == first && *n == name);
                 let problem = match known {
-                    _ if child.ns != Ns::Expected => Some(format!("element <{name}> is not in the namespace {NAMESPACE}")),
+                    _ if child.ns != Ns::Expected => {
+                        Some(format!("element <{name}> is not in the namespace {NAMESPACE}"))
+                    }
                     None => Some(format!("unknown element <{name}> (expected: {})", names.join(", "))),
                     Some(i) if seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
                     Some(_) => None,
@@ -593,10 +595,7 @@ fn read_records<'a>(
                         let record = decode_record(stream, k, rec, &at, cx)?;
                         cx.rule_violations(
                             first_problem,
-                            record
-                                .validate()
-                                .into_iter()
-                                .map(|v| (format!("{at}/{}", zj_path(k, &v.path)), v.message)),
+                            record.validate().into_iter().map(|v| (format!("{at}/{}", zj_path(k, &v.path)), v.message)),
                         );
                         records.push(record);
                     }
@@ -624,17 +623,24 @@ fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) ->
     attributes(&start, &at, [], cx)?;
     let mut envelope = Envelope::default();
     let mut kind_text = String::new();
-    read_children(stream, &start, &at, &["MessageId", "Kind", "Sender", "Receiver", "SentAt"], cx, |s, name, child, at, cx| {
-        let text = leaf(s, child, at, cx)?;
-        match name {
-            "MessageId" => envelope.message_id = text,
-            "Kind" => kind_text = text,
-            "Sender" => envelope.sender = text,
-            "Receiver" => envelope.receiver = text,
-            _ => envelope.sent_at = time(&text, at, cx),
-        }
-        Ok(())
-    })?;
+    read_children(
+        stream,
+        &start,
+        &at,
+        &["MessageId", "Kind", "Sender", "Receiver", "SentAt"],
+        cx,
+        |s, name, child, at, cx| {
+            let text = leaf(s, child, at, cx)?;
+            match name {
+                "MessageId" => envelope.message_id = text,
+                "Kind" => kind_text = text,
+                "Sender" => envelope.sender = text,
+                "Receiver" => envelope.receiver = text,
+                _ => envelope.sent_at = time(&text, at, cx),
+            }
+            Ok(())
+        },
+    )?;
     if !rules::IdPattern::Message.matches(&envelope.message_id) {
         cx.error(
             "/Exchange/Header/MessageId",
@@ -679,7 +685,12 @@ fn decode_record<'a>(
     })
 }
 
-fn decode_plan<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<SpotCheckPlan, DecodeError> {
+fn decode_plan<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<SpotCheckPlan, DecodeError> {
     let [plan_id] = attributes(&start, at, ["id"], cx)?;
     let mut plan = SpotCheckPlan { plan_id, ..Default::default() };
     let mut year_seen = false;
@@ -739,7 +750,12 @@ fn decode_plan<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &
     Ok(plan)
 }
 
-fn decode_party<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Party, DecodeError> {
+fn decode_party<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<Party, DecodeError> {
     attributes(&start, at, [], cx)?;
     let mut party = Party::default();
     read_children(stream, &start, at, &["Name", "CreditCode", "Region", "Address"], cx, |s, name, child, at, cx| {
@@ -755,7 +771,12 @@ fn decode_party<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: 
     Ok(party)
 }
 
-fn decode_product<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Product, DecodeError> {
+fn decode_product<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<Product, DecodeError> {
     attributes(&start, at, [], cx)?;
     let mut product = Product::default();
     const FIELDS: &[&str] = &["Name", "Category", "Brand", "Model", "Batch", "ProductionDate"];
@@ -774,23 +795,40 @@ fn decode_product<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx
     Ok(product)
 }
 
-fn decode_shop<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<OnlineShop, DecodeError> {
+fn decode_shop<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<OnlineShop, DecodeError> {
     attributes(&start, at, [], cx)?;
     let mut shop = OnlineShop::default();
-    read_children(stream, &start, at, &["Platform", "ShopName", "ShopUrl", "OrderNo"], cx, |s, name, child, at, cx| {
-        let text = leaf(s, child, at, cx)?;
-        match name {
-            "Platform" => shop.platform = text,
-            "ShopName" => shop.shop_name = text,
-            "ShopUrl" => shop.shop_url = text,
-            _ => shop.order_no = text,
-        }
-        Ok(())
-    })?;
+    read_children(
+        stream,
+        &start,
+        at,
+        &["Platform", "ShopName", "ShopUrl", "OrderNo"],
+        cx,
+        |s, name, child, at, cx| {
+            let text = leaf(s, child, at, cx)?;
+            match name {
+                "Platform" => shop.platform = text,
+                "ShopName" => shop.shop_name = text,
+                "ShopUrl" => shop.shop_url = text,
+                _ => shop.order_no = text,
+            }
+            Ok(())
+        },
+    )?;
     Ok(shop)
 }
 
-fn decode_sampling<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<SamplingRecord, DecodeError> {
+fn decode_sampling<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<SamplingRecord, DecodeError> {
     let [sample_id] = attributes(&start, at, ["id"], cx)?;
     let mut record = SamplingRecord { sample_id, ..Default::default() };
     let (mut quantity_seen, mut reserve_seen, mut price_seen) = (false, false, false);
@@ -856,7 +894,12 @@ fn decode_sampling<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, c
     Ok(record)
 }
 
-fn decode_inspection<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<InspectionResult, DecodeError> {
+fn decode_inspection<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<InspectionResult, DecodeError> {
     let [report_no, sample_id] = attributes(&start, at, ["id", "sample"], cx)?;
     let mut report = InspectionResult { report_no, sample_id, ..Default::default() };
     read_children(stream, &start, at, &["Lab", "IssuedOn", "Conclusion", "Items"], cx, |s, name, child, at, cx| {
@@ -885,7 +928,12 @@ fn decode_inspection<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>,
     Ok(report)
 }
 
-fn decode_item<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<InspectionItem, DecodeError> {
+fn decode_item<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<InspectionItem, DecodeError> {
     let (mut verdict, mut severity, mut severity_given) = (0, Severity::None as i32, false);
     each_attribute(&start, at, &["verdict", "severity"], cx, |i, v, cx| {
         if i == 0 {
@@ -916,7 +964,12 @@ fn decode_item<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &
     Ok(item)
 }
 
-fn decode_transfer<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<DisposalCase, DecodeError> {
+fn decode_transfer<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<DisposalCase, DecodeError> {
     let [case_id] = attributes(&start, at, ["id"], cx)?;
     let mut case = DisposalCase { case_id, status: CaseStatus::Transferred as i32, ..Default::default() };
     const FIELDS: &[&str] = &["Origin", "Responsible", "SampleRef", "ReportRef", "OpenedAt", "DueOn"];
@@ -938,7 +991,12 @@ fn decode_transfer<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, c
     Ok(case)
 }
 
-fn decode_feedback<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<CaseFeedback, DecodeError> {
+fn decode_feedback<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<CaseFeedback, DecodeError> {
     let [event_id, case_id] = attributes(&start, at, ["id", "case"], cx)?;
     let mut event = CaseEvent { event_id, ..Default::default() };
     read_children(stream, &start, at, &["By", "At", "Action", "Note", "Amount"], cx, |s, name, child, at, cx| {
@@ -958,7 +1016,12 @@ fn decode_feedback<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, c
     Ok(CaseFeedback { case_id, event: Some(event) })
 }
 
-fn decode_risk<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<RiskSignal, DecodeError> {
+fn decode_risk<'a>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    cx: &mut Ctx,
+) -> Result<RiskSignal, DecodeError> {
     let mut signal = RiskSignal::default();
     let mut revision_given = false;
     each_attribute(&start, at, &["id", "revision", "state"], cx, |i, v, cx| match i {
@@ -989,9 +1052,7 @@ fn decode_risk<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &
         match name {
             "Product" => signal.product = Some(decode_product(s, child, at, cx)?),
             "Hazards" => {
-                text_list(s, child, at, "Hazard", cx, |t, at, cx| {
-                    signal.hazards.push(code(&t, HAZARD, at, cx))
-                })?;
+                text_list(s, child, at, "Hazard", cx, |t, at, cx| signal.hazards.push(code(&t, HAZARD, at, cx)))?;
             }
             "RelatedSamples" => {
                 let count = text_list(s, child, at, "SampleRef", cx, |t, _, _| signal.related_samples.push(t))?;

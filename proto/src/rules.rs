@@ -351,7 +351,8 @@ mod tests {
         assert!(text_problem(" 恒力").is_some());
         assert!(text_problem("a\u{7}b").is_some());
         // The byte scan agrees with the character definitions on every kind of character.
-        for c in ['\u{0}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}', '\u{a0}', '\u{3000}', 'a', '中', '\u{c2}'] {
+        for c in ['\u{0}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}', '\u{a0}', '\u{3000}', 'a', '中', '\u{c2}']
+        {
             let inner = format!("x{c}y");
             assert_eq!(text_problem(&inner).is_some(), c.is_control(), "{c:?} inside");
             let edge = format!("{c}y");
