@@ -395,3 +395,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Hostile XML structure — stray tags, references, CDATA, namespace declarations, attributes —
+    /// spliced in anywhere never makes the streaming XML decoders panic or loop.
+    #[test]
+    fn spliced_xml_never_panics(
+        which in 0usize..4,
+        splices in prop::collection::vec((any::<prop::sample::Index>(), 0usize..16), 1..6),
+    ) {
+        const PIECES: [&str; 16] = [
+            "<x>", "</Item>", "</Records>", "<Item verdict=\"fail\">", "&amp;", "&#0;", "&bogus;",
+            "<![CDATA[", "]]>", " xmlns:p=\"urn:p\"", "<p:a/>", " id=\"A\" id=\"B\"", "<Name/>",
+            "<!-- c -->", "<?pi?>", "<Exchange xmlns=\"urn:zjamr:yrd:exchange:1\">",
+        ];
+        let file = [
+            "zhejiang/valid/example-inspection.xml",
+            "zhejiang/valid/example-sampling.xml",
+            "zhejiang/valid/plan.xml",
+            "zhejiang/valid/risk-signal.xml",
+        ][which];
+        let mut text = String::from_utf8(example(file)).unwrap();
+        for (at, piece) in splices {
+            let mut i = at.index(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            text.insert_str(i, PIECES[piece]);
+        }
+        let _ = Partner::Zhejiang.decode(text.as_bytes(), &DecodeLimits::default());
+    }
+}
