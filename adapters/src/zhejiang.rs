@@ -262,6 +262,19 @@ fn read_children<'a>(
     at: &At<'_>,
     names: &[&'static str],
     cx: &mut Ctx,
+    field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    read_elements(stream, start, at, names, false, cx, field)
+}
+
+/// [`read_children`], with children that may repeat (the items of a list) when `repeatable`.
+fn read_elements<'a>(
+    stream: &mut Stream<'a>,
+    start: &Start<'a>,
+    at: &At<'_>,
+    names: &[&'static str],
+    repeatable: bool,
+    cx: &mut Ctx,
     mut field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
     if start.empty {
@@ -283,7 +296,7 @@ fn read_children<'a>(
                         Some(format!("element <{name}> is not in the namespace {NAMESPACE}"))
                     }
                     None => Some(format!("unknown element <{name}> (expected: {})", names.join(", "))),
-                    Some(i) if seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
+                    Some(i) if !repeatable && seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
                     Some(_) => None,
                 };
                 match (problem, known) {
@@ -317,46 +330,11 @@ fn read_list<'a>(
 ) -> Result<usize, DecodeError> {
     attributes(&start, at, [], cx)?;
     let mut count = 0;
-    read_list_items(stream, &start, at, item, cx, |stream, child, at, cx| {
+    read_elements(stream, &start, at, &[item], true, cx, |stream, _, child, _, cx| {
         count += 1;
         each(stream, child, &At::Item(at, item, count), cx)
     })?;
     Ok(count)
-}
-
-fn read_list_items<'a>(
-    stream: &mut Stream<'a>,
-    start: &Start<'a>,
-    at: &At<'_>,
-    item: &'static str,
-    cx: &mut Ctx,
-    mut each: impl FnMut(&mut Stream<'a>, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
-    if start.empty {
-        return Ok(());
-    }
-    let mut mixed = false;
-    loop {
-        match stream.content()? {
-            Content::End => break,
-            Content::Text => mixed = true,
-            Content::Start(child) if child.ns == Ns::Expected && child.name() == item => each(stream, child, at, cx)?,
-            Content::Start(child) => {
-                let name = child.name();
-                let problem = if child.ns != Ns::Expected {
-                    format!("element <{name}> is not in the namespace {NAMESPACE}")
-                } else {
-                    format!("unknown element <{name}> (expected: {item})")
-                };
-                cx.error(at.child(name).to_string(), problem);
-                stream.skip(child)?;
-            }
-        }
-    }
-    if mixed {
-        cx.error(at.to_string(), "unexpected text beside child elements");
-    }
-    Ok(())
 }
 
 /// The trimmed text of a leaf element whose attributes the caller has checked; an empty element
