@@ -2,7 +2,7 @@
 //! given partner, recording every exchange as evidence.
 
 use crate::report::{Evidence, Finding, Payload};
-use crate::suite::{Actor, ClientKind, LoadedCase, Placeholders, ReceiveStep, Step, SubmitStep};
+use crate::suite::{Actor, ClientKind, LoadedCase, Placeholders, PlanSummaryStep, ReceiveStep, Step, SubmitStep};
 use crate::tls::{ClientIdentity, LegacyOutcome, TlsClient, TlsFacts};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -14,7 +14,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use yrdx_adapters::{canonical, DecodeLimits, Partner, Record, RecordKind};
 use yrdx_proto::v1::exchange_client::ExchangeClient;
-use yrdx_proto::v1::{AckRequest, Envelope, ReceiveRequest, SubmitRequest};
+use yrdx_proto::v1::records_client::RecordsClient;
+use yrdx_proto::v1::{AckRequest, Envelope, PlanSummaryRequest, ReceiveRequest, SubmitRequest};
 
 /// A partner as the suite knows it.
 #[derive(Debug, Clone)]
@@ -230,6 +231,7 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             Step::Connect(s) => run.connect(s.client, &s.expect).await,
             Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
             Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
+            Step::PlanSummary(s) => run.plan_summary(s).await,
         };
         if let Err(e) = result {
             return LiveOutcome::Error(format!("step {}: {e}", i + 1), run.evidence);
@@ -606,6 +608,9 @@ impl CaseRun<'_> {
                         crate::suite::remove_path(&mut want, p);
                         crate::suite::remove_path(&mut got, p);
                     }
+                    for (p, value) in &s.expect_set {
+                        crate::suite::set_path(&mut want, p, self.fill.fill_json(value))?;
+                    }
                     for (path, e, a) in crate::suite::json_differences(&want, &got) {
                         self.findings.push(Finding::new(
                             format!("the delivered {} carries the submitted values", wanted[i].0),
@@ -621,6 +626,74 @@ impl CaseRun<'_> {
                 if s.ack {
                     self.ack_one(s.by, &d.delivery_id, 1, "Ack confirms the delivery", "Ack").await?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan_summary(&mut self, s: &PlanSummaryStep) -> Result<(), String> {
+        let plan_id = match (&s.plan, &s.plan_id) {
+            (Some(name), _) => match self.records.get(name) {
+                Some(Record::Plan(p)) => p.plan_id.clone(),
+                _ => return Err(format!("{name:?} is not a plan record of the case")),
+            },
+            (None, Some(id)) => self.fill.fill(id),
+            (None, None) => return Err("no plan to ask about".into()),
+        };
+        let identity = self.profile(s.by)?.identity.clone();
+        let (channel, facts) = self.target.channel(Some(&identity)).await?;
+        let started = Instant::now();
+        let answer =
+            RecordsClient::new(channel).get_plan_summary(PlanSummaryRequest { plan_id: plan_id.clone() }).await;
+        let (status, view) = match &answer {
+            Ok(r) => ("OK".to_string(), serde_json::to_value(r.get_ref()).unwrap_or(Value::Null)),
+            Err(st) => (code_name(st.code()).to_string(), status_view(st)),
+        };
+        self.record_evidence(
+            s.by,
+            "yrdx.v1.Records/GetPlanSummary",
+            &status,
+            Payload::view(json!({ "plan_id": plan_id })),
+            Payload::view(view.clone()),
+            &facts,
+            started.elapsed().as_millis() as u64,
+        );
+        let at = format!("step {} GetPlanSummary {plan_id}", self.step);
+        let want_status = s.expect.status.clone().unwrap_or_else(|| "OK".into());
+        if status != want_status {
+            let message = answer.as_ref().err().map(|st| format!(": {}", st.message())).unwrap_or_default();
+            self.findings.push(Finding::new(
+                "the summary is answered as expected",
+                at,
+                want_status,
+                format!("{status}{message}"),
+            ));
+            return Ok(());
+        }
+        let rows = view.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
+        for want in &s.expect.rows {
+            let want: serde_json::Map<String, Value> =
+                want.iter().map(|(k, v)| (k.clone(), self.fill.fill_json(v))).collect();
+            let key = (want.get("region"), want.get("category"));
+            let Some(got) = rows.iter().find(|r| (r.get("region"), r.get("category")) == key) else {
+                self.findings.push(Finding::new(
+                    "the summary has a row per region and category of the plan",
+                    at.clone(),
+                    Value::Object(want.clone()).to_string(),
+                    format!("rows: {}", Value::Array(rows.clone())),
+                ));
+                continue;
+            };
+            // Only the fields the case names; proto3 JSON leaves zero counts out.
+            let got: serde_json::Map<String, Value> =
+                want.keys().map(|k| (k.clone(), got.get(k).cloned().unwrap_or(json!(0)))).collect();
+            for (path, e, a) in crate::suite::json_differences(&Value::Object(want), &Value::Object(got)) {
+                self.findings.push(Finding::new(
+                    "the summary counts what the gateway holds",
+                    format!("{at} {path}"),
+                    e,
+                    a,
+                ));
             }
         }
         Ok(())

@@ -144,6 +144,36 @@ pub enum Step {
     LegacyTls(LegacyTlsStep),
     /// Push a SAMR package to an intake.
     SamrPush(SamrPushStep),
+    /// Ask the Records API for a plan's summary.
+    PlanSummary(PlanSummaryStep),
+}
+
+/// Ask the Records API for a plan's summary (`GetPlanSummary`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSummaryStep {
+    /// Who asks.
+    #[serde(default)]
+    pub by: Actor,
+    /// The named plan record whose summary is asked for.
+    pub plan: Option<String>,
+    /// A plan id instead (placeholders filled in), for plans the case did not declare.
+    pub plan_id: Option<String>,
+    /// What must come back.
+    #[serde(default)]
+    pub expect: PlanSummaryExpect,
+}
+
+/// What a plan summary step expects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSummaryExpect {
+    /// The gRPC status name (`OK` when absent).
+    pub status: Option<String>,
+    /// Rows that must be in the summary, found by `region` and `category`; only the fields given
+    /// are compared (canonical JSON names: `sampled`, `quota`, `results`, `openCases` …).
+    #[serde(default)]
+    pub rows: Vec<BTreeMap<String, Value>>,
 }
 
 /// What a submit step expects.
@@ -233,6 +263,10 @@ pub struct ReceiveStep {
     /// Canonical paths not compared (values the gateway sets: `openedAt`, `events.0.at` …).
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// Canonical values the gateway must have set itself, by dotted path, compared instead of the
+    /// submitted ones (`dueOn`, computed by the holiday calendar).
+    #[serde(default)]
+    pub expect_set: BTreeMap<String, Value>,
     /// How long to wait.
     #[serde(default = "five_seconds")]
     pub within_ms: u64,
@@ -472,6 +506,17 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
             Step::Submit(s) => &s.records,
             Step::Receive(s) => &s.records,
             Step::SamrPush(s) => &s.records,
+            Step::PlanSummary(s) => {
+                if s.plan.is_some() == s.plan_id.is_some() {
+                    return Err(format!("case {}: step {}: give exactly one of plan and plan_id", def.id, i + 1));
+                }
+                if let Some(row) =
+                    s.expect.rows.iter().find(|r| !r.contains_key("region") || !r.contains_key("category"))
+                {
+                    return Err(format!("case {}: step {}: a row needs region and category: {row:?}", def.id, i + 1));
+                }
+                s.plan.as_slice()
+            }
             _ => &[],
         };
         if let Some(missing) = names.iter().find(|n| !known(n)) {
