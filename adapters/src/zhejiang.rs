@@ -578,11 +578,14 @@ fn read_records<'a>(
                         records.push(record);
                     }
                     Some((_, name)) => {
+                        cx.record_id = rec.attr("id")?.map(|id| id.trim().to_string());
                         let rec_name = rec.name();
-                        cx.error(
-                            At::Record(rec_name, count).to_string(),
-                            format!("<{rec_name}> in a message whose Kind is {name}"),
-                        );
+                        let problem = if rec.ns != Ns::Expected {
+                            format!("element <{rec_name}> is not in the namespace {NAMESPACE}")
+                        } else {
+                            format!("<{rec_name}> in a message whose Kind is {name}")
+                        };
+                        cx.error(At::Record(rec_name, count).to_string(), problem);
                         stream.skip(rec)?;
                     }
                     None => stream.skip(rec)?,

@@ -162,6 +162,7 @@ fn zhejiang_names_each_problem_by_its_own_path() {
         (&inspection, "<Items>", "<Items><Entry/>", format!("{i}/Items/Entry")),
         (&inspection, "severity=\"general\"", "severity=\"mild\"", format!("{i}/Items/Item[4]/@severity")),
         (&inspection, "<Lab cma=\"241012340567\">", "<Lab>", format!("{i}/Lab/@cma")),
+        (&inspection, "<Inspection id", "<Inspection xmlns=\"urn:other\" id", "/Exchange/Records/Inspection[1]".into()),
     ];
     for (doc, from, to, path) in cases {
         assert!(doc.contains(from), "{from}");
