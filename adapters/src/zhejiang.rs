@@ -295,6 +295,7 @@ fn read_elements<'a>(
                     _ if child.ns != Ns::Expected => {
                         Some(format!("element <{name}> is not in the namespace {NAMESPACE}"))
                     }
+                    None if names.is_empty() => Some(format!("unknown element <{name}> (no child elements here)")),
                     None => Some(format!("unknown element <{name}> (expected: {})", names.join(", "))),
                     Some(i) if !repeatable && seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
                     Some(_) => None,
