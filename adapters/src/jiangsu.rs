@@ -282,12 +282,12 @@ impl<'v, 'c> Reader<'v, 'c> {
     /// A code from a dictionary; `""` gives 0 (unset, reported by the rules as required).
     fn code(&mut self, key: &str, table: &[(&str, i32)]) -> i32 {
         let text = self.s(key);
-        lookup(&text, table, &self.o.at(key), self.cx)
+        lookup(&text, table, self.o.at(key), self.cx)
     }
 
     fn category(&mut self, key: &str) -> i32 {
         let text = self.s(key);
-        category_value(&text, &self.o.at(key), self.cx)
+        category_value(&text, self.o.at(key), self.cx)
     }
 
     /// A JSON array (`[]` when missing or `""`).
@@ -452,7 +452,7 @@ fn decode_plan(o: Obj<'_>, cx: &mut Ctx) -> SpotCheckPlan {
         .strings("CPFL")
         .iter()
         .enumerate()
-        .map(|(i, c)| category_value(c, &format!("{base}.CPFL[{i}]"), r.cx))
+        .map(|(i, c)| category_value(c, format_args!("{base}.CPFL[{i}]"), r.cx))
         .collect();
     SpotCheckPlan {
         plan_id: r.s("JHBH"),
@@ -542,7 +542,7 @@ fn decode_inspection(o: Obj<'_>, cx: &mut Ctx) -> InspectionResult {
             }
             Severity::None as i32
         } else {
-            let s = lookup(&severity_text, SEVERITY, &ir.o.at("BHGCD"), ir.cx);
+            let s = lookup(&severity_text, SEVERITY, ir.o.at("BHGCD"), ir.cx);
             if verdict == Verdict::Pass as i32 && s != 0 {
                 ir.cx.error(ir.o.at("BHGCD"), "must be \"\" when DXPD is 1 (pass)");
             }
@@ -621,7 +621,7 @@ fn decode_risk(o: Obj<'_>, cx: &mut Ctx) -> RiskSignal {
                 r.cx.error(path, "required (a Jiangsu hazard code 01–08 or 99)");
                 0
             } else {
-                lookup(h, HAZARD, &path, r.cx)
+                lookup(h, HAZARD, path, r.cx)
             }
         })
         .collect();

@@ -36,8 +36,9 @@ impl Ctx {
 }
 
 /// The canonical value of a partner code from a dictionary (`""` gives 0: unset, which the domain
-/// rules report as required); an unknown code is a problem listing the expected ones.
-pub(crate) fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx) -> i32 {
+/// rules report as required); an unknown code is a problem listing the expected ones. The path is
+/// only written out for a problem.
+pub(crate) fn lookup(text: &str, table: &[(&str, i32)], path: impl std::fmt::Display, cx: &mut Ctx) -> i32 {
     if text.is_empty() {
         return 0;
     }
@@ -45,7 +46,7 @@ pub(crate) fn lookup(text: &str, table: &[(&str, i32)], path: &str, cx: &mut Ctx
         Some((_, v)) => *v,
         None => {
             let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
-            cx.error(path, format!("'{text}' is not one of: {}", codes.join(", ")));
+            cx.error(path.to_string(), format!("'{text}' is not one of: {}", codes.join(", ")));
             0
         }
     }
@@ -57,14 +58,17 @@ pub(crate) fn code_of(value: i32, table: &[(&'static str, i32)]) -> &'static str
 }
 
 /// A product category from its catalogue code (`""` gives 0, unset).
-pub(crate) fn category_value(text: &str, path: &str, cx: &mut Ctx) -> i32 {
+pub(crate) fn category_value(text: &str, path: impl std::fmt::Display, cx: &mut Ctx) -> i32 {
     if text.is_empty() {
         return 0;
     }
     match yrdx_proto::codes::category_from_code(text) {
         Some(c) => c as i32,
         None => {
-            cx.error(path, format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"));
+            cx.error(
+                path.to_string(),
+                format!("'{text}' is not a product category code of the catalogue (0101 … 0801)"),
+            );
             0
         }
     }

@@ -591,7 +591,8 @@ impl<'a> Stream<'a> {
                 }
                 Event::Empty(s) => {
                     children = true;
-                    self.open(s, true)?.each_attr(|_, _| {})?;
+                    let child = self.open(s, true)?;
+                    self.skip(child)?;
                 }
                 Event::End(_) => {
                     self.close();
@@ -796,7 +797,7 @@ mod tests {
                 Err(e) => Err(e),
             };
             let err = read.expect_err("invalid UTF-8 refused");
-            assert!(err.to_string().contains("UTF-8") || err.to_string().contains("well-formed"), "{err}");
+            assert!(err.to_string().contains("UTF-8"), "{err}");
         }
     }
 

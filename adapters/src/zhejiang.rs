@@ -8,7 +8,7 @@ use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
 use crate::xml::{self, Content, Next, Ns, Start, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
-use yrdx_proto::codes::{category_code_of, category_from_code};
+use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
 use yrdx_proto::{rules, Date, Timestamp};
 
@@ -408,22 +408,6 @@ fn int(text: &str, at: &At<'_>, cx: &mut Ctx) -> i32 {
     }
 }
 
-fn code(text: &str, table: &[(&str, i32)], at: &At<'_>, cx: &mut Ctx) -> i32 {
-    match table.iter().find(|(c, _)| *c == text) {
-        Some((_, v)) => *v,
-        None if text.is_empty() => 0,
-        None => lookup(text, table, &at.to_string(), cx),
-    }
-}
-
-fn category(text: &str, at: &At<'_>, cx: &mut Ctx) -> i32 {
-    match category_from_code(text) {
-        Some(c) => c as i32,
-        None if text.is_empty() => 0,
-        None => category_value(text, &at.to_string(), cx),
-    }
-}
-
 /// A MONEY element: yuan with two decimals and `currency="CNY"`, as fen.
 fn money<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ctx) -> Result<Option<i64>, DecodeError> {
     let mut cny = false;
@@ -704,7 +688,7 @@ fn decode_plan<'a>(
                 })?;
             }
             "Categories" => {
-                text_list(s, child, at, "Category", cx, |t, at, cx| plan.categories.push(category(&t, at, cx)))?;
+                text_list(s, child, at, "Category", cx, |t, at, cx| plan.categories.push(category_value(&t, at, cx)))?;
             }
             "Standards" => {
                 text_list(s, child, at, "Standard", cx, |t, _, _| plan.standards.push(t))?;
@@ -718,7 +702,7 @@ fn decode_plan<'a>(
                         plan.year = int(&text, at, cx);
                     }
                     "LeadRegion" => plan.lead_region = text,
-                    "Channel" => plan.channel = code(&text, PLAN_CHANNEL, at, cx),
+                    "Channel" => plan.channel = lookup(&text, PLAN_CHANNEL, at, cx),
                     "SamplingDeadline" => plan.sampling_deadline = date(&text, at, cx),
                     _ => plan.published_at = time(&text, at, cx),
                 }
@@ -766,7 +750,7 @@ fn decode_product<'a>(
         let text = leaf(s, child, at, cx)?;
         match name {
             "Name" => product.name = text,
-            "Category" => product.category = category(&text, at, cx),
+            "Category" => product.category = category_value(&text, at, cx),
             "Brand" => product.brand = text,
             "Model" => product.model = text,
             "Batch" => product.batch = text,
@@ -853,7 +837,7 @@ fn decode_sampling<'a>(
                     "SamplingRegion" => record.sampling_region = text,
                     "SamplingOrg" => record.sampling_org = text,
                     "SampledOn" => record.sampled_on = date(&text, at, cx),
-                    "Channel" => record.channel = code(&text, SALES_CHANNEL, at, cx),
+                    "Channel" => record.channel = lookup(&text, SALES_CHANNEL, at, cx),
                     "ReserveQuantity" => {
                         reserve_seen = true;
                         record.reserve_quantity = int(&text, at, cx);
@@ -901,7 +885,7 @@ fn decode_inspection<'a>(
                 let text = leaf(s, child, at, cx)?;
                 match name {
                     "IssuedOn" => report.issued_on = date(&text, at, cx),
-                    _ => report.conclusion = code(&text, CONCLUSION, at, cx),
+                    _ => report.conclusion = lookup(&text, CONCLUSION, at, cx),
                 }
             }
         }
@@ -919,10 +903,10 @@ fn decode_item<'a>(
     let (mut verdict, mut severity, mut severity_given) = (0, Severity::None as i32, false);
     each_attribute(&start, at, &["verdict", "severity"], cx, |i, v, cx| {
         if i == 0 {
-            verdict = code(v, VERDICT, &at.attr("verdict"), cx);
+            verdict = lookup(v, VERDICT, at.attr("verdict"), cx);
         } else {
             severity_given = !v.is_empty();
-            severity = code(v, SEVERITY, &at.attr("severity"), cx);
+            severity = lookup(v, SEVERITY, at.attr("severity"), cx);
         }
     })?;
     if !severity_given && verdict == Verdict::Fail as i32 {
@@ -990,7 +974,7 @@ fn decode_feedback<'a>(
         match name {
             "By" => event.by_region = text,
             "At" => event.at = time(&text, at, cx),
-            "Action" => event.action = code(&text, ACTION, at, cx),
+            "Action" => event.action = lookup(&text, ACTION, at, cx),
             _ => event.note = text,
         }
         Ok(())
@@ -1012,7 +996,7 @@ fn decode_risk<'a>(
             revision_given = !v.is_empty();
             signal.revision = int(v, &at.attr("revision"), cx);
         }
-        _ => signal.state = code(v, STATE, &at.attr("state"), cx),
+        _ => signal.state = lookup(v, STATE, at.attr("state"), cx),
     })?;
     if !revision_given {
         cx.error(at.attr("revision").to_string(), "required");
@@ -1034,7 +1018,7 @@ fn decode_risk<'a>(
         match name {
             "Product" => signal.product = Some(decode_product(s, child, at, cx)?),
             "Hazards" => {
-                text_list(s, child, at, "Hazard", cx, |t, at, cx| signal.hazards.push(code(&t, HAZARD, at, cx)))?;
+                text_list(s, child, at, "Hazard", cx, |t, at, cx| signal.hazards.push(lookup(&t, HAZARD, at, cx)))?;
             }
             "RelatedSamples" => {
                 let count = text_list(s, child, at, "SampleRef", cx, |t, _, _| signal.related_samples.push(t))?;
@@ -1047,8 +1031,8 @@ fn decode_risk<'a>(
                 match name {
                     "ReportedBy" => signal.reporting_region = text,
                     "ObservedOn" => signal.observed_on = date(&text, at, cx),
-                    "Source" => signal.source = code(&text, SOURCE, at, cx),
-                    "Level" => signal.level = code(&text, LEVEL, at, cx),
+                    "Source" => signal.source = lookup(&text, SOURCE, at, cx),
+                    "Level" => signal.level = lookup(&text, LEVEL, at, cx),
                     "Summary" => signal.summary = text,
                     "Nationwide" => nationwide = Some(text),
                     _ => signal.recommended_measures = text,
