@@ -531,6 +531,7 @@ fn decode_transfer(r: &mut Reader<'_, '_>) -> DisposalCase {
         status: CaseStatus::Transferred as i32,
         due_on,
         events: vec![],
+        due_on_provisional: false,
     }
 }
 

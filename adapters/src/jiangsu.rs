@@ -586,6 +586,7 @@ fn decode_transfer(o: Obj<'_>, cx: &mut Ctx) -> DisposalCase {
         status: CaseStatus::Transferred as i32,
         due_on,
         events: vec![],
+        due_on_provisional: false,
     }
 }
 

@@ -407,6 +407,17 @@ pub(crate) fn precision_losses(records: &[Record], unit_nanos: i32, losses: &mut
 /// The case-transfer message carries the case as transferred: a later status and the events have
 /// no place in it.
 pub(crate) fn transfer_losses(c: &DisposalCase, losses: &mut Vec<Loss>) {
+    // No partner format has a place for "this due date is provisional": they get the date
+    // itself, and the case again with the settled date once the calendar covers the year.
+    if c.due_on_provisional {
+        losses.push(Loss {
+            record_id: c.case_id.clone(),
+            field: "due_on_provisional".into(),
+            detail: "the due date is provisional (counted Monday–Friday: the working-day calendar does not cover \
+                     its year); the target has no place for the mark, the case is sent again once the date is settled"
+                .into(),
+        });
+    }
     if c.status != yrdx_proto::v1::CaseStatus::Transferred as i32 {
         let status = yrdx_proto::v1::CaseStatus::try_from(c.status).map(|s| s.as_str_name()).unwrap_or("?");
         losses.push(Loss {

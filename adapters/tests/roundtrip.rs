@@ -203,6 +203,7 @@ fn transfer() -> impl Strategy<Value = DisposalCase> {
             status: CaseStatus::Transferred as i32,
             due_on: Some(due_on),
             events: vec![],
+            due_on_provisional: false,
         },
     )
 }

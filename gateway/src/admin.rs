@@ -86,4 +86,33 @@ impl Admin for AdminService {
         tracing::info!(%operator, %number, "parked SAMR package requeued");
         Ok(Response::new(ResendPackageReply { requeued }))
     }
+
+    async fn calendar_status(
+        &self,
+        request: Request<CalendarStatusRequest>,
+    ) -> Result<Response<CalendarStatusReply>, Status> {
+        self.operator(&request)?;
+        let g = self.gateway.clone();
+        let cases = tokio::task::spawn_blocking(move || g.store.records_of_kind("case_transfer"))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let mut provisional_cases = Vec::new();
+        for json in cases {
+            let case: DisposalCase = serde_json::from_str(&json).map_err(internal)?;
+            let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
+            if case.due_on_provisional && !yrdx_proto::validate::is_final(status) {
+                provisional_cases.push(case.case_id);
+            }
+        }
+        let today = yrdx_proto::civil::BeijingTime::of(&self.gateway.clock.now()).date;
+        let range = self.gateway.calendar.covered_range();
+        Ok(Response::new(CalendarStatusReply {
+            first_day: range.map(|r| r.0),
+            last_day: range.map(|r| r.1),
+            days_left: range.map(|r| r.1.to_days() - today.to_days()).unwrap_or(0),
+            warning: crate::calendar_watch::year_end_warning(&self.gateway.calendar, &today).unwrap_or_default(),
+            provisional_cases,
+        }))
+    }
 }

@@ -132,6 +132,12 @@ fn default_batch_max_age_secs() -> u64 {
 fn default_max_attempts() -> u32 {
     8
 }
+fn default_max_retry_after_secs() -> u64 {
+    3600
+}
+fn default_max_response_bytes() -> usize {
+    1 << 20
+}
 fn default_retry_base_secs() -> u64 {
     2
 }
@@ -163,6 +169,14 @@ pub struct SamrConfig {
     /// First retry delay; doubles each attempt (default 2 s).
     #[serde(default = "default_retry_base_secs")]
     pub retry_base_secs: u64,
+    /// The longest wait a `Retry-After` may ask for (default 3600 s): a larger (or absurd)
+    /// value waits this long, so a package is neither retried at once nor held for years.
+    #[serde(default = "default_max_retry_after_secs")]
+    pub max_retry_after_secs: u64,
+    /// The largest SAMR response body read (default 1 MiB; a receipt is well under 1 KiB): a
+    /// response past it is refused while it is read, never held in memory whole.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
 }
 
 /// One connected partner.
@@ -173,8 +187,9 @@ pub struct PartnerConfig {
     pub name: String,
     /// Its envelope id: a region code (`320000`).
     pub region: String,
-    /// The format it speaks: `jiangsu`, `zhejiang`, `beijing` or `canonical`.
-    pub format: String,
+    /// The format it speaks: `jiangsu`, `zhejiang`, `beijing` or `canonical`, parsed when the
+    /// file is loaded (a typo is an error there, never a fall-back to another format's rights).
+    pub format: PartnerFormat,
     /// The certificate's SAN URI (`urn:yrdx:partner:jiangsu`).
     pub identity: String,
     /// Submissions per second allowed (default 50).
@@ -183,6 +198,47 @@ pub struct PartnerConfig {
     /// Burst of submissions allowed above the rate (default 100).
     #[serde(default = "default_burst")]
     pub burst: u32,
+}
+
+/// A format a connected partner may speak (SAMR is not one: it never connects to the gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum PartnerFormat {
+    /// Jiangsu's JSON.
+    Jiangsu,
+    /// Zhejiang's XML.
+    Zhejiang,
+    /// Beijing's JSON (online sales only).
+    Beijing,
+    /// Shanghai's canonical records: the only format that grants the Records API and plan
+    /// summaries of every plan.
+    Canonical,
+}
+
+impl TryFrom<String> for PartnerFormat {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<PartnerFormat, String> {
+        match name.as_str() {
+            "jiangsu" => Ok(PartnerFormat::Jiangsu),
+            "zhejiang" => Ok(PartnerFormat::Zhejiang),
+            "beijing" => Ok(PartnerFormat::Beijing),
+            "canonical" => Ok(PartnerFormat::Canonical),
+            other => Err(format!("format: '{other}' is not jiangsu, zhejiang, beijing or canonical")),
+        }
+    }
+}
+
+impl PartnerFormat {
+    /// The adapter of this format.
+    pub fn adapter(self) -> Partner {
+        match self {
+            PartnerFormat::Jiangsu => Partner::Jiangsu,
+            PartnerFormat::Zhejiang => Partner::Zhejiang,
+            PartnerFormat::Beijing => Partner::Beijing,
+            PartnerFormat::Canonical => Partner::Canonical,
+        }
+    }
 }
 
 /// One operator identity.
@@ -213,15 +269,6 @@ impl Config {
             |field: String, message: String| ConfigError::Invalid { path: origin.to_string(), field, message };
         for (i, p) in config.partners.iter().enumerate() {
             let at = |k: &str| format!("partner[{i}].{k}");
-            match Partner::from_name(&p.format) {
-                Some(Partner::Samr) | None => {
-                    return Err(invalid(
-                        at("format"),
-                        format!("'{}' is not jiangsu, zhejiang, beijing or canonical", p.format),
-                    ))
-                }
-                Some(_) => {}
-            }
             if !yrdx_proto::rules::is_region(&p.region) {
                 return Err(invalid(at("region"), format!("'{}' is not a region code", p.region)));
             }
@@ -267,9 +314,9 @@ impl Config {
 }
 
 impl PartnerConfig {
-    /// The format this partner speaks (checked at load time).
+    /// The adapter of the format this partner speaks.
     pub fn format(&self) -> Partner {
-        Partner::from_name(&self.format).unwrap_or(Partner::Canonical)
+        self.format.adapter()
     }
 }
 
@@ -302,8 +349,15 @@ identity = "urn:yrdx:partner:jiangsu"
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::parse(&MINIMAL.replace("format = \"jiangsu\"", "format = \"samr\""), "t").unwrap_err();
-        assert!(e.to_string().contains("partner[0].format"), "{e}");
+        // An unknown format (or SAMR, which never connects) is refused at load time, naming
+        // the key: a typo can never become Shanghai's canonical rights.
+        for bad in ["samr", "canonicl", "Canonical", ""] {
+            let e = Config::parse(&MINIMAL.replace("format = \"jiangsu\"", &format!("format = \"{bad}\"")), "t")
+                .unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(&format!("format: '{bad}' is not jiangsu, zhejiang, beijing or canonical")), "{e}");
+            assert!(text.contains("line 10"), "names where: {e}");
+        }
         let e = Config::parse(&format!("{MINIMAL}\nlistn = 1\n"), "t").unwrap_err();
         assert!(e.to_string().contains("listn"), "{e}");
         let e = Config::parse(&MINIMAL.replace("320000", "390000"), "t").unwrap_err();

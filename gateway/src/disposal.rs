@@ -1,7 +1,7 @@
 //! The disposal-case state machine and its deadlines (`domain.md` section 5). Pure: the gateway
 //! stores cases and calls [`apply`]; every refused transition changes nothing.
 
-use yrdx_proto::calendar::{Calendar, CalendarError};
+use yrdx_proto::calendar::{Calendar, DueDate};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::{CaseAction, CaseEvent, CaseStatus, DisposalCase};
 use yrdx_proto::Date;
@@ -74,12 +74,41 @@ impl Deadlines {
     }
 }
 
-/// The due date of a stage opened on `opened` (a Beijing date).
-pub fn due_date(calendar: &Calendar, opened: &Date, due: Due) -> Result<Date, CalendarError> {
+/// The due date of a stage opened on `opened` (a Beijing date): provisional when it needs a year
+/// the calendar does not cover (`domain.md` section 5: never a refusal, never a silent guess).
+pub fn due_date(calendar: &Calendar, opened: &Date, due: Due) -> DueDate {
     match due {
         Due::WorkingDays(n) => calendar.add_working_days(opened, n),
         Due::CalendarDays(n) => calendar.add_calendar_days(opened, n),
     }
+}
+
+/// The event that opened the case's current stage: the last one that changed its status (a
+/// PENALTY keeps the rectification stage).
+pub fn stage_opening_event(case: &DisposalCase) -> Option<&CaseEvent> {
+    case.events.iter().rev().find(|e| e.action != CaseAction::Penalty as i32)
+}
+
+/// The case with its current stage's due date computed again by `calendar` (after the calendar
+/// was extended), or `None` when nothing would change. Only provisional due dates are
+/// recomputed: a settled one was counted on known days, which a newer calendar file does not
+/// move unless the operator corrected a covered year — and then the cases that were told a date
+/// keep it (a correction of history is the operator's to announce).
+pub fn settle_due_date(case: &DisposalCase, calendar: &Calendar, deadlines: &Deadlines) -> Option<DisposalCase> {
+    if !case.due_on_provisional {
+        return None;
+    }
+    let status = CaseStatus::try_from(case.status).ok()?;
+    let due = deadlines.for_status(status)?;
+    let opened = stage_opening_event(case)?.at.as_ref()?;
+    let again = due_date(calendar, &BeijingTime::of(opened).date, due);
+    if Some(again.date) == case.due_on && again.provisional {
+        return None;
+    }
+    let mut next = case.clone();
+    next.due_on = Some(again.date);
+    next.due_on_provisional = again.provisional;
+    Some(next)
 }
 
 /// Why an action was refused.
@@ -118,14 +147,6 @@ pub enum TransitionError {
         case_id: String,
         /// What is missing.
         message: String,
-    },
-    /// The deadline could not be computed.
-    #[error("case {case_id}: {source}")]
-    Calendar {
-        /// The case.
-        case_id: String,
-        /// The calendar's error.
-        source: CalendarError,
     },
 }
 
@@ -221,13 +242,12 @@ pub fn apply(
     next.status = to as i32;
     // A PENALTY keeps the rectification stage and its due date.
     if to != status {
-        next.due_on = match (deadlines.for_status(to), &event.at) {
-            (Some(due), Some(at)) => Some(
-                due_date(calendar, &BeijingTime::of(at).date, due)
-                    .map_err(|source| TransitionError::Calendar { case_id: case.case_id.clone(), source })?,
-            ),
+        let due = match (deadlines.for_status(to), &event.at) {
+            (Some(due), Some(at)) => Some(due_date(calendar, &BeijingTime::of(at).date, due)),
             _ => None,
         };
+        next.due_on = due.map(|d| d.date);
+        next.due_on_provisional = due.is_some_and(|d| d.provisional);
     }
     Ok(next)
 }

@@ -44,10 +44,6 @@ pub struct Gateway {
     pub(crate) faults: Faults,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
 pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     warn!(error = %e, "internal error");
@@ -126,9 +122,9 @@ impl Gateway {
     /// its case-transfer format (canonical for Shanghai) under the message id
     /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
     pub fn check_overdue(&self) -> Result<Vec<String>, String> {
-        let now = self.clock.now();
+        let now = crate::clock::whole_seconds(self.clock.now());
         let today = yrdx_proto::civil::BeijingTime::of(&now).date;
-        let now_ms = now.seconds * 1000;
+        let now_ms = self.clock.now_ms();
         let mut notified = Vec::new();
         for json in self.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
             let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
@@ -142,30 +138,7 @@ impl Gateway {
                 .unwrap_or_default();
             // At most 40 + 9 + 11 characters: within every partner's 64.
             let message_id = format!("{}-OVERDUE-{state}", case.case_id);
-            let mut deliveries = Vec::new();
-            let mut sides = vec![case.origin_region.clone()];
-            if case.responsible_region != case.origin_region {
-                sides.push(case.responsible_region.clone());
-            }
-            for region in sides {
-                let Some(p) = self.config.partner_by_region(&region) else { continue };
-                let envelope = Envelope {
-                    message_id: message_id.clone(),
-                    sender: case.origin_region.clone(),
-                    receiver: region.clone(),
-                    sent_at: Some(now),
-                };
-                match p.format().encode(&envelope, &[Record::CaseTransfer(case.clone())], 1) {
-                    Ok(enc) => deliveries.push(NewDelivery {
-                        recipient: region.clone(),
-                        message_id: message_id.clone(),
-                        document: enc.bytes,
-                    }),
-                    Err(e) => {
-                        warn!(case = %case.case_id, partner = %p.name, error = %e, "overdue notice not encodable")
-                    }
-                }
-            }
+            let deliveries = self.case_to_both_sides(&case, &message_id, now);
             if self
                 .store
                 .commit_overdue_notice(&case.case_id, case.status, &deliveries, now_ms)
@@ -179,6 +152,45 @@ impl Gateway {
             }
         }
         Ok(notified)
+    }
+
+    /// The case, in each side's own case-transfer format (canonical for Shanghai), as deliveries
+    /// under `message_id`: the origin region, and the responsible one when it differs and is
+    /// connected. The partners' formats have no message for "this case changed" or "overdue".
+    pub(crate) fn case_to_both_sides(
+        &self,
+        case: &yrdx_proto::v1::DisposalCase,
+        message_id: &str,
+        now: yrdx_proto::Timestamp,
+    ) -> Vec<NewDelivery> {
+        let mut deliveries = Vec::new();
+        let mut sides = vec![case.origin_region.clone()];
+        if case.responsible_region != case.origin_region {
+            sides.push(case.responsible_region.clone());
+        }
+        for region in sides {
+            let Some(p) = self.config.partner_by_region(&region) else { continue };
+            let envelope = Envelope {
+                message_id: message_id.to_string(),
+                sender: case.origin_region.clone(),
+                receiver: region.clone(),
+                sent_at: Some(now),
+            };
+            match p.format().encode(&envelope, &[Record::CaseTransfer(case.clone())], 1) {
+                Ok(enc) => deliveries.push(NewDelivery {
+                    recipient: region.clone(),
+                    message_id: message_id.to_string(),
+                    document: enc.bytes,
+                }),
+                Err(e) => warn!(case = %case.case_id, partner = %p.name, error = %e, "case notice not encodable"),
+            }
+        }
+        deliveries
+    }
+
+    /// Notifies the mailbox of `region` that deliveries are waiting.
+    pub(crate) fn wake(&self, region: &str) {
+        self.mailbox(region).notify_waiters();
     }
 
     /// When a partner last called (since start-up).
@@ -217,6 +229,18 @@ impl Gateway {
 
     /// Decodes, routes, encodes and commits one submission; answers only after the commit.
     pub(crate) fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
+        self.submit_blocking_keyed(partner, bytes, None)
+    }
+
+    /// [`Gateway::submit_blocking`], with the bytes whose digest decides "same message" given
+    /// separately when they are not the document itself (the Records API wraps what Shanghai
+    /// sent in an envelope stamped with the time of the call).
+    pub(crate) fn submit_blocking_keyed(
+        &self,
+        partner: &PartnerConfig,
+        bytes: Vec<u8>,
+        idempotency_key: Option<&[u8]>,
+    ) -> Result<SubmitReply, Status> {
         let limits = DecodeLimits { max_bytes: self.config.max_document_bytes, ..DecodeLimits::default() };
         let doc = partner.format().decode(&bytes, &limits).map_err(|e| invalid_document(&e))?;
         if doc.envelope.sender != partner.region && !self.faults.accept_forged_sender {
@@ -225,13 +249,13 @@ impl Gateway {
                 doc.envelope.sender, partner.name, partner.region
             )));
         }
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let digest = hex::encode(Sha256::digest(idempotency_key.unwrap_or(&bytes)));
         if let Some((stored, reply)) =
             self.store.message(&partner.region, &doc.envelope.message_id).map_err(internal)?
         {
             return duplicate(&stored, &reply, &digest, &doc.envelope.message_id);
         }
-        let planned = self.plan_deliveries(&doc, partner)?;
+        let mut planned = self.plan_deliveries(&doc, partner)?;
         let (deliveries, warnings) = (planned.deliveries, planned.warnings);
         let reply = SubmitReply {
             message_id: doc.envelope.message_id.clone(),
@@ -247,6 +271,7 @@ impl Gateway {
         // The gateway's own records (opened or updated cases) come last: they win over the
         // submitted copy.
         let records = doc.records.iter().chain(planned.stored.iter()).map(stored).collect();
+        let planned_stored = std::mem::take(&mut planned.stored);
         let samr = planned.samr.iter().map(stored).collect();
         let submission = Submission {
             sender: partner.region.clone(),
@@ -257,16 +282,21 @@ impl Gateway {
             records,
             deliveries,
             samr,
-            received_at_ms: {
-                let t = self.clock.now();
-                t.seconds * 1000 + (t.nanos / 1_000_000) as i64
-            },
+            received_at_ms: self.clock.now_ms(),
         };
         let recipients: Vec<String> = submission.deliveries.iter().map(|d| d.recipient.clone()).collect();
         match self.store.commit(submission).map_err(internal)? {
             Committed::New => {
                 for r in &recipients {
                     self.mailbox(r).notify_waiters();
+                }
+                for record in &planned_stored {
+                    if let Record::CaseTransfer(c) = record {
+                        if c.due_on_provisional {
+                            // The operator's alert: extend the calendar to settle it.
+                            warn!(case = %c.case_id, due = %routing::due_text(c), "provisional due date: the working-day calendar does not cover its year");
+                        }
+                    }
                 }
                 Ok(reply)
             }
@@ -284,7 +314,9 @@ impl Gateway {
             config: &self.config,
             calendar: &self.calendar,
             deadlines: &self.deadlines,
-            now: self.clock.now(),
+            // Records the gateway stamps (opened cases, their TRANSFER events) carry whole
+            // seconds, which every partner format carries.
+            now: crate::clock::whole_seconds(self.clock.now()),
         };
         let mut planned = Planned::default();
         // (recipient, message id, envelope sender, records): one document each (split if too many).
@@ -463,8 +495,9 @@ impl Exchange for ExchangeService {
                     notified.as_mut().enable();
                     let store = g.store.clone();
                     let region = partner.region.clone();
+                    // The gateway's one clock: visibility timeouts move with it in tests too.
+                    let now = g.clock.now_ms();
                     let batch = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-                        let now = now_ms();
                         let room = max_unacked.saturating_sub(store.in_flight(&region, now)?);
                         if room == 0 {
                             return Ok(vec![]);

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod calendar_watch;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -7,6 +7,7 @@ use crate::exchange::{internal, Gateway};
 use crate::identity;
 use crate::store::Store;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use yrdx_adapters::{canonical, Record};
@@ -38,6 +39,9 @@ impl RecordsService {
         Ok(p.clone())
     }
 
+    /// Submits one record as Shanghai's document. Idempotency depends on what the caller sent
+    /// (the message id and the record), never on when: a retry of the same call a second later
+    /// gets the first reply with `duplicate = true`, whatever time its envelope is stamped with.
     async fn submit_record(
         &self,
         partner: PartnerConfig,
@@ -50,13 +54,23 @@ impl RecordsService {
                 message_id,
                 sender: partner.region.clone(),
                 receiver: partner.region.clone(),
-                sent_at: Some(g.clock.now()),
+                sent_at: Some(crate::clock::whole_seconds(g.clock.now())),
             };
+            let key = canonical::record_to_value(&record).to_string();
             let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            g.submit_blocking(&partner, doc.bytes)
+            g.submit_blocking_keyed(&partner, doc.bytes, Some(key.as_bytes()))
         })
         .await
         .map_err(internal)?
+    }
+
+    /// Runs store reads off the async runtime's worker threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::store::SqliteStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.gateway.store.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(internal)?.map_err(internal)
     }
 
     fn today(&self) -> yrdx_proto::Date {
@@ -88,23 +102,21 @@ impl Records for RecordsService {
         let feedback = req.feedback.ok_or_else(|| Status::invalid_argument("feedback: required"))?;
         let case_id = feedback.case_id.clone();
         self.submit_record(partner, req.message_id, Record::CaseFeedback(feedback)).await?;
+        let id = case_id.clone();
         let json = self
-            .gateway
-            .store
-            .record("case_transfer", &case_id)
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(case_id))?;
+            .read(move |store| store.record("case_transfer", &id))
+            .await?
+            .ok_or_else(|| Status::not_found(format!("case {case_id}")))?;
         Ok(Response::new(parse(&json)?))
     }
 
     async fn get_record(&self, request: Request<GetRecordRequest>) -> Result<Response<GetRecordReply>, Status> {
         self.shanghai(&request)?;
         let req = request.into_inner();
+        let (kind, id) = (req.kind.clone(), req.id.clone());
         let json = self
-            .gateway
-            .store
-            .record(&req.kind, &req.id)
-            .map_err(internal)?
+            .read(move |store| store.record(&kind, &id))
+            .await?
             .ok_or_else(|| Status::not_found(format!("no {} {}", req.kind, req.id)))?;
         use get_record_reply::Record as R;
         let record = match req.kind.as_str() {
@@ -127,7 +139,7 @@ impl Records for RecordsService {
         let req = request.into_inner();
         let today = self.today();
         let mut cases = Vec::new();
-        for json in self.gateway.store.records_of_kind("case_transfer").map_err(internal)? {
+        for json in self.read(|store| store.records_of_kind("case_transfer")).await? {
             let case: DisposalCase = parse(&json)?;
             let overdue = disposal::is_overdue(&case, &today);
             let matches = (req.status == 0 || req.status == case.status)
@@ -143,24 +155,31 @@ impl Records for RecordsService {
     async fn get_plan_summary(&self, request: Request<PlanSummaryRequest>) -> Result<Response<PlanSummary>, Status> {
         let caller = identity::partner(&request, &self.gateway.config)?.clone();
         let plan_id = request.into_inner().plan_id;
-        let store = &self.gateway.store;
-        let plan: SpotCheckPlan = parse(
-            &store
-                .record("plan", &plan_id)
-                .map_err(internal)?
-                .ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?,
-        )?;
+        let id = plan_id.clone();
+        let (plan, held) = self
+            .read(move |store| {
+                let plan = store.record("plan", &id)?;
+                let held = if plan.is_some() { store.plan_records(&id)? } else { Default::default() };
+                Ok((plan, held))
+            })
+            .await?;
+        let plan: SpotCheckPlan = parse(&plan.ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?)?;
         if caller.format() != yrdx_adapters::Partner::Canonical
             && !plan.participants.iter().any(|p| p.region == caller.region)
         {
             return Err(Status::permission_denied(format!("{} does not take part in plan {plan_id}", caller.name)));
         }
-        let samples: Vec<SamplingRecord> = store
-            .records_where("sampling", "$.planId", &plan_id)
-            .map_err(internal)?
-            .iter()
-            .map(|j| parse(j))
-            .collect::<Result<_, _>>()?;
+        let samples: Vec<SamplingRecord> = held.samplings.iter().map(|j| parse(j)).collect::<Result<_, _>>()?;
+        let mut results: HashMap<String, Vec<InspectionResult>> = HashMap::new();
+        for json in &held.inspections {
+            let i: InspectionResult = parse(json)?;
+            results.entry(i.sample_id.clone()).or_default().push(i);
+        }
+        let mut cases: HashMap<String, Vec<DisposalCase>> = HashMap::new();
+        for json in &held.cases {
+            let c: DisposalCase = parse(json)?;
+            cases.entry(c.sample_id.clone()).or_default().push(c);
+        }
         let today = self.today();
         let mut rows = Vec::new();
         for part in &plan.participants {
@@ -175,8 +194,7 @@ impl Records for RecordsService {
                     s.sampling_region == part.region && s.product.as_ref().map(|p| p.category) == Some(*category)
                 }) {
                     row.sampled += 1;
-                    for json in store.records_where("inspection", "$.sampleId", &s.sample_id).map_err(internal)? {
-                        let i: InspectionResult = parse(&json)?;
+                    for i in results.get(&s.sample_id).map(Vec::as_slice).unwrap_or_default() {
                         row.results += 1;
                         if i.conclusion == Conclusion::Nonconforming as i32 {
                             row.nonconforming += 1;
@@ -184,13 +202,12 @@ impl Records for RecordsService {
                             row.conforming += 1;
                         }
                     }
-                    for json in store.records_where("case_transfer", "$.sampleId", &s.sample_id).map_err(internal)? {
-                        let c: DisposalCase = parse(&json)?;
+                    for c in cases.get(&s.sample_id).map(Vec::as_slice).unwrap_or_default() {
                         let status = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
                         if !yrdx_proto::validate::is_final(status) {
                             row.open_cases += 1;
                         }
-                        if disposal::is_overdue(&c, &today) {
+                        if disposal::is_overdue(c, &today) {
                             row.overdue_cases += 1;
                         }
                     }

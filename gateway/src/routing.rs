@@ -196,7 +196,7 @@ fn dispatch_case(
     r: &mut Route,
     what: &str,
 ) -> Result<(), RouteError> {
-    let due = case.due_on.map(|d| d.to_string()).unwrap_or_default();
+    let due = due_text(case);
     r.stored.push(Record::CaseTransfer(case.clone()));
     if case.origin_region == case.responsible_region {
         r.notices.push((case.origin_region.clone(), Record::CaseTransfer(case.clone())));
@@ -227,6 +227,17 @@ fn dispatch_case(
         ));
     }
     Ok(())
+}
+
+/// A case's due date as partners and operators read it: the date, and when it is provisional,
+/// why (`domain.md` section 5: marked wherever it is shown).
+pub fn due_text(case: &DisposalCase) -> String {
+    let date = case.due_on.map(|d| d.to_string()).unwrap_or_default();
+    if case.due_on_provisional {
+        format!("{date} (provisional: counted Monday–Friday, the working-day calendar does not cover the year yet)")
+    } else {
+        date
+    }
 }
 
 fn transfer_event(case_id: &str, at: Timestamp, by: &str) -> CaseEvent {
@@ -309,6 +320,7 @@ pub fn route(
                     status: CaseStatus::Unspecified as i32,
                     due_on: None,
                     events: vec![],
+                    due_on_provisional: false,
                 };
                 let case = disposal::apply(
                     &new,
@@ -385,6 +397,9 @@ pub fn route(
                 .map_err(|e| precondition(&what, e.to_string()))?;
             if next.status == CaseStatus::Closed as i32 {
                 r.samr.push(Record::ClosedCase(next.clone()));
+            }
+            if next.due_on_provisional && next.status != case.status {
+                r.warnings.push(format!("case {}: the new stage is due {}", next.case_id, due_text(&next)));
             }
             r.stored.push(Record::CaseTransfer(next));
             add(&mut r, &case.origin_region, from);

@@ -109,15 +109,14 @@ impl SamrPusher {
         let sender = config
             .partners
             .iter()
-            .find(|p| p.format == "canonical")
+            .find(|p| p.format == crate::config::PartnerFormat::Canonical)
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
         Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender }))
     }
 
     fn now_ms(&self) -> i64 {
-        let t = self.clock.now();
-        t.seconds * 1000 + (t.nanos / 1_000_000) as i64
+        self.clock.now_ms()
     }
 
     /// One round: forms the packages that are due (full, or whose oldest record waited long
@@ -185,25 +184,26 @@ impl SamrPusher {
         let due = self.store.samr_due(self.now_ms()).map_err(|e| e.to_string())?;
         for pkg in due {
             let attempt = pkg.attempts + 1;
-            let now = self.now_ms();
-            let backoff = |n: u32| (self.config.retry_base_secs.saturating_mul(1 << (n - 1).min(16)) * 1000) as i64;
-            let (state, next, reason) = match self.post(pkg.bytes.clone()).await {
+            let result = self.post(pkg.bytes.clone()).await;
+            // The next attempt is counted from when the answer came, to the nanosecond, rounded up.
+            let now = self.clock.now();
+            let backoff = |n: u32| retry_at_ms(&now, None, n, &self.config);
+            let (state, next, reason) = match result {
                 Ok((200, _, body)) => match samr::decode_receipt(&body) {
                     Ok(r) if r.number == pkg.number && r.accepted => ("accepted", 0, String::new()),
                     Ok(r) if r.number == pkg.number => ("parked", 0, format!("rejected by SAMR: {}", r.reason)),
-                    Ok(r) => ("pending", now + backoff(attempt), format!("receipt for another package {}", r.number)),
-                    Err(e) => ("pending", now + backoff(attempt), format!("unreadable receipt: {e}")),
+                    Ok(r) => ("pending", backoff(attempt), format!("receipt for another package {}", r.number)),
+                    Err(e) => ("pending", backoff(attempt), format!("unreadable receipt: {e}")),
                 },
                 Ok((status @ (429 | 503), retry_after, _)) => {
-                    let wait = retry_after.map(|s| (s * 1000) as i64).unwrap_or_else(|| backoff(attempt));
-                    ("pending", now + wait, format!("SAMR busy ({status})"))
+                    ("pending", retry_at_ms(&now, retry_after, attempt, &self.config), format!("SAMR busy ({status})"))
                 }
                 Ok((status, _, body)) => (
                     "pending",
-                    now + backoff(attempt),
+                    backoff(attempt),
                     format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>()),
                 ),
-                Err(e) => ("pending", now + backoff(attempt), e),
+                Err(e) => ("pending", backoff(attempt), e),
             };
             let (state, reason) = if state == "pending" && attempt >= self.config.max_attempts {
                 ("parked", format!("gave up after {attempt} attempts; last: {reason}"))
@@ -256,9 +256,92 @@ impl SamrPusher {
                 .get(hyper::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let body = response.into_body().collect().await.map_err(|e| format!("HTTP body: {e}"))?.to_bytes().to_vec();
+            // Refused while it is read: a huge body is never held whole (nor is one that
+            // announces itself as too large read at all).
+            let limit = self.config.max_response_bytes;
+            let announced = response
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if announced.is_some_and(|n| n > limit as u64) {
+                return Err(format!(
+                    "response of {} bytes refused: over the limit of {limit} bytes",
+                    announced.unwrap_or(0)
+                ));
+            }
+            let body = http_body_util::Limited::new(response.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                        format!("response refused: over the limit of {limit} bytes")
+                    } else {
+                        format!("HTTP body: {e}")
+                    }
+                })?
+                .to_bytes()
+                .to_vec();
             Ok((status, retry_after, body))
         };
         tokio::time::timeout(Duration::from_secs(30), attempt).await.map_err(|_| "timed out after 30 s".to_string())?
+    }
+}
+
+/// When the next attempt of a package is due, in milliseconds since the epoch: `Retry-After`
+/// seconds when SAMR sent one (capped at `max_retry_after_secs`), else the back-off of the
+/// attempt (`retry_base_secs` doubling, capped likewise). Counted from `now` rounded up to the
+/// next millisecond, with saturating arithmetic: never early, never wrapped.
+pub fn retry_at_ms(now: &yrdx_proto::Timestamp, retry_after: Option<u64>, attempt: u32, config: &SamrConfig) -> i64 {
+    let cap = config.max_retry_after_secs;
+    let wait_secs = match retry_after {
+        Some(secs) => secs.min(cap),
+        None => {
+            let doublings = attempt.saturating_sub(1).min(32);
+            config.retry_base_secs.saturating_mul(1u64 << doublings).min(cap.max(config.retry_base_secs))
+        }
+    };
+    let exact_ms = crate::clock::to_ms(now);
+    let now_ceil = if now.nanos % 1_000_000 != 0 { exact_ms.saturating_add(1) } else { exact_ms };
+    let wait_ms = i64::try_from(wait_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    now_ceil.saturating_add(wait_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrdx_proto::Timestamp;
+
+    fn config() -> SamrConfig {
+        let text = "intake_url = \"https://x\"\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n";
+        toml::from_str(text).expect("minimal [samr]")
+    }
+
+    #[test]
+    fn retry_after_is_counted_from_the_precise_now_and_never_early() {
+        let c = config();
+        // 0.999 s past the second: a truncated now would make the retry 999 ms early.
+        let now = Timestamp { seconds: 1_710_000_000, nanos: 999_000_000 };
+        assert_eq!(retry_at_ms(&now, Some(1), 1, &c), 1_710_000_000_999 + 1000);
+        // A fraction of a millisecond rounds up.
+        let now = Timestamp { seconds: 1_710_000_000, nanos: 500_001 };
+        assert_eq!(retry_at_ms(&now, Some(2), 1, &c), 1_710_000_000_001 + 2000);
+        assert_eq!(retry_at_ms(&now, Some(0), 1, &c), 1_710_000_000_001);
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_capped_not_wrapped() {
+        let c = config();
+        let now = Timestamp { seconds: 1_710_000_000, nanos: 0 };
+        let at = retry_at_ms(&now, Some(u64::MAX), 1, &c);
+        assert_eq!(at, 1_710_000_000_000 + 3_600_000, "capped at max_retry_after_secs");
+        assert!(at > crate::clock::to_ms(&now));
+        // Back-off doubles from retry_base_secs and is capped the same way.
+        assert_eq!(retry_at_ms(&now, None, 1, &c), 1_710_000_000_000 + 2000);
+        assert_eq!(retry_at_ms(&now, None, 3, &c), 1_710_000_000_000 + 8000);
+        assert_eq!(retry_at_ms(&now, None, 60, &c), 1_710_000_000_000 + 3_600_000);
+        // Far in the future, the sum saturates instead of wrapping negative.
+        let late = Timestamp { seconds: i64::MAX / 1000, nanos: 0 };
+        assert!(retry_at_ms(&late, Some(3600), 1, &c) > 0);
     }
 }

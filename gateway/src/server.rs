@@ -122,6 +122,10 @@ async fn start_inner(
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
     let gateway = Arc::new(gateway);
+    // Before the first call: provisional due dates the calendar now covers are settled.
+    crate::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
+        .await
+        .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
     {
         // Overdue cases are looked for every second (the clock may be moved in tests).
         let gateway = gateway.clone();

@@ -134,6 +134,34 @@ impl SqliteStore {
         Ok(n as u64)
     }
 
+    /// The plan's sampling records with their samples' results and cases, in one query (a plan
+    /// summary used to cost a query per sample).
+    pub fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "WITH s AS (SELECT record_id, canonical FROM records
+                        WHERE kind = 'sampling' AND json_extract(canonical, '$.planId') = ?1)
+             SELECT 0, canonical FROM s
+             UNION ALL
+             SELECT 1, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'inspection' AND json_extract(r.canonical, '$.sampleId') = +s.record_id
+             UNION ALL
+             SELECT 2, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id",
+        )?;
+        let mut out = PlanRecords::default();
+        let rows = stmt.query_map(params![plan_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (what, json) = row?;
+            match what {
+                0 => out.samplings.push(json),
+                1 => out.inspections.push(json),
+                _ => out.cases.push(json),
+            }
+        }
+        Ok(out)
+    }
+
     /// Records waiting for a SAMR package: (kind, record id), oldest first.
     pub fn samr_waiting(&self) -> Result<Vec<(String, String)>, StoreError> {
         let conn = self.reader()?;
@@ -241,7 +269,24 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'sampling';",
     // 6: counting a mailbox's deliveries in flight reads only those, not the whole backlog.
     "CREATE INDEX deliveries_in_flight ON deliveries (recipient, acked, visible_at_ms);",
+    // 7: a plan summary finds the results and cases of the plan's samples by index.
+    "CREATE INDEX records_inspection_sample ON records (json_extract(canonical, '$.sampleId'))
+        WHERE kind = 'inspection';
+    CREATE INDEX records_case_sample ON records (json_extract(canonical, '$.sampleId'))
+        WHERE kind = 'case_transfer';",
 ];
+
+/// What a plan summary counts, read in one query: the plan's sampling records, and the results
+/// and cases of those samples (canonical JSON each).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlanRecords {
+    /// Sampling records of the plan.
+    pub samplings: Vec<String>,
+    /// Inspection results of those samples.
+    pub inspections: Vec<String>,
+    /// Disposal cases of those samples.
+    pub cases: Vec<String>,
+}
 
 /// A SAMR package as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +361,38 @@ impl SqliteStore {
             .prepare_cached("INSERT OR IGNORE INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)")?
             .execute(params![case_id, status, now_ms])?;
         if inserted == 0 {
+            return Ok(false);
+        }
+        for d in deliveries {
+            tx.prepare_cached(
+                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![d.recipient, d.message_id, d.document, now_ms])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Replaces a stored disposal case whose due date was recomputed, and queues its notices, in
+    /// one transaction — only if the stored copy is still `expected` (a feedback committed in
+    /// between wins; the next pass looks again). Returns whether it was replaced.
+    pub fn commit_case_revision(
+        &self,
+        case_id: &str,
+        expected: &str,
+        revised: &str,
+        deliveries: &[NewDelivery],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx
+            .prepare_cached(
+                "UPDATE records SET canonical = ?1, stored_at_ms = ?2
+                 WHERE kind = 'case_transfer' AND record_id = ?3 AND canonical = ?4",
+            )?
+            .execute(params![revised, now_ms, case_id, expected])?;
+        if updated == 0 {
             return Ok(false);
         }
         for d in deliveries {
@@ -735,6 +812,83 @@ mod tests {
                 .unwrap();
             assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
         }
+        // The plan summary's one query uses an index for each of its three parts (CROSS JOIN
+        // keeps SQLite from driving the join from every stored result instead of the plan's samples).
+        let sql = "EXPLAIN QUERY PLAN WITH s AS (SELECT record_id, canonical FROM records
+                        WHERE kind = 'sampling' AND json_extract(canonical, '$.planId') = 'p')
+             SELECT 0, canonical FROM s
+             UNION ALL
+             SELECT 1, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'inspection' AND json_extract(r.canonical, '$.sampleId') = +s.record_id
+             UNION ALL
+             SELECT 2, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id";
+        let plan: Vec<String> = conn
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for index in ["records_sampling_plan", "records_inspection_sample", "records_case_sample"] {
+            assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
+        }
+    }
+
+    #[test]
+    fn a_plan_summary_reads_its_records_in_one_query() {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut s = submission("M-1", &[]);
+        s.records = vec![
+            StoredRecord {
+                kind: "sampling".into(),
+                id: "S-1".into(),
+                canonical: r#"{"sampleId":"S-1","planId":"P"}"#.into(),
+            },
+            StoredRecord {
+                kind: "sampling".into(),
+                id: "S-2".into(),
+                canonical: r#"{"sampleId":"S-2","planId":"Q"}"#.into(),
+            },
+            StoredRecord {
+                kind: "inspection".into(),
+                id: "R-1".into(),
+                canonical: r#"{"reportNo":"R-1","sampleId":"S-1"}"#.into(),
+            },
+            StoredRecord {
+                kind: "inspection".into(),
+                id: "R-2".into(),
+                canonical: r#"{"reportNo":"R-2","sampleId":"S-2"}"#.into(),
+            },
+            StoredRecord {
+                kind: "case_transfer".into(),
+                id: "C-1".into(),
+                canonical: r#"{"caseId":"C-1","sampleId":"S-1"}"#.into(),
+            },
+        ];
+        assert_eq!(store.commit(s).unwrap(), Committed::New);
+        let got = store.plan_records("P").unwrap();
+        assert_eq!(got.samplings, vec![r#"{"sampleId":"S-1","planId":"P"}"#.to_string()]);
+        assert_eq!(got.inspections, vec![r#"{"reportNo":"R-1","sampleId":"S-1"}"#.to_string()]);
+        assert_eq!(got.cases, vec![r#"{"caseId":"C-1","sampleId":"S-1"}"#.to_string()]);
+        assert_eq!(store.plan_records("none").unwrap(), PlanRecords::default());
+    }
+
+    #[test]
+    fn a_case_revision_replaces_only_the_copy_it_read() {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut s = submission("M-1", &[]);
+        s.records =
+            vec![StoredRecord { kind: "case_transfer".into(), id: "C-1".into(), canonical: "{\"v\":1}".into() }];
+        store.commit(s).unwrap();
+        let notice =
+            NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
+        // Another copy was stored meanwhile: nothing changes, nothing is queued.
+        assert!(!store.commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", &[notice.clone()], 5).unwrap());
+        assert_eq!(store.depth("320000").unwrap(), 0);
+        assert!(store.commit_case_revision("C-1", "{\"v\":1}", "{\"v\":2}", &[notice], 5).unwrap());
+        assert_eq!(store.record("case_transfer", "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
+        assert_eq!(store.depth("320000").unwrap(), 1);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The official working-day calendar (`domain.md` section 5): holidays and worked weekend days as
 //! data, loaded from a TOML file, with deadline arithmetic. A date in a year the calendar does not
-//! cover is an error, never a guess.
+//! cover is never a silent guess: [`Calendar::is_working_day`] says so as an error, and the
+//! deadline arithmetic ([`Calendar::add_working_days`], [`Calendar::add_calendar_days`]) counts
+//! such days Monday–Friday and marks the result [`DueDate::provisional`].
 
 use crate::Date;
 use serde::Deserialize;
@@ -60,6 +62,17 @@ struct YearEntry {
 struct YearDays {
     holidays: BTreeSet<i64>,
     weekend_workdays: BTreeSet<i64>,
+}
+
+/// A deadline computed by the calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueDate {
+    /// The due date.
+    pub date: Date,
+    /// Whether counting it needed a day of a year the calendar does not cover (that day was
+    /// taken as a working day exactly when it is Monday–Friday). A provisional date is recomputed
+    /// when the calendar is extended.
+    pub provisional: bool,
 }
 
 /// Working days per the official calendar, for the years it covers.
@@ -142,26 +155,57 @@ impl Calendar {
         Ok(date.iso_weekday() <= 5)
     }
 
-    /// The `n`th working day after `date` (the opening day itself is not counted).
-    pub fn add_working_days(&self, date: &Date, n: u32) -> Result<Date, CalendarError> {
+    /// The first and the last day the calendar covers (`None` for an empty calendar).
+    pub fn covered_range(&self) -> Option<(Date, Date)> {
+        let first = *self.years.keys().next()?;
+        let last = *self.years.keys().next_back()?;
+        Some((Date { year: first, month: 1, day: 1 }, Date { year: last, month: 12, day: 31 }))
+    }
+
+    /// Whether `year` is covered.
+    pub fn covers(&self, year: i32) -> bool {
+        self.years.contains_key(&year)
+    }
+
+    /// Whether `date` is a working day, and whether that answer is provisional (its year is not
+    /// covered, so Monday–Friday counts).
+    fn working_day_or_weekday(&self, date: &Date) -> (bool, bool) {
+        match self.is_working_day(date) {
+            Ok(working) => (working, false),
+            Err(_) => (date.iso_weekday() <= 5, true),
+        }
+    }
+
+    /// The `n`th working day after `date` (the opening day itself is not counted). Days of a year
+    /// the calendar does not cover count Monday–Friday, and the result is then provisional.
+    pub fn add_working_days(&self, date: &Date, n: u32) -> DueDate {
         let mut d = *date;
         let mut left = n;
+        let mut provisional = false;
         while left > 0 {
             d = d.plus_days(1);
-            if self.is_working_day(&d)? {
+            let (working, guessed) = self.working_day_or_weekday(&d);
+            provisional |= guessed;
+            if working {
                 left -= 1;
             }
         }
-        Ok(d)
+        DueDate { date: d, provisional }
     }
 
-    /// `date` plus `n` calendar days; a result that falls on a day off moves to the next working day.
-    pub fn add_calendar_days(&self, date: &Date, n: u32) -> Result<Date, CalendarError> {
+    /// `date` plus `n` calendar days; a result that falls on a day off moves to the next working
+    /// day. Provisional when a day whose status decided the result is in an uncovered year.
+    pub fn add_calendar_days(&self, date: &Date, n: u32) -> DueDate {
         let mut d = date.plus_days(n as i64);
-        while !self.is_working_day(&d)? {
+        let mut provisional = false;
+        loop {
+            let (working, guessed) = self.working_day_or_weekday(&d);
+            provisional |= guessed;
+            if working {
+                return DueDate { date: d, provisional };
+            }
             d = d.plus_days(1);
         }
-        Ok(d)
     }
 }
 
@@ -181,13 +225,21 @@ mod tests {
         Date::parse_iso(text).unwrap()
     }
 
+    fn sure(text: &str) -> DueDate {
+        DueDate { date: d(text), provisional: false }
+    }
+
+    fn provisional(text: &str) -> DueDate {
+        DueDate { date: d(text), provisional: true }
+    }
+
     #[test]
     fn worked_examples_of_domain_section_5() {
         let cal = Calendar::embedded();
-        assert_eq!(cal.add_working_days(&d("2024-02-08"), 5).unwrap(), d("2024-02-21"));
-        assert_eq!(cal.add_working_days(&d("2024-09-27"), 5).unwrap(), d("2024-10-10"));
-        assert_eq!(cal.add_working_days(&d("2025-01-24"), 10).unwrap(), d("2025-02-13"));
-        assert_eq!(cal.add_calendar_days(&d("2024-09-13"), 15).unwrap(), d("2024-09-29"));
+        assert_eq!(cal.add_working_days(&d("2024-02-08"), 5), sure("2024-02-21"));
+        assert_eq!(cal.add_working_days(&d("2024-09-27"), 5), sure("2024-10-10"));
+        assert_eq!(cal.add_working_days(&d("2025-01-24"), 10), sure("2025-02-13"));
+        assert_eq!(cal.add_calendar_days(&d("2024-09-13"), 15), sure("2024-09-29"));
     }
 
     #[test]
@@ -205,20 +257,38 @@ mod tests {
     fn year_boundary_is_crossed_with_both_years() {
         let cal = Calendar::embedded();
         // 2024-12-27 (Fri) + 5 working days: 12-30, 12-31, (01-01 off), 01-02, 01-03, 01-06.
-        assert_eq!(cal.add_working_days(&d("2024-12-27"), 5).unwrap(), d("2025-01-06"));
+        assert_eq!(cal.add_working_days(&d("2024-12-27"), 5), sure("2025-01-06"));
         // 2025-12-20 + 15 calendar days = 2026-01-04, a worked Sunday.
-        assert_eq!(cal.add_calendar_days(&d("2025-12-20"), 15).unwrap(), d("2026-01-04"));
+        assert_eq!(cal.add_calendar_days(&d("2025-12-20"), 15), sure("2026-01-04"));
         // 2025-12-17 + 15 = 2026-01-01 (off), 01-02, 01-03 off, 01-04 worked.
-        assert_eq!(cal.add_calendar_days(&d("2025-12-17"), 15).unwrap(), d("2026-01-04"));
+        assert_eq!(cal.add_calendar_days(&d("2025-12-17"), 15), sure("2026-01-04"));
     }
 
     #[test]
-    fn uncovered_years_are_errors() {
+    fn uncovered_years_give_provisional_weekday_dates() {
         let cal = Calendar::embedded();
-        let err = cal.add_working_days(&d("2026-12-28"), 5).unwrap_err();
-        assert_eq!(err, CalendarError::YearNotCovered { year: 2027, date: "2027-01-01".into() });
-        assert!(cal.is_working_day(&d("2023-06-01")).is_err());
-        assert!(err.to_string().contains("2027"));
+        // 2026-12-28 (Mon) + 5: 12-29, 12-30, 12-31 known; 2027-01-01 (Fri), 01-04 (Mon) guessed.
+        assert_eq!(cal.add_working_days(&d("2026-12-28"), 5), provisional("2027-01-04"));
+        // Within the covered year nothing is provisional, even right at its end.
+        assert_eq!(cal.add_working_days(&d("2026-12-28"), 3), sure("2026-12-31"));
+        // 2026-12-20 + 15 calendar days = 2027-01-04 (a Monday, guessed as working).
+        assert_eq!(cal.add_calendar_days(&d("2026-12-20"), 15), provisional("2027-01-04"));
+        // 2026-12-17 + 15 = 2027-01-01, a Friday: provisional (its status is a guess).
+        assert_eq!(cal.add_calendar_days(&d("2026-12-17"), 15), provisional("2027-01-01"));
+        // Before the first covered year too; the plain status question stays an error.
+        assert_eq!(cal.add_working_days(&d("2023-06-01"), 1), provisional("2023-06-02"));
+        let err = cal.is_working_day(&d("2023-06-01")).unwrap_err();
+        assert_eq!(err, CalendarError::YearNotCovered { year: 2023, date: "2023-06-01".into() });
+        assert_eq!(cal.covered_range(), Some((d("2024-01-01"), d("2026-12-31"))));
+    }
+
+    #[test]
+    fn extending_the_calendar_settles_a_provisional_date() {
+        let short = Calendar::from_toml("[[year]]\nyear = 2024\nholidays = []\nweekend_workdays = []\n").unwrap();
+        // 2024-12-27 (Fri) + 5: 12-30, 12-31, then 2025-01-01..03 guessed as working.
+        assert_eq!(short.add_working_days(&d("2024-12-27"), 5), provisional("2025-01-03"));
+        // With 2025 known (01-01 a holiday) the date moves to 01-06 and is settled.
+        assert_eq!(Calendar::embedded().add_working_days(&d("2024-12-27"), 5), sure("2025-01-06"));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct TestGateway {
     pub running: Option<RunningGateway>,
     /// The CA that signed the gateway's and partners' certificates.
     pub ca: CertificateAuthority,
-    /// The gateway's clock (starts at 2024-03-15 10:00 Beijing time; tests move it).
+    /// The gateway's one clock: starts at 2024-03-15 10:00 Beijing time and runs on in real time;
+    /// tests move it.
     pub clock: Arc<ManualClock>,
 }
 
@@ -65,7 +66,7 @@ impl TestGateway {
         let pki = pki::init_with(&dir, "127.0.0.1:0", &ca).expect("pki");
         let text = std::fs::read_to_string(&pki.config).expect("config");
         std::fs::write(&pki.config, edit(text)).expect("config");
-        let clock = Arc::new(ManualClock::new(parse_rfc3339("2024-03-15T10:00:00+08:00").expect("time")));
+        let clock = Arc::new(ManualClock::running(parse_rfc3339("2024-03-15T10:00:00+08:00").expect("time")));
         let mut g = TestGateway { dir, pki, running: None, ca, clock };
         g.boot().await;
         g

@@ -45,6 +45,7 @@ fn case(status: CaseStatus) -> DisposalCase {
         status: status as i32,
         due_on: Date::from_ymd(2024, 2, 21),
         events: vec![],
+        due_on_provisional: false,
     }
 }
 
@@ -173,17 +174,42 @@ fn deadline_examples_through_real_cases() {
 }
 
 #[test]
-fn an_uncovered_year_is_an_error_the_operator_sees() {
+fn an_uncovered_year_gives_a_provisional_due_date_never_a_refusal() {
     let cal = Calendar::embedded();
-    let err = apply(
+    // Accepted Monday 2027-03-01, 10 working days counted Monday–Friday: 2027-03-15.
+    let c = apply(
         &case(CaseStatus::Transferred),
         &event(CaseAction::Accept, RESPONSIBLE, "2027-03-01T10:00:00+08:00"),
         &cal,
         &Deadlines::default(),
     )
-    .unwrap_err();
-    assert!(matches!(err, TransitionError::Calendar { .. }));
-    assert!(err.to_string().contains("2027"), "{err}");
+    .unwrap();
+    assert_eq!(c.due_on, Date::from_ymd(2027, 3, 15));
+    assert!(c.due_on_provisional);
+    // A PENALTY keeps the stage, its date and its flag; a final state has neither.
+    let mut rectifying = c.clone();
+    rectifying.status = CaseStatus::Rectifying as i32;
+    let p = apply(
+        &rectifying,
+        &event(CaseAction::Penalty, RESPONSIBLE, "2027-03-02T10:00:00+08:00"),
+        &cal,
+        &Deadlines::default(),
+    )
+    .unwrap();
+    assert!(p.due_on_provisional);
+    assert_eq!(p.due_on, c.due_on);
+    // Settling it: with 2027 covered (03-08 a holiday, say) the date moves and is no longer provisional.
+    let with_2027 = format!(
+        "{}\n[[year]]\nyear = 2027\nholidays = [\"2027-03-08\"]\nweekend_workdays = []\n",
+        yrdx_proto::calendar::DEFAULT_CALENDAR_TOML
+    );
+    let extended = Calendar::from_toml(&with_2027).unwrap();
+    let settled = settle_due_date(&c, &extended, &Deadlines::default()).expect("changes");
+    assert_eq!(settled.due_on, Date::from_ymd(2027, 3, 16));
+    assert!(!settled.due_on_provisional);
+    assert_eq!(settle_due_date(&settled, &extended, &Deadlines::default()), None, "settled stays");
+    // With the same short calendar nothing changes.
+    assert_eq!(settle_due_date(&c, &cal, &Deadlines::default()), None);
 }
 
 #[test]

@@ -180,6 +180,7 @@ fn case() -> DisposalCase {
         status: CaseStatus::Transferred as i32,
         due_on: date(2024, 4, 10),
         events: vec![],
+        due_on_provisional: false,
     }
 }
 
