@@ -541,8 +541,21 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
         Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
-    if root.name() != "SJB" || root.ns != Ns::None {
-        return Err(DecodeError::refused("/", "the root element must be <SJB> with no namespace"));
+    if root.name() != "SJB" {
+        return Err(DecodeError::refused(
+            "/",
+            format!("the root element is <{}>; expected <SJB> (a SAMR data package, no namespace)", root.name()),
+        ));
+    }
+    if root.ns != Ns::None {
+        let found = root.own_namespace_declaration().map(|uri| format!("the namespace '{uri}'"));
+        return Err(DecodeError::refused(
+            "/SJB",
+            format!(
+                "the root element <SJB> is in {}; SAMR packages use no namespace",
+                found.unwrap_or_else(|| format!("a namespace (prefix '{}')", root.prefix()))
+            ),
+        ));
     }
     let mut cx = Ctx::default();
     let mut bt: Option<Tree> = None;
@@ -829,7 +842,13 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<Receipt, DecodeError> {
     let mut stream = Stream::new(text.as_bytes(), &limits, None);
     let hz = match stream.next()? {
         Next::Start(el) if el.name() == "HZ" => stream.subtree(el)?,
-        _ => return Err(DecodeError::refused("/", "the root element must be <HZ>")),
+        Next::Start(el) => {
+            return Err(DecodeError::refused(
+                "/",
+                format!("the root element is <{}>; expected <HZ> (a SAMR receipt)", el.name()),
+            ))
+        }
+        _ => return Err(DecodeError::refused("/", "no root element; expected <HZ> (a SAMR receipt)")),
     };
     stream.finish()?;
     let mut cx = Ctx::default();

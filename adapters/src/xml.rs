@@ -16,6 +16,7 @@ use std::borrow::Cow;
 /// namespace on its root, so this stays tiny; resolving here costs a fraction of quick-xml's
 /// general `NsReader`, and comparing each URI once, when declared, keeps string comparisons off
 /// the per-element path.
+#[derive(Clone)]
 struct NsScope {
     bindings: Vec<(usize, String, Ns)>,
     expected: Option<&'static str>,
@@ -302,6 +303,7 @@ pub(crate) enum Ns {
 }
 
 /// An element start read by a [`Stream`]: its name, namespace and (still unparsed) attributes.
+#[derive(Clone)]
 pub(crate) struct Start<'a> {
     event: BytesStart<'a>,
     /// Where the local name starts in the qualified name (after `prefix:`).
@@ -351,6 +353,26 @@ impl Start<'_> {
         Ok(())
     }
 
+    /// The namespace URI this element's own prefix (or the default namespace) is declared with
+    /// on the element itself, if it is declared there: what an error about a root element in the
+    /// wrong namespace shows as found.
+    pub fn own_namespace_declaration(&self) -> Option<String> {
+        let qname = self.event.name().into_inner();
+        let prefix = &qname[..self.local.saturating_sub(1)];
+        let wanted = if prefix.is_empty() { "xmlns".to_string() } else { format!("xmlns:{prefix}") };
+        self.event
+            .attributes()
+            .with_checks(false)
+            .flatten()
+            .find(|a| a.key.into_inner() == wanted)
+            .map(|a| a.value.to_string())
+    }
+
+    /// The prefix of the element's qualified name (`zj` of `zj:Exchange`; empty for none).
+    pub fn prefix(&self) -> &str {
+        &self.event.name().into_inner()[..self.local.saturating_sub(1)]
+    }
+
     /// The value of one attribute, if present.
     pub fn attr(&self, name: &str) -> Result<Option<String>, DecodeError> {
         let mut found = None;
@@ -383,7 +405,9 @@ pub(crate) enum Content<'a> {
     End,
 }
 
-/// A streaming reader over a whole document held as text.
+/// A streaming reader over a whole document held as text. Cloning it is cheap (a position in the
+/// borrowed text and the namespaces in scope): a decoder may come back to an element later.
+#[derive(Clone)]
 pub(crate) struct Stream<'a> {
     reader: Reader<&'a [u8]>,
     scope: NsScope,

@@ -463,8 +463,24 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),
     };
-    if root.name() != "Exchange" || root.ns != Ns::Expected {
-        return Err(DecodeError::refused("/", format!("the root element must be <Exchange> in {NAMESPACE}")));
+    if root.name() != "Exchange" {
+        return Err(DecodeError::refused(
+            "/",
+            format!("the root element is <{}>; expected <Exchange> in the namespace {NAMESPACE}", root.name()),
+        ));
+    }
+    if root.ns != Ns::Expected {
+        let found = match (root.ns, root.own_namespace_declaration()) {
+            (Ns::None, _) => "no namespace".to_string(),
+            (_, Some(uri)) => format!("the namespace '{uri}'"),
+            // Declared further up: only the root can declare it, so this is a prefix bound to
+            // another namespace by an enclosing scope that does not exist; name the prefix.
+            (_, None) => format!("another namespace (prefix '{}')", root.prefix()),
+        };
+        return Err(DecodeError::refused(
+            "/Exchange",
+            format!("the root element <Exchange> is in {found}; expected the namespace {NAMESPACE}"),
+        ));
     }
     let mut version_ok = false;
     root.each_attr(|k, v| {
@@ -483,6 +499,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     // the allocator's fast path.
     let mut records = Vec::with_capacity(1);
     let (mut saw_header, mut saw_records) = (false, false);
+    // "On input any order of children is accepted": a <Records> before <Header> is read past
+    // (still checked for well-formedness) and decoded from here once the Kind is known.
+    let mut records_first: Option<(Stream<'_>, Start<'_>)> = None;
     if !root.empty {
         loop {
             match stream.next()? {
@@ -493,23 +512,23 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                             saw_header = true;
                             (envelope, kind) = decode_header(&mut stream, el, &mut cx)?;
                         }
-                        "Records" if ok_ns && !saw_records && saw_header => {
+                        "Records" if ok_ns && !saw_records => {
                             saw_records = true;
-                            attributes(&el, &At::Fixed("/Exchange/Records"), [], &mut cx)?;
-                            let count = read_records(&mut stream, el, kind, &mut records, &mut cx)?;
-                            if !(1..=MAX_RECORDS).contains(&count) {
-                                cx.error(
-                                    "/Exchange/Records",
-                                    format!("expected 1–{MAX_RECORDS} records, found {count}"),
-                                );
+                            if saw_header {
+                                decode_records_element(&mut stream, el, kind, &mut records, &mut cx)?;
+                            } else {
+                                records_first = Some((stream.clone(), el.clone()));
+                                stream.skip(el)?;
                             }
                         }
                         other => {
                             let path = format!("/Exchange/{other}");
-                            let why = if ok_ns {
-                                "expected <Header> then <Records>, once each"
+                            let why = if !ok_ns {
+                                format!("not in the namespace {NAMESPACE}")
+                            } else if other == "Header" || other == "Records" {
+                                "repeated: <Header> and <Records> appear once each, in any order".to_string()
                             } else {
-                                "not in the namespace urn:zjamr:yrd:exchange:1"
+                                "expected <Header> and <Records>, once each, in any order".to_string()
                             };
                             cx.error(path, format!("unexpected element <{other}> ({why})"));
                             stream.skip(el)?;
@@ -520,6 +539,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
                 Next::Eof => return Err(DecodeError::refused("/", "document ends inside <Exchange>")),
             }
         }
+    }
+    if let Some((mut later, el)) = records_first {
+        decode_records_element(&mut later, el, kind, &mut records, &mut cx)?;
     }
     stream.finish()?;
     if !saw_header {
@@ -533,6 +555,22 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     } else {
         Err(DecodeError::Invalid(cx.problems))
     }
+}
+
+/// The `<Records>` element: no attributes, 1–500 records of the header's Kind.
+fn decode_records_element<'a>(
+    stream: &mut Stream<'a>,
+    el: Start<'a>,
+    kind: Kind,
+    records: &mut Vec<Record>,
+    cx: &mut Ctx,
+) -> Result<(), DecodeError> {
+    attributes(&el, &At::Fixed("/Exchange/Records"), [], cx)?;
+    let count = read_records(stream, el, kind, records, cx)?;
+    if !(1..=MAX_RECORDS).contains(&count) {
+        cx.error("/Exchange/Records", format!("expected 1–{MAX_RECORDS} records, found {count}"));
+    }
+    Ok(())
 }
 
 fn read_records<'a>(
