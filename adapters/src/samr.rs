@@ -739,8 +739,17 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
 
 fn check_record(t: PackageType, jl: Element<'_>, path: &str, cx: &mut Ctx) -> PackageRecord {
     let mut fields = Vec::new();
+    // Every problem of the record names its own id (rule 2), where it has one.
+    let id_element = match t {
+        PackageType::SpotCheckResults => "CYDBH",
+        PackageType::RiskReports => "FXBH",
+        PackageType::ResponsibilityReports => "XYDM",
+        PackageType::ClosedCases | PackageType::CaseForwards => "AJBH",
+    };
+    cx.record_id = jl.child(id_element).map(|e| e.text().trim().to_string()).filter(|id| !id.is_empty());
     check_plain(jl, path, cx);
     check_children(jl, t.record_children(), path, "", &mut fields, cx);
+    cx.record_id = None;
     fields
 }
 
@@ -759,7 +768,10 @@ fn check_children(el: Element<'_>, expected: &[&str], path: &str, prefix: &str, 
         }
         for c in el.children() {
             if !names.contains(&c.name()) {
-                cx.error(format!("{path}/{}", c.name()), format!("unknown element <{}>", c.name()));
+                cx.error(
+                    format!("{path}/{}", c.name()),
+                    format!("unknown element <{}> (expected: {})", c.name(), names.join(", ")),
+                );
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The Zhejiang envelope: "on input any order of children is accepted" holds for `<Exchange>`'s
-//! own children too (`<Records>` before `<Header>`), and a refused root element says what was
-//! found and what was expected.
+//! own children too (`<Records>` before `<Header>`), and a refused root element (Zhejiang's or
+//! SAMR's) says what was found and what was expected; SAMR record problems name the record.
 
 use yrdx_adapters::{zhejiang, DecodeError, DecodeLimits, Partner};
 
@@ -130,6 +130,17 @@ fn samr_roots_name_what_was_found() {
     let message =
         yrdx_adapters::samr::decode_package(package.as_bytes(), &DecodeLimits::default()).unwrap_err().to_string();
     assert!(message.contains("the root element is <SJBX>; expected <SJB>"), "{message}");
+    // A problem inside a package's record names the record's own id (CYDBH for CCJG).
+    let bad = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/samr/invalid/bad-uscc.xml"),
+    )
+    .unwrap();
+    let got = problems(yrdx_adapters::samr::decode_package(&bad, &DecodeLimits::default()).unwrap_err());
+    assert!(
+        got.iter()
+            .any(|(path, _, id)| path == "/SJB/SJ/JL[1]/BCYDW/XYDM" && id.as_deref() == Some("JS2024WS0102-0007")),
+        "{got:?}"
+    );
     let receipt = "<?xml version=\"1.0\" encoding=\"GB18030\"?><HZX/>";
     let message = yrdx_adapters::samr::decode_receipt(receipt.as_bytes()).unwrap_err().to_string();
     assert!(message.contains("the root element is <HZX>; expected <HZ>"), "{message}");
