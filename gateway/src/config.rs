@@ -106,6 +106,9 @@ pub struct Config {
     /// Operators (certificate identities allowed on the admin API).
     #[serde(default, rename = "operator")]
     pub operators: Vec<OperatorConfig>,
+    /// Prometheus metrics (absent: none served).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
     /// Where the file was read from (paths resolve against its directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -177,6 +180,14 @@ pub struct SamrConfig {
     /// response past it is refused while it is read, never held in memory whole.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+}
+
+/// The Prometheus metrics listener (`[metrics]`; without it, no metrics are served).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of `GET /metrics` (plain HTTP; keep it on loopback or a management network).
+    pub listen: SocketAddr,
 }
 
 /// One connected partner.

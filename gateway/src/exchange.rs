@@ -42,6 +42,8 @@ pub struct Gateway {
     shutdown: watch::Receiver<bool>,
     /// Deliberate faults (only settable with the `fault-injection` feature).
     pub(crate) faults: Faults,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
@@ -114,6 +116,7 @@ impl Gateway {
             contacts: Mutex::new(HashMap::new()),
             shutdown,
             faults: Faults::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -285,7 +288,10 @@ impl Gateway {
             received_at_ms: self.clock.now_ms(),
         };
         let recipients: Vec<String> = submission.deliveries.iter().map(|d| d.recipient.clone()).collect();
-        match self.store.commit(submission).map_err(internal)? {
+        let commit_started = std::time::Instant::now();
+        let committed = self.store.commit(submission).map_err(internal)?;
+        self.metrics.committed(commit_started.elapsed());
+        match committed {
             Committed::New => {
                 for r in &recipients {
                     self.mailbox(r).notify_waiters();
@@ -445,7 +451,10 @@ impl Exchange for ExchangeService {
         let partner = identity::partner(&request, &g.config)?.clone();
         g.contact(&partner.name);
         let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
-        async move {
+        let started = std::time::Instant::now();
+        let counted = g.clone();
+        let name = partner.name.clone();
+        let result = async move {
             g.check_rate(&partner)?;
             let bytes = request.into_inner().document;
             if bytes.len() > g.config.max_document_bytes {
@@ -468,7 +477,20 @@ impl Exchange for ExchangeService {
             result.map(Response::new)
         }
         .instrument(span)
-        .await
+        .await;
+        let (outcome, records) = match &result {
+            Ok(reply) => {
+                let outcome = if reply.get_ref().duplicate {
+                    crate::metrics::Outcome::duplicate
+                } else {
+                    crate::metrics::Outcome::accepted
+                };
+                (outcome, reply.get_ref().records.iter().map(|r| (r.kind.clone(), outcome)).collect::<Vec<_>>())
+            }
+            Err(status) => (crate::metrics::Outcome::of_status(status), Vec::new()),
+        };
+        counted.metrics.submitted(&name, outcome, &records, started.elapsed());
+        result
     }
 
     type ReceiveStream = ReceiverStream<Result<Delivery, Status>>;
@@ -518,6 +540,7 @@ impl Exchange for ExchangeService {
                     };
                     for d in batch {
                         sent.push(d.delivery_id.clone());
+                        g.metrics.delivered(&partner.name, d.attempt);
                         let delivery = Delivery {
                             delivery_id: d.delivery_id,
                             message_id: d.message_id,
@@ -560,6 +583,7 @@ impl Exchange for ExchangeService {
         let n =
             tokio::task::spawn_blocking(move || store.ack(&region, &ids)).await.map_err(internal)?.map_err(internal)?;
         g.mailbox(&partner.region).notify_waiters();
+        g.metrics.acknowledged(&partner.name, n);
         Ok(Response::new(AckReply { acknowledged: n }))
     }
 }

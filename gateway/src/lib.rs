@@ -17,6 +17,7 @@ pub mod disposal;
 pub mod exchange;
 pub mod faults;
 pub mod identity;
+pub mod metrics;
 pub mod pki;
 pub mod records_api;
 pub mod routing;

@@ -144,9 +144,17 @@ impl DevPki {
 }
 
 /// Writes a development CA, server certificate, a client certificate per partner of
-/// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`.
+/// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`, with
+/// Prometheus metrics on `127.0.0.1:9464` (on a free port when `listen`'s port is 0, as for the
+/// demo).
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
-    init_with(dir, listen, &CertificateAuthority::new("yrdx development CA (not for production)")?)
+    let pki = init_with(dir, listen, &CertificateAuthority::new("yrdx development CA (not for production)")?)?;
+    let port = if listen.ends_with(":0") { 0 } else { 9464 };
+    let mut config = std::fs::read_to_string(&pki.config)
+        .map_err(|e| PkiError::Io { path: pki.config.display().to_string(), message: e.to_string() })?;
+    config.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    write(&pki.config, &config)?;
+    Ok(pki)
 }
 
 /// [`init`] with a given CA (tests keep it to issue more certificates, expired ones too).

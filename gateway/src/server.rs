@@ -50,6 +50,8 @@ fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, ServeError> {
 pub struct RunningGateway {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when `[metrics]` is configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
@@ -171,6 +173,20 @@ async fn start_inner(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    let metrics_addr = match &config.metrics {
+        Some(m) => {
+            let listener = tokio::net::TcpListener::bind(m.listen)
+                .await
+                .map_err(|e| ServeError::Io { path: format!("metrics.listen {}", m.listen), message: e.to_string() })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| ServeError::Io { path: format!("metrics.listen {}", m.listen), message: e.to_string() })?;
+            crate::metrics::serve(listener, gateway.clone(), shutdown_rx.clone());
+            info!(%addr, "metrics on http://{addr}/metrics");
+            Some(addr)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
@@ -205,7 +221,7 @@ async fn start_inner(
             .await?;
         Ok(())
     });
-    Ok(RunningGateway { addr, shutdown: shutdown_tx, handle })
+    Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle })
 }
 
 /// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).

@@ -337,6 +337,19 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// When the oldest unacknowledged delivery of a mailbox was queued (ms since the epoch).
+    pub fn oldest_unacknowledged_ms(&self, recipient: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT created_at_ms FROM deliveries WHERE recipient = ?1 AND acked = 0 ORDER BY seq LIMIT 1",
+        )?;
+        let mut rows = stmt.query(params![recipient])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
+    }
+
     /// Whether the overdue notice of a case's stage was sent.
     pub fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
         let conn = self.reader()?;
@@ -884,7 +897,7 @@ mod tests {
         let notice =
             NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
         // Another copy was stored meanwhile: nothing changes, nothing is queued.
-        assert!(!store.commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", &[notice.clone()], 5).unwrap());
+        assert!(!store.commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", std::slice::from_ref(&notice), 5).unwrap());
         assert_eq!(store.depth("320000").unwrap(), 0);
         assert!(store.commit_case_revision("C-1", "{\"v\":1}", "{\"v\":2}", &[notice], 5).unwrap());
         assert_eq!(store.record("case_transfer", "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
