@@ -160,8 +160,18 @@ impl Admission {
 
     /// A slot for a connection from `ip`, or why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        self.admit_inner(ip, false)
+    }
+
+    /// A slot for `ip` beyond the total, in place of a connection being dropped (its slot is
+    /// freed a moment later); the per-address limit still holds.
+    pub fn admit_replacing(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        self.admit_inner(ip, true)
+    }
+
+    fn admit_inner(self: &Arc<Self>, ip: IpAddr, replacing: bool) -> Result<Slot, Refusal> {
         let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        if t.total >= self.max_total {
+        if t.total >= self.max_total && !replacing {
             return Err(Refusal::Total);
         }
         let n = t.per_address.entry(ip).or_insert(0);
@@ -353,6 +363,11 @@ pub fn accept_backoff(failures: u32) -> Duration {
 
 /// Accepts connections on `listener` until `stop` turns true: admits them against the limits,
 /// runs each handshake under the timeout in its own task, and yields established connections.
+///
+/// At `max_connections`, the oldest connection still in its handshake is dropped to make room
+/// for the newcomer (a partner handshakes in milliseconds, a silent client never does), so
+/// silent connections from many addresses cannot lock partners out; only when every connection
+/// is established is the newcomer refused.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<TlsConfigHandle>,
@@ -366,7 +381,9 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut failures = 0u32;
-        let mut refused = 0u64;
+        let (mut refused, mut evicted) = (0u64, 0u64);
+        // Handshake tasks, oldest first.
+        let mut handshaking: std::collections::VecDeque<tokio::task::AbortHandle> = Default::default();
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -388,7 +405,27 @@ pub fn incoming(
                     continue;
                 }
             };
-            let slot = match admission.admit(peer.ip()) {
+            handshaking.retain(|h| !h.is_finished());
+            let admitted = match admission.admit(peer.ip()) {
+                Err(Refusal::Total) => match handshaking.pop_front() {
+                    Some(oldest) => {
+                        // Aborting drops its socket and, a moment later, its slot.
+                        oldest.abort();
+                        evicted += 1;
+                        if evicted.is_power_of_two() {
+                            warn!(
+                                evicted,
+                                open = admission.open(),
+                                "at limits.max_connections: dropped the oldest unfinished handshake"
+                            );
+                        }
+                        admission.admit_replacing(peer.ip())
+                    }
+                    None => Err(Refusal::Total),
+                },
+                other => other,
+            };
+            let slot = match admitted {
                 Ok(slot) => slot,
                 Err(why) => {
                     // Closed at once: no handshake, no task, no buffer.
@@ -401,7 +438,7 @@ pub fn incoming(
                 }
             };
             let (tls, tx) = (tls.current(), tx.clone());
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
@@ -412,6 +449,7 @@ pub fn incoming(
                     Err(_) => debug!(peer = %peer, "TLS handshake timed out (limits.handshake_timeout_secs)"),
                 }
             });
+            handshaking.push_back(task.abort_handle());
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
@@ -516,9 +554,13 @@ mod tests {
         assert_eq!(a.admit(x).unwrap_err(), Refusal::PerAddress);
         let _s3 = a.admit(y).unwrap();
         assert_eq!(a.admit(y).unwrap_err(), Refusal::Total);
+        let replacing = a.admit_replacing(y).unwrap();
+        assert_eq!(a.open(), 4, "one over the total while a dropped connection's slot is freed");
+        drop(replacing);
         drop(s1);
         assert_eq!(a.open(), 2);
-        assert!(a.admit(x).is_ok());
+        let _s4 = a.admit(x).unwrap();
+        assert_eq!(a.admit_replacing(x).unwrap_err(), Refusal::PerAddress);
     }
 
     #[test]
