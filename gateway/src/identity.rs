@@ -1,6 +1,6 @@
 //! Who is calling: the identity is the SAN URI of the client certificate that mutual TLS
 //! verified, looked up in the partner registry. Nothing the caller sends can change it. A
-//! certificate must name exactly one registered identity (docs/decisions.md #42).
+//! certificate must name exactly one registered identity (docs/decisions.md #45).
 
 use crate::config::{Config, PartnerConfig};
 use tonic::Status;

@@ -1,6 +1,6 @@
-//! Development PKI (`yrdx pki init`): a CA, a server certificate for localhost, a client certificate
-//! for every partner and an operator, and a ready configuration. Test fixtures only — generated at
-//! run time, never committed.
+//! Development PKI (`yrdx pki init`, `yrdx pki renew`): a CA (valid two years), a server
+//! certificate for localhost, a client certificate for every partner and an operator (one year
+//! each), and a ready configuration. Test fixtures only — generated at run time, never committed.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
