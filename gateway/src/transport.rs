@@ -461,12 +461,13 @@ pub fn incoming(
 pub struct InFlightLayer {
     permits: Arc<Semaphore>,
     retry_after_secs: u64,
+    refused: Arc<AtomicU64>,
 }
 
 impl InFlightLayer {
     /// At most `max` calls at once; the excess told to retry after `retry_after_secs`.
     pub fn new(max: usize, retry_after_secs: u64) -> InFlightLayer {
-        InFlightLayer { permits: Arc::new(Semaphore::new(max)), retry_after_secs }
+        InFlightLayer { permits: Arc::new(Semaphore::new(max)), retry_after_secs, refused: Default::default() }
     }
 }
 
@@ -474,7 +475,12 @@ impl<S> tower::Layer<S> for InFlightLayer {
     type Service = InFlight<S>;
 
     fn layer(&self, inner: S) -> InFlight<S> {
-        InFlight { inner, permits: self.permits.clone(), retry_after_secs: self.retry_after_secs }
+        InFlight {
+            inner,
+            permits: self.permits.clone(),
+            retry_after_secs: self.retry_after_secs,
+            refused: self.refused.clone(),
+        }
     }
 }
 
@@ -484,6 +490,7 @@ pub struct InFlight<S> {
     inner: S,
     permits: Arc<Semaphore>,
     retry_after_secs: u64,
+    refused: Arc<AtomicU64>,
 }
 
 /// The answer to a call refused for load: trailers-only `RESOURCE_EXHAUSTED` with `retry-after`
@@ -517,7 +524,12 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let guard = request.extensions().get::<ConnInfo>().map(|i| CallGuard::new(i.activity.clone()));
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            // Refused before the service, so before a byte of the body is read.
+            // Refused before the service, so before a byte of the body is read. Logged at 1, 2,
+            // 4 … refusals so that a flood does not flood the log too.
+            let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if refused.is_power_of_two() {
+                warn!(refused, path = %request.uri().path(), "call refused: limits.max_requests_in_flight reached");
+            }
             let response = overloaded(self.retry_after_secs);
             return Box::pin(async move { Ok(response) });
         };
