@@ -93,6 +93,13 @@ enum PkiCommand {
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: String,
     },
+    /// Issue the server and client certificates of a development PKI again (one more year),
+    /// with its CA; yrdx.toml is left as it is.
+    Renew {
+        /// The folder `yrdx pki init` wrote.
+        #[arg(long)]
+        dir: String,
+    },
 }
 
 fn serve(config_path: &str) -> ExitCode {
@@ -254,6 +261,22 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("yrdx pki init: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Pki { command: PkiCommand::Renew { dir } } => {
+            match yrdx_gateway::pki::renew(std::path::Path::new(&dir)) {
+                Ok(names) => {
+                    println!(
+                        "renewed for {} days: {} (restart the gateway and the partners' clients)",
+                        yrdx_gateway::pki::LEAF_VALIDITY_DAYS,
+                        names.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("yrdx pki renew: {e}");
                     ExitCode::from(1)
                 }
             }

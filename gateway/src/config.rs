@@ -109,6 +109,9 @@ pub struct Config {
     /// Prometheus metrics (absent: none served).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// Connection, stream and in-flight limits (`[limits]`; every key has a default).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Where the file was read from (paths resolve against its directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -188,6 +191,62 @@ pub struct SamrConfig {
 pub struct MetricsConfig {
     /// Address of `GET /metrics` (plain HTTP; keep it on loopback or a management network).
     pub listen: SocketAddr,
+}
+
+/// Transport limits (`[limits]`): what one client, or many, can hold of the gateway.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// A TLS handshake not finished in this many seconds is dropped (default 10).
+    pub handshake_timeout_secs: u64,
+    /// A connection with no call in progress for this many seconds is closed; 0: never (default 300).
+    pub idle_timeout_secs: u64,
+    /// Open connections, handshaking ones included; the excess is closed right after accept (default 1000).
+    pub max_connections: usize,
+    /// Open connections from one IP address (default 100).
+    pub max_connections_per_address: usize,
+    /// HTTP/2 `MAX_CONCURRENT_STREAMS` advertised on every connection (default 64).
+    pub max_concurrent_streams: u32,
+    /// Calls being read or handled at once over all connections; the excess is refused with
+    /// `RESOURCE_EXHAUSTED` before its body is read (default 32).
+    pub max_requests_in_flight: usize,
+    /// Seconds a refused call is told to wait (`retry-after`, default 1).
+    pub retry_after_secs: u64,
+    /// Seconds between HTTP/2 pings on a connection; 0: none (default 30).
+    pub keepalive_interval_secs: u64,
+    /// Seconds to wait for a ping's answer before closing the connection (default 20).
+    pub keepalive_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            max_connections: 1000,
+            max_connections_per_address: 100,
+            max_concurrent_streams: 64,
+            max_requests_in_flight: 32,
+            retry_after_secs: 1,
+            keepalive_interval_secs: 30,
+            keepalive_timeout_secs: 20,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The first key whose value cannot work, with why.
+    fn check(&self) -> Option<(&'static str, &'static str)> {
+        let at_least_one: [(&'static str, u64); 6] = [
+            ("limits.handshake_timeout_secs", self.handshake_timeout_secs),
+            ("limits.max_connections", self.max_connections as u64),
+            ("limits.max_connections_per_address", self.max_connections_per_address as u64),
+            ("limits.max_concurrent_streams", u64::from(self.max_concurrent_streams)),
+            ("limits.max_requests_in_flight", self.max_requests_in_flight as u64),
+            ("limits.keepalive_timeout_secs", self.keepalive_timeout_secs),
+        ];
+        at_least_one.into_iter().find(|(_, v)| *v == 0).map(|(k, _)| (k, "must be at least 1"))
+    }
 }
 
 /// One connected partner.
@@ -294,6 +353,9 @@ impl Config {
         if config.max_document_bytes == 0 {
             return Err(invalid("max_document_bytes".into(), "must be at least 1".into()));
         }
+        if let Some((field, message)) = config.limits.check() {
+            return Err(invalid(field.into(), message.into()));
+        }
         Ok(config)
     }
 
@@ -356,6 +418,19 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(c.visibility_timeout_secs, 60);
         assert_eq!(c.partners[0].rate_per_second, 50);
         assert_eq!(c.partners[0].format(), Partner::Jiangsu);
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.limits.handshake_timeout_secs, 10);
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let c = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_connections = 7\n"), "t").unwrap();
+        assert_eq!(c.limits.max_connections, 7);
+        assert_eq!(c.limits.max_requests_in_flight, 32);
+        let e = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_requests_in_flight = 0\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("limits.max_requests_in_flight"), "{e}");
+        let e = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_conections = 1\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
     }
 
     #[test]

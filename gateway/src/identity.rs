@@ -1,5 +1,6 @@
 //! Who is calling: the identity is the SAN URI of the client certificate that mutual TLS
-//! verified, looked up in the partner registry. Nothing the caller sends can change it.
+//! verified, looked up in the partner registry. Nothing the caller sends can change it. A
+//! certificate must name exactly one registered identity (docs/decisions.md #53).
 
 use crate::config::{Config, PartnerConfig};
 use tonic::Status;
@@ -33,24 +34,49 @@ pub fn san_uris(der: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The caller of a request, from its verified client certificate.
-pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller, Status> {
-    let certs =
-        request.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let uris = san_uris(leaf.as_ref());
-    for uri in &uris {
-        if let Some(p) = config.partner_by_identity(uri) {
-            return Ok(Caller::Partner(p.name.clone()));
-        }
-        if let Some(o) = config.operators.iter().find(|o| &o.identity == uri) {
-            return Ok(Caller::Operator(o.name.clone()));
+/// The registered identity (partner or operator) that a SAN URI names, if any.
+fn registered(uri: &str, config: &Config) -> Option<Caller> {
+    if let Some(p) = config.partner_by_identity(uri) {
+        return Some(Caller::Partner(p.name.clone()));
+    }
+    config.operators.iter().find(|o| o.identity == uri).map(|o| Caller::Operator(o.name.clone()))
+}
+
+/// The caller named by a certificate's SAN URIs: exactly one registered identity must be named.
+/// URIs that name no registered identity are ignored; the same identity named twice is one.
+/// A certificate naming two or more registered identities is refused (`PERMISSION_DENIED`
+/// naming them): which one it acts as must never depend on the order of its SAN entries.
+pub fn caller_of(uris: &[String], config: &Config) -> Result<Caller, Status> {
+    let mut named: Vec<(&str, Caller)> = Vec::new();
+    for uri in uris {
+        if let Some(c) = registered(uri, config) {
+            if !named.iter().any(|(_, n)| *n == c) {
+                named.push((uri.as_str(), c));
+            }
         }
     }
-    Err(Status::permission_denied(format!(
-        "certificate identity {} is not in the partner registry",
-        if uris.is_empty() { "(no SAN URI)".to_string() } else { uris.join(", ") }
-    )))
+    match named.len() {
+        1 => Ok(named.remove(0).1),
+        0 => Err(Status::permission_denied(format!(
+            "certificate identity {} is not in the partner registry",
+            if uris.is_empty() { "(no SAN URI)".to_string() } else { uris.join(", ") }
+        ))),
+        _ => {
+            let list = named.iter().map(|(u, _)| *u).collect::<Vec<_>>().join(", ");
+            tracing::warn!(identities = %list, "refused a certificate naming more than one registered identity");
+            Err(Status::permission_denied(format!(
+                "certificate names more than one registered identity ({list}); a certificate must name exactly one"
+            )))
+        }
+    }
+}
+
+/// The caller of a request, from its verified client certificate.
+pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller, Status> {
+    let certs = crate::transport::peer_certs(request)
+        .ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
+    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    caller_of(&san_uris(leaf.as_ref()), config)
 }
 
 /// The calling partner's registry entry; operators are refused on partner calls.
@@ -77,6 +103,43 @@ mod tests {
         let der = pem_to_der(&c.cert_pem);
         assert_eq!(san_uris(&der), vec!["urn:yrdx:partner:jiangsu".to_string()]);
         assert!(san_uris(b"not a certificate").is_empty());
+    }
+
+    #[test]
+    fn a_certificate_must_name_exactly_one_registered_identity() {
+        let config = Config::parse(
+            r#"
+[tls]
+client_ca = "a"
+cert = "b"
+key = "c"
+[[partner]]
+name = "jiangsu"
+region = "320000"
+format = "jiangsu"
+identity = "urn:yrdx:partner:jiangsu"
+[[partner]]
+name = "zhejiang"
+region = "330000"
+format = "zhejiang"
+identity = "urn:yrdx:partner:zhejiang"
+[[operator]]
+name = "ops"
+identity = "urn:yrdx:operator:ops"
+"#,
+            "t",
+        )
+        .unwrap();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let js = "urn:yrdx:partner:jiangsu";
+        assert_eq!(caller_of(&s(&[js]), &config).unwrap(), Caller::Partner("jiangsu".into()));
+        assert_eq!(caller_of(&s(&["urn:other:x", js, js]), &config).unwrap(), Caller::Partner("jiangsu".into()));
+        for two in [[js, "urn:yrdx:partner:zhejiang"], ["urn:yrdx:operator:ops", js]] {
+            let e = caller_of(&s(&two), &config).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied);
+            assert!(e.message().contains(two[0]) && e.message().contains(two[1]), "{}", e.message());
+        }
+        assert_eq!(caller_of(&[], &config).unwrap_err().code(), tonic::Code::PermissionDenied);
     }
 
     fn pem_to_der(pem: &str) -> Vec<u8> {

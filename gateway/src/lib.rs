@@ -25,4 +25,5 @@ pub mod samr_push;
 pub mod server;
 pub mod store;
 pub mod translate;
+pub mod transport;
 pub mod validate;

@@ -1,6 +1,6 @@
-//! Development PKI (`yrdx pki init`): a CA, a server certificate for localhost, a client certificate
-//! for every partner and an operator, and a ready configuration. Test fixtures only — generated at
-//! run time, never committed.
+//! Development PKI (`yrdx pki init`, `yrdx pki renew`): a CA (valid two years), a server
+//! certificate for localhost, a client certificate for every partner and an operator (one year
+//! each), and a ready configuration. Test fixtures only — generated at run time, never committed.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -60,6 +60,19 @@ pub fn operator_identity(name: &str) -> String {
     format!("urn:yrdx:operator:{name}")
 }
 
+/// Days a development client or server certificate is valid (renew with `yrdx pki renew`).
+pub const LEAF_VALIDITY_DAYS: u64 = 365;
+/// Days a development CA is valid (then `yrdx pki init` anew).
+pub const CA_VALIDITY_DAYS: u64 = 2 * 365;
+
+/// Valid from an hour ago (clocks drift) for `days` days: a realistic lifetime, since people copy
+/// development setups into production.
+fn set_validity(params: &mut CertificateParams, days: u64) {
+    let now = x509_parser::time::ASN1Time::now().to_datetime();
+    params.not_before = now - std::time::Duration::from_secs(3600);
+    params.not_after = now + std::time::Duration::from_secs(days * 24 * 3600);
+}
+
 impl CertificateAuthority {
     /// A new self-signed CA.
     pub fn new(common_name: &str) -> Result<CertificateAuthority, PkiError> {
@@ -68,6 +81,7 @@ impl CertificateAuthority {
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        set_validity(&mut params, CA_VALIDITY_DAYS);
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
@@ -88,6 +102,9 @@ impl CertificateAuthority {
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if params.not_after == CertificateParams::default().not_after {
+            set_validity(&mut params, LEAF_VALIDITY_DAYS);
+        }
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(IssuedCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
@@ -103,8 +120,15 @@ impl CertificateAuthority {
 
     /// A client certificate whose SAN URI is `identity`; `expired` makes one valid only in 2020.
     pub fn issue_client(&self, identity: &str, expired: bool) -> Result<IssuedCert, PkiError> {
+        self.issue_client_uris(&[identity], expired)
+    }
+
+    /// A client certificate with these SAN URIs in this order (tests of ambiguous identities).
+    pub fn issue_client_uris(&self, identities: &[&str], expired: bool) -> Result<IssuedCert, PkiError> {
+        let identity = identities.first().copied().unwrap_or_default();
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.subject_alt_names = vec![SanType::URI(identity.try_into()?)];
+        params.subject_alt_names =
+            identities.iter().map(|i| Ok(SanType::URI((*i).try_into()?))).collect::<Result<_, rcgen::Error>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
@@ -141,6 +165,35 @@ impl DevPki {
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("pki/ca.pem")
     }
+}
+
+/// Issues the server certificate and every client certificate of a development PKI written by
+/// [`init`] again, for [`LEAF_VALIDITY_DAYS`] from now, with its CA (`pki/ca.pem`, `pki/ca.key`);
+/// new keys, same identities; `yrdx.toml` is left as it is. Returns the names renewed.
+pub fn renew(dir: &Path) -> Result<Vec<String>, PkiError> {
+    let read = |name: &str| {
+        let path = dir.join("pki").join(name);
+        std::fs::read_to_string(&path)
+            .map_err(|e| PkiError::Io { path: path.display().to_string(), message: e.to_string() })
+    };
+    let ca = CertificateAuthority::from_pem(&read("ca.pem")?, &read("ca.key")?)?;
+    let server = ca.issue_server()?;
+    write(&dir.join("pki/server.pem"), &server.cert_pem)?;
+    write(&dir.join("pki/server.key"), &server.key_pem)?;
+    let mut renewed = vec!["server".to_string()];
+    let clients =
+        DEV_PARTNERS.iter().map(|(n, ..)| (*n, partner_identity(n))).chain([("ops", operator_identity("ops"))]);
+    for (name, identity) in clients {
+        // Only what `init` wrote: a certificate removed on purpose stays removed.
+        if !dir.join(format!("pki/{name}.pem")).exists() {
+            continue;
+        }
+        let c = ca.issue_client(&identity, false)?;
+        write(&dir.join(format!("pki/{name}.pem")), &c.cert_pem)?;
+        write(&dir.join(format!("pki/{name}.key")), &c.key_pem)?;
+        renewed.push(name.to_string());
+    }
+    Ok(renewed)
 }
 
 /// Writes a development CA, server certificate, a client certificate per partner of
@@ -195,4 +248,39 @@ pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<
     let config_path = dir.join("yrdx.toml");
     write(&config_path, &config)?;
     Ok(DevPki { dir: dir.to_path_buf(), config: config_path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    fn validity_days(pem: &str) -> (i64, i64) {
+        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let (_, cert) = X509Certificate::from_der(&der.contents).unwrap();
+        let now = x509_parser::time::ASN1Time::now().timestamp();
+        let v = cert.validity();
+        ((now - v.not_before.timestamp()) / 60, (v.not_after.timestamp() - now) / 86400)
+    }
+
+    #[test]
+    fn certificates_have_a_realistic_validity_and_renew() {
+        let dir = std::env::temp_dir().join(format!("yrdx-pki-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        init(&dir, "127.0.0.1:0").unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.join("pki").join(n)).unwrap();
+        let (ago_minutes, left_days) = validity_days(&read("jiangsu.pem"));
+        assert!((59..=61).contains(&ago_minutes), "not_before {ago_minutes} minutes ago");
+        assert!((364..=365).contains(&left_days), "{left_days} days left");
+        assert!((729..=730).contains(&validity_days(&read("ca.pem")).1));
+        assert!((364..=365).contains(&validity_days(&read("server.pem")).1));
+        let before = read("jiangsu.pem");
+        let renewed = renew(&dir).unwrap();
+        assert_eq!(renewed, ["server", "shanghai", "jiangsu", "zhejiang", "beijing", "ops"]);
+        assert_ne!(read("jiangsu.pem"), before);
+        assert!((364..=365).contains(&validity_days(&read("jiangsu.pem")).1));
+        let expired = CertificateAuthority::new("t").unwrap().issue_client("urn:x", true).unwrap();
+        assert!(validity_days(&expired.cert_pem).1 < 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

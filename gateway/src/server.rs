@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tracing::info;
 use yrdx_proto::v1::exchange_server::ExchangeServer;
 
@@ -39,6 +38,9 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::transport::TransportError),
 }
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, ServeError> {
@@ -113,10 +115,12 @@ async fn start_inner(
         Some(p) => yrdx_proto::calendar::Calendar::from_file(&config.resolve(p))?,
         None => yrdx_proto::calendar::Calendar::embedded(),
     };
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(&config, &config.tls.cert)?, read(&config, &config.tls.key)?))
-        .client_ca_root(Certificate::from_pem(read(&config, &config.tls.client_ca)?))
-        .client_auth_optional(false);
+    let tls = Arc::new(crate::transport::TlsConfigHandle::new(crate::transport::server_config(
+        &read(&config, &config.tls.cert)?,
+        &read(&config, &config.tls.key)?,
+        &read(&config, &config.tls.client_ca)?,
+    )?));
+    crate::transport::raise_open_file_limit(config.limits.max_connections);
     let store_path = config.resolve(&config.store);
     let store = Arc::new(SqliteStore::open(&store_path)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -202,19 +206,25 @@ async fn start_inner(
     let exchange = ExchangeServer::new(ExchangeService::new(gateway))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let limits = &config.limits;
+    let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
     let router = Server::builder()
-        .tls_config(tls)?
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(secs(limits.keepalive_interval_secs))
+        .http2_keepalive_timeout(secs(limits.keepalive_timeout_secs))
+        .layer(crate::transport::InFlightLayer::new(limits.max_requests_in_flight, limits.retry_after_secs))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(exchange)
         .add_service(admin)
         .add_service(records);
+    let incoming = crate::transport::incoming(listener, tls, &config.limits, shutdown_rx.clone());
     let mut signal = shutdown_rx.clone();
     info!(%addr, "yrdx gateway listening (mutual TLS required)");
     let handle = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 let _ = signal.wait_for(|stop| *stop).await;
                 info!("shutting down: no new calls, finishing in-flight ones");
             })

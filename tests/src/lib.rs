@@ -149,6 +149,49 @@ impl TestGateway {
     }
 }
 
+/// A TCP connection to `addr` from the loopback address `source` (127.0.0.2 … stand for other
+/// machines: Linux answers the whole 127.0.0.0/8 on loopback).
+pub async fn tcp_from(source: std::net::IpAddr, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+impl TestGateway {
+    /// A raw mutual-TLS connection (ALPN `h2`) from `source` holding the named development
+    /// certificate, for tests that speak HTTP/2 themselves.
+    pub async fn tls_from(
+        &self,
+        name: &str,
+        source: std::net::IpAddr,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
+        let (cert, key) = self.pki.client_files(name);
+        let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .map_err(|e| bad(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| bad(&e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_file_iter(self.pki.ca_file()).map_err(|e| bad(&e))? {
+            roots.add(ca.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+                .map_err(|e| bad(&e))?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad(&e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let addr = self.running.as_ref().expect("running").addr;
+        let tcp = tcp_from(source, addr).await?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| bad(&e))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    }
+}
+
 /// Encodes records as `sender` would send them to the exchange, in `format`.
 pub fn document(format: Partner, sender: &str, message_id: &str, records: &[Record]) -> Vec<u8> {
     let envelope = Envelope {
