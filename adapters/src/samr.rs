@@ -544,7 +544,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
     if root.name() != "SJB" || root.ns != Ns::None {
         return Err(DecodeError::refused("/", "the root element must be <SJB> with no namespace"));
     }
-    let mut cx = Ctx::default();
+    let mut cx = Ctx::new(limits);
     let mut bt: Option<Tree> = None;
     let mut records = Vec::new();
     let mut saw_sj = false;
