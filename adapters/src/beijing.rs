@@ -246,7 +246,7 @@ fn timestamp_to_epoch(t: &Timestamp) -> i64 {
 /// Decodes a Beijing message (exactly one record) with every problem in Beijing's paths.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeError> {
     let root = json::parse(bytes, limits)?;
-    let mut cx = Ctx::default();
+    let mut cx = Ctx::new(limits);
     let Some(top) = Obj::of(&root, "", &mut cx) else {
         return Err(DecodeError::Invalid(cx.problems));
     };

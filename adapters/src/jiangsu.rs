@@ -326,7 +326,7 @@ impl<'v, 'c> Reader<'v, 'c> {
 /// document and the domain rules. Every problem is returned, with Jiangsu paths.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeError> {
     let root = json::parse(bytes, limits)?;
-    let mut cx = Ctx::default();
+    let mut cx = Ctx::new(limits);
     let Some(top) = Obj::of(&root, "", &mut cx) else {
         return Err(DecodeError::Invalid(cx.problems));
     };
@@ -352,9 +352,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     if top.get("DATA").is_some_and(Value::is_array) && !(1..=MAX_RECORDS).contains(&data.len()) {
         cx.error("DATA", format!("expected 1–{MAX_RECORDS} records, found {}", data.len()));
     }
+    // More records than the interface allows are not interpreted: the count is the problem.
+    let data = if data.len() > MAX_RECORDS { &[] } else { data };
     let mut records = Vec::with_capacity(data.len());
     if let Some(kind) = kind {
         for (i, value) in data.iter().enumerate() {
+            if cx.full() {
+                break;
+            }
             let path = format!("DATA[{i}]");
             cx.record_id = None;
             let start = cx.problems.len();

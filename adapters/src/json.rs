@@ -3,35 +3,92 @@
 //! table, every problem collected with the partner's path, nesting depth bounded.
 
 use crate::model::{DecodeError, DecodeLimits, Problem};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
+use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
+use std::fmt;
 
 /// Problems collected while decoding one document.
-#[derive(Default)]
 pub(crate) struct Ctx {
     pub problems: Vec<Problem>,
     /// The id of the record being decoded, attached to its problems.
     pub record_id: Option<String>,
+    /// Paths already reported, for one problem per path in O(1): scanning `problems` for each new
+    /// one made a document with n problems cost n².
+    seen: HashSet<String>,
+    /// Problems kept before collection stops.
+    max_problems: usize,
+    /// Set once `max_problems` were kept: further problems are not collected.
+    full: bool,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx::new(&DecodeLimits::default())
+    }
 }
 
 impl Ctx {
+    /// A collector keeping at most `limits.max_problems` problems.
+    pub fn new(limits: &DecodeLimits) -> Ctx {
+        Ctx {
+            problems: Vec::new(),
+            record_id: None,
+            seen: HashSet::new(),
+            max_problems: limits.max_problems.max(1),
+            full: false,
+        }
+    }
+
+    /// True once the problem limit was reached: the decoder may stop reading records.
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
     /// Reports the domain rules' violations of a record decoded from `start` on, skipping paths
     /// whose syntax already failed (a bad date is not reported again as a missing one).
     pub fn rule_violations(&mut self, start: usize, violations: impl IntoIterator<Item = (String, String)>) {
-        let syntax: Vec<String> = self.problems[start..].iter().map(|p| p.path.clone()).collect();
-        for (path, message) in violations {
-            if !syntax.contains(&path) {
-                self.problems.push(Problem { path, record_id: self.record_id.clone(), message });
-            }
+        // Only this record's problems: the cost stays linear in the number of problems.
+        let syntax: HashSet<&str> =
+            self.problems[start.min(self.problems.len())..].iter().map(|p| p.path.as_str()).collect();
+        let fresh: Vec<(String, String)> =
+            violations.into_iter().filter(|(path, _)| !syntax.contains(path.as_str())).collect();
+        for (path, message) in fresh {
+            self.push(path, message);
         }
     }
 
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        let path = path.into();
-        // One problem per path: a field whose syntax failed is not reported again by the rules.
-        if self.problems.iter().any(|p| p.path == path) {
+        if self.full {
             return;
         }
-        self.problems.push(Problem { path, record_id: self.record_id.clone(), message: message.into() });
+        let path = path.into();
+        // One problem per path: a field whose syntax failed is not reported again by the rules.
+        if self.seen.contains(&path) {
+            return;
+        }
+        self.push(path, message.into());
+    }
+
+    fn push(&mut self, path: String, message: String) {
+        if self.full {
+            return;
+        }
+        if self.problems.len() >= self.max_problems {
+            self.full = true;
+            self.problems.push(Problem {
+                path: "/".into(),
+                record_id: None,
+                message: format!(
+                    "more problems not listed: reporting stops after the first {} (limit max_problems)",
+                    self.max_problems
+                ),
+            });
+            return;
+        }
+        self.seen.insert(path.clone());
+        self.problems.push(Problem { path, record_id: self.record_id.clone(), message });
     }
 }
 
@@ -92,9 +149,170 @@ pub(crate) fn parse(bytes: &[u8], limits: &DecodeLimits) -> Result<Value, Decode
             format!("nesting of {depth} levels is deeper than the limit of {}", limits.max_depth),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        DecodeError::refused("$", format!("not well-formed JSON: {e} (line {}, column {})", e.line(), e.column()))
+    let mut state = ParseState { nodes: 0, max_nodes: limits.max_nodes, failure: None };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = ValueSeed(&mut state).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    result.map_err(|e| match state.failure.take() {
+        Some(f) => DecodeError::refused(f.path(), format!("{} (line {}, column {})", f.message, e.line(), e.column())),
+        None => {
+            DecodeError::refused("$", format!("not well-formed JSON: {e} (line {}, column {})", e.line(), e.column()))
+        }
     })
+}
+
+/// What the strict reader refused, and where (innermost segment first, as the error unwinds).
+struct Failure {
+    segments: Vec<Segment>,
+    message: String,
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl Failure {
+    /// The path in the decoders' own form (`DATA[2].XM[0].XMMC`, `HEAD.FSF`; `$` for the root).
+    fn path(&self) -> String {
+        let mut out = String::new();
+        for s in self.segments.iter().rev() {
+            match s {
+                Segment::Key(k) if out.is_empty() => out.push_str(k),
+                Segment::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        if out.is_empty() {
+            "$".into()
+        } else {
+            out
+        }
+    }
+}
+
+/// State of the strict reader: values counted against the limit, the first refusal.
+struct ParseState {
+    nodes: usize,
+    max_nodes: usize,
+    failure: Option<Failure>,
+}
+
+impl ParseState {
+    /// Adds the segment of a child to a refusal unwinding through its parent.
+    #[cold]
+    fn unwind(&mut self, segment: Segment) {
+        if let Some(f) = &mut self.failure {
+            f.segments.push(segment);
+        }
+    }
+}
+
+/// Builds a [`Value`] like serde_json's own deserialiser, but refuses a duplicate key (serde_json
+/// keeps the last, while a partner's reader may take the first: the gateway would store another
+/// document than the one the partner sees) and more values than the limit (counted as they are
+/// read, before anything is interpreted).
+struct ValueSeed<'s>(&'s mut ParseState);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.0.nodes += 1;
+        if self.0.nodes > self.0.max_nodes {
+            self.0.failure = Some(Failure {
+                segments: Vec::new(),
+                message: format!(
+                    "the document holds more than {} values (array items and object members), the limit",
+                    self.0.max_nodes
+                ),
+            });
+            return Err(de::Error::custom("too many values"));
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            match seq.next_element_seed(ValueSeed(&mut *self.0)) {
+                Ok(Some(v)) => items.push(v),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(e) => {
+                    self.0.unwind(Segment::Index(items.len()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            match map.entry(key) {
+                Entry::Occupied(o) => {
+                    let key = o.key().clone();
+                    self.0.failure = Some(Failure {
+                        message: format!("duplicate key '{key}': a key may appear only once in an object"),
+                        segments: vec![Segment::Key(key)],
+                    });
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                Entry::Vacant(slot) => match access.next_value_seed(ValueSeed(&mut *self.0)) {
+                    Ok(v) => {
+                        slot.insert(v);
+                    }
+                    Err(e) => {
+                        self.0.unwind(Segment::Key(slot.key().clone()));
+                        return Err(e);
+                    }
+                },
+            }
+        }
+        Ok(Value::Object(map))
+    }
 }
 
 /// Maximum nesting of arrays and objects, counted on the raw bytes before parsing so that a
@@ -199,9 +417,60 @@ mod tests {
         assert_eq!(json_depth(br#"{"a":"\"{"}"#), 1);
     }
 
+    fn refusal(bytes: &[u8], limits: &DecodeLimits) -> (String, String) {
+        match parse(bytes, limits) {
+            Err(DecodeError::Refused { path, message }) => (path, message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        let limits = DecodeLimits::default();
+        let (path, message) = refusal(br#"{"HEAD":{"FSF":"330000","FSF":"320000"},"DATA":[]}"#, &limits);
+        assert_eq!(path, "HEAD.FSF");
+        assert!(message.contains("duplicate key 'FSF'") && message.contains("line 1"), "{message}");
+        let (path, _) = refusal(br#"{"HEAD":{},"HEAD":{}}"#, &limits);
+        assert_eq!(path, "HEAD");
+        let (path, _) = refusal(br#"{"DATA":[{"A":"1"},{"CYDBH":"x","B":"","CYDBH":"y"}]}"#, &limits);
+        assert_eq!(path, "DATA[1].CYDBH");
+        // The same key in two objects is no duplicate.
+        assert!(parse(br#"[{"a":1},{"a":2}]"#, &limits).is_ok());
+    }
+
+    #[test]
+    fn values_are_counted_against_the_limit_while_parsing() {
+        let limits = DecodeLimits { max_nodes: 10, ..DecodeLimits::default() };
+        // The root and nine items: ten values.
+        assert!(parse(b"[1,2,3,4,5,6,7,8,9]", &limits).is_ok());
+        let (path, message) = refusal(b"[1,2,3,4,5,6,7,8,9,10]", &limits);
+        assert_eq!(path, "[9]");
+        assert!(message.contains("more than 10 values"), "{message}");
+        let (path, _) = refusal(br#"{"a":{"b":[1,2,3,4,5,6,7,8]}}"#, &limits);
+        assert_eq!(path, "a.b[7]");
+    }
+
+    #[test]
+    fn problems_stop_at_the_limit_and_say_so() {
+        let mut cx = Ctx::new(&DecodeLimits { max_problems: 3, ..DecodeLimits::default() });
+        for i in 0..100_000 {
+            cx.error(format!("DATA[{i}]"), "bad");
+        }
+        assert_eq!(cx.problems.len(), 4);
+        assert!(cx.full());
+        assert!(cx.problems[3].message.contains("after the first 3"), "{}", cx.problems[3].message);
+        // One problem per path, and the rules do not repeat a path whose syntax failed.
+        let mut cx = Ctx::default();
+        cx.error("a", "first");
+        cx.error("a", "second");
+        cx.rule_violations(0, [("a".to_string(), "rule".to_string()), ("b".to_string(), "rule".to_string())]);
+        let got: Vec<&str> = cx.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(got, ["first", "rule"]);
+    }
+
     #[test]
     fn limits_refuse_before_parsing() {
-        let limits = DecodeLimits { max_bytes: 10, max_depth: 2 };
+        let limits = DecodeLimits { max_bytes: 10, max_depth: 2, ..DecodeLimits::default() };
         assert!(matches!(parse(b"{\"a\": \"0123456789\"}", &limits), Err(DecodeError::TooLarge { .. })));
         assert!(matches!(parse(b"[[[1]]]", &limits), Err(DecodeError::Refused { .. })));
         assert!(matches!(parse(b"\xff", &limits), Err(DecodeError::Refused { .. })));

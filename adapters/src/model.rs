@@ -223,12 +223,41 @@ pub struct DecodeLimits {
     pub max_bytes: usize,
     /// Deepest nesting of elements or JSON values accepted.
     pub max_depth: usize,
+    /// Most JSON values (array items and object members) or XML elements a document may hold;
+    /// counted while parsing, so that a document of a million tiny items is refused before any of
+    /// them is interpreted.
+    pub max_nodes: usize,
+    /// Most records a canonical document may hold (the partner formats have their own limits in
+    /// their interface documents, which apply too); a longer list is refused before its records
+    /// are interpreted.
+    pub max_records: usize,
+    /// Most problems reported for one document: decoding stops collecting at this number and
+    /// adds one last problem saying that more were not listed.
+    pub max_problems: usize,
+}
+
+impl DecodeLimits {
+    /// Default of [`DecodeLimits::max_nodes`]: well above the largest legitimate document (100
+    /// Jiangsu inspection reports of 100 items are ~80 000 values; 1000 SAMR records ~60 000
+    /// elements).
+    pub const DEFAULT_MAX_NODES: usize = 200_000;
+    /// Default of [`DecodeLimits::max_records`].
+    pub const DEFAULT_MAX_RECORDS: usize = 1000;
+    /// Default of [`DecodeLimits::max_problems`].
+    pub const DEFAULT_MAX_PROBLEMS: usize = 1000;
 }
 
 impl Default for DecodeLimits {
-    /// 4 MiB and 32 levels, the defaults of the interface documents.
+    /// 4 MiB and 32 levels (the defaults of the interface documents), 200 000 values or
+    /// elements, 1000 records and 1000 problems.
     fn default() -> Self {
-        DecodeLimits { max_bytes: 4 * 1024 * 1024, max_depth: 32 }
+        DecodeLimits {
+            max_bytes: 4 * 1024 * 1024,
+            max_depth: 32,
+            max_nodes: DecodeLimits::DEFAULT_MAX_NODES,
+            max_records: DecodeLimits::DEFAULT_MAX_RECORDS,
+            max_problems: DecodeLimits::DEFAULT_MAX_PROBLEMS,
+        }
     }
 }
 

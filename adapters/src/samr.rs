@@ -557,7 +557,7 @@ pub fn decode_package(bytes: &[u8], limits: &DecodeLimits) -> Result<Package, De
             ),
         ));
     }
-    let mut cx = Ctx::default();
+    let mut cx = Ctx::new(limits);
     let mut bt: Option<Tree> = None;
     let mut records = Vec::new();
     let mut saw_sj = false;

@@ -413,6 +413,10 @@ pub(crate) struct Stream<'a> {
     scope: NsScope,
     depth: usize,
     max_depth: usize,
+    /// Elements read so far, bounded by `max_nodes` (a million empty elements are refused
+    /// before they are interpreted).
+    elements: usize,
+    max_nodes: usize,
 }
 
 fn refused(message: impl Into<String>) -> DecodeError {
@@ -463,6 +467,8 @@ impl<'a> Stream<'a> {
             scope: NsScope { bindings: Vec::new(), expected: expected_ns },
             depth: 0,
             max_depth: limits.max_depth,
+            elements: 0,
+            max_nodes: limits.max_nodes,
         }
     }
 
@@ -502,6 +508,14 @@ impl<'a> Stream<'a> {
         let depth = self.depth + 1;
         if depth > self.max_depth {
             return Err(refused(format!("nesting is deeper than the limit of {} levels", self.max_depth)));
+        }
+        self.elements += 1;
+        if self.elements > self.max_nodes {
+            let at = self.reader.buffer_position();
+            return Err(refused(format!(
+                "the document holds more than {} elements, the limit (near byte {at})",
+                self.max_nodes
+            )));
         }
         self.scope.declare(depth, &event)?;
         let qname = event.name().into_inner();
@@ -834,6 +848,22 @@ mod tests {
         assert_eq!(read_all(&format!("<r{many}/>")).unwrap().root().attrs().count(), 10);
         assert!(read_all(&format!("<r{many} a9=\"x\"/>")).is_err(), "past the first eight");
         assert!(read_all(&format!("<r{many} a0=\"x\"/>")).is_err(), "within the first eight");
+    }
+
+    #[test]
+    fn elements_are_counted_against_the_limit() {
+        let limits = DecodeLimits { max_nodes: 5, ..DecodeLimits::default() };
+        let read = |text: &str| -> Result<(), DecodeError> {
+            let mut s = Stream::new(text.as_bytes(), &limits, None);
+            match s.next()? {
+                Next::Start(el) => s.skip(el)?,
+                _ => return Err(refused("no root")),
+            }
+            s.finish()
+        };
+        assert!(read("<r><a/><a/><a/><a/></r>").is_ok(), "five elements");
+        let err = read("<r><a/><a/><a/><a/><a/></r>").expect_err("six elements");
+        assert!(err.to_string().contains("more than 5 elements"), "{err}");
     }
 
     #[test]

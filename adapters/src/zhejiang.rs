@@ -458,7 +458,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     // UTF-8 is checked as the events are read (the stream refuses the first bad byte): a
     // separate pass over the whole document first cost a tenth of the decode.
     let mut stream = Stream::new(bytes, limits, Some(NAMESPACE));
-    let mut cx = Ctx::default();
+    let mut cx = Ctx::new(limits);
     let root = match stream.next()? {
         Next::Start(el) => el,
         _ => return Err(DecodeError::refused("/", "no root element")),

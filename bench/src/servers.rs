@@ -12,7 +12,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use yrdx_gateway::config::Config;
 use yrdx_proto::v1::exchange_server::{Exchange, ExchangeServer};
-use yrdx_proto::v1::{AckReply, AckRequest, Delivery, ReceiveRequest, SubmitReply, SubmitRequest};
+use yrdx_proto::v1::{
+    AckReply, AckRequest, CheckReply, CheckRequest, Delivery, ReceiveRequest, SubmitReply, SubmitRequest,
+};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -52,6 +54,10 @@ impl Exchange for BaselineExchange {
 
     async fn ack(&self, _: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         Ok(Response::new(AckReply { acknowledged: 0 }))
+    }
+
+    async fn check(&self, _: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {
+        Ok(Response::new(CheckReply::default()))
     }
 }
 

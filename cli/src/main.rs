@@ -118,7 +118,8 @@ fn serve(config_path: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
+    let code = runtime.block_on(async move {
         let running = match yrdx_gateway::server::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -127,18 +128,33 @@ fn serve(config_path: &str) -> ExitCode {
             }
         };
         let stop = running.shutdown_handle();
+        let mut stopping = stop.subscribe();
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop.send(true);
         });
-        match running.wait().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("yrdx serve: {e}");
-                ExitCode::from(1)
+        // A graceful stop waits for in-flight calls, but never longer than the grace period.
+        let deadline = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = running.wait() => match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("yrdx serve: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            () = deadline => {
+                eprintln!("yrdx serve: calls still in flight {} s after the stop signal (shutdown_grace_secs): stopping anyway", grace.as_secs());
+                ExitCode::SUCCESS
             }
         }
-    })
+    });
+    // Blocking work still running is abandoned, not waited for (dropping the runtime would wait).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// Ctrl-C or SIGTERM.

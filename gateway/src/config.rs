@@ -46,6 +46,21 @@ fn default_store() -> PathBuf {
 fn default_max_document_bytes() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_document_nodes() -> usize {
+    yrdx_adapters::DecodeLimits::DEFAULT_MAX_NODES
+}
+fn default_max_document_records() -> usize {
+    yrdx_adapters::DecodeLimits::DEFAULT_MAX_RECORDS
+}
+fn default_max_problems() -> usize {
+    yrdx_adapters::DecodeLimits::DEFAULT_MAX_PROBLEMS
+}
+fn default_error_details_max_bytes() -> usize {
+    4096
+}
+fn default_shutdown_grace_secs() -> u64 {
+    10
+}
 fn default_visibility_timeout_secs() -> u64 {
     60
 }
@@ -83,6 +98,26 @@ pub struct Config {
     /// Largest document accepted, checked before decoding (default 4 MiB).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: usize,
+    /// Most JSON values (array items, object members) or XML elements a document may hold,
+    /// counted while parsing and refused before interpretation (default 200 000).
+    #[serde(default = "default_max_document_nodes")]
+    pub max_document_nodes: usize,
+    /// Most records in a canonical document, refused before interpretation (default 1000; the
+    /// partner formats' own limits apply too).
+    #[serde(default = "default_max_document_records")]
+    pub max_document_records: usize,
+    /// Most problems collected for one document; decoding stops there and says so (default 1000).
+    #[serde(default = "default_max_problems")]
+    pub max_problems: usize,
+    /// Budget of the `grpc-status-details-bin` trailer of a refused submission, in bytes: the
+    /// first problems that fit and a count of the rest (default 4096, well under the 8 KiB
+    /// metadata limits of common gRPC clients; `Exchange.Check` lists every problem).
+    #[serde(default = "default_error_details_max_bytes")]
+    pub error_details_max_bytes: usize,
+    /// Seconds `yrdx serve` waits for in-flight calls after SIGTERM or Ctrl-C before it exits
+    /// anyway (default 10).
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
     /// Seconds before an unacknowledged delivery is sent again (default 60).
     #[serde(default = "default_visibility_timeout_secs")]
     pub visibility_timeout_secs: u64,
@@ -356,7 +391,33 @@ impl Config {
         if let Some((field, message)) = config.limits.check() {
             return Err(invalid(field.into(), message.into()));
         }
+        for (key, value) in [
+            ("max_document_nodes", config.max_document_nodes),
+            ("max_document_records", config.max_document_records),
+            ("max_problems", config.max_problems),
+        ] {
+            if value == 0 {
+                return Err(invalid(key.into(), "must be at least 1".into()));
+            }
+        }
+        if config.error_details_max_bytes < 512 {
+            return Err(invalid(
+                "error_details_max_bytes".into(),
+                format!("{} is too small to name one problem (at least 512)", config.error_details_max_bytes),
+            ));
+        }
         Ok(config)
+    }
+
+    /// The decode limits of this configuration.
+    pub fn decode_limits(&self) -> yrdx_adapters::DecodeLimits {
+        yrdx_adapters::DecodeLimits {
+            max_bytes: self.max_document_bytes,
+            max_nodes: self.max_document_nodes,
+            max_records: self.max_document_records,
+            max_problems: self.max_problems,
+            ..yrdx_adapters::DecodeLimits::default()
+        }
     }
 
     /// The largest gRPC message the transport admits: twice the document limit, at least 1 MiB
@@ -431,6 +492,24 @@ identity = "urn:yrdx:partner:jiangsu"
         assert!(e.to_string().contains("limits.max_requests_in_flight"), "{e}");
         let e = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_conections = 1\n"), "t").unwrap_err();
         assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn input_limits_default_and_are_checked() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(
+            (c.max_document_nodes, c.max_document_records, c.max_problems, c.error_details_max_bytes),
+            (200_000, 1000, 1000, 4096)
+        );
+        assert_eq!(c.shutdown_grace_secs, 10);
+        let limits = c.decode_limits();
+        assert_eq!((limits.max_bytes, limits.max_nodes, limits.max_problems), (4 * 1024 * 1024, 200_000, 1000));
+        let c = Config::parse(&format!("max_problems = 5\nmax_document_nodes = 9\n{MINIMAL}"), "t").unwrap();
+        assert_eq!((c.decode_limits().max_problems, c.decode_limits().max_nodes), (5, 9));
+        let e = Config::parse(&format!("max_problems = 0\n{MINIMAL}"), "t").unwrap_err();
+        assert!(e.to_string().contains("max_problems"), "{e}");
+        let e = Config::parse(&format!("error_details_max_bytes = 100\n{MINIMAL}"), "t").unwrap_err();
+        assert!(e.to_string().contains("error_details_max_bytes"), "{e}");
     }
 
     #[test]

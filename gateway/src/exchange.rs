@@ -12,6 +12,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -19,10 +20,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn, Instrument};
-use yrdx_adapters::{canonical, DecodeError, DecodeLimits, Document, Record};
+use yrdx_adapters::{canonical, DecodeError, Document, Record};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::exchange_server::Exchange;
-use yrdx_proto::v1::{AckReply, AckRequest, Delivery, Envelope, ReceiveRequest, RecordRef, SubmitReply, SubmitRequest};
+use yrdx_proto::v1::{
+    AckReply, AckRequest, CheckProblem, CheckReply, CheckRequest, Delivery, Envelope, ReceiveRequest, RecordRef,
+    SubmitReply, SubmitRequest,
+};
 
 /// Shared state of the gateway's services.
 pub struct Gateway {
@@ -52,23 +56,92 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("gateway error: {e}"))
 }
 
-/// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` carrying every problem by the sender's path.
-fn invalid_document(e: &DecodeError) -> Status {
+/// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` carrying the first problems by the sender's
+/// path, as many as fit in `budget` bytes of trailer (`grpc-status-details-bin`, base64, plus the
+/// percent-encoded `grpc-message`), then one violation counting the rest and pointing to
+/// `Exchange.Check`. Every problem in the trailer made a large batch's answer exceed the 16 KiB
+/// metadata limit of default grpcio clients, which then saw only RESOURCE_EXHAUSTED.
+fn invalid_document(e: &DecodeError, budget: usize, max_problems: usize) -> Status {
     let problems = e.problems();
-    let mut details = ErrorDetails::new();
-    for p in &problems {
-        let description = match &p.record_id {
-            Some(id) if !id.is_empty() => format!("{} (record {id})", p.message),
-            _ => p.message.clone(),
-        };
-        details.add_bad_request_violation(p.path.clone(), description);
+    let truncated = problems.len() > max_problems;
+    let count = if truncated {
+        format!("more than {max_problems} problems (reporting stopped there)")
+    } else {
+        format!("{} problem(s)", problems.len())
+    };
+    let first = problems.first().map(|p| shorten(&p.to_string(), 200)).unwrap_or_default();
+    let message = format!("{count} in the document; first: {first}");
+    // Percent-encoding can triple the message; base64 makes 4 of every 3 bytes of details.
+    let room = budget.saturating_sub(3 * message.len()).saturating_mul(3) / 4;
+    let room = room.saturating_sub(message.len() + 160);
+    let described: Vec<(String, String)> = problems
+        .iter()
+        .map(|p| {
+            let description = match &p.record_id {
+                Some(id) if !id.is_empty() => format!("{} (record {id})", p.message),
+                _ => p.message.clone(),
+            };
+            (shorten(&p.path, 200), shorten(&description, 400))
+        })
+        .collect();
+    let mut listed = 0;
+    let mut used = 0;
+    for (path, description) in &described {
+        // Each violation costs its text and a few bytes of protobuf framing.
+        let cost = path.len() + description.len() + 8;
+        if used + cost > room {
+            break;
+        }
+        used += cost;
+        listed += 1;
     }
-    let first = problems.first().map(|p| p.to_string()).unwrap_or_default();
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("{} problem(s) in the document; first: {first}", problems.len()),
-        details,
-    )
+    let build = |listed: usize| {
+        let mut details = ErrorDetails::new();
+        for (path, description) in &described[..listed] {
+            details.add_bad_request_violation(path.clone(), description.clone());
+        }
+        let rest = described.len() - listed;
+        if rest > 0 {
+            details.add_bad_request_violation(
+                "/",
+                format!("{rest} more problem(s) not listed here; Exchange.Check returns every problem of the document"),
+            );
+        }
+        Status::with_error_details(Code::InvalidArgument, message.clone(), details)
+    };
+    let mut status = build(listed);
+    // The estimate errs on the small side; the encoded size decides.
+    while listed > 0 && status.details().len().div_ceil(3) * 4 + 3 * message.len() > budget {
+        listed -= 1;
+        status = build(listed);
+    }
+    status
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Set when the handler of a call is dropped (the caller went away or its deadline passed), so
+/// that the blocking work it started stops at its next check instead of running to completion.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn gone() -> Status {
+    Status::cancelled("the caller went away before the document was processed; nothing was stored")
 }
 
 struct StoreLookup<'a>(&'a SqliteStore);
@@ -230,13 +303,9 @@ impl Gateway {
         Ok(())
     }
 
-    /// Decodes, routes, encodes and commits one submission; answers only after the commit.
-    pub(crate) fn submit_blocking(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<SubmitReply, Status> {
-        self.submit_blocking_keyed(partner, bytes, None)
-    }
-
-    /// [`Gateway::submit_blocking`], with the bytes whose digest decides "same message" given
-    /// separately when they are not the document itself (the Records API wraps what Shanghai
+    /// Decodes, routes, encodes and commits one submission; answers only after the commit. The
+    /// bytes whose digest decides "same message" may be given separately when they are not the
+    /// document itself (the Records API wraps what Shanghai
     /// sent in an envelope stamped with the time of the call).
     pub(crate) fn submit_blocking_keyed(
         &self,
@@ -244,8 +313,28 @@ impl Gateway {
         bytes: Vec<u8>,
         idempotency_key: Option<&[u8]>,
     ) -> Result<SubmitReply, Status> {
-        let limits = DecodeLimits { max_bytes: self.config.max_document_bytes, ..DecodeLimits::default() };
-        let doc = partner.format().decode(&bytes, &limits).map_err(|e| invalid_document(&e))?;
+        self.submit_cancellable(partner, bytes, idempotency_key, &AtomicBool::new(false))
+    }
+
+    /// [`Gateway::submit_blocking_keyed`], stopping before decoding and before routing when
+    /// `cancelled` is set (decoding itself is bounded by the value, element and problem limits).
+    fn submit_cancellable(
+        &self,
+        partner: &PartnerConfig,
+        bytes: Vec<u8>,
+        idempotency_key: Option<&[u8]>,
+        cancelled: &AtomicBool,
+    ) -> Result<SubmitReply, Status> {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(gone());
+        }
+        let doc = partner
+            .format()
+            .decode(&bytes, &self.config.decode_limits())
+            .map_err(|e| invalid_document(&e, self.config.error_details_max_bytes, self.config.max_problems))?;
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(gone());
+        }
         if doc.envelope.sender != partner.region && !self.faults.accept_forged_sender {
             return Err(Status::permission_denied(format!(
                 "the envelope's sender is {} but the certificate is {}'s ({})",
@@ -311,6 +400,43 @@ impl Gateway {
                 duplicate(&stored, &reply, &digest, &doc.envelope.message_id)
             }
         }
+    }
+
+    /// Decodes a document as Submit would and reports every problem (up to `max_problems`) in
+    /// the reply; nothing is stored or routed.
+    fn check_blocking(
+        &self,
+        partner: &PartnerConfig,
+        bytes: &[u8],
+        cancelled: &AtomicBool,
+    ) -> Result<CheckReply, Status> {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(gone());
+        }
+        Ok(match partner.format().decode(bytes, &self.config.decode_limits()) {
+            Ok(doc) => CheckReply {
+                valid: true,
+                problems: vec![],
+                truncated: false,
+                records: doc.records.iter().map(|r| RecordRef { kind: r.kind().name().into(), id: r.id() }).collect(),
+            },
+            Err(e) => {
+                let problems = e.problems();
+                CheckReply {
+                    valid: false,
+                    truncated: problems.len() > self.config.max_problems,
+                    problems: problems
+                        .into_iter()
+                        .map(|p| CheckProblem {
+                            path: p.path,
+                            record_id: p.record_id.unwrap_or_default(),
+                            message: p.message,
+                        })
+                        .collect(),
+                    records: vec![],
+                }
+            }
+        })
     }
 
     /// Routes every record and encodes, per recipient, the records it takes in its own format.
@@ -466,7 +592,12 @@ impl Exchange for ExchangeService {
             }
             let g2 = g.clone();
             let p2 = partner.clone();
-            let result = tokio::task::spawn_blocking(move || g2.submit_blocking(&p2, bytes)).await.map_err(internal)?;
+            let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+            let cancelled = guard.0.clone();
+            let result = tokio::task::spawn_blocking(move || g2.submit_cancellable(&p2, bytes, None, &cancelled))
+                .await
+                .map_err(internal)?;
+            drop(guard);
             match &result {
                 Ok(reply) => {
                     tracing::Span::current().record("message_id", reply.message_id.as_str());
@@ -571,6 +702,36 @@ impl Exchange for ExchangeService {
             .instrument(span),
         );
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {
+        let g = self.gateway.clone();
+        let partner = identity::partner(&request, &g.config)?.clone();
+        g.contact(&partner.name);
+        let span = tracing::info_span!("check", partner = %partner.name);
+        async move {
+            // A check costs what a submission's decoding costs: the same rate and size limits.
+            g.check_rate(&partner)?;
+            let bytes = request.into_inner().document;
+            if bytes.len() > g.config.max_document_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "document is {} bytes, over the limit of {} bytes",
+                    bytes.len(),
+                    g.config.max_document_bytes
+                )));
+            }
+            let g2 = g.clone();
+            let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+            let cancelled = guard.0.clone();
+            let reply = tokio::task::spawn_blocking(move || g2.check_blocking(&partner, &bytes, &cancelled))
+                .await
+                .map_err(internal)??;
+            drop(guard);
+            info!(valid = reply.valid, problems = reply.problems.len(), "checked");
+            Ok(Response::new(reply))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {

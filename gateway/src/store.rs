@@ -897,7 +897,9 @@ mod tests {
         let notice =
             NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
         // Another copy was stored meanwhile: nothing changes, nothing is queued.
-        assert!(!store.commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", std::slice::from_ref(&notice), 5).unwrap());
+        assert!(!store
+            .commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", std::slice::from_ref(&notice), 5)
+            .unwrap());
         assert_eq!(store.depth("320000").unwrap(), 0);
         assert!(store.commit_case_revision("C-1", "{\"v\":1}", "{\"v\":2}", &[notice], 5).unwrap());
         assert_eq!(store.record("case_transfer", "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
