@@ -143,6 +143,12 @@ impl DevPki {
     }
 }
 
+/// The CA files of a folder [`init`] wrote into, that exist: replacing them would orphan every
+/// certificate the old CA issued, so `yrdx pki init` asks for `--force` first.
+pub fn existing_ca(dir: &Path) -> Vec<PathBuf> {
+    ["pki/ca.pem", "pki/ca.key"].iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect()
+}
+
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`.
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
