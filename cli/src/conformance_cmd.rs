@@ -408,13 +408,19 @@ async fn run(mut a: RunArgs) -> ExitCode {
         Err(e) => return fail(e.to_string()),
     };
     let s = &report.summary;
-    // Failing cases first: what the reader must act on.
-    let lines: Vec<String> = report
+    // Failing cases first: what the reader must act on; then what did not run (cases left out
+    // by a selection only counted, the operator chose them).
+    use yrdx_conformance::report::Outcome;
+    let mut lines: Vec<String> = report
         .cases_for_reading()
         .into_iter()
-        .filter(|c| c.fails_run() || c.outcome == yrdx_conformance::report::Outcome::Error || c.required_but_not_run())
-        .map(|c| format!("  {:<11} {} — {}", c.outcome.as_str(), c.id, c.message))
+        .filter(|c| c.fails_run() || c.outcome == Outcome::Error || (c.required && c.outcome == Outcome::Skip))
+        .map(|c| format!("  {:<5} {} — {}", c.outcome.as_str(), c.id, c.message))
         .collect();
+    let left_out = report.cases.iter().filter(|c| c.required && c.deselected).count();
+    if left_out > 0 {
+        lines.push(format!("  {left_out} required case(s) left out by --run/--skip/--tag"));
+    }
     let summary = format!(
         "{}: {} pass, {} fail, {} error, {} skip, {} omit ({} known failing, {} listed but passed, {} required not run) — verdict {}",
         report.suite,
@@ -588,6 +594,16 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
     }
     intake.stop();
     ExitCode::SUCCESS
+}
+
+/// The exit code for a command line clap refuses: 2 for `yrdx conformance …` (as
+/// docs/conformance.md says: the tool's configuration failed), `other` for the rest of `yrdx`.
+pub fn usage_exit_code(other: i32) -> i32 {
+    if std::env::args().nth(1).as_deref() == Some("conformance") {
+        i32::from(EXIT_TOOL)
+    } else {
+        other
+    }
 }
 
 /// Runs a `yrdx conformance` command.

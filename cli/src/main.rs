@@ -195,7 +195,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() { conformance_cmd::usage_exit_code(EXIT_USAGE) } else { 0 };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
