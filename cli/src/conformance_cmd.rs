@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// step fails.
     #[arg(long, default_value_t = 10)]
     step_timeout_secs: u64,
+    /// The gateway's visibility timeout in seconds (its `visibility_timeout_secs`): the
+    /// redelivery case waits past it.
+    #[arg(long, default_value_t = 60)]
+    visibility_timeout_secs: u64,
     /// Seconds one translation by --translator may take before it is killed and the case fails.
     #[arg(long, default_value_t = 10)]
     translator_timeout_secs: u64,
@@ -337,6 +341,7 @@ fn target(a: &RunArgs) -> Result<Target, String> {
                 burst: a.burst,
                 oversized_bytes: a.oversized_bytes,
                 step_timeout: Duration::from_secs(a.step_timeout_secs.max(1)),
+                visibility_timeout: Duration::from_secs(a.visibility_timeout_secs),
             })))
         }
         "samr-intake" => Ok(Target::Samr(Box::new(SamrTarget {
@@ -543,9 +548,10 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             burst: None,
             oversized_bytes: None,
             step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+            visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
         };
         yrdx_conformance::simulate::run(&target, &scenario, Duration::from_secs(a.listen_secs), &mut |line| {
-            out(&line);
+            out(line);
         })
         .await
     }

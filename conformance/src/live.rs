@@ -65,7 +65,14 @@ pub struct LiveTarget {
     /// How long one call (connect, Submit, Ack, opening Receive …) may take before the step fails,
     /// so a gateway that never answers fails in seconds, not minutes.
     pub step_timeout: Duration,
+    /// The gateway's visibility timeout: how long a delivery sent and not acknowledged stays
+    /// invisible before it is sent again (`wait` steps wait past it).
+    pub visibility_timeout: Duration,
 }
+
+/// The default of [`LiveTarget::visibility_timeout`]: the gateway's own default
+/// (`visibility_timeout_secs = 60`).
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default of [`LiveTarget::step_timeout`].
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -264,6 +271,14 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
             Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
             Step::PlanSummary(s) => run.plan_summary(s).await,
+            Step::Wait(w) => {
+                let wait = match w.ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    None => target.visibility_timeout + Duration::from_secs(1),
+                };
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
         };
         if let Err(e) = result {
             return LiveOutcome::Error(format!("step {}: {e}", i + 1), run.evidence);

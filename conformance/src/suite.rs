@@ -146,6 +146,20 @@ pub enum Step {
     SamrPush(SamrPushStep),
     /// Ask the Records API for a plan's summary.
     PlanSummary(PlanSummaryStep),
+    /// Wait, e.g. past the gateway's visibility timeout, so a delivery not acknowledged is due
+    /// again.
+    Wait(WaitStep),
+}
+
+/// Wait before the next step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStep {
+    /// `visibility_timeout`: the target's visibility timeout (`--visibility-timeout-secs`) and a
+    /// second more.
+    pub past: Option<String>,
+    /// Or this many milliseconds.
+    pub ms: Option<u64>,
 }
 
 /// Ask the Records API for a plan's summary (`GetPlanSummary`).
@@ -529,6 +543,20 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
             Step::Submit(s) => &s.records,
             Step::Receive(s) => &s.records,
             Step::SamrPush(s) => &s.records,
+            Step::Wait(w) => {
+                match (&w.past, w.ms) {
+                    (Some(p), None) if p == "visibility_timeout" => {}
+                    (None, Some(_)) => {}
+                    _ => {
+                        return Err(format!(
+                            "case {}: step {}: wait needs past = \"visibility_timeout\" or ms",
+                            def.id,
+                            i + 1
+                        ))
+                    }
+                }
+                &[]
+            }
             Step::PlanSummary(s) => {
                 if s.plan.is_some() == s.plan_id.is_some() {
                     return Err(format!("case {}: step {}: give exactly one of plan and plan_id", def.id, i + 1));

@@ -12,6 +12,18 @@ use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::faults::Faults;
 use yrdx_tests::TestGateway;
 
+/// The visibility timeout of the gateways these tests start for the whole gateway suite (the
+/// redelivery case waits past it).
+const VISIBILITY_SECS: u64 = 2;
+
+/// A gateway whose visibility timeout is [`VISIBILITY_SECS`].
+async fn quick_gateway() -> TestGateway {
+    TestGateway::start_with(|t| {
+        t.replace("visibility_timeout_secs = 60", &format!("visibility_timeout_secs = {VISIBILITY_SECS}"))
+    })
+    .await
+}
+
 fn identity(g: &TestGateway, name: &str) -> ClientIdentity {
     let (cert, key) = g.pki.client_files(name);
     ClientIdentity {
@@ -31,6 +43,7 @@ fn live(g: &TestGateway, me: &str, with_peer: bool) -> Target {
         burst: None,
         oversized_bytes: None,
         step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+        visibility_timeout: std::time::Duration::from_secs(VISIBILITY_SECS),
     }))
 }
 
@@ -64,7 +77,7 @@ fn failures(r: &RunReport) -> Vec<String> {
 
 #[tokio::test]
 async fn the_gateway_suite_passes_for_every_partner() {
-    let g = TestGateway::start().await;
+    let g = quick_gateway().await;
     for partner in ["jiangsu", "zhejiang", "beijing"] {
         let report = runner::run(&options("gateway", live(&g, partner, true))).await.expect("suite loads");
         assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
@@ -256,4 +269,60 @@ async fn a_broken_case_file_or_unknown_case_is_a_tool_error() {
     let e = runner::run(&opts).await.expect_err("no case").to_string();
     assert!(e.contains("no case") && e.contains("no vectors found"), "{e}");
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
+
+/// A copy of the gateway suite's redelivery case whose first receive does not acknowledge: a
+/// gateway sending an acknowledged delivery again looks exactly like this to the case.
+const REDELIVERED: &str = r#"suite = "gateway"
+group = "redelivery"
+title = "The redelivery case against a delivery that comes back"
+
+[[case]]
+id = "gateway.redelivery.comes-back"
+title = "A delivery that comes back fails the absence assertion"
+checks = "The absence step of gateway.deliver.acknowledged-not-redelivered sees a delivery sent again."
+requirements = ["gateway.delivery"]
+needs = ["peer"]
+
+[case.records.plan]
+vector = "canonical/valid/plan.json"
+set = { planId = "YRDX-C-${RUN}-R1", leadRegion = "${PEER_REGION}", channel = "PLAN_CHANNEL_ONLINE", categories = ["PRODUCT_CATEGORY_E_BIKE_LITHIUM_BATTERY"], participants = [{ region = "${PEER_REGION}", quota = 5 }, { region = "${REGION}", quota = 5 }] }
+
+[[case.step]]
+do = "submit"
+by = "peer"
+records = ["plan"]
+
+[[case.step]]
+do = "receive"
+records = ["plan"]
+from = "peer"
+ack = false
+
+[[case.step]]
+do = "wait"
+past = "visibility_timeout"
+
+[[case.step]]
+do = "receive"
+records = ["plan"]
+absent = true
+within_ms = 2000
+"#;
+
+#[tokio::test]
+async fn the_redelivery_case_catches_a_delivery_sent_again() {
+    let g = quick_gateway().await;
+    let dir = yrdx_tests::temp_dir("suites");
+    std::fs::create_dir_all(dir.join("gateway")).expect("dir");
+    std::fs::write(dir.join("gateway/10-redelivery.toml"), REDELIVERED).expect("write");
+    let mut opts = options("gateway", live(&g, "jiangsu", true));
+    opts.suites_dir = dir.clone();
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    let case = report.cases.iter().find(|c| c.id == "gateway.redelivery.comes-back").expect("case");
+    assert_eq!(case.outcome, Outcome::Fail, "{:?}", case.findings);
+    assert_eq!(case.findings[0].assertion, "no such delivery reaches this mailbox", "{:?}", case.findings);
+    g.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
