@@ -510,14 +510,14 @@ fn coverage(f: Folders) -> ExitCode {
     };
     let gaps = catalogue.uncovered(&covered);
     out(&format!(
-        "{} of {} clauses have at least one case.",
+        "{} of {} clauses are checked by an assertion of some case.",
         catalogue.clauses.len() - gaps.len(),
         catalogue.clauses.len()
     ));
     if gaps.is_empty() {
         out("Every clause is covered.");
     } else {
-        out("Clauses with no case:");
+        out("Clauses no case checks:");
         for c in gaps {
             if !out(&format!("  {:<36} {} — {}", c.id, c.source, c.text)) {
                 break;
