@@ -408,3 +408,79 @@ impl RunReport {
 pub fn beijing_now() -> String {
     yrdx_proto::civil::BeijingTime::of(&crate::live::now()).to_rfc3339()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str, outcome: Outcome, required: bool, deselected: bool) -> CaseReport {
+        CaseReport {
+            id: id.into(),
+            title: String::new(),
+            suite: "gateway".into(),
+            group: "g".into(),
+            checks: String::new(),
+            requirements: vec![],
+            tags: vec![],
+            required,
+            outcome,
+            known_failing: false,
+            deselected,
+            message: String::new(),
+            findings: vec![],
+            evidence: vec![],
+            duration_ms: 0,
+        }
+    }
+
+    fn run(cases: Vec<CaseReport>) -> RunReport {
+        let mut r = RunReport {
+            report_format: REPORT_FORMAT.into(),
+            run_id: "r".into(),
+            tool: "t".into(),
+            tool_version: "0".into(),
+            suite: "gateway".into(),
+            suite_version: "0".into(),
+            target: "x".into(),
+            acting_as: String::new(),
+            inputs: vec![],
+            started_at: String::new(),
+            duration_ms: 0,
+            summary: Summary::default(),
+            verdict: String::new(),
+            verdict_reason: String::new(),
+            cases,
+        };
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn only_every_required_case_passing_passes() {
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Omit, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("pass", 0), "omitted for another partner");
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Skip, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("incomplete", 1));
+        assert!(r.verdict_reason.contains('b'), "{}", r.verdict_reason);
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Omit, true, true)]);
+        assert_eq!(r.verdict, "incomplete", "left out by a selection");
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Skip, false, false)]);
+        assert_eq!(r.verdict, "pass", "an optional case may skip");
+        let r = run(vec![case("a", Outcome::Fail, true, false), case("b", Outcome::Skip, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("fail", 1), "a failure outweighs incomplete");
+        let r = run(vec![case("a", Outcome::Fail, true, false), case("b", Outcome::Error, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("error", 2));
+    }
+
+    #[test]
+    fn failing_cases_are_read_first() {
+        let r = run(vec![
+            case("passed", Outcome::Pass, true, false),
+            case("skipped", Outcome::Skip, true, false),
+            case("failed", Outcome::Fail, true, false),
+            case("broke", Outcome::Error, true, false),
+        ]);
+        let order: Vec<&str> = r.cases_for_reading().iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(order, ["failed", "broke", "skipped", "passed"]);
+    }
+}
