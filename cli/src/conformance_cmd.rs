@@ -140,6 +140,10 @@ pub struct RunArgs {
     /// Do not run cases whose id matches one of these globs.
     #[arg(long)]
     skip: Vec<String>,
+    /// Run only the cases that failed or broke in an earlier run's report.json (the verdict is
+    /// then `incomplete` at best: the others did not run).
+    #[arg(long)]
+    rerun_failed: Option<PathBuf>,
     /// Run only cases carrying one of these tags (`yrdx conformance list` shows them).
     #[arg(long)]
     tag: Vec<String>,
@@ -379,6 +383,12 @@ async fn run(mut a: RunArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
+    if let Some(path) = &a.rerun_failed {
+        match runner::failed_in(path, &a.suite) {
+            Ok(ids) => a.run.extend(ids),
+            Err(e) => return fail(e),
+        }
+    }
     let known_failing = match &a.known_failing {
         Some(p) => match runner::read_known_failing(p) {
             Ok(k) => k,
@@ -402,12 +412,17 @@ async fn run(mut a: RunArgs) -> ExitCode {
     say(&format!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a)));
     let report = match runner::run(&opts).await {
         Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => {
+            // The reports say it too, so a CI system reading them sees the configuration's fault.
+            let report = runner::error_report(&opts, &e);
+            let dir = report_dir(&a, &report);
+            if let Ok(w) = runner::write_reports(&report, &dir) {
+                say(&format!("reports: {}, {}, {}", w.json.display(), w.junit.display(), w.html.display()));
+            }
+            return fail(e.to_string());
+        }
     };
-    let dir = a
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("conformance-reports").join(format!("{}-{}", report.suite, report.run_id)));
+    let dir = report_dir(&a, &report);
     let written = match runner::write_reports(&report, &dir) {
         Ok(w) => w,
         Err(e) => return fail(e.to_string()),
@@ -450,6 +465,12 @@ async fn run(mut a: RunArgs) -> ExitCode {
         )])
         .all(|l| out(l));
     ExitCode::from(report.exit_code())
+}
+
+fn report_dir(a: &RunArgs, report: &yrdx_conformance::report::RunReport) -> PathBuf {
+    a.out
+        .clone()
+        .unwrap_or_else(|| Path::new("conformance-reports").join(format!("{}-{}", report.suite, report.run_id)))
 }
 
 fn list(a: ListArgs) -> ExitCode {

@@ -213,6 +213,13 @@ async fn a_run_without_the_peer_or_a_selection_is_incomplete_not_pass() {
     let o = run(cmd).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not the jiangsu partner"), "{}", text(&o));
+    // The reports say so too.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report")).expect("JSON");
+    assert_eq!(json["verdict"], "error");
+    assert!(json["verdict_reason"].as_str().expect("reason").contains("not the jiangsu partner"), "{json}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit");
+    assert!(junit.contains("<error message=\"verdict error: the tool or its configuration failed"), "{junit}");
     g.stop().await;
 }
 
@@ -278,6 +285,15 @@ fn broken_translators_fail_the_formats_suite() {
     assert_eq!(finding["expected"], "2 record(s)", "{finding}");
     assert_eq!(finding["actual"], "1 record(s)", "{finding}");
     assert_eq!(case(&r, "formats.jiangsu.valid.plan")["outcome"], "pass", "single records still translate");
+    // Rerunning only what failed, with the translator fixed: those pass, and the run is
+    // incomplete (the rest did not run this time), not pass.
+    let rerun = out.join("report.json").display().to_string();
+    let o = formats_run(&translate("jiangsu"), "jiangsu", &dir.join("rerun"), &["--rerun-failed", &rerun]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&dir.join("rerun"));
+    assert_eq!(r["verdict"], "incomplete", "{}", text(&o));
+    assert_eq!(case(&r, "formats.jiangsu.batch.sampling")["outcome"], "pass");
+    assert_eq!(case(&r, "formats.jiangsu.valid.plan")["outcome"], "omit");
 
     // Sender and receiver swapped.
     let swapped = script(

@@ -343,7 +343,8 @@ impl RunReport {
     /// The verdict: an `error` outweighs failures (the run cannot be trusted), a failure outweighs
     /// cases that did not run, and only a run where every required case ran and passed passes.
     pub fn verdict_of(&self) -> Verdict {
-        if self.cases.iter().any(|c| c.outcome == Outcome::Error && c.required) {
+        // A run with no case checked nothing: it can never pass.
+        if self.cases.is_empty() || self.cases.iter().any(|c| c.outcome == Outcome::Error && c.required) {
             Verdict::Error
         } else if self.cases.iter().any(CaseReport::fails_run) {
             Verdict::Fail
@@ -382,6 +383,7 @@ impl RunReport {
                     ids(&|c: &CaseReport| c.required_but_not_run())
                 )
             }
+            Verdict::Error if self.cases.is_empty() => "no case ran".into(),
             Verdict::Error => format!(
                 "the tool or its configuration broke (not a verdict on the system under test): {}",
                 ids(&|c: &CaseReport| c.outcome == Outcome::Error && c.required)

@@ -89,6 +89,33 @@ pub enum RunError {
     Preflight(String),
 }
 
+/// The ids of the cases that failed the run or broke in a report.json of `suite`, for
+/// `--rerun-failed` (known-failing cases that passed too: they failed the run).
+pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
+    let flag = format!("--rerun-failed {}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| format!("{flag}: {e}"))?;
+    let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{flag}: {e}"))?;
+    if report["suite"].as_str() != Some(suite) {
+        return Err(format!("{flag}: a report of the {} suite, not {suite}", report["suite"]));
+    }
+    let ids: Vec<String> = report["cases"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| {
+            let outcome = c["outcome"].as_str().unwrap_or_default();
+            let known = c["known_failing"].as_bool().unwrap_or(false);
+            (outcome == "fail" && !known) || outcome == "error" || (outcome == "pass" && known)
+        })
+        .filter_map(|c| c["id"].as_str().map(String::from))
+        .collect();
+    if ids.is_empty() {
+        return Err(format!("{flag}: no case failed or broke in that run"));
+    }
+    Ok(ids)
+}
+
 /// Reads a `--known-failing` file: one case id per line, `#` comments.
 pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--known-failing {}: {e}", path.display()))?;
@@ -234,14 +261,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     if let Target::Samr(_) = &opts.target {
         crate::samr_check::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
-    let (target_text, acting_as) = match &opts.target {
-        Target::Formats(FormatsTarget::Adapters) => ("yrdx adapters".to_string(), String::new()),
-        Target::Formats(FormatsTarget::Translator { command, format, .. }) => {
-            (format!("translator `{command}` (writes {format})"), String::new())
-        }
-        Target::Live(t) => (t.url.clone(), t.me.name.clone()),
-        Target::Samr(t) => (t.url.clone(), String::new()),
-    };
+    let (target_text, acting_as) = target_names(&opts.target);
     let started_at = beijing_now();
     let started = Instant::now();
     let total = cases.len();
@@ -293,6 +313,45 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     };
     report.finish();
     Ok(report)
+}
+
+/// What a report calls the target, and the partner acted as.
+fn target_names(target: &Target) -> (String, String) {
+    match target {
+        Target::Formats(FormatsTarget::Adapters) => ("yrdx adapters".to_string(), String::new()),
+        Target::Formats(FormatsTarget::Translator { command, format, .. }) => {
+            (format!("translator `{command}` (writes {format})"), String::new())
+        }
+        Target::Live(t) => (t.url.clone(), t.me.name.clone()),
+        Target::Samr(t) => (t.url.clone(), String::new()),
+    }
+}
+
+/// The report of a run that gave no verdict on the system under test (`error`, exit 2), saying
+/// why — so a CI system reading the report files sees the configuration's fault, not a gap.
+pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
+    let (run_id, _) = run_token();
+    let (target, acting_as) = target_names(&opts.target);
+    let mut report = RunReport {
+        report_format: REPORT_FORMAT.into(),
+        run_id,
+        tool: "yrdx conformance".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        suite: opts.suite.clone(),
+        suite_version: suite_version(&opts.suites_dir, &opts.suite),
+        target,
+        acting_as,
+        inputs: opts.inputs.clone(),
+        started_at: beijing_now(),
+        duration_ms: 0,
+        summary: Default::default(),
+        verdict: String::new(),
+        verdict_reason: String::new(),
+        cases: vec![],
+    };
+    report.finish();
+    report.verdict_reason = format!("the tool or its configuration failed: {error}");
+    report
 }
 
 async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> CaseReport {
