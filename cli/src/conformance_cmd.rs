@@ -24,6 +24,8 @@ pub enum ConformanceCommand {
     /// Exit 0: every required case passed; 1: the system under test failed; 2: the tool or its
     /// configuration failed.
     Run(Box<RunArgs>),
+    /// List the cases of a suite: id, whether it is required, what it needs, tags and clauses.
+    List(ListArgs),
     /// List the clauses of the interface documents and domain.md that no case checks.
     Coverage(Folders),
     /// Run a well-behaved partner against a gateway: submit a scenario, receive and acknowledge,
@@ -59,6 +61,19 @@ impl Folders {
     }
 }
 
+/// `yrdx conformance list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// The suite: formats, gateway, tls or samr-intake.
+    #[arg(long)]
+    suite: String,
+    /// Only cases carrying one of these tags.
+    #[arg(long)]
+    tag: Vec<String>,
+    #[command(flatten)]
+    folders: Folders,
+}
+
 /// `yrdx conformance run`.
 #[derive(Args)]
 pub struct RunArgs {
@@ -74,6 +89,11 @@ pub struct RunArgs {
     /// The SAMR intake's URL (samr-intake): https://host:port/v1/packages.
     #[arg(long)]
     intake: Option<String>,
+    /// A folder written by `yrdx pki init` (`state/dev/pki`): the defaults of --cert and --key
+    /// (`<as>.pem`, `<as>.key`), --ca (`ca.pem`), --peer-cert and --peer-key (`<peer>.pem`,
+    /// `<peer>.key`) and --issuing-ca-cert and --issuing-ca-key (`ca.pem`, `ca.key`).
+    #[arg(long)]
+    pki: Option<PathBuf>,
     /// Client certificate, PEM (the partner's; for samr-intake, the gateway's SAMR certificate).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -120,6 +140,24 @@ pub struct RunArgs {
     /// Do not run cases whose id matches one of these globs.
     #[arg(long)]
     skip: Vec<String>,
+    /// Run only the cases that failed or broke in an earlier run's report.json (the verdict is
+    /// then `incomplete` at best: the others did not run).
+    #[arg(long)]
+    rerun_failed: Option<PathBuf>,
+    /// Run only cases carrying one of these tags (`yrdx conformance list` shows them).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Seconds one call to the target (connect, Submit, opening Receive …) may take before the
+    /// step fails.
+    #[arg(long, default_value_t = 10)]
+    step_timeout_secs: u64,
+    /// The gateway's visibility timeout in seconds (its `visibility_timeout_secs`): the
+    /// redelivery case waits past it.
+    #[arg(long, default_value_t = 60)]
+    visibility_timeout_secs: u64,
+    /// Seconds one translation by --translator may take before it is killed and the case fails.
+    #[arg(long, default_value_t = 10)]
+    translator_timeout_secs: u64,
     /// A file of case ids expected to fail, one per line; one that passes fails the run.
     #[arg(long)]
     known_failing: Option<PathBuf>,
@@ -203,6 +241,26 @@ fn pair(
     }
 }
 
+impl RunArgs {
+    /// Fills the credential flags not given from `--pki DIR`, where `yrdx pki init` wrote them; a
+    /// file that is not there is left out (its cases are skipped, and the verdict says so).
+    fn apply_pki(&mut self) {
+        let Some(dir) = self.pki.clone() else { return };
+        let file = |name: String| Some(dir.join(name)).filter(|p| p.is_file());
+        if let Some(me) = self.acting_as.clone() {
+            self.cert = self.cert.take().or_else(|| file(format!("{me}.pem")));
+            self.key = self.key.take().or_else(|| file(format!("{me}.key")));
+        }
+        self.ca = self.ca.take().or_else(|| file("ca.pem".into()));
+        if self.acting_as.as_deref() != Some(self.peer.as_str()) {
+            self.peer_cert = self.peer_cert.take().or_else(|| file(format!("{}.pem", self.peer)));
+            self.peer_key = self.peer_key.take().or_else(|| file(format!("{}.key", self.peer)));
+        }
+        self.issuing_ca_cert = self.issuing_ca_cert.take().or_else(|| file("ca.pem".into()));
+        self.issuing_ca_key = self.issuing_ca_key.take().or_else(|| file("ca.key".into()));
+    }
+}
+
 fn inputs(a: &RunArgs) -> Vec<Input> {
     let mut out = vec![Input { name: "--suite".into(), value: a.suite.clone() }];
     let mut text = |name: &str, v: &Option<String>| {
@@ -235,6 +293,9 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
     if !a.skip.is_empty() {
         out.push(Input { name: "--skip".into(), value: a.skip.join(" ") });
     }
+    if !a.tag.is_empty() {
+        out.push(Input { name: "--tag".into(), value: a.tag.join(" ") });
+    }
     if let Some(k) = &a.known_failing {
         out.push(Input { name: "--known-failing".into(), value: k.display().to_string() });
     }
@@ -249,7 +310,11 @@ fn target(a: &RunArgs) -> Result<Target, String> {
                 let format = Partner::from_name(format)
                     .filter(|p| *p != Partner::Samr)
                     .ok_or_else(|| format!("--format {format}: expected jiangsu, zhejiang, beijing or canonical"))?;
-                Ok(Target::Formats(FormatsTarget::Translator { command: command.clone(), format }))
+                Ok(Target::Formats(FormatsTarget::Translator {
+                    command: command.clone(),
+                    format,
+                    timeout: Duration::from_secs(a.translator_timeout_secs.max(1)),
+                }))
             }
             _ => Err("--translator and --format go together".into()),
         },
@@ -279,6 +344,8 @@ fn target(a: &RunArgs) -> Result<Target, String> {
                 issuing_ca: pair("--issuing-ca-cert", &a.issuing_ca_cert, "--issuing-ca-key", &a.issuing_ca_key)?,
                 burst: a.burst,
                 oversized_bytes: a.oversized_bytes,
+                step_timeout: Duration::from_secs(a.step_timeout_secs.max(1)),
+                visibility_timeout: Duration::from_secs(a.visibility_timeout_secs),
             })))
         }
         "samr-intake" => Ok(Target::Samr(Box::new(SamrTarget {
@@ -292,15 +359,36 @@ fn target(a: &RunArgs) -> Result<Target, String> {
     }
 }
 
-async fn run(a: RunArgs) -> ExitCode {
+/// Writes a line to standard output; `false` when it is closed (`| head -1`), so the caller stops
+/// writing instead of panicking.
+fn out(line: &str) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+}
+
+/// Writes a line to standard error, silently when it is closed.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+async fn run(mut a: RunArgs) -> ExitCode {
     let fail = |e: String| {
-        eprintln!("yrdx conformance run: {e}");
+        say(&format!("yrdx conformance run: {e}"));
+        say("verdict error (the tool or its configuration; nothing is known of the system under test)");
         ExitCode::from(EXIT_TOOL)
     };
+    a.apply_pki();
     let target = match target(&a) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
+    if let Some(path) = &a.rerun_failed {
+        match runner::failed_in(path, &a.suite) {
+            Ok(ids) => a.run.extend(ids),
+            Err(e) => return fail(e),
+        }
+    }
     let known_failing = match &a.known_failing {
         Some(p) => match runner::read_known_failing(p) {
             Ok(k) => k,
@@ -315,31 +403,107 @@ async fn run(a: RunArgs) -> ExitCode {
         catalogue: a.folders.requirements(),
         run: a.run.clone(),
         skip: a.skip.clone(),
+        tags: a.tag.clone(),
         known_failing,
         target,
         inputs: inputs(&a),
         progress: true,
     };
-    eprintln!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a));
+    say(&format!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a)));
     let report = match runner::run(&opts).await {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => {
+            // The reports say it too, so a CI system reading them sees the configuration's fault.
+            let report = runner::error_report(&opts, &e);
+            let dir = report_dir(&a, &report);
+            if let Ok(w) = runner::write_reports(&report, &dir) {
+                say(&format!("reports: {}, {}, {}", w.json.display(), w.junit.display(), w.html.display()));
+            }
+            return fail(e.to_string());
+        }
     };
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("conformance-reports").join(format!("{}-{}", report.suite, report.run_id)));
-    let written = match runner::write_reports(&report, &out) {
+    let dir = report_dir(&a, &report);
+    let written = match runner::write_reports(&report, &dir) {
         Ok(w) => w,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let s = &report.summary;
-    println!(
-        "{}: {} pass, {} fail, {} error, {} skip, {} omit ({} known failing, {} listed but passed) — verdict {}",
-        report.suite, s.pass, s.fail, s.error, s.skip, s.omit, s.known_failing, s.unexpectedly_passed, report.verdict
+    // Failing cases first: what the reader must act on; then what did not run (cases left out
+    // by a selection only counted, the operator chose them).
+    use yrdx_conformance::report::Outcome;
+    let mut lines: Vec<String> = report
+        .cases_for_reading()
+        .into_iter()
+        .filter(|c| c.fails_run() || c.outcome == Outcome::Error || (c.required && c.outcome == Outcome::Skip))
+        .map(|c| format!("  {:<5} {} — {}", c.outcome.as_str(), c.id, c.message))
+        .collect();
+    let left_out = report.cases.iter().filter(|c| c.required && c.deselected).count();
+    if left_out > 0 {
+        lines.push(format!("  {left_out} required case(s) left out by --run/--skip/--tag"));
+    }
+    let summary = format!(
+        "{}: {} pass, {} fail, {} error, {} skip, {} omit ({} known failing, {} listed but passed, {} required not run) — verdict {}",
+        report.suite,
+        s.pass,
+        s.fail,
+        s.error,
+        s.skip,
+        s.omit,
+        s.known_failing,
+        s.unexpectedly_passed,
+        s.required_not_run,
+        report.verdict
     );
-    println!("reports: {}, {}, {}", written.json.display(), written.junit.display(), written.html.display());
+    let _ = [summary, format!("verdict {}: {}", report.verdict, report.verdict_reason)]
+        .iter()
+        .chain(&lines)
+        .chain(&[format!(
+            "reports: {}, {}, {}",
+            written.json.display(),
+            written.junit.display(),
+            written.html.display()
+        )])
+        .all(|l| out(l));
     ExitCode::from(report.exit_code())
+}
+
+fn report_dir(a: &RunArgs, report: &yrdx_conformance::report::RunReport) -> PathBuf {
+    a.out
+        .clone()
+        .unwrap_or_else(|| Path::new("conformance-reports").join(format!("{}-{}", report.suite, report.run_id)))
+}
+
+fn list(a: ListArgs) -> ExitCode {
+    let cases = match runner::load_cases(&a.folders.suites(), &a.suite, &a.folders.vectors(), &a.folders.requirements())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            say(&format!("yrdx conformance list: {e}"));
+            return ExitCode::from(EXIT_TOOL);
+        }
+    };
+    let cases: Vec<_> =
+        cases.iter().filter(|c| a.tag.is_empty() || a.tag.iter().any(|t| c.def.tags.contains(t))).collect();
+    if cases.is_empty() {
+        say(&format!("yrdx conformance list: no case of the {} suite has tag {}", a.suite, a.tag.join(" or ")));
+        return ExitCode::from(EXIT_TOOL);
+    }
+    for c in cases {
+        let d = &c.def;
+        let mut line = format!("{}\t{}", d.id, if d.required { "required" } else { "optional" });
+        let needs = if d.needs.is_empty() { "-".to_string() } else { d.needs.join(",") };
+        let partners = if d.partners.is_empty() { "all".to_string() } else { d.partners.join(",") };
+        line.push_str(&format!(
+            "\tneeds={needs}\tpartners={partners}\ttags={}\tclauses={}\t{}",
+            d.tags.join(","),
+            d.requirements.join(","),
+            d.title
+        ));
+        if !out(&line) {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn target_name(a: &RunArgs) -> String {
@@ -354,25 +518,31 @@ fn coverage(f: Folders) -> ExitCode {
     let catalogue = match Catalogue::load(&f.requirements()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("yrdx conformance coverage: {e}");
+            say(&format!("yrdx conformance coverage: {e}"));
             return ExitCode::from(EXIT_TOOL);
         }
     };
     let covered = match runner::covered_clauses(&f.suites(), &f.vectors(), &catalogue) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("yrdx conformance coverage: {e}");
+            say(&format!("yrdx conformance coverage: {e}"));
             return ExitCode::from(EXIT_TOOL);
         }
     };
     let gaps = catalogue.uncovered(&covered);
-    println!("{} of {} clauses have at least one case.", catalogue.clauses.len() - gaps.len(), catalogue.clauses.len());
+    out(&format!(
+        "{} of {} clauses are checked by an assertion of some case.",
+        catalogue.clauses.len() - gaps.len(),
+        catalogue.clauses.len()
+    ));
     if gaps.is_empty() {
-        println!("Every clause is covered.");
+        out("Every clause is covered.");
     } else {
-        println!("Clauses with no case:");
+        out("Clauses no case checks:");
         for c in gaps {
-            println!("  {:<36} {} — {}", c.id, c.source, c.text);
+            if !out(&format!("  {:<36} {} — {}", c.id, c.source, c.text)) {
+                break;
+            }
         }
     }
     ExitCode::SUCCESS
@@ -398,9 +568,11 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             issuing_ca: None,
             burst: None,
             oversized_bytes: None,
+            step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+            visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
         };
         yrdx_conformance::simulate::run(&target, &scenario, Duration::from_secs(a.listen_secs), &mut |line| {
-            println!("{line}")
+            out(line);
         })
         .await
     }
@@ -408,7 +580,7 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("yrdx conformance simulate: {e}");
+            say(&format!("yrdx conformance simulate: {e}"));
             ExitCode::from(1)
         }
     }
@@ -420,7 +592,7 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
     let (cert, key, ca) = match files {
         (Ok(c), Ok(k), Ok(ca)) => (c, k, ca),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("yrdx conformance samr-intake: {e}");
+            say(&format!("yrdx conformance samr-intake: {e}"));
             return ExitCode::from(EXIT_TOOL);
         }
     };
@@ -428,11 +600,11 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
     let intake = match yrdx_conformance::samr_intake::SamrIntake::start_on(&a.listen, &cert, &key, &ca, options).await {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("yrdx conformance samr-intake: {e}");
+            say(&format!("yrdx conformance samr-intake: {e}"));
             return ExitCode::from(EXIT_TOOL);
         }
     };
-    println!("SAMR intake listening on {} (mutual TLS); Ctrl-C to stop", intake.url());
+    out(&format!("SAMR intake listening on {} (mutual TLS); Ctrl-C to stop", intake.url()));
     let mut shown = 0;
     loop {
         tokio::select! {
@@ -441,7 +613,7 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
                 let events = intake.events();
                 for e in &events[shown..] {
                     let verdict = if e.accepted { "JSZT=1".to_string() } else { format!("JSZT=0 {}", e.reason) };
-                    println!("{} {} {verdict}", e.status, e.number.as_deref().unwrap_or("-"));
+                    out(&format!("{} {} {verdict}", e.status, e.number.as_deref().unwrap_or("-")));
                 }
                 shown = events.len();
             }
@@ -451,17 +623,28 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The exit code for a command line clap refuses: 2 for `yrdx conformance …` (as
+/// docs/conformance.md says: the tool's configuration failed), `other` for the rest of `yrdx`.
+pub fn usage_exit_code(other: i32) -> i32 {
+    if std::env::args().nth(1).as_deref() == Some("conformance") {
+        i32::from(EXIT_TOOL)
+    } else {
+        other
+    }
+}
+
 /// Runs a `yrdx conformance` command.
 pub fn main(command: ConformanceCommand) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("yrdx conformance: {e}");
+            say(&format!("yrdx conformance: {e}"));
             return ExitCode::from(EXIT_TOOL);
         }
     };
     match command {
         ConformanceCommand::Run(a) => runtime.block_on(run(*a)),
+        ConformanceCommand::List(a) => list(a),
         ConformanceCommand::Coverage(f) => coverage(f),
         ConformanceCommand::Simulate(a) => runtime.block_on(simulate(a)),
         ConformanceCommand::SamrIntake(a) => runtime.block_on(samr_intake(a)),

@@ -167,6 +167,8 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
             issuing_ca: None,
             burst: None,
             oversized_bytes: None,
+            step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+            visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
         };
         let mut sim = PartnerSimulator::connect(&target).await.map_err(|e| format!("{name}: {e}"))?;
         sim.event_time = Some(demo_time);

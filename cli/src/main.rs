@@ -92,6 +92,9 @@ enum PkiCommand {
         /// The address the written configuration listens on.
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: String,
+        /// Replace a CA the folder already holds (every certificate it issued stops working).
+        #[arg(long)]
+        force: bool,
     },
     /// Issue the server and client certificates of a development PKI again (one more year),
     /// with its CA; yrdx.toml is left as it is.
@@ -215,7 +218,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() { conformance_cmd::usage_exit_code(EXIT_USAGE) } else { 0 };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
@@ -268,7 +271,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Pki { command: PkiCommand::Init { dir, listen } } => {
+        Command::Pki { command: PkiCommand::Init { dir, listen, force } } => {
+            let existing = yrdx_gateway::pki::existing_ca(std::path::Path::new(&dir));
+            if !existing.is_empty() && !force {
+                let files: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
+                eprintln!(
+                    "yrdx pki init: {dir} already holds a CA ({}); replacing it would invalidate every certificate it issued. Give --force to replace it.",
+                    files.join(", ")
+                );
+                return ExitCode::from(1);
+            }
             match yrdx_gateway::pki::init(std::path::Path::new(&dir), &listen) {
                 Ok(pki) => {
                     println!("wrote the development PKI and {}", pki.config.display());

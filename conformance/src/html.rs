@@ -79,9 +79,15 @@ pub fn render(r: &RunReport) -> String {
         out,
         "<h1>yrdx conformance report: suite <code>{}</code> — verdict <span class=\"{}\">{}</span></h1>",
         escape(&r.suite),
-        if r.verdict == "pass" { "pass" } else { "fail" },
+        match r.verdict.as_str() {
+            "pass" => "pass",
+            "incomplete" => "error",
+            _ => "fail",
+        },
         escape(&r.verdict)
     );
+    let _ =
+        write!(out, "<p class=\"verdict\"><b>verdict {}</b>: {}</p>", escape(&r.verdict), escape(&r.verdict_reason));
     out.push_str("<table>");
     for (k, v) in [
         ("run id", r.run_id.clone()),
@@ -104,11 +110,11 @@ pub fn render(r: &RunReport) -> String {
     let s = &r.summary;
     let _ = write!(
         out,
-        "</table><h2>Summary</h2><table><tr><th>pass</th><th>fail</th><th>error</th><th>skip</th><th>omit</th><th>known failing</th><th>listed but passed</th></tr><tr><td class=\"pass\">{}</td><td class=\"fail\">{}</td><td class=\"error\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
-        s.pass, s.fail, s.error, s.skip, s.omit, s.known_failing, s.unexpectedly_passed
+        "</table><h2>Summary</h2><table><tr><th>pass</th><th>fail</th><th>error</th><th>skip</th><th>omit</th><th>known failing</th><th>listed but passed</th><th>required not run</th></tr><tr><td class=\"pass\">{}</td><td class=\"fail\">{}</td><td class=\"error\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        s.pass, s.fail, s.error, s.skip, s.omit, s.known_failing, s.unexpectedly_passed, s.required_not_run
     );
     out.push_str("<table><tr><th>case</th><th>outcome</th><th>title</th><th>requirements</th><th>ms</th></tr>");
-    for c in &r.cases {
+    for c in r.cases_for_reading() {
         let _ = write!(
             out,
             "<tr><td><a href=\"#{}\"><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -121,7 +127,7 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     out.push_str("</table><h2>Cases</h2>");
-    for c in &r.cases {
+    for c in r.cases_for_reading() {
         let _ = write!(
             out,
             "<div class=\"case\" id=\"{}\"><h3><code>{}</code> — {}</h3><p>{}</p><p>{}</p><p>requirements: {} · tags: {} · group: {}{}</p>",

@@ -88,7 +88,37 @@ pub fn render(r: &RunReport) -> String {
         }
         out.push_str("  </testsuite>\n");
     }
-    out.push_str("</testsuites>\n");
+    // The verdict as a case of its own, so a CI system shows `incomplete` (a required case did
+    // not run) as a failure rather than as a row of harmless skips.
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}.verdict\" tests=\"1\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"0.000\">",
+        escape(&r.suite),
+        u8::from(matches!(r.verdict.as_str(), "fail" | "incomplete")),
+        u8::from(r.verdict == "error"),
+    );
+    let _ = writeln!(
+        out,
+        "    <properties><property name=\"verdict\" value=\"{}\"/><property name=\"verdict_reason\" value=\"{}\"/></properties>",
+        escape(&r.verdict),
+        escape(&r.verdict_reason)
+    );
+    let _ = write!(
+        out,
+        "    <testcase classname=\"{}.verdict\" name=\"verdict {}\" time=\"0.000\">",
+        escape(&r.suite),
+        escape(&r.verdict)
+    );
+    match r.verdict.as_str() {
+        "pass" => {}
+        "error" => {
+            let _ = write!(out, "<error message=\"verdict error: {}\"/>", escape(&r.verdict_reason));
+        }
+        v => {
+            let _ = write!(out, "<failure message=\"verdict {}: {}\"/>", escape(v), escape(&r.verdict_reason));
+        }
+    }
+    out.push_str("</testcase>\n  </testsuite>\n</testsuites>\n");
     out
 }
 

@@ -62,6 +62,45 @@ pub struct LiveTarget {
     pub burst: Option<u32>,
     /// The size of an oversized document (overrides the case's), bytes.
     pub oversized_bytes: Option<usize>,
+    /// How long one call (connect, Submit, Ack, opening Receive …) may take before the step fails,
+    /// so a gateway that never answers fails in seconds, not minutes.
+    pub step_timeout: Duration,
+    /// The gateway's visibility timeout: how long a delivery sent and not acknowledged stays
+    /// invisible before it is sent again (`wait` steps wait past it).
+    pub visibility_timeout: Duration,
+}
+
+/// The default of [`LiveTarget::visibility_timeout`]: the gateway's own default
+/// (`visibility_timeout_secs = 60`).
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default of [`LiveTarget::step_timeout`].
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks, before any case, that the run can test the target at all: the gateway answers, our
+/// `--ca` accepts its certificate, and the certificates given are those of the partners named
+/// (a certificate of another partner would make the gateway's correct answers look wrong).
+pub async fn preflight(t: &LiveTarget) -> Result<(), String> {
+    check_partner_certificate("--cert", &t.me)?;
+    if let Some(peer) = &t.peer {
+        check_partner_certificate("--peer-cert", peer)?;
+    }
+    let addr = t.authority()?;
+    crate::tls::preflight(&addr, &t.ca_pem, Some(&t.me.identity), &t.server_name, &[b"h2"], t.step_timeout)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("--gateway {}: {e}", t.url))
+}
+
+/// Refuses a certificate whose SAN does not name `partner` (`URI:urn:yrdx:partner:jiangsu`).
+fn check_partner_certificate(flag: &str, partner: &PartnerProfile) -> Result<(), String> {
+    let want = format!("URI:{}", yrdx_gateway::pki::partner_identity(&partner.name));
+    let sans = crate::tls::pem_san(&partner.identity.cert_pem);
+    if sans.contains(&want) {
+        return Ok(());
+    }
+    let named = if sans.is_empty() { "no subject alternative name".to_string() } else { sans.join(", ") };
+    Err(format!("{flag}: the certificate names {named}, not the {} partner ({want})", partner.name))
 }
 
 impl LiveTarget {
@@ -94,8 +133,8 @@ impl LiveTarget {
         // TLS is done by the connector, so the endpoint itself is plain.
         let endpoint = Endpoint::from_shared(format!("http://{}", self.authority()?))
             .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30));
+            .connect_timeout(self.step_timeout)
+            .timeout(self.step_timeout);
         let channel = endpoint.connect_with_connector_lazy(connector);
         Ok((channel, facts))
     }
@@ -232,6 +271,14 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
             Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
             Step::PlanSummary(s) => run.plan_summary(s).await,
+            Step::Wait(w) => {
+                let wait = match w.ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    None => target.visibility_timeout + Duration::from_secs(1),
+                };
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
         };
         if let Err(e) = result {
             return LiveOutcome::Error(format!("step {}: {e}", i + 1), run.evidence);
@@ -480,7 +527,17 @@ impl CaseRun<'_> {
         let (mut client, facts) = self.client(s.by).await?;
         let started = Instant::now();
         let at = format!("step {} Receive", self.step);
-        let stream = client.receive(ReceiveRequest { max_unacked: 500 }).await;
+        let opened =
+            tokio::time::timeout(self.target.step_timeout, client.receive(ReceiveRequest { max_unacked: 500 })).await;
+        let Ok(stream) = opened else {
+            self.findings.push(Finding::new(
+                "Receive opens the mailbox",
+                at,
+                "a delivery stream",
+                format!("no answer within {} ms", self.target.step_timeout.as_millis()),
+            ));
+            return Ok(());
+        };
         let mut stream = match stream {
             Ok(r) => r.into_inner(),
             Err(st) => {
@@ -839,11 +896,21 @@ impl CaseRun<'_> {
         let mut client = ExchangeClient::new(channel);
         let started = Instant::now();
         // An empty document: a gateway that let the caller in answers INVALID_ARGUMENT.
-        let r = client.submit(SubmitRequest { document: b"{}".to_vec() }).await;
+        let limit = self.target.step_timeout;
+        let r = tokio::time::timeout(limit, client.submit(SubmitRequest { document: b"{}".to_vec() })).await;
+        // No answer in time is neither a refusal nor an acceptance: it fails both expectations,
+        // so a gateway that hangs cannot pass a refusal case.
         let (outcome, view) = match &r {
-            Ok(_) => ("accepted", json!({"code": "OK"})),
-            Err(st) if is_refusal(st) => ("refused", status_view(st)),
-            Err(st) => ("accepted", status_view(st)),
+            Err(_) => ("no answer", json!({"timeout_ms": limit.as_millis() as u64})),
+            Ok(Err(st))
+                if st.code() == Code::DeadlineExceeded
+                    || (st.code() == Code::Cancelled && st.message().contains("Timeout")) =>
+            {
+                ("no answer", status_view(st))
+            }
+            Ok(Ok(_)) => ("accepted", json!({"code": "OK"})),
+            Ok(Err(st)) if is_refusal(st) => ("refused", status_view(st)),
+            Ok(Err(st)) => ("accepted", status_view(st)),
         };
         let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.evidence.push(Evidence {

@@ -159,6 +159,10 @@ pub struct CaseReport {
     pub outcome: Outcome,
     /// Listed in `--known-failing`.
     pub known_failing: bool,
+    /// Omitted because `--run`/`--skip`/`--tag` left it out (not because it does not apply):
+    /// a required case left out makes the verdict `incomplete`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deselected: bool,
     /// Why it was skipped, omitted or broke, or a summary of its failure.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -178,6 +182,68 @@ impl CaseReport {
             (Outcome::Fail, false) => self.required,
             (Outcome::Pass, true) => true,
             _ => false,
+        }
+    }
+
+    /// Whether this is a required case that did not run although it applies to the target: skipped
+    /// for a missing credential, or left out by `--run`/`--skip`/`--tag`. Such a run proved less
+    /// than the suite asks, so it cannot pass.
+    pub fn required_but_not_run(&self) -> bool {
+        self.required && (self.outcome == Outcome::Skip || (self.outcome == Outcome::Omit && self.deselected))
+    }
+
+    /// Whether the case ran to a verdict on the system under test (pass or fail).
+    pub fn checked(&self) -> bool {
+        matches!(self.outcome, Outcome::Pass | Outcome::Fail)
+    }
+
+    /// The order a person reads a report in: what needs action first (fail, error), then what did
+    /// not run, then what passed.
+    pub fn reading_rank(&self) -> u8 {
+        match self.outcome {
+            Outcome::Fail if self.known_failing => 2,
+            Outcome::Fail => 0,
+            Outcome::Error => 1,
+            Outcome::Pass if self.known_failing => 0,
+            Outcome::Skip => 3,
+            Outcome::Pass => 4,
+            Outcome::Omit => 5,
+        }
+    }
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every required case of the suite ran and passed.
+    Pass,
+    /// The system under test failed a required case (or a known-failing case passed).
+    Fail,
+    /// Nothing failed, but a required case did not run (a missing credential, a selection): the
+    /// run cannot certify anything.
+    Incomplete,
+    /// The tool or its configuration broke; says nothing of the system under test.
+    Error,
+}
+
+impl Verdict {
+    /// The word every report shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Incomplete => "incomplete",
+            Verdict::Error => "error",
+        }
+    }
+
+    /// The exit code: 0 pass, 1 fail or incomplete, 2 error.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail | Verdict::Incomplete => 1,
+            Verdict::Error => 2,
         }
     }
 }
@@ -208,6 +274,8 @@ pub struct Summary {
     pub known_failing: usize,
     /// Listed as known failing, yet passed.
     pub unexpectedly_passed: usize,
+    /// Required cases that apply but did not run (skipped, or left out by a selection).
+    pub required_not_run: usize,
 }
 
 /// The whole run.
@@ -238,8 +306,10 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Counts.
     pub summary: Summary,
-    /// The verdict: `pass`, `fail` or `error`.
+    /// The verdict: `pass`, `fail`, `incomplete` or `error`.
     pub verdict: String,
+    /// Why the verdict is what it is, in one sentence.
+    pub verdict_reason: String,
     /// Every case, in run order.
     pub cases: Vec<CaseReport>,
 }
@@ -263,29 +333,156 @@ impl RunReport {
                 s.unexpectedly_passed += 1;
             }
         }
+        s.required_not_run = self.cases.iter().filter(|c| c.required_but_not_run()).count();
         self.summary = s;
-        self.verdict = match self.exit_code() {
-            0 => "pass",
-            1 => "fail",
-            _ => "error",
-        }
-        .into();
+        let v = self.verdict_of();
+        self.verdict = v.as_str().into();
+        self.verdict_reason = self.reason(v);
     }
 
-    /// 0 every required case passed; 1 the system under test failed; 2 the tool or its
-    /// configuration failed (an `error` outweighs failures: the run cannot be trusted).
-    pub fn exit_code(&self) -> u8 {
-        if self.cases.iter().any(|c| c.outcome == Outcome::Error && c.required) {
-            2
+    /// The verdict: an `error` outweighs failures (the run cannot be trusted), a failure outweighs
+    /// cases that did not run, and only a run where every required case ran and passed passes.
+    pub fn verdict_of(&self) -> Verdict {
+        // A run with no case checked nothing: it can never pass.
+        if self.cases.is_empty() || self.cases.iter().any(|c| c.outcome == Outcome::Error && c.required) {
+            Verdict::Error
         } else if self.cases.iter().any(CaseReport::fails_run) {
-            1
+            Verdict::Fail
+        } else if self.cases.iter().any(CaseReport::required_but_not_run) {
+            Verdict::Incomplete
         } else {
-            0
+            Verdict::Pass
         }
+    }
+
+    fn reason(&self, v: Verdict) -> String {
+        let ids = |f: &dyn Fn(&CaseReport) -> bool| {
+            let ids: Vec<&str> = self.cases.iter().filter(|c| f(c)).map(|c| c.id.as_str()).collect();
+            match ids.len() {
+                0..=3 => ids.join(", "),
+                n => format!("{} and {} more", ids[..3].join(", "), n - 3),
+            }
+        };
+        match v {
+            Verdict::Pass => format!("every required case that applies ran and passed ({})", self.summary.pass),
+            Verdict::Fail => format!("the system under test failed: {}", ids(&|c: &CaseReport| c.fails_run())),
+            Verdict::Incomplete => {
+                let skipped = self.cases.iter().filter(|c| c.required && c.outcome == Outcome::Skip).count();
+                let left_out = self.summary.required_not_run - skipped;
+                let mut why = Vec::new();
+                if skipped > 0 {
+                    why.push(format!("{skipped} skipped for a missing credential"));
+                }
+                if left_out > 0 {
+                    why.push(format!("{left_out} left out by --run/--skip/--tag"));
+                }
+                format!(
+                    "{} required case(s) did not run ({}): {}",
+                    self.summary.required_not_run,
+                    why.join(", "),
+                    ids(&|c: &CaseReport| c.required_but_not_run())
+                )
+            }
+            Verdict::Error if self.cases.is_empty() => "no case ran".into(),
+            Verdict::Error => format!(
+                "the tool or its configuration broke (not a verdict on the system under test): {}",
+                ids(&|c: &CaseReport| c.outcome == Outcome::Error && c.required)
+            ),
+        }
+    }
+
+    /// 0 every required case ran and passed; 1 the system under test failed, or a required case
+    /// did not run (`incomplete`); 2 the tool or its configuration failed.
+    pub fn exit_code(&self) -> u8 {
+        self.verdict_of().exit_code()
+    }
+
+    /// The cases in reading order: failures and errors first, then what did not run, then passes
+    /// (run order within each).
+    pub fn cases_for_reading(&self) -> Vec<&CaseReport> {
+        let mut cases: Vec<&CaseReport> = self.cases.iter().collect();
+        cases.sort_by_key(|c| c.reading_rank());
+        cases
     }
 }
 
 /// The time now as RFC 3339 in Beijing time (`2026-11-25T16:00:00+08:00`).
 pub fn beijing_now() -> String {
     yrdx_proto::civil::BeijingTime::of(&crate::live::now()).to_rfc3339()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str, outcome: Outcome, required: bool, deselected: bool) -> CaseReport {
+        CaseReport {
+            id: id.into(),
+            title: String::new(),
+            suite: "gateway".into(),
+            group: "g".into(),
+            checks: String::new(),
+            requirements: vec![],
+            tags: vec![],
+            required,
+            outcome,
+            known_failing: false,
+            deselected,
+            message: String::new(),
+            findings: vec![],
+            evidence: vec![],
+            duration_ms: 0,
+        }
+    }
+
+    fn run(cases: Vec<CaseReport>) -> RunReport {
+        let mut r = RunReport {
+            report_format: REPORT_FORMAT.into(),
+            run_id: "r".into(),
+            tool: "t".into(),
+            tool_version: "0".into(),
+            suite: "gateway".into(),
+            suite_version: "0".into(),
+            target: "x".into(),
+            acting_as: String::new(),
+            inputs: vec![],
+            started_at: String::new(),
+            duration_ms: 0,
+            summary: Summary::default(),
+            verdict: String::new(),
+            verdict_reason: String::new(),
+            cases,
+        };
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn only_every_required_case_passing_passes() {
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Omit, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("pass", 0), "omitted for another partner");
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Skip, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("incomplete", 1));
+        assert!(r.verdict_reason.contains('b'), "{}", r.verdict_reason);
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Omit, true, true)]);
+        assert_eq!(r.verdict, "incomplete", "left out by a selection");
+        let r = run(vec![case("a", Outcome::Pass, true, false), case("b", Outcome::Skip, false, false)]);
+        assert_eq!(r.verdict, "pass", "an optional case may skip");
+        let r = run(vec![case("a", Outcome::Fail, true, false), case("b", Outcome::Skip, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("fail", 1), "a failure outweighs incomplete");
+        let r = run(vec![case("a", Outcome::Fail, true, false), case("b", Outcome::Error, true, false)]);
+        assert_eq!((r.verdict.as_str(), r.exit_code()), ("error", 2));
+    }
+
+    #[test]
+    fn failing_cases_are_read_first() {
+        let r = run(vec![
+            case("passed", Outcome::Pass, true, false),
+            case("skipped", Outcome::Skip, true, false),
+            case("failed", Outcome::Fail, true, false),
+            case("broke", Outcome::Error, true, false),
+        ]);
+        let order: Vec<&str> = r.cases_for_reading().iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(order, ["failed", "broke", "skipped", "passed"]);
+    }
 }

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub run: Vec<String>,
     /// Case-id globs not to run.
     pub skip: Vec<String>,
+    /// Run only cases carrying one of these tags (empty: all).
+    pub tags: Vec<String>,
     /// Cases expected to fail.
     pub known_failing: BTreeSet<String>,
     /// The target.
@@ -46,6 +48,72 @@ pub struct RunOptions {
     pub inputs: Vec<Input>,
     /// Show progress on stderr.
     pub progress: bool,
+}
+
+/// Why a run could not give a verdict on the system under test (exit 2): the tool, its
+/// configuration or the suite is at fault, or the run would have checked nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A flag, file or folder of the run is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The suite's case files are broken.
+    #[error(transparent)]
+    Suite(#[from] suite::SuiteError),
+    /// The suite has no case at all (an empty folder, no vectors found).
+    #[error("the {suite} suite has no case: {why}")]
+    NoCases {
+        /// The suite.
+        suite: String,
+        /// Where the cases were looked for.
+        why: String,
+    },
+    /// A `--run` glob or `--tag` selects no case (a typo would otherwise check nothing).
+    #[error(
+        "{flag} {value} matches no case of the {suite} suite (`yrdx conformance list --suite {suite}` lists them)"
+    )]
+    SelectsNothing {
+        /// `--run` or `--tag`.
+        flag: &'static str,
+        /// The glob or tag.
+        value: String,
+        /// The suite.
+        suite: String,
+    },
+    /// No case ran to a verdict: every one was omitted or skipped.
+    #[error("nothing was checked: {0}")]
+    NothingChecked(String),
+    /// The target cannot be tested with the given configuration (unreachable, our `--ca`
+    /// rejects its certificate, a certificate that is not the partner's …).
+    #[error("{0}")]
+    Preflight(String),
+}
+
+/// The ids of the cases that failed the run or broke in a report.json of `suite`, for
+/// `--rerun-failed` (known-failing cases that passed too: they failed the run).
+pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
+    let flag = format!("--rerun-failed {}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| format!("{flag}: {e}"))?;
+    let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{flag}: {e}"))?;
+    if report["suite"].as_str() != Some(suite) {
+        return Err(format!("{flag}: a report of the {} suite, not {suite}", report["suite"]));
+    }
+    let ids: Vec<String> = report["cases"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| {
+            let outcome = c["outcome"].as_str().unwrap_or_default();
+            let known = c["known_failing"].as_bool().unwrap_or(false);
+            (outcome == "fail" && !known) || outcome == "error" || (outcome == "pass" && known)
+        })
+        .filter_map(|c| c["id"].as_str().map(String::from))
+        .collect();
+    if ids.is_empty() {
+        return Err(format!("{flag}: no case failed or broke in that run"));
+    }
+    Ok(ids)
 }
 
 /// Reads a `--known-failing` file: one case id per line, `#` comments.
@@ -108,20 +176,81 @@ fn suite_version(dir: &Path, suite: &str) -> String {
     format!("{}+{}", env!("CARGO_PKG_VERSION"), &hex::encode(h.finalize())[..12])
 }
 
-fn selected(id: &str, run: &[String], skip: &[String]) -> bool {
-    (run.is_empty() || run.iter().any(|g| glob_match(g, id))) && !skip.iter().any(|g| glob_match(g, id))
+fn selected(def: &suite::CaseDef, opts: &RunOptions) -> bool {
+    let id = &def.id;
+    (opts.run.is_empty() || opts.run.iter().any(|g| glob_match(g, id)))
+        && !opts.skip.iter().any(|g| glob_match(g, id))
+        && (opts.tags.is_empty() || opts.tags.iter().any(|t| def.tags.contains(t)))
 }
 
-/// Loads and runs a suite. `Err` is a broken configuration or suite (exit 2), before any case ran.
-pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
-    if !suite::SUITES.contains(&opts.suite.as_str()) {
-        return Err(format!("--suite {}: expected one of {}", opts.suite, suite::SUITES.join(", ")));
+/// Checks that every `--run` glob and `--tag` selects at least one case.
+fn check_selection(cases: &[LoadedCase], opts: &RunOptions) -> Result<(), RunError> {
+    for g in &opts.run {
+        if !cases.iter().any(|c| glob_match(g, &c.def.id)) {
+            return Err(RunError::SelectsNothing { flag: "--run", value: g.clone(), suite: opts.suite.clone() });
+        }
     }
-    let catalogue = Catalogue::load(&opts.catalogue)?;
-    let cases = suite::load(&opts.suites_dir, &opts.suite, &opts.vectors_dir, &catalogue).map_err(|e| e.to_string())?;
+    for t in &opts.tags {
+        if !cases.iter().any(|c| c.def.tags.contains(t)) {
+            return Err(RunError::SelectsNothing { flag: "--tag", value: t.clone(), suite: opts.suite.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Why a run checked nothing, from what its cases said.
+fn nothing_checked(reports: &[CaseReport]) -> String {
+    let mut reasons: Vec<String> = Vec::new();
+    for r in reports {
+        let why = format!("{} ({})", r.outcome.as_str(), r.message);
+        if !reasons.contains(&why) {
+            reasons.push(why);
+        }
+    }
+    format!("all {} case(s) were omitted or skipped: {}", reports.len(), reasons.join("; "))
+}
+
+/// Loads the cases of `suite`, refusing a suite with none.
+pub fn load_cases(
+    suites_dir: &Path,
+    suite_name: &str,
+    vectors_dir: &Path,
+    catalogue: &Path,
+) -> Result<Vec<LoadedCase>, RunError> {
+    if !suite::SUITES.contains(&suite_name) {
+        return Err(RunError::Config(format!("--suite {suite_name}: expected one of {}", suite::SUITES.join(", "))));
+    }
+    let catalogue = Catalogue::load(catalogue).map_err(RunError::Config)?;
+    let cases = suite::load(suites_dir, suite_name, vectors_dir, &catalogue)?;
+    if cases.is_empty() {
+        let why = if suite_name == "formats" {
+            format!("no vectors found in {} (or --suites has no generator)", vectors_dir.display())
+        } else {
+            format!("no case file in {}", suites_dir.join(suite_name).display())
+        };
+        return Err(RunError::NoCases { suite: suite_name.to_string(), why });
+    }
+    Ok(cases)
+}
+
+/// Loads and runs a suite. `Err` is a broken configuration or suite, or a run that would check
+/// nothing (exit 2).
+pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
+    let cases = load_cases(&opts.suites_dir, &opts.suite, &opts.vectors_dir, &opts.catalogue)?;
     let known: BTreeSet<&String> = cases.iter().map(|c| &c.def.id).collect();
     if let Some(stale) = opts.known_failing.iter().find(|k| !known.contains(k)) {
-        return Err(format!("--known-failing names {stale}, which is no case of the {} suite", opts.suite));
+        return Err(RunError::Config(format!(
+            "--known-failing names {stale}, which is no case of the {} suite",
+            opts.suite
+        )));
+    }
+    check_selection(&cases, opts)?;
+    // Before any case: a target the tool cannot test properly would make cases fail (or, worse,
+    // a refusal case pass) for reasons that are the configuration's, not the target's.
+    match &opts.target {
+        Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Samr(t) => crate::samr_check::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Formats(_) => {}
     }
     let (run_id, token) = run_token();
     let live = match &opts.target {
@@ -132,14 +261,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
     if let Target::Samr(_) = &opts.target {
         crate::samr_check::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
-    let (target_text, acting_as) = match &opts.target {
-        Target::Formats(FormatsTarget::Adapters) => ("yrdx adapters".to_string(), String::new()),
-        Target::Formats(FormatsTarget::Translator { command, format }) => {
-            (format!("translator `{command}` (writes {format})"), String::new())
-        }
-        Target::Live(t) => (t.url.clone(), t.me.name.clone()),
-        Target::Samr(t) => (t.url.clone(), String::new()),
-    };
+    let (target_text, acting_as) = target_names(&opts.target);
     let started_at = beijing_now();
     let started = Instant::now();
     let total = cases.len();
@@ -169,6 +291,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
         }
         reports.push(report);
     }
+    if !reports.iter().any(|r| r.checked() || r.outcome == Outcome::Error) {
+        return Err(RunError::NothingChecked(nothing_checked(&reports)));
+    }
     let mut report = RunReport {
         report_format: REPORT_FORMAT.into(),
         run_id,
@@ -183,10 +308,50 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, String> {
         duration_ms: started.elapsed().as_millis() as u64,
         summary: Default::default(),
         verdict: String::new(),
+        verdict_reason: String::new(),
         cases: reports,
     };
     report.finish();
     Ok(report)
+}
+
+/// What a report calls the target, and the partner acted as.
+fn target_names(target: &Target) -> (String, String) {
+    match target {
+        Target::Formats(FormatsTarget::Adapters) => ("yrdx adapters".to_string(), String::new()),
+        Target::Formats(FormatsTarget::Translator { command, format, .. }) => {
+            (format!("translator `{command}` (writes {format})"), String::new())
+        }
+        Target::Live(t) => (t.url.clone(), t.me.name.clone()),
+        Target::Samr(t) => (t.url.clone(), String::new()),
+    }
+}
+
+/// The report of a run that gave no verdict on the system under test (`error`, exit 2), saying
+/// why — so a CI system reading the report files sees the configuration's fault, not a gap.
+pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
+    let (run_id, _) = run_token();
+    let (target, acting_as) = target_names(&opts.target);
+    let mut report = RunReport {
+        report_format: REPORT_FORMAT.into(),
+        run_id,
+        tool: "yrdx conformance".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        suite: opts.suite.clone(),
+        suite_version: suite_version(&opts.suites_dir, &opts.suite),
+        target,
+        acting_as,
+        inputs: opts.inputs.clone(),
+        started_at: beijing_now(),
+        duration_ms: 0,
+        summary: Default::default(),
+        verdict: String::new(),
+        verdict_reason: String::new(),
+        cases: vec![],
+    };
+    report.finish();
+    report.verdict_reason = format!("the tool or its configuration failed: {error}");
+    report
 }
 
 async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> CaseReport {
@@ -202,13 +367,15 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
         required: def.required,
         outcome: Outcome::Omit,
         known_failing: opts.known_failing.contains(&def.id),
+        deselected: false,
         message: String::new(),
         findings: vec![],
         evidence: vec![],
         duration_ms: 0,
     };
-    if !selected(&def.id, &opts.run, &opts.skip) {
-        report.message = "deselected by --run/--skip".into();
+    if !selected(def, opts) {
+        report.message = "deselected by --run/--skip/--tag".into();
+        report.deselected = true;
         return report;
     }
     let started = Instant::now();
@@ -257,17 +424,18 @@ pub struct Written {
 }
 
 /// Writes the three reports into `dir` (created).
-pub fn write_reports(report: &RunReport, dir: &Path) -> Result<Written, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_reports(report: &RunReport, dir: &Path) -> Result<Written, RunError> {
+    let io = |p: &Path, e: std::io::Error| RunError::Config(format!("{}: {e}", p.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let written =
         Written { json: dir.join("report.json"), junit: dir.join("junit.xml"), html: dir.join("report.html") };
-    let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(report).map_err(|e| RunError::Config(e.to_string()))?;
     for (path, bytes) in [
         (&written.json, json),
         (&written.junit, crate::junit::render(report).into_bytes()),
         (&written.html, crate::html::render(report).into_bytes()),
     ] {
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, bytes).map_err(|e| io(path, e))?;
     }
     Ok(written)
 }

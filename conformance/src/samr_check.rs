@@ -31,6 +31,27 @@ pub struct SamrTarget {
     pub sender: String,
 }
 
+/// Checks, before any case, that the intake answers and our `--ca` accepts its certificate.
+pub async fn preflight(target: &SamrTarget) -> Result<(), String> {
+    let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(format!("--intake {}: an https:// URL is required", target.url));
+    }
+    let host = uri.host().ok_or("--intake: no host")?.to_string();
+    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+    crate::tls::preflight(
+        &authority,
+        &target.ca_pem,
+        Some(&target.identity),
+        &target.server_name,
+        &[b"http/1.1"],
+        crate::live::DEFAULT_STEP_TIMEOUT,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("--intake {}: {e}", target.url))
+}
+
 /// Package sequence numbers of this process: each push gets a new one.
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 

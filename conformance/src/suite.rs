@@ -146,6 +146,20 @@ pub enum Step {
     SamrPush(SamrPushStep),
     /// Ask the Records API for a plan's summary.
     PlanSummary(PlanSummaryStep),
+    /// Wait, e.g. past the gateway's visibility timeout, so a delivery not acknowledged is due
+    /// again.
+    Wait(WaitStep),
+}
+
+/// Wait before the next step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStep {
+    /// `visibility_timeout`: the target's visibility timeout (`--visibility-timeout-secs`) and a
+    /// second more.
+    pub past: Option<String>,
+    /// Or this many milliseconds.
+    pub ms: Option<u64>,
 }
 
 /// Ask the Records API for a plan's summary (`GetPlanSummary`).
@@ -382,6 +396,28 @@ pub struct LoadedCase {
     pub def: CaseDef,
     /// For a generated `formats` case: the vector it checks.
     pub vector: Option<crate::vectors::Vector>,
+    /// For a generated `formats` batch case: the valid vectors whose records make one document
+    /// (a translator that converts only the first record of a batch must fail).
+    pub batch: Vec<crate::vectors::Vector>,
+}
+
+/// The formats whose documents carry several records (Beijing's carry one, SAMR packages are
+/// not written by a partner's translator).
+pub fn carries_batches(format: yrdx_adapters::Partner) -> bool {
+    use yrdx_adapters::Partner;
+    matches!(format, Partner::Jiangsu | Partner::Zhejiang | Partner::Canonical)
+}
+
+/// The canonical document a valid vector stands for: its `.canonical.json`, or the vector itself
+/// for the canonical format.
+pub fn canonical_of(v: &crate::vectors::Vector) -> Option<PathBuf> {
+    match &v.expect {
+        crate::vectors::Expectation::Valid { canonical: Some(p) } => Some(p.clone()),
+        crate::vectors::Expectation::Valid { canonical: None } if v.partner == yrdx_adapters::Partner::Canonical => {
+            Some(v.path.clone())
+        }
+        _ => None,
+    }
 }
 
 /// Why suites could not be loaded (the tool's input is broken: exit 2).
@@ -470,6 +506,7 @@ pub fn load(
                 file: file.clone(),
                 def,
                 vector: None,
+                batch: vec![],
             });
         }
         for set in &group.vector_sets {
@@ -506,6 +543,20 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
             Step::Submit(s) => &s.records,
             Step::Receive(s) => &s.records,
             Step::SamrPush(s) => &s.records,
+            Step::Wait(w) => {
+                match (&w.past, w.ms) {
+                    (Some(p), None) if p == "visibility_timeout" => {}
+                    (None, Some(_)) => {}
+                    _ => {
+                        return Err(format!(
+                            "case {}: step {}: wait needs past = \"visibility_timeout\" or ms",
+                            def.id,
+                            i + 1
+                        ))
+                    }
+                }
+                &[]
+            }
             Step::PlanSummary(s) => {
                 if s.plan.is_some() == s.plan_id.is_some() {
                     return Err(format!("case {}: step {}: give exactly one of plan and plan_id", def.id, i + 1));
@@ -587,6 +638,56 @@ fn expand_vectors(
                 steps: vec![],
             },
             vector: Some(v),
+            batch: vec![],
+        });
+    }
+    // One batch case per format and record kind with two or more valid vectors: their records in
+    // one document, in vector order.
+    let mut batches: BTreeMap<(String, String), Vec<crate::vectors::Vector>> = BTreeMap::new();
+    for v in out.iter().filter_map(|c| c.vector.as_ref()) {
+        if !carries_batches(v.partner) {
+            continue;
+        }
+        let Some(path) = canonical_of(v) else { continue };
+        let kind = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|d| d.get("kind").and_then(Value::as_str).map(String::from));
+        if let Some(kind) = kind {
+            batches.entry((v.partner.to_string(), kind)).or_default().push(v.clone());
+        }
+    }
+    for ((format, kind), vectors) in batches {
+        if vectors.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = vectors.iter().map(|v| v.name()).collect();
+        out.push(LoadedCase {
+            suite: group.suite.clone(),
+            group: group.group.clone(),
+            file: file.to_path_buf(),
+            def: CaseDef {
+                id: format!("formats.{format}.batch.{}", kind.replace('_', "-")),
+                title: format!("{format}: {} {kind} records in one document", vectors.len()),
+                checks: format!(
+                    "The records of {} in one document keep their number, order and every field",
+                    names.join(", ")
+                ),
+                requirements: set
+                    .valid_requirements
+                    .iter()
+                    .map(|r| r.replace("${FORMAT}", &format))
+                    .chain(["partners.common.no-silent-loss".to_string()])
+                    .collect(),
+                tags: set.tags.iter().cloned().chain([format.clone(), "batch".to_string()]).collect(),
+                partners: vec![],
+                required: true,
+                needs: vec![],
+                records: BTreeMap::new(),
+                steps: vec![],
+            },
+            vector: None,
+            batch: vectors,
         });
     }
     Ok(out)

@@ -138,6 +138,108 @@ pub fn san_of(der: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Why the tool cannot test a target with the configuration it was given (exit 2: nothing is
+/// known yet about the target itself).
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// The credentials or server name are unusable.
+    #[error(transparent)]
+    Setup(#[from] TlsSetupError),
+    /// Nothing answers at the address.
+    #[error("cannot reach {addr}: {message} (is the address right and the target running?)")]
+    Unreachable {
+        /// `host:port`.
+        addr: String,
+        /// The connection error.
+        message: String,
+    },
+    /// The TLS handshake did not complete in time.
+    #[error("{addr} accepted a connection but completed no TLS handshake within {secs} s")]
+    NoHandshake {
+        /// `host:port`.
+        addr: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// Our own `--ca` (or `--server-name`) rejects the server's certificate.
+    #[error(
+        "the server certificate of {addr} is not accepted by --ca for the name {server_name:?}: {message} \
+         (give the CA that signed the server's certificate, or --server-name)"
+    )]
+    ServerCertificate {
+        /// `host:port`.
+        addr: String,
+        /// The name checked.
+        server_name: String,
+        /// rustls's reason.
+        message: String,
+    },
+    /// The handshake failed otherwise.
+    #[error("TLS handshake with {addr} failed: {message}")]
+    Handshake {
+        /// `host:port`.
+        addr: String,
+        /// The error.
+        message: String,
+    },
+}
+
+/// Checks, before any case, that `addr` answers, and that `ca_pem` accepts its certificate for
+/// `server_name`: otherwise every case would fail (or a refusal case pass) for the
+/// configuration's sake. A client certificate the server rejects is not judged here — that is
+/// what the cases check.
+pub async fn preflight(
+    addr: &str,
+    ca_pem: &str,
+    identity: Option<&ClientIdentity>,
+    server_name: &str,
+    alpn: &[&[u8]],
+    limit: std::time::Duration,
+) -> Result<TlsFacts, PreflightError> {
+    let client = TlsClient::new(ca_pem, identity, server_name, alpn)?;
+    let unreachable = |message: String| PreflightError::Unreachable { addr: addr.to_string(), message };
+    let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Err(_) => return Err(unreachable(format!("no connection within {} s", limit.as_secs()))),
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Ok(Ok(t)) => t,
+    };
+    let handshake = tokio::time::timeout(limit, client.connector.connect(client.server_name.clone(), tcp)).await;
+    let stream = match handshake {
+        Err(_) => return Err(PreflightError::NoHandshake { addr: addr.to_string(), secs: limit.as_secs() }),
+        Ok(Err(e)) => {
+            let rustls_error = e.get_ref().and_then(|i| i.downcast_ref::<tokio_rustls::rustls::Error>());
+            return Err(match rustls_error {
+                Some(tokio_rustls::rustls::Error::InvalidCertificate(reason)) => PreflightError::ServerCertificate {
+                    addr: addr.to_string(),
+                    server_name: server_name.to_string(),
+                    message: format!("{reason:?}"),
+                },
+                _ => PreflightError::Handshake { addr: addr.to_string(), message: e.to_string() },
+            });
+        }
+        Ok(Ok(s)) => s,
+    };
+    let (_, conn) = stream.get_ref();
+    Ok(TlsFacts {
+        version: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+        peer_fingerprint_sha256: conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| hex::encode(Sha256::digest(c.as_ref())))
+            .unwrap_or_default(),
+        peer_san: conn.peer_certificates().and_then(|c| c.first()).map(|c| san_of(c.as_ref())).unwrap_or_default(),
+    })
+}
+
+/// The subject alternative names of the first certificate of a PEM text (empty when none
+/// parses).
+pub fn pem_san(pem: &str) -> Vec<String> {
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).next() {
+        Some(Ok(c)) => san_of(c.as_ref()),
+        _ => vec![],
+    }
+}
+
 /// The SHA-256 fingerprint of the first certificate of a PEM text, for the report's inputs.
 pub fn pem_fingerprint(pem: &str) -> Option<String> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok().map(|c| hex::encode(Sha256::digest(c.as_ref())))

@@ -196,6 +196,12 @@ pub fn renew(dir: &Path) -> Result<Vec<String>, PkiError> {
     Ok(renewed)
 }
 
+/// The CA files of a folder [`init`] wrote into, that exist: replacing them would orphan every
+/// certificate the old CA issued, so `yrdx pki init` asks for `--force` first.
+pub fn existing_ca(dir: &Path) -> Vec<PathBuf> {
+    ["pki/ca.pem", "pki/ca.key"].iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect()
+}
+
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`, with
 /// Prometheus metrics on `127.0.0.1:9464` (on a free port when `listen`'s port is 0, as for the

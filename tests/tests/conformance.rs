@@ -12,6 +12,18 @@ use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::faults::Faults;
 use yrdx_tests::TestGateway;
 
+/// The visibility timeout of the gateways these tests start for the whole gateway suite (the
+/// redelivery case waits past it).
+const VISIBILITY_SECS: u64 = 2;
+
+/// A gateway whose visibility timeout is [`VISIBILITY_SECS`].
+async fn quick_gateway() -> TestGateway {
+    TestGateway::start_with(|t| {
+        t.replace("visibility_timeout_secs = 60", &format!("visibility_timeout_secs = {VISIBILITY_SECS}"))
+    })
+    .await
+}
+
 fn identity(g: &TestGateway, name: &str) -> ClientIdentity {
     let (cert, key) = g.pki.client_files(name);
     ClientIdentity {
@@ -30,6 +42,8 @@ fn live(g: &TestGateway, me: &str, with_peer: bool) -> Target {
         issuing_ca: Some((g.ca.cert_pem.clone(), g.ca.key_pem.clone())),
         burst: None,
         oversized_bytes: None,
+        step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+        visibility_timeout: std::time::Duration::from_secs(VISIBILITY_SECS),
     }))
 }
 
@@ -41,6 +55,7 @@ fn options(suite: &str, target: Target) -> RunOptions {
         catalogue: yrdx_conformance::requirements::Catalogue::default_path(),
         run: vec![],
         skip: vec![],
+        tags: vec![],
         known_failing: BTreeSet::new(),
         target,
         inputs: vec![],
@@ -62,7 +77,7 @@ fn failures(r: &RunReport) -> Vec<String> {
 
 #[tokio::test]
 async fn the_gateway_suite_passes_for_every_partner() {
-    let g = TestGateway::start().await;
+    let g = quick_gateway().await;
     for partner in ["jiangsu", "zhejiang", "beijing"] {
         let report = runner::run(&options("gateway", live(&g, partner, true))).await.expect("suite loads");
         assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
@@ -75,16 +90,79 @@ async fn the_gateway_suite_passes_for_every_partner() {
         assert_eq!(tls.peer_fingerprint_sha256.len(), 64);
         assert!(tls.peer_san.contains(&"DNS:localhost".to_string()), "{:?}", tls.peer_san);
     }
-    // Without a peer or the issuing CA, the cases needing them are skipped, not failed.
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_missing_credentials_is_incomplete_never_pass() {
+    let g = TestGateway::start().await;
+    // Without a peer or the issuing CA, the cases needing them are skipped, not failed — and the
+    // run cannot pass: those cases are required.
     let mut alone = live(&g, "jiangsu", false);
     if let Target::Live(t) = &mut alone {
         t.issuing_ca = None;
     }
     let report = runner::run(&options("gateway", alone)).await.expect("suite loads");
-    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
     assert_eq!(outcome(&report, "gateway.deliver.sampling-to-lead"), Outcome::Skip);
     assert_eq!(outcome(&report, "gateway.negative.wrong-san"), Outcome::Skip);
+    assert_eq!(report.verdict, "incomplete");
+    assert_eq!(report.exit_code(), 1);
+    assert!(report.summary.required_not_run >= 2, "{:?}", report.summary);
+    assert!(report.verdict_reason.contains("skipped for a missing credential"), "{}", report.verdict_reason);
+    let junit = yrdx_conformance::junit::render(&report);
+    assert!(junit.contains("<failure message=\"verdict incomplete"), "{junit}");
+    let html = yrdx_conformance::html::render(&report);
+    assert!(html.contains("verdict incomplete"), "{html}");
+
+    // A selection that leaves required cases out is incomplete too; one that selects nothing is a
+    // configuration error.
+    let mut opts = options("gateway", live(&g, "jiangsu", true));
+    opts.run = vec!["gateway.submit.plan".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(outcome(&report, "gateway.submit.plan"), Outcome::Pass);
+    assert_eq!(report.verdict, "incomplete");
+    opts.run = vec!["gateway.submit.plan".into(), "gateway.no-such.*".into()];
+    let e = runner::run(&opts).await.expect_err("a glob matching nothing is refused");
+    assert!(matches!(e, runner::RunError::SelectsNothing { .. }), "{e}");
+    assert!(e.to_string().contains("gateway.no-such.*"), "{e}");
+    opts.run = vec![];
+    opts.tags = vec!["no-such-tag".into()];
+    let e = runner::run(&opts).await.expect_err("a tag matching nothing is refused");
+    assert!(e.to_string().contains("--tag no-such-tag"), "{e}");
+    // Every case selected is for other partners: nothing was checked.
+    opts.tags = vec![];
+    opts.run = vec!["gateway.deliver.risk-signal".into(), "gateway.deliver.stale-risk-revision".into()];
+    opts.target = live(&g, "beijing", true);
+    let e = runner::run(&opts).await.expect_err("nothing checked");
+    assert!(matches!(e, runner::RunError::NothingChecked(_)), "{e}");
+    assert!(e.to_string().contains("for jiangsu, zhejiang only"), "{e}");
     g.stop().await;
+}
+
+#[tokio::test]
+async fn a_target_the_tool_cannot_test_is_a_configuration_error() {
+    let g = TestGateway::start().await;
+    // A certificate that is not the --as partner's.
+    let mut wrong = live(&g, "jiangsu", true);
+    if let Target::Live(t) = &mut wrong {
+        t.me.identity = identity(&g, "zhejiang");
+    }
+    let e = runner::run(&options("gateway", wrong)).await.expect_err("refused before any case");
+    assert!(matches!(e, runner::RunError::Preflight(_)), "{e}");
+    assert!(e.to_string().contains("--cert") && e.to_string().contains("urn:yrdx:partner:jiangsu"), "{e}");
+    // Our own --ca rejects the server.
+    let mut other_ca = live(&g, "jiangsu", true);
+    if let Target::Live(t) = &mut other_ca {
+        t.ca_pem = yrdx_gateway::pki::CertificateAuthority::new("another CA").expect("ca").cert_pem;
+    }
+    let e = runner::run(&options("tls", other_ca)).await.expect_err("refused before any case");
+    assert!(e.to_string().contains("not accepted by --ca"), "{e}");
+    // Nothing listening: not a failure of the gateway (a refusal case must not pass either).
+    let closed = live(&g, "jiangsu", true);
+    g.stop().await;
+    let e = runner::run(&options("tls", closed)).await.expect_err("refused before any case");
+    assert!(e.to_string().contains("cannot reach"), "{e}");
 }
 
 #[tokio::test]
@@ -130,10 +208,12 @@ async fn an_accepted_forged_sender_fails_the_forged_sender_case() {
     assert_eq!(case.findings[0].expected, "PERMISSION_DENIED");
     assert!(case.findings[0].actual.starts_with("OK"), "{:?}", case.findings);
 
-    // Listed as known failing, the run passes; the list is checked against the suite.
+    // Listed as known failing, it no longer fails the run (which is still incomplete: --run left
+    // required cases out); the list is checked against the suite.
     opts.known_failing = ["gateway.negative.forged-sender".to_string()].into();
     let report = runner::run(&opts).await.expect("suite loads");
-    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(report.verdict, "incomplete", "{:#?}", failures(&report));
+    assert!(!report.cases.iter().any(|c| c.fails_run()), "{:#?}", failures(&report));
     assert_eq!(report.summary.known_failing, 1);
     g.stop().await;
 }
@@ -176,11 +256,73 @@ async fn a_broken_case_file_or_unknown_case_is_a_tool_error() {
     let mut opts = options("formats", Target::Formats(yrdx_conformance::formats::FormatsTarget::Adapters));
     opts.suite = "gateway".into();
     opts.suites_dir = dir.clone();
-    let e = runner::run(&opts).await.expect_err("unknown clause refused");
+    let e = runner::run(&opts).await.expect_err("unknown clause refused").to_string();
     assert!(e.contains("no.such.clause"), "{e}");
     let mut opts = options("formats", Target::Formats(yrdx_conformance::formats::FormatsTarget::Adapters));
     opts.known_failing = ["formats.no-such-case".to_string()].into();
-    let e = runner::run(&opts).await.expect_err("stale known-failing entry refused");
+    let e = runner::run(&opts).await.expect_err("stale known-failing entry refused").to_string();
     assert!(e.contains("formats.no-such-case"), "{e}");
+    // No vectors: the formats suite has no case, and checks nothing.
+    let mut opts = options("formats", Target::Formats(yrdx_conformance::formats::FormatsTarget::Adapters));
+    opts.vectors_dir = dir.join("no-vectors");
+    std::fs::create_dir_all(&opts.vectors_dir).expect("dir");
+    let e = runner::run(&opts).await.expect_err("no case").to_string();
+    assert!(e.contains("no case") && e.contains("no vectors found"), "{e}");
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
+
+/// A copy of the gateway suite's redelivery case whose first receive does not acknowledge: a
+/// gateway sending an acknowledged delivery again looks exactly like this to the case.
+const REDELIVERED: &str = r#"suite = "gateway"
+group = "redelivery"
+title = "The redelivery case against a delivery that comes back"
+
+[[case]]
+id = "gateway.redelivery.comes-back"
+title = "A delivery that comes back fails the absence assertion"
+checks = "The absence step of gateway.deliver.acknowledged-not-redelivered sees a delivery sent again."
+requirements = ["gateway.delivery"]
+needs = ["peer"]
+
+[case.records.plan]
+vector = "canonical/valid/plan.json"
+set = { planId = "YRDX-C-${RUN}-R1", leadRegion = "${PEER_REGION}", channel = "PLAN_CHANNEL_ONLINE", categories = ["PRODUCT_CATEGORY_E_BIKE_LITHIUM_BATTERY"], participants = [{ region = "${PEER_REGION}", quota = 5 }, { region = "${REGION}", quota = 5 }] }
+
+[[case.step]]
+do = "submit"
+by = "peer"
+records = ["plan"]
+
+[[case.step]]
+do = "receive"
+records = ["plan"]
+from = "peer"
+ack = false
+
+[[case.step]]
+do = "wait"
+past = "visibility_timeout"
+
+[[case.step]]
+do = "receive"
+records = ["plan"]
+absent = true
+within_ms = 2000
+"#;
+
+#[tokio::test]
+async fn the_redelivery_case_catches_a_delivery_sent_again() {
+    let g = quick_gateway().await;
+    let dir = yrdx_tests::temp_dir("suites");
+    std::fs::create_dir_all(dir.join("gateway")).expect("dir");
+    std::fs::write(dir.join("gateway/10-redelivery.toml"), REDELIVERED).expect("write");
+    let mut opts = options("gateway", live(&g, "jiangsu", true));
+    opts.suites_dir = dir.clone();
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    let case = report.cases.iter().find(|c| c.id == "gateway.redelivery.comes-back").expect("case");
+    assert_eq!(case.outcome, Outcome::Fail, "{:?}", case.findings);
+    assert_eq!(case.findings[0].assertion, "no such delivery reaches this mailbox", "{:?}", case.findings);
+    g.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
