@@ -596,7 +596,7 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
             return ExitCode::from(EXIT_TOOL);
         }
     };
-    let options = yrdx_conformance::samr_intake::IntakeOptions { busy_first: a.busy_first, reject_containing: None };
+    let options = yrdx_conformance::samr_intake::IntakeOptions { busy_first: a.busy_first, ..Default::default() };
     let intake = match yrdx_conformance::samr_intake::SamrIntake::start_on(&a.listen, &cert, &key, &ca, options).await {
         Ok(i) => i,
         Err(e) => {

@@ -28,6 +28,12 @@ pub struct IntakeOptions {
     /// Reject the first package whose decoded text contains this, with this reason (a resend
     /// of it is then accepted, as after an operator fixed the cause).
     pub reject_containing: Option<(String, String)>,
+    /// Answer this many requests first with `200` and an endless-looking body of
+    /// `oversized_bytes` (streamed, no `Content-Length`): a hostile or broken SAMR the gateway
+    /// must refuse while reading.
+    pub oversized_first: u32,
+    /// The size of those bodies (default 128 MiB when 0).
+    pub oversized_bytes: usize,
 }
 
 /// One request the intake answered.
@@ -60,6 +66,7 @@ pub struct IntakeError(String);
 struct State {
     options: IntakeOptions,
     busy_left: u32,
+    oversized_left: u32,
     /// number → digest of the accepted package (SAMR ignores a number it already accepted).
     accepted: HashMap<String, String>,
     events: Arc<Mutex<Vec<IntakeEvent>>>,
@@ -104,6 +111,7 @@ impl SamrIntake {
         let events = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(Mutex::new(State {
             busy_left: options.busy_first,
+            oversized_left: options.oversized_first,
             options,
             accepted: HashMap::new(),
             events: events.clone(),
@@ -125,7 +133,10 @@ impl SamrIntake {
                         async move {
                             let body =
                                 req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-                            Ok::<_, std::convert::Infallible>(answer(&state, &body))
+                            if let Some(size) = oversized(&state) {
+                                return Ok::<_, std::convert::Infallible>(huge_response(size));
+                            }
+                            Ok(answer(&state, &body).map(|b| b.map_err(|never| match never {}).boxed()))
                         }
                     });
                     let _ =
@@ -150,6 +161,34 @@ impl SamrIntake {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// Whether to answer this request with a huge body (and how large), counting it as an event.
+fn oversized(state: &Mutex<State>) -> Option<usize> {
+    let mut st = state.lock().ok()?;
+    if st.oversized_left == 0 {
+        return None;
+    }
+    st.oversized_left -= 1;
+    let size = if st.options.oversized_bytes == 0 { 128 << 20 } else { st.options.oversized_bytes };
+    if let Ok(mut l) = st.events.lock() {
+        l.push(IntakeEvent {
+            status: 200,
+            number: None,
+            accepted: false,
+            reason: format!("oversized body of {size} bytes"),
+        });
+    }
+    Some(size)
+}
+
+/// A `200` whose body is `size` bytes of filler, streamed in 64 KiB chunks (never held whole).
+fn huge_response(size: usize) -> Response<AnyBody> {
+    let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+    let frames = (0..size.div_ceil(chunk.len())).map(move |_| Ok(hyper::body::Frame::data(chunk.clone())));
+    Response::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)).boxed())
 }
 
 fn receipt(status: u16, number: &str, accepted: bool, reason: &str) -> Response<Full<Bytes>> {

@@ -748,3 +748,72 @@ impl Exchange for ExchangeService {
         Ok(Response::new(AckReply { acknowledged: n }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[tls]
+client_ca = "ca.pem"
+cert = "server.pem"
+key = "server.key"
+
+[[partner]]
+name = "shanghai"
+region = "310000"
+format = "canonical"
+identity = "urn:yrdx:partner:shanghai"
+"#;
+
+    fn gateway() -> Gateway {
+        let config = Arc::new(Config::parse(CONFIG, "test").expect("config"));
+        let store = Arc::new(SqliteStore::in_memory().expect("store"));
+        let clock =
+            Arc::new(crate::clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
+        let (_, shutdown) = watch::channel(false);
+        Gateway::new(config, store, Calendar::embedded(), clock, shutdown)
+    }
+
+    fn plan_document(message_id: &str) -> Vec<u8> {
+        let plan = yrdx_proto::v1::SpotCheckPlan {
+            plan_id: "YRD-2024-WS-01".into(),
+            title: "电动自行车联动抽查".into(),
+            year: 2024,
+            lead_region: "310000".into(),
+            participants: vec![yrdx_proto::v1::PlanParticipant { region: "310000".into(), quota: 5 }],
+            channel: yrdx_proto::v1::PlanChannel::Online as i32,
+            categories: vec![yrdx_proto::v1::ProductCategory::EBikeLithiumBattery as i32],
+            standards: vec!["GB 43854-2024".into()],
+            sampling_deadline: yrdx_proto::Date::from_ymd(2024, 6, 30),
+            published_at: Some(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }),
+        };
+        let envelope = Envelope {
+            message_id: message_id.into(),
+            sender: "310000".into(),
+            receiver: "310000".into(),
+            sent_at: Some(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }),
+        };
+        canonical::encode(&envelope, &[Record::Plan(plan)]).expect("plan encodes").bytes
+    }
+
+    #[test]
+    fn work_whose_caller_has_gone_stores_nothing() {
+        let g = gateway();
+        let shanghai = g.config.partners[0].clone();
+        // The drop guard of a Submit whose caller went away sets the flag…
+        let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let cancelled = guard.0.clone();
+        drop(guard);
+        assert!(cancelled.load(Ordering::Relaxed));
+        // …and the blocking work then stops before anything is decoded, routed or stored.
+        let err = g.submit_cancellable(&shanghai, plan_document("M-GONE"), None, &cancelled).unwrap_err();
+        assert_eq!(err.code(), Code::Cancelled, "{err}");
+        assert_eq!(g.store.message("310000", "M-GONE").unwrap(), None);
+        assert_eq!(g.store.record("plan", "YRD-2024-WS-01").unwrap(), None);
+        // The same document from a caller still there is stored.
+        let reply = g.submit_cancellable(&shanghai, plan_document("M-HERE"), None, &AtomicBool::new(false)).unwrap();
+        assert!(!reply.duplicate);
+        assert!(g.store.record("plan", "YRD-2024-WS-01").unwrap().is_some());
+    }
+}

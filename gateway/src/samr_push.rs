@@ -256,36 +256,37 @@ impl SamrPusher {
                 .get(hyper::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            // Refused while it is read: a huge body is never held whole (nor is one that
-            // announces itself as too large read at all).
-            let limit = self.config.max_response_bytes;
-            let announced = response
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if announced.is_some_and(|n| n > limit as u64) {
-                return Err(format!(
-                    "response of {} bytes refused: over the limit of {limit} bytes",
-                    announced.unwrap_or(0)
-                ));
-            }
-            let body = http_body_util::Limited::new(response.into_body(), limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                        format!("response refused: over the limit of {limit} bytes")
-                    } else {
-                        format!("HTTP body: {e}")
-                    }
-                })?
-                .to_bytes()
-                .to_vec();
+            let body = read_response(response, self.config.max_response_bytes).await?;
             Ok((status, retry_after, body))
         };
         tokio::time::timeout(Duration::from_secs(30), attempt).await.map_err(|_| "timed out after 30 s".to_string())?
     }
+}
+
+/// Reads a response body of at most `limit` bytes: refused at once when its `Content-Length`
+/// says it is larger, and while it is read when it grows past the limit (a huge or endless
+/// body is never held whole).
+pub async fn read_response<B>(response: hyper::Response<B>, limit: usize) -> Result<Vec<u8>, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let announced = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = announced.filter(|n| *n > limit as u64) {
+        return Err(format!("response of {n} bytes refused: over the limit of {limit} bytes"));
+    }
+    let collected = http_body_util::Limited::new(response.into_body(), limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            format!("response refused: over the limit of {limit} bytes")
+        } else {
+            format!("HTTP body: {e}")
+        }
+    })?;
+    Ok(collected.to_bytes().to_vec())
 }
 
 /// When the next attempt of a package is due, in milliseconds since the epoch: `Retry-After`
@@ -327,6 +328,40 @@ mod tests {
         let now = Timestamp { seconds: 1_710_000_000, nanos: 500_001 };
         assert_eq!(retry_at_ms(&now, Some(2), 1, &c), 1_710_000_000_001 + 2000);
         assert_eq!(retry_at_ms(&now, Some(0), 1, &c), 1_710_000_000_001);
+    }
+
+    /// A body that never ends, in 64 KiB chunks, counting what was pulled from it.
+    fn endless(
+        pulled: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> http_body_util::StreamBody<impl tokio_stream::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>>>
+    {
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        http_body_util::StreamBody::new(tokio_stream::iter(std::iter::repeat_with(move || {
+            pulled.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk.clone()))
+        })))
+    }
+
+    #[tokio::test]
+    async fn a_response_past_the_limit_is_refused_while_it_is_read() {
+        let limit = 1 << 20;
+        let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let response = hyper::Response::new(endless(pulled.clone()));
+        let err = read_response(response, limit).await.unwrap_err();
+        assert!(err.contains("over the limit of 1048576 bytes"), "{err}");
+        // It stopped right past the limit: an endless body was not read whole.
+        let read = pulled.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= limit + 64 * 1024, "read {read} bytes");
+        // One that announces itself as too large is not read at all.
+        let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut response = hyper::Response::new(endless(pulled.clone()));
+        response.headers_mut().insert(hyper::header::CONTENT_LENGTH, "134217728".parse().unwrap());
+        let err = read_response(response, limit).await.unwrap_err();
+        assert!(err.contains("134217728 bytes refused"), "{err}");
+        assert_eq!(pulled.load(std::sync::atomic::Ordering::Relaxed), 0);
+        // Within the limit, the body is read as it is.
+        let ok = read_response(hyper::Response::new(Full::new(Bytes::from_static(b"<HZ/>"))), limit).await.unwrap();
+        assert_eq!(ok, b"<HZ/>");
     }
 
     #[test]

@@ -61,6 +61,7 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     let options = IntakeOptions {
         busy_first: 1,
         reject_containing: Some(("JS-REJ-0002".into(), "抽样单信息不完整".into())),
+        ..Default::default()
     };
     let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
     let samr_section = format!(
@@ -122,6 +123,64 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     assert_eq!(accepted, ["SJB-310000-20240315-0001", "SJB-310000-20240315-0002"]);
     // Every package the intake read had a valid GB18030 body and SM3 digest: none failed its check.
     assert!(intake.events().iter().all(|e| !e.reason.contains("校验失败")), "{:?}", intake.events());
+    intake.stop();
+    g.stop().await;
+}
+
+/// Peak resident memory of this process (the gateway runs in it), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_huge_samr_response_is_refused_while_it_is_read() {
+    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
+    let server = samr_ca.issue_server().unwrap();
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
+    let dir = temp_dir("samr-huge");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    // SAMR answers the first attempt with 128 MiB of filler, streamed without a Content-Length.
+    let options = IntakeOptions { oversized_first: 1, oversized_bytes: 128 << 20, ..Default::default() };
+    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
+    let samr_section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nretry_base_secs = 1\nmax_response_bytes = 65536\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let g = TestGateway::start_with(|t| t + &samr_section).await;
+    let before = peak_rss_kib();
+    for (who, format, region, id, r) in [
+        ("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()),
+        ("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-BIG-0001")),
+        ("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-BIG-0001", "JSR-0001")),
+    ] {
+        g.client(who).await.submit(SubmitRequest { document: document(format, region, id, &[r]) }).await.unwrap();
+    }
+    let store = g.store();
+    // The first attempt is refused at 64 KiB and counted as failed; the package stays pending.
+    let pending = until("the refused attempt", || {
+        store.samr_packages().unwrap().into_iter().find(|p| p.attempts >= 1 && p.reason.contains("over the limit"))
+    })
+    .await;
+    assert_eq!(pending.state, "pending", "{pending:?}");
+    assert!(pending.reason.contains("65536"), "{}", pending.reason);
+    // The retry (1 s later by the gateway's clock) gets a real receipt.
+    g.set_time("2024-03-15T10:00:09+08:00");
+    until("acceptance", || store.samr_packages().unwrap().iter().all(|p| p.state == "accepted").then_some(())).await;
+    let after = peak_rss_kib();
+    eprintln!("peak RSS of the test process: {before} KiB before the huge response, {after} KiB after");
+    // Nowhere near the 128 MiB that was offered (test process: gateway, intake and client).
+    assert!(after < before + 64 * 1024, "peak RSS grew from {before} to {after} KiB");
     intake.stop();
     g.stop().await;
 }
