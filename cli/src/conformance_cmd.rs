@@ -11,7 +11,7 @@ use yrdx_conformance::live::{LiveTarget, PartnerProfile};
 use yrdx_conformance::report::Input;
 use yrdx_conformance::requirements::Catalogue;
 use yrdx_conformance::runner::{self, RunOptions, Target};
-use yrdx_conformance::samr_check::SamrTarget;
+use yrdx_conformance::samr_intake_suite::SamrTarget;
 use yrdx_conformance::tls::{pem_fingerprint, ClientIdentity};
 
 /// Exit code when the tool or its configuration failed.
@@ -596,14 +596,15 @@ async fn samr_intake(a: IntakeArgs) -> ExitCode {
             return ExitCode::from(EXIT_TOOL);
         }
     };
-    let options = yrdx_conformance::samr_intake::IntakeOptions { busy_first: a.busy_first, ..Default::default() };
-    let intake = match yrdx_conformance::samr_intake::SamrIntake::start_on(&a.listen, &cert, &key, &ca, options).await {
-        Ok(i) => i,
-        Err(e) => {
-            say(&format!("yrdx conformance samr-intake: {e}"));
-            return ExitCode::from(EXIT_TOOL);
-        }
-    };
+    let options = yrdx_conformance::samr_simulator::IntakeOptions { busy_first: a.busy_first, ..Default::default() };
+    let intake =
+        match yrdx_conformance::samr_simulator::SamrIntake::start_on(&a.listen, &cert, &key, &ca, options).await {
+            Ok(i) => i,
+            Err(e) => {
+                say(&format!("yrdx conformance samr-intake: {e}"));
+                return ExitCode::from(EXIT_TOOL);
+            }
+        };
     out(&format!("SAMR intake listening on {} (mutual TLS); Ctrl-C to stop", intake.url()));
     let mut shown = 0;
     loop {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 use yrdx_adapters::{DecodeLimits, Partner, Record};
 use yrdx_conformance::live::{LiveTarget, PartnerProfile};
-use yrdx_conformance::samr_intake::{IntakeOptions, SamrIntake};
+use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_conformance::simulate::PartnerSimulator;
 use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::config::Config;

@@ -3,12 +3,13 @@
 //! Conformance material for operators and CI: the test vectors of `conformance/vectors/` and the
 //! checks that run them against the adapters ([`vectors`]); declarative suites of cases
 //! (`conformance/suites/`, [`suite`]) and the runner that executes them ([`runner`]) offline
-//! ([`formats`]), against a live gateway ([`live`]) or a SAMR intake ([`samr_check`]); the reports
+//! ([`formats`]), against a live gateway ([`live`]) or a SAMR intake ([`samr_intake_suite`]); the reports
 //! ([`report`], [`junit`], [`html`]); clause coverage ([`requirements`]); and the simulators: a
-//! well-behaved partner ([`simulate`]) and a SAMR intake ([`samr_intake`]).
+//! well-behaved partner ([`simulate`]) and a SAMR intake ([`samr_simulator`]).
 
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod formats;
 pub mod html;
 pub mod junit;
@@ -17,8 +18,8 @@ pub mod records;
 pub mod report;
 pub mod requirements;
 pub mod runner;
-pub mod samr_check;
-pub mod samr_intake;
+pub mod samr_intake_suite;
+pub mod samr_simulator;
 pub mod simulate;
 pub mod suite;
 pub mod tls;

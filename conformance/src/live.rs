@@ -342,7 +342,7 @@ impl CaseRun<'_> {
             message_id: message_id.to_string(),
             sender: s.sender.as_ref().map(|x| self.fill.fill(x)).unwrap_or_else(|| p.region.clone()),
             receiver: "310000".into(),
-            sent_at: Some(now()),
+            sent_at: Some(crate::clock::now()),
         };
         let encoded =
             p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
@@ -968,10 +968,4 @@ impl CaseRun<'_> {
         }
         Ok(())
     }
-}
-
-/// Now, as a protobuf timestamp (whole seconds, as envelopes carry it).
-pub fn now() -> yrdx_proto::Timestamp {
-    use yrdx_gateway::clock::Clock;
-    yrdx_gateway::clock::SystemClock.now()
 }

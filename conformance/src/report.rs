@@ -408,7 +408,7 @@ impl RunReport {
 
 /// The time now as RFC 3339 in Beijing time (`2026-11-25T16:00:00+08:00`).
 pub fn beijing_now() -> String {
-    yrdx_proto::civil::BeijingTime::of(&crate::live::now()).to_rfc3339()
+    yrdx_proto::civil::BeijingTime::of(&crate::clock::now()).to_rfc3339()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use crate::formats::{FormatsOutcome, FormatsTarget};
 use crate::live::{LiveOutcome, LiveTarget};
 use crate::report::{beijing_now, CaseReport, Input, Outcome, RunReport, REPORT_FORMAT};
 use crate::requirements::Catalogue;
-use crate::samr_check::{SamrOutcome, SamrTarget};
+use crate::samr_intake_suite::{SamrOutcome, SamrTarget};
 use crate::suite::{self, glob_match, LoadedCase, Placeholders};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -145,7 +145,7 @@ pub(crate) fn run_token() -> (String, String) {
 
 /// The placeholders of a run with `token`, acting as `live.me` when live.
 pub(crate) fn placeholders(token: &str, live: Option<&LiveTarget>) -> Placeholders {
-    let now = crate::live::now();
+    let now = crate::clock::now();
     let today = yrdx_proto::civil::BeijingTime::of(&now).to_rfc3339().chars().take(10).collect::<String>();
     let mut pairs = vec![
         ("RUN", token.to_string()),
@@ -249,7 +249,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     // a refusal case pass) for reasons that are the configuration's, not the target's.
     match &opts.target {
         Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::Samr(t) => crate::samr_check::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Samr(t) => crate::samr_intake_suite::preflight(t).await.map_err(RunError::Preflight)?,
         Target::Formats(_) => {}
     }
     let (run_id, token) = run_token();
@@ -259,7 +259,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     };
     let fill = placeholders(&token, live);
     if let Target::Samr(_) = &opts.target {
-        crate::samr_check::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
+        crate::samr_intake_suite::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
     let (target_text, acting_as) = target_names(&opts.target);
     let started_at = beijing_now();
@@ -393,7 +393,7 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
-        Target::Samr(t) => match crate::samr_check::run_case(case, t, fill).await {
+        Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill).await {
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },

@@ -94,7 +94,7 @@ impl PartnerSimulator {
             message_id: message_id.into(),
             sender: self.me.region.clone(),
             receiver: "310000".into(),
-            sent_at: Some(self.event_time.unwrap_or_else(crate::live::now)),
+            sent_at: Some(self.event_time.unwrap_or_else(crate::clock::now)),
         };
         let bytes = self.me.format.encode(&envelope, records, 1).map_err(|e| e.to_string())?.bytes;
         let reply = self.client.submit(SubmitRequest { document: bytes.clone() }).await.map_err(|s| {
@@ -159,7 +159,7 @@ impl PartnerSimulator {
             case_id: c.case_id.clone(),
             event: Some(CaseEvent {
                 event_id: format!("{}-A", c.case_id.chars().take(60).collect::<String>()),
-                at: Some(self.event_time.unwrap_or_else(crate::live::now)),
+                at: Some(self.event_time.unwrap_or_else(crate::clock::now)),
                 by_region: self.me.region.clone(),
                 action: CaseAction::Accept as i32,
                 note: "已接收，将依法处置".into(),

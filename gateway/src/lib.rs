@@ -16,6 +16,7 @@ pub mod demo;
 pub mod disposal;
 pub mod exchange;
 pub mod faults;
+pub mod gauges;
 pub mod identity;
 pub mod metrics;
 pub mod pki;

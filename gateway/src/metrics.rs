@@ -8,7 +8,6 @@
 //! `prometheus-client` is the maintained client of the Prometheus project for Rust (linkerd2-proxy
 //! uses it): typed label sets, OpenMetrics encoding, no global registry.
 
-use crate::exchange::Gateway;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -24,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
-use yrdx_proto::v1::CaseStatus;
 
 /// How a submission ended, as counted (low cardinality: one of these words).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -102,6 +100,37 @@ struct VersionLabel {
 fn latency() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// One partner's mailbox as read when scraped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MailboxReading {
+    /// Registry name.
+    pub partner: String,
+    /// Unacknowledged deliveries.
+    pub depth: u64,
+    /// Age of the oldest of them, in seconds (0 when none).
+    pub oldest_unacknowledged_secs: f64,
+    /// Last call since start-up (Unix time, seconds), if any.
+    pub last_contact_secs: Option<f64>,
+}
+
+/// What the gauges show, read from the store and the calendar when scraped (by
+/// `crate::gauges::read`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readings {
+    /// Every registered partner's mailbox.
+    pub mailboxes: Vec<MailboxReading>,
+    /// SAMR packages per state.
+    pub samr_packages: Vec<(String, i64)>,
+    /// Open cases per stage.
+    pub cases_open: Vec<(String, i64)>,
+    /// Overdue cases per stage.
+    pub cases_overdue: Vec<(String, i64)>,
+    /// Open cases whose due date is provisional.
+    pub provisional_due_dates: i64,
+    /// End of the calendar's last covered day (Unix time), if it covers any.
+    pub calendar_end_secs: Option<i64>,
 }
 
 /// The gateway's metrics.
@@ -249,69 +278,29 @@ impl Metrics {
         self.deliveries_acked.get_or_create(&PartnerLabel { partner: partner.to_string() }).inc_by(u64::from(n));
     }
 
-    /// Reads the store and the calendar into the gauges, then encodes every metric (OpenMetrics,
-    /// or the Prometheus text format).
-    pub fn render(&self, g: &Gateway, openmetrics: bool) -> Result<String, String> {
-        let now = g.clock.now();
-        let now_ms = g.clock.now_ms();
-        for p in &g.config.partners {
-            let label = PartnerLabel { partner: p.name.clone() };
-            let depth = crate::store::Store::depth(g.store.as_ref(), &p.region).map_err(|e| e.to_string())?;
-            self.mailbox_depth.get_or_create(&label).set(i64::try_from(depth).unwrap_or(i64::MAX));
-            let oldest = g.store.oldest_unacknowledged_ms(&p.region).map_err(|e| e.to_string())?;
-            let age = oldest.map(|t| (now_ms - t).max(0) as f64 / 1000.0).unwrap_or(0.0);
-            self.oldest_unacked.get_or_create(&label).set(age);
-            if let Some(t) = g.last_contact(&p.name) {
-                self.last_contact.get_or_create(&label).set(t.seconds as f64 + f64::from(t.nanos) / 1e9);
+    /// Sets the gauges from `readings`, then encodes every metric (OpenMetrics, or the
+    /// Prometheus text format).
+    pub fn render(&self, readings: &Readings, openmetrics: bool) -> Result<String, String> {
+        for m in &readings.mailboxes {
+            let label = PartnerLabel { partner: m.partner.clone() };
+            self.mailbox_depth.get_or_create(&label).set(i64::try_from(m.depth).unwrap_or(i64::MAX));
+            self.oldest_unacked.get_or_create(&label).set(m.oldest_unacknowledged_secs);
+            if let Some(t) = m.last_contact_secs {
+                self.last_contact.get_or_create(&label).set(t);
             }
         }
-        let mut states: std::collections::BTreeMap<String, i64> =
-            ["pending", "accepted", "parked"].iter().map(|s| (s.to_string(), 0)).collect();
-        for p in g.store.samr_packages().map_err(|e| e.to_string())? {
-            *states.entry(p.state).or_default() += 1;
+        for (state, n) in &readings.samr_packages {
+            self.samr_packages.get_or_create(&StateLabel { state: state.clone() }).set(*n);
         }
-        for (state, n) in states {
-            self.samr_packages.get_or_create(&StateLabel { state }).set(n);
+        for (stage, n) in &readings.cases_open {
+            self.cases_open.get_or_create(&StageLabel { stage: stage.clone() }).set(*n);
         }
-        let today = yrdx_proto::civil::BeijingTime::of(&now).date;
-        let (mut open, mut overdue) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
-        let mut provisional = 0;
-        for stage in [
-            CaseStatus::Transferred,
-            CaseStatus::Accepted,
-            CaseStatus::Notified,
-            CaseStatus::Rechecking,
-            CaseStatus::Rectifying,
-            CaseStatus::Verified,
-        ] {
-            let name = stage.as_str_name().trim_start_matches("CASE_STATUS_").to_string();
-            open.insert(stage as i32, (name.clone(), 0i64));
-            overdue.insert(stage as i32, (name, 0i64));
+        for (stage, n) in &readings.cases_overdue {
+            self.cases_overdue.get_or_create(&StageLabel { stage: stage.clone() }).set(*n);
         }
-        for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
-            let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-            if let Some((_, n)) = open.get_mut(&case.status) {
-                *n += 1;
-                if case.due_on_provisional {
-                    provisional += 1;
-                }
-            }
-            if crate::disposal::is_overdue(&case, &today) {
-                if let Some((_, n)) = overdue.get_mut(&case.status) {
-                    *n += 1;
-                }
-            }
-        }
-        for (name, n) in open.into_values() {
-            self.cases_open.get_or_create(&StageLabel { stage: name }).set(n);
-        }
-        for (name, n) in overdue.into_values() {
-            self.cases_overdue.get_or_create(&StageLabel { stage: name }).set(n);
-        }
-        self.provisional.set(provisional);
-        if let Some((_, last)) = g.calendar.covered_range() {
-            // Midnight after the last day, Beijing time (UTC+8).
-            self.calendar_end.set((last.to_days() + 1) * 86_400 - 8 * 3600);
+        self.provisional.set(readings.provisional_due_dates);
+        if let Some(end) = readings.calendar_end_secs {
+            self.calendar_end.set(end);
         }
         let mut text = String::new();
         if openmetrics {
@@ -327,9 +316,12 @@ impl Metrics {
 /// The OpenMetrics content type.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Renders the exposition (`true`: OpenMetrics); it may block (it reads the store).
+pub type Render = Arc<dyn Fn(bool) -> Result<String, String> + Send + Sync>;
+
 /// Serves `GET /metrics` on `listener` until `stop` says so. Plain HTTP on the address the
 /// operator chose (loopback by default): the scrape carries no partner data.
-pub fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+pub fn serve(listener: tokio::net::TcpListener, render: Render, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
             let (tcp, _) = tokio::select! {
@@ -343,11 +335,11 @@ pub fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, mut stop:
                 },
                 _ = stop.changed() => break,
             };
-            let g = gateway.clone();
+            let render = render.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let g = g.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(req, g).await) }
+                    let render = render.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req, render).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
             });
@@ -356,7 +348,7 @@ pub fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>, mut stop:
     });
 }
 
-async fn answer(req: Request<hyper::body::Incoming>, g: Arc<Gateway>) -> Response<Full<Bytes>> {
+async fn answer(req: Request<hyper::body::Incoming>, render: Render) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
@@ -373,7 +365,7 @@ async fn answer(req: Request<hyper::body::Incoming>, g: Arc<Gateway>) -> Respons
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let rendered = tokio::task::spawn_blocking(move || g.metrics.render(&g, openmetrics)).await;
+    let rendered = tokio::task::spawn_blocking(move || render(openmetrics)).await;
     let content_type =
         if openmetrics { OPENMETRICS } else { prometheus_client::encoding::prometheus_text::CONTENT_TYPE };
     match rendered {

@@ -185,7 +185,10 @@ async fn start_inner(
             let addr = listener
                 .local_addr()
                 .map_err(|e| ServeError::Io { path: format!("metrics.listen {}", m.listen), message: e.to_string() })?;
-            crate::metrics::serve(listener, gateway.clone(), shutdown_rx.clone());
+            let g = gateway.clone();
+            let render: crate::metrics::Render =
+                Arc::new(move |openmetrics| g.metrics.render(&crate::gauges::read(&g)?, openmetrics));
+            crate::metrics::serve(listener, render, shutdown_rx.clone());
             info!(%addr, "metrics on http://{addr}/metrics");
             Some(addr)
         }

@@ -132,7 +132,7 @@ fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str
         message_id: String::new(),
         sender: sender.to_string(),
         receiver: "SAMR".into(),
-        sent_at: Some(crate::live::now()),
+        sent_at: Some(crate::clock::now()),
     };
     let encoded = samr::encode(&envelope, sequence, &payload).map_err(|e| e.to_string())?;
     Ok(encoded.bytes)

@@ -1,0 +1,64 @@
+//! What the metrics' gauges show, read from the store, the registry and the calendar at each
+//! scrape (so they are never stale): mailbox depth and age, last contact, SAMR packages by state,
+//! open and overdue cases by stage, provisional due dates, the calendar's end.
+
+use crate::exchange::Gateway;
+use crate::metrics::{MailboxReading, Readings};
+use crate::store::Store;
+use yrdx_proto::v1::{CaseStatus, DisposalCase};
+
+/// The stages a case can be open in, by their metric label.
+const STAGES: [CaseStatus; 6] = [
+    CaseStatus::Transferred,
+    CaseStatus::Accepted,
+    CaseStatus::Notified,
+    CaseStatus::Rechecking,
+    CaseStatus::Rectifying,
+    CaseStatus::Verified,
+];
+
+fn stage_label(s: CaseStatus) -> String {
+    s.as_str_name().trim_start_matches("CASE_STATUS_").to_string()
+}
+
+/// Reads every gauge's value (blocking: it queries the store).
+pub fn read(g: &Gateway) -> Result<Readings, String> {
+    let now = g.clock.now();
+    let now_ms = g.clock.now_ms();
+    let mut readings = Readings::default();
+    for p in &g.config.partners {
+        let depth = g.store.depth(&p.region).map_err(|e| e.to_string())?;
+        let oldest = g.store.oldest_unacknowledged_ms(&p.region).map_err(|e| e.to_string())?;
+        readings.mailboxes.push(MailboxReading {
+            partner: p.name.clone(),
+            depth,
+            oldest_unacknowledged_secs: oldest.map(|t| (now_ms - t).max(0) as f64 / 1000.0).unwrap_or(0.0),
+            last_contact_secs: g.last_contact(&p.name).map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9),
+        });
+    }
+    let mut states: std::collections::BTreeMap<String, i64> =
+        ["pending", "accepted", "parked"].iter().map(|s| (s.to_string(), 0)).collect();
+    for p in g.store.samr_packages().map_err(|e| e.to_string())? {
+        *states.entry(p.state).or_default() += 1;
+    }
+    readings.samr_packages = states.into_iter().collect();
+    let today = yrdx_proto::civil::BeijingTime::of(&now).date;
+    let mut open = [0i64; STAGES.len()];
+    let mut overdue = [0i64; STAGES.len()];
+    for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
+        let case: DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        let Some(i) = STAGES.iter().position(|s| *s as i32 == case.status) else { continue };
+        open[i] += 1;
+        if case.due_on_provisional {
+            readings.provisional_due_dates += 1;
+        }
+        if crate::disposal::is_overdue(&case, &today) {
+            overdue[i] += 1;
+        }
+    }
+    readings.cases_open = STAGES.iter().zip(open).map(|(s, n)| (stage_label(*s), n)).collect();
+    readings.cases_overdue = STAGES.iter().zip(overdue).map(|(s, n)| (stage_label(*s), n)).collect();
+    // Midnight after the last covered day, Beijing time (UTC+8).
+    readings.calendar_end_secs = g.calendar.covered_range().map(|(_, last)| (last.to_days() + 1) * 86_400 - 8 * 3600);
+    Ok(readings)
+}
