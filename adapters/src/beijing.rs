@@ -2,9 +2,10 @@
 //! record per message, JSON numbers, epoch-millisecond times, money in fen. Online channel only.
 //! See `docs/partners/beijing.md`.
 
-use crate::json::{self, Ctx, Obj};
+use crate::json::{self, Obj};
 use crate::model::*;
 use crate::paths::map_path;
+use crate::problems::Ctx;
 use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;

@@ -9,8 +9,9 @@
 //!
 //! `kind` is a [`RecordKind`] name. A `case_forward` record is `{"case", "sampling", "inspection"}`.
 
-use crate::json::{self, Ctx, Obj};
+use crate::json::{self, Obj};
 use crate::model::*;
+use crate::problems::Ctx;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};

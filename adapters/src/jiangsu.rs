@@ -2,10 +2,11 @@
 //! keys, every scalar a JSON string, `""` for absent values, 1–100 records per message.
 //! See `docs/partners/jiangsu.md`.
 
-use crate::json::{self, category_value, code_of, lookup, Ctx, Obj};
+use crate::json::{self, Obj};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
+use crate::problems::{category_value, code_of, lookup, Ctx};
 use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;

@@ -25,6 +25,7 @@ pub mod model;
 pub mod money;
 pub mod partner;
 mod paths;
+mod problems;
 pub mod samr;
 mod xml;
 pub mod zhejiang;

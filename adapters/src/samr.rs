@@ -3,9 +3,9 @@
 //! The gateway only sends packages to SAMR; decoding exists for SAMR intake simulators and
 //! conformance checks. See `docs/partners/samr.md`.
 
-use crate::json::Ctx;
 use crate::model::*;
 use crate::money::format_yuan;
+use crate::problems::Ctx;
 use crate::xml::{self, Element, Next, Ns, Start, Stream, Tree, Writer};
 use sm3::{Digest, Sm3};
 use yrdx_proto::civil::BeijingTime;

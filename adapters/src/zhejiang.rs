@@ -2,10 +2,10 @@
 //! the namespace `urn:zjamr:yrd:exchange:1`, absent values omitted, 1–500 records per message.
 //! See `docs/partners/zhejiang.md`.
 
-use crate::json::{category_value, code_of, lookup, Ctx};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
+use crate::problems::{category_value, code_of, lookup, Ctx};
 use crate::xml::{self, Content, Next, Ns, Start, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::codes::category_code_of;
