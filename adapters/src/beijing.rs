@@ -9,7 +9,7 @@ use crate::problems::Ctx;
 use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
-use yrdx_proto::{rules, Date, Timestamp};
+use yrdx_proto::{identifiers, Date, Timestamp};
 
 /// Beijing's envelope id.
 pub const PARTNER_ID: &str = "110000";
@@ -254,7 +254,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     top.deny_unknown(&["messageId", "type", "from", "to", "timestamp", "payload"], &mut cx);
     let mut r = Reader { o: top, cx: &mut cx };
     let message_id = r.s("messageId");
-    if !rules::IdPattern::Message.matches(&message_id) {
+    if !identifiers::IdPattern::Message.matches(&message_id) {
         r.cx.error("messageId", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
     }
     let type_text = r.s("type");
@@ -268,7 +268,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     let sender = r.s("from");
     let receiver = r.s("to");
     for (key, v) in [("from", &sender), ("to", &receiver)] {
-        if !rules::is_region(v) && !rules::is_samr(v) {
+        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
             r.cx.error(key, format!("'{v}' is not a region code or SAMR"));
         }
     }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
-use yrdx_proto::{rules, Date, Timestamp};
+use yrdx_proto::{identifiers, Date, Timestamp};
 
 /// Jiangsu's envelope id.
 pub const PARTNER_ID: &str = "320000";
@@ -393,7 +393,7 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     o.deny_unknown(&["XXBH", "XXLX", "FSF", "JSF", "FSSJ", "BBH"], cx);
     let mut r = Reader { o, cx };
     let message_id = r.s("XXBH");
-    if !rules::IdPattern::Message.matches(&message_id) {
+    if !identifiers::IdPattern::Message.matches(&message_id) {
         r.cx.error("HEAD.XXBH", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
     }
     let xxlx = r.s("XXLX");
@@ -404,7 +404,7 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     let sender = r.s("FSF");
     let receiver = r.s("JSF");
     for (key, v) in [("FSF", &sender), ("JSF", &receiver)] {
-        if !rules::is_region(v) && !rules::is_samr(v) {
+        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
             r.cx.error(format!("HEAD.{key}"), format!("'{v}' is not a region code or SAMR"));
         }
     }

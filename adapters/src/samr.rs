@@ -11,7 +11,7 @@ use sm3::{Digest, Sm3};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
-use yrdx_proto::{rules, Date, Timestamp};
+use yrdx_proto::{identifiers, Date, Timestamp};
 
 /// The envelope id of SAMR.
 pub const PARTNER_ID: &str = "SAMR";
@@ -451,7 +451,7 @@ pub fn encode(envelope: &Envelope, sequence: u32, records: &[Record]) -> Result<
     if !(1..=9999).contains(&sequence) {
         return Err(EncodeError::Batch(format!("package sequence {sequence} is outside 1–9999")));
     }
-    if !rules::is_region(&envelope.sender) {
+    if !identifiers::is_region(&envelope.sender) {
         return Err(EncodeError::Batch(format!("reporting unit '{}' is not a region code", envelope.sender)));
     }
     let sent_at = envelope.sent_at.ok_or_else(|| EncodeError::Batch("a SAMR package needs a sending time".into()))?;
@@ -701,7 +701,7 @@ fn check_header(bt: Element<'_>, count: usize, cx: &mut Ctx) -> Option<PackageHe
     if package_type.is_none() {
         cx.error("/SJB/BT/SJLX", format!("'{kind}' is not a package type (CCJG, FXBS, ZTZR, CZJG, AJYS)"));
     }
-    if !rules::is_region(&unit) {
+    if !identifiers::is_region(&unit) {
         cx.error("/SJB/BT/BSDW", format!("'{unit}' is not a region code"));
     }
     let sent_at = BeijingTime::parse_spaced(&sent);
@@ -798,7 +798,7 @@ fn check_children(el: Element<'_>, expected: &[&str], path: &str, prefix: &str, 
                 }
             }
             if c.name() == "XYDM" {
-                for p in rules::check_uscc(&text) {
+                for p in identifiers::check_uscc(&text) {
                     cx.error(cpath.clone(), format!("'{text}': {p}"));
                 }
             }

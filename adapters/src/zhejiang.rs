@@ -10,7 +10,7 @@ use crate::xml::{self, Content, Next, Ns, Start, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
-use yrdx_proto::{rules, Date, Timestamp};
+use yrdx_proto::{identifiers, Date, Timestamp};
 
 /// Zhejiang's envelope id.
 pub const PARTNER_ID: &str = "330000";
@@ -645,7 +645,7 @@ fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) ->
             Ok(())
         },
     )?;
-    if !rules::IdPattern::Message.matches(&envelope.message_id) {
+    if !identifiers::IdPattern::Message.matches(&envelope.message_id) {
         cx.error(
             "/Exchange/Header/MessageId",
             format!("'{}' is not a message id (1–64 of [A-Za-z0-9_-])", envelope.message_id),
@@ -659,7 +659,7 @@ fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) ->
         );
     }
     for (name, v) in [("Sender", &envelope.sender), ("Receiver", &envelope.receiver)] {
-        if !rules::is_region(v) && !rules::is_samr(v) {
+        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
             cx.error(format!("/Exchange/Header/{name}"), format!("'{v}' is not a region code or SAMR"));
         }
     }

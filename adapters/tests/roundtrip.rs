@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use yrdx_adapters::{DecodeLimits, Partner, Record};
-use yrdx_proto::rules::{organisation_check_character, uscc_check_character, USCC_ALPHABET};
+use yrdx_proto::identifiers::{organisation_check_character, uscc_check_character, USCC_ALPHABET};
 use yrdx_proto::v1::*;
 use yrdx_proto::{Date, Timestamp};
 

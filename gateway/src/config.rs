@@ -374,7 +374,7 @@ impl Config {
             |field: String, message: String| ConfigError::Invalid { path: origin.to_string(), field, message };
         for (i, p) in config.partners.iter().enumerate() {
             let at = |k: &str| format!("partner[{i}].{k}");
-            if !yrdx_proto::rules::is_region(&p.region) {
+            if !yrdx_proto::identifiers::is_region(&p.region) {
                 return Err(invalid(at("region"), format!("'{}' is not a region code", p.region)));
             }
             if p.rate_per_second == 0 || p.burst == 0 {

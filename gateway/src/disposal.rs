@@ -8,7 +8,7 @@ use yrdx_proto::Date;
 
 /// Connected regions other than these go through SAMR (AJYS).
 pub fn responsible_region(producer_region: Option<&str>, seller_region: &str) -> String {
-    yrdx_proto::rules::province_of(producer_region.unwrap_or(seller_region))
+    yrdx_proto::identifiers::province_of(producer_region.unwrap_or(seller_region))
 }
 
 /// Which side of the case may take an action.

@@ -2,7 +2,7 @@
 //!
 //! The canonical records of the yrdx exchange (protobuf package `yrdx.v1`), compiled in pure Rust,
 //! with their canonical JSON form (proto3 JSON mapping, via pbjson), and the domain rules that every
-//! adapter and the gateway share: identifiers ([`rules`]), record validation ([`validate`]), civil
+//! adapter and the gateway share: identifiers ([`identifiers`]), record validation ([`validate`]), civil
 //! dates and Beijing time ([`civil`]) and the official working-day calendar ([`calendar`]).
 #![deny(missing_docs)]
 
@@ -39,5 +39,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 pub mod calendar;
 pub mod civil;
 pub mod codes;
-pub mod rules;
+pub mod identifiers;
 pub mod validate;

@@ -2,7 +2,7 @@
 //! every cross-field invariant. Validation returns **all** problems of a record, each with its
 //! canonical field path (`seller.uscc`, `items[2].severity`) and a message for a person.
 
-use crate::rules::{self, IdPattern};
+use crate::identifiers::{self, IdPattern};
 use crate::v1::*;
 use crate::{Date, Timestamp};
 use std::fmt;
@@ -52,7 +52,7 @@ impl Check {
             if required {
                 self.push(path(), "required");
             }
-        } else if let Some(p) = rules::text_problem(value) {
+        } else if let Some(p) = identifiers::text_problem(value) {
             self.push(path(), p);
         }
     }
@@ -68,7 +68,7 @@ impl Check {
     fn region(&mut self, path: impl FnOnce() -> String, value: &str) {
         if value.is_empty() {
             self.push(path(), "required (6-digit GB/T 2260 region code)");
-        } else if !rules::is_region(value) {
+        } else if !identifiers::is_region(value) {
             self.push(path(), format!("'{value}' is not a GB/T 2260 region code (6 digits, known province)"));
         }
     }
@@ -78,7 +78,7 @@ impl Check {
             self.push(path(), "required (18-character unified social credit code)");
             return;
         }
-        let problems = rules::check_uscc(value);
+        let problems = identifiers::check_uscc(value);
         if !problems.is_empty() {
             let at = path();
             for p in problems {
@@ -216,7 +216,7 @@ impl Validate for SamplingRecord {
                 c.text(|| "shop.platform".into(), &shop.platform, true);
                 c.text(|| "shop.shop_name".into(), &shop.shop_name, true);
                 c.text(|| "shop.shop_url".into(), &shop.shop_url, false);
-                if !shop.shop_url.is_empty() && !rules::is_http_url(&shop.shop_url) {
+                if !shop.shop_url.is_empty() && !identifiers::is_http_url(&shop.shop_url) {
                     c.push("shop.shop_url".into(), format!("'{}' is not an http or https URL", shop.shop_url));
                 }
                 c.text(|| "shop.order_no".into(), &shop.order_no, false);
@@ -245,7 +245,7 @@ impl Validate for InspectionResult {
         c.id(|| "report_no".into(), &self.report_no, IdPattern::Report);
         c.id(|| "sample_id".into(), &self.sample_id, IdPattern::Record);
         c.text(|| "lab_name".into(), &self.lab_name, true);
-        if !rules::is_cma(&self.lab_cma) {
+        if !identifiers::is_cma(&self.lab_cma) {
             c.push("lab_cma".into(), format!("'{}' is not a CMA number (12 digits)", self.lab_cma));
         }
         c.date(|| "issued_on".into(), self.issued_on.as_ref(), true);
@@ -366,7 +366,7 @@ impl Validate for ResponsibilityReport {
         }
         c.text(|| "director_name".into(), &self.director_name, true);
         c.date(|| "director_appointed_on".into(), self.director_appointed_on.as_ref(), true);
-        if !rules::is_period(&self.period) {
+        if !identifiers::is_period(&self.period) {
             c.push("period".into(), format!("'{}' is not a month YYYY-MM", self.period));
         }
         for (name, v) in [
