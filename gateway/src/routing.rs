@@ -9,8 +9,8 @@ use yrdx_adapters::CaseForward;
 use yrdx_adapters::{beijing, Record};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::{
-    CaseAction, CaseEvent, CaseStatus, Conclusion, DisposalCase, InspectionResult, PlanChannel, ProductCategory,
-    RiskSignal, RiskState, SalesChannel, SamplingRecord, SpotCheckPlan,
+    CaseStatus, Conclusion, DisposalCase, InspectionResult, PlanChannel, ProductCategory, RiskSignal, RiskState,
+    SalesChannel, SamplingRecord, SpotCheckPlan,
 };
 use yrdx_proto::v1::{RiskLevel, SpotCheckResult};
 use yrdx_proto::Date;
@@ -175,13 +175,6 @@ pub struct Context<'a> {
     pub now: Timestamp,
 }
 
-/// The id of the case opened for a sample's nonconforming result (deterministic, so a resent
-/// result opens no second case).
-pub fn case_id_for(sample_id: &str) -> String {
-    let tail: String = sample_id.chars().rev().take(37).collect::<Vec<_>>().into_iter().rev().collect();
-    format!("CZ-{tail}")
-}
-
 fn precondition(what: &str, rule: impl Into<String>) -> RouteError {
     RouteError::Precondition { record: what.to_string(), rule: rule.into() }
 }
@@ -240,17 +233,6 @@ pub fn due_text(case: &DisposalCase) -> String {
     }
 }
 
-fn transfer_event(case_id: &str, at: Timestamp, by: &str) -> CaseEvent {
-    CaseEvent {
-        event_id: format!("{case_id}-T"),
-        at: Some(at),
-        by_region: by.to_string(),
-        action: CaseAction::Transfer as i32,
-        note: String::new(),
-        amount: None,
-    }
-}
-
 fn add(route: &mut Route, region: &str, sender: &str) {
     if region != sender && !route.recipients.iter().any(|r| r == region) {
         route.recipients.push(region.to_string());
@@ -302,33 +284,14 @@ pub fn route(
                 sampling: Some(sample.clone()),
                 inspection: Some(i.clone()),
             }));
-            // A nonconforming result opens a disposal case (domain.md section 4.4).
-            let case_id = case_id_for(&sample.sample_id);
+            // A nonconforming result opens a disposal case (domain.md section 4.4); a resent
+            // result opens no second one.
+            let case_id = disposal::case_id_for(&sample.sample_id);
             if i.conclusion == Conclusion::Nonconforming as i32
                 && lookup::<DisposalCase>(l, "case_transfer", &case_id)?.is_none()
             {
-                let seller_region = sample.seller.as_ref().map(|p| p.region.as_str()).unwrap_or("");
-                let responsible =
-                    disposal::responsible_region(sample.producer.as_ref().map(|p| p.region.as_str()), seller_region);
-                let new = DisposalCase {
-                    case_id: case_id.clone(),
-                    origin_region: sample.sampling_region.clone(),
-                    responsible_region: responsible,
-                    sample_id: sample.sample_id.clone(),
-                    report_no: i.report_no.clone(),
-                    opened_at: Some(cx.now),
-                    status: CaseStatus::Unspecified as i32,
-                    due_on: None,
-                    events: vec![],
-                    due_on_provisional: false,
-                };
-                let case = disposal::apply(
-                    &new,
-                    &transfer_event(&case_id, cx.now, &sample.sampling_region),
-                    cx.calendar,
-                    cx.deadlines,
-                )
-                .map_err(|e| precondition(&what, e.to_string()))?;
+                let case = disposal::open_for_result(&sample, i, cx.now, cx.calendar, cx.deadlines)
+                    .map_err(|e| precondition(&what, e.to_string()))?;
                 dispatch_case(&case, Some(&sample), Some(i), cx, &mut r, &what)?;
             }
         }
@@ -374,8 +337,9 @@ pub fn route(
             let new =
                 DisposalCase { status: CaseStatus::Unspecified as i32, due_on: None, events: vec![], ..c.clone() };
             let at = c.opened_at.unwrap_or(cx.now);
-            let case = disposal::apply(&new, &transfer_event(&c.case_id, at, from), cx.calendar, cx.deadlines)
-                .map_err(|e| precondition(&what, e.to_string()))?;
+            let case =
+                disposal::apply(&new, &disposal::transfer_event(&c.case_id, at, from), cx.calendar, cx.deadlines)
+                    .map_err(|e| precondition(&what, e.to_string()))?;
             let sample = lookup::<SamplingRecord>(l, "sampling", &c.sample_id)?;
             let report = lookup::<InspectionResult>(l, "inspection", &c.report_no)?;
             // The gateway's copy (with its due date) is what the other side receives.

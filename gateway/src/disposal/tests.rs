@@ -221,3 +221,29 @@ fn overdue_and_responsible_region() {
     assert_eq!(responsible_region(Some("320583"), "330106"), "320000");
     assert_eq!(responsible_region(None, "330106"), "330000");
 }
+
+#[test]
+fn a_nonconforming_result_opens_a_transferred_case() {
+    let sample = SamplingRecord {
+        sample_id: "ZJ2024WS0102-0007".into(),
+        sampling_region: "330000".into(),
+        seller: Some(yrdx_proto::v1::Party { region: "330106".into(), ..Default::default() }),
+        producer: Some(yrdx_proto::v1::Party { region: "320583".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let result = InspectionResult { report_no: "ZJR-0001".into(), ..Default::default() };
+    let now = parse_rfc3339("2024-02-08T16:00:00+08:00").unwrap();
+    let c = open_for_result(&sample, &result, now, &Calendar::embedded(), &Deadlines::default()).unwrap();
+    assert_eq!(c.case_id, case_id_for("ZJ2024WS0102-0007"));
+    assert_eq!(c.case_id, "CZ-ZJ2024WS0102-0007");
+    assert_eq!((c.origin_region.as_str(), c.responsible_region.as_str()), ("330000", "320000"));
+    assert_eq!(c.status, CaseStatus::Transferred as i32);
+    assert_eq!(c.due_on, Date::from_ymd(2024, 2, 21));
+    assert_eq!(c.events.len(), 1);
+    assert_eq!(c.events[0].by_region, "330000");
+    // Without a producer the seller's province is responsible; the id keeps at most 40 characters.
+    let long = SamplingRecord { producer: None, sample_id: "A".repeat(40), ..sample };
+    let c = open_for_result(&long, &result, now, &Calendar::embedded(), &Deadlines::default()).unwrap();
+    assert_eq!(c.responsible_region, "330000");
+    assert_eq!(c.case_id.len(), 40);
+}
