@@ -20,6 +20,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pki;
 pub mod records_api;
+pub mod reload;
 pub mod routing;
 pub mod samr_push;
 pub mod server;

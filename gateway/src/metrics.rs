@@ -99,6 +99,28 @@ struct VersionLabel {
     version: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// Client certificates refused, by reason (`yrdx_tls_handshakes_refused_total{reason}`): a
+/// cheap clone handed to the TLS verifier, which counts where the refusal happens.
+#[derive(Debug, Clone, Default)]
+pub struct TlsRefusals(Family<ReasonLabel, Counter>);
+
+impl TlsRefusals {
+    /// Counts one refusal (`reason` is one of a few fixed words: `revoked`, `crl_expired` …).
+    pub fn refused(&self, reason: &str) {
+        self.0.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
+    }
+
+    /// How many were refused for `reason` so far.
+    pub fn count(&self, reason: &str) -> u64 {
+        self.0.get_or_create(&ReasonLabel { reason: reason.to_string() }).get()
+    }
+}
+
 fn latency() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -122,6 +144,7 @@ pub struct Metrics {
     cases_overdue: Family<StageLabel, Gauge>,
     provisional: Gauge,
     calendar_end: Gauge,
+    tls_refusals: TlsRefusals,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,6 +179,7 @@ impl Metrics {
             cases_overdue: Family::default(),
             provisional: Gauge::default(),
             calendar_end: Gauge::default(),
+            tls_refusals: TlsRefusals::default(),
             registry: Registry::default(),
         };
         let build = Family::<VersionLabel, Gauge>::default();
@@ -214,7 +238,18 @@ impl Metrics {
             Unit::Seconds,
             m.calendar_end.clone(),
         );
+        registry.register(
+            "tls_handshakes_refused",
+            "Client certificates refused in the TLS handshake, by reason (revoked, crl_expired, \
+             unknown_revocation_status, unknown_issuer, expired, not_valid_yet, invalid)",
+            m.tls_refusals.0.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The counter of refused client certificates, for the TLS verifier.
+    pub fn tls_refusals(&self) -> TlsRefusals {
+        self.tls_refusals.clone()
     }
 
     /// Counts one Submit's outcome, its records and its latency.
@@ -254,7 +289,8 @@ impl Metrics {
     pub fn render(&self, g: &Gateway, openmetrics: bool) -> Result<String, String> {
         let now = g.clock.now();
         let now_ms = g.clock.now_ms();
-        for p in &g.config.partners {
+        let config = g.config();
+        for p in &config.partners {
             let label = PartnerLabel { partner: p.name.clone() };
             let depth = crate::store::Store::depth(g.store.as_ref(), &p.region).map_err(|e| e.to_string())?;
             self.mailbox_depth.get_or_create(&label).set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -309,7 +345,7 @@ impl Metrics {
             self.cases_overdue.get_or_create(&StageLabel { stage: name }).set(n);
         }
         self.provisional.set(provisional);
-        if let Some((_, last)) = g.calendar.covered_range() {
+        if let Some((_, last)) = g.calendar().covered_range() {
             // Midnight after the last day, Beijing time (UTC+8).
             self.calendar_end.set((last.to_days() + 1) * 86_400 - 8 * 3600);
         }
