@@ -205,7 +205,10 @@ async fn start_inner(
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
     let max = config.transport_message_limit();
-    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(gateway.clone(), reloader.clone()));
+    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(
+        gateway.clone(),
+        reloader.clone(),
+    ));
     let records =
         yrdx_proto::v1::records_server::RecordsServer::new(crate::records_api::RecordsService::new(gateway.clone()))
             .max_decoding_message_size(max)

@@ -8,6 +8,7 @@
 //! force at that moment, so a later change (CRL reload) can swap it without a restart.
 
 use crate::config::LimitsConfig;
+use crate::metrics::TlsRefusals;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,17 +20,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use crate::metrics::TlsRefusals;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use x509_parser::prelude::FromDer;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tonic::codegen::http;
 use tracing::{debug, info, warn};
+use x509_parser::prelude::FromDer;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,10 @@ pub struct TlsMaterial {
 
 /// The CRLs of one file, PEM (one or more blocks) or DER, checked to parse, with when the
 /// oldest of them is due to be replaced (its nextUpdate, Unix seconds).
-fn parse_crls(what: &str, bytes: &[u8]) -> Result<(Vec<CertificateRevocationListDer<'static>>, Option<i64>), TransportError> {
+fn parse_crls(
+    what: &str,
+    bytes: &[u8],
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, Option<i64>), TransportError> {
     let bad = |message: String| TransportError::Pem { what: what.to_string(), message };
     let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         CertificateRevocationListDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?
@@ -114,10 +117,9 @@ pub fn server_config(material: &TlsMaterial, refusals: TlsRefusals) -> Result<Bu
     let key = PrivateKeyDer::from_pem_slice(&material.key_pem).map_err(pem("tls.key"))?;
     let mut roots = RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(&material.client_ca_pem) {
-        roots.add(ca.map_err(pem("tls.client_ca"))?).map_err(|e| TransportError::Pem {
-            what: "tls.client_ca".into(),
-            message: e.to_string(),
-        })?;
+        roots
+            .add(ca.map_err(pem("tls.client_ca"))?)
+            .map_err(|e| TransportError::Pem { what: "tls.client_ca".into(), message: e.to_string() })?;
     }
     if roots.is_empty() {
         return Err(TransportError::Pem { what: "tls.client_ca".into(), message: "no certificate".into() });
@@ -733,7 +735,10 @@ pub fn incoming(
                         // A reload during the handshake checked the open connections without
                         // this one: it is checked against the new CAs and CRLs here.
                         if !Arc::ptr_eq(&used, &handle.current()) {
-                            if let Some(why) = refused_now(&*handle.verifier(), conn.info.certs.as_deref().map_or(&[], |c| c.as_slice())) {
+                            if let Some(why) = refused_now(
+                                &*handle.verifier(),
+                                conn.info.certs.as_deref().map_or(&[], |c| c.as_slice()),
+                            ) {
                                 warn!(peer = %peer, reason = %why, "connection refused: its handshake overlapped a reload");
                                 return;
                             }

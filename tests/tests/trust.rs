@@ -116,12 +116,8 @@ async fn a_revoked_certificate_is_refused_and_counted_and_others_accepted() {
     std::fs::write(g.dir.join("pki/ca.crl.der"), der).expect("CRL written");
     g.edit_config(|t| t.replace("pki/ca.crl\"", "pki/ca.crl.der\""));
     g.reload().await.expect("reload");
-    let admin = yrdx_gateway::client::channel(
-        &g.url(),
-        &g.ca_pem(),
-        Some((ops, read(g.pki.client_files("ops").1))),
-    )
-    .await;
+    let admin =
+        yrdx_gateway::client::channel(&g.url(), &g.ca_pem(), Some((ops, read(g.pki.client_files("ops").1)))).await;
     let refused_ops = match admin {
         Err(_) => true,
         Ok(ch) => yrdx_proto::v1::admin_client::AdminClient::new(ch).mailboxes(MailboxesRequest {}).await.is_err(),
@@ -177,7 +173,10 @@ async fn a_revoked_certificates_open_receive_stream_is_closed_on_reload() {
     // Jiangsu's stream ends (it must not keep receiving or submitting); Zhejiang's stays open and
     // gets the next plan.
     assert!(!matches!(next(&mut revoked_stream).await, Ok(Some(_))), "the revoked stream ended");
-    assert!(jiangsu.submit(SubmitRequest { document: b"{}".to_vec() }).await.is_err_and(|s| s.code() != Code::InvalidArgument));
+    assert!(jiangsu
+        .submit(SubmitRequest { document: b"{}".to_vec() })
+        .await
+        .is_err_and(|s| s.code() != Code::InvalidArgument));
     publish_plan(&g, "SH-PLAN-2", "YRD-2024-WS-02").await;
     assert!(next(&mut kept_stream).await.expect("the unrevoked stream is open").is_some());
     call(&g, "jiangsu").await.expect_err("new connections refused");
@@ -336,7 +335,10 @@ async fn a_broken_configuration_is_refused_whole_and_the_old_one_runs() {
         // Suspending Jiangsu rides along: it must not take effect when the rest fails.
         std::fs::write(
             &g.pki.config,
-            text.replace("identity = \"urn:yrdx:partner:jiangsu\"\n", "identity = \"urn:yrdx:partner:jiangsu\"\nsuspended = true\n"),
+            text.replace(
+                "identity = \"urn:yrdx:partner:jiangsu\"\n",
+                "identity = \"urn:yrdx:partner:jiangsu\"\nsuspended = true\n",
+            ),
         )
         .expect("written");
         let e = g.reload().await.expect_err("refused");
