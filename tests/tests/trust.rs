@@ -352,3 +352,79 @@ async fn a_broken_configuration_is_refused_whole_and_the_old_one_runs() {
     g.reload().await.expect("the good configuration reloads");
     g.stop().await;
 }
+
+const ONLY_2024: &str = "[[year]]\nyear = 2024\nholidays = [\"2024-01-01\", \"2024-02-10..2024-02-17\", \
+    \"2024-04-04..2024-04-06\", \"2024-05-01..2024-05-05\", \"2024-06-10\", \"2024-09-15..2024-09-17\", \
+    \"2024-10-01..2024-10-07\"]\nweekend_workdays = [\"2024-02-04\", \"2024-02-18\", \"2024-04-07\", \
+    \"2024-04-28\", \"2024-05-11\", \"2024-09-14\", \"2024-09-29\", \"2024-10-12\"]\n";
+
+/// Everything waiting on `stream` until it is quiet for a moment: (message id), acknowledged.
+async fn drain_ids(
+    client: &mut yrdx_proto::v1::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    stream: &mut tonic::Streaming<yrdx_proto::v1::Delivery>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
+        out.push(d.message_id.clone());
+        client.ack(yrdx_proto::v1::AckRequest { delivery_ids: vec![d.delivery_id] }).await.expect("ack");
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_reloaded_calendar_settles_provisional_due_dates_onto_open_streams() {
+    let cal = yrdx_tests::temp_dir("calendar").join("calendar.toml");
+    std::fs::write(&cal, ONLY_2024).expect("calendar");
+    let cal_line = format!("calendar_file = \"{}\"\n", cal.display());
+    let g = TestGateway::start_with(|t| format!("{cal_line}{t}")).await;
+    g.set_time("2024-12-27T16:00:00+08:00");
+    let mut jiangsu = g.client("jiangsu").await;
+    let mut stream = jiangsu.receive(ReceiveRequest { max_unacked: 10 }).await.expect("receive").into_inner();
+    let send = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
+        let g = &g;
+        async move {
+            g.client(who)
+                .await
+                .submit(SubmitRequest { document: document(format, region, id, &[r]) })
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+    };
+    publish_plan(&g, "PLAN-1", "YRD-2024-WS-01").await;
+    let mut sampling = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    if let Record::Sampling(s) = &mut sampling {
+        s.sample_id = "ZJ-0901".into();
+        s.sampling_region = "330000".into();
+        if let Some(p) = s.producer.as_mut() {
+            p.region = "320583".into();
+        }
+    }
+    send("zhejiang", Partner::Zhejiang, "330000", "S-1", sampling).await;
+    let mut result = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
+    if let Record::Inspection(i) = &mut result {
+        i.sample_id = "ZJ-0901".into();
+        i.report_no = "ZJR-0901".into();
+    }
+    // Friday 2024-12-27 + 5 working days needs 2025: provisional.
+    send("zhejiang", Partner::Zhejiang, "330000", "R-1", result).await;
+    let before = drain_ids(&mut jiangsu, &mut stream).await;
+    assert!(before.iter().any(|id| id == "CZ-ZJ-0901"), "{before:?}");
+
+    // The operator extends the calendar and reloads: the date is settled and the case goes again
+    // to the stream that stayed open.
+    std::fs::write(&cal, yrdx_proto::calendar::DEFAULT_CALENDAR_TOML).expect("calendar");
+    let reloaded = g.reload().await.expect("reload");
+    assert_eq!(reloaded.due_dates_resent, ["CZ-ZJ-0901"], "{}", reloaded.summary());
+    assert_eq!(drain_ids(&mut jiangsu, &mut stream).await, ["CZ-ZJ-0901-DUE-20250106"]);
+    let status = g
+        .admin("ops")
+        .await
+        .calendar_status(yrdx_proto::v1::CalendarStatusRequest {})
+        .await
+        .expect("calendar status")
+        .into_inner();
+    assert!(status.provisional_cases.is_empty(), "{:?}", status.provisional_cases);
+    assert_ne!(status.last_day, yrdx_proto::Date::from_ymd(2024, 12, 31), "the extended calendar is in force");
+    g.stop().await;
+    let _ = std::fs::remove_dir_all(cal.parent().expect("dir"));
+}
