@@ -92,6 +92,8 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
     [
         ("listen", d(&old.listen) != d(&new.listen)),
+        // The transport's message limit is derived from it when the server is built.
+        ("max_document_bytes", old.max_document_bytes != new.max_document_bytes),
         ("store", old.resolve(&old.store) != new.resolve(&new.store)),
         ("limits", old.limits != new.limits),
         ("metrics", d(&old.metrics) != d(&new.metrics)),
