@@ -876,6 +876,34 @@ mod tests {
     }
 
     #[test]
+    fn crl_files_are_pem_or_der_and_garbage_names_the_key() {
+        let ca = crate::pki::CertificateAuthority::new("t").unwrap();
+        let pem = ca.crl(&[], 24, 1).unwrap();
+        let (ders, next) = parse_crls("tls.crls[0]", pem.as_bytes()).unwrap();
+        assert_eq!(ders.len(), 1);
+        assert!(next.unwrap() > x509_parser::time::ASN1Time::now().timestamp());
+        let (again, _) = parse_crls("tls.crls[0]", ders[0].as_ref()).unwrap();
+        assert_eq!(again[0].as_ref(), ders[0].as_ref(), "DER as it is");
+        let e = parse_crls("tls.crls[3]", b"not a CRL").unwrap_err();
+        assert!(e.to_string().starts_with("tls.crls[3]: "), "{e}");
+        let e = parse_crls("tls.crls[1]", b"-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n").unwrap_err();
+        assert!(e.to_string().starts_with("tls.crls[1]: "), "{e}");
+    }
+
+    #[test]
+    fn refusals_are_counted_under_a_few_words() {
+        use rustls::CertificateError as C;
+        let r = |c: C| refusal_reason(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(r(C::Revoked), "revoked");
+        assert_eq!(r(C::ExpiredRevocationList), "crl_expired");
+        assert_eq!(r(C::UnknownRevocationStatus), "unknown_revocation_status");
+        assert_eq!(r(C::UnknownIssuer), "unknown_issuer");
+        assert_eq!(r(C::Expired), "expired");
+        assert_eq!(r(C::BadSignature), "invalid");
+        assert_eq!(refusal_reason(&rustls::Error::HandshakeNotComplete), "invalid");
+    }
+
+    #[test]
     fn accept_backoff_grows_and_is_capped() {
         assert_eq!(accept_backoff(1), Duration::from_millis(10));
         assert_eq!(accept_backoff(2), Duration::from_millis(20));

@@ -229,6 +229,18 @@ async fn a_second_client_ca_is_trusted_after_reload() {
     g.reload().await.expect("reload");
     call(&g, "jiangsu-next").await.expect("the next CA's certificate");
     call(&g, "jiangsu").await.expect("the old CA's certificate");
+    // CRLs for the old CA only: the next CA's certificates have no known status and are refused
+    // (fail closed) until its CRL is listed too.
+    std::fs::write(g.dir.join("pki/ca.crl"), g.ca.crl(&[], 24, 1).expect("CRL")).expect("written");
+    std::fs::write(g.dir.join("pki/next.crl"), next_ca.crl(&[], 24, 1).expect("CRL")).expect("written");
+    g.edit_config(|t| with_crls(t, &["pki/ca.crl"]));
+    g.reload().await.expect("reload");
+    call(&g, "jiangsu-next").await.expect_err("no CRL of its CA");
+    assert!(refused(&g, "unknown_revocation_status").await >= 1);
+    call(&g, "jiangsu").await.expect("the old CA's certificate, checked against its CRL");
+    g.edit_config(|t| t.replace("crls = [\"pki/ca.crl\"]", "crls = [\"pki/ca.crl\", \"pki/next.crl\"]"));
+    g.reload().await.expect("reload");
+    call(&g, "jiangsu-next").await.expect("the next CA's certificate, checked against its CRL");
     // The old CA dropped: its certificates' connections close, new ones are refused.
     let mut zhejiang = g.client("zhejiang").await;
     let mut stream = zhejiang.receive(ReceiveRequest { max_unacked: 10 }).await.expect("receive").into_inner();
