@@ -1,6 +1,7 @@
 //! `yrdx serve` reloads on SIGHUP: a partner suspended in the file is refused at once while the
 //! process and another partner's open Receive stream carry on; a broken file is refused (logged)
-//! and the running configuration stays.
+//! and the running configuration stays; a CRL revoking a partner closes its open stream and
+//! refuses its handshakes, logged with the certificate's serial.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -83,8 +84,9 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
             .await
             .expect("connects");
     let mut stream = jiangsu.receive(ReceiveRequest { max_unacked: 1 }).await.expect("receive").into_inner();
+    let pid = server.id().to_string();
     let hup = || {
-        let kill = Command::new("kill").args(["-HUP", &server.id().to_string()]).status().expect("kill runs");
+        let kill = Command::new("kill").args(["-HUP", &pid]).status().expect("kill runs");
         assert!(kill.success());
     };
 
@@ -98,7 +100,11 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
         judged(&url, &pki, "zhejiang").then_some_code(tonic::Code::PermissionDenied)
     })
     .await;
-    assert!(log.lock().unwrap_or_else(|p| p.into_inner()).contains("configuration reloaded"));
+    eventually("the reload is logged", || {
+        let logged = log.lock().unwrap_or_else(|p| p.into_inner()).contains("configuration reloaded");
+        async move { logged }
+    })
+    .await;
 
     std::fs::write(&config, suspended.replace("330000", "390000")).expect("config");
     hup();
@@ -116,6 +122,41 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
         "the Receive stream opened before the reloads is still open"
     );
     assert!(server.try_wait().expect("wait").is_none(), "SIGHUP never stops the gateway");
+
+    // Jiangsu's certificate revoked: after SIGHUP its open stream is closed, a new connection is
+    // refused in the handshake, and both are logged with the certificate's serial.
+    let ca = yrdx_gateway::pki::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca.key")).expect("CA");
+    let jiangsu_pem = read("jiangsu.pem");
+    let serial = yrdx_gateway::pki::serial_hex_of_pem(&jiangsu_pem).expect("serial");
+    std::fs::write(pki.join("ca.crl"), ca.crl(&[&jiangsu_pem], 24, 1).expect("CRL")).expect("CRL");
+    std::fs::write(
+        &config,
+        suspended.replace("key = \"pki/server.key\"\n", "key = \"pki/server.key\"\ncrls = [\"pki/ca.crl\"]\n"),
+    )
+    .expect("config");
+    hup();
+    eventually("the revoked stream is closed", || {
+        let closed = log.lock().unwrap_or_else(|p| p.into_inner()).contains("closing a connection no longer admitted");
+        async move { closed }
+    })
+    .await;
+    assert!(
+        !matches!(tokio::time::timeout(Duration::from_secs(10), stream.message()).await, Ok(Ok(Some(_)))),
+        "the revoked certificate's stream ended"
+    );
+    assert_ne!(judged(&url, &pki, "jiangsu").await, tonic::Code::InvalidArgument, "revoked: refused");
+    eventually("the refusal is logged", || {
+        let logged =
+            log.lock().unwrap_or_else(|p| p.into_inner()).contains("client certificate refused in the TLS handshake");
+        async move { logged }
+    })
+    .await;
+    let text = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        text.matches(serial.as_str()).count() >= 2,
+        "the serial {serial} is logged at closing and at refusal: {text}"
+    );
+    assert_eq!(judged(&url, &pki, "shanghai").await, tonic::Code::InvalidArgument);
 
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let started = Instant::now();

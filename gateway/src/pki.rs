@@ -177,6 +177,15 @@ impl CertificateAuthority {
     }
 }
 
+/// The serial number of a PEM certificate, hex as the gateway logs it (`None` when it does not
+/// parse).
+pub fn serial_hex_of_pem(pem: &str) -> Option<String> {
+    use x509_parser::prelude::FromDer;
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&der.contents).ok()?;
+    Some(hex::encode(cert.raw_serial()))
+}
+
 fn write(path: &Path, text: &str) -> Result<(), PkiError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
