@@ -132,6 +132,21 @@ fn serve(config_path: &str) -> ExitCode {
         };
         let stop = running.shutdown_handle();
         let mut stopping = stop.subscribe();
+        #[cfg(unix)]
+        {
+            // SIGHUP reloads (the gateway logs what it put in force, or why it refused).
+            let reloader = running.reloader();
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(mut hangup) => {
+                    tokio::spawn(async move {
+                        while hangup.recv().await.is_some() {
+                            let _ = reloader.reload().await;
+                        }
+                    });
+                }
+                Err(e) => eprintln!("yrdx serve: SIGHUP cannot be handled ({e}): reload with Admin.Reload"),
+            }
+        }
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop.send(true);

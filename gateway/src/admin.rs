@@ -10,16 +10,17 @@ use yrdx_proto::v1::*;
 /// The `Admin` service.
 pub struct AdminService {
     gateway: Arc<Gateway>,
+    reloader: Arc<crate::reload::Reloader>,
 }
 
 impl AdminService {
-    /// The service over shared gateway state.
-    pub fn new(gateway: Arc<Gateway>) -> AdminService {
-        AdminService { gateway }
+    /// The service over shared gateway state, reloading with `reloader`.
+    pub fn new(gateway: Arc<Gateway>, reloader: Arc<crate::reload::Reloader>) -> AdminService {
+        AdminService { gateway, reloader }
     }
 
     fn operator<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        match identity::caller(request, &self.gateway.config)? {
+        match identity::caller(request, &self.gateway.config())? {
             Caller::Operator(name) => Ok(name),
             Caller::Partner(name) => Err(Status::permission_denied(format!("partner {name} is not an operator"))),
         }
@@ -32,7 +33,7 @@ impl Admin for AdminService {
         self.operator(&request)?;
         let g = self.gateway.clone();
         let mailboxes = tokio::task::spawn_blocking(move || {
-            g.config
+            g.config()
                 .partners
                 .iter()
                 .map(|p| {
@@ -106,13 +107,28 @@ impl Admin for AdminService {
             }
         }
         let today = yrdx_proto::civil::BeijingTime::of(&self.gateway.clock.now()).date;
-        let range = self.gateway.calendar.covered_range();
+        let calendar = self.gateway.calendar();
+        let range = calendar.covered_range();
         Ok(Response::new(CalendarStatusReply {
             first_day: range.map(|r| r.0),
             last_day: range.map(|r| r.1),
             days_left: range.map(|r| r.1.to_days() - today.to_days()).unwrap_or(0),
-            warning: crate::calendar_watch::year_end_warning(&self.gateway.calendar, &today).unwrap_or_default(),
+            warning: crate::calendar_watch::year_end_warning(&calendar, &today).unwrap_or_default(),
             provisional_cases,
+        }))
+    }
+
+    async fn reload(&self, request: Request<ReloadRequest>) -> Result<Response<ReloadReply>, Status> {
+        let operator = self.operator(&request)?;
+        tracing::info!(%operator, "reload asked for");
+        let r = self.reloader.reload().await.map_err(|e| {
+            Status::failed_precondition(format!("reload refused, the running configuration stays: {e}"))
+        })?;
+        Ok(Response::new(ReloadReply {
+            summary: r.summary(),
+            partners: r.partners,
+            suspended: r.suspended,
+            connections_closed: u32::try_from(r.connections_closed).unwrap_or(u32::MAX),
         }))
     }
 }

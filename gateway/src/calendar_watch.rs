@@ -58,13 +58,14 @@ pub struct Settled {
 /// unchanged date that is now settled only loses its mark.
 pub fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, String> {
     let mut out = Settled::default();
+    let calendar = g.calendar();
     for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
         let case: DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
         if !case.due_on_provisional || yrdx_proto::validate::is_final(status) {
             continue;
         }
-        let Some(next) = disposal::settle_due_date(&case, &g.calendar, &g.deadlines) else {
+        let Some(next) = disposal::settle_due_date(&case, &calendar, &g.deadlines) else {
             out.still_provisional.push(case.case_id.clone());
             continue;
         };
@@ -121,7 +122,7 @@ pub async fn start(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) -> Re
         if last_warned == Some(today) {
             return;
         }
-        if let Some(message) = year_end_warning(&g.calendar, &today) {
+        if let Some(message) = year_end_warning(&g.calendar(), &today) {
             warn!(%today, "{message}");
         }
         last_warned = Some(today);

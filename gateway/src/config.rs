@@ -150,6 +150,9 @@ pub struct Config {
     /// Where the file was read from (paths resolve against its directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The file itself, when loaded from one: a reload (SIGHUP, `Admin.Reload`) reads it again.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Server certificate, key and the CA that signs client certificates.
@@ -162,6 +165,15 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM file of the server's private key.
     pub key: PathBuf,
+    /// Certificate revocation lists (PEM or DER files), one or more per CA of `client_ca`: a
+    /// revoked partner or operator certificate fails the handshake (default none: no revocation
+    /// check). Once any is set, a certificate whose CA has no CRL here is refused too.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Accept certificates checked against a CRL past its nextUpdate (default false: such a
+    /// handshake is refused, as X-Road refuses a stale OCSP answer).
+    #[serde(default)]
+    pub allow_stale_crls: bool,
 }
 
 fn default_batch_max_records() -> usize {
@@ -303,6 +315,11 @@ pub struct PartnerConfig {
     /// Burst of submissions allowed above the rate (default 100).
     #[serde(default = "default_burst")]
     pub burst: u32,
+    /// A suspended partner stays registered and its mailbox is kept, but every call it makes is
+    /// refused with `PERMISSION_DENIED` and its open connections are closed on reload (default
+    /// false).
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 /// A format a connected partner may speak (SAMR is not one: it never connects to the gateway).
@@ -363,6 +380,7 @@ impl Config {
             .map_err(|e| ConfigError::Io { path: path.display().to_string(), message: e.to_string() })?;
         let mut config = Config::parse(&text, &path.display().to_string())?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.source = Some(path.to_path_buf());
         Ok(config)
     }
 
@@ -481,6 +499,15 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(c.partners[0].format(), Partner::Jiangsu);
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.limits.handshake_timeout_secs, 10);
+        assert!(c.tls.crls.is_empty() && !c.tls.allow_stale_crls && !c.partners[0].suspended);
+        let c = Config::parse(
+            &MINIMAL.replace("key = \"pki/server.key\"", "key = \"k\"\ncrls = [\"a.crl\"]\nallow_stale_crls = true"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!((c.tls.crls.len(), c.tls.allow_stale_crls), (1, true));
+        let e = Config::parse(&MINIMAL.replace("key = \"pki/server.key\"", "key = \"k\"\ncrl = []"), "t").unwrap_err();
+        assert!(e.to_string().contains("crl"), "{e}");
     }
 
     #[test]

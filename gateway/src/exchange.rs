@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,19 +28,39 @@ use yrdx_proto::v1::{
     SubmitReply, SubmitRequest,
 };
 
+/// A partner's rate limiter and the quota it was built for (kept across a reload that leaves the
+/// quota alone, so a reload is no way to reset a limit).
+struct Limiter {
+    rate: u32,
+    burst: u32,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl Limiter {
+    fn new(p: &PartnerConfig) -> Arc<Limiter> {
+        let rate = NonZeroU32::new(p.rate_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(p.burst).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Limiter {
+            rate: p.rate_per_second,
+            burst: p.burst,
+            limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+        })
+    }
+}
+
 /// Shared state of the gateway's services.
 pub struct Gateway {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force (swapped whole by a reload; read it with [`Gateway::config`]).
+    config: RwLock<Arc<Config>>,
     /// The durable store.
     pub store: Arc<SqliteStore>,
-    /// The working-day calendar.
-    pub calendar: Calendar,
+    /// The working-day calendar in force (swapped by a reload; read it with [`Gateway::calendar`]).
+    calendar: RwLock<Arc<Calendar>>,
     /// Disposal stage durations.
     pub deadlines: Deadlines,
     /// The clock (injectable for tests).
     pub clock: Arc<dyn Clock>,
-    limiters: HashMap<String, DefaultDirectRateLimiter>,
+    limiters: RwLock<HashMap<String, Arc<Limiter>>>,
     mailboxes: Mutex<HashMap<String, Arc<Notify>>>,
     contacts: Mutex<HashMap<String, yrdx_proto::Timestamp>>,
     shutdown: watch::Receiver<bool>,
@@ -169,27 +189,57 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
-        let limiters = config
-            .partners
-            .iter()
-            .map(|p| {
-                let rate = NonZeroU32::new(p.rate_per_second).unwrap_or(NonZeroU32::MIN);
-                let burst = NonZeroU32::new(p.burst).unwrap_or(NonZeroU32::MIN);
-                (p.name.clone(), DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
-            })
-            .collect();
+        let limiters = config.partners.iter().map(|p| (p.name.clone(), Limiter::new(p))).collect();
         Gateway {
-            config,
+            config: RwLock::new(config),
             store,
-            calendar,
+            calendar: RwLock::new(Arc::new(calendar)),
             deadlines: Deadlines::default(),
             clock,
-            limiters,
+            limiters: RwLock::new(limiters),
             mailboxes: Mutex::new(HashMap::new()),
             contacts: Mutex::new(HashMap::new()),
             shutdown,
             faults: Faults::default(),
             metrics: crate::metrics::Metrics::new(),
+        }
+    }
+
+    /// The configuration in force now. A call takes it once and keeps it to its end, so a reload
+    /// never changes the rules halfway through a submission.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The working-day calendar in force now.
+    pub fn calendar(&self) -> Arc<Calendar> {
+        self.calendar.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Puts a reloaded configuration (and calendar, when given) in force for every later call.
+    /// Rate limiters of partners whose quota did not change are kept; open Receive streams are
+    /// woken so that a suspended or removed partner's stream ends at once.
+    pub fn replace_config(&self, config: Arc<Config>, calendar: Option<Calendar>) {
+        {
+            let mut limiters = self.limiters.write().unwrap_or_else(PoisonError::into_inner);
+            let next = config
+                .partners
+                .iter()
+                .map(|p| {
+                    let kept = limiters.get(&p.name).filter(|l| l.rate == p.rate_per_second && l.burst == p.burst);
+                    (p.name.clone(), kept.cloned().unwrap_or_else(|| Limiter::new(p)))
+                })
+                .collect();
+            *limiters = next;
+        }
+        if let Some(calendar) = calendar {
+            *self.calendar.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(calendar);
+        }
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+        let mailboxes: Vec<Arc<Notify>> =
+            self.mailboxes.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for m in mailboxes {
+            m.notify_waiters();
         }
     }
 
@@ -240,12 +290,13 @@ impl Gateway {
         now: yrdx_proto::Timestamp,
     ) -> Vec<NewDelivery> {
         let mut deliveries = Vec::new();
+        let config = self.config();
         let mut sides = vec![case.origin_region.clone()];
         if case.responsible_region != case.origin_region {
             sides.push(case.responsible_region.clone());
         }
         for region in sides {
-            let Some(p) = self.config.partner_by_region(&region) else { continue };
+            let Some(p) = config.partner_by_region(&region) else { continue };
             let envelope = Envelope {
                 message_id: message_id.to_string(),
                 sender: case.origin_region.clone(),
@@ -285,10 +336,11 @@ impl Gateway {
     }
 
     fn check_rate(&self, partner: &PartnerConfig) -> Result<(), Status> {
-        let Some(limiter) = self.limiters.get(&partner.name) else {
+        let limiter = self.limiters.read().unwrap_or_else(PoisonError::into_inner).get(&partner.name).cloned();
+        let Some(limiter) = limiter else {
             return Ok(());
         };
-        if let Err(not_until) = limiter.check() {
+        if let Err(not_until) = limiter.limiter.check() {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut status = Status::resource_exhausted(format!(
@@ -328,10 +380,11 @@ impl Gateway {
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
+        let config = self.config();
         let doc = partner
             .format()
-            .decode(&bytes, &self.config.decode_limits())
-            .map_err(|e| invalid_document(&e, self.config.error_details_max_bytes, self.config.max_problems))?;
+            .decode(&bytes, &config.decode_limits())
+            .map_err(|e| invalid_document(&e, config.error_details_max_bytes, config.max_problems))?;
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
@@ -413,7 +466,8 @@ impl Gateway {
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
-        Ok(match partner.format().decode(bytes, &self.config.decode_limits()) {
+        let config = self.config();
+        Ok(match partner.format().decode(bytes, &config.decode_limits()) {
             Ok(doc) => CheckReply {
                 valid: true,
                 problems: vec![],
@@ -424,7 +478,7 @@ impl Gateway {
                 let problems = e.problems();
                 CheckReply {
                     valid: false,
-                    truncated: problems.len() > self.config.max_problems,
+                    truncated: problems.len() > config.max_problems,
                     problems: problems
                         .into_iter()
                         .map(|p| CheckProblem {
@@ -442,9 +496,10 @@ impl Gateway {
     /// Routes every record and encodes, per recipient, the records it takes in its own format.
     fn plan_deliveries(&self, doc: &Document, sender: &PartnerConfig) -> Result<Planned, Status> {
         let lookup = StoreLookup(&self.store);
+        let (config, calendar) = (self.config(), self.calendar());
         let cx = routing::Context {
-            config: &self.config,
-            calendar: &self.calendar,
+            config: &config,
+            calendar: &calendar,
             deadlines: &self.deadlines,
             // Records the gateway stamps (opened cases, their TRANSFER events) carry whole
             // seconds, which every partner format carries.
@@ -464,7 +519,7 @@ impl Gateway {
                 }
                 Err(RouteError::Store(e)) => return Err(internal(e)),
             };
-            for p in routing::deliverable(record, &mut route, &self.config) {
+            for p in routing::deliverable(record, &mut route, &config) {
                 match groups.iter_mut().find(|(q, id, ..)| q.name == p.name && *id == doc.envelope.message_id) {
                     Some((.., list)) => list.push(record.clone()),
                     None => groups.push((
@@ -477,7 +532,7 @@ impl Gateway {
             }
             for (region, notice) in route.notices.drain(..) {
                 let mut single = routing::Route { recipients: vec![region], ..Default::default() };
-                for p in routing::deliverable(&notice, &mut single, &self.config) {
+                for p in routing::deliverable(&notice, &mut single, &config) {
                     let (id, from) = match &notice {
                         Record::CaseTransfer(c) => (c.case_id.clone(), c.origin_region.clone()),
                         other => (other.id(), doc.envelope.sender.clone()),
@@ -574,7 +629,7 @@ impl ExchangeService {
 impl Exchange for ExchangeService {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config)?.clone();
+        let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
         let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
         let started = std::time::Instant::now();
@@ -583,11 +638,11 @@ impl Exchange for ExchangeService {
         let result = async move {
             g.check_rate(&partner)?;
             let bytes = request.into_inner().document;
-            if bytes.len() > g.config.max_document_bytes {
+            let max = g.config().max_document_bytes;
+            if bytes.len() > max {
                 return Err(Status::resource_exhausted(format!(
-                    "document is {} bytes, over the limit of {} bytes",
+                    "document is {} bytes, over the limit of {max} bytes",
                     bytes.len(),
-                    g.config.max_document_bytes
                 )));
             }
             let g2 = g.clone();
@@ -628,19 +683,25 @@ impl Exchange for ExchangeService {
 
     async fn receive(&self, request: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config)?.clone();
+        let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
         let asked = request.into_inner().max_unacked;
-        let max_unacked = if asked == 0 { g.config.max_unacked } else { asked.min(1000) } as usize;
+        let max_unacked = if asked == 0 { g.config().max_unacked } else { asked.min(1000) } as usize;
         let (tx, rx) = mpsc::channel(max_unacked.max(1));
         let notify = g.mailbox(&partner.region);
         let mut shutdown = g.shutdown.clone();
         let span = tracing::info_span!("receive", partner = %partner.name);
         tokio::spawn(
             async move {
-                let visibility = (g.config.visibility_timeout_secs * 1000) as i64;
+                let visibility = (g.config().visibility_timeout_secs * 1000) as i64;
                 let mut sent: Vec<String> = Vec::new();
                 loop {
+                    // A reload that suspends or removes the partner ends its stream (the reload
+                    // wakes every mailbox); what it held unacknowledged stays in its mailbox.
+                    if let Err(status) = identity::still_admitted(&partner.name, &g.config()) {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
                     // Registered before the store is read, so a commit between the read and the
                     // wait still wakes this stream (notify_waiters only wakes registered waiters).
                     let notified = notify.notified();
@@ -706,18 +767,18 @@ impl Exchange for ExchangeService {
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config)?.clone();
+        let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
         let span = tracing::info_span!("check", partner = %partner.name);
         async move {
             // A check costs what a submission's decoding costs: the same rate and size limits.
             g.check_rate(&partner)?;
             let bytes = request.into_inner().document;
-            if bytes.len() > g.config.max_document_bytes {
+            let max = g.config().max_document_bytes;
+            if bytes.len() > max {
                 return Err(Status::resource_exhausted(format!(
-                    "document is {} bytes, over the limit of {} bytes",
+                    "document is {} bytes, over the limit of {max} bytes",
                     bytes.len(),
-                    g.config.max_document_bytes
                 )));
             }
             let g2 = g.clone();
@@ -736,7 +797,7 @@ impl Exchange for ExchangeService {
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config)?.clone();
+        let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
         let ids = request.into_inner().delivery_ids;
         let store = g.store.clone();
@@ -800,7 +861,7 @@ identity = "urn:yrdx:partner:shanghai"
     #[test]
     fn work_whose_caller_has_gone_stores_nothing() {
         let g = gateway();
-        let shanghai = g.config.partners[0].clone();
+        let shanghai = g.config().partners[0].clone();
         // The drop guard of a Submit whose caller went away sets the flag…
         let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let cancelled = guard.0.clone();

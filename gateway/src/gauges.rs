@@ -26,7 +26,8 @@ pub fn read(g: &Gateway) -> Result<Readings, String> {
     let now = g.clock.now();
     let now_ms = g.clock.now_ms();
     let mut readings = Readings::default();
-    for p in &g.config.partners {
+    let config = g.config();
+    for p in &config.partners {
         let depth = g.store.depth(&p.region).map_err(|e| e.to_string())?;
         let oldest = g.store.oldest_unacknowledged_ms(&p.region).map_err(|e| e.to_string())?;
         readings.mailboxes.push(MailboxReading {
@@ -59,6 +60,6 @@ pub fn read(g: &Gateway) -> Result<Readings, String> {
     readings.cases_open = STAGES.iter().zip(open).map(|(s, n)| (stage_label(*s), n)).collect();
     readings.cases_overdue = STAGES.iter().zip(overdue).map(|(s, n)| (stage_label(*s), n)).collect();
     // Midnight after the last covered day, Beijing time (UTC+8).
-    readings.calendar_end_secs = g.calendar.covered_range().map(|(_, last)| (last.to_days() + 1) * 86_400 - 8 * 3600);
+    readings.calendar_end_secs = g.calendar().covered_range().map(|(_, last)| (last.to_days() + 1) * 86_400 - 8 * 3600);
     Ok(readings)
 }

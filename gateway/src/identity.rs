@@ -2,10 +2,9 @@
 //! verified, looked up in the partner registry. Nothing the caller sends can change it. A
 //! certificate must name exactly one registered identity (docs/decisions.md #53).
 
+pub use crate::certificate::san_uris;
 use crate::config::{Config, PartnerConfig};
 use tonic::Status;
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,24 +13,6 @@ pub enum Caller {
     Partner(String),
     /// An operator (by name).
     Operator(String),
-}
-
-/// The SAN URIs of a DER certificate.
-pub fn san_uris(der: &[u8]) -> Vec<String> {
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return vec![];
-    };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return vec![];
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::URI(u) => Some(u.to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The registered identity (partner or operator) that a SAN URI names, if any.
@@ -79,12 +60,36 @@ pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller,
     caller_of(&san_uris(leaf.as_ref()), config)
 }
 
-/// The calling partner's registry entry; operators are refused on partner calls.
+/// The registry entry of the partner `name`, if it is registered and not suspended.
+pub fn active_partner<'c>(name: &str, config: &'c Config) -> Result<&'c PartnerConfig, Status> {
+    match config.partners.iter().find(|p| p.name == name) {
+        Some(p) if p.suspended => Err(Status::permission_denied(format!(
+            "partner {name} is suspended (partner.suspended in the gateway's configuration); its mailbox is kept"
+        ))),
+        Some(p) => Ok(p),
+        None => Err(Status::permission_denied(format!("partner {name} is no longer in the partner registry"))),
+    }
+}
+
+/// Whether the partner `name` may still call under `config` (for streams opened before a reload).
+pub fn still_admitted(name: &str, config: &Config) -> Result<(), Status> {
+    active_partner(name, config).map(|_| ())
+}
+
+/// Whether a connection's verified leaf certificate still names an identity that may call under
+/// `config`: exactly one registered identity, and not a suspended partner.
+pub fn certificate_admitted(leaf: &[u8], config: &Config) -> Result<Caller, Status> {
+    let caller = caller_of(&san_uris(leaf), config)?;
+    if let Caller::Partner(name) = &caller {
+        active_partner(name, config)?;
+    }
+    Ok(caller)
+}
+
+/// The calling partner's registry entry; operators and suspended partners are refused.
 pub fn partner<'c, T>(request: &tonic::Request<T>, config: &'c Config) -> Result<&'c PartnerConfig, Status> {
     match caller(request, config)? {
-        Caller::Partner(name) => {
-            config.partners.iter().find(|p| p.name == name).ok_or_else(|| Status::permission_denied("unknown partner"))
-        }
+        Caller::Partner(name) => active_partner(&name, config),
         Caller::Operator(name) => Err(Status::permission_denied(format!(
             "operator {name} cannot exchange documents: use a partner certificate"
         ))),

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod calendar_watch;
+pub mod certificate;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pki;
 pub mod records_api;
+pub mod reload;
 pub mod routing;
 pub mod samr_push;
 pub mod server;

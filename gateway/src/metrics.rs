@@ -97,6 +97,28 @@ struct VersionLabel {
     version: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// Client certificates refused, by reason (`yrdx_tls_handshakes_refused_total{reason}`): a
+/// cheap clone handed to the TLS verifier, which counts where the refusal happens.
+#[derive(Debug, Clone, Default)]
+pub struct TlsRefusals(Family<ReasonLabel, Counter>);
+
+impl TlsRefusals {
+    /// Counts one refusal (`reason` is one of a few fixed words: `revoked`, `crl_expired` …).
+    pub fn refused(&self, reason: &str) {
+        self.0.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
+    }
+
+    /// How many were refused for `reason` so far.
+    pub fn count(&self, reason: &str) -> u64 {
+        self.0.get_or_create(&ReasonLabel { reason: reason.to_string() }).get()
+    }
+}
+
 fn latency() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -151,6 +173,7 @@ pub struct Metrics {
     cases_overdue: Family<StageLabel, Gauge>,
     provisional: Gauge,
     calendar_end: Gauge,
+    tls_refusals: TlsRefusals,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -185,6 +208,7 @@ impl Metrics {
             cases_overdue: Family::default(),
             provisional: Gauge::default(),
             calendar_end: Gauge::default(),
+            tls_refusals: TlsRefusals::default(),
             registry: Registry::default(),
         };
         let build = Family::<VersionLabel, Gauge>::default();
@@ -243,7 +267,18 @@ impl Metrics {
             Unit::Seconds,
             m.calendar_end.clone(),
         );
+        registry.register(
+            "tls_handshakes_refused",
+            "Client certificates refused in the TLS handshake, by reason (revoked, crl_expired, \
+             unknown_revocation_status, unknown_issuer, expired, not_valid_yet, invalid)",
+            m.tls_refusals.0.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The counter of refused client certificates, for the TLS verifier.
+    pub fn tls_refusals(&self) -> TlsRefusals {
+        self.tls_refusals.clone()
     }
 
     /// Counts one Submit's outcome, its records and its latency.

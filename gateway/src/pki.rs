@@ -138,6 +138,54 @@ impl CertificateAuthority {
     }
 }
 
+impl CertificateAuthority {
+    /// A CRL of this CA (PEM) revoking the certificates `revoked` (PEM), issued an hour ago and
+    /// due for renewal `next_update_hours` from now (negative: already past its nextUpdate, for
+    /// tests of stale CRLs). `number` is its CRL number.
+    pub fn crl(&self, revoked: &[&str], next_update_hours: i64, number: u64) -> Result<String, PkiError> {
+        use x509_parser::prelude::FromDer;
+        let now = x509_parser::time::ASN1Time::now().to_datetime();
+        let hour = std::time::Duration::from_secs(3600);
+        let next_update = if next_update_hours >= 0 {
+            now + hour * u32::try_from(next_update_hours).unwrap_or(u32::MAX)
+        } else {
+            now - hour * u32::try_from(-next_update_hours).unwrap_or(u32::MAX)
+        };
+        let this_update = next_update.min(now) - hour;
+        let mut revoked_certs = Vec::new();
+        for pem in revoked {
+            let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+                .map_err(|e| PkiError::Generate(rcgen::Error::X509(e.to_string())))?;
+            let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&der.contents)
+                .map_err(|e| PkiError::Generate(rcgen::Error::X509(e.to_string())))?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(cert.raw_serial()),
+                revocation_time: this_update,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: rcgen::SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+}
+
+/// The serial number of a PEM certificate, hex as the gateway logs it (`None` when it does not
+/// parse).
+pub fn serial_hex_of_pem(pem: &str) -> Option<String> {
+    use x509_parser::prelude::FromDer;
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&der.contents).ok()?;
+    Some(hex::encode(cert.raw_serial()))
+}
+
 fn write(path: &Path, text: &str) -> Result<(), PkiError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)

@@ -32,7 +32,8 @@ impl RecordsService {
 
     /// Shanghai's registry entry: the caller must hold the canonical-format (310000) certificate.
     fn shanghai<T>(&self, request: &Request<T>) -> Result<PartnerConfig, Status> {
-        let p = identity::partner(request, &self.gateway.config)?;
+        let config = self.gateway.config();
+        let p = identity::partner(request, &config)?;
         if p.format() != yrdx_adapters::Partner::Canonical {
             return Err(Status::permission_denied(format!("the Records API is Shanghai's; {} uses Exchange", p.name)));
         }
@@ -153,7 +154,7 @@ impl Records for RecordsService {
     }
 
     async fn get_plan_summary(&self, request: Request<PlanSummaryRequest>) -> Result<Response<PlanSummary>, Status> {
-        let caller = identity::partner(&request, &self.gateway.config)?.clone();
+        let caller = identity::partner(&request, &self.gateway.config())?.clone();
         let plan_id = request.into_inner().plan_id;
         let id = plan_id.clone();
         let (plan, held) = self

@@ -43,11 +43,6 @@ pub enum ServeError {
     Tls(#[from] crate::transport::TransportError),
 }
 
-fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, ServeError> {
-    let path = config.resolve(p);
-    std::fs::read(&path).map_err(|e| ServeError::Io { path: path.display().to_string(), message: e.to_string() })
-}
-
 /// A gateway running in the background.
 pub struct RunningGateway {
     /// The address it listens on (the real port when configured with port 0).
@@ -56,6 +51,7 @@ pub struct RunningGateway {
     pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), ServeError>>,
+    reloader: Arc<crate::reload::Reloader>,
 }
 
 impl RunningGateway {
@@ -74,6 +70,17 @@ impl RunningGateway {
             Ok(r) => r,
             Err(e) => Err(ServeError::Io { path: "server task".into(), message: e.to_string() }),
         }
+    }
+
+    /// Reads the configuration file again and puts it in force without a restart (SIGHUP), or
+    /// refuses it whole and keeps the running one.
+    pub async fn reload(&self) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
+        self.reloader.reload().await
+    }
+
+    /// The reloader, for a signal handler that outlives this handle's borrow.
+    pub fn reloader(&self) -> Arc<crate::reload::Reloader> {
+        self.reloader.clone()
     }
 
     /// A sender that triggers graceful shutdown.
@@ -111,15 +118,9 @@ async fn start_inner(
     faults: crate::faults::Faults,
 ) -> Result<RunningGateway, ServeError> {
     let config = Arc::new(config);
-    let calendar = match &config.calendar_file {
-        Some(p) => yrdx_proto::calendar::Calendar::from_file(&config.resolve(p))?,
-        None => yrdx_proto::calendar::Calendar::embedded(),
-    };
-    let tls = Arc::new(crate::transport::TlsConfigHandle::new(crate::transport::server_config(
-        &read(&config, &config.tls.cert)?,
-        &read(&config, &config.tls.key)?,
-        &read(&config, &config.tls.client_ca)?,
-    )?));
+    let calendar = crate::reload::load_calendar(&config)?;
+    let material = crate::reload::read_tls(&config)
+        .map_err(|e| ServeError::Io { path: format!("{} ({})", e.key, e.path), message: e.message })?;
     crate::transport::raise_open_file_limit(config.limits.max_connections);
     let store_path = config.resolve(&config.store);
     let store = Arc::new(SqliteStore::open(&store_path)?);
@@ -128,6 +129,12 @@ async fn start_inner(
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
     let gateway = Arc::new(gateway);
+    let tls = Arc::new(crate::transport::TlsConfigHandle::new(crate::transport::server_config(
+        &material,
+        gateway.metrics.tls_refusals(),
+    )?));
+    let live = crate::transport::LiveConnections::new();
+    let reloader = crate::reload::Reloader::new(gateway.clone(), tls.clone(), live.clone());
     // Before the first call: provisional due dates the calendar now covers are settled.
     crate::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
         .await
@@ -201,7 +208,10 @@ async fn start_inner(
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
     let max = config.transport_message_limit();
-    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(gateway.clone()));
+    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(
+        gateway.clone(),
+        reloader.clone(),
+    ));
     let records =
         yrdx_proto::v1::records_server::RecordsServer::new(crate::records_api::RecordsService::new(gateway.clone()))
             .max_decoding_message_size(max)
@@ -222,7 +232,7 @@ async fn start_inner(
         .add_service(exchange)
         .add_service(admin)
         .add_service(records);
-    let incoming = crate::transport::incoming(listener, tls, &config.limits, shutdown_rx.clone());
+    let incoming = crate::transport::incoming(listener, tls, live, &config.limits, shutdown_rx.clone());
     let mut signal = shutdown_rx.clone();
     info!(%addr, "yrdx gateway listening (mutual TLS required)");
     let handle = tokio::spawn(async move {
@@ -234,7 +244,7 @@ async fn start_inner(
             .await?;
         Ok(())
     });
-    Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle })
+    Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle, reloader })
 }
 
 /// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).

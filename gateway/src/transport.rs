@@ -8,6 +8,7 @@
 //! force at that moment, so a later change (CRL reload) can swap it without a restart.
 
 use crate::config::LimitsConfig;
+use crate::metrics::TlsRefusals;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,13 +20,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tonic::codegen::http;
 use tracing::{debug, info, warn};
+use x509_parser::prelude::FromDer;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +37,8 @@ pub enum TransportError {
     /// A PEM file holds no usable certificate or key.
     #[error("{what}: {message}")]
     Pem {
-        /// Which file (`tls.cert`, `tls.key`, `tls.client_ca`).
-        what: &'static str,
+        /// Which key of the configuration (`tls.cert`, `tls.key`, `tls.client_ca`, `tls.crls[0]`).
+        what: String,
         /// The parser's message.
         message: String,
     },
@@ -42,59 +46,307 @@ pub enum TransportError {
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
     /// The client-certificate verifier could not be built.
-    #[error("client certificate verifier: {0}")]
+    #[error("tls.client_ca / tls.crls: client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-/// Builds the server's rustls configuration: TLS 1.2 and 1.3, a client certificate signed by
-/// `client_ca_pem` required, ALPN `h2`.
-pub fn server_config(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> Result<ServerConfig, TransportError> {
+/// The TLS material of a configuration, read from its files: what [`server_config`] builds from.
+#[derive(Debug, Clone, Default)]
+pub struct TlsMaterial {
+    /// The server certificate chain, PEM (`tls.cert`).
+    pub cert_pem: Vec<u8>,
+    /// The server's private key, PEM (`tls.key`).
+    pub key_pem: Vec<u8>,
+    /// The CAs that issue client certificates, PEM (`tls.client_ca`; two during a rollover).
+    pub client_ca_pem: Vec<u8>,
+    /// The CRLs, each with its key for error messages (`tls.crls[0]` …), PEM or DER.
+    pub crls: Vec<(String, Vec<u8>)>,
+    /// `tls.allow_stale_crls`.
+    pub allow_stale_crls: bool,
+}
+
+/// The CRLs of one file, PEM (one or more blocks) or DER, checked to parse, with when the
+/// oldest of them is due to be replaced (its nextUpdate, Unix seconds).
+fn parse_crls(
+    what: &str,
+    bytes: &[u8],
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, Option<i64>), TransportError> {
+    let bad = |message: String| TransportError::Pem { what: what.to_string(), message };
+    let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?
+    } else {
+        vec![CertificateRevocationListDer::from(bytes.to_vec())]
+    };
+    if ders.is_empty() {
+        return Err(bad("no certificate revocation list".into()));
+    }
+    let mut next_update: Option<i64> = None;
+    for der in &ders {
+        let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der.as_ref())
+            .map_err(|e| bad(format!("not a certificate revocation list: {e}")))?;
+        if let Some(t) = crl.next_update() {
+            let t = t.timestamp();
+            next_update = Some(next_update.map_or(t, |n| n.min(t)));
+        }
+    }
+    Ok((ders, next_update))
+}
+
+/// A TLS server configuration and the client verifier inside it (kept to check the certificates
+/// of open connections again after a reload).
+#[derive(Debug, Clone)]
+pub struct BuiltTls {
+    /// For the acceptor.
+    pub config: Arc<ServerConfig>,
+    /// The CA bundle and CRLs, as the handshake applies them (uncounted).
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+/// Builds the server's rustls configuration: TLS 1.2 and 1.3, a client certificate signed by one
+/// of the client CAs and not revoked by the CRLs required, ALPN `h2`. Refusals of client
+/// certificates are logged with the certificate's serial and counted by reason in `refusals`.
+pub fn server_config(material: &TlsMaterial, refusals: TlsRefusals) -> Result<BuiltTls, TransportError> {
     let pem = |what: &'static str| {
-        move |e: rustls::pki_types::pem::Error| TransportError::Pem { what, message: e.to_string() }
+        move |e: rustls::pki_types::pem::Error| TransportError::Pem { what: what.into(), message: e.to_string() }
     };
     let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(cert_pem).collect::<Result<_, _>>().map_err(pem("tls.cert"))?;
+        CertificateDer::pem_slice_iter(&material.cert_pem).collect::<Result<_, _>>().map_err(pem("tls.cert"))?;
     if chain.is_empty() {
-        return Err(TransportError::Pem { what: "tls.cert", message: "no certificate".into() });
+        return Err(TransportError::Pem { what: "tls.cert".into(), message: "no certificate".into() });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(pem("tls.key"))?;
+    let key = PrivateKeyDer::from_pem_slice(&material.key_pem).map_err(pem("tls.key"))?;
     let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(client_ca_pem) {
-        roots.add(ca.map_err(pem("tls.client_ca"))?)?;
+    for ca in CertificateDer::pem_slice_iter(&material.client_ca_pem) {
+        roots
+            .add(ca.map_err(pem("tls.client_ca"))?)
+            .map_err(|e| TransportError::Pem { what: "tls.client_ca".into(), message: e.to_string() })?;
     }
     if roots.is_empty() {
-        return Err(TransportError::Pem { what: "tls.client_ca", message: "no certificate".into() });
+        return Err(TransportError::Pem { what: "tls.client_ca".into(), message: "no certificate".into() });
+    }
+    let mut crls = Vec::new();
+    let now = x509_parser::time::ASN1Time::now().timestamp();
+    for (what, bytes) in &material.crls {
+        let (ders, next_update) = parse_crls(what, bytes)?;
+        if let Some(t) = next_update.filter(|t| *t < now) {
+            // Loaded anyway: the handshake decides (refused unless tls.allow_stale_crls).
+            warn!(crl = %what, next_update = t, allow_stale_crls = material.allow_stale_crls,
+                "certificate revocation list is past its nextUpdate: publish a fresh one");
+        }
+        crls.extend(ders);
     }
     // One explicit provider: the process-wide default panics when two are compiled in.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        // Partner and operator certificates are issued by the configured CAs directly; a CA's
+        // own revocation is its removal from tls.client_ca.
+        .only_check_end_entity_revocation();
+    if !material.allow_stale_crls {
+        // Fail closed: a CRL past its nextUpdate may not list the latest revocations.
+        builder = builder.enforce_revocation_expiration();
+    }
+    let verifier = builder.build()?;
+    let counting = Arc::new(CountingVerifier { inner: verifier.clone(), refusals });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(counting)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
+    Ok(BuiltTls { config: Arc::new(config), verifier })
+}
+
+/// The word a refusal is counted under.
+pub fn refusal_reason(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Revoked => "revoked",
+            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "crl_expired",
+            C::UnknownRevocationStatus => "unknown_revocation_status",
+            C::UnknownIssuer => "unknown_issuer",
+            C::Expired | C::ExpiredContext { .. } => "expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "not_valid_yet",
+            _ => "invalid",
+        },
+        _ => "invalid",
+    }
+}
+
+pub use crate::certificate::serial_hex;
+
+/// The webpki client verifier, logging and counting what it refuses.
+#[derive(Debug)]
+struct CountingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    refusals: TlsRefusals,
+}
+
+impl ClientCertVerifier for CountingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner.verify_client_cert(end_entity, intermediates, now).inspect_err(|e| {
+            let reason = refusal_reason(e);
+            self.refusals.refused(reason);
+            warn!(
+                serial = %serial_hex(end_entity.as_ref()),
+                identity = %crate::certificate::san_uris(end_entity.as_ref()).join(", "),
+                reason,
+                error = %e,
+                "client certificate refused in the TLS handshake"
+            );
+        })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Why `verifier` refuses these certificates now (leaf first), if it does.
+pub fn refused_now(verifier: &dyn ClientCertVerifier, certs: &[CertificateDer<'static>]) -> Option<String> {
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Some("no client certificate".into());
+    };
+    verifier
+        .verify_client_cert(leaf, intermediates, UnixTime::now())
+        .err()
+        .map(|e| format!("{} ({e})", refusal_reason(&e)))
 }
 
 /// The rustls configuration in force, swappable while the gateway runs: each handshake uses the
 /// one current when it starts; connections already open keep theirs.
 #[derive(Debug)]
-pub struct TlsConfigHandle(RwLock<Arc<ServerConfig>>);
+pub struct TlsConfigHandle(RwLock<BuiltTls>);
 
 impl TlsConfigHandle {
-    /// A handle holding `config`.
-    pub fn new(config: ServerConfig) -> TlsConfigHandle {
-        TlsConfigHandle(RwLock::new(Arc::new(config)))
+    /// A handle holding `tls`.
+    pub fn new(tls: BuiltTls) -> TlsConfigHandle {
+        TlsConfigHandle(RwLock::new(tls))
     }
 
     /// The configuration for the next handshake.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0.read().unwrap_or_else(PoisonError::into_inner).config.clone()
     }
 
-    /// Puts `config` in force for every later handshake (for a future reload of CRLs or keys).
-    pub fn replace(&self, config: ServerConfig) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+    /// The client verifier in force (CA bundle and CRLs).
+    pub fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).verifier.clone()
+    }
+
+    /// Puts `tls` in force for every later handshake (a reload of keys, CAs or CRLs).
+    pub fn replace(&self, tls: BuiltTls) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = tls;
+    }
+}
+
+/// One open connection as the registry knows it.
+#[derive(Debug)]
+struct Live {
+    remote: SocketAddr,
+    certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    close: watch::Sender<bool>,
+}
+
+/// Every established connection with its verified certificates and a way to close it: a reload
+/// checks each again and closes those the new CAs, CRLs or registry no longer admit.
+#[derive(Debug, Default)]
+pub struct LiveConnections {
+    next: AtomicU64,
+    map: Mutex<HashMap<u64, Live>>,
+}
+
+/// A connection's place in [`LiveConnections`]; dropping it (the connection ends) removes it.
+#[derive(Debug)]
+struct Registration {
+    id: u64,
+    registry: Arc<LiveConnections>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
+}
+
+impl LiveConnections {
+    /// An empty registry.
+    pub fn new() -> Arc<LiveConnections> {
+        Arc::new(LiveConnections::default())
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        remote: SocketAddr,
+        certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    ) -> (Registration, watch::Receiver<bool>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (close, closed) = watch::channel(false);
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).insert(id, Live { remote, certs, close });
+        (Registration { id, registry: self.clone() }, closed)
+    }
+
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// True when no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes every connection whose certificates `refuse` has a reason for (logged with the
+    /// certificate's serial); returns how many were closed. Their calls and Receive streams end
+    /// with the connection.
+    pub fn close_unless_admitted(&self, refuse: impl Fn(&[CertificateDer<'static>]) -> Option<String>) -> usize {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut closed = 0;
+        for live in map.values() {
+            let certs: &[CertificateDer<'static>] = live.certs.as_deref().map_or(&[], |c| c.as_slice());
+            if let Some(why) = refuse(certs) {
+                let serial = certs.first().map(|c| serial_hex(c.as_ref())).unwrap_or_default();
+                warn!(peer = %live.remote, %serial, reason = %why, "closing a connection no longer admitted after the reload");
+                let _ = live.close.send(true);
+                closed += 1;
+            }
+        }
+        closed
     }
 }
 
@@ -278,15 +530,29 @@ pub struct Conn {
     io: TlsStream<TcpStream>,
     info: ConnInfo,
     idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    /// Ready once a reload no longer admits the connection's certificate.
+    closing: Pin<Box<dyn Future<Output = ()> + Send>>,
     _slot: Slot,
+    _registration: Registration,
 }
 
 impl Conn {
-    fn new(io: TlsStream<TcpStream>, remote: SocketAddr, slot: Slot, idle_timeout: Option<Duration>) -> Conn {
+    fn new(
+        io: TlsStream<TcpStream>,
+        remote: SocketAddr,
+        slot: Slot,
+        idle_timeout: Option<Duration>,
+        live: &Arc<LiveConnections>,
+    ) -> Conn {
         let certs = io.get_ref().1.peer_certificates().map(|c| Arc::new(c.to_vec()));
+        let (registration, mut closed) = live.register(remote, certs.clone());
         let info = ConnInfo { remote, certs, activity: Activity::new() };
         let idle = idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d))));
-        Conn { io, info, idle, _slot: slot }
+        let closing = Box::pin(async move {
+            // The registry dropping the sender (never while the connection lives) closes too.
+            let _ = closed.wait_for(|c| *c).await;
+        });
+        Conn { io, info, idle, closing, _slot: slot, _registration: registration }
     }
 
     /// True when the idle timer says to close: no call for the whole timeout. Re-arms otherwise.
@@ -316,6 +582,14 @@ impl tonic::transport::server::Connected for Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.closing.as_mut().poll(cx).is_ready() {
+            // An error, not end of stream: the HTTP/2 server drops the connection with every
+            // call and Receive stream on it at once, instead of finishing them gracefully.
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "certificate no longer admitted after a reload",
+            )));
+        }
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Pending => {}
             ready => return ready,
@@ -331,6 +605,12 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.closing.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "certificate no longer admitted after a reload",
+            )));
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -371,6 +651,7 @@ pub fn accept_backoff(failures: u32) -> Duration {
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<TlsConfigHandle>,
+    live: Arc<LiveConnections>,
     limits: &LimitsConfig,
     mut stop: watch::Receiver<bool>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<Conn, std::io::Error>> {
@@ -437,13 +718,26 @@ pub fn incoming(
                     continue;
                 }
             };
-            let (tls, tx) = (tls.current(), tx.clone());
+            let (handle, tx, live) = (tls.clone(), tx.clone(), live.clone());
             let task = tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                let used = handle.current();
+                let acceptor = tokio_rustls::TlsAcceptor::from(used.clone());
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(io)) => {
-                        let _ = tx.send(Ok(Conn::new(io, peer, slot, idle_timeout))).await;
+                        let conn = Conn::new(io, peer, slot, idle_timeout, &live);
+                        // A reload during the handshake checked the open connections without
+                        // this one: it is checked against the new CAs and CRLs here.
+                        if !Arc::ptr_eq(&used, &handle.current()) {
+                            if let Some(why) = refused_now(
+                                &*handle.verifier(),
+                                conn.info.certs.as_deref().map_or(&[], |c| c.as_slice()),
+                            ) {
+                                warn!(peer = %peer, reason = %why, "connection refused: its handshake overlapped a reload");
+                                return;
+                            }
+                        }
+                        let _ = tx.send(Ok(conn)).await;
                     }
                     Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
                     Err(_) => debug!(peer = %peer, "TLS handshake timed out (limits.handshake_timeout_secs)"),
@@ -573,6 +867,34 @@ mod tests {
         assert_eq!(a.open(), 2);
         let _s4 = a.admit(x).unwrap();
         assert_eq!(a.admit_replacing(x).unwrap_err(), Refusal::PerAddress);
+    }
+
+    #[test]
+    fn crl_files_are_pem_or_der_and_garbage_names_the_key() {
+        let ca = crate::pki::CertificateAuthority::new("t").unwrap();
+        let pem = ca.crl(&[], 24, 1).unwrap();
+        let (ders, next) = parse_crls("tls.crls[0]", pem.as_bytes()).unwrap();
+        assert_eq!(ders.len(), 1);
+        assert!(next.unwrap() > x509_parser::time::ASN1Time::now().timestamp());
+        let (again, _) = parse_crls("tls.crls[0]", ders[0].as_ref()).unwrap();
+        assert_eq!(again[0].as_ref(), ders[0].as_ref(), "DER as it is");
+        let e = parse_crls("tls.crls[3]", b"not a CRL").unwrap_err();
+        assert!(e.to_string().starts_with("tls.crls[3]: "), "{e}");
+        let e = parse_crls("tls.crls[1]", b"-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n").unwrap_err();
+        assert!(e.to_string().starts_with("tls.crls[1]: "), "{e}");
+    }
+
+    #[test]
+    fn refusals_are_counted_under_a_few_words() {
+        use rustls::CertificateError as C;
+        let r = |c: C| refusal_reason(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(r(C::Revoked), "revoked");
+        assert_eq!(r(C::ExpiredRevocationList), "crl_expired");
+        assert_eq!(r(C::UnknownRevocationStatus), "unknown_revocation_status");
+        assert_eq!(r(C::UnknownIssuer), "unknown_issuer");
+        assert_eq!(r(C::Expired), "expired");
+        assert_eq!(r(C::BadSignature), "invalid");
+        assert_eq!(refusal_reason(&rustls::Error::HandshakeNotComplete), "invalid");
     }
 
     #[test]

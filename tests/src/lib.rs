@@ -85,6 +85,25 @@ impl TestGateway {
         self.boot().await;
     }
 
+    /// Rewrites the configuration file (for a reload or restart to read).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.pki.config).expect("config");
+        std::fs::write(&self.pki.config, edit(text)).expect("config");
+    }
+
+    /// Reloads the running gateway from its configuration file (what SIGHUP does).
+    pub async fn reload(&self) -> Result<yrdx_gateway::reload::Reloaded, yrdx_gateway::reload::ReloadError> {
+        self.running.as_ref().expect("running").reload().await
+    }
+
+    /// Writes `cert` as the development certificate `name` (`pki/{name}.pem`, `.key`), so that
+    /// [`TestGateway::client`] and friends can use it.
+    pub fn install_cert(&self, name: &str, cert: &yrdx_gateway::pki::IssuedCert) {
+        let (c, k) = self.pki.client_files(name);
+        std::fs::write(c, &cert.cert_pem).expect("cert");
+        std::fs::write(k, &cert.key_pem).expect("key");
+    }
+
     /// Sets the gateway's clock (RFC 3339).
     pub fn set_time(&self, at: &str) {
         self.clock.set(parse_rfc3339(at).expect("RFC 3339 time"));
