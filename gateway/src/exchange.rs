@@ -243,43 +243,6 @@ impl Gateway {
         }
     }
 
-    /// Notifies both sides, once, of every case whose current stage is overdue (`domain.md`
-    /// section 5). The partners' formats have no overdue message: each side receives the case in
-    /// its case-transfer format (canonical for Shanghai) under the message id
-    /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
-    pub fn check_overdue(&self) -> Result<Vec<String>, String> {
-        let now = crate::clock::whole_seconds(self.clock.now());
-        let today = yrdx_proto::civil::BeijingTime::of(&now).date;
-        let now_ms = self.clock.now_ms();
-        let mut notified = Vec::new();
-        for json in self.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
-            let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-            if !crate::disposal::is_overdue(&case, &today)
-                || self.store.overdue_notified(&case.case_id, case.status).map_err(|e| e.to_string())?
-            {
-                continue;
-            }
-            let state = yrdx_proto::v1::CaseStatus::try_from(case.status)
-                .map(|s| s.as_str_name().trim_start_matches("CASE_STATUS_").to_string())
-                .unwrap_or_default();
-            // At most 40 + 9 + 11 characters: within every partner's 64.
-            let message_id = format!("{}-OVERDUE-{state}", case.case_id);
-            let deliveries = self.case_to_both_sides(&case, &message_id, now);
-            if self
-                .store
-                .commit_overdue_notice(&case.case_id, case.status, &deliveries, now_ms)
-                .map_err(|e| e.to_string())?
-            {
-                warn!(case = %case.case_id, due = %case.due_on.map(|d| d.to_string()).unwrap_or_default(), %state, "case overdue: both sides notified");
-                for d in &deliveries {
-                    self.mailbox(&d.recipient).notify_waiters();
-                }
-                notified.push(case.case_id.clone());
-            }
-        }
-        Ok(notified)
-    }
-
     /// The case, in each side's own case-transfer format (canonical for Shanghai), as deliveries
     /// under `message_id`: the origin region, and the responsible one when it differs and is
     /// connected. The partners' formats have no message for "this case changed" or "overdue".

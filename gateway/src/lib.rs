@@ -20,6 +20,7 @@ pub mod faults;
 pub mod gauges;
 pub mod identity;
 pub mod metrics;
+pub mod overdue;
 pub mod pki;
 pub mod records_api;
 pub mod reload;

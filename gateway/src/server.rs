@@ -139,25 +139,7 @@ async fn start_inner(
     crate::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
         .await
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
-    {
-        // Overdue cases are looked for every second (the clock may be moved in tests).
-        let gateway = gateway.clone();
-        let mut stop = shutdown_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                let g = gateway.clone();
-                match tokio::task::spawn_blocking(move || g.check_overdue()).await {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "overdue check failed"),
-                    Err(e) => tracing::warn!(error = %e, "overdue check failed"),
-                    Ok(Ok(_)) => {}
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-                    _ = stop.changed() => break,
-                }
-            }
-        });
-    }
+    crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
     if let Some(pusher) = pusher {
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {

@@ -1,0 +1,62 @@
+//! Overdue stages (`domain.md` section 5): a stage whose due date has passed notifies both sides
+//! once; the check runs on a timer by the gateway's clock, and the store's ledger
+//! (`overdue_notices`) makes "once" hold across restarts.
+
+use crate::exchange::Gateway;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::warn;
+
+/// How often overdue stages are looked for (the clock may be moved in tests).
+const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Notifies both sides, once, of every case whose current stage is overdue (`domain.md`
+/// section 5). The partners' formats have no overdue message: each side receives the case in
+/// its case-transfer format (canonical for Shanghai) under the message id
+/// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
+pub fn check_overdue(g: &Gateway) -> Result<Vec<String>, String> {
+    let now = crate::clock::whole_seconds(g.clock.now());
+    let today = yrdx_proto::civil::BeijingTime::of(&now).date;
+    let now_ms = g.clock.now_ms();
+    let mut notified = Vec::new();
+    for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
+        let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        if !crate::disposal::is_overdue(&case, &today)
+            || g.store.overdue_notified(&case.case_id, case.status).map_err(|e| e.to_string())?
+        {
+            continue;
+        }
+        let state = yrdx_proto::v1::CaseStatus::try_from(case.status)
+            .map(|s| s.as_str_name().trim_start_matches("CASE_STATUS_").to_string())
+            .unwrap_or_default();
+        // At most 40 + 9 + 11 characters: within every partner's 64.
+        let message_id = format!("{}-OVERDUE-{state}", case.case_id);
+        let deliveries = g.case_to_both_sides(&case, &message_id, now);
+        if g.store.commit_overdue_notice(&case.case_id, case.status, &deliveries, now_ms).map_err(|e| e.to_string())? {
+            warn!(case = %case.case_id, due = %case.due_on.map(|d| d.to_string()).unwrap_or_default(), %state, "case overdue: both sides notified");
+            for d in &deliveries {
+                g.wake(&d.recipient);
+            }
+            notified.push(case.case_id.clone());
+        }
+    }
+    Ok(notified)
+}
+
+/// Runs [`check_overdue`] every [`EVERY`] until `stop` says so.
+pub fn spawn(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            let g = gateway.clone();
+            match tokio::task::spawn_blocking(move || check_overdue(&g)).await {
+                Ok(Err(e)) => warn!(error = %e, "overdue check failed"),
+                Err(e) => warn!(error = %e, "overdue check failed"),
+                Ok(Ok(_)) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    });
+}
