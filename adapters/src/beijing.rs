@@ -2,6 +2,7 @@
 //! record per message, JSON numbers, epoch-millisecond times, money in fen. Online channel only.
 //! See `docs/partners/beijing.md`.
 
+use crate::envelope::EnvelopePaths;
 use crate::json::{self, Obj};
 use crate::model::*;
 use crate::paths::map_path;
@@ -9,7 +10,7 @@ use crate::problems::Ctx;
 use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
-use yrdx_proto::{identifiers, Date, Timestamp};
+use yrdx_proto::{Date, Timestamp};
 
 /// Beijing's envelope id.
 pub const PARTNER_ID: &str = "110000";
@@ -254,9 +255,6 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     top.deny_unknown(&["messageId", "type", "from", "to", "timestamp", "payload"], &mut cx);
     let mut r = Reader { o: top, cx: &mut cx };
     let message_id = r.s("messageId");
-    if !identifiers::IdPattern::Message.matches(&message_id) {
-        r.cx.error("messageId", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
-    }
     let type_text = r.s("type");
     let kind = MESSAGE_TYPES.iter().find(|(t, _)| *t == type_text).map(|(_, k)| *k);
     if kind.is_none() {
@@ -267,20 +265,20 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     }
     let sender = r.s("from");
     let receiver = r.s("to");
-    for (key, v) in [("from", &sender), ("to", &receiver)] {
-        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
-            r.cx.error(key, format!("'{v}' is not a region code or SAMR"));
-        }
-    }
     let sent_at = r.epoch("timestamp");
-    if sent_at.is_none() {
-        r.cx.error("timestamp", "required (epoch milliseconds)");
-    }
     let payload = r.object("payload");
     if payload.is_none() && r.value("payload").is_none() {
         r.cx.error("payload", "required (one record)");
     }
     let envelope = Envelope { message_id, sender, receiver, sent_at };
+    let paths = EnvelopePaths {
+        message_id: "messageId",
+        sender: "from",
+        receiver: "to",
+        sent_at: "timestamp",
+        sent_at_form: "epoch milliseconds",
+    };
+    crate::envelope::check(&envelope, &paths, r.cx);
     let mut records = Vec::new();
     if let (Some(kind), Some(o)) = (kind, payload) {
         let start = cx.problems.len();

@@ -2,6 +2,7 @@
 //! keys, every scalar a JSON string, `""` for absent values, 1–100 records per message.
 //! See `docs/partners/jiangsu.md`.
 
+use crate::envelope::EnvelopePaths;
 use crate::json::{self, Obj};
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
@@ -11,7 +12,7 @@ use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
-use yrdx_proto::{identifiers, Date, Timestamp};
+use yrdx_proto::{Date, Timestamp};
 
 /// Jiangsu's envelope id.
 pub const PARTNER_ID: &str = "320000";
@@ -393,9 +394,6 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     o.deny_unknown(&["XXBH", "XXLX", "FSF", "JSF", "FSSJ", "BBH"], cx);
     let mut r = Reader { o, cx };
     let message_id = r.s("XXBH");
-    if !identifiers::IdPattern::Message.matches(&message_id) {
-        r.cx.error("HEAD.XXBH", format!("'{message_id}' is not a message id (1–64 of [A-Za-z0-9_-])"));
-    }
     let xxlx = r.s("XXLX");
     let kind = MESSAGE_TYPES.iter().find(|(c, _)| *c == xxlx).map(|(_, k)| *k);
     if kind.is_none() {
@@ -403,20 +401,21 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     }
     let sender = r.s("FSF");
     let receiver = r.s("JSF");
-    for (key, v) in [("FSF", &sender), ("JSF", &receiver)] {
-        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
-            r.cx.error(format!("HEAD.{key}"), format!("'{v}' is not a region code or SAMR"));
-        }
-    }
     let sent_at = r.time("FSSJ");
-    if sent_at.is_none() {
-        r.cx.error("HEAD.FSSJ", "required (yyyyMMddHHmmss, Beijing time)");
-    }
     let version = r.s("BBH");
     if version != VERSION {
         r.cx.error("HEAD.BBH", format!("'{version}' is not the interface version {VERSION}"));
     }
-    (Envelope { message_id, sender, receiver, sent_at }, kind)
+    let envelope = Envelope { message_id, sender, receiver, sent_at };
+    let paths = EnvelopePaths {
+        message_id: "HEAD.XXBH",
+        sender: "HEAD.FSF",
+        receiver: "HEAD.JSF",
+        sent_at: "HEAD.FSSJ",
+        sent_at_form: "yyyyMMddHHmmss, Beijing time",
+    };
+    crate::envelope::check(&envelope, &paths, r.cx);
+    (envelope, kind)
 }
 
 fn decode_record(kind: RecordKind, o: Obj<'_>, cx: &mut Ctx) -> Record {

@@ -19,6 +19,7 @@
 
 pub mod beijing;
 pub mod canonical;
+mod envelope;
 pub mod jiangsu;
 mod json;
 pub mod model;

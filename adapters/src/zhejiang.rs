@@ -2,6 +2,7 @@
 //! the namespace `urn:zjamr:yrd:exchange:1`, absent values omitted, 1–500 records per message.
 //! See `docs/partners/zhejiang.md`.
 
+use crate::envelope::EnvelopePaths;
 use crate::model::*;
 use crate::money::{format_yuan, parse_yuan};
 use crate::paths::map_path;
@@ -10,7 +11,7 @@ use crate::xml::{self, Content, Next, Ns, Start, Stream, Writer};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
-use yrdx_proto::{identifiers, Date, Timestamp};
+use yrdx_proto::{Date, Timestamp};
 
 /// Zhejiang's envelope id.
 pub const PARTNER_ID: &str = "330000";
@@ -645,12 +646,6 @@ fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) ->
             Ok(())
         },
     )?;
-    if !identifiers::IdPattern::Message.matches(&envelope.message_id) {
-        cx.error(
-            "/Exchange/Header/MessageId",
-            format!("'{}' is not a message id (1–64 of [A-Za-z0-9_-])", envelope.message_id),
-        );
-    }
     let kind = KINDS.iter().find(|(n, _)| *n == kind_text).map(|(n, k)| (*k, *n));
     if kind.is_none() {
         cx.error(
@@ -658,14 +653,14 @@ fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) ->
             format!("'{kind_text}' is not a Kind (Plan, Sampling, Inspection, CaseTransfer, CaseFeedback, RiskAlert)"),
         );
     }
-    for (name, v) in [("Sender", &envelope.sender), ("Receiver", &envelope.receiver)] {
-        if !identifiers::is_region(v) && !identifiers::is_samr(v) {
-            cx.error(format!("/Exchange/Header/{name}"), format!("'{v}' is not a region code or SAMR"));
-        }
-    }
-    if envelope.sent_at.is_none() {
-        cx.error("/Exchange/Header/SentAt", "required (xs:dateTime with an offset)");
-    }
+    let paths = EnvelopePaths {
+        message_id: "/Exchange/Header/MessageId",
+        sender: "/Exchange/Header/Sender",
+        receiver: "/Exchange/Header/Receiver",
+        sent_at: "/Exchange/Header/SentAt",
+        sent_at_form: "xs:dateTime with an offset",
+    };
+    crate::envelope::check(&envelope, &paths, cx);
     Ok((envelope, kind))
 }
 
