@@ -285,17 +285,14 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         let record = decode_record(kind, o, &mut cx);
         cx.record_id = Some(record.id());
         let sampling = kind == RecordKind::Sampling;
-        cx.rule_violations(
-            start,
-            record.validate().into_iter().map(|v| {
-                let key = if sampling && v.path == "plan_id" {
-                    "taskCode".to_string()
-                } else {
-                    map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone())
-                };
-                (format!("payload.{key}"), v.message)
-            }),
-        );
+        cx.check_rules(start, &record, |canonical| {
+            let key = if sampling && canonical == "plan_id" {
+                "taskCode".to_string()
+            } else {
+                map_path(PATHS, canonical, 0).unwrap_or_else(|| canonical.to_string())
+            };
+            format!("payload.{key}")
+        });
         records.push(record);
     }
     if cx.problems.is_empty() {

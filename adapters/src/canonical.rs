@@ -255,7 +255,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             let start = cx.problems.len();
             if let Some(r) = record_from(kind, v, &path, &mut cx) {
                 cx.record_id = Some(r.id());
-                cx.rule_violations(start, r.validate().into_iter().map(|v| (format!("{path}.{}", v.path), v.message)));
+                cx.check_rules(start, &r, |canonical| format!("{path}.{canonical}"));
                 records.push(r);
             }
         }

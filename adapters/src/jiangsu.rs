@@ -370,13 +370,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
             };
             let record = decode_record(kind, o, &mut cx);
             cx.record_id = Some(record.id());
-            cx.rule_violations(
-                start,
-                record.validate().into_iter().map(|v| {
-                    let key = map_path(PATHS, &v.path, 0).unwrap_or_else(|| v.path.clone());
-                    (format!("{path}.{key}"), v.message)
-                }),
-            );
+            cx.check_rules(start, &record, |canonical| {
+                format!("{path}.{}", map_path(PATHS, canonical, 0).unwrap_or_else(|| canonical.to_string()))
+            });
             records.push(record);
         }
     }

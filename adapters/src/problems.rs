@@ -2,7 +2,7 @@
 //! id, linear to collect, capped at `max_problems`) and the code-list lookups every decoder
 //! reports through.
 
-use crate::model::{DecodeLimits, Problem};
+use crate::model::{DecodeLimits, Problem, Record};
 use std::collections::HashSet;
 
 /// Problems collected while decoding one document.
@@ -40,6 +40,13 @@ impl Ctx {
     /// True once the problem limit was reached: the decoder may stop reading records.
     pub fn full(&self) -> bool {
         self.full
+    }
+
+    /// Validates a decoded record against the domain rules and reports each violation at the
+    /// partner's own path (`partner_path` maps a canonical path such as `seller.uscc`), as
+    /// [`Ctx::rule_violations`] does.
+    pub fn check_rules(&mut self, start: usize, record: &Record, partner_path: impl Fn(&str) -> String) {
+        self.rule_violations(start, record.validate().into_iter().map(|v| (partner_path(&v.path), v.message)));
     }
 
     /// Reports the domain rules' violations of a record decoded from `start` on, skipping paths

@@ -595,10 +595,7 @@ fn read_records<'a>(
                         let at = At::Record(name, count);
                         let first_problem = cx.problems.len();
                         let record = decode_record(stream, k, rec, &at, cx)?;
-                        cx.rule_violations(
-                            first_problem,
-                            record.validate().into_iter().map(|v| (format!("{at}/{}", zj_path(k, &v.path)), v.message)),
-                        );
+                        cx.check_rules(first_problem, &record, |canonical| format!("{at}/{}", zj_path(k, canonical)));
                         records.push(record);
                     }
                     Some((_, name)) => {
