@@ -114,6 +114,21 @@ pub enum Record {
 }
 
 impl Record {
+    /// What SAMR receives for a result (CCJG): the sampling record joined with its inspection
+    /// result, once both are held.
+    pub fn spot_check_result(sampling: &SamplingRecord, inspection: &InspectionResult) -> Record {
+        Record::SpotCheckResult(SpotCheckResult {
+            sampling: Some(sampling.clone()),
+            inspection: Some(inspection.clone()),
+        })
+    }
+
+    /// What SAMR receives to forward a case to an unconnected region (AJYS): the case with its
+    /// sample and report.
+    pub fn case_forward(case: DisposalCase, sampling: &SamplingRecord, inspection: &InspectionResult) -> Record {
+        Record::CaseForward(Box::new(CaseForward { case, sampling: sampling.clone(), inspection: inspection.clone() }))
+    }
+
     /// The record's kind.
     pub fn kind(&self) -> RecordKind {
         match self {

@@ -5,14 +5,13 @@
 
 use crate::config::{Config, PartnerConfig};
 use crate::disposal::{self, Deadlines};
-use yrdx_adapters::CaseForward;
 use yrdx_adapters::{beijing, Record};
 use yrdx_proto::calendar::Calendar;
+use yrdx_proto::v1::RiskLevel;
 use yrdx_proto::v1::{
     CaseStatus, Conclusion, DisposalCase, InspectionResult, PlanChannel, ProductCategory, RiskSignal, RiskState,
     SalesChannel, SamplingRecord, SpotCheckPlan,
 };
-use yrdx_proto::v1::{RiskLevel, SpotCheckResult};
 use yrdx_proto::Date;
 use yrdx_proto::Timestamp;
 
@@ -208,11 +207,7 @@ fn dispatch_case(
                 case.responsible_region, case.sample_id, case.report_no
             )));
         };
-        r.samr.push(Record::CaseForward(Box::new(CaseForward {
-            case: case.clone(),
-            sampling: sample.clone(),
-            inspection: report.clone(),
-        })));
+        r.samr.push(Record::case_forward(case.clone(), sample, report));
         r.notices.push((case.origin_region.clone(), Record::CaseTransfer(case.clone())));
         r.warnings.push(format!(
             "case {}: region {} has no connected partner; the transfer is queued for SAMR to forward (AJYS), due {due}",
@@ -280,10 +275,7 @@ pub fn route(
             add(&mut r, &plan.lead_region, from);
             add(&mut r, &sample.sampling_region, from);
             // SAMR receives the spot-check result once both the sample and its result are held.
-            r.samr.push(Record::SpotCheckResult(SpotCheckResult {
-                sampling: Some(sample.clone()),
-                inspection: Some(i.clone()),
-            }));
+            r.samr.push(Record::spot_check_result(&sample, i));
             // A nonconforming result opens a disposal case (domain.md section 4.4); a resent
             // result opens no second one.
             let case_id = disposal::case_id_for(&sample.sample_id);

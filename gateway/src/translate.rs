@@ -1,8 +1,8 @@
 //! `yrdx translate`: read partner documents, translate them to another partner's format, report
 //! what the target had no place for. Pure: the binary does the I/O.
 
-use yrdx_adapters::{CaseForward, DecodeLimits, EncodeError, Encoded, Partner, Problem, Record};
-use yrdx_proto::v1::{Envelope, SpotCheckResult};
+use yrdx_adapters::{DecodeLimits, EncodeError, Encoded, Partner, Problem, Record};
+use yrdx_proto::v1::Envelope;
 use yrdx_proto::Timestamp;
 
 /// Exit code: translated.
@@ -115,11 +115,7 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
             let s = samplings.iter().find(|s| s.sample_id == case.sample_id);
             let i = inspections.iter().find(|i| i.report_no == case.report_no);
             match (s, i) {
-                (Some(s), Some(i)) => out.push(Record::CaseForward(Box::new(CaseForward {
-                    case,
-                    sampling: s.clone(),
-                    inspection: i.clone(),
-                }))),
+                (Some(s), Some(i)) => out.push(Record::case_forward(case, s, i)),
                 _ => {
                     return Err(invalid(vec![format!(
                     "case {}: a case forward (AJYS) needs its sampling record {} and inspection result {} as inputs",
@@ -140,9 +136,7 @@ pub fn join_for_samr(records: Vec<Record>) -> Result<Vec<Record>, TranslateFailu
     let mut errors = Vec::new();
     for i in inspections {
         match samplings.iter().find(|s| s.sample_id == i.sample_id) {
-            Some(s) => {
-                out.push(Record::SpotCheckResult(SpotCheckResult { sampling: Some(s.clone()), inspection: Some(i) }))
-            }
+            Some(s) => out.push(Record::spot_check_result(s, &i)),
             None => errors.push(format!(
                 "inspection {}: its sampling record {} is not among the inputs (a CCJG package joins both)",
                 i.report_no, i.sample_id
