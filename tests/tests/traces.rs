@@ -1,16 +1,19 @@
 //! Traces and logs end to end: a caller's W3C `traceparent` is continued into the gateway's
 //! spans, and each submission ends in one structured (JSON) outcome line naming the partner, the
-//! message, its records and the trace.
+//! message, its records and the trace; each SAMR receipt ends in one line too.
 //!
 //! This binary installs one global JSON subscriber writing into a buffer, so every test here
 //! reads the log lines the real gateway wrote.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 use tonic::Request;
 use yrdx_adapters::{Partner, Record};
-use yrdx_proto::v1::{AckRequest, SubmitRequest};
-use yrdx_tests::{document, vector_record, TestGateway};
+use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
+use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_proto::v1::{AckRequest, PlanChannel, ProductCategory, SubmitRequest};
+use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -140,5 +143,88 @@ async fn a_refusal_gets_its_outcome_line_and_an_invalid_traceparent_a_fresh_trac
         })
         .is_some();
     assert!(acked, "an ack line inside a span with the delivery ids");
+    g.stop().await;
+}
+
+/// Waits up to 10 s for `done`.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `SAMR receipt` lines so far.
+fn receipt_lines() -> Vec<serde_json::Value> {
+    log_lines().into_iter().filter(|l| l["fields"]["message"] == "SAMR receipt").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_samr_receipt_gets_one_line_with_number_state_attempt_and_reason() {
+    log_lines();
+    let samr_ca = CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let dir = temp_dir("traces-samr");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    let options = IntakeOptions { busy_first: 1, ..Default::default() };
+    let intake =
+        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.expect("intake");
+    let samr_section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let g = TestGateway::start_with(|t| t + &samr_section).await;
+    let mut plan = plan("YRD-2024-WS-01");
+    if let Record::Plan(p) = &mut plan {
+        p.channel = PlanChannel::Online as i32;
+        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
+    }
+    let mut sampling = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    if let Record::Sampling(s) = &mut sampling {
+        s.sample_id = "JS-OK-0001".into();
+    }
+    let mut result = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
+    if let Record::Inspection(i) = &mut result {
+        i.sample_id = "JS-OK-0001".into();
+        i.report_no = "JSR-0001".into();
+    }
+    for (who, format, region, id, record) in [
+        ("shanghai", Partner::Canonical, "310000", "SR-PLAN-1", plan),
+        ("jiangsu", Partner::Jiangsu, "320000", "SR-S-1", sampling),
+        ("jiangsu", Partner::Jiangsu, "320000", "SR-R-1", result),
+    ] {
+        g.client(who)
+            .await
+            .submit(SubmitRequest { document: document(format, region, id, &[record]) })
+            .await
+            .expect(id);
+    }
+    // SAMR is busy the first time (one `pending` line), then accepts (one `accepted` line).
+    until(|| receipt_lines().iter().any(|l| l["fields"]["state"] == "pending")).await;
+    // Retry-After: 1 — the gateway waits by its own clock, moved once past it.
+    g.set_time("2024-03-15T10:00:05+08:00");
+    until(|| receipt_lines().iter().any(|l| l["fields"]["state"] == "accepted")).await;
+    let lines = receipt_lines();
+    let fields: Vec<_> = lines.iter().map(|l| &l["fields"]).collect();
+    assert_eq!(fields.len(), 2, "{lines:#?}");
+    assert_eq!(fields[0]["number"], "SJB-310000-20240315-0001");
+    assert_eq!(fields[0]["state"], "pending");
+    assert_eq!(fields[0]["attempt"], 1);
+    assert_eq!(fields[0]["reason"], "SAMR busy (503)");
+    assert_eq!(fields[1]["number"], "SJB-310000-20240315-0001");
+    assert_eq!(fields[1]["state"], "accepted");
+    assert_eq!(fields[1]["attempt"], 2);
+    assert_eq!(fields[1]["reason"], "");
+    intake.stop();
     g.stop().await;
 }
