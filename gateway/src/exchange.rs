@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 use yrdx_adapters::{canonical, DecodeError, Document, Record};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::exchange_server::Exchange;
@@ -594,34 +594,74 @@ impl Exchange for ExchangeService {
         let g = self.gateway.clone();
         let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
-        let span = tracing::info_span!("submit", partner = %partner.name, message_id = tracing::field::Empty);
+        let trace_id = crate::trace::trace_id_of(&request);
+        let span = tracing::info_span!(
+            "submit",
+            partner = %partner.name,
+            message_id = tracing::field::Empty,
+            records = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
         let counted = g.clone();
         let name = partner.name.clone();
         let result = async move {
-            g.check_rate(&partner)?;
-            let bytes = request.into_inner().document;
-            let max = g.config().max_document_bytes;
-            if bytes.len() > max {
-                return Err(Status::resource_exhausted(format!(
-                    "document is {} bytes, over the limit of {max} bytes",
-                    bytes.len(),
-                )));
+            let result = async {
+                g.check_rate(&partner)?;
+                let bytes = request.into_inner().document;
+                let max = g.config().max_document_bytes;
+                if bytes.len() > max {
+                    return Err(Status::resource_exhausted(format!(
+                        "document is {} bytes, over the limit of {max} bytes",
+                        bytes.len(),
+                    )));
+                }
+                let g2 = g.clone();
+                let p2 = partner.clone();
+                let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+                let cancelled = guard.0.clone();
+                let result = tokio::task::spawn_blocking(move || g2.submit_cancellable(&p2, bytes, None, &cancelled))
+                    .await
+                    .map_err(internal)?;
+                drop(guard);
+                result
             }
-            let g2 = g.clone();
-            let p2 = partner.clone();
-            let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-            let cancelled = guard.0.clone();
-            let result = tokio::task::spawn_blocking(move || g2.submit_cancellable(&p2, bytes, None, &cancelled))
-                .await
-                .map_err(internal)?;
-            drop(guard);
+            .await;
+            // The one outcome line of a submission (what operators grep and ship): who, which
+            // message and records, how it ended, how long it took, in which trace.
+            let outcome = match &result {
+                Ok(reply) if reply.duplicate => crate::metrics::Outcome::duplicate,
+                Ok(_) => crate::metrics::Outcome::accepted,
+                Err(status) => crate::metrics::Outcome::of_status(status),
+            };
+            let duration_ms = started.elapsed().as_millis() as u64;
             match &result {
                 Ok(reply) => {
-                    tracing::Span::current().record("message_id", reply.message_id.as_str());
-                    info!(records = reply.records.len(), duplicate = reply.duplicate, "accepted");
+                    let records = reply.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(",");
+                    let span = tracing::Span::current();
+                    span.record("message_id", reply.message_id.as_str());
+                    span.record("records", records.as_str());
+                    info!(
+                        partner = %partner.name,
+                        message_id = %reply.message_id,
+                        outcome = ?outcome,
+                        %records,
+                        code = "OK",
+                        duration_ms,
+                        %trace_id,
+                        "submission"
+                    );
                 }
-                Err(status) => info!(code = ?status.code(), message = status.message(), "refused"),
+                Err(status) => info!(
+                    partner = %partner.name,
+                    message_id = "",
+                    outcome = ?outcome,
+                    records = "",
+                    code = ?status.code(),
+                    reason = status.message(),
+                    duration_ms,
+                    %trace_id,
+                    "submission"
+                ),
             }
             result.map(Response::new)
         }
@@ -695,6 +735,10 @@ impl Exchange for ExchangeService {
                     };
                     for d in batch {
                         sent.push(d.delivery_id.clone());
+                        // A span per delivery sent, inside the stream's, so that a delivery id
+                        // can be followed from here to its Ack.
+                        tracing::info_span!("deliver", delivery_id = %d.delivery_id, message_id = %d.message_id)
+                            .in_scope(|| debug!(attempt = d.attempt, "delivered"));
                         g.metrics.delivered(&partner.name, d.attempt);
                         let delivery = Delivery {
                             delivery_id: d.delivery_id,
@@ -763,13 +807,21 @@ impl Exchange for ExchangeService {
         let partner = identity::partner(&request, &g.config())?.clone();
         g.contact(&partner.name);
         let ids = request.into_inner().delivery_ids;
-        let store = g.store.clone();
-        let region = partner.region.clone();
-        let n =
-            tokio::task::spawn_blocking(move || store.ack(&region, &ids)).await.map_err(internal)?.map_err(internal)?;
-        g.mailbox(&partner.region).notify_waiters();
-        g.metrics.acknowledged(&partner.name, n);
-        Ok(Response::new(AckReply { acknowledged: n }))
+        let span = tracing::info_span!("ack", partner = %partner.name, deliveries = %ids.join(","));
+        async move {
+            let store = g.store.clone();
+            let region = partner.region.clone();
+            let n = tokio::task::spawn_blocking(move || store.ack(&region, &ids))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+            g.mailbox(&partner.region).notify_waiters();
+            g.metrics.acknowledged(&partner.name, n);
+            info!(acknowledged = n, "acknowledged");
+            Ok(Response::new(AckReply { acknowledged: n }))
+        }
+        .instrument(span)
+        .await
     }
 }
 

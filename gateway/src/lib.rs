@@ -28,6 +28,7 @@ pub mod routing;
 pub mod samr_push;
 pub mod server;
 pub mod store;
+pub mod trace;
 pub mod translate;
 pub mod transport;
 pub mod validate;

@@ -211,17 +211,19 @@ impl SamrPusher {
                 (state, reason)
             };
             self.store.samr_record_attempt(&pkg.number, state, attempt, next, &reason).map_err(|e| e.to_string())?;
+            // One line per SAMR receipt (or failed attempt), with the same fields whatever the
+            // outcome, so that a log query needs no case per state.
             match state {
                 "accepted" => {
-                    info!(number = %pkg.number, attempt, "SAMR accepted the package");
+                    info!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
                     report.accepted.push(pkg.number);
                 }
                 "parked" => {
-                    warn!(number = %pkg.number, %reason, "SAMR package parked for an operator");
+                    warn!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
                     report.parked.push(pkg.number);
                 }
                 _ => {
-                    info!(number = %pkg.number, attempt, %reason, "SAMR package will be retried");
+                    info!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
                     report.retrying.push(pkg.number);
                 }
             }

@@ -207,6 +207,8 @@ async fn start_inner(
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(secs(limits.keepalive_interval_secs))
         .http2_keepalive_timeout(secs(limits.keepalive_timeout_secs))
+        // Outermost, so that a call refused for load is logged inside its trace too.
+        .layer(crate::trace::TraceLayer)
         .layer(crate::transport::InFlightLayer::new(limits.max_requests_in_flight, limits.retry_after_secs))
         .add_service(health_service)
         .add_service(reflection)
