@@ -298,6 +298,20 @@ impl Gateway {
         m.entry(region.to_string()).or_default().clone()
     }
 
+    /// What Submit and Check both ask of a document before decoding it: the partner's rate
+    /// limit, then the size limit (`RESOURCE_EXHAUSTED` naming it).
+    fn admit(&self, partner: &PartnerConfig, bytes: Vec<u8>) -> Result<Vec<u8>, Status> {
+        self.check_rate(partner)?;
+        let max = self.config().max_document_bytes;
+        if bytes.len() > max {
+            return Err(Status::resource_exhausted(format!(
+                "document is {} bytes, over the limit of {max} bytes",
+                bytes.len(),
+            )));
+        }
+        Ok(bytes)
+    }
+
     fn check_rate(&self, partner: &PartnerConfig) -> Result<(), Status> {
         let limiter = self.limiters.read().unwrap_or_else(PoisonError::into_inner).get(&partner.name).cloned();
         let Some(limiter) = limiter else {
@@ -606,15 +620,7 @@ impl Exchange for ExchangeService {
         let name = partner.name.clone();
         let result = async move {
             let result = async {
-                g.check_rate(&partner)?;
-                let bytes = request.into_inner().document;
-                let max = g.config().max_document_bytes;
-                if bytes.len() > max {
-                    return Err(Status::resource_exhausted(format!(
-                        "document is {} bytes, over the limit of {max} bytes",
-                        bytes.len(),
-                    )));
-                }
+                let bytes = g.admit(&partner, request.into_inner().document)?;
                 let g2 = g.clone();
                 let p2 = partner.clone();
                 let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
@@ -779,15 +785,7 @@ impl Exchange for ExchangeService {
         let span = tracing::info_span!("check", partner = %partner.name);
         async move {
             // A check costs what a submission's decoding costs: the same rate and size limits.
-            g.check_rate(&partner)?;
-            let bytes = request.into_inner().document;
-            let max = g.config().max_document_bytes;
-            if bytes.len() > max {
-                return Err(Status::resource_exhausted(format!(
-                    "document is {} bytes, over the limit of {max} bytes",
-                    bytes.len(),
-                )));
-            }
+            let bytes = g.admit(&partner, request.into_inner().document)?;
             let g2 = g.clone();
             let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
             let cancelled = guard.0.clone();

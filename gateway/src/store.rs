@@ -376,12 +376,7 @@ impl SqliteStore {
         if inserted == 0 {
             return Ok(false);
         }
-        for d in deliveries {
-            tx.prepare_cached(
-                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![d.recipient, d.message_id, d.document, now_ms])?;
-        }
+        insert_deliveries(&tx, deliveries, now_ms)?;
         tx.commit()?;
         Ok(true)
     }
@@ -408,12 +403,7 @@ impl SqliteStore {
         if updated == 0 {
             return Ok(false);
         }
-        for d in deliveries {
-            tx.prepare_cached(
-                "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![d.recipient, d.message_id, d.document, now_ms])?;
-        }
+        insert_deliveries(&tx, deliveries, now_ms)?;
         tx.commit()?;
         Ok(true)
     }
@@ -743,6 +733,21 @@ fn commit_group(
     Ok(outcomes)
 }
 
+/// Queues deliveries inside a transaction, created at `now_ms`.
+fn insert_deliveries(
+    tx: &rusqlite::Transaction<'_>,
+    deliveries: &[NewDelivery],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for d in deliveries {
+        stmt.execute(params![d.recipient, d.message_id, d.document, now_ms])?;
+    }
+    Ok(())
+}
+
 /// Writes one submission's rows inside a transaction (the caller checked it is new).
 fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
     tx.prepare_cached(
@@ -757,12 +762,7 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
         )?
         .execute(params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
     }
-    for d in &s.deliveries {
-        tx.prepare_cached(
-            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![d.recipient, d.message_id, d.document, s.received_at_ms])?;
-    }
+    insert_deliveries(tx, &s.deliveries, s.received_at_ms)?;
     for r in &s.samr {
         tx.prepare_cached(
             "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",

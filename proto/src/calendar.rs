@@ -162,11 +162,6 @@ impl Calendar {
         Some((Date { year: first, month: 1, day: 1 }, Date { year: last, month: 12, day: 31 }))
     }
 
-    /// Whether `year` is covered.
-    pub fn covers(&self, year: i32) -> bool {
-        self.years.contains_key(&year)
-    }
-
     /// Whether `date` is a working day, and whether that answer is provisional (its year is not
     /// covered, so Monday–Friday counts).
     fn working_day_or_weekday(&self, date: &Date) -> (bool, bool) {
