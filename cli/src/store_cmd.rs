@@ -85,7 +85,7 @@ pub fn main(command: StoreCommand) -> ExitCode {
         if terminal {
             eprintln!();
         }
-        println!("{:<16} {:>10} {:>10}  {}", "table", "source", "target", "sha-256 (source = target)");
+        println!("{:<16} {:>10} {:>10}  sha-256 (source = target)", "table", "source", "target");
         for t in &report.tables {
             let mark = if t.matches() { "" } else { "  MISMATCH" };
             println!("{:<16} {:>10} {:>10}  {}{mark}", t.table, t.source_rows, t.target_rows, t.source_sha256);
