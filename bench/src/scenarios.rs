@@ -47,11 +47,11 @@ pub struct Target {
     pub met: bool,
 }
 
-fn target(name: &str, measured: f64, target: &str, met: bool) -> Target {
+pub(crate) fn target(name: &str, measured: f64, target: &str, met: bool) -> Target {
     Target { name: name.into(), measured, target: target.into(), met }
 }
 
-fn print_targets(targets: &[Target]) {
+pub(crate) fn print_targets(targets: &[Target]) {
     println!("\ntargets");
     for t in targets {
         println!(
@@ -65,7 +65,7 @@ fn print_targets(targets: &[Target]) {
 }
 
 /// The seeds of the mixed load: the bench plan (Shanghai leads it) and one sample per region.
-async fn seed_mixed(clients: &[BenchClient], templates: &Templates) -> Result<(), String> {
+pub(crate) async fn seed_mixed(clients: &[BenchClient], templates: &Templates) -> Result<(), String> {
     let shanghai = clients.iter().find(|c| c.partner == "shanghai").ok_or("no shanghai client")?;
     submit(shanghai, "SEED-PLANS", &templates.bench_plans()).await?;
     for (name, region, _) in PARTNERS {
@@ -87,14 +87,14 @@ async fn submit(client: &BenchClient, message_id: &str, records: &[Record]) -> R
 }
 
 /// What a run needs besides the load: which partners submit and receive, and its seeding.
-struct Plan {
-    submitters: Vec<&'static str>,
-    receivers: Vec<&'static str>,
-    seed_mixed: bool,
+pub(crate) struct Plan {
+    pub(crate) submitters: Vec<&'static str>,
+    pub(crate) receivers: Vec<&'static str>,
+    pub(crate) seed_mixed: bool,
 }
 
 /// One run of one side on a fresh server and store.
-async fn run_side(
+pub(crate) async fn run_side(
     env: &Environment,
     side: Side,
     tag: &str,
@@ -141,7 +141,7 @@ async fn alternate(
     Ok((g, b))
 }
 
-fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
+pub(crate) fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
     let (t, tag) = (templates.clone(), round_tag.to_string());
     Arc::new(move |c: &BenchClient, seq: u64| {
         let record = t.mixed(c, seq, &tag);
@@ -149,7 +149,7 @@ fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
     })
 }
 
-fn spec(settings: &Settings, make: DocMaker) -> LoadSpec {
+pub(crate) fn spec(settings: &Settings, make: DocMaker) -> LoadSpec {
     LoadSpec {
         duration: Duration::from_secs_f64(settings.seconds),
         concurrency: settings.concurrency,

@@ -527,8 +527,12 @@ impl Mailboxes for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let client = self.client("take").await?;
-        let stmt = client
+        let mut client = self.client("take").await?;
+        let tx = client.transaction().await.map_err(pg("take"))?;
+        // A lease need not survive a crash (a lost lease only makes the delivery visible again
+        // sooner: it is sent again, as after any failure), so it does not wait for the WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit TO off").await.map_err(pg("take"))?;
+        let stmt = tx
             .prepare_cached(
                 "UPDATE deliveries d SET attempt = d.attempt + 1, visible_at_ms = $3
                  FROM (SELECT seq FROM deliveries WHERE recipient = $1 AND NOT acked AND visible_at_ms <= $2
@@ -539,7 +543,8 @@ impl Mailboxes for PostgresStore {
             .await
             .map_err(pg("take"))?;
         let until = now_ms.saturating_add(visibility_ms);
-        let rows = client.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await.map_err(pg("take"))?;
+        let rows = tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await.map_err(pg("take"))?;
+        tx.commit().await.map_err(pg("take"))?;
         let mut out: Vec<PendingDelivery> = rows
             .into_iter()
             .map(|r| PendingDelivery {
