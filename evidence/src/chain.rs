@@ -148,10 +148,9 @@ impl AuditEvent {
                 .field("sender", sender)
                 .field("message_id", message_id)
                 .field("document_sm3", &document_sm3.to_hex()),
-            AuditEvent::DeliveryHandedOut { delivery_id, recipient, message_id } => lines
-                .field("delivery_id", delivery_id)
-                .field("recipient", recipient)
-                .field("message_id", message_id),
+            AuditEvent::DeliveryHandedOut { delivery_id, recipient, message_id } => {
+                lines.field("delivery_id", delivery_id).field("recipient", recipient).field("message_id", message_id)
+            }
             AuditEvent::DeliveryAcknowledged { delivery_id, recipient } => {
                 lines.field("delivery_id", delivery_id).field("recipient", recipient)
             }
@@ -159,7 +158,9 @@ impl AuditEvent {
             AuditEvent::SamrPackage { package_id, action } => {
                 lines.field("package_id", package_id).field("action", action.as_str())
             }
-            AuditEvent::OperatorAction { operator, action } => lines.field("operator", operator).field("action", action),
+            AuditEvent::OperatorAction { operator, action } => {
+                lines.field("operator", operator).field("action", action)
+            }
             AuditEvent::ConfigurationReloaded { config_sm3 } => lines.field("config_sm3", &config_sm3.to_hex()),
         }
     }
@@ -355,7 +356,8 @@ impl HeadPolicy {
         }
         let unsigned = latest.position - last.position;
         let elapsed_ms = now_ms.saturating_sub(last.signed_at_ms);
-        unsigned >= self.every_entries.max(1) || elapsed_ms >= i64::try_from(self.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        unsigned >= self.every_entries.max(1)
+            || elapsed_ms >= i64::try_from(self.every_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 }
 

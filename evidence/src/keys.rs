@@ -7,7 +7,6 @@
 //! certificate signed with SM2-with-SM3 (`1.2.156.10197.1.501`) by the key itself.
 
 use crate::digest::Sm3Digest;
-use crate::DEFAULT_DISTINGUISHING_ID;
 use sm2::dsa::signature::Signer;
 use sm2::dsa::{DerSignature, SigningKey, VerifyingKey};
 use sm2::elliptic_curve::Generate;
@@ -26,6 +25,12 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
+
+/// The distinguishing identifier of the certificate's own signature: empty, as OpenSSL 3 signs
+/// and checks SM2 signatures of X.509 certificates (`openssl verify` then accepts it). Receipts
+/// and chain heads are signed under the configured identifier instead (default
+/// [`crate::DEFAULT_DISTINGUISHING_ID`]).
+pub const CERTIFICATE_DISTINGUISHING_ID: &str = "";
 
 /// Why a key or certificate could not be read, made or used.
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +128,12 @@ impl GatewaySigningKey {
         Ok(signature.to_der().to_vec())
     }
 
-    /// A certificate for this key, self-signed with SM2-with-SM3 under the default distinguishing
-    /// identifier (as OpenSSL checks certificate signatures), subject `CN=<common_name>`, valid
+    /// A certificate for this key, self-signed with SM2-with-SM3 under
+    /// [`CERTIFICATE_DISTINGUISHING_ID`] (as OpenSSL 3 checks certificate signatures), subject `CN=<common_name>`, valid
     /// from an hour ago for `days` days, key usage digitalSignature and nonRepudiation, not a CA.
     pub fn self_signed_certificate(&self, common_name: &str, days: u64) -> Result<String, KeyError> {
         let cert_error = |e: &dyn std::fmt::Display| KeyError::Certificate(e.to_string());
-        let certifying = SigningKey::new(DEFAULT_DISTINGUISHING_ID, &self.secret).map_err(|e| cert_error(&e))?;
+        let certifying = SigningKey::new(CERTIFICATE_DISTINGUISHING_ID, &self.secret).map_err(|e| cert_error(&e))?;
         let cn = common_name.replace('\\', "\\\\").replace(',', "\\,").replace('+', "\\+").replace('=', "\\=");
         let subject = Name::from_str(&format!("CN={cn}")).map_err(|e| cert_error(&e))?;
         let now = SystemTime::now();
@@ -137,7 +142,8 @@ impl GatewaySigningKey {
             Time::try_from(now + Duration::from_secs(days.saturating_mul(86_400))).map_err(|e| cert_error(&e))?;
         let public = self.public_key().key;
         let spki_der = public.to_public_key_der().map_err(|e| cert_error(&e))?;
-        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::try_from(spki_der.as_bytes()).map_err(|e| cert_error(&e))?;
+        let spki =
+            x509_cert::spki::SubjectPublicKeyInfoOwned::try_from(spki_der.as_bytes()).map_err(|e| cert_error(&e))?;
         // A serial from the key and the time: unique per certificate, positive, 16 bytes.
         let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
         let mut serial = Sm3Digest::of_parts(&[spki_der.as_bytes(), &nanos.to_be_bytes()]).0;
@@ -215,7 +221,8 @@ impl GatewayPublicKey {
             return Ok(GatewayPublicKey { key });
         }
         Err(KeyError::PublicKey(
-            "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or public key (-----BEGIN PUBLIC KEY-----)".into(),
+            "expected a PEM certificate (-----BEGIN CERTIFICATE-----) or public key (-----BEGIN PUBLIC KEY-----)"
+                .into(),
         ))
     }
 
@@ -241,6 +248,7 @@ impl GatewayPublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DEFAULT_DISTINGUISHING_ID;
 
     #[test]
     fn sign_and_verify_under_the_distinguishing_id() {
@@ -271,11 +279,11 @@ mod tests {
         assert_eq!(GatewayPublicKey::from_pem(&cert).unwrap(), key.public_key());
         let public_pem = key.public_key().to_pem().unwrap();
         assert_eq!(GatewayPublicKey::from_pem(&public_pem).unwrap(), key.public_key());
-        // The certificate's own signature verifies with the key under the default id.
+        // The certificate's own signature verifies with the key under the certificate's id.
         let parsed = Certificate::from_pem(cert.as_bytes()).unwrap();
         let tbs = parsed.tbs_certificate().to_der().unwrap();
         let sig = parsed.signature().raw_bytes();
-        assert!(key.public_key().verify_der(&tbs, sig, DEFAULT_DISTINGUISHING_ID).unwrap());
+        assert!(key.public_key().verify_der(&tbs, sig, CERTIFICATE_DISTINGUISHING_ID).unwrap());
         assert_eq!(parsed.signature_algorithm().oid.to_string(), "1.2.156.10197.1.501");
     }
 

@@ -28,7 +28,7 @@ pub use chain::{
     SamrPackageAction, SignedHead,
 };
 pub use digest::Sm3Digest;
-pub use keys::{GatewayPublicKey, GatewaySigningKey, KeyError};
+pub use keys::{GatewayPublicKey, GatewaySigningKey, KeyError, CERTIFICATE_DISTINGUISHING_ID};
 pub use receipt::{sign_receipt, verify_receipt, Receipt, ReceiptError, ReceiptFields};
 
 /// The distinguishing identifier GM/T 0009 gives as the default (`1234567812345678`), used when

@@ -70,7 +70,9 @@ pub enum ReceiptError {
         distinguishing_id: String,
     },
     /// The document given is not the one the receipt was issued for.
-    #[error("receipt for message {message_id}: the document's SM3 is {document}, the receipt's document_sm3 is {receipt}")]
+    #[error(
+        "receipt for message {message_id}: the document's SM3 is {document}, the receipt's document_sm3 is {receipt}"
+    )]
     DocumentDigest {
         /// The receipt's message id.
         message_id: String,
@@ -149,22 +151,23 @@ impl Receipt {
             distinguishing_id: self.distinguishing_id.clone(),
             signature: base64::engine::general_purpose::STANDARD.encode(&self.signature),
         };
-        serde_json::to_string_pretty(&wire).map_err(|e| ReceiptError::Json { field: "$".into(), message: e.to_string() })
+        serde_json::to_string_pretty(&wire)
+            .map_err(|e| ReceiptError::Json { field: "$".into(), message: e.to_string() })
     }
 
     /// Reads the JSON form [`Receipt::to_json`] writes (`auditPosition` as a number is accepted
     /// too; a field proto3 JSON omits because it is empty or zero reads as empty or zero).
     pub fn from_json(text: &str) -> Result<Receipt, ReceiptError> {
-        let wire: ReceiptJson = serde_json::from_str(text)
-            .map_err(|e| ReceiptError::Json { field: "$".into(), message: e.to_string() })?;
+        let wire: ReceiptJson =
+            serde_json::from_str(text).map_err(|e| ReceiptError::Json { field: "$".into(), message: e.to_string() })?;
         let bad = |field: &str, message: String| ReceiptError::Json { field: field.into(), message };
         let document_sm3 = Sm3Digest::from_hex(&wire.document_sm3).map_err(|e| bad("documentSm3", e.to_string()))?;
         let accepted_at_ms = parse_millis(&wire.accepted_at).map_err(|e| bad("acceptedAt", e.to_string()))?;
         let audit_position = match &wire.audit_position {
             Position::Number(n) => *n,
-            Position::Text(t) => t
-                .parse::<u64>()
-                .map_err(|_| bad("auditPosition", format!("'{t}' is not a whole number")))?,
+            Position::Text(t) => {
+                t.parse::<u64>().map_err(|_| bad("auditPosition", format!("'{t}' is not a whole number")))?
+            }
         };
         let signature = base64::engine::general_purpose::STANDARD
             .decode(wire.signature.trim())
@@ -222,9 +225,8 @@ struct ReceiptJson {
 
 /// Signs `fields` with the gateway's key under the key's distinguishing identifier.
 pub fn sign_receipt(key: &GatewaySigningKey, fields: ReceiptFields) -> Result<Receipt, ReceiptError> {
-    let message = fields
-        .signed_bytes()
-        .map_err(|source| ReceiptError::Time { message_id: fields.message_id.clone(), source })?;
+    let message =
+        fields.signed_bytes().map_err(|source| ReceiptError::Time { message_id: fields.message_id.clone(), source })?;
     let signature =
         key.sign_der(&message).map_err(|source| ReceiptError::Key { message_id: fields.message_id.clone(), source })?;
     Ok(Receipt { fields, distinguishing_id: key.distinguishing_id().to_string(), signature })
@@ -235,9 +237,8 @@ pub fn sign_receipt(key: &GatewaySigningKey, fields: ReceiptFields) -> Result<Re
 /// signature (nothing the receipt says can be trusted then), then the document.
 pub fn verify_receipt(key: &GatewayPublicKey, receipt: &Receipt, document: Option<&[u8]>) -> Result<(), ReceiptError> {
     let message_id = &receipt.fields.message_id;
-    let message = receipt
-        .signed_bytes()
-        .map_err(|source| ReceiptError::Time { message_id: message_id.clone(), source })?;
+    let message =
+        receipt.signed_bytes().map_err(|source| ReceiptError::Time { message_id: message_id.clone(), source })?;
     let verified = key
         .verify_der(&message, &receipt.signature, &receipt.distinguishing_id)
         .map_err(|source| ReceiptError::Key { message_id: message_id.clone(), source })?;
@@ -325,7 +326,9 @@ mod tests {
         let key = GatewaySigningKey::generate(DEFAULT_DISTINGUISHING_ID).unwrap();
         let receipt = sign_receipt(&key, fields(b"doc")).unwrap();
         let json = receipt.to_json().unwrap();
-        assert!(json.contains("\"auditPosition\": \"42\"") && json.contains("\"acceptedAt\": \"2026-12-01T13:00:00.123Z\""));
+        assert!(
+            json.contains("\"auditPosition\": \"42\"") && json.contains("\"acceptedAt\": \"2026-12-01T13:00:00.123Z\"")
+        );
         assert_eq!(Receipt::from_json(&json).unwrap(), receipt);
         let numeric = json.replace("\"auditPosition\": \"42\"", "\"auditPosition\": 42");
         assert_eq!(Receipt::from_json(&numeric).unwrap(), receipt);
@@ -333,7 +336,8 @@ mod tests {
         let bad = json.replace("2026-12-01T13:00:00.123Z", "2026-12-01T21:00:00+08:00");
         let e = Receipt::from_json(&bad).unwrap_err();
         assert!(e.to_string().starts_with("receipt JSON: acceptedAt:"), "{e}");
-        let e = Receipt::from_json(&json.replace("\"auditPosition\": \"42\"", "\"auditPosition\": \"-1\"")).unwrap_err();
+        let e =
+            Receipt::from_json(&json.replace("\"auditPosition\": \"42\"", "\"auditPosition\": \"-1\"")).unwrap_err();
         assert!(e.to_string().contains("auditPosition"), "{e}");
         let e = Receipt::from_json(&json.replace("\"gateway\"", "\"gateway_x\"")).unwrap_err();
         assert!(e.to_string().contains("gateway_x"), "{e}");

@@ -33,15 +33,21 @@ fn fixture() -> Fixture {
         documents.insert((sender.to_string(), id.to_string()), doc.to_vec());
         events.push(submission(sender, id, doc));
     }
-    events.insert(1, AuditEvent::DeliveryHandedOut {
-        delivery_id: "d-1".into(),
-        recipient: "330000".into(),
-        message_id: "JS-1".into(),
-    });
+    events.insert(
+        1,
+        AuditEvent::DeliveryHandedOut {
+            delivery_id: "d-1".into(),
+            recipient: "330000".into(),
+            message_id: "JS-1".into(),
+        },
+    );
     events.insert(2, AuditEvent::DeliveryAcknowledged { delivery_id: "d-1".into(), recipient: "330000".into() });
     events.push(AuditEvent::CaseEvent { case_id: "CASE-1".into(), event: "opened\nfor result R-1".into() });
     events.push(AuditEvent::SamrPackage { package_id: "P-20261201-0001".into(), action: SamrPackageAction::Parked });
-    events.push(AuditEvent::OperatorAction { operator: "urn:yrdx:operator:ops".into(), action: "resend P-20261201-0001".into() });
+    events.push(AuditEvent::OperatorAction {
+        operator: "urn:yrdx:operator:ops".into(),
+        action: "resend P-20261201-0001".into(),
+    });
     let mut entries: Vec<AuditEntry> = Vec::new();
     for (i, event) in events.into_iter().enumerate() {
         let at = T0 + i as i64 * 1000;
