@@ -119,6 +119,16 @@ impl GatewaySigningKey {
         GatewayPublicKey { key: self.secret.public_key() }
     }
 
+    /// `Ok` when `cert_pem` is a certificate (or public key) of this key; an error naming the
+    /// mismatch otherwise (a key and certificate from different `pki init` runs, say).
+    pub fn matches_certificate(&self, cert_pem: &str) -> Result<(), KeyError> {
+        if GatewayPublicKey::from_pem(cert_pem)? == self.public_key() {
+            Ok(())
+        } else {
+            Err(KeyError::PublicKey("the certificate is not the signing key's (its public key differs)".into()))
+        }
+    }
+
     /// The SM2 signature (GM/T 0003 with SM3 over Z‖message, Z from the distinguishing
     /// identifier and the public key), DER-encoded `SEQUENCE { r INTEGER, s INTEGER }`.
     /// Deterministic (RFC 6979 nonces): the same message gives the same signature.
@@ -277,6 +287,10 @@ mod tests {
         assert!(!format!("{again:?}").contains(&pem[30..60]));
         let cert = key.self_signed_certificate("yrdx gateway, signing", 365).unwrap();
         assert_eq!(GatewayPublicKey::from_pem(&cert).unwrap(), key.public_key());
+        key.matches_certificate(&cert).unwrap();
+        let stranger = GatewaySigningKey::generate(DEFAULT_DISTINGUISHING_ID).unwrap();
+        let e = stranger.matches_certificate(&cert).unwrap_err();
+        assert!(e.to_string().contains("not the signing key's"), "{e}");
         let public_pem = key.public_key().to_pem().unwrap();
         assert_eq!(GatewayPublicKey::from_pem(&public_pem).unwrap(), key.public_key());
         // The certificate's own signature verifies with the key under the certificate's id.
