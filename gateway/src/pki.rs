@@ -392,7 +392,7 @@ mod tests {
         assert_ne!(renewed, cert);
         key.matches_certificate(&renewed).unwrap();
         // A certificate of another key is refused, naming the key.
-        std::fs::write(dir.join(SIGNING_CERT_FILE), &std::fs::read_to_string(dir.join("pki/ca.pem")).unwrap()).unwrap();
+        std::fs::copy(dir.join("pki/ca.pem"), dir.join(SIGNING_CERT_FILE)).unwrap();
         let e = evidence.signing_key(&config).unwrap_err();
         assert!(e.to_string().starts_with("evidence.cert:"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
