@@ -21,7 +21,7 @@ pub enum ReceiptCommand {
         /// The gateway's signing certificate (or its public key), PEM: `gateway-sign.pem`.
         #[arg(long)]
         cert: String,
-        /// The receipt, in its JSON form (as Submit's reply or Exchange.GetReceipt gives it).
+        /// The receipt, in its JSON form, or the JSON of Submit's or GetReceipt's reply holding it.
         receipt: String,
         /// The document exactly as it was submitted.
         document: Option<String>,
@@ -57,7 +57,7 @@ pub fn main(command: ReceiptCommand) -> ExitCode {
         Ok(text) => text,
         Err(e) => return unreadable(format!("{receipt}: {e}")),
     };
-    let parsed = match Receipt::from_json(&receipt_text) {
+    let parsed = match Receipt::from_reply_json(&receipt_text) {
         Ok(parsed) => parsed,
         Err(e) => return unreadable(format!("{receipt}: {e}")),
     };

@@ -56,6 +56,14 @@ fn a_receipt_verifies_and_what_fails_is_named() {
 
     let out = yrdx(&["receipt", "verify", "--cert", &cert, &receipt]);
     assert_eq!(out.status.code(), Some(0));
+    // Submit's whole reply, as grpcurl prints it, holding the receipt.
+    let reply = format!(
+        "{{\"messageId\": \"JS-20261201-000001\", \"records\": [], \"receipt\": {}}}",
+        std::fs::read_to_string(&receipt).unwrap()
+    );
+    std::fs::write(dir.join("reply.json"), reply).unwrap();
+    let out = yrdx(&["receipt", "verify", "--cert", &cert, &path(&dir, "reply.json"), &path(&dir, "document.json")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Another document: exit 1, naming the digest.
     let out = yrdx(&["receipt", "verify", "--cert", &cert, &receipt, &path(&dir, "other.json")]);

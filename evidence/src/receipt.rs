@@ -191,6 +191,27 @@ impl Receipt {
     }
 }
 
+impl Receipt {
+    /// Reads a receipt's JSON form, or the proto3 JSON of a reply that carries one in its
+    /// `receipt` member (`SubmitReply`, `GetReceiptReply`; the reply's other members are ignored).
+    pub fn from_reply_json(text: &str) -> Result<Receipt, ReceiptError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ReceiptError::Json { field: "$".into(), message: e.to_string() })?;
+        match value.get("receipt") {
+            Some(receipt @ serde_json::Value::Object(_)) => {
+                Receipt::from_json(&receipt.to_string()).map_err(|e| match e {
+                    ReceiptError::Json { field, message } if field != "$" => {
+                        ReceiptError::Json { field: format!("receipt.{field}"), message }
+                    }
+                    other => other,
+                })
+            }
+            Some(_) => Err(ReceiptError::Json { field: "receipt".into(), message: "not an object".into() }),
+            None => Receipt::from_json(text),
+        }
+    }
+}
+
 /// `auditPosition`: proto3 JSON writes 64-bit numbers as strings; a number is read too.
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
@@ -295,6 +316,8 @@ mod tests {
         let document = b"{\"XXDM\":\"320000\"}";
         let receipt = sign_receipt(&key, fields(document)).unwrap();
         assert_eq!(receipt.distinguishing_id, DEFAULT_DISTINGUISHING_ID);
+        // Signed again (a duplicate resubmission): the same receipt, byte for byte.
+        assert_eq!(sign_receipt(&key, fields(document)).unwrap(), receipt);
         verify_receipt(&public, &receipt, None).unwrap();
         verify_receipt(&public, &receipt, Some(document)).unwrap();
 
@@ -341,6 +364,12 @@ mod tests {
         assert!(e.to_string().contains("auditPosition"), "{e}");
         let e = Receipt::from_json(&json.replace("\"gateway\"", "\"gateway_x\"")).unwrap_err();
         assert!(e.to_string().contains("gateway_x"), "{e}");
+        let reply = format!("{{\"messageId\": \"JS-20261201-000001\", \"records\": [], \"receipt\": {json}}}");
+        assert_eq!(Receipt::from_reply_json(&reply).unwrap(), receipt);
+        assert_eq!(Receipt::from_reply_json(&json).unwrap(), receipt);
+        let e = Receipt::from_reply_json(&reply.replace("\"documentSm3\": \"", "\"documentSm3\": \"zz")).unwrap_err();
+        assert!(e.to_string().starts_with("receipt JSON: receipt.documentSm3:"), "{e}");
+        assert!(Receipt::from_reply_json("{\"receipt\": 1}").unwrap_err().to_string().contains("not an object"));
         let e = Receipt::from_json("[]").unwrap_err();
         assert!(e.to_string().starts_with("receipt JSON: $:"), "{e}");
     }

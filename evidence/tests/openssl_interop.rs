@@ -98,6 +98,15 @@ fn openssl_verifies_receipts_and_heads_this_crate_signs() {
     altered[message.len() - 2] = b'8';
     assert!(!openssl_verifies(&dir, &public_pem, &altered, &receipt.signature, DEFAULT_DISTINGUISHING_ID));
     assert!(!openssl_verifies(&dir, &public_pem, &message, &receipt.signature, "1234567812345679"));
+    // Many signatures: r and s with their high bit set (a 0x00 byte in DER) or short come up.
+    for position in 0..16u64 {
+        let r = sign_receipt(&key, ReceiptFields { audit_position: position, ..fields(document) }).unwrap();
+        assert!(
+            openssl_verifies(&dir, &public_pem, &r.signed_bytes().unwrap(), &r.signature, DEFAULT_DISTINGUISHING_ID),
+            "position {position}: signature {}",
+            r.signature.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+    }
 
     // A configured distinguishing id.
     let configured = key.with_distinguishing_id("yrdx-shanghai-gateway").unwrap();
