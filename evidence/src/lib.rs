@@ -10,6 +10,8 @@
 //! - [`keys`]: the gateway's SM2 signing key (PKCS#8 PEM), its public key from a certificate or a
 //!   public-key PEM, and a self-signed SM2-with-SM3 certificate for it.
 //!
+//! - `Receipt::to_proto` and `Receipt::from_proto`: the API's `yrdx.v1.Receipt`.
+//!
 //! Everything here is pure (no I/O, no clock): the store supplies positions, times and stored
 //! documents; the gateway supplies the key.
 
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod receipt;
 mod text;
 pub mod time;
+mod wire;
 
 pub use chain::{
     export_jsonl, verify_chain, AuditEntry, AuditEvent, ChainError, ChainFault, ChainHead, ChainReport, HeadPolicy,
