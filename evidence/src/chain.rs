@@ -409,6 +409,12 @@ pub enum ChainFault {
         /// The position of the entry found in its place (`None` at the chain's end).
         found: Option<u64>,
     },
+    /// An entry was inserted: a second entry claims a position already taken, or follows an
+    /// entry that already has its successor (the chain forks there).
+    EntryInserted {
+        /// The position claimed twice (the first entry after the fork).
+        position: u64,
+    },
     /// Entries are out of order: the entry that belongs here comes later.
     EntriesReordered {
         /// The position expected here.
@@ -442,6 +448,7 @@ impl ChainFault {
             | ChainFault::EntryAltered { position, .. }
             | ChainFault::EntryDeleted { position, .. }
             | ChainFault::EntriesReordered { position, .. }
+            | ChainFault::EntryInserted { position }
             | ChainFault::HeadSignature { position }
             | ChainFault::HeadMismatch { position, .. } => *position,
         }
@@ -455,6 +462,7 @@ impl ChainFault {
             ChainFault::EntryAltered { .. } => "entry altered",
             ChainFault::EntryDeleted { .. } => "entry deleted",
             ChainFault::EntriesReordered { .. } => "entries reordered",
+            ChainFault::EntryInserted { .. } => "entry inserted",
             ChainFault::HeadSignature { .. } => "head signature invalid",
             ChainFault::HeadMismatch { .. } => "head mismatch",
         }
@@ -484,6 +492,7 @@ impl fmt::Display for ChainFault {
             ChainFault::EntriesReordered { found, .. } => {
                 write!(f, "position {found} is found here; the entry for this position comes later")
             }
+            ChainFault::EntryInserted { .. } => write!(f, "a second entry claims this position"),
             ChainFault::HeadSignature { .. } => write!(f, "the head's SM2 signature does not verify with this key"),
             ChainFault::HeadMismatch { signed, chain, .. } => {
                 write!(f, "the signed head names hash {signed}, the chain has {chain}")
@@ -579,8 +588,17 @@ where
     let mut heads = heads.into_iter().peekable();
     let mut report = ChainReport::default();
     let (mut expected, mut prev) = (position, prev_hash);
+    // Hash → position of every entry verified so far (to see where an inserted entry forks).
+    let mut verified: std::collections::HashMap<Sm3Digest, u64> = std::collections::HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         if entry.position != expected || entry.prev_hash != prev {
+            // Following an entry that already has its successor, or a position already passed:
+            // inserted.
+            let fork = verified.get(&entry.prev_hash).map(|p| p.saturating_add(1));
+            if let Some(position) = fork.or((entry.position < expected).then_some(entry.position)) {
+                report.fault = Some(ChainFault::EntryInserted { position });
+                return report;
+            }
             // The entry that belongs here, if anywhere, comes later: misplaced, not deleted.
             let later = entries[i + 1..].iter().any(|l| l.position == expected || l.prev_hash == prev);
             report.fault = Some(if later {
@@ -629,6 +647,7 @@ where
             report.heads_verified += 1;
             report.last_signed_position = Some(expected);
         }
+        verified.insert(entry.hash, expected);
         report.entries_verified += 1;
         report.last_position = Some(expected);
         report.last_hash = Some(entry.hash);
@@ -698,6 +717,21 @@ pub fn import_jsonl(text: &str) -> Result<(Vec<AuditEntry>, Vec<SignedHead>), Ch
         }
     }
     Ok((entries, heads))
+}
+
+/// Verifies an export on its own: reads it ([`import_jsonl`]) and walks it from its first entry's
+/// position and `prev_hash` ([`verify_chain_from`]) with its heads. An empty export verifies (with
+/// nothing checked).
+pub fn verify_export<F>(text: &str, key: &GatewayPublicKey, stored_document: F) -> Result<ChainReport, ChainError>
+where
+    F: FnMut(&str, &str) -> Option<Sm3Digest>,
+{
+    let (entries, heads) = import_jsonl(text)?;
+    let Some(first) = entries.first() else {
+        return Ok(ChainReport::default());
+    };
+    let (position, prev_hash) = (first.position, first.prev_hash);
+    Ok(verify_chain_from(position, prev_hash, entries, &heads, key, stored_document))
 }
 
 #[cfg(test)]

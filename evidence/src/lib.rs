@@ -27,8 +27,8 @@ pub mod time;
 mod wire;
 
 pub use chain::{
-    export_jsonl, verify_chain, AuditEntry, AuditEvent, ChainError, ChainFault, ChainHead, ChainReport, HeadPolicy,
-    SamrPackageAction, SignedHead,
+    export_jsonl, import_jsonl, verify_chain, verify_chain_from, verify_export, AuditEntry, AuditEvent, ChainError,
+    ChainFault, ChainHead, ChainReport, HeadPolicy, SamrPackageAction, SignedHead,
 };
 pub use digest::Sm3Digest;
 pub use keys::{GatewayPublicKey, GatewaySigningKey, KeyError, CERTIFICATE_DISTINGUISHING_ID};

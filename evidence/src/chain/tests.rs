@@ -157,6 +157,26 @@ fn reordered_entries_are_named() {
 }
 
 #[test]
+fn an_inserted_entry_is_named() {
+    // A forged entry at position 4, correctly hashed after entry 3, before the real one.
+    let mut f = fixture();
+    let action = AuditEvent::OperatorAction { operator: "urn:yrdx:operator:ops".into(), action: "forged".into() };
+    let forged = AuditEntry::new(4, T0, action, f.entries[3].hash);
+    f.entries.insert(4, forged.clone());
+    assert_eq!(f.verify().fault.unwrap(), ChainFault::EntryInserted { position: 4 });
+
+    // The same with the later entries renumbered to make room: the chain forks after 3.
+    let mut f = fixture();
+    for e in &mut f.entries[4..] {
+        e.position += 1;
+    }
+    f.entries.insert(4, forged);
+    let fault = f.verify().fault.unwrap();
+    assert_eq!(fault, ChainFault::EntryInserted { position: 4 });
+    assert!(fault.to_string().contains("entry inserted"), "{fault}");
+}
+
+#[test]
 fn an_altered_entry_and_a_rewritten_chain_are_named() {
     let mut f = fixture();
     let AuditEvent::SubmissionAccepted { message_id, .. } = &mut f.entries[4].event else {
@@ -243,6 +263,15 @@ fn an_export_reads_back_and_a_range_verifies() {
     assert!(report.is_clean(), "{report}");
     assert_eq!((report.entries_verified, report.heads_verified), (5, 1));
 
+    let report = verify_export(&text, &f.key.public_key(), |s, m| {
+        documents.get(&(s.to_string(), m.to_string())).map(|d| Sm3Digest::of(d))
+    })
+    .unwrap();
+    assert!(report.is_clean() && report.entries_verified == 5, "{report}");
+    let tampered = text.replacen("\"at_ms\":1796130003000", "\"at_ms\":1796130003001", 1);
+    assert_ne!(tampered, text);
+    let report = verify_export(&tampered, &f.key.public_key(), |_, _| None).unwrap();
+    assert_eq!(report.fault.map(|f| (f.kind(), f.position())), Some(("entry altered", 3)));
     let e = import_jsonl(&format!("{text}\n{{\"record\":\"entry\"}}\n")).unwrap_err();
     assert!(e.to_string().starts_with("audit export line 8:"), "{e}");
 }
