@@ -206,7 +206,15 @@ fn write_signing_identity(dir: &Path) -> Result<(), PkiError> {
         .map_err(evidence(SIGNING_KEY_FILE))?;
     let cert =
         key.self_signed_certificate(SIGNING_CERT_NAME, LEAF_VALIDITY_DAYS).map_err(evidence(SIGNING_CERT_FILE))?;
-    write(&dir.join(SIGNING_KEY_FILE), &key.to_pkcs8_pem().map_err(evidence(SIGNING_KEY_FILE))?)?;
+    let key_path = dir.join(SIGNING_KEY_FILE);
+    write(&key_path, &key.to_pkcs8_pem().map_err(evidence(SIGNING_KEY_FILE))?)?;
+    // The key that signs receipts is readable by its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| PkiError::Io { path: key_path.display().to_string(), message: e.to_string() })?;
+    }
     write(&dir.join(SIGNING_CERT_FILE), &cert)
 }
 
@@ -386,6 +394,12 @@ mod tests {
         assert_eq!(key.distinguishing_id(), yrdx_evidence::DEFAULT_DISTINGUISHING_ID);
         let cert = std::fs::read_to_string(dir.join(SIGNING_CERT_FILE)).unwrap();
         assert!((364..=365).contains(&validity_days(&cert).1));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(SIGNING_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         // Renewing keeps the key and issues a new certificate for it.
         renew(&dir).unwrap();
         let renewed = std::fs::read_to_string(dir.join(SIGNING_CERT_FILE)).unwrap();
