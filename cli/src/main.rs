@@ -3,6 +3,7 @@
 mod conformance_cmd;
 mod demo_live;
 mod store_cmd;
+mod receipt_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -75,6 +76,11 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: store_cmd::StoreCommand,
+    },
+    /// Signed receipts: verify one with the gateway's certificate (see docs/operations.md).
+    Receipt {
+        #[command(subcommand)]
+        command: receipt_cmd::ReceiptCommand,
     },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
@@ -239,7 +245,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { conformance_cmd::usage_exit_code(EXIT_USAGE) } else { 0 };
+            let code = if e.use_stderr() {
+                receipt_cmd::usage_exit_code(conformance_cmd::usage_exit_code(EXIT_USAGE))
+            } else {
+                0
+            };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
@@ -332,6 +342,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config } => serve(&config),
         Command::Store { command } => store_cmd::main(command),
+        Command::Receipt { command } => receipt_cmd::main(command),
         Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {

@@ -151,6 +151,10 @@ pub struct Config {
     /// Connection, stream and in-flight limits (`[limits]`; every key has a default).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The gateway's SM2 signing key for receipts and audit chain heads (`[evidence]`; absent:
+    /// Submit's replies carry no receipt and chain heads are not signed).
+    #[serde(default)]
+    pub evidence: Option<EvidenceConfig>,
     /// Where the file was read from (paths resolve against its directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -273,6 +277,108 @@ impl PostgresConfig {
 pub struct MetricsConfig {
     /// Address of `GET /metrics` (plain HTTP; keep it on loopback or a management network).
     pub listen: SocketAddr,
+}
+
+fn default_distinguishing_id() -> String {
+    yrdx_evidence::DEFAULT_DISTINGUISHING_ID.to_string()
+}
+fn default_head_every_entries() -> u64 {
+    yrdx_evidence::HeadPolicy::DEFAULT_EVERY_ENTRIES
+}
+fn default_head_every_secs() -> u64 {
+    yrdx_evidence::HeadPolicy::DEFAULT_EVERY_SECS
+}
+
+/// Receipts and the audit chain (`[evidence]`, docs/operations.md "Receipts and the audit chain").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// PKCS#8 PEM file of the gateway's SM2 signing key (`yrdx pki init` writes
+    /// `pki/gateway-sign.key`).
+    pub key: PathBuf,
+    /// PEM file of its certificate, the one partners verify receipts with (`pki/gateway-sign.pem`).
+    pub cert: PathBuf,
+    /// SM2 distinguishing identifier of receipts and chain heads (default `1234567812345678`).
+    #[serde(default = "default_distinguishing_id")]
+    pub distinguishing_id: String,
+    /// Sign the chain head once this many entries are unsigned (default 1000).
+    #[serde(default = "default_head_every_entries")]
+    pub head_every_entries: u64,
+    /// Sign the chain head once this many seconds passed since the last one, when entries were
+    /// added since (default 300).
+    #[serde(default = "default_head_every_secs")]
+    pub head_every_secs: u64,
+}
+
+/// Why the evidence key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceKeyError {
+    /// A file could not be read.
+    #[error("evidence.{field}: {path}: {message}")]
+    Io {
+        /// `key` or `cert`.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// The key or certificate does not read, or they do not belong together.
+    #[error("evidence.{field}: {path}: {source}")]
+    Key {
+        /// `key` or `cert`.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: yrdx_evidence::KeyError,
+    },
+}
+
+impl EvidenceConfig {
+    /// When chain heads are signed.
+    pub fn head_policy(&self) -> yrdx_evidence::HeadPolicy {
+        yrdx_evidence::HeadPolicy { every_entries: self.head_every_entries, every_secs: self.head_every_secs }
+    }
+
+    /// Reads the signing key (under the configured distinguishing identifier) and checks that the
+    /// certificate is the key's; paths resolve against `config`'s directory.
+    pub fn signing_key(&self, config: &Config) -> Result<yrdx_evidence::GatewaySigningKey, EvidenceKeyError> {
+        let read = |field: &'static str, p: &Path| {
+            let path = config.resolve(p);
+            std::fs::read_to_string(&path)
+                .map(|text| (text, path.display().to_string()))
+                .map_err(|e| EvidenceKeyError::Io { field, path: path.display().to_string(), message: e.to_string() })
+        };
+        let (key_pem, key_path) = read("key", &self.key)?;
+        let (cert_pem, cert_path) = read("cert", &self.cert)?;
+        let key = yrdx_evidence::GatewaySigningKey::from_pkcs8_pem(&key_pem, &self.distinguishing_id)
+            .map_err(|source| EvidenceKeyError::Key { field: "key", path: key_path, source })?;
+        key.matches_certificate(&cert_pem).map_err(|source| EvidenceKeyError::Key {
+            field: "cert",
+            path: cert_path,
+            source,
+        })?;
+        Ok(key)
+    }
+
+    /// The first key whose value cannot work, with why.
+    fn check(&self) -> Option<(&'static str, String)> {
+        if self.distinguishing_id.is_empty() || self.distinguishing_id.len() > 8191 {
+            return Some((
+                "evidence.distinguishing_id",
+                format!("{} bytes: must be 1 to 8191 bytes", self.distinguishing_id.len()),
+            ));
+        }
+        if self.head_every_entries == 0 {
+            return Some(("evidence.head_every_entries", "must be at least 1".into()));
+        }
+        if self.head_every_secs == 0 {
+            return Some(("evidence.head_every_secs", "must be at least 1".into()));
+        }
+        None
+    }
 }
 
 /// Transport limits (`[limits]`): what one client, or many, can hold of the gateway.
@@ -444,6 +550,9 @@ impl Config {
         if let Some((field, message)) = config.limits.check() {
             return Err(invalid(field.into(), message.into()));
         }
+        if let Some((field, message)) = config.evidence.as_ref().and_then(EvidenceConfig::check) {
+            return Err(invalid(field.into(), message));
+        }
         for (key, value) in [
             ("max_document_nodes", config.max_document_nodes),
             ("max_document_records", config.max_document_records),
@@ -560,6 +669,34 @@ identity = "urn:yrdx:partner:jiangsu"
         assert!(e.to_string().contains("limits.max_requests_in_flight"), "{e}");
         let e = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_conections = 1\n"), "t").unwrap_err();
         assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn evidence_is_optional_defaults_and_is_checked() {
+        assert_eq!(Config::parse(MINIMAL, "t").unwrap().evidence, None);
+        let with = |extra: &str| {
+            format!("{MINIMAL}\n[evidence]\nkey = \"pki/gateway-sign.key\"\ncert = \"pki/gateway-sign.pem\"\n{extra}")
+        };
+        let e = Config::parse(&with(""), "t").unwrap().evidence.unwrap();
+        assert_eq!(e.key, PathBuf::from("pki/gateway-sign.key"));
+        assert_eq!(
+            (e.distinguishing_id.as_str(), e.head_every_entries, e.head_every_secs),
+            ("1234567812345678", 1000, 300)
+        );
+        assert_eq!(e.head_policy(), yrdx_evidence::HeadPolicy { every_entries: 1000, every_secs: 300 });
+        let e = Config::parse(&with("distinguishing_id = \"yrdx\"\nhead_every_entries = 5"), "t").unwrap();
+        assert_eq!(e.evidence.map(|e| (e.distinguishing_id, e.head_every_entries)), Some(("yrdx".into(), 5)));
+        for (extra, key) in [
+            ("head_every_entries = 0", "evidence.head_every_entries"),
+            ("head_every_secs = 0", "evidence.head_every_secs"),
+            ("distinguishing_id = \"\"", "evidence.distinguishing_id"),
+            ("distid = \"x\"", "distid"),
+        ] {
+            let e = Config::parse(&with(extra), "t").unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let e = Config::parse(&format!("{MINIMAL}\n[evidence]\nkey = \"k\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("cert"), "{e}");
     }
 
     #[test]

@@ -397,6 +397,7 @@ impl Gateway {
             duplicate: false,
             records: doc.records.iter().map(|r| RecordRef { kind: r.kind().name().into(), id: r.id() }).collect(),
             warnings,
+            receipt: None,
         };
         let stored = |r: &Record| StoredRecord {
             kind: r.kind(),
@@ -822,6 +823,14 @@ impl Exchange for ExchangeService {
         }
         .instrument(span)
         .await
+    }
+
+    /// Placeholder until receipts are stored with their submissions (issue 17).
+    async fn get_receipt(
+        &self,
+        _request: Request<yrdx_proto::v1::GetReceiptRequest>,
+    ) -> Result<Response<yrdx_proto::v1::GetReceiptReply>, Status> {
+        Err(Status::unimplemented("Exchange.GetReceipt is not served yet"))
     }
 }
 
