@@ -6,6 +6,7 @@
 //! command-line tools [`translate`], [`validate`] and [`demo`].
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod calendar_watch;
@@ -20,7 +21,9 @@ pub mod faults;
 pub mod gauges;
 pub mod identity;
 pub mod metrics;
+pub mod otlp;
 pub mod overdue;
+pub mod progress;
 pub mod pki;
 pub mod records_api;
 pub mod reload;

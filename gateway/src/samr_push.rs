@@ -67,6 +67,8 @@ pub struct SamrPusher {
     path: String,
     server_name: ServerName<'static>,
     sender: String,
+    /// Attempts and receipt latency (`yrdx_samr_attempts_total`, `yrdx_samr_receipt_seconds`).
+    metrics: crate::metrics::SamrMetrics,
 }
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, SamrSetupError> {
@@ -112,7 +114,13 @@ impl SamrPusher {
             .find(|p| p.format == crate::config::PartnerFormat::Canonical)
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
-        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender }))
+        let metrics = crate::metrics::SamrMetrics::default();
+        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender, metrics }))
+    }
+
+    /// The pusher counting into the gateway's metrics.
+    pub fn with_metrics(self, metrics: crate::metrics::SamrMetrics) -> SamrPusher {
+        SamrPusher { metrics, ..self }
     }
 
     fn now_ms(&self) -> i64 {
@@ -184,7 +192,9 @@ impl SamrPusher {
         let due = self.store.samr_due(self.now_ms()).map_err(|e| e.to_string())?;
         for pkg in due {
             let attempt = pkg.attempts + 1;
+            let sent = std::time::Instant::now();
             let result = self.post(pkg.bytes.clone()).await;
+            let status = result.as_ref().ok().map(|(status, _, _)| *status);
             // The next attempt is counted from when the answer came, to the nanosecond, rounded up.
             let now = self.clock.now();
             let backoff = |n: u32| retry_at_ms(&now, None, n, &self.config);
@@ -211,6 +221,7 @@ impl SamrPusher {
                 (state, reason)
             };
             self.store.samr_record_attempt(&pkg.number, state, attempt, next, &reason).map_err(|e| e.to_string())?;
+            self.metrics.attempted(status, state, sent.elapsed());
             // One line per SAMR receipt (or failed attempt), with the same fields whatever the
             // outcome, so that a log query needs no case per state.
             match state {
