@@ -601,7 +601,8 @@ identity = "urn:yrdx:partner:jiangsu"
         let c = Config::parse(MINIMAL, "t").unwrap();
         assert_eq!(c.tracing, TracingConfig::default());
         assert_eq!(c.tracing.otlp_endpoint, None);
-        let with = |endpoint: &str| Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpoint = \"{endpoint}\"\n"), "t");
+        let with =
+            |endpoint: &str| Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpoint = \"{endpoint}\"\n"), "t");
         for bad in ["localhost:4317", "ftp://collector:21", "https://collector:4317", "http://", "not a url"] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("tracing.otlp_endpoint"), "{bad}: {e}");

@@ -115,7 +115,18 @@ impl SamrPusher {
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
         let metrics = crate::metrics::SamrMetrics::default();
-        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender, metrics }))
+        Ok(Some(SamrPusher {
+            store,
+            config: samr,
+            clock,
+            tls: Arc::new(tls),
+            host,
+            port,
+            path,
+            server_name,
+            sender,
+            metrics,
+        }))
     }
 
     /// The pusher counting into the gateway's metrics.
