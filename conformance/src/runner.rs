@@ -259,7 +259,10 @@ impl CaseLines {
                 lines.push(format!("          {}", report.message));
             }
             for f in report.findings.iter().take(5) {
-                lines.push(format!("          {} at {}: expected {}, got {}", f.assertion, f.location, f.expected, f.actual));
+                lines.push(format!(
+                    "          {} at {}: expected {}, got {}",
+                    f.assertion, f.location, f.expected, f.actual
+                ));
             }
         }
         lines
