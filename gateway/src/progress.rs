@@ -90,7 +90,7 @@ impl Progress {
 
     fn show(&self, state: &mut State, done: u64) {
         state.done = done;
-        let tenths = if self.total == 0 { 0 } else { done.saturating_mul(10) / self.total };
+        let tenths = done.saturating_mul(10).checked_div(self.total).unwrap_or(0);
         match &mut state.sink {
             Sink::Bar(bar) => bar.set_position(done),
             Sink::Lines(out) => {
