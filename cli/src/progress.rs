@@ -2,7 +2,7 @@
 //! [`yrdx_gateway::progress::Progress`] for `yrdx translate` of many files, and the conformance
 //! runner's hook ([`CaseProgress`]) for `yrdx conformance run`.
 
-use yrdx_conformance::report::CaseReport;
+use yrdx_conformance::report::{CaseReport, Outcome};
 use yrdx_conformance::runner::{CaseLines, CaseProgress};
 use yrdx_gateway::progress::Progress;
 
@@ -48,8 +48,9 @@ impl CaseProgress for ConformanceProgress {
         }
         let bar = self.bar.get_or_init(|| Progress::on_stderr("conformance", "cases", total as u64));
         let lines = CaseLines::lines(done, total, report);
-        // Passing cases only move the bar; the others keep their lines, above it.
-        if lines.len() > 1 || report.known_failing {
+        // Passing and skipped cases only move the bar; failed, broken and known-failing ones keep
+        // their lines, above it.
+        if matches!(report.outcome, Outcome::Fail | Outcome::Error) || report.known_failing {
             for line in &lines {
                 bar.println(line);
             }
