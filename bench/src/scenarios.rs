@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yrdx_adapters::Record;
 use yrdx_gateway::progress::Progress;
-use yrdx_gateway::store::{NewDelivery, SqliteStore, StoredRecord, Submission};
+use yrdx_gateway::store::{LookupKeys, NewDelivery, SqliteStore, StoredRecord, Submission};
 
 /// Knobs common to every scenario.
 #[derive(Debug, Clone)]
@@ -451,7 +451,12 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
                         p.uscc = format!("{}", i % 10_000);
                     }
                 }
-                StoredRecord { kind: "sampling".into(), id: format!("OLD-{i}"), canonical: setup::canonical_json(&r) }
+                StoredRecord {
+                    kind: r.kind(),
+                    id: format!("OLD-{i}"),
+                    canonical: setup::canonical_json(&r),
+                    keys: LookupKeys::of(&r),
+                }
             })
             .collect();
         batch.push(Submission {

@@ -5,6 +5,7 @@
 mod conformance_cmd;
 mod demo_live;
 mod progress;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -72,6 +73,11 @@ enum Command {
     Conformance {
         #[command(subcommand)]
         command: Box<conformance_cmd::ConformanceCommand>,
+    },
+    /// The store: move it to another backend (`yrdx store copy --from yrdx.sqlite --to postgres://…`).
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCommand,
     },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
@@ -343,6 +349,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => serve(&config),
+        Command::Store { command } => store_cmd::main(command),
         Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {

@@ -92,9 +92,13 @@ pub struct Config {
     /// Address to listen on (default `127.0.0.1:7443`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// SQLite store file (default `yrdx.sqlite`).
+    /// The store: a SQLite file (default `yrdx.sqlite`, relative to this file) or a PostgreSQL
+    /// URL (`postgres://user@host/db`; several replicas may share it).
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// PostgreSQL pool size and timeouts (`[postgres]`; used only when `store` is a URL).
+    #[serde(default)]
+    pub postgres: PostgresConfig,
     /// Largest document accepted, checked before decoding (default 4 MiB).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: usize,
@@ -234,6 +238,37 @@ pub struct SamrConfig {
     /// response past it is refused while it is read, never held in memory whole.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+}
+
+/// PostgreSQL pool settings (`[postgres]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connections per replica (default 16). The database must allow
+    /// `replicas × (pool_size + 2)` connections (each replica also keeps one for notifications
+    /// and one per leader lease).
+    pub pool_size: usize,
+    /// Seconds a call waits for a free connection before answering UNAVAILABLE (default 5).
+    pub acquire_timeout_secs: u64,
+    /// Seconds connecting may take (default 5).
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> PostgresConfig {
+        PostgresConfig { pool_size: 16, acquire_timeout_secs: 5, connect_timeout_secs: 5 }
+    }
+}
+
+impl PostgresConfig {
+    /// The store's options.
+    pub fn options(&self) -> crate::store::PostgresOptions {
+        crate::store::PostgresOptions {
+            pool_size: self.pool_size,
+            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout_secs),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+        }
+    }
 }
 
 /// The Prometheus metrics listener (`[metrics]`; without it, no metrics are served).
@@ -485,7 +520,13 @@ impl Config {
         (self.max_document_bytes * 2).max(self.max_document_bytes + 1024 * 1024)
     }
 
-    /// A path from the file, resolved against its directory.
+    /// Where the store is (`store`: a SQLite file resolved against this file's directory, or a
+    /// PostgreSQL URL).
+    pub fn store_location(&self) -> crate::store::StoreLocation {
+        crate::store::StoreLocation::parse(&self.store.to_string_lossy(), &self.base_dir)
+    }
+
+    /// A path of the configuration, resolved against the file's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()

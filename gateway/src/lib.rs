@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod faults;
 pub mod gauges;
 pub mod identity;
+pub mod leader;
 pub mod metrics;
 pub mod otlp;
 pub mod overdue;

@@ -227,6 +227,7 @@ pub struct Metrics {
     records: Family<RecordLabels, Counter>,
     submit_seconds: Family<PartnerLabel, Histogram, fn() -> Histogram>,
     commit_seconds: Histogram,
+    submit_to_delivery_seconds: Histogram,
     deliveries_sent: Family<PartnerLabel, Counter>,
     deliveries_redelivered: Family<PartnerLabel, Counter>,
     deliveries_acked: Family<PartnerLabel, Counter>,
@@ -263,6 +264,7 @@ impl Metrics {
             records: Family::default(),
             submit_seconds: Family::new_with_constructor(latency),
             commit_seconds: latency(),
+            submit_to_delivery_seconds: latency(),
             deliveries_sent: Family::default(),
             deliveries_redelivered: Family::default(),
             deliveries_acked: Family::default(),
@@ -294,6 +296,12 @@ impl Metrics {
             "Time for a submission's durable commit (group commit included)",
             Unit::Seconds,
             m.commit_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "submit_to_delivery",
+            "Time from a delivery's commit to its first hand-out on a Receive stream (any replica)",
+            Unit::Seconds,
+            m.submit_to_delivery_seconds.clone(),
         );
         registry.register(
             "deliveries_sent",
@@ -386,6 +394,13 @@ impl Metrics {
         self.commit_seconds.observe(elapsed.as_secs_f64());
     }
 
+    /// Observes how long a delivery waited between its commit and its first hand-out.
+    pub fn submit_to_delivery(&self, waited_ms: i64, attempt: u32) {
+        if attempt == 1 {
+            self.submit_to_delivery_seconds.observe(waited_ms.max(0) as f64 / 1000.0);
+        }
+    }
+
     /// Counts a delivery handed to a partner (`attempt` above 1: again).
     pub fn delivered(&self, partner: &str, attempt: u32) {
         let label = PartnerLabel { partner: partner.to_string() };
@@ -439,7 +454,9 @@ impl Metrics {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders the exposition (`true`: OpenMetrics); it may block (it reads the store).
-pub type Render = Arc<dyn Fn(bool) -> Result<String, String> + Send + Sync>;
+pub type Render = Arc<
+    dyn Fn(bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
 
 /// Serves `GET /metrics` on `listener` until `stop` says so. Plain HTTP on the address the
 /// operator chose (loopback by default): the scrape carries no partner data.
@@ -487,7 +504,8 @@ async fn answer(req: Request<hyper::body::Incoming>, render: Render) -> Response
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let rendered = tokio::task::spawn_blocking(move || render(openmetrics)).await;
+    // The gauges are read (from the store) on each scrape; rendering itself is cheap.
+    let rendered: Result<Result<String, String>, std::convert::Infallible> = Ok(render(openmetrics).await);
     let content_type =
         if openmetrics { OPENMETRICS } else { prometheus_client::encoding::prometheus_text::CONTENT_TYPE };
     match rendered {

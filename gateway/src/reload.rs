@@ -94,7 +94,8 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
         ("listen", d(&old.listen) != d(&new.listen)),
         // The transport's message limit is derived from it when the server is built.
         ("max_document_bytes", old.max_document_bytes != new.max_document_bytes),
-        ("store", old.resolve(&old.store) != new.resolve(&new.store)),
+        ("store", old.store_location() != new.store_location()),
+        ("postgres", old.postgres != new.postgres),
         ("limits", old.limits != new.limits),
         ("metrics", d(&old.metrics) != d(&new.metrics)),
         ("samr", d(&old.samr) != d(&new.samr)),
@@ -204,11 +205,9 @@ impl Reloader {
         });
         let mut due_dates_resent = Vec::new();
         if calendar_reloaded {
-            let g = self.gateway.clone();
             // Already in force: a failure here is the operator's to see, not a refused reload.
-            match tokio::task::spawn_blocking(move || crate::calendar_watch::settle_provisional_due_dates(&g)).await {
-                Ok(Ok(settled)) => due_dates_resent = settled.resent,
-                Ok(Err(e)) => warn!(error = %e, "after the reload: settling provisional due dates failed"),
+            match crate::calendar_watch::settle_provisional_due_dates(&self.gateway).await {
+                Ok(settled) => due_dates_resent = settled.resent,
                 Err(e) => warn!(error = %e, "after the reload: settling provisional due dates failed"),
             }
         }

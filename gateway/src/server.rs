@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::exchange::{ExchangeService, Gateway};
-use crate::store::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -122,8 +121,7 @@ async fn start_inner(
     let material = crate::reload::read_tls(&config)
         .map_err(|e| ServeError::Io { path: format!("{} ({})", e.key, e.path), message: e.message })?;
     crate::transport::raise_open_file_limit(config.limits.max_connections);
-    let store_path = config.resolve(&config.store);
-    let store = Arc::new(SqliteStore::open(&store_path)?);
+    let store = crate::store::open(&config.store_location(), &config.postgres.options()).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
@@ -141,14 +139,34 @@ async fn start_inner(
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
     crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
     if let Some(pusher) = pusher.map(|p| p.with_metrics(gateway.metrics.samr())) {
-        let mut stop = shutdown_rx.clone();
+        let pusher = Arc::new(pusher);
+        crate::leader::spawn(
+            gateway.store.clone(),
+            crate::store::LeaderRole::SamrPush,
+            std::time::Duration::from_millis(300),
+            shutdown_rx.clone(),
+            move || {
+                let pusher = pusher.clone();
+                async move {
+                    if let Err(e) = pusher.tick().await {
+                        tracing::warn!(error = %e, "SAMR docking round failed");
+                    }
+                }
+            },
+        );
+    }
+    // Mailboxes filled by another replica wake this replica's streams at once.
+    if let Some(mut signals) = gateway.store.mailbox_signals() {
+        let (g, mut stop) = (gateway.clone(), shutdown_rx.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(e) = pusher.tick().await {
-                    tracing::warn!(error = %e, "SAMR docking round failed");
-                }
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                    signal = signals.recv() => match signal {
+                        Ok(region) => g.wake(&region),
+                        // Missed some: wake every stream, each looks at its own mailbox.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => g.wake_all(),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
                     _ = stop.changed() => break,
                 }
             }
@@ -175,8 +193,13 @@ async fn start_inner(
                 .local_addr()
                 .map_err(|e| ServeError::Io { path: format!("metrics.listen {}", m.listen), message: e.to_string() })?;
             let g = gateway.clone();
-            let render: crate::metrics::Render =
-                Arc::new(move |openmetrics| g.metrics.render(&crate::gauges::read(&g)?, openmetrics));
+            let render: crate::metrics::Render = Arc::new(move |openmetrics| {
+                let g = g.clone();
+                Box::pin(async move {
+                    let readings = crate::gauges::read(&g).await.map_err(|e| e.to_string())?;
+                    g.metrics.render(&readings, openmetrics)
+                })
+            });
             crate::metrics::serve(listener, render, shutdown_rx.clone());
             info!(%addr, "metrics on http://{addr}/metrics");
             Some(addr)
