@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yrdx_adapters::Record;
+use yrdx_gateway::progress::Progress;
 use yrdx_gateway::store::{LookupKeys, NewDelivery, SqliteStore, StoredRecord, Submission};
 
 /// Knobs common to every scenario.
@@ -306,6 +307,7 @@ fn seed_backlog(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         yrdx_adapters::Partner::Jiangsu.encode(&envelope, &[plan], 1).map_err(|e| e.to_string())?.bytes
     };
     let per_message = 1000;
+    let progress = Progress::on_stderr("seeding the backlog", "deliveries", n as u64);
     let mut batch = Vec::new();
     for m in 0..n.div_ceil(per_message) {
         let count = per_message.min(n - m * per_message);
@@ -329,9 +331,12 @@ fn seed_backlog(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         if batch.len() == 20 {
             store.bulk_commit(&batch).map_err(|e| e.to_string())?;
             batch.clear();
+            progress.set(((m + 1) * per_message).min(n) as u64);
         }
     }
     store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+    progress.set(n as u64);
+    progress.finish();
     Ok(())
 }
 
@@ -429,6 +434,7 @@ pub async fn backlog_scenario(env: &Environment, settings: &Settings) -> Result<
 /// starts), as a year of exchange would.
 fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<(), String> {
     let per_message = 1000;
+    let progress = Progress::on_stderr("seeding the store", "records", n as u64);
     let mut batch = Vec::new();
     for m in 0..n.div_ceil(per_message) {
         let count = per_message.min(n - m * per_message);
@@ -467,9 +473,12 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         if batch.len() == 20 {
             store.bulk_commit(&batch).map_err(|e| e.to_string())?;
             batch.clear();
+            progress.set(((m + 1) * per_message).min(n) as u64);
         }
     }
     store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+    progress.set(n as u64);
+    progress.finish();
     Ok(())
 }
 

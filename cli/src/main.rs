@@ -1,7 +1,10 @@
 //! The `yrdx` command.
 
+#![forbid(unsafe_code)]
+
 mod conformance_cmd;
 mod demo_live;
+mod progress;
 mod store_cmd;
 mod receipt_cmd;
 
@@ -125,12 +128,19 @@ fn serve(config_path: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    yrdx_gateway::server::init_logging(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("yrdx serve: {e}");
             return ExitCode::from(1);
+        }
+    };
+    // Inside the runtime: the span export's gRPC channel runs on it.
+    let telemetry = match runtime.block_on(async { yrdx_gateway::otlp::install(config.log_format, &config.tracing) }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("yrdx serve: {e}");
+            return ExitCode::from(2);
         }
     };
     let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
@@ -182,6 +192,10 @@ fn serve(config_path: &str) -> ExitCode {
             }
         }
     });
+    // The last spans go to the collector while the runtime (their channel's) still runs.
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("yrdx serve: {e}");
+    }
     // Blocking work still running is abandoned, not waited for (dropping the runtime would wait).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
@@ -284,7 +298,11 @@ fn main() -> ExitCode {
                 sequence,
                 limits: DecodeLimits::default(),
             };
-            match translate::translate(&req, &inputs) {
+            let progress = progress::translate(inputs.len());
+            let translated =
+                translate::translate_with_progress(&req, &inputs, &mut || progress.iter().for_each(|p| p.advance(1)));
+            progress.iter().for_each(|p| p.finish());
+            match translated {
                 Ok(encoded) => {
                     for loss in &encoded.losses {
                         eprintln!("{loss}");

@@ -148,6 +148,10 @@ pub struct Config {
     /// Prometheus metrics (absent: none served).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// Where spans go besides the log (`[tracing]`; absent or without `otlp_endpoint`: only the
+    /// log).
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// Connection, stream and in-flight limits (`[limits]`; every key has a default).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -381,6 +385,39 @@ impl EvidenceConfig {
     }
 }
 
+/// Span export (`[tracing]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// An OpenTelemetry collector's OTLP/gRPC endpoint (`http://127.0.0.1:4317`) the spans are
+    /// sent to, in batches (default: none, export off). Plain `http://` only: the collector runs
+    /// beside the gateway or on the management network, as the metrics scraper does. Needs a
+    /// `yrdx` built with the cargo feature `otlp`; a binary without it refuses the key rather
+    /// than ignore it.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TracingConfig {
+    /// Why `otlp_endpoint` cannot work, if it cannot: an absolute `http://` URL with a host, in
+    /// a binary built with the `otlp` feature.
+    fn check(&self) -> Option<String> {
+        let endpoint = self.otlp_endpoint.as_deref()?;
+        let uri: Result<tonic::codegen::http::Uri, _> = endpoint.parse();
+        match uri {
+            Err(e) => Some(format!("'{endpoint}' is not a URL: {e}")),
+            Ok(u) if u.scheme_str() != Some("http") || u.host().is_none() => {
+                Some(format!("'{endpoint}' is not an http:// URL with a host (the collector's OTLP/gRPC port)"))
+            }
+            Ok(_) if !cfg!(feature = "otlp") => Some(
+                "this yrdx was built without the cargo feature `otlp`: build with `--features otlp` or remove the key"
+                    .into(),
+            ),
+            Ok(_) => None,
+        }
+    }
+}
+
 /// Transport limits (`[limits]`): what one client, or many, can hold of the gateway.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -552,6 +589,9 @@ impl Config {
         }
         if let Some((field, message)) = config.evidence.as_ref().and_then(EvidenceConfig::check) {
             return Err(invalid(field.into(), message));
+        }
+        if let Some(message) = config.tracing.check() {
+            return Err(invalid("tracing.otlp_endpoint".into(), message));
         }
         for (key, value) in [
             ("max_document_nodes", config.max_document_nodes),
@@ -732,5 +772,27 @@ identity = "urn:yrdx:partner:jiangsu"
         assert!(e.to_string().contains("listn"), "{e}");
         let e = Config::parse(&MINIMAL.replace("320000", "390000"), "t").unwrap_err();
         assert!(e.to_string().contains("partner[0].region"), "{e}");
+    }
+
+    #[test]
+    fn otlp_export_is_off_by_default_and_its_endpoint_is_checked() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(c.tracing, TracingConfig::default());
+        assert_eq!(c.tracing.otlp_endpoint, None);
+        let with =
+            |endpoint: &str| Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpoint = \"{endpoint}\"\n"), "t");
+        for bad in ["localhost:4317", "ftp://collector:21", "https://collector:4317", "http://", "not a url"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("tracing.otlp_endpoint"), "{bad}: {e}");
+        }
+        let good = with("http://127.0.0.1:4317");
+        if cfg!(feature = "otlp") {
+            assert_eq!(good.unwrap().tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        } else {
+            let e = good.unwrap_err().to_string();
+            assert!(e.contains("built without the cargo feature `otlp`"), "{e}");
+        }
+        let e = Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpiont = \"http://x:1\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("otlp_endpiont"), "{e}");
     }
 }

@@ -6,6 +6,7 @@
 //! command-line tools [`translate`], [`validate`] and [`demo`].
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod calendar_watch;
@@ -21,8 +22,10 @@ pub mod gauges;
 pub mod identity;
 pub mod leader;
 pub mod metrics;
+pub mod otlp;
 pub mod overdue;
 pub mod pki;
+pub mod progress;
 pub mod records_api;
 pub mod reload;
 pub mod routing;

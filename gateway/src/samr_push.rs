@@ -67,6 +67,8 @@ pub struct SamrPusher {
     path: String,
     server_name: ServerName<'static>,
     sender: String,
+    /// Attempts and receipt latency (`yrdx_samr_attempts_total`, `yrdx_samr_receipt_seconds`).
+    metrics: crate::metrics::SamrMetrics,
 }
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, SamrSetupError> {
@@ -112,7 +114,24 @@ impl SamrPusher {
             .find(|p| p.format == crate::config::PartnerFormat::Canonical)
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
-        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender }))
+        let metrics = crate::metrics::SamrMetrics::default();
+        Ok(Some(SamrPusher {
+            store,
+            config: samr,
+            clock,
+            tls: Arc::new(tls),
+            host,
+            port,
+            path,
+            server_name,
+            sender,
+            metrics,
+        }))
+    }
+
+    /// The pusher counting into the gateway's metrics.
+    pub fn with_metrics(self, metrics: crate::metrics::SamrMetrics) -> SamrPusher {
+        SamrPusher { metrics, ..self }
     }
 
     fn now_ms(&self) -> i64 {
@@ -193,7 +212,9 @@ impl SamrPusher {
         let due = self.store.samr_due(self.now_ms()).await.map_err(|e| e.to_string())?;
         for pkg in due {
             let attempt = pkg.attempts + 1;
+            let sent = std::time::Instant::now();
             let result = self.post(pkg.bytes.clone()).await;
+            let status = result.as_ref().ok().map(|(status, _, _)| *status);
             // The next attempt is counted from when the answer came, to the nanosecond, rounded up.
             let now = self.clock.now();
             let backoff = |n: u32| retry_at_ms(&now, None, n, &self.config);
@@ -230,6 +251,7 @@ impl SamrPusher {
                 .await
                 .map_err(|e| e.to_string())?;
             let state_name = state.as_str();
+            self.metrics.attempted(status, state_name, sent.elapsed());
             // One line per SAMR receipt (or failed attempt), with the same fields whatever the
             // outcome, so that a log query needs no case per state.
             match state {

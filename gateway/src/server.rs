@@ -138,7 +138,7 @@ async fn start_inner(
         .await
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
     crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
-    if let Some(pusher) = pusher {
+    if let Some(pusher) = pusher.map(|p| p.with_metrics(gateway.metrics.samr())) {
         let pusher = Arc::new(pusher);
         crate::leader::spawn(
             gateway.store.clone(),
@@ -254,13 +254,9 @@ async fn start_inner(
     Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle, reloader })
 }
 
-/// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).
+/// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`),
+/// without span export; a process that has one already keeps it. `yrdx serve` uses
+/// [`crate::otlp::install`], which adds the export `[tracing]` asks for.
 pub fn init_logging(format: crate::config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Human => builder.try_init(),
-    };
+    let _ = crate::otlp::install(format, &crate::config::TracingConfig::default());
 }

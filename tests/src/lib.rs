@@ -2,6 +2,8 @@
 //! loopback port, and real tonic clients holding partner certificates.
 #![deny(missing_docs)]
 
+pub mod otlp_receiver;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
