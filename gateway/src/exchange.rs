@@ -68,6 +68,8 @@ pub struct Gateway {
     pub(crate) faults: Faults,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The last hour of submissions per partner and minute, for the operators' console.
+    pub activity: crate::console::activity::SubmissionActivity,
 }
 
 /// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
@@ -202,6 +204,7 @@ impl Gateway {
             shutdown,
             faults: Faults::default(),
             metrics: crate::metrics::Metrics::new(),
+            activity: Default::default(),
         }
     }
 
@@ -685,6 +688,7 @@ impl Exchange for ExchangeService {
             Err(status) => (crate::metrics::Outcome::of_status(status), Vec::new()),
         };
         counted.metrics.submitted(&name, outcome, &records, started.elapsed());
+        counted.activity.record(&name, outcome, counted.clock.now_ms());
         result
     }
 
