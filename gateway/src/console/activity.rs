@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(hour.refused.get("invalid"), Some(&1));
         assert_eq!(hour.refused.get("rate_limited"), Some(&1));
         assert_eq!(a.last_hour("zhejiang", T0).total, 1);
-        assert_eq!(a.last_hour("beijing", T0), HourOfSubmissions { per_minute: vec![0; MINUTES_KEPT], ..Default::default() });
+        assert_eq!(
+            a.last_hour("beijing", T0),
+            HourOfSubmissions { per_minute: vec![0; MINUTES_KEPT], ..Default::default() }
+        );
     }
 
     #[test]

@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::{
-    CaseAction, CaseStatus, Conclusion, DisposalCase, InspectionResult, ProductCategory, SamplingRecord,
-    SpotCheckPlan,
+    CaseAction, CaseStatus, Conclusion, DisposalCase, InspectionResult, ProductCategory, SamplingRecord, SpotCheckPlan,
 };
 use yrdx_proto::Date;
 

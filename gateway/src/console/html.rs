@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(esc(evil), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;");
         let p = page(evil, "/", evil, Some(evil), "");
         assert!(!p.contains("<script>"), "{p}");
-        assert_eq!(p.matches("&lt;script&gt;").count(), 3, "title, operator and banner: {p}");
+        assert_eq!(p.matches("&lt;script&gt;").count(), 4, "title (twice), operator and banner: {p}");
         let c = chart(&[1, 2], evil);
         assert!(!c.contains("<script>") && c.contains("&lt;script&gt;"), "{c}");
         assert_eq!(url_part("SJB-1/../x y"), "SJB-1%2F..%2Fx%20y");

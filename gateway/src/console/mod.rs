@@ -80,9 +80,9 @@ impl Confirmations {
     /// Whether `token` confirms `action` by `operator`; a token is used up by its first match.
     fn redeem(&self, token: &str, operator: &str, action: &str) -> bool {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let ok = map
-            .get(token)
-            .is_some_and(|p| p.operator == operator && p.action == action && p.issued.elapsed() < CONFIRMATION_LIFETIME);
+        let ok = map.get(token).is_some_and(|p| {
+            p.operator == operator && p.action == action && p.issued.elapsed() < CONFIRMATION_LIFETIME
+        });
         if ok {
             map.remove(token);
         }
@@ -230,9 +230,7 @@ fn form_value(query: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
-) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DataError> + Send + 'static) -> Result<T, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
@@ -277,7 +275,10 @@ async fn answer(
         )
     };
     let not_found = |what: String| {
-        html(StatusCode::NOT_FOUND, html::page("Not found", "", &operator, None, &format!("<p>{}</p>", html::esc(&what))))
+        html(
+            StatusCode::NOT_FOUND,
+            html::page("Not found", "", &operator, None, &format!("<p>{}</p>", html::esc(&what))),
+        )
     };
     match (method.clone(), segments.as_slice()) {
         (Method::GET, [""]) => match blocking(move || data.overview()).await {
@@ -313,7 +314,9 @@ async fn answer(
             let number = number.to_string();
             let n = number.clone();
             match blocking(move || data.samr_package(&n)).await {
-                Ok(Some(d)) => page(StatusCode::OK, &format!("SAMR package {number}"), "/samr", pages::samr_package(&d)),
+                Ok(Some(d)) => {
+                    page(StatusCode::OK, &format!("SAMR package {number}"), "/samr", pages::samr_package(&d))
+                }
                 Ok(None) => not_found(format!("no SAMR package {number}")),
                 Err(e) => failed(e),
             }
@@ -337,7 +340,11 @@ async fn answer(
                     StatusCode::CONFLICT,
                     &format!("SAMR package {number}"),
                     "/samr",
-                    format!("<p class=\"bad\">Package {} is {}, not parked: there is nothing to resend.</p>", html::esc(&number), html::esc(&d.row.state)),
+                    format!(
+                        "<p class=\"bad\">Package {} is {}, not parked: there is nothing to resend.</p>",
+                        html::esc(&number),
+                        html::esc(&d.row.state)
+                    ),
                 ),
                 Ok(None) => not_found(format!("no SAMR package {number}")),
                 Err(e) => failed(e),
@@ -348,7 +355,15 @@ async fn answer(
             let body = match Limited::new(req.into_body(), MAX_FORM_BYTES).collect().await {
                 Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
                 Err(e) => {
-                    return page(StatusCode::BAD_REQUEST, "Not done", "/samr", format!("<p class=\"bad\">The form could not be read ({}): nothing was changed.</p>", html::esc(&e.to_string())))
+                    return page(
+                        StatusCode::BAD_REQUEST,
+                        "Not done",
+                        "/samr",
+                        format!(
+                            "<p class=\"bad\">The form could not be read ({}): nothing was changed.</p>",
+                            html::esc(&e.to_string())
+                        ),
+                    )
                 }
             };
             let token = form_value(&body, "confirm");

@@ -93,13 +93,19 @@ pub fn cases(v: &CasesView, f: &CaseFilter) -> String {
         .stages
         .iter()
         .map(|(s, open, overdue)| {
-            format!("<tr><th scope=\"row\">{}</th><td class=\"num\">{open}</td><td class=\"num\">{overdue}</td></tr>", esc(s))
+            format!(
+                "<tr><th scope=\"row\">{}</th><td class=\"num\">{open}</td><td class=\"num\">{overdue}</td></tr>",
+                esc(s)
+            )
         })
         .collect();
     let statuses: Vec<String> = ["open", "overdue"]
         .iter()
         .map(|s| s.to_string())
-        .chain(["TRANSFERRED", "ACCEPTED", "NOTIFIED", "RECHECKING", "RECTIFYING", "VERIFIED", "RETURNED", "CLOSED"].map(String::from))
+        .chain(
+            ["TRANSFERRED", "ACCEPTED", "NOTIFIED", "RECHECKING", "RECTIFYING", "VERIFIED", "RETURNED", "CLOSED"]
+                .map(String::from),
+        )
         .collect();
     let rows: String = v.cases.iter().map(case_row).collect();
     let provisional = v.cases.iter().any(|c| c.due_on.as_ref().is_some_and(|d| d.provisional));
@@ -131,7 +137,11 @@ pub fn case(d: &CaseDetail) -> String {
             after = esc(&e.status_after),
             amount = e.amount_yuan.as_deref().map(|a| format!(", amount ¥{}", esc(a))).unwrap_or_default(),
             due = e.stage_due.as_ref().map(|d| format!("; stage due {}", due(d))).unwrap_or_default(),
-            note = if e.note.is_empty() { String::new() } else { format!("<br><span class=\"note\">{}</span>", esc(&e.note)) },
+            note = if e.note.is_empty() {
+                String::new()
+            } else {
+                format!("<br><span class=\"note\">{}</span>", esc(&e.note))
+            },
         );
     }
     let provisional = c.due_on.as_ref().is_some_and(|d| d.provisional)
@@ -159,7 +169,9 @@ pub fn samr(v: &SamrView) -> String {
     let states: String = v
         .by_state
         .iter()
-        .map(|(s, n)| format!("<tr><th scope=\"row\">{}</th><td class=\"num\" id=\"state-{}\">{n}</td></tr>", esc(s), url_part(s)))
+        .map(|(s, n)| {
+            format!("<tr><th scope=\"row\">{}</th><td class=\"num\" id=\"state-{}\">{n}</td></tr>", esc(s), url_part(s))
+        })
         .collect();
     let mut rows = String::new();
     for p in &v.packages {
@@ -186,7 +198,10 @@ pub fn samr(v: &SamrView) -> String {
 pub fn samr_package(d: &PackageDetail) -> String {
     let p = &d.row;
     let action = if p.state == "parked" {
-        format!("<p><a class=\"button\" id=\"resend\" href=\"/samr/packages/{}/resend\">Resend to SAMR…</a></p>", url_part(&p.number))
+        format!(
+            "<p><a class=\"button\" id=\"resend\" href=\"/samr/packages/{}/resend\">Resend to SAMR…</a></p>",
+            url_part(&p.number)
+        )
     } else {
         String::new()
     };
@@ -290,9 +305,17 @@ pub fn calendar(v: &CalendarView) -> String {
     if v.provisional.is_empty() {
         provisional.push_str("<p class=\"muted\">No open case has a provisional due date.</p>");
     } else {
-        provisional.push_str("<table class=\"grid narrow\" id=\"provisional\"><thead><tr><th>Case</th><th>Due</th></tr></thead><tbody>");
+        provisional.push_str(
+            "<table class=\"grid narrow\" id=\"provisional\"><thead><tr><th>Case</th><th>Due</th></tr></thead><tbody>",
+        );
         for (id, d) in &v.provisional {
-            let _ = write!(provisional, "<tr><td><a href=\"/cases/{}\">{}</a></td><td>{}</td></tr>", url_part(id), esc(id), due(d));
+            let _ = write!(
+                provisional,
+                "<tr><td><a href=\"/cases/{}\">{}</a></td><td>{}</td></tr>",
+                url_part(id),
+                esc(id),
+                due(d)
+            );
         }
         provisional.push_str("</tbody></table>");
         provisional.push_str(PROVISIONAL_NOTE);
