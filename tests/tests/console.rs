@@ -8,14 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
 use yrdx_adapters::{Partner, Record};
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_gateway::pki::CertificateAuthority;
-use yrdx_proto::v1::{PlanChannel, ProductCategory, SubmitRequest};
+use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, PlanChannel, ProductCategory, SubmitRequest};
 use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 
 /// What the test CA is called (the browser's certificate filter names it).
@@ -53,6 +53,58 @@ fn result(sample_id: &str, report_no: &str) -> Record {
         i.report_no = report_no.into();
     }
     r
+}
+
+/// The gateway's log lines (JSON), captured by this binary's one subscriber.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    fn install() -> Log {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the one subscriber of this binary");
+        log
+    }
+
+    /// The lines whose message is `message`.
+    fn lines(&self, message: &str) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+fn accept(case_id: &str) -> Record {
+    Record::CaseFeedback(CaseFeedback {
+        case_id: case_id.into(),
+        event: Some(CaseEvent {
+            event_id: "FK-0001".into(),
+            at: yrdx_proto::civil::parse_rfc3339("2024-12-27T16:00:00+08:00"),
+            by_region: "320000".into(),
+            action: CaseAction::Accept as i32,
+            note: String::new(),
+            amount: None,
+        }),
+    })
 }
 
 async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -179,6 +231,7 @@ fn load(chromium: &Path, home: &Path, url: &str, shot: Option<&Path>) -> String 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
+    let log = Log::install();
     // SAMR's side: an intake that rejects the package holding JS-REJ-0002 with a reason carrying markup.
     let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
     let server = samr_ca.issue_server().unwrap();
@@ -216,6 +269,9 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     submit("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await;
     submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
     submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
+    // Jiangsu, responsible for the first case, accepts it: a second stage with its own due date.
+    let accepted_case = yrdx_gateway::disposal::case_id_for("JS-OK-0001");
+    submit("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await;
     let refused =
         g.client("jiangsu").await.submit(SubmitRequest { document: b"{\"not\": \"a document\"}".to_vec() }).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
@@ -249,6 +305,9 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     let (code, _) = console_call(&g, Some("jiangsu"), "POST", &resend_path, "confirm=x").await.unwrap();
     assert_eq!(code, 403);
     assert_eq!(store.samr_parked().unwrap().len(), 1, "still parked after unconfirmed posts");
+    let unconfirmed = log.lines("console: resend posted without a valid confirmation; nothing changed");
+    assert_eq!(unconfirmed.len(), 3, "each unconfirmed post is logged");
+    assert_eq!(unconfirmed[0]["fields"]["operator"], "ops");
 
     // The browser.
     let port = g.running.as_ref().unwrap().console_addr.unwrap().port();
@@ -282,7 +341,7 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
         assert!(dom.contains(&format!("id=\"partner-{partner}\"")), "{partner}: {dom}");
     }
     assert!(
-        dom.contains("jiangsu: 5 submissions in the last hour, per minute"),
+        dom.contains("jiangsu: 6 submissions in the last hour, per minute"),
         "chart of jiangsu's submissions: {dom}"
     );
     assert!(dom.contains("invalid 1"), "the refused submission by reason: {dom}");
@@ -304,15 +363,25 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     let filtered = page("/cases?region=330000", "cases-of-zhejiang");
     assert!(filtered.contains("0 case(s)."), "no case in Zhejiang: {filtered}");
     let filtered = page("/cases?plan=YRD-2024-WS-01&status=TRANSFERRED", "cases-by-plan-and-status");
+    assert!(filtered.contains("1 case(s)."), "{filtered}");
+    assert!(!filtered.contains(&format!(">{accepted_case}<")), "the accepted case is filtered out: {filtered}");
+    let filtered = page("/cases?region=320000&status=open", "cases-of-jiangsu");
     assert!(filtered.contains("2 case(s)."), "{filtered}");
-    let first_case =
-        dom.split("href=\"/cases/").nth(1).and_then(|s| s.split('"').next()).expect("a link to a case").to_string();
 
-    let dom = page(&format!("/cases/{first_case}"), "case");
+    let dom = page(&format!("/cases/{accepted_case}"), "case");
     banner_and_operator(&dom, "case");
-    assert!(dom.contains("id=\"timeline\""), "{dom}");
-    assert!(dom.contains("<strong>TRANSFER</strong> by 320000 → TRANSFERRED"), "{dom}");
-    assert!(dom.contains("stage due 2025-01-03 <span class=\"provisional\""), "{dom}");
+    assert!(dom.contains("id=\"case-status\">ACCEPTED<"), "{dom}");
+    assert!(
+        dom.contains(
+            "<strong>TRANSFER</strong> by 320000 → TRANSFERRED; stage due 2025-01-03 <span class=\"provisional\""
+        ),
+        "{dom}"
+    );
+    // 2024-12-27 + 10 working days, counted Monday–Friday past 2024: 2025-01-10.
+    assert!(
+        dom.contains("<strong>ACCEPT</strong> by 320000 → ACCEPTED; stage due 2025-01-10 <span class=\"provisional\""),
+        "{dom}"
+    );
 
     let dom = page("/samr", "samr");
     banner_and_operator(&dom, "samr");
@@ -352,6 +421,11 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     let (code, done) = console_call(&g, Some("ops"), "POST", &resend_path, &format!("confirm={token}")).await.unwrap();
     assert_eq!(code, 200, "{done}");
     assert!(done.contains("is queued for SAMR again (by operator ops)"), "{done}");
+    let requeued = log.lines("parked SAMR package requeued");
+    assert_eq!(requeued.len(), 1, "logged once, like the Admin call");
+    assert_eq!(requeued[0]["fields"]["operator"], "ops");
+    assert_eq!(requeued[0]["fields"]["number"], parked.number.as_str());
+    assert_eq!(requeued[0]["fields"]["via"], "console");
     let (code, again) = console_call(&g, Some("ops"), "POST", &resend_path, &format!("confirm={token}")).await.unwrap();
     assert_eq!(code, 403, "a confirmation is used once: {again}");
     until("the resent package's acceptance", || {

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tracing::{debug, info, warn};
 
 /// Why the console could not start.
@@ -93,6 +94,7 @@ impl Confirmations {
 struct Console {
     data: ConsoleData,
     confirmations: Confirmations,
+    tls: Arc<TlsConfigHandle>,
 }
 
 /// Binds `listen` and serves the console until `stop` says so; returns the bound address.
@@ -105,7 +107,7 @@ pub async fn start(
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| ConsoleError::Bind { listen, source })?;
     let addr = listener.local_addr().map_err(|source| ConsoleError::Bind { listen, source })?;
-    let console = Arc::new(Console { data, confirmations: Confirmations::default() });
+    let console = Arc::new(Console { data, confirmations: Confirmations::default(), tls: tls.clone() });
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
@@ -137,11 +139,17 @@ pub async fn start(
                     Ok(Err(e)) => return debug!(%peer, error = %e, "console: TLS handshake failed"),
                     Err(_) => return debug!(%peer, "console: TLS handshake timed out"),
                 };
-                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-                let leaf = Arc::new(leaf);
+                let certs: Arc<Vec<CertificateDer<'static>>> = Arc::new(
+                    stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                        .unwrap_or_default(),
+                );
                 let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (console, leaf) = (console.clone(), leaf.clone());
-                    async move { Ok::<_, std::convert::Infallible>(answer(&console, leaf.as_deref(), req).await) }
+                    let (console, certs) = (console.clone(), certs.clone());
+                    async move { Ok::<_, std::convert::Infallible>(answer(&console, &certs, req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                 tokio::select! {
@@ -240,10 +248,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DataError> + 
 
 async fn answer(
     console: &Arc<Console>,
-    leaf: Option<&[u8]>,
+    certs: &[CertificateDer<'static>],
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    let Some(leaf) = leaf else { return refused("no client certificate: the console needs an operator's certificate") };
+    let Some(leaf) = certs.first() else {
+        return refused("no client certificate: the console needs an operator's certificate");
+    };
+    // A keep-alive connection outlives a reload: its certificate is checked again against the CAs
+    // and CRLs in force, as the gateway's own connections are.
+    if let Some(why) = crate::transport::refused_now(console.tls.verifier().as_ref(), certs) {
+        warn!(reason = %why, "console: refused a certificate the CAs or CRLs in force no longer admit");
+        return refused(&format!("certificate no longer admitted: {why}"));
+    }
+    let leaf = leaf.as_ref();
     let operator = match console.data.operator_of(leaf) {
         Ok(o) => o,
         Err(why) => {
