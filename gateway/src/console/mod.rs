@@ -6,6 +6,8 @@
 //! GET showing a confirmation form carrying a one-time token, then a POST with that token; it is
 //! logged with the operator's identity, like the Admin call.
 
+#![forbid(unsafe_code)]
+
 pub mod activity;
 pub mod data;
 mod html;
