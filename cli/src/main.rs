@@ -5,8 +5,8 @@
 mod conformance_cmd;
 mod demo_live;
 mod progress;
-mod store_cmd;
 mod receipt_cmd;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};

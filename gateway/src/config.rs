@@ -152,6 +152,9 @@ pub struct Config {
     /// log).
     #[serde(default)]
     pub tracing: TracingConfig,
+    /// The operators' web console (absent: none served).
+    #[serde(default)]
+    pub console: Option<ConsoleConfig>,
     /// Connection, stream and in-flight limits (`[limits]`; every key has a default).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -416,6 +419,16 @@ impl TracingConfig {
             Ok(_) => None,
         }
     }
+}
+
+/// The operators' web console (`[console]`; without it, no console is served): HTTPS on its own
+/// address with the gateway's server certificate and client CAs; only a registered operator's
+/// certificate gets a page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address of the console (`https://…/`; keep it on loopback or a management network).
+    pub listen: SocketAddr,
 }
 
 /// Transport limits (`[limits]`): what one client, or many, can hold of the gateway.
@@ -690,6 +703,7 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.limits.handshake_timeout_secs, 10);
         assert!(c.tls.crls.is_empty() && !c.tls.allow_stale_crls && !c.partners[0].suspended);
+        assert!(c.console.is_none(), "no console unless configured");
         let c = Config::parse(
             &MINIMAL.replace("key = \"pki/server.key\"", "key = \"k\"\ncrls = [\"a.crl\"]\nallow_stale_crls = true"),
             "t",
@@ -698,6 +712,16 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!((c.tls.crls.len(), c.tls.allow_stale_crls), (1, true));
         let e = Config::parse(&MINIMAL.replace("key = \"pki/server.key\"", "key = \"k\"\ncrl = []"), "t").unwrap_err();
         assert!(e.to_string().contains("crl"), "{e}");
+    }
+
+    #[test]
+    fn the_console_section_is_read_and_checked() {
+        let c = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"127.0.0.1:9465\"\n"), "t").unwrap();
+        assert_eq!(c.console.map(|k| k.listen.port()), Some(9465));
+        let e = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"not an address\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"127.0.0.1:1\"\nport = 2\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub(crate) faults: Faults,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The last hour of submissions per partner and minute, for the operators' console.
+    pub activity: crate::console::activity::SubmissionActivity,
 }
 
 /// `UNAVAILABLE`, logged with its source: the store failed. The partner learns that nothing was
@@ -195,6 +197,7 @@ impl Gateway {
             shutdown,
             faults: Faults::default(),
             metrics: crate::metrics::Metrics::new(),
+            activity: Default::default(),
         }
     }
 
@@ -696,6 +699,7 @@ impl Exchange for ExchangeService {
             Err(status) => (crate::metrics::Outcome::of_status(status), Vec::new()),
         };
         counted.metrics.submitted(&name, outcome, &records, started.elapsed());
+        counted.activity.record(&name, outcome, counted.clock.now_ms());
         result
     }
 

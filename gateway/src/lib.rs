@@ -14,6 +14,7 @@ pub mod certificate;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod disposal;
 pub mod exchange;

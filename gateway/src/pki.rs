@@ -310,14 +310,15 @@ pub fn existing_ca(dir: &Path) -> Vec<PathBuf> {
 
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`, with
-/// Prometheus metrics on `127.0.0.1:9464` (on a free port when `listen`'s port is 0, as for the
-/// demo).
+/// Prometheus metrics on `127.0.0.1:9464` and the operators' console on `127.0.0.1:9465` (each on
+/// a free port when `listen`'s port is 0, as for the demo).
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
     let pki = init_with(dir, listen, &CertificateAuthority::new("yrdx development CA (not for production)")?)?;
-    let port = if listen.ends_with(":0") { 0 } else { 9464 };
+    let (port, console) = if listen.ends_with(":0") { (0, 0) } else { (9464, 9465) };
     let mut config = std::fs::read_to_string(&pki.config)
         .map_err(|e| PkiError::Io { path: pki.config.display().to_string(), message: e.to_string() })?;
     config.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    config.push_str(&format!("\n[console]\nlisten = \"127.0.0.1:{console}\"\n"));
     write(&pki.config, &config)?;
     Ok(pki)
 }

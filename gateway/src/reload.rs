@@ -87,7 +87,8 @@ pub fn load_calendar(config: &Config) -> Result<Calendar, yrdx_proto::calendar::
 }
 
 /// The first key that differs between `old` and `new` among those a reload cannot apply (the
-/// listener, the store, the limits built into the transport, metrics, SAMR docking, logging).
+/// listener, the store, the limits built into the transport, metrics, the console, SAMR docking,
+/// logging).
 fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
     [
@@ -98,6 +99,7 @@ fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
         ("postgres", old.postgres != new.postgres),
         ("limits", old.limits != new.limits),
         ("metrics", d(&old.metrics) != d(&new.metrics)),
+        ("console", d(&old.console) != d(&new.console)),
         ("samr", d(&old.samr) != d(&new.samr)),
         ("log_format", old.log_format != new.log_format),
         ("shutdown_grace_secs", old.shutdown_grace_secs != new.shutdown_grace_secs),
@@ -248,5 +250,6 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(same(&format!("max_document_bytes = 10\n{BASE}")), Some("max_document_bytes"));
         assert_eq!(same(&format!("{BASE}\n[limits]\nmax_connections = 3\n")), Some("limits"));
         assert_eq!(same(&format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9\"\n")), Some("metrics"));
+        assert_eq!(same(&format!("{BASE}\n[console]\nlisten = \"127.0.0.1:9\"\n")), Some("console"));
     }
 }

@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] crate::transport::TransportError),
+    /// The operators' console could not start.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// A gateway running in the background.
@@ -48,6 +51,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// Where `GET /metrics` is served, when `[metrics]` is configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the operators' console is served (`https://…/`), when `[console]` is configured.
+    pub console_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), ServeError>>,
     reloader: Arc<crate::reload::Reloader>,
@@ -212,6 +217,18 @@ async fn start_inner(
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
+    let console_addr = match &config.console {
+        Some(c) => Some(
+            crate::console::start(
+                c.listen,
+                crate::console::data::ConsoleData::new(gateway.clone(), live.clone()),
+                tls.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let max = config.transport_message_limit();
     let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(
         gateway.clone(),
@@ -251,7 +268,7 @@ async fn start_inner(
             .await?;
         Ok(())
     });
-    Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle, reloader })
+    Ok(RunningGateway { addr, metrics_addr, console_addr, shutdown: shutdown_tx, handle, reloader })
 }
 
 /// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`),
