@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod conformance_cmd;
 mod demo_live;
 mod progress;
@@ -79,6 +80,11 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: store_cmd::StoreCommand,
+    },
+    /// The audit chain: verify it against the stored documents and signed heads, or export it.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
     },
     /// Signed receipts: verify one with the gateway's certificate (see docs/operations.md).
     Receipt {
@@ -361,6 +367,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Store { command } => store_cmd::main(command),
         Command::Receipt { command } => receipt_cmd::main(command),
+        Command::Audit { command } => audit_cmd::main(command),
         Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {

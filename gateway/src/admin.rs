@@ -69,7 +69,7 @@ impl Admin for AdminService {
     ) -> Result<Response<ResendPackageReply>, Status> {
         let operator = self.operator(&request)?;
         let number = request.into_inner().number;
-        let requeued = self.gateway.store.samr_resend(&number).await.map_err(store_unavailable)?;
+        let requeued = self.gateway.store.samr_resend(&number, &operator).await.map_err(store_unavailable)?;
         if !requeued {
             return Err(Status::failed_precondition(format!("package {number} is not parked")));
         }

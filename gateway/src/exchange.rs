@@ -70,6 +70,8 @@ pub struct Gateway {
     pub(crate) faults: Faults,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The receipts' and chain heads' signing key (`[evidence]`; none: no receipts).
+    pub evidence: Option<Arc<crate::receipts::Evidence>>,
     /// The last hour of submissions per partner and minute, for the operators' console.
     pub activity: crate::console::activity::SubmissionActivity,
 }
@@ -197,6 +199,7 @@ impl Gateway {
             shutdown,
             faults: Faults::default(),
             metrics: crate::metrics::Metrics::new(),
+            evidence: None,
             activity: Default::default(),
         }
     }
@@ -388,10 +391,12 @@ impl Gateway {
             )));
         }
         let digest = hex::encode(Sha256::digest(idempotency_key.unwrap_or(&bytes)));
-        if let Some(StoredSubmission { digest: stored, reply }) =
+        if let Some(stored) =
             self.store.stored_submission(&partner.region, &doc.envelope.message_id).await.map_err(store_unavailable)?
         {
-            return duplicate(&stored, &reply, &digest, &doc.envelope.message_id);
+            let mut reply = duplicate(&stored.digest, &stored.reply, &digest, &doc.envelope.message_id)?;
+            reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
+            return Ok(reply);
         }
         let mut planned = self.plan_deliveries(&doc, partner).await?;
         let (deliveries, warnings) = (planned.deliveries, planned.warnings);
@@ -441,11 +446,44 @@ impl Gateway {
                         }
                     }
                 }
+                let mut reply = reply;
+                if self.evidence.is_some() {
+                    let stored = self
+                        .store
+                        .stored_submission(&partner.region, &doc.envelope.message_id)
+                        .await
+                        .map_err(store_unavailable)?;
+                    if let Some(stored) = stored {
+                        reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
+                    }
+                }
                 Ok(reply)
             }
             // Another call with the same key committed first.
             Committed::Existing { digest: stored, reply } => {
-                duplicate(&stored, &reply, &digest, &doc.envelope.message_id)
+                let mut reply = duplicate(&stored, &reply, &digest, &doc.envelope.message_id)?;
+                if let Some(stored) = self
+                    .store
+                    .stored_submission(&partner.region, &doc.envelope.message_id)
+                    .await
+                    .map_err(store_unavailable)?
+                {
+                    reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
+                }
+                Ok(reply)
+            }
+        }
+    }
+
+    /// The receipt of a stored submission, when this gateway signs receipts (`[evidence]`). A
+    /// receipt that cannot be made is logged and left out: the submission itself stands.
+    fn receipt_of(&self, sender: &str, message_id: &str, stored: &StoredSubmission) -> Option<yrdx_proto::v1::Receipt> {
+        let evidence = self.evidence.as_ref()?;
+        match evidence.receipt(sender, message_id, stored) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(%message_id, error = %e, "no receipt");
+                None
             }
         }
     }
@@ -829,12 +867,27 @@ impl Exchange for ExchangeService {
         .await
     }
 
-    /// Placeholder until receipts are stored with their submissions (issue 17).
     async fn get_receipt(
         &self,
-        _request: Request<yrdx_proto::v1::GetReceiptRequest>,
+        request: Request<yrdx_proto::v1::GetReceiptRequest>,
     ) -> Result<Response<yrdx_proto::v1::GetReceiptReply>, Status> {
-        Err(Status::unimplemented("Exchange.GetReceipt is not served yet"))
+        let g = self.gateway.clone();
+        let partner = identity::partner(&request, &g.config())?.clone();
+        g.contact(&partner.name);
+        let message_id = request.into_inner().message_id;
+        let Some(evidence) = g.evidence.clone() else {
+            return Err(Status::failed_precondition("this gateway signs no receipts ([evidence] is not configured)"));
+        };
+        // Only the sender's own submissions: another partner's message id finds nothing.
+        let stored =
+            g.store.stored_submission(&partner.region, &message_id).await.map_err(store_unavailable)?.ok_or_else(
+                || Status::not_found(format!("no message {message_id} was accepted from {}", partner.name)),
+            )?;
+        let receipt = evidence.receipt(&partner.region, &message_id, &stored).map_err(|e| match e {
+            crate::receipts::ReceiptUnavailable::BeforeTheChain(_) => Status::not_found(e.to_string()),
+            other => internal(other),
+        })?;
+        Ok(Response::new(yrdx_proto::v1::GetReceiptReply { receipt: Some(receipt) }))
     }
 }
 

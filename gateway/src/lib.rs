@@ -27,6 +27,7 @@ pub mod otlp;
 pub mod overdue;
 pub mod pki;
 pub mod progress;
+pub mod receipts;
 pub mod records_api;
 pub mod reload;
 pub mod routing;

@@ -131,6 +131,8 @@ async fn start_inner(
     let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
+    gateway.evidence = crate::receipts::Evidence::load(&config)
+        .map_err(|e| ServeError::Io { path: "evidence".into(), message: e.to_string() })?;
     let gateway = Arc::new(gateway);
     let tls = Arc::new(crate::transport::TlsConfigHandle::new(crate::transport::server_config(
         &material,
@@ -143,6 +145,9 @@ async fn start_inner(
         .await
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
     crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
+    if let Some(evidence) = gateway.evidence.clone() {
+        crate::receipts::spawn_head_signer(gateway.store.clone(), evidence, gateway.clock.clone(), shutdown_rx.clone());
+    }
     if let Some(pusher) = pusher.map(|p| p.with_metrics(gateway.metrics.samr())) {
         let pusher = Arc::new(pusher);
         crate::leader::spawn(

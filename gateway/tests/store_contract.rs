@@ -159,7 +159,13 @@ async fn commit_is_idempotent_by_sender_and_message_id(place: &Place) {
     assert_eq!(s.record(RecordKind::Sampling, "S-M1").await.unwrap().as_deref(), Some("{}"));
     assert_eq!(
         s.stored_submission("320000", "M1").await.unwrap(),
-        Some(StoredSubmission { digest: "d-M1".into(), reply: b"reply".to_vec() })
+        Some(StoredSubmission {
+            digest: "d-M1".into(),
+            reply: b"reply".to_vec(),
+            received_at_ms: 1,
+            audit_position: Some(0),
+            document_sm3: yrdx_evidence::Sm3Digest::of(b"doc").to_hex(),
+        })
     );
     assert_eq!(s.stored_submission("330000", "M1").await.unwrap(), None, "the key is sender and message id");
 }
@@ -315,8 +321,8 @@ async fn package_numbers_are_gap_free_and_never_reused(place: &Place) {
     let parked = s.samr_parked().await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!((parked[0].reason.as_str(), parked[0].attempts), ("gave up", 3));
-    assert!(!s.samr_resend(&expected[2]).await.unwrap(), "an accepted package is not resent");
-    assert!(s.samr_resend(&expected[0]).await.unwrap());
+    assert!(!s.samr_resend(&expected[2], "urn:yrdx:operator:ops").await.unwrap(), "an accepted package is not resent");
+    assert!(s.samr_resend(&expected[0], "urn:yrdx:operator:ops").await.unwrap());
     assert!(s.samr_parked().await.unwrap().is_empty());
     // A new day starts again at 1; the old day continues after 6.
     let mut sub = submission("P-2", &[]);
@@ -533,4 +539,53 @@ async fn an_unreachable_database_is_an_error_naming_the_store_not_a_panic() {
     assert!(err.to_string().contains("postgres"), "{err}");
     let err = PostgresStore::connect("postgres://[bad", &options()).await.err().expect("a bad URL");
     assert!(matches!(err, store::StoreError::Config(_)), "{err}");
+}
+
+contract!(every_change_is_in_one_unforked_audit_chain);
+async fn every_change_is_in_one_unforked_audit_chain(place: &Place) {
+    // Two replicas changing the store at once: one chain, positions 0.., each linked to the last.
+    let (a, b) = (place.open().await, place.open().await);
+    let (x, y) = tokio::join!(
+        async {
+            for i in 0..15 {
+                a.commit(submission(&format!("A{i}"), &["310000"])).await.unwrap();
+            }
+        },
+        async {
+            for i in 0..15 {
+                b.commit(submission(&format!("B{i}"), &["330000"])).await.unwrap();
+            }
+        }
+    );
+    let ((), ()) = (x, y);
+    let taken = a.take("310000", 2, 10, 1000).await.unwrap();
+    assert_eq!(b.ack("310000", &[taken[0].delivery_id]).await.unwrap(), 1);
+    a.audit_append(
+        vec![yrdx_evidence::AuditEvent::OperatorAction { operator: "ops".into(), action: "reload".into() }],
+        20,
+    )
+    .await
+    .unwrap();
+    let entries = a.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), 30 + 2 + 1 + 1);
+    let mut prev = yrdx_evidence::Sm3Digest::GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.position, i as u64, "gap-free");
+        assert_eq!(e.prev_hash, prev, "entry {i} links to the one before");
+        assert_eq!(e.hash, e.computed_hash(), "entry {i} hashes to itself");
+        prev = e.hash;
+    }
+    let kinds: Vec<&str> = entries.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "submission_accepted").count(), 30);
+    assert_eq!(
+        &kinds[30..],
+        ["delivery_handed_out", "delivery_handed_out", "delivery_acknowledged", "operator_action"]
+    );
+    // Each submission knows its entry.
+    let stored = a.stored_submission("320000", "A3").await.unwrap().unwrap();
+    let entry = &entries[stored.audit_position.unwrap() as usize];
+    assert!(
+        matches!(&entry.event, yrdx_evidence::AuditEvent::SubmissionAccepted { message_id, .. } if message_id == "A3")
+    );
+    assert_eq!(a.document("320000", "A3").await.unwrap().as_deref(), Some(&b"doc"[..]));
 }

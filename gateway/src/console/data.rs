@@ -559,7 +559,7 @@ impl ConsoleData {
     /// Queues a parked package again, as `Admin.ResendPackage` does, logged with the operator.
     pub fn resend(&self, operator: &str, number: &str) -> Result<Resent, DataError> {
         let requeued =
-            wait(self.gateway.store.samr_resend(number)).map_err(store_err(format!("resend of {number}")))?;
+            wait(self.gateway.store.samr_resend(number, operator)).map_err(store_err(format!("resend of {number}")))?;
         if requeued {
             tracing::info!(%operator, %number, via = "console", "parked SAMR package requeued");
             Ok(Resent::Requeued)

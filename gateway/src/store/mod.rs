@@ -10,6 +10,7 @@
 //! | [`WorkflowRecords`] | the workflow rules and queries: stored records, quota and mutual-recognition lookups |
 //! | [`CaseLedger`] | the overdue notices (once per case and stage) and recomputed due dates |
 //! | [`SamrOutbox`] | SAMR docking: the outbox, per-day package numbers, attempts, parking and resend |
+//! | [`AuditLog`] | the audit chain: reading it, signed heads, events with no other change |
 //! | [`Leadership`] | the work exactly one replica does at a time (SAMR push, overdue checks) |
 //! | [`StoreCopy`] | `yrdx store copy`: every row out of one backend and into another |
 //!
@@ -17,6 +18,7 @@
 //! [`PostgresStore`] (`store = "postgres://user@host/db"`, several replicas on one database).
 //! Both pass the same contract tests (`gateway/tests/store_contract.rs`).
 
+mod audit;
 mod copy;
 mod error;
 mod postgres;
@@ -151,8 +153,26 @@ pub trait SamrOutbox: Send + Sync {
         next_attempt_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError>;
-    /// Puts a parked package back in line (an operator's resend); false when it is not parked.
-    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError>;
+    /// Puts a parked package back in line at `operator`'s request (recorded with the change);
+    /// false when it is not parked.
+    async fn samr_resend(&self, number: &str, operator: &str) -> Result<bool, StoreError>;
+}
+
+/// The audit chain: every change's entry is appended in the change's own transaction by the
+/// methods above; this is what is left — events that change nothing else, reading the chain, and
+/// keeping its signed heads.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends events that change nothing else (an operator's action, a configuration reload).
+    async fn audit_append(&self, events: Vec<yrdx_evidence::AuditEvent>, at_ms: i64) -> Result<(), StoreError>;
+    /// Up to `limit` entries from position `from` on, in order.
+    async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<yrdx_evidence::AuditEntry>, StoreError>;
+    /// The signed heads, in position order.
+    async fn audit_heads(&self) -> Result<Vec<yrdx_evidence::SignedHead>, StoreError>;
+    /// Keeps a signed head.
+    async fn audit_store_head(&self, head: yrdx_evidence::SignedHead) -> Result<(), StoreError>;
+    /// The stored bytes of a submission (to check them against the chain).
+    async fn document(&self, sender: &str, message_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Work exactly one replica does at a time.
@@ -171,7 +191,9 @@ pub trait LeaderLease: Send + Sync {
 }
 
 /// Everything the gateway needs of a store.
-pub trait Store: Intake + Mailboxes + WorkflowRecords + CaseLedger + SamrOutbox + Leadership + StoreCopy {
+pub trait Store:
+    Intake + Mailboxes + WorkflowRecords + CaseLedger + SamrOutbox + AuditLog + Leadership + StoreCopy
+{
     /// The backend's name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 }

@@ -14,7 +14,9 @@
 
 use super::copy::{Row, StoreCopy};
 use super::types::*;
-use super::{CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords};
+use super::{
+    AuditLog, CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
@@ -23,6 +25,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tracing::{info, warn};
 use yrdx_adapters::RecordKind;
+use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
 
 /// Pool size and timeouts of the PostgreSQL backend (`[postgres]` in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +132,16 @@ const MIGRATIONS: &[&str] = &[
         sent_at_ms BIGINT NOT NULL,
         PRIMARY KEY (case_id, status)
     );",
+    // 2: the audit chain and its signed heads; each submission keeps its entry's position and
+    // the SM3 of its bytes (its receipt).
+    "CREATE TABLE audit_log (position BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, entry TEXT NOT NULL);
+    CREATE TABLE audit_heads (position BIGINT PRIMARY KEY, head TEXT NOT NULL);
+    ALTER TABLE messages ADD COLUMN audit_position BIGINT;
+    ALTER TABLE messages ADD COLUMN document_sm3 TEXT NOT NULL DEFAULT '';",
 ];
+
+/// Advisory-lock key under which audit entries are appended (one chain across replicas).
+const AUDIT_KEY: i64 = 0x7972_6478_0003;
 
 /// Advisory-lock key under which migrations run (per schema, see [`PostgresStore::scoped`]).
 const MIGRATION_KEY: i64 = 0x7972_6478_0000;
@@ -390,8 +402,61 @@ impl PostgresStore {
             .map_err(pg("commit"))?;
         }
         self.notify(&tx, &s.deliveries).await?;
+        let document_sm3 = Sm3Digest::of(&s.document);
+        let position = self
+            .append_audit(
+                &tx,
+                s.received_at_ms,
+                vec![AuditEvent::SubmissionAccepted {
+                    sender: s.sender.clone(),
+                    message_id: s.message_id.clone(),
+                    document_sm3,
+                }],
+            )
+            .await?[0];
+        tx.execute(
+            "UPDATE messages SET audit_position = $3, document_sm3 = $4 WHERE sender = $1 AND message_id = $2",
+            &[&s.sender, &s.message_id, &(position as i64), &document_sm3.to_hex()],
+        )
+        .await
+        .map_err(pg("commit"))?;
         tx.commit().await.map_err(pg("commit"))?;
         Ok(Committed::New)
+    }
+
+    /// Appends audit entries as the transaction's last statements (the chain's lock is then held
+    /// only until the commit); returns their positions.
+    async fn append_audit(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        at_ms: i64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<u64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(AUDIT_KEY)]).await.map_err(pg("audit"))?;
+        let last = tx
+            .query_opt("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1", &[])
+            .await
+            .map_err(pg("audit"))?;
+        let mut prev = match last {
+            Some(r) => Some(super::audit::parse_entry(r.get(0))?),
+            None => None,
+        };
+        let mut positions = Vec::with_capacity(events.len());
+        for event in events {
+            let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
+            tx.execute(
+                "INSERT INTO audit_log (position, at_ms, entry) VALUES ($1, $2, $3)",
+                &[&(entry.position as i64), &at_ms, &super::audit::entry_json(&entry)?],
+            )
+            .await
+            .map_err(pg("audit"))?;
+            positions.push(entry.position);
+            prev = Some(entry);
+        }
+        Ok(positions)
     }
 
     /// Tells every replica which mailboxes the transaction fills (sent when it commits).
@@ -497,11 +562,20 @@ impl Intake for PostgresStore {
     async fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
         let client = self.client("stored_submission").await?;
         let stmt = client
-            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = $1 AND message_id = $2")
+            .prepare_cached(
+                "SELECT digest, reply, received_at_ms, audit_position, document_sm3 FROM messages
+                 WHERE sender = $1 AND message_id = $2",
+            )
             .await
             .map_err(pg("stored_submission"))?;
         let row = client.query_opt(&stmt, &[&sender, &message_id]).await.map_err(pg("stored_submission"))?;
-        Ok(row.map(|r| StoredSubmission { digest: r.get(0), reply: r.get(1) }))
+        Ok(row.map(|r| StoredSubmission {
+            digest: r.get(0),
+            reply: r.get(1),
+            received_at_ms: r.get(2),
+            audit_position: r.get::<_, Option<i64>>(3).map(|p| p as u64),
+            document_sm3: r.get(4),
+        }))
     }
 
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
@@ -544,6 +618,17 @@ impl Mailboxes for PostgresStore {
             .map_err(pg("take"))?;
         let until = now_ms.saturating_add(visibility_ms);
         let rows = tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await.map_err(pg("take"))?;
+        let mut handed: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        handed.sort();
+        let events = handed
+            .into_iter()
+            .map(|(seq, message_id)| AuditEvent::DeliveryHandedOut {
+                delivery_id: seq.to_string(),
+                recipient: recipient.to_string(),
+                message_id,
+            })
+            .collect();
+        self.append_audit(&tx, now_ms, events).await?;
         tx.commit().await.map_err(pg("take"))?;
         let mut out: Vec<PendingDelivery> = rows
             .into_iter()
@@ -582,13 +667,28 @@ impl Mailboxes for PostgresStore {
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let ids: Vec<i64> = delivery_ids.iter().map(|d| d.0).collect();
-        let client = self.client("ack").await?;
-        let stmt = client
-            .prepare_cached("UPDATE deliveries SET acked = true WHERE seq = ANY($1) AND recipient = $2 AND NOT acked")
+        let mut client = self.client("ack").await?;
+        let tx = client.transaction().await.map_err(pg("ack"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("ack"))?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE deliveries SET acked = true WHERE seq = ANY($1) AND recipient = $2 AND NOT acked RETURNING seq",
+            )
             .await
             .map_err(pg("ack"))?;
-        let n = client.execute(&stmt, &[&ids, &recipient]).await.map_err(pg("ack"))?;
-        Ok(n as u32)
+        let mut acked: Vec<i64> =
+            tx.query(&stmt, &[&ids, &recipient]).await.map_err(pg("ack"))?.iter().map(|r| r.get(0)).collect();
+        acked.sort_unstable();
+        let events = acked
+            .iter()
+            .map(|seq| AuditEvent::DeliveryAcknowledged {
+                delivery_id: seq.to_string(),
+                recipient: recipient.to_string(),
+            })
+            .collect();
+        self.append_audit(&tx, super::audit::wall_clock_ms(), events).await?;
+        tx.commit().await.map_err(pg("ack"))?;
+        Ok(acked.len() as u32)
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
@@ -718,6 +818,7 @@ impl CaseLedger for PostgresStore {
         }
         insert_deliveries(&tx, &deliveries, now_ms).await?;
         self.notify(&tx, &deliveries).await?;
+        self.append_audit(&tx, now_ms, vec![super::audit::overdue_event(case_id, status)]).await?;
         tx.commit().await.map_err(pg("commit_overdue_notice"))?;
         Ok(true)
     }
@@ -747,6 +848,12 @@ impl CaseLedger for PostgresStore {
         }
         insert_deliveries(&tx, &deliveries, now_ms).await?;
         self.notify(&tx, &deliveries).await?;
+        self.append_audit(
+            &tx,
+            now_ms,
+            vec![AuditEvent::CaseEvent { case_id: case_id.to_string(), event: "due date recomputed".into() }],
+        )
+        .await?;
         tx.commit().await.map_err(pg("commit_case_revision"))?;
         Ok(true)
     }
@@ -825,6 +932,12 @@ impl SamrOutbox for PostgresStore {
                 rows.len()
             )));
         }
+        self.append_audit(
+            &tx,
+            now_ms,
+            vec![AuditEvent::SamrPackage { package_id: number.clone(), action: SamrPackageAction::Created }],
+        )
+        .await?;
         tx.commit().await.map_err(pg("samr_create_package"))?;
         Ok(Ok(number))
     }
@@ -849,26 +962,34 @@ impl SamrOutbox for PostgresStore {
         next_attempt_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let client = self.client("samr_record_attempt").await?;
-        client
-            .execute(
-                "UPDATE samr_packages SET state = $2, attempts = $3, next_attempt_ms = $4, reason = $5 WHERE number = $1",
-                &[&number, &state.as_str(), &(attempts.min(i32::MAX as u32) as i32), &next_attempt_ms, &reason],
-            )
-            .await
-            .map_err(pg("samr_record_attempt"))?;
+        let mut client = self.client("samr_record_attempt").await?;
+        let tx = client.transaction().await.map_err(pg("samr_record_attempt"))?;
+        tx.execute(
+            "UPDATE samr_packages SET state = $2, attempts = $3, next_attempt_ms = $4, reason = $5 WHERE number = $1",
+            &[&number, &state.as_str(), &(attempts.min(i32::MAX as u32) as i32), &next_attempt_ms, &reason],
+        )
+        .await
+        .map_err(pg("samr_record_attempt"))?;
+        self.append_audit(&tx, super::audit::wall_clock_ms(), super::audit::attempt_events(number, state)).await?;
+        tx.commit().await.map_err(pg("samr_record_attempt"))?;
         Ok(())
     }
 
-    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
-        let client = self.client("samr_resend").await?;
-        let n = client
+    async fn samr_resend(&self, number: &str, operator: &str) -> Result<bool, StoreError> {
+        let mut client = self.client("samr_resend").await?;
+        let tx = client.transaction().await.map_err(pg("samr_resend"))?;
+        let n = tx
             .execute(
                 "UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = $1 AND state = 'parked'",
                 &[&number],
             )
             .await
             .map_err(pg("samr_resend"))?;
+        if n == 1 {
+            self.append_audit(&tx, super::audit::wall_clock_ms(), super::audit::resend_events(number, operator))
+                .await?;
+        }
+        tx.commit().await.map_err(pg("samr_resend"))?;
         Ok(n == 1)
     }
 }
@@ -1104,6 +1225,53 @@ impl StoreCopy for PostgresStore {
             )
             .await
             .map_err(pg("after_import"))
+    }
+}
+
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn audit_append(&self, events: Vec<AuditEvent>, at_ms: i64) -> Result<(), StoreError> {
+        let mut client = self.client("audit_append").await?;
+        let tx = client.transaction().await.map_err(pg("audit_append"))?;
+        self.append_audit(&tx, at_ms, events).await?;
+        tx.commit().await.map_err(pg("audit_append"))
+    }
+
+    async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let json = self
+            .strings(
+                "audit_entries",
+                "SELECT entry FROM audit_log WHERE position >= $1 ORDER BY position LIMIT $2",
+                &[&(from.min(i64::MAX as u64) as i64), &(limit as i64)],
+            )
+            .await?;
+        json.iter().map(|j| super::audit::parse_entry(j)).collect()
+    }
+
+    async fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
+        let json = self.strings("audit_heads", "SELECT head FROM audit_heads ORDER BY position", &[]).await?;
+        json.iter().map(|j| super::audit::parse_head(j)).collect()
+    }
+
+    async fn audit_store_head(&self, head: SignedHead) -> Result<(), StoreError> {
+        let client = self.client("audit_store_head").await?;
+        client
+            .execute(
+                "INSERT INTO audit_heads (position, head) VALUES ($1, $2) ON CONFLICT (position) DO UPDATE SET head = excluded.head",
+                &[&(head.head.position as i64), &super::audit::head_json(&head)?],
+            )
+            .await
+            .map_err(pg("audit_store_head"))?;
+        Ok(())
+    }
+
+    async fn document(&self, sender: &str, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client("document").await?;
+        let row = client
+            .query_opt("SELECT document FROM messages WHERE sender = $1 AND message_id = $2", &[&sender, &message_id])
+            .await
+            .map_err(pg("document"))?;
+        Ok(row.map(|r| r.get(0)))
     }
 }
 

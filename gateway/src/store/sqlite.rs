@@ -6,12 +6,15 @@
 
 use super::copy::{Row, StoreCopy};
 use super::types::*;
-use super::{CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords};
+use super::{
+    AuditLog, CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use yrdx_adapters::RecordKind;
+use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
 
 impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except`, counted up to
@@ -169,6 +172,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'inspection';
     CREATE INDEX records_case_sample ON records (json_extract(canonical, '$.sampleId'))
         WHERE kind = 'case_transfer';",
+    // 8: the audit chain (every change's entry, in the change's transaction) and its signed heads;
+    // each submission keeps its entry's position and the SM3 of its bytes (its receipt).
+    "CREATE TABLE audit_log (position INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, entry TEXT NOT NULL);
+    CREATE TABLE audit_heads (position INTEGER PRIMARY KEY, head TEXT NOT NULL);
+    ALTER TABLE messages ADD COLUMN audit_position INTEGER;
+    ALTER TABLE messages ADD COLUMN document_sm3 TEXT NOT NULL DEFAULT '';",
 ];
 
 impl SqliteStore {
@@ -220,6 +229,7 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_deliveries(&tx, deliveries, now_ms)?;
+        append_audit(&tx, now_ms, vec![super::audit::overdue_event(case_id, status)])?;
         tx.commit()?;
         Ok(true)
     }
@@ -247,6 +257,11 @@ impl SqliteStore {
             return Ok(false);
         }
         insert_deliveries(&tx, deliveries, now_ms)?;
+        append_audit(
+            &tx,
+            now_ms,
+            vec![AuditEvent::CaseEvent { case_id: case_id.to_string(), event: "due date recomputed".into() }],
+        )?;
         tx.commit()?;
         Ok(true)
     }
@@ -294,6 +309,11 @@ impl SqliteStore {
         for seq in rows {
             tx.prepare_cached("UPDATE samr_outbox SET package = ?1 WHERE seq = ?2")?.execute(params![number, seq])?;
         }
+        append_audit(
+            &tx,
+            now_ms,
+            vec![AuditEvent::SamrPackage { package_id: number.clone(), action: SamrPackageAction::Created }],
+        )?;
         tx.commit()?;
         Ok(Ok(number))
     }
@@ -352,19 +372,80 @@ impl SqliteStore {
         next_attempt_ms: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        conn.prepare_cached(
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
             "UPDATE samr_packages SET state = ?2, attempts = ?3, next_attempt_ms = ?4, reason = ?5 WHERE number = ?1",
         )?
         .execute(params![number, state.as_str(), attempts, next_attempt_ms, reason])?;
+        append_audit(&tx, super::audit::wall_clock_ms(), super::audit::attempt_events(number, state))?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Puts a parked package back in line (an operator's resend); false when it is not parked.
-    pub fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
-        let conn = self.conn()?;
-        let n = conn.prepare_cached("UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = ?1 AND state = 'parked'")?.execute(params![number])?;
+    pub fn samr_resend(&self, number: &str, operator: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.prepare_cached("UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = ?1 AND state = 'parked'")?.execute(params![number])?;
+        if n == 1 {
+            append_audit(&tx, super::audit::wall_clock_ms(), super::audit::resend_events(number, operator))?;
+        }
+        tx.commit()?;
         Ok(n == 1)
+    }
+
+    /// Appends events that change nothing else (an operator's action, a reload).
+    pub fn audit_append(&self, events: Vec<AuditEvent>, at_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        append_audit(&tx, at_ms, events)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Up to `limit` audit entries from position `from` on, in order.
+    pub fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT entry FROM audit_log WHERE position >= ?1 ORDER BY position LIMIT ?2")?;
+        let rows =
+            stmt.query_map(params![from.min(i64::MAX as u64) as i64, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(super::audit::parse_entry(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// The signed chain heads, in position order.
+    pub fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached("SELECT head FROM audit_heads ORDER BY position")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(super::audit::parse_head(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Keeps a signed head.
+    pub fn audit_store_head(&self, head: &SignedHead) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.prepare_cached("INSERT OR REPLACE INTO audit_heads (position, head) VALUES (?1, ?2)")?
+            .execute(params![head.head.position as i64, super::audit::head_json(head)?])?;
+        Ok(())
+    }
+
+    /// The stored bytes of a submission (checking the chain against them).
+    pub fn document(&self, sender: &str, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = self.reader()?;
+        let found = conn
+            .prepare_cached("SELECT document FROM messages WHERE sender = ?1 AND message_id = ?2")?
+            .query_row(params![sender, message_id], |r| r.get(0))
+            .optional()?;
+        Ok(found)
     }
 }
 
@@ -424,8 +505,19 @@ impl SqliteStore {
     pub fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
         let conn = self.reader()?;
         let found = conn
-            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
-            .query_row(params![sender, message_id], |r| Ok(StoredSubmission { digest: r.get(0)?, reply: r.get(1)? }))
+            .prepare_cached(
+                "SELECT digest, reply, received_at_ms, audit_position, document_sm3 FROM messages
+                 WHERE sender = ?1 AND message_id = ?2",
+            )?
+            .query_row(params![sender, message_id], |r| {
+                Ok(StoredSubmission {
+                    digest: r.get(0)?,
+                    reply: r.get(1)?,
+                    received_at_ms: r.get(2)?,
+                    audit_position: r.get::<_, Option<i64>>(3)?.map(|p| p as u64),
+                    document_sm3: r.get(4)?,
+                })
+            })
             .optional();
         Ok(found?)
     }
@@ -492,6 +584,15 @@ impl SqliteStore {
             tx.prepare_cached("UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1")?
                 .execute(params![seq, now_ms + visibility_ms])?;
         }
+        let events = rows
+            .iter()
+            .map(|(seq, message_id, ..)| AuditEvent::DeliveryHandedOut {
+                delivery_id: seq.to_string(),
+                recipient: recipient.to_string(),
+                message_id: message_id.clone(),
+            })
+            .collect();
+        append_audit(&tx, now_ms, events)?;
         tx.commit()?;
         Ok(rows
             .into_iter()
@@ -528,11 +629,20 @@ impl SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let mut n = 0;
+        let mut events = Vec::new();
         for DeliveryId(seq) in delivery_ids {
-            n += tx
+            let done = tx
                 .prepare_cached("UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0")?
                 .execute(params![seq, recipient])? as u32;
+            if done == 1 {
+                events.push(AuditEvent::DeliveryAcknowledged {
+                    delivery_id: seq.to_string(),
+                    recipient: recipient.to_string(),
+                });
+            }
+            n += done;
         }
+        append_audit(&tx, super::audit::wall_clock_ms(), events)?;
         tx.commit()?;
         Ok(n)
     }
@@ -600,6 +710,31 @@ fn commit_group(
     Ok(outcomes)
 }
 
+/// Appends audit entries inside the transaction of the change they record; returns their
+/// positions. The transaction holds SQLite's write lock, so the chain cannot fork.
+fn append_audit(tx: &rusqlite::Transaction<'_>, at_ms: i64, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+    let last: Option<String> = tx
+        .prepare_cached("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let mut prev: Option<AuditEntry> = match last {
+        Some(json) => Some(super::audit::parse_entry(&json)?),
+        None => None,
+    };
+    let mut positions = Vec::with_capacity(events.len());
+    for event in events {
+        let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
+        tx.prepare_cached("INSERT INTO audit_log (position, at_ms, entry) VALUES (?1, ?2, ?3)")?.execute(params![
+            entry.position as i64,
+            at_ms,
+            super::audit::entry_json(&entry)?
+        ])?;
+        positions.push(entry.position);
+        prev = Some(entry);
+    }
+    Ok(positions)
+}
+
 /// Queues deliveries inside a transaction, created at `now_ms`.
 fn insert_deliveries(
     tx: &rusqlite::Transaction<'_>,
@@ -617,10 +752,30 @@ fn insert_deliveries(
 
 /// Writes one submission's rows inside a transaction (the caller checked it is new).
 fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
+    let document_sm3 = Sm3Digest::of(&s.document);
+    let position = append_audit(
+        tx,
+        s.received_at_ms,
+        vec![AuditEvent::SubmissionAccepted {
+            sender: s.sender.clone(),
+            message_id: s.message_id.clone(),
+            document_sm3,
+        }],
+    )?[0];
     tx.prepare_cached(
-        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![s.sender, s.message_id, s.digest, s.document, s.reply, s.received_at_ms])?;
+    .execute(params![
+        s.sender,
+        s.message_id,
+        s.digest,
+        s.document,
+        s.reply,
+        s.received_at_ms,
+        position as i64,
+        document_sm3.to_hex()
+    ])?;
     for r in &s.records {
         tx.prepare_cached(
             "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -831,9 +986,9 @@ impl SamrOutbox for SqliteStore {
         .await
     }
 
-    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
-        let (this, number) = (self.clone(), number.to_string());
-        blocking("samr_resend", move || this.samr_resend(&number)).await
+    async fn samr_resend(&self, number: &str, operator: &str) -> Result<bool, StoreError> {
+        let (this, number, operator) = (self.clone(), number.to_string(), operator.to_string());
+        blocking("samr_resend", move || this.samr_resend(&number, &operator)).await
     }
 }
 
@@ -973,6 +1128,34 @@ impl StoreCopy for SqliteStore {
     async fn after_import(&self) -> Result<(), StoreError> {
         // AUTOINCREMENT already continues after the largest id inserted.
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn audit_append(&self, events: Vec<AuditEvent>, at_ms: i64) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking("audit_append", move || this.audit_append(events, at_ms)).await
+    }
+
+    async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let this = self.clone();
+        blocking("audit_entries", move || this.audit_entries(from, limit)).await
+    }
+
+    async fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
+        let this = self.clone();
+        blocking("audit_heads", move || this.audit_heads()).await
+    }
+
+    async fn audit_store_head(&self, head: SignedHead) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking("audit_store_head", move || this.audit_store_head(&head)).await
+    }
+
+    async fn document(&self, sender: &str, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (this, sender, message_id) = (self.clone(), sender.to_string(), message_id.to_string());
+        blocking("document", move || this.document(&sender, &message_id)).await
     }
 }
 

@@ -110,6 +110,12 @@ pub struct StoredSubmission {
     pub digest: String,
     /// Reply given to the first submission.
     pub reply: Vec<u8>,
+    /// When it was accepted (ms since the epoch).
+    pub received_at_ms: i64,
+    /// Its entry in the audit chain (none for a submission stored before the chain existed).
+    pub audit_position: Option<u64>,
+    /// SM3 of its bytes as received, hex (empty before the chain existed).
+    pub document_sm3: String,
 }
 
 /// What a commit did.
@@ -251,6 +257,8 @@ pub enum LeaderRole {
     SamrPush,
     /// The overdue checker and the calendar's settling pass.
     Deadlines,
+    /// Signing the audit chain's heads.
+    AuditHeads,
 }
 
 impl LeaderRole {
@@ -259,6 +267,7 @@ impl LeaderRole {
         match self {
             LeaderRole::SamrPush => "samr-push",
             LeaderRole::Deadlines => "deadlines",
+            LeaderRole::AuditHeads => "audit-heads",
         }
     }
 
@@ -267,6 +276,7 @@ impl LeaderRole {
         match self {
             LeaderRole::SamrPush => 0x7972_6478_0001,
             LeaderRole::Deadlines => 0x7972_6478_0002,
+            LeaderRole::AuditHeads => 0x7972_6478_0004,
         }
     }
 }

@@ -1,0 +1,195 @@
+//! Evidence for partners and auditors: the SM2-signed receipt of an accepted submission
+//! (Submit's reply, a duplicate's reply, `Exchange.GetReceipt`), and the signed heads of the
+//! audit chain (signed by the one replica leading [`LeaderRole::AuditHeads`]).
+//!
+//! Receipts are not stored: signing is deterministic, so the receipt made again from the stored
+//! submission (its sender, message id, SM3, acceptance time and chain position) is the same one,
+//! byte for byte.
+
+use crate::store::{LeaderRole, Store, StoreError, StoredSubmission};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use yrdx_evidence::{ChainHead, GatewaySigningKey, HeadPolicy, ReceiptFields, Sm3Digest};
+
+/// The gateway's signing key and what it signs with.
+pub struct Evidence {
+    key: GatewaySigningKey,
+    /// The gateway's identity written into receipts.
+    pub gateway: String,
+    policy: HeadPolicy,
+}
+
+/// Why a receipt cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptUnavailable {
+    /// The submission was accepted before the audit chain existed.
+    #[error("message {0} was accepted before this gateway kept an audit chain: it has no receipt")]
+    BeforeTheChain(String),
+    /// The stored values could not be signed.
+    #[error("the receipt of message {message_id} could not be made: {detail}")]
+    Signing {
+        /// The message.
+        message_id: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl Evidence {
+    /// The evidence of a configuration's `[evidence]` section (`None` without one).
+    pub fn load(config: &crate::config::Config) -> Result<Option<Arc<Evidence>>, crate::config::EvidenceKeyError> {
+        let Some(e) = &config.evidence else { return Ok(None) };
+        let key = e.signing_key(config)?;
+        Ok(Some(Arc::new(Evidence {
+            key,
+            gateway: gateway_identity(config),
+            policy: HeadPolicy { every_entries: e.head_every_entries, every_secs: e.head_every_secs },
+        })))
+    }
+
+    /// The signed receipt of a stored submission, in the wire form.
+    pub fn receipt(
+        &self,
+        sender: &str,
+        message_id: &str,
+        stored: &StoredSubmission,
+    ) -> Result<yrdx_proto::v1::Receipt, ReceiptUnavailable> {
+        let Some(audit_position) = stored.audit_position else {
+            return Err(ReceiptUnavailable::BeforeTheChain(message_id.to_string()));
+        };
+        let signing = |detail: String| ReceiptUnavailable::Signing { message_id: message_id.to_string(), detail };
+        let document_sm3 = Sm3Digest::from_hex(&stored.document_sm3).map_err(|e| signing(e.to_string()))?;
+        let fields = ReceiptFields {
+            gateway: self.gateway.clone(),
+            sender: sender.to_string(),
+            message_id: message_id.to_string(),
+            document_sm3,
+            accepted_at_ms: stored.received_at_ms,
+            audit_position,
+        };
+        let receipt = yrdx_evidence::sign_receipt(&self.key, fields).map_err(|e| signing(e.to_string()))?;
+        receipt.to_proto().map_err(|e| signing(e.to_string()))
+    }
+
+    /// Signs the chain's head when the policy says so. Returns the position signed, if any.
+    pub async fn sign_head_if_due(&self, store: &dyn Store, now_ms: i64) -> Result<Option<u64>, String> {
+        let heads = store.audit_heads().await.map_err(|e| e.to_string())?;
+        let last_head = heads.last().map(|h| h.head.clone());
+        let from = last_head.as_ref().map(|h| h.position + 1).unwrap_or(0);
+        // The newest entry: page forward from the last head.
+        let mut latest = None;
+        let mut at = from;
+        loop {
+            let page = store.audit_entries(at, 1000).await.map_err(|e| e.to_string())?;
+            let Some(last) = page.last().cloned() else { break };
+            at = last.position + 1;
+            let full = page.len() == 1000;
+            latest = Some(last);
+            if !full {
+                break;
+            }
+        }
+        let Some(latest) = latest else { return Ok(None) };
+        if !self.policy.is_due(last_head.as_ref(), &latest, now_ms) {
+            return Ok(None);
+        }
+        let signed = ChainHead::of(&latest, now_ms).sign(&self.key).map_err(|e| e.to_string())?;
+        store.audit_store_head(signed).await.map_err(|e| e.to_string())?;
+        info!(position = latest.position, "audit chain head signed");
+        Ok(Some(latest.position))
+    }
+}
+
+/// The gateway's identity in receipts: `urn:yrdx:gateway:` and the region of the partner that
+/// runs it (the canonical-format partner, Shanghai's bureau), as in its SAMR client certificate.
+pub fn gateway_identity(config: &crate::config::Config) -> String {
+    let region = config
+        .partners
+        .iter()
+        .find(|p| p.format == crate::config::PartnerFormat::Canonical)
+        .map(|p| p.region.clone())
+        .unwrap_or_else(|| "310000".into());
+    format!("urn:yrdx:gateway:{region}")
+}
+
+/// Signs chain heads on the leading replica every few seconds (the policy decides when one is due).
+pub fn spawn_head_signer(
+    store: Arc<dyn Store>,
+    evidence: Arc<Evidence>,
+    clock: Arc<dyn crate::clock::Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    let s = store.clone();
+    crate::leader::spawn(store, LeaderRole::AuditHeads, Duration::from_secs(2), stop, move || {
+        let (store, evidence, clock) = (s.clone(), evidence.clone(), clock.clone());
+        async move {
+            if let Err(e) = evidence.sign_head_if_due(store.as_ref(), clock.now_ms()).await {
+                warn!(error = %e, "signing the audit chain's head failed");
+            }
+        }
+    });
+}
+
+/// Every entry of a store's chain, in position order.
+async fn all_entries(
+    store: &dyn Store,
+    from: u64,
+    to: Option<u64>,
+) -> Result<Vec<yrdx_evidence::AuditEntry>, StoreError> {
+    let mut out = Vec::new();
+    let mut at = from;
+    loop {
+        let page = store.audit_entries(at, 1000).await?;
+        let Some(last) = page.last() else { break };
+        at = last.position + 1;
+        let full = page.len() == 1000;
+        out.extend(page.into_iter().filter(|e| to.is_none_or(|t| e.position <= t)));
+        if !full || to.is_some_and(|t| at > t) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Walks a store's whole chain and signed heads with the gateway's public key, and checks that
+/// each stored original document still hashes to its entry (`yrdx audit verify`).
+pub async fn verify_store(
+    store: &dyn Store,
+    key: &yrdx_evidence::GatewayPublicKey,
+) -> Result<yrdx_evidence::ChainReport, StoreError> {
+    let entries = all_entries(store, 0, None).await?;
+    let heads = store.audit_heads().await?;
+    let mut documents = std::collections::HashMap::new();
+    for e in &entries {
+        if let yrdx_evidence::AuditEvent::SubmissionAccepted { sender, message_id, .. } = &e.event {
+            if let Some(bytes) = store.document(sender, message_id).await? {
+                documents.insert((sender.clone(), message_id.clone()), Sm3Digest::of(&bytes));
+            }
+        }
+    }
+    Ok(yrdx_evidence::verify_chain(entries, &heads, key, |sender, message_id| {
+        documents.get(&(sender.to_string(), message_id.to_string())).copied()
+    }))
+}
+
+/// Writes the entries `from..=to` (to the end without `to`) and the heads covering them as JSON
+/// lines with their proofs (`yrdx audit export`). Returns the lines written.
+pub async fn export_range(
+    store: &dyn Store,
+    from: u64,
+    to: Option<u64>,
+    out: &mut impl std::io::Write,
+) -> Result<u64, String> {
+    let entries = all_entries(store, from, to).await.map_err(|e| e.to_string())?;
+    let last = entries.last().map(|e| e.position);
+    let heads: Vec<_> = store
+        .audit_heads()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|h| h.head.position >= from && last.is_some_and(|l| h.head.position <= l))
+        .collect();
+    yrdx_evidence::export_jsonl(entries, &heads, out).map_err(|e| e.to_string())
+}
