@@ -198,6 +198,21 @@ impl Reloader {
         // New handshakes first, then the registry; then what is open is checked against both.
         self.tls.replace(tls);
         self.gateway.replace_config(config.clone(), calendar);
+        // The chain records what was put in force (the file's SM3); the configuration lives in a
+        // file, not the store, so the entry follows the swap rather than sharing a transaction.
+        if let Some(source) = &config.source {
+            match std::fs::read(source) {
+                Ok(bytes) => {
+                    let event = yrdx_evidence::AuditEvent::ConfigurationReloaded {
+                        config_sm3: yrdx_evidence::Sm3Digest::of(&bytes),
+                    };
+                    if let Err(e) = self.gateway.store.audit_append(vec![event], self.gateway.clock.now_ms()).await {
+                        warn!(error = %e, "the reload could not be recorded in the audit chain");
+                    }
+                }
+                Err(e) => warn!(error = %e, "the reloaded file could not be read again for the audit chain"),
+            }
+        }
         let verifier = self.tls.verifier();
         let connections_closed = self.live.close_unless_admitted(|certs| {
             transport::refused_now(&*verifier, certs).or_else(|| {
