@@ -510,6 +510,13 @@ async fn a_whole_store_copies_with_ids_counts_and_checksums(place: &Place) {
     let count = |t: &str| report.tables.iter().find(|c| c.table == t).map(|c| c.target_rows).unwrap();
     assert_eq!((count("messages"), count("records"), count("deliveries")), (30, 60, 60));
     assert_eq!((count("samr_outbox"), count("samr_packages"), count("overdue_notices")), (30, 1, 1));
+    // 30 submissions, 5 hand-outs, 1 acknowledgement, 1 package, 1 overdue notice.
+    assert_eq!(count("audit_log"), 38);
+    assert_eq!(
+        target.stored_submission("320000", "K7").await.unwrap(),
+        source.stored_submission("320000", "K7").await.unwrap(),
+        "each submission keeps its chain position (its receipt)"
+    );
     // Everything behaves as before: delivery ids kept, acknowledged stays acknowledged, leases
     // and the lookups carry over, numbering continues.
     assert_eq!(target.depth("310000").await.unwrap(), 29);

@@ -6,7 +6,16 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 /// The tables of a store, in the order they are copied.
-pub const TABLES: [&str; 6] = ["messages", "records", "deliveries", "samr_outbox", "samr_packages", "overdue_notices"];
+pub const TABLES: [&str; 8] = [
+    "messages",
+    "records",
+    "deliveries",
+    "samr_outbox",
+    "samr_packages",
+    "overdue_notices",
+    "audit_log",
+    "audit_heads",
+];
 
 /// One stored row, backend-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +34,10 @@ pub enum Row {
         reply: Vec<u8>,
         /// When it was received.
         received_at_ms: i64,
+        /// Its entry in the audit chain.
+        audit_position: Option<i64>,
+        /// SM3 of its bytes, hex.
+        document_sm3: String,
     },
     /// A canonical record: `records`.
     Record {
@@ -107,6 +120,22 @@ pub enum Row {
         /// Sent at.
         sent_at_ms: i64,
     },
+    /// An audit entry: `audit_log`.
+    AuditEntry {
+        /// Position.
+        position: i64,
+        /// When.
+        at_ms: i64,
+        /// The entry as kept (JSON).
+        entry: String,
+    },
+    /// A signed head: `audit_heads`.
+    AuditHead {
+        /// Position signed.
+        position: i64,
+        /// The head as kept (JSON).
+        head: String,
+    },
 }
 
 impl Row {
@@ -120,7 +149,16 @@ impl Row {
             h.update(v.to_be_bytes());
         }
         match self {
-            Row::Message { sender, message_id, digest, document, reply, received_at_ms } => {
+            Row::Message {
+                sender,
+                message_id,
+                digest,
+                document,
+                reply,
+                received_at_ms,
+                audit_position,
+                document_sm3,
+            } => {
                 h.update([1]);
                 s(h, sender.as_bytes());
                 s(h, message_id.as_bytes());
@@ -128,6 +166,8 @@ impl Row {
                 s(h, document);
                 s(h, reply);
                 n(h, *received_at_ms);
+                n(h, audit_position.unwrap_or(-1));
+                s(h, document_sm3.as_bytes());
             }
             Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
                 h.update([2]);
@@ -187,6 +227,17 @@ impl Row {
                 s(h, case_id.as_bytes());
                 n(h, *status);
                 n(h, *sent_at_ms);
+            }
+            Row::AuditEntry { position, at_ms, entry } => {
+                h.update([7]);
+                n(h, *position);
+                n(h, *at_ms);
+                s(h, entry.as_bytes());
+            }
+            Row::AuditHead { position, head } => {
+                h.update([8]);
+                n(h, *position);
+                s(h, head.as_bytes());
             }
         }
     }

@@ -1042,7 +1042,7 @@ impl StoreCopy for PostgresStore {
         let q =
             |sql: &'static str| async move { client.query(sql, &[&limit, &offset]).await.map_err(pg("export_rows")) };
         Ok(match table {
-            "messages" => q("SELECT sender, message_id, digest, document, reply, received_at_ms FROM messages
+            "messages" => q("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages
                              ORDER BY sender COLLATE \"C\", message_id COLLATE \"C\" LIMIT $1 OFFSET $2")
             .await?
             .into_iter()
@@ -1053,6 +1053,8 @@ impl StoreCopy for PostgresStore {
                 document: r.get(3),
                 reply: r.get(4),
                 received_at_ms: r.get(5),
+                audit_position: r.get(6),
+                document_sm3: r.get(7),
             })
             .collect(),
             "records" => q("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records
@@ -1119,6 +1121,16 @@ impl StoreCopy for PostgresStore {
             .into_iter()
             .map(|r| Row::OverdueNotice { case_id: r.get(0), status: r.get::<_, i32>(1) as i64, sent_at_ms: r.get(2) })
             .collect(),
+            "audit_log" => q("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT $1 OFFSET $2")
+                .await?
+                .into_iter()
+                .map(|r| Row::AuditEntry { position: r.get(0), at_ms: r.get(1), entry: r.get(2) })
+                .collect(),
+            "audit_heads" => q("SELECT position, head FROM audit_heads ORDER BY position LIMIT $1 OFFSET $2")
+                .await?
+                .into_iter()
+                .map(|r| Row::AuditHead { position: r.get(0), head: r.get(1) })
+                .collect(),
             other => return Err(StoreError::Config(format!("no table {other} to copy"))),
         })
     }
@@ -1128,12 +1140,19 @@ impl StoreCopy for PostgresStore {
         let tx = client.transaction().await.map_err(pg("import_rows"))?;
         for row in &rows {
             let r = match row {
-                Row::Message { sender, message_id, digest, document, reply, received_at_ms } => {
+                Row::Message { sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 } => {
                     tx.execute(
-                        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[sender, message_id, digest, document, reply, received_at_ms],
+                        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        &[sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3],
                     )
                     .await
+                }
+                Row::AuditEntry { position, at_ms, entry } => {
+                    tx.execute("INSERT INTO audit_log (position, at_ms, entry) VALUES ($1, $2, $3)", &[position, at_ms, entry]).await
+                }
+                Row::AuditHead { position, head } => {
+                    tx.execute("INSERT INTO audit_heads (position, head) VALUES ($1, $2)", &[position, head]).await
                 }
                 Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
                     let k = LookupKeys::from_canonical(canonical);

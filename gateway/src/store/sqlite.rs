@@ -1016,9 +1016,9 @@ impl SqliteStore {
         let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
         let rows = match table {
             "messages" => conn
-                .prepare_cached("SELECT sender, message_id, digest, document, reply, received_at_ms FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2")?
+                .prepare_cached("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2")?
                 .query_map(params![limit, offset], |r| {
-                    Ok(Row::Message { sender: r.get(0)?, message_id: r.get(1)?, digest: r.get(2)?, document: r.get(3)?, reply: r.get(4)?, received_at_ms: r.get(5)? })
+                    Ok(Row::Message { sender: r.get(0)?, message_id: r.get(1)?, digest: r.get(2)?, document: r.get(3)?, reply: r.get(4)?, received_at_ms: r.get(5)?, audit_position: r.get(6)?, document_sm3: r.get(7)? })
                 })?
                 .collect::<Result<Vec<_>, _>>()?,
             "records" => conn
@@ -1051,6 +1051,14 @@ impl SqliteStore {
                     Ok(Row::OverdueNotice { case_id: r.get(0)?, status: r.get(1)?, sent_at_ms: r.get(2)? })
                 })?
                 .collect::<Result<Vec<_>, _>>()?,
+            "audit_log" => conn
+                .prepare_cached("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| Ok(Row::AuditEntry { position: r.get(0)?, at_ms: r.get(1)?, entry: r.get(2)? }))?
+                .collect::<Result<Vec<_>, _>>()?,
+            "audit_heads" => conn
+                .prepare_cached("SELECT position, head FROM audit_heads ORDER BY position LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| Ok(Row::AuditHead { position: r.get(0)?, head: r.get(1)? }))?
+                .collect::<Result<Vec<_>, _>>()?,
             other => return Err(StoreError::Config(format!("no table {other} to copy"))),
         };
         Ok(rows)
@@ -1062,9 +1070,26 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for row in rows {
             match row {
-                Row::Message { sender, message_id, digest, document, reply, received_at_ms } => {
-                    tx.prepare_cached("INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![sender, message_id, digest, document, reply, received_at_ms])?;
+                Row::Message {
+                    sender,
+                    message_id,
+                    digest,
+                    document,
+                    reply,
+                    received_at_ms,
+                    audit_position,
+                    document_sm3,
+                } => {
+                    tx.prepare_cached("INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+                        .execute(params![sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3])?;
+                }
+                Row::AuditEntry { position, at_ms, entry } => {
+                    tx.prepare_cached("INSERT INTO audit_log (position, at_ms, entry) VALUES (?1, ?2, ?3)")?
+                        .execute(params![position, at_ms, entry])?;
+                }
+                Row::AuditHead { position, head } => {
+                    tx.prepare_cached("INSERT INTO audit_heads (position, head) VALUES (?1, ?2)")?
+                        .execute(params![position, head])?;
                 }
                 Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
                     tx.prepare_cached("INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
