@@ -270,6 +270,11 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             Step::Connect(s) => run.connect(s.client, &s.expect).await,
             Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
             Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
+            Step::SamrAnswer(_)
+            | Step::SamrPackage(_)
+            | Step::SamrParked(_)
+            | Step::SamrResend(_)
+            | Step::SamrNumbering => Err("samr_* steps belong to the samr-push suite".to_string()),
             Step::PlanSummary(s) => run.plan_summary(s).await,
             Step::Wait(w) => {
                 let wait = match w.ms {

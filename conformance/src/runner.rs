@@ -6,6 +6,7 @@ use crate::live::{LiveOutcome, LiveTarget};
 use crate::report::{beijing_now, CaseReport, Input, Outcome, RunReport, REPORT_FORMAT};
 use crate::requirements::Catalogue;
 use crate::samr_intake_suite::{SamrOutcome, SamrTarget};
+use crate::samr_push_suite::SamrPushTarget;
 use crate::suite::{self, glob_match, LoadedCase, Placeholders};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -21,6 +22,8 @@ pub enum Target {
     Live(Box<LiveTarget>),
     /// The `samr-intake` suite.
     Samr(Box<SamrTarget>),
+    /// The `samr-push` suite.
+    SamrPush(Box<SamrPushTarget>),
 }
 
 /// Everything a run needs.
@@ -250,11 +253,13 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     match &opts.target {
         Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
         Target::Samr(t) => crate::samr_intake_suite::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::SamrPush(t) => crate::samr_push_suite::preflight(t).await.map_err(RunError::Preflight)?,
         Target::Formats(_) => {}
     }
     let (run_id, token) = run_token();
     let live = match &opts.target {
         Target::Live(t) => Some(&**t),
+        Target::SamrPush(t) => Some(&t.gateway),
         _ => None,
     };
     let fill = placeholders(&token, live);
@@ -324,6 +329,9 @@ fn target_names(target: &Target) -> (String, String) {
         }
         Target::Live(t) => (t.url.clone(), t.me.name.clone()),
         Target::Samr(t) => (t.url.clone(), String::new()),
+        Target::SamrPush(t) => {
+            (format!("{} (pushing to yrdx's SAMR intake at {})", t.gateway.url, t.intake.url()), t.gateway.me.name.clone())
+        }
     }
 }
 
@@ -396,6 +404,12 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
         Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill).await {
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
+        },
+        Target::SamrPush(t) => match crate::samr_push_suite::run_case(case, t, fill).await {
+            LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
+            LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
+            LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
+            LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
     };
     report.outcome = outcome;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The suites this tool knows how to run.
-pub const SUITES: [&str; 4] = ["formats", "gateway", "tls", "samr-intake"];
+pub const SUITES: [&str; 5] = ["formats", "gateway", "tls", "samr-intake", "samr-push"];
 
 /// One case file: a group of a suite.
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +149,93 @@ pub enum Step {
     /// Wait, e.g. past the gateway's visibility timeout, so a delivery not acknowledged is due
     /// again.
     Wait(WaitStep),
+    /// `samr-push`: tell the SAMR intake yrdx plays how to answer the next requests.
+    SamrAnswer(SamrAnswerStep),
+    /// `samr-push`: wait for the package holding some records and judge every attempt of it.
+    SamrPackage(SamrPackageStep),
+    /// `samr-push`: an operator sees a saved package parked, with SAMR's reason (Admin).
+    SamrParked(SamrParkedStep),
+    /// `samr-push`: an operator resends a saved parked package (Admin).
+    SamrResend(SamrResendStep),
+    /// `samr-push`: every package number seen in the run follows per day without gaps, and
+    /// none is reused for other bytes.
+    SamrNumbering,
+}
+
+/// One planned answer of the SAMR intake: busy (`status` 429 or 503 with `retry_after_secs`),
+/// or a rejection (`reject` = the reason).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrAnswerDef {
+    /// `429` or `503`.
+    pub status: Option<u16>,
+    /// The `Retry-After` of a busy answer, seconds (default 2).
+    pub retry_after_secs: Option<u64>,
+    /// Reject the next package with this reason (`CWXX`).
+    pub reject: Option<String>,
+}
+
+/// Plans the intake's next answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrAnswerStep {
+    /// The answers, in order.
+    pub answers: Vec<SamrAnswerDef>,
+}
+
+/// What a package must look like, and how its attempts must have gone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrPackageExpect {
+    /// Whether its last answer accepted it (default true); `false` waits for a rejection.
+    #[serde(default = "yes")]
+    pub accepted: bool,
+    /// Busy answers it must have had before (the planned ones: proves the retry happened).
+    #[serde(default)]
+    pub busy_answers: u32,
+    /// It is the package saved under this name, sent again with the same number and bytes.
+    pub resent_of: Option<String>,
+}
+
+impl Default for SamrPackageExpect {
+    fn default() -> Self {
+        SamrPackageExpect { accepted: true, busy_answers: 0, resent_of: None }
+    }
+}
+
+/// Waits for the package holding `records`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrPackageStep {
+    /// Record names of the case, each of whose id the package must hold.
+    pub records: Vec<String>,
+    /// The package type code it must have (`FXBS`, `CCJG` …).
+    pub package: String,
+    /// Keep its number under this name.
+    pub save: Option<String>,
+    /// How long to wait (default: the run's package wait, `--package-wait-secs`).
+    pub within_ms: Option<u64>,
+    /// What must hold.
+    #[serde(default)]
+    pub expect: SamrPackageExpect,
+}
+
+/// Checks that a saved package is parked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrParkedStep {
+    /// The saved package.
+    pub package: String,
+    /// Words the parked reason must contain.
+    pub reason_contains: Option<String>,
+}
+
+/// Resends a saved package.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamrResendStep {
+    /// The saved package.
+    pub package: String,
 }
 
 /// Wait before the next step.
@@ -543,6 +630,22 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
             Step::Submit(s) => &s.records,
             Step::Receive(s) => &s.records,
             Step::SamrPush(s) => &s.records,
+            Step::SamrPackage(s) => &s.records,
+            Step::SamrAnswer(a) => {
+                for x in &a.answers {
+                    match (x.status, &x.reject) {
+                        (Some(429 | 503), None) | (None, Some(_)) => {}
+                        _ => {
+                            return Err(format!(
+                                "case {}: step {}: an answer is `status = 429|503` (with retry_after_secs) or `reject = \"reason\"`",
+                                def.id,
+                                i + 1
+                            ))
+                        }
+                    }
+                }
+                &[]
+            }
             Step::Wait(w) => {
                 match (&w.past, w.ms) {
                     (Some(p), None) if p == "visibility_timeout" => {}

@@ -67,6 +67,8 @@ pub struct SamrPusher {
     path: String,
     server_name: ServerName<'static>,
     sender: String,
+    /// Fault hook (feature `fault-injection`, tests only): deliberate numbering and retry faults.
+    faults: crate::faults::Faults,
 }
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, SamrSetupError> {
@@ -112,7 +114,24 @@ impl SamrPusher {
             .find(|p| p.format == crate::config::PartnerFormat::Canonical)
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
-        Ok(Some(SamrPusher { store, config: samr, clock, tls: Arc::new(tls), host, port, path, server_name, sender }))
+        Ok(Some(SamrPusher {
+            store,
+            config: samr,
+            clock,
+            tls: Arc::new(tls),
+            host,
+            port,
+            path,
+            server_name,
+            sender,
+            faults: crate::faults::Faults::default(),
+        }))
+    }
+
+    /// Fault hook (feature `fault-injection`, tests only): this pusher with deliberate faults.
+    pub(crate) fn with_faults(mut self, faults: crate::faults::Faults) -> SamrPusher {
+        self.faults = faults;
+        self
     }
 
     fn now_ms(&self) -> i64 {
@@ -164,6 +183,8 @@ impl SamrPusher {
                 let created = self
                     .store
                     .samr_create_package(&day.to_compact(), code, &seqs, now, |sequence| {
+                        // Fault hook (feature `fault-injection`): identity unless a test skips numbers.
+                        let sequence = self.faults.samr_sequence(sequence);
                         let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
                         Ok((samr::package_number(&self.sender, &day, sequence), enc.bytes))
                     })
@@ -196,7 +217,10 @@ impl SamrPusher {
                     Err(e) => ("pending", backoff(attempt), format!("unreadable receipt: {e}")),
                 },
                 Ok((status @ (429 | 503), retry_after, _)) => {
-                    ("pending", retry_at_ms(&now, retry_after, attempt, &self.config), format!("SAMR busy ({status})"))
+                    let honoured = retry_at_ms(&now, retry_after, attempt, &self.config);
+                    // Fault hook (feature `fault-injection`): identity unless a test ignores Retry-After.
+                    let next = self.faults.samr_busy_retry_at(honoured, crate::clock::to_ms(&now));
+                    ("pending", next, format!("SAMR busy ({status})"))
                 }
                 Ok((status, _, body)) => (
                     "pending",

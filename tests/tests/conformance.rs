@@ -326,3 +326,130 @@ async fn the_redelivery_case_catches_a_delivery_sent_again() {
     g.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A gateway whose SAMR docking pushes to an intake yrdx runs (as `yrdx conformance run --suite
+/// samr-push` does), with `faults` switched on; packages are formed at once and retried after 1 s.
+async fn samr_push_gateway(faults: Faults) -> (TestGateway, std::sync::Arc<SamrIntake>) {
+    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
+        .await
+        .expect("intake starts");
+    let dir = yrdx_tests::temp_dir("samr-push");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    let section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 6\nretry_base_secs = 1\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let mut g = TestGateway::start_with(|t| t + &section).await;
+    if faults != Faults::default() {
+        if let Some(r) = g.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let config = yrdx_gateway::config::Config::load(&g.pki.config).expect("config loads");
+        g.running = Some(
+            yrdx_gateway::server::start_with_faults(config, g.clock.clone(), faults).await.expect("faulty gateway"),
+        );
+    }
+    (g, std::sync::Arc::new(intake))
+}
+
+fn samr_push(g: &TestGateway, intake: &std::sync::Arc<SamrIntake>, with_operator: bool) -> Target {
+    let Target::Live(gateway) = live(g, "jiangsu", true) else { unreachable!("live target") };
+    Target::SamrPush(Box::new(yrdx_conformance::samr_push_suite::SamrPushTarget {
+        gateway: *gateway,
+        operator: with_operator.then(|| identity(g, "ops")),
+        intake: intake.clone(),
+        reporting_unit: "310000".into(),
+        package_wait: std::time::Duration::from_secs(20),
+        batch_max_records: yrdx_adapters::samr::MAX_RECORDS,
+    }))
+}
+
+#[tokio::test]
+async fn the_samr_push_suite_passes_against_the_real_gateway() {
+    let (g, intake) = samr_push_gateway(Faults::default()).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(report.summary.pass, report.cases.len(), "{:?}", report.summary);
+    // The intake really was busy (429 and 503) and really rejected one package, then took it resent.
+    let events = intake.events();
+    assert!(events.iter().any(|e| e.status == 429 && e.retry_after_secs == Some(2)), "{events:?}");
+    assert!(events.iter().any(|e| e.status == 503 && e.retry_after_secs == Some(2)), "{events:?}");
+    assert!(events.iter().any(|e| e.status == 200 && !e.accepted), "{events:?}");
+    let case = report.cases.iter().find(|c| c.id == "samr-push.spot-check-result").expect("case");
+    assert!(case.evidence.iter().any(|e| e.method.contains("received by yrdx as SAMR")), "{:?}", case.evidence);
+
+    // Without an operator's certificate, parking and resend cannot be judged: incomplete.
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, false))).await.expect("suite loads");
+    assert_eq!(outcome(&report, "samr-push.parked-and-resent"), Outcome::Skip);
+    assert_eq!(report.verdict, "incomplete", "{:#?}", failures(&report));
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_skipping_package_numbers_fails_the_numbering_case() {
+    let (g, intake) = samr_push_gateway(Faults { skip_samr_package_numbers: true, ..Faults::default() }).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Fail);
+    assert_eq!(outcome(&report, "samr-push.risk-report"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.numbering").expect("case");
+    let gap = case.findings.iter().find(|f| f.assertion == "package numbers follow per day without gaps");
+    let gap = gap.unwrap_or_else(|| panic!("{:?}", case.findings));
+    assert!(gap.expected.ends_with("comes 0002"), "{gap:?}");
+    assert!(gap.actual.ends_with("-0003"), "{gap:?}");
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_ignoring_retry_after_fails_the_busy_case() {
+    let (g, intake) = samr_push_gateway(Faults { ignore_samr_retry_after: true, ..Faults::default() }).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.busy-retry-after"), Outcome::Fail);
+    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.busy-retry-after").expect("case");
+    let f = &case.findings[0];
+    assert_eq!(f.assertion, "after a busy answer, the next attempt waits the Retry-After", "{:?}", case.findings);
+    assert!(f.location.contains("429 with Retry-After: 2"), "{f:?}");
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn the_samr_intake_suite_waits_out_a_busy_intake() {
+    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let options_busy = IntakeOptions { busy_first: 2, ..IntakeOptions::default() };
+    let intake =
+        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options_busy).await.expect("intake");
+    let target = Target::Samr(Box::new(SamrTarget {
+        url: intake.url(),
+        server_name: "localhost".into(),
+        ca_pem: samr_ca.cert_pem.clone(),
+        identity: ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem },
+        sender: "310000".into(),
+    }));
+    let mut opts = options("samr-intake", target);
+    opts.run = vec!["samr-intake.ccjg-accepted".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(outcome(&report, "samr-intake.ccjg-accepted"), Outcome::Pass, "{:#?}", failures(&report));
+    let case = report.cases.iter().find(|c| c.id == "samr-intake.ccjg-accepted").expect("case");
+    let statuses: Vec<&str> = case.evidence.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["503", "503", "200"], "the busy answers are evidence too");
+    intake.stop();
+}
