@@ -42,13 +42,13 @@ pub enum ConformanceCommand {
 /// Where suites, vectors and the clause catalogue are.
 #[derive(Args, Clone)]
 pub struct Folders {
-    /// The suites folder (default: this source tree's conformance/suites).
+    /// The suites folder (default: the suites built into yrdx).
     #[arg(long)]
     suites: Option<PathBuf>,
-    /// The vectors folder (default: this source tree's conformance/vectors).
+    /// The vectors folder (default: the vectors built into yrdx).
     #[arg(long)]
     vectors: Option<PathBuf>,
-    /// The clause catalogue (default: conformance/requirements.toml).
+    /// The clause catalogue (default: the one built into yrdx).
     #[arg(long)]
     requirements: Option<PathBuf>,
 }
@@ -224,7 +224,7 @@ pub struct SimulateArgs {
     /// The name the gateway's certificate must carry.
     #[arg(long, default_value = "localhost")]
     server_name: String,
-    /// The scenario (default: conformance/scenarios/<partner>.toml).
+    /// The scenario (default: the partner's scenario built into yrdx).
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// How long to keep receiving after the scenario, seconds.
@@ -732,11 +732,14 @@ pub fn main(command: ConformanceCommand) -> ExitCode {
             return ExitCode::from(EXIT_TOOL);
         }
     };
-    match command {
+    let code = match command {
         ConformanceCommand::Run(a) => runtime.block_on(run(*a)),
         ConformanceCommand::List(a) => list(a),
         ConformanceCommand::Coverage(f) => coverage(f),
         ConformanceCommand::Simulate(a) => runtime.block_on(simulate(a)),
         ConformanceCommand::SamrIntake(a) => runtime.block_on(samr_intake(a)),
-    }
+    };
+    // The built-in material unpacked for this command (when it was used) goes with it.
+    yrdx_conformance::embedded::cleanup();
+    code
 }

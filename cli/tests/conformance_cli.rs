@@ -517,3 +517,44 @@ async fn the_simulators_run() {
     let _ = intake.wait();
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// An installed `yrdx`: the binary copied elsewhere, run from another folder, finds its suites,
+/// vectors, catalogue and scenarios inside itself — no source path is baked in — and leaves
+/// nothing behind in the temporary folder it unpacked them in.
+#[test]
+fn an_installed_binary_carries_its_suites_vectors_and_catalogue() {
+    let source_tree = std::fs::canonicalize(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")).expect("tree");
+    let install = temp_dir("installed");
+    let binary = install.join("yrdx");
+    std::fs::copy(env!("CARGO_BIN_EXE_yrdx"), &binary).expect("copy the binary");
+    let bytes = std::fs::read(&binary).expect("binary");
+    for material in ["conformance/suites", "conformance/vectors", "conformance/requirements.toml"] {
+        let baked = source_tree.join(material).display().to_string();
+        assert!(!bytes.windows(baked.len()).any(|w| w == baked.as_bytes()), "{baked} is baked into the binary");
+    }
+    let cwd = temp_dir("elsewhere");
+    let tmp = temp_dir("tmp");
+    let installed = |args: &[&str]| {
+        Command::new(&binary).args(args).current_dir(&cwd).env("TMPDIR", &tmp).output().expect("installed yrdx runs")
+    };
+    let o = installed(&["conformance", "list", "--suite", "samr-push"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("samr-push.numbering\trequired"), "{}", text(&o));
+    let o = installed(&["conformance", "coverage"]);
+    assert!(o.status.success() && text(&o).contains("Every clause is covered."), "{}", text(&o));
+    let o = installed(&["conformance", "run", "--suite", "formats", "--out", "reports"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("verdict pass"), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("reports/report.json")).expect("report")).expect("JSON");
+    assert!(json["cases"].as_array().expect("cases").len() > 100, "every vector became a case");
+    // The unpacked copy went with the command.
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // --suites overrides the built-in suites (here: a folder with no gateway suite).
+    let o = installed(&["conformance", "list", "--suite", "gateway", "--suites", "."]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    for d in [install, cwd, tmp] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

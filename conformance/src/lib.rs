@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod embedded;
 pub mod formats;
 pub mod html;
 pub mod junit;

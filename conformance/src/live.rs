@@ -6,6 +6,7 @@ use crate::suite::{Actor, ClientKind, LoadedCase, Placeholders, PlanSummaryStep,
 use crate::tls::{ClientIdentity, LegacyOutcome, TlsClient, TlsFacts};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -222,8 +223,9 @@ struct CaseRun<'a> {
 
 static MESSAGE_COUNTER: AtomicU32 = AtomicU32::new(1);
 
-/// Runs one case of the `gateway` or `tls` suite.
-pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholders) -> LiveOutcome {
+/// Runs one case of the `gateway` or `tls` suite; its records are built from the vectors in
+/// `vectors`.
+pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholders, vectors: &Path) -> LiveOutcome {
     let def = &case.def;
     if !def.partners.is_empty() && !def.partners.contains(&target.me.name) {
         return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
@@ -253,7 +255,7 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
         step: 0,
     };
     for (name, spec) in &def.records {
-        match crate::records::build(spec, fill, &crate::vectors::default_dir()) {
+        match crate::records::build(spec, fill, vectors) {
             Ok(r) => {
                 run.records.insert(name.clone(), r);
             }

@@ -39,7 +39,7 @@ mod tests {
             set: [("sampleId".to_string(), json!("S-${RUN}")), ("seller.name".to_string(), json!("某店"))].into(),
         };
         let fill = Placeholders::new(&[("RUN", "AB12CD".into())]);
-        let r = build(&spec, &fill, &crate::vectors::default_dir()).unwrap();
+        let r = build(&spec, &fill, &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")).unwrap();
         let Record::Sampling(s) = r else { panic!("a sampling record") };
         assert_eq!(s.sample_id, "S-AB12CD");
         assert_eq!(s.seller.unwrap().name, "某店");
@@ -53,7 +53,7 @@ mod tests {
             inline: None,
             set: [("year".to_string(), json!("not a year"))].into(),
         };
-        let e = build(&spec, &Placeholders::new(&[]), &crate::vectors::default_dir()).unwrap_err();
+        let e = build(&spec, &Placeholders::new(&[]), &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")).unwrap_err();
         assert!(e.contains("year"), "{e}");
     }
 }

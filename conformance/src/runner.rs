@@ -395,17 +395,17 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
             FormatsOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             FormatsOutcome::Error(m) => (Outcome::Error, m, vec![], vec![]),
         },
-        Target::Live(t) => match crate::live::run_case(case, t, fill).await {
+        Target::Live(t) => match crate::live::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
-        Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill).await {
+        Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill, &opts.vectors_dir).await {
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
-        Target::SamrPush(t) => match crate::samr_push_suite::run_case(case, t, fill).await {
+        Target::SamrPush(t) => match crate::samr_push_suite::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),

@@ -166,11 +166,16 @@ fn corrupt_digest(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Runs one case of the samr-intake suite.
-pub async fn run_case(case: &LoadedCase, target: &SamrTarget, fill: &Placeholders) -> SamrOutcome {
+/// Runs one case of the samr-intake suite; its records are built from the vectors in `vectors`.
+pub async fn run_case(
+    case: &LoadedCase,
+    target: &SamrTarget,
+    fill: &Placeholders,
+    vectors: &std::path::Path,
+) -> SamrOutcome {
     let mut records = BTreeMap::new();
     for (name, spec) in &case.def.records {
-        match crate::records::build(spec, fill, &crate::vectors::default_dir()) {
+        match crate::records::build(spec, fill, vectors) {
             Ok(r) => {
                 records.insert(name.clone(), r);
             }

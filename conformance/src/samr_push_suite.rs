@@ -95,8 +95,13 @@ struct PushRun<'a> {
     step: usize,
 }
 
-/// Runs one case of the `samr-push` suite.
-pub async fn run_case(case: &LoadedCase, target: &SamrPushTarget, fill: &Placeholders) -> LiveOutcome {
+/// Runs one case of the `samr-push` suite; its records are built from the vectors in `vectors`.
+pub async fn run_case(
+    case: &LoadedCase,
+    target: &SamrPushTarget,
+    fill: &Placeholders,
+    vectors: &std::path::Path,
+) -> LiveOutcome {
     let def = &case.def;
     if !def.partners.is_empty() && !def.partners.contains(&target.gateway.me.name) {
         return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
@@ -126,7 +131,7 @@ pub async fn run_case(case: &LoadedCase, target: &SamrPushTarget, fill: &Placeho
         step: 0,
     };
     for (name, spec) in &def.records {
-        match crate::records::build(spec, fill, &crate::vectors::default_dir()) {
+        match crate::records::build(spec, fill, vectors) {
             Ok(r) => {
                 run.records.insert(name.clone(), r);
             }

@@ -38,9 +38,9 @@ pub struct ScenarioSubmit {
 }
 
 impl Scenario {
-    /// The built-in scenario of a partner, in this source tree.
+    /// The built-in scenario of a partner (`conformance/scenarios`, [`crate::embedded`]).
     pub fn default_path(partner: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{partner}.toml"))
+        crate::embedded::path("scenarios").join(format!("{partner}.toml"))
     }
 
     /// Loads a scenario file.

@@ -551,9 +551,9 @@ pub enum SuiteError {
     Vectors(String),
 }
 
-/// The suites folder of this source tree.
+/// The suites built into the tool ([`crate::embedded`]).
 pub fn default_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("suites")
+    crate::embedded::path("suites")
 }
 
 /// Loads every case of `suite` from `dir/<suite>/*.toml` (sorted by file name), expanding vector

@@ -47,12 +47,17 @@ fn live(g: &TestGateway, me: &str, with_peer: bool) -> Target {
     }))
 }
 
+/// The conformance material of this source tree (the tool's built-in copy is tested in the cli).
+fn source(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance").join(rel)
+}
+
 fn options(suite: &str, target: Target) -> RunOptions {
     RunOptions {
         suite: suite.into(),
-        suites_dir: yrdx_conformance::suite::default_dir(),
-        vectors_dir: yrdx_conformance::vectors::default_dir(),
-        catalogue: yrdx_conformance::requirements::Catalogue::default_path(),
+        suites_dir: source("suites"),
+        vectors_dir: source("vectors"),
+        catalogue: source("requirements.toml"),
         run: vec![],
         skip: vec![],
         tags: vec![],
