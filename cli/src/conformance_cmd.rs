@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use yrdx_adapters::Partner;
 use yrdx_conformance::formats::FormatsTarget;
@@ -14,7 +15,6 @@ use yrdx_conformance::runner::{self, RunOptions, Target};
 use yrdx_conformance::samr_intake_suite::SamrTarget;
 use yrdx_conformance::samr_push_suite::SamrPushTarget;
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use std::sync::Arc;
 use yrdx_conformance::tls::{pem_fingerprint, ClientIdentity};
 
 /// Exit code when the tool or its configuration failed.

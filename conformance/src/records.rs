@@ -53,7 +53,9 @@ mod tests {
             inline: None,
             set: [("year".to_string(), json!("not a year"))].into(),
         };
-        let e = build(&spec, &Placeholders::new(&[]), &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")).unwrap_err();
+        let e =
+            build(&spec, &Placeholders::new(&[]), &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors"))
+                .unwrap_err();
         assert!(e.contains("year"), "{e}");
     }
 }

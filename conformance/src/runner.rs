@@ -329,9 +329,10 @@ fn target_names(target: &Target) -> (String, String) {
         }
         Target::Live(t) => (t.url.clone(), t.me.name.clone()),
         Target::Samr(t) => (t.url.clone(), String::new()),
-        Target::SamrPush(t) => {
-            (format!("{} (pushing to yrdx's SAMR intake at {})", t.gateway.url, t.intake.url()), t.gateway.me.name.clone())
-        }
+        Target::SamrPush(t) => (
+            format!("{} (pushing to yrdx's SAMR intake at {})", t.gateway.url, t.intake.url()),
+            t.gateway.me.name.clone(),
+        ),
     }
 }
 

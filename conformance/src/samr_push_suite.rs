@@ -11,8 +11,7 @@ use crate::live::{code_name, LiveOutcome, LiveTarget, PartnerProfile};
 use crate::report::{Evidence, Finding, Payload};
 use crate::samr_simulator::{IntakeEvent, PlannedAnswer, SamrIntake};
 use crate::suite::{
-    Actor, LoadedCase, Placeholders, SamrAnswerStep, SamrPackageStep, SamrParkedStep, SamrResendStep, Step,
-    SubmitStep,
+    Actor, LoadedCase, Placeholders, SamrAnswerStep, SamrPackageStep, SamrParkedStep, SamrResendStep, Step, SubmitStep,
 };
 use crate::tls::ClientIdentity;
 use serde_json::json;
@@ -72,7 +71,9 @@ pub async fn preflight(t: &SamrPushTarget) -> Result<(), String> {
         let sans = crate::tls::pem_san(&op.cert_pem);
         if !sans.iter().any(|s| s.starts_with("URI:urn:yrdx:operator:")) {
             let named = if sans.is_empty() { "no subject alternative name".to_string() } else { sans.join(", ") };
-            return Err(format!("--operator-cert: the certificate names {named}, not an operator (urn:yrdx:operator:…)"));
+            return Err(format!(
+                "--operator-cert: the certificate names {named}, not an operator (urn:yrdx:operator:…)"
+            ));
         }
     }
     Ok(())
@@ -234,7 +235,8 @@ impl PushRun<'_> {
             receiver: "310000".into(),
             sent_at: Some(crate::clock::now()),
         };
-        let bytes = p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
+        let bytes =
+            p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
         let (channel, facts) = self.target.gateway.channel(Some(&p.identity)).await?;
         let started = Instant::now();
         let result = ExchangeClient::new(channel).submit(SubmitRequest { document: bytes.bytes.clone() }).await;
@@ -278,7 +280,9 @@ impl PushRun<'_> {
             .iter()
             .map(|a| match (&a.reject, a.status) {
                 (Some(reason), _) => PlannedAnswer::Reject { reason: self.fill.fill(reason) },
-                (None, Some(status)) => PlannedAnswer::Busy { status, retry_after_secs: a.retry_after_secs.unwrap_or(2) },
+                (None, Some(status)) => {
+                    PlannedAnswer::Busy { status, retry_after_secs: a.retry_after_secs.unwrap_or(2) }
+                }
                 (None, None) => PlannedAnswer::Busy { status: 503, retry_after_secs: a.retry_after_secs.unwrap_or(2) },
             })
             .collect();
@@ -301,11 +305,8 @@ impl PushRun<'_> {
             let events = self.target.intake.events();
             let fresh = events.get(self.cursor..).unwrap_or_default();
             if let Some(number) = fresh.iter().find(|e| holds(e)).and_then(|e| e.number.clone()) {
-                let mine: Vec<(usize, &IntakeEvent)> = fresh
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.number.as_deref() == Some(number.as_str()))
-                    .collect();
+                let mine: Vec<(usize, &IntakeEvent)> =
+                    fresh.iter().enumerate().filter(|(_, e)| e.number.as_deref() == Some(number.as_str())).collect();
                 if let Some((i, last)) = mine.iter().rev().find(|(_, e)| e.status == 200) {
                     if last.accepted == s.expect.accepted || Instant::now() >= deadline {
                         let end = self.cursor + i + 1;
@@ -528,7 +529,9 @@ impl PushRun<'_> {
         let reply = admin.resend_package(ResendPackageRequest { number: number.clone() }).await;
         let (status, view) = match &reply {
             Ok(r) => ("OK".to_string(), json!({"requeued": r.get_ref().requeued})),
-            Err(st) => (code_name(st.code()).to_string(), json!({"code": code_name(st.code()), "message": st.message()})),
+            Err(st) => {
+                (code_name(st.code()).to_string(), json!({"code": code_name(st.code()), "message": st.message()}))
+            }
         };
         self.evidence.push(Evidence {
             step: self.step,

@@ -17,6 +17,8 @@ pub struct Faults {
     /// SAMR docking: retry a package SAMR answered `429`/`503` at once, ignoring its
     /// `Retry-After`.
     pub ignore_samr_retry_after: bool,
+    /// SAMR docking: treat a package SAMR rejected as done instead of parking it for an operator.
+    pub drop_rejected_samr_packages: bool,
 }
 
 impl Faults {
@@ -39,6 +41,16 @@ impl Faults {
             sequence.saturating_mul(2).saturating_sub(1)
         } else {
             sequence
+        }
+    }
+
+    /// The state a package SAMR rejected is left in: `parked`, or `accepted` when the fault
+    /// drops rejections.
+    pub(crate) fn samr_rejected_state(&self) -> &'static str {
+        if self.drop_rejected_samr_packages {
+            "accepted"
+        } else {
+            "parked"
         }
     }
 

@@ -212,7 +212,10 @@ impl SamrPusher {
             let (state, next, reason) = match result {
                 Ok((200, _, body)) => match samr::decode_receipt(&body) {
                     Ok(r) if r.number == pkg.number && r.accepted => ("accepted", 0, String::new()),
-                    Ok(r) if r.number == pkg.number => ("parked", 0, format!("rejected by SAMR: {}", r.reason)),
+                    Ok(r) if r.number == pkg.number => {
+                        // Fault hook (feature `fault-injection`): "parked" unless a test drops rejections.
+                        (self.faults.samr_rejected_state(), 0, format!("rejected by SAMR: {}", r.reason))
+                    }
                     Ok(r) => ("pending", backoff(attempt), format!("receipt for another package {}", r.number)),
                     Err(e) => ("pending", backoff(attempt), format!("unreadable receipt: {e}")),
                 },

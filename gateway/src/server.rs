@@ -125,7 +125,8 @@ async fn start_inner(
     let store_path = config.resolve(&config.store);
     let store = Arc::new(SqliteStore::open(&store_path)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
+    let pusher =
+        crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
     let gateway = Arc::new(gateway);

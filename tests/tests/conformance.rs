@@ -458,3 +458,19 @@ async fn the_samr_intake_suite_waits_out_a_busy_intake() {
     assert_eq!(statuses, ["503", "503", "200"], "the busy answers are evidence too");
     intake.stop();
 }
+
+#[tokio::test]
+async fn a_gateway_dropping_rejected_packages_fails_the_parking_case() {
+    let (g, intake) = samr_push_gateway(Faults { drop_rejected_samr_packages: true, ..Faults::default() }).await;
+    let mut opts = options("samr-push", samr_push(&g, &intake, true));
+    opts.run = vec!["samr-push.parked-and-resent".into(), "samr-push.risk-report".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.parked-and-resent"), Outcome::Fail, "{:#?}", failures(&report));
+    assert_eq!(outcome(&report, "samr-push.risk-report"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.parked-and-resent").expect("case");
+    assert_eq!(case.findings[0].assertion, "a package SAMR rejected is parked for an operator, never dropped");
+    assert_eq!(case.findings[0].actual, "(none parked)");
+    intake.stop();
+    g.stop().await;
+}
