@@ -277,6 +277,12 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             | Step::SamrParked(_)
             | Step::SamrResend(_)
             | Step::SamrNumbering => Err("samr_* steps belong to the samr-push suite".to_string()),
+            Step::PartnerSubmits(_)
+            | Step::PartnerTls
+            | Step::Deliver(_)
+            | Step::PartnerAcks(_)
+            | Step::Redeliver(_)
+            | Step::PartnerAnswers(_) => Err("partner_* steps belong to the partner-endpoint suite".to_string()),
             Step::PlanSummary(s) => run.plan_summary(s).await,
             Step::Wait(w) => {
                 let wait = match w.ms {

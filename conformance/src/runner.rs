@@ -24,6 +24,8 @@ pub enum Target {
     Samr(Box<SamrTarget>),
     /// The `samr-push` suite.
     SamrPush(Box<SamrPushTarget>),
+    /// The `partner-endpoint` suite.
+    PartnerEndpoint(Box<crate::partner_endpoint_suite::PartnerEndpointTarget>),
 }
 
 /// Everything a run needs.
@@ -254,7 +256,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
         Target::Samr(t) => crate::samr_intake_suite::preflight(t).await.map_err(RunError::Preflight)?,
         Target::SamrPush(t) => crate::samr_push_suite::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::Formats(_) => {}
+        Target::Formats(_) | Target::PartnerEndpoint(_) => {}
     }
     let (run_id, token) = run_token();
     let live = match &opts.target {
@@ -262,7 +264,16 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         Target::SamrPush(t) => Some(&t.gateway),
         _ => None,
     };
-    let fill = placeholders(&token, live);
+    let fill = match &opts.target {
+        Target::PartnerEndpoint(t) => Placeholders::new(&[
+            ("RUN", token.clone()),
+            ("EPOCH", crate::clock::now().seconds.to_string()),
+            ("REGION", t.gateway.region.clone()),
+            ("PARTNER", t.partner.clone()),
+            ("PEER_REGION", "310000".to_string()),
+        ]),
+        _ => placeholders(&token, live),
+    };
     if let Target::Samr(_) = &opts.target {
         crate::samr_intake_suite::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
@@ -332,6 +343,10 @@ fn target_names(target: &Target) -> (String, String) {
         Target::SamrPush(t) => (
             format!("{} (pushing to yrdx's SAMR intake at {})", t.gateway.url, t.intake.url()),
             t.gateway.me.name.clone(),
+        ),
+        Target::PartnerEndpoint(t) => (
+            format!("{}'s system (connecting to yrdx as the gateway at {})", t.partner, t.gateway.url()),
+            t.partner.clone(),
         ),
     }
 }
@@ -406,6 +421,16 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
+        Target::PartnerEndpoint(t) => {
+            match crate::partner_endpoint_suite::run_case(case, t, fill, &opts.vectors_dir).await {
+                LiveOutcome::Ran(f, e) => {
+                    (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e)
+                }
+                LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
+                LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
+                LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
+            }
+        }
         Target::SamrPush(t) => match crate::samr_push_suite::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),

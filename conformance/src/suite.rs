@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The suites this tool knows how to run.
-pub const SUITES: [&str; 5] = ["formats", "gateway", "tls", "samr-intake", "samr-push"];
+pub const SUITES: [&str; 6] = ["formats", "gateway", "tls", "samr-intake", "samr-push", "partner-endpoint"];
 
 /// One case file: a group of a suite.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +160,75 @@ pub enum Step {
     /// `samr-push`: every package number seen in the run follows per day without gaps, and
     /// none is reused for other bytes.
     SamrNumbering,
+    /// `partner-endpoint`: wait for the partner's documents and judge every one.
+    PartnerSubmits(PartnerSubmitsStep),
+    /// `partner-endpoint`: every connection of the partner's client was mutual TLS 1.2+ with its
+    /// certificate.
+    PartnerTls,
+    /// `partner-endpoint`: deliver records to the partner (from Shanghai, in its format).
+    Deliver(DeliverStep),
+    /// `partner-endpoint`: the partner acknowledges a saved delivery.
+    PartnerAcks(PartnerAcksStep),
+    /// `partner-endpoint`: send a saved delivery again, same id (as after a lost Ack).
+    Redeliver(RedeliverStep),
+    /// `partner-endpoint`: the partner answers a delivered case transfer (once).
+    PartnerAnswers(PartnerAnswersStep),
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Waits for the partner's documents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSubmitsStep {
+    /// At least this many documents in all (default 1).
+    #[serde(default = "one")]
+    pub count: usize,
+    /// How long to wait (default `--partner-wait-secs`).
+    pub within_ms: Option<u64>,
+}
+
+/// Delivers records to the partner.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverStep {
+    /// Record names of the case, in one document.
+    pub records: Vec<String>,
+    /// Keep the delivery id under this name.
+    pub save: Option<String>,
+}
+
+/// The partner acknowledges a delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAcksStep {
+    /// The saved delivery.
+    pub delivery: String,
+    /// How long to wait (default `--partner-wait-secs`).
+    pub within_ms: Option<u64>,
+}
+
+/// Sends a delivery again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverStep {
+    /// The saved delivery.
+    pub delivery: String,
+}
+
+/// The partner answers a case transfer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAnswersStep {
+    /// The case-transfer record of the case.
+    pub record: String,
+    /// How long to wait (default `--partner-wait-secs`); with `once`, the whole wait.
+    pub within_ms: Option<u64>,
+    /// Wait the whole time and assert no second event was made for the case.
+    #[serde(default)]
+    pub once: bool,
 }
 
 /// One planned answer of the SAMR intake: busy (`status` 429 or 503 with `retry_after_secs`),
@@ -631,6 +700,8 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
             Step::Receive(s) => &s.records,
             Step::SamrPush(s) => &s.records,
             Step::SamrPackage(s) => &s.records,
+            Step::Deliver(s) => &s.records,
+            Step::PartnerAnswers(s) => std::slice::from_ref(&s.record),
             Step::SamrAnswer(a) => {
                 for x in &a.answers {
                     match (x.status, &x.reject) {

@@ -474,3 +474,140 @@ async fn a_gateway_dropping_rejected_packages_fails_the_parking_case() {
     intake.stop();
     g.stop().await;
 }
+
+/// yrdx as the gateway for one partner's system (the `partner-endpoint` suite), with the partner's
+/// client certificate issued by the same test CA.
+async fn partner_endpoint(
+    partner: &str,
+) -> (yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget, LiveTarget) {
+    let ca = yrdx_gateway::pki::CertificateAuthority::new("partner-endpoint test CA").expect("ca");
+    let server = ca.issue_server().expect("server cert");
+    let client = ca.issue_client(&yrdx_gateway::pki::partner_identity(partner), false).expect("client cert");
+    let me = PartnerProfile::known(partner, ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem })
+        .expect("known partner");
+    let gateway = yrdx_conformance::partner_endpoint_suite::PartnerFacingGateway::start(
+        "127.0.0.1:0",
+        &server.cert_pem,
+        &server.key_pem,
+        &ca.cert_pem,
+        me.format,
+        &me.region,
+    )
+    .await
+    .expect("partner-facing gateway starts");
+    let partner_side = LiveTarget {
+        url: gateway.url(),
+        server_name: "localhost".into(),
+        ca_pem: ca.cert_pem.clone(),
+        me,
+        peer: None,
+        issuing_ca: None,
+        burst: None,
+        oversized_bytes: None,
+        step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+        visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
+    };
+    let target = yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget {
+        partner: partner.into(),
+        gateway: std::sync::Arc::new(gateway),
+        wait: std::time::Duration::from_secs(15),
+    };
+    (target, partner_side)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_partner_endpoint_suite_passes_the_well_behaved_partner() {
+    for partner in ["jiangsu", "zhejiang", "beijing"] {
+        let (target, partner_side) = partner_endpoint(partner).await;
+        let scenario = yrdx_conformance::simulate::Scenario::load(&source(&format!("scenarios/{partner}.toml")))
+            .expect("scenario");
+        let gateway = target.gateway.clone();
+        let opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+        // The partner's system runs beside the suite, as it would at the partner's.
+        let suite = runner::run(&opts);
+        let mut quiet = |_: &str| {};
+        let simulator =
+            yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(25), &mut quiet);
+        tokio::pin!(suite, simulator);
+        let report = tokio::select! {
+            r = &mut suite => r,
+            s = &mut simulator => panic!("{partner}: the simulator ended before the suite: {s:?}"),
+        }
+        .expect("suite loads");
+        assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
+        assert_eq!(report.summary.pass, report.cases.len(), "{partner}: {:?}", report.summary);
+        gateway.stop();
+    }
+}
+
+/// A partner's system that gets two things wrong: it names another region as its sender, and it
+/// answers a case transfer sent again as a new event (a fresh event id each time).
+async fn broken_partner(t: LiveTarget) {
+    use yrdx_proto::v1::exchange_client::ExchangeClient;
+    use yrdx_proto::v1::{AckRequest, CaseAction, CaseEvent, CaseFeedback, ReceiveRequest, SubmitRequest};
+    let (channel, _) = t.channel(Some(&t.me.identity)).await.expect("channel");
+    let mut client = ExchangeClient::new(channel);
+    let envelope = |id: &str, sender: &str| yrdx_proto::v1::Envelope {
+        message_id: id.into(),
+        sender: sender.into(),
+        receiver: "310000".into(),
+        sent_at: Some(yrdx_conformance::clock::now()),
+    };
+    let signal = yrdx_tests::vector_record(yrdx_adapters::Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
+    let forged = t.me.format.encode(&envelope("BROKEN-0001", "330000"), &[signal], 1).expect("encodes").bytes;
+    let _ = client.submit(SubmitRequest { document: forged }).await;
+    let mut answers = 0u32;
+    loop {
+        let Ok(stream) = client.receive(ReceiveRequest { max_unacked: 8 }).await else { return };
+        let mut stream = stream.into_inner();
+        while let Ok(Some(d)) = stream.message().await {
+            let Ok(doc) = t.me.format.decode(&d.document, &Default::default()) else { continue };
+            for r in doc.records {
+                if let yrdx_adapters::Record::CaseTransfer(c) = r {
+                    answers += 1;
+                    let feedback = yrdx_adapters::Record::CaseFeedback(CaseFeedback {
+                        case_id: c.case_id.clone(),
+                        event: Some(CaseEvent {
+                            event_id: format!("EV-BROKEN-{answers:04}"),
+                            at: Some(yrdx_conformance::clock::now()),
+                            by_region: t.me.region.clone(),
+                            action: CaseAction::Accept as i32,
+                            note: "已接收".into(),
+                            amount: None,
+                        }),
+                    });
+                    let id = format!("BROKEN-FK-{answers:04}");
+                    let doc = t.me.format.encode(&envelope(&id, &t.me.region), &[feedback], 1).expect("encodes");
+                    let _ = client.submit(SubmitRequest { document: doc.bytes }).await;
+                }
+            }
+            let _ = client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_forging_its_sender_and_reprocessing_a_redelivery_fails() {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    let partner = tokio::spawn(broken_partner(partner_side));
+    let gateway = target.gateway.clone();
+    let report =
+        runner::run(&options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)))).await.expect("loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "partner-endpoint.documents"), Outcome::Fail);
+    assert_eq!(outcome(&report, "partner-endpoint.redelivery-not-reprocessed"), Outcome::Fail);
+    assert_eq!(outcome(&report, "partner-endpoint.tls-client"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.plan-acknowledged"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.case-transfer-answered"), Outcome::Pass);
+    let docs = report.cases.iter().find(|c| c.id == "partner-endpoint.documents").expect("case");
+    assert!(
+        docs.findings.iter().any(|f| f.location.ends_with("envelope.sender") && f.actual == "330000"),
+        "{:?}",
+        docs.findings
+    );
+    let again = report.cases.iter().find(|c| c.id == "partner-endpoint.redelivery-not-reprocessed").expect("case");
+    assert_eq!(again.findings[0].assertion, "a redelivered case transfer is not processed again (no second event)");
+    gateway.stop();
+    partner.abort();
+}
