@@ -9,6 +9,7 @@ use std::time::Duration;
 use yrdx_adapters::Partner;
 use yrdx_conformance::formats::FormatsTarget;
 use yrdx_conformance::live::{LiveTarget, PartnerProfile};
+use yrdx_conformance::partner_endpoint_suite::{PartnerEndpointTarget, PartnerFacingGateway};
 use yrdx_conformance::report::Input;
 use yrdx_conformance::requirements::Catalogue;
 use yrdx_conformance::runner::{self, RunOptions, Target};
@@ -23,7 +24,7 @@ const EXIT_TOOL: u8 = 2;
 /// `yrdx conformance …`
 #[derive(Subcommand)]
 pub enum ConformanceCommand {
-    /// Run a suite (formats, gateway, tls, samr-intake, samr-push) and write JSON, JUnit and HTML
+    /// Run a suite (formats, gateway, tls, samr-intake, samr-push, partner-endpoint) and write JSON, JUnit and HTML
     /// reports.
     /// Exit 0: every required case passed; 1: the system under test failed; 2: the tool or its
     /// configuration failed.
@@ -81,10 +82,11 @@ pub struct ListArgs {
 /// `yrdx conformance run`.
 #[derive(Args)]
 pub struct RunArgs {
-    /// The suite: formats, gateway, tls, samr-intake or samr-push.
+    /// The suite: formats, gateway, tls, samr-intake, samr-push or partner-endpoint.
     #[arg(long)]
     suite: String,
-    /// The partner to act as (gateway, tls, samr-push): jiangsu, zhejiang, beijing or shanghai.
+    /// The partner to act as (gateway, tls, samr-push): jiangsu, zhejiang, beijing or shanghai;
+    /// partner-endpoint: the partner whose system is certified.
     #[arg(long = "as")]
     acting_as: Option<String>,
     /// The gateway's URL (gateway, tls, samr-push): https://127.0.0.1:7443.
@@ -101,9 +103,24 @@ pub struct RunArgs {
     #[arg(long)]
     pki: Option<PathBuf>,
     /// samr-push: where yrdx's SAMR intake listens — the address of the gateway's
-    /// `[samr] intake_url` (`https://127.0.0.1:8443/v1/packages` → 127.0.0.1:8443).
+    /// `[samr] intake_url` (`https://127.0.0.1:8443/v1/packages` → 127.0.0.1:8443);
+    /// partner-endpoint: where yrdx listens as the gateway for the partner's system.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: String,
+    /// partner-endpoint: yrdx's server certificate toward the partner, PEM (default from --pki:
+    /// `server.pem`).
+    #[arg(long)]
+    server_cert: Option<PathBuf>,
+    /// partner-endpoint: its private key, PEM (`server.key`).
+    #[arg(long)]
+    server_key: Option<PathBuf>,
+    /// partner-endpoint: the CA of the partner's client certificate, PEM (`ca.pem`).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// partner-endpoint: seconds each step waits for the partner's system (to connect, submit,
+    /// acknowledge, answer).
+    #[arg(long, default_value_t = 60)]
+    partner_wait_secs: u64,
     /// samr-push: the intake's server certificate, PEM (the gateway's `[samr] ca` must trust it,
     /// and `[samr] server_name` must be in it).
     #[arg(long)]
@@ -293,6 +310,11 @@ impl RunArgs {
         }
         self.issuing_ca_cert = self.issuing_ca_cert.take().or_else(|| file("ca.pem".into()));
         self.issuing_ca_key = self.issuing_ca_key.take().or_else(|| file("ca.key".into()));
+        if self.suite == "partner-endpoint" {
+            self.server_cert = self.server_cert.take().or_else(|| file("server.pem".into()));
+            self.server_key = self.server_key.take().or_else(|| file("server.key".into()));
+            self.client_ca = self.client_ca.take().or_else(|| file("ca.pem".into()));
+        }
         if self.suite == "samr-push" {
             self.operator_cert = self.operator_cert.take().or_else(|| file("ops.pem".into()));
             self.operator_key = self.operator_key.take().or_else(|| file("ops.key".into()));
@@ -323,6 +345,8 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
         ("--operator-cert", &a.operator_cert),
         ("--intake-cert", &a.intake_cert),
         ("--intake-client-ca", &a.intake_client_ca),
+        ("--server-cert", &a.server_cert),
+        ("--client-ca", &a.client_ca),
     ] {
         if let Some(p) = path {
             let fp = std::fs::read_to_string(p).ok().and_then(|t| pem_fingerprint(&t)).unwrap_or_default();
@@ -335,6 +359,7 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
         ("--issuing-ca-key", &a.issuing_ca_key),
         ("--operator-key", &a.operator_key),
         ("--intake-key", &a.intake_key),
+        ("--server-key", &a.server_key),
     ] {
         if path.is_some() {
             out.push(Input { name: name.into(), value: "<redacted>".into() });
@@ -342,6 +367,10 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
     }
     out.push(Input { name: "--server-name".into(), value: a.server_name.clone() });
     out.push(Input { name: "--peer".into(), value: a.peer.clone() });
+    if a.suite == "partner-endpoint" {
+        out.push(Input { name: "--listen".into(), value: a.listen.clone() });
+        out.push(Input { name: "--partner-wait-secs".into(), value: a.partner_wait_secs.to_string() });
+    }
     if a.suite == "samr-push" {
         out.push(Input { name: "--listen".into(), value: a.listen.clone() });
         out.push(Input { name: "--package-wait-secs".into(), value: a.package_wait_secs.to_string() });
@@ -415,6 +444,28 @@ async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
     })))
 }
 
+/// The partner-endpoint target: yrdx's gateway for the partner started on `--listen`.
+async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, String> {
+    let name = a.acting_as.clone().ok_or("--as is required: the partner whose system is certified")?;
+    let (_, region, format) = yrdx_gateway::pki::DEV_PARTNERS
+        .iter()
+        .find(|(n, _, _)| *n == name && *n != "shanghai")
+        .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang or beijing"))?;
+    let format = Partner::from_name(format).ok_or_else(|| format!("--as {name}: no format {format}"))?;
+    let cert = required("--server-cert", &a.server_cert)?;
+    let key = required("--server-key", &a.server_key)?;
+    let client_ca = required("--client-ca", &a.client_ca)?;
+    let gateway = PartnerFacingGateway::start(&a.listen, &cert, &key, &client_ca, format, region)
+        .await
+        .map_err(|e| e.to_string())?;
+    say(&format!("yrdx listens as the gateway for {name} on {}: start the partner's system now", gateway.url()));
+    Ok(Target::PartnerEndpoint(Box::new(PartnerEndpointTarget {
+        partner: name,
+        gateway: Arc::new(gateway),
+        wait: Duration::from_secs(a.partner_wait_secs.max(1)),
+    })))
+}
+
 fn target(a: &RunArgs) -> Result<Target, String> {
     match a.suite.as_str() {
         "formats" => match (&a.translator, &a.format) {
@@ -439,8 +490,10 @@ fn target(a: &RunArgs) -> Result<Target, String> {
             identity: ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? },
             sender: "310000".into(),
         }))),
-        "samr-push" => Err("the samr-push target is started by samr_push_target".into()),
-        other => Err(format!("--suite {other}: expected formats, gateway, tls, samr-intake or samr-push")),
+        "samr-push" | "partner-endpoint" => Err(format!("the {} target is started asynchronously", a.suite)),
+        other => {
+            Err(format!("--suite {other}: expected formats, gateway, tls, samr-intake, samr-push or partner-endpoint"))
+        }
     }
 }
 
@@ -464,7 +517,11 @@ async fn run(mut a: RunArgs) -> ExitCode {
         ExitCode::from(EXIT_TOOL)
     };
     a.apply_pki();
-    let target = if a.suite == "samr-push" { samr_push_target(&a).await } else { target(&a) };
+    let target = match a.suite.as_str() {
+        "samr-push" => samr_push_target(&a).await,
+        "partner-endpoint" => partner_endpoint_target(&a).await,
+        _ => target(&a),
+    };
     let target = match target {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -595,6 +652,13 @@ fn list(a: ListArgs) -> ExitCode {
 fn target_name(a: &RunArgs) -> String {
     if a.suite == "samr-push" {
         return format!("{} (yrdx plays SAMR on {})", a.gateway.clone().unwrap_or_default(), a.listen);
+    }
+    if a.suite == "partner-endpoint" {
+        return format!(
+            "{}'s system (yrdx plays the gateway on {})",
+            a.acting_as.clone().unwrap_or_default(),
+            a.listen
+        );
     }
     a.gateway
         .clone()

@@ -558,3 +558,53 @@ fn an_installed_binary_carries_its_suites_vectors_and_catalogue() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// docs/conformance.md's partner certification: yrdx listens as the gateway, the partner's system
+/// (here the simulator, as a stand-in) connects with its development certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_line() {
+    let dir = temp_dir("partner-endpoint");
+    let o = yrdx().args(["pki", "init", "--dir"]).arg(&dir).output().expect("pki init");
+    assert!(o.status.success(), "{}", text(&o));
+    let pki = dir.join("pki");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut suite = yrdx()
+        .args(["conformance", "run", "--suite", "partner-endpoint", "--as", "zhejiang", "--listen", &listen])
+        .arg("--pki")
+        .arg(&pki)
+        .args(["--partner-wait-secs", "20"])
+        .arg("--out")
+        .arg(dir.join("reports"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("suite starts");
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "yrdx listens as the gateway");
+    let mut partner = yrdx()
+        .args(["conformance", "simulate", "--partner", "zhejiang", "--gateway", &format!("https://{listen}")])
+        .arg("--cert")
+        .arg(pki.join("zhejiang.pem"))
+        .arg("--key")
+        .arg(pki.join("zhejiang.key"))
+        .arg("--ca")
+        .arg(pki.join("ca.pem"))
+        .args(["--listen-secs", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the partner's system starts");
+    let o = tokio::task::spawn_blocking(move || suite.wait_with_output().expect("suite ends")).await.expect("join");
+    let _ = partner.kill();
+    let _ = partner.wait();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("5 pass, 0 fail") && text(&o).contains("verdict pass"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,7 +51,8 @@ pub enum EndpointError {
     },
 }
 
-/// One TLS connection the partner's client opened (or tried to).
+/// One TLS connection the partner's client opened (or tried to; a connection closed before any
+/// handshake, a port probe, is not kept).
 #[derive(Debug, Clone)]
 pub struct ConnectionSeen {
     /// When.
@@ -175,6 +176,8 @@ impl PartnerFacingGateway {
                             let version = session.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
                             (Some(tls), (sans, Ok(version)))
                         }
+                        // Closed before any handshake: a port probe, not a TLS client.
+                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
                         Ok(Err(e)) => (None, (vec![], Err(e.to_string()))),
                         Err(_) => (None, (vec![], Err("no handshake within 10 s".to_string()))),
                     };
