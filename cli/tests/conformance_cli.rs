@@ -569,7 +569,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
     let pki = dir.join("pki");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let listen = format!("127.0.0.1:{port}");
-    let mut suite = yrdx()
+    let suite = yrdx()
         .args(["conformance", "run", "--suite", "partner-endpoint", "--as", "zhejiang", "--listen", &listen])
         .arg("--pki")
         .arg(&pki)
