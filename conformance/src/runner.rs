@@ -1,13 +1,13 @@
 //! The suite runner: selects cases (`--run`/`--skip` globs, the partner), runs them one by one
 //! showing progress, applies `--known-failing`, and writes the JSON, JUnit and HTML reports.
 
-use crate::formats::{FormatsOutcome, FormatsTarget};
-use crate::live::{LiveOutcome, LiveTarget};
 use crate::report::{beijing_now, CaseReport, Input, Outcome, RunReport, REPORT_FORMAT};
 use crate::requirements::Catalogue;
-use crate::samr_intake_suite::{SamrOutcome, SamrTarget};
-use crate::samr_push_suite::SamrPushTarget;
 use crate::suite::{self, glob_match, LoadedCase, Placeholders};
+use crate::suites::formats::{FormatsOutcome, FormatsTarget};
+use crate::suites::live::{LiveOutcome, LiveTarget};
+use crate::suites::samr_intake::{SamrOutcome, SamrTarget};
+use crate::suites::samr_push::SamrPushTarget;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub enum Target {
     /// The `samr-push` suite.
     SamrPush(Box<SamrPushTarget>),
     /// The `partner-endpoint` suite.
-    PartnerEndpoint(Box<crate::partner_endpoint_suite::PartnerEndpointTarget>),
+    PartnerEndpoint(Box<crate::suites::partner_endpoint::PartnerEndpointTarget>),
 }
 
 /// Everything a run needs.
@@ -253,9 +253,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     // Before any case: a target the tool cannot test properly would make cases fail (or, worse,
     // a refusal case pass) for reasons that are the configuration's, not the target's.
     match &opts.target {
-        Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::Samr(t) => crate::samr_intake_suite::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::SamrPush(t) => crate::samr_push_suite::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Live(t) => crate::suites::live::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Samr(t) => crate::suites::samr_intake::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::SamrPush(t) => crate::suites::samr_push::preflight(t).await.map_err(RunError::Preflight)?,
         Target::Formats(_) | Target::PartnerEndpoint(_) => {}
     }
     let (run_id, token) = run_token();
@@ -275,7 +275,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
         _ => placeholders(&token, live),
     };
     if let Target::Samr(_) = &opts.target {
-        crate::samr_intake_suite::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
+        crate::suites::samr_intake::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
     let (target_text, acting_as) = target_names(&opts.target);
     let started_at = beijing_now();
@@ -404,25 +404,25 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
     }
     let started = Instant::now();
     let (outcome, message, findings, evidence) = match &opts.target {
-        Target::Formats(t) => match crate::formats::run_case(case, t) {
+        Target::Formats(t) => match crate::suites::formats::run_case(case, t) {
             FormatsOutcome::Ran(f, e) => {
                 (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e)
             }
             FormatsOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             FormatsOutcome::Error(m) => (Outcome::Error, m, vec![], vec![]),
         },
-        Target::Live(t) => match crate::live::run_case(case, t, fill, &opts.vectors_dir).await {
+        Target::Live(t) => match crate::suites::live::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
-        Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill, &opts.vectors_dir).await {
+        Target::Samr(t) => match crate::suites::samr_intake::run_case(case, t, fill, &opts.vectors_dir).await {
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
         Target::PartnerEndpoint(t) => {
-            match crate::partner_endpoint_suite::run_case(case, t, fill, &opts.vectors_dir).await {
+            match crate::suites::partner_endpoint::run_case(case, t, fill, &opts.vectors_dir).await {
                 LiveOutcome::Ran(f, e) => {
                     (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e)
                 }
@@ -431,7 +431,7 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
                 LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
             }
         }
-        Target::SamrPush(t) => match crate::samr_push_suite::run_case(case, t, fill, &opts.vectors_dir).await {
+        Target::SamrPush(t) => match crate::suites::samr_push::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
@@ -469,11 +469,11 @@ pub fn write_reports(report: &RunReport, dir: &Path) -> Result<Written, RunError
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let written =
         Written { json: dir.join("report.json"), junit: dir.join("junit.xml"), html: dir.join("report.html") };
-    let json = serde_json::to_vec_pretty(report).map_err(|e| RunError::Config(e.to_string()))?;
+    let json = crate::report::json::render(report).map_err(|e| RunError::Config(e.to_string()))?;
     for (path, bytes) in [
         (&written.json, json),
-        (&written.junit, crate::junit::render(report).into_bytes()),
-        (&written.html, crate::html::render(report).into_bytes()),
+        (&written.junit, crate::report::junit::render(report).into_bytes()),
+        (&written.html, crate::report::html::render(report).into_bytes()),
     ] {
         std::fs::write(path, bytes).map_err(|e| io(path, e))?;
     }

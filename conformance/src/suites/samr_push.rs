@@ -7,12 +7,12 @@
 //! through the gateway's Admin service — parking and resend. A last case judges the numbering of
 //! every package the run saw: per day, without gaps, never reused for other bytes.
 
-use crate::live::{code_name, LiveOutcome, LiveTarget, PartnerProfile};
 use crate::report::{Evidence, Finding, Payload};
-use crate::samr_simulator::{IntakeEvent, PlannedAnswer, SamrIntake};
+use crate::sim::samr::{IntakeEvent, PlannedAnswer, SamrIntake};
 use crate::suite::{
     Actor, LoadedCase, Placeholders, SamrAnswerStep, SamrPackageStep, SamrParkedStep, SamrResendStep, Step, SubmitStep,
 };
+use crate::suites::live::{code_name, LiveOutcome, LiveTarget, PartnerProfile};
 use crate::tls::ClientIdentity;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -66,7 +66,7 @@ pub const DEFAULT_PACKAGE_WAIT: Duration = Duration::from_secs(90);
 /// Checks, before any case, that the gateway answers as the partner, and that the operator's
 /// certificate is an operator's.
 pub async fn preflight(t: &SamrPushTarget) -> Result<(), String> {
-    crate::live::preflight(&t.gateway).await?;
+    crate::suites::live::preflight(&t.gateway).await?;
     if let Some(op) = &t.operator {
         let sans = crate::tls::pem_san(&op.cert_pem);
         if !sans.iter().any(|s| s.starts_with("URI:urn:yrdx:operator:")) {

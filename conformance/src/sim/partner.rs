@@ -2,8 +2,8 @@
 //! acknowledges its deliveries, and answers case transfers addressed to its region with an ACCEPT
 //! feedback — what `yrdx conformance simulate` runs and `yrdx demo` drives.
 
-use crate::live::{LiveTarget, PartnerProfile};
 use crate::suite::RecordSpec;
+use crate::suites::live::{LiveTarget, PartnerProfile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ impl PartnerSimulator {
         };
         let bytes = self.me.format.encode(&envelope, records, 1).map_err(|e| e.to_string())?.bytes;
         let reply = self.client.submit(SubmitRequest { document: bytes.clone() }).await.map_err(|s| {
-            format!("{} {message_id}: {}: {}", self.me.name, crate::live::code_name(s.code()), s.message())
+            format!("{} {message_id}: {}: {}", self.me.name, crate::suites::live::code_name(s.code()), s.message())
         })?;
         Ok((bytes, reply.into_inner()))
     }

@@ -6,9 +6,9 @@
 //! delivery acknowledged, a redelivered case transfer not answered a second time as a new event)
 //! and its TLS client behaviour (a certificate naming the partner, TLS 1.2 or later).
 
-use crate::live::LiveOutcome;
 use crate::report::{Evidence, Finding, Payload};
 use crate::suite::{LoadedCase, Placeholders, Step};
+use crate::suites::live::LiveOutcome;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;

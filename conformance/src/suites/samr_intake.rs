@@ -45,7 +45,7 @@ pub async fn preflight(target: &SamrTarget) -> Result<(), String> {
         Some(&target.identity),
         &target.server_name,
         &[b"http/1.1"],
-        crate::live::DEFAULT_STEP_TIMEOUT,
+        crate::suites::live::DEFAULT_STEP_TIMEOUT,
     )
     .await
     .map(|_| ())
