@@ -529,13 +529,13 @@ async fn run(mut a: RunArgs) -> ExitCode {
     if let Some(path) = &a.rerun_failed {
         match runner::failed_in(path, &a.suite) {
             Ok(ids) => a.run.extend(ids),
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
     }
     let known_failing = match &a.known_failing {
         Some(p) => match runner::read_known_failing(p) {
             Ok(k) => k,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         },
         None => Default::default(),
     };
@@ -711,7 +711,7 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             .ok_or_else(|| format!("--partner {}: expected jiangsu, zhejiang or beijing", a.partner))?;
         let scenario_path =
             a.scenario.clone().unwrap_or_else(|| yrdx_conformance::simulate::Scenario::default_path(&a.partner));
-        let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path)?;
+        let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path).map_err(|e| e.to_string())?;
         let target = LiveTarget {
             url: a.gateway.clone(),
             server_name: a.server_name.clone(),

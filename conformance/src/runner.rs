@@ -65,6 +65,12 @@ pub enum RunError {
     /// The suite's case files are broken.
     #[error(transparent)]
     Suite(#[from] suite::SuiteError),
+    /// The clause catalogue is broken.
+    #[error(transparent)]
+    Catalogue(#[from] crate::requirements::CatalogueError),
+    /// A `--rerun-failed` or `--known-failing` file is unusable.
+    #[error(transparent)]
+    Input(#[from] RunInputError),
     /// The suite has no case at all (an empty folder, no vectors found).
     #[error("the {suite} suite has no case: {why}")]
     NoCases {
@@ -94,14 +100,59 @@ pub enum RunError {
     Preflight(String),
 }
 
+/// Why a `--rerun-failed` report or a `--known-failing` list is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RunInputError {
+    /// The file could not be read.
+    #[error("{flag} {path}: {source}")]
+    Read {
+        /// `--rerun-failed` or `--known-failing`.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The report is not JSON.
+    #[error("--rerun-failed {path}: {source}")]
+    NotJson {
+        /// The file.
+        path: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The report is of another suite.
+    #[error("--rerun-failed {path}: a report of the {found} suite, not {suite}")]
+    OtherSuite {
+        /// The file.
+        path: String,
+        /// The suite it reports.
+        found: String,
+        /// The suite of this run.
+        suite: String,
+    },
+    /// Nothing failed in that run: a rerun would check nothing.
+    #[error("--rerun-failed {path}: no case failed or broke in that run")]
+    NothingFailed {
+        /// The file.
+        path: String,
+    },
+}
+
 /// The ids of the cases that failed the run or broke in a report.json of `suite`, for
 /// `--rerun-failed` (known-failing cases that passed too: they failed the run).
-pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
-    let flag = format!("--rerun-failed {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| format!("{flag}: {e}"))?;
-    let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{flag}: {e}"))?;
+pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, RunInputError> {
+    let shown = || path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|source| RunInputError::Read { flag: "--rerun-failed", path: shown(), source })?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| RunInputError::NotJson { path: shown(), source })?;
     if report["suite"].as_str() != Some(suite) {
-        return Err(format!("{flag}: a report of the {} suite, not {suite}", report["suite"]));
+        return Err(RunInputError::OtherSuite {
+            path: shown(),
+            found: report["suite"].to_string(),
+            suite: suite.to_string(),
+        });
     }
     let ids: Vec<String> = report["cases"]
         .as_array()
@@ -116,14 +167,18 @@ pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
         .filter_map(|c| c["id"].as_str().map(String::from))
         .collect();
     if ids.is_empty() {
-        return Err(format!("{flag}: no case failed or broke in that run"));
+        return Err(RunInputError::NothingFailed { path: shown() });
     }
     Ok(ids)
 }
 
 /// Reads a `--known-failing` file: one case id per line, `#` comments.
-pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--known-failing {}: {e}", path.display()))?;
+pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, RunInputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunInputError::Read {
+        flag: "--known-failing",
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or_default().trim())
@@ -225,7 +280,7 @@ pub fn load_cases(
     if !suite::SUITES.contains(&suite_name) {
         return Err(RunError::Config(format!("--suite {suite_name}: expected one of {}", suite::SUITES.join(", "))));
     }
-    let catalogue = Catalogue::load(catalogue).map_err(RunError::Config)?;
+    let catalogue = Catalogue::load(catalogue)?;
     let cases = suite::load(suites_dir, suite_name, vectors_dir, &catalogue)?;
     if cases.is_empty() {
         let why = if suite_name == "formats" {

@@ -37,6 +37,35 @@ pub struct ScenarioSubmit {
     pub records: Vec<String>,
 }
 
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with the TOML position.
+        source: toml::de::Error,
+    },
+    /// A submission names a record the scenario does not declare.
+    #[error("{path}: no record named {record:?}")]
+    UnknownRecord {
+        /// The file.
+        path: String,
+        /// The name.
+        record: String,
+    },
+}
+
 impl Scenario {
     /// The built-in scenario of a partner (`conformance/scenarios`, [`crate::embedded`]).
     pub fn default_path(partner: &str) -> PathBuf {
@@ -44,12 +73,13 @@ impl Scenario {
     }
 
     /// Loads a scenario file.
-    pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let s: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: shown(), source })?;
+        let s: Scenario = toml::from_str(&text).map_err(|source| ScenarioError::Parse { path: shown(), source })?;
         for sub in &s.submit {
             if let Some(n) = sub.records.iter().find(|n| !s.records.contains_key(*n)) {
-                return Err(format!("{}: no record named {n:?}", path.display()));
+                return Err(ScenarioError::UnknownRecord { path: shown(), record: n.clone() });
             }
         }
         Ok(s)

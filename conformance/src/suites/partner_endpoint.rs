@@ -51,6 +51,25 @@ pub enum EndpointError {
     },
 }
 
+/// Why a delivery could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The records cannot be written in the partner's format.
+    #[error("cannot encode the delivery as {format}: {source}")]
+    Encode {
+        /// The partner's format.
+        format: Partner,
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// No such delivery was queued.
+    #[error("no delivery {delivery_id} to send again")]
+    Unknown {
+        /// The id asked for.
+        delivery_id: String,
+    },
+}
+
 /// One TLS connection the partner's client opened (or tried to; a connection closed before any
 /// handshake, a port probe, is not kept).
 #[derive(Debug, Clone)]
@@ -221,15 +240,19 @@ impl PartnerFacingGateway {
         self.state.lock().ok().map(|mut st| f(&mut st))
     }
 
-    /// Queues a delivery of `records` in the partner's format (from Shanghai); its id.
-    pub fn deliver(&self, delivery_id: &str, message_id: &str, records: &[Record]) -> Result<(), String> {
+    /// Queues a delivery of `records` in the partner's format (from Shanghai) under `delivery_id`.
+    pub fn deliver(&self, delivery_id: &str, message_id: &str, records: &[Record]) -> Result<(), DeliveryError> {
         let envelope = Envelope {
             message_id: message_id.to_string(),
             sender: "310000".into(),
             receiver: self.region.clone(),
             sent_at: Some(crate::clock::now()),
         };
-        let document = self.format.encode(&envelope, records, 1).map_err(|e| format!("cannot encode: {e}"))?.bytes;
+        let document = self
+            .format
+            .encode(&envelope, records, 1)
+            .map_err(|source| DeliveryError::Encode { format: self.format, source })?
+            .bytes;
         self.with(|st| {
             st.queue.push(Queued {
                 delivery_id: delivery_id.to_string(),
@@ -244,7 +267,7 @@ impl PartnerFacingGateway {
     }
 
     /// Sends a delivery again with the same id (as after an acknowledgement that was lost).
-    pub fn redeliver(&self, delivery_id: &str) -> Result<u32, String> {
+    pub fn redeliver(&self, delivery_id: &str) -> Result<u32, DeliveryError> {
         let attempt = self
             .with(|st| {
                 st.queue.iter_mut().find(|q| q.delivery_id == delivery_id).map(|q| {
@@ -254,7 +277,7 @@ impl PartnerFacingGateway {
                 })
             })
             .flatten()
-            .ok_or_else(|| format!("no delivery {delivery_id} to send again"))?;
+            .ok_or_else(|| DeliveryError::Unknown { delivery_id: delivery_id.to_string() })?;
         self.wake.notify_waiters();
         Ok(attempt)
     }
@@ -632,7 +655,7 @@ impl EndpointRun<'_> {
         let records: Vec<Record> = names.iter().filter_map(|n| self.records.get(n).cloned()).collect();
         let id = self.fill.fill(&format!("D-${{RUN}}-{}-{}", self.case_id.replace('.', "-"), self.step));
         let message_id = self.fill.fill(&format!("YRDX-C-${{RUN}}-{:02}{}", self.step, self.case_id.len()));
-        self.target.gateway.deliver(&id, &message_id, &records)?;
+        self.target.gateway.deliver(&id, &message_id, &records).map_err(|e| e.to_string())?;
         if let Some(name) = save {
             self.saved.insert(name.clone(), id);
         }
@@ -670,7 +693,7 @@ impl EndpointRun<'_> {
 
     fn redeliver(&mut self, name: &str) -> Result<(), String> {
         let id = self.saved(name)?;
-        self.target.gateway.redeliver(&id).map(|_| ())
+        self.target.gateway.redeliver(&id).map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Waits for the partner's feedback on a case transfer; with `once`, waits the whole time and
