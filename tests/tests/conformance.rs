@@ -611,3 +611,33 @@ async fn a_partner_forging_its_sender_and_reprocessing_a_redelivery_fails() {
     gateway.stop();
     partner.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_client_trying_without_a_certificate_fails_the_tls_case() {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    // One attempt without a client certificate (then the partner's real calls, with it).
+    let bare = yrdx_gateway::client::connect(&partner_side.url, &partner_side.ca_pem, None).await;
+    if let Ok(mut c) = bare {
+        let _ = c.submit(yrdx_proto::v1::SubmitRequest { document: b"{}".to_vec() }).await;
+    }
+    let scenario = yrdx_conformance::simulate::Scenario::load(&source("scenarios/jiangsu.toml")).expect("scenario");
+    let gateway = target.gateway.clone();
+    let mut opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+    opts.run = vec!["partner-endpoint.documents".into(), "partner-endpoint.tls-client".into()];
+    let suite = runner::run(&opts);
+    let mut quiet = |_: &str| {};
+    let simulator =
+        yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(25), &mut quiet);
+    tokio::pin!(suite, simulator);
+    let report = tokio::select! {
+        r = &mut suite => r,
+        s = &mut simulator => panic!("the simulator ended before the suite: {s:?}"),
+    }
+    .expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "partner-endpoint.documents"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.tls-client"), Outcome::Fail, "{:#?}", failures(&report));
+    let case = report.cases.iter().find(|c| c.id == "partner-endpoint.tls-client").expect("case");
+    assert!(case.findings[0].location.contains("connection 1"), "{:?}", case.findings);
+    gateway.stop();
+}
