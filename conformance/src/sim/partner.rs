@@ -217,7 +217,8 @@ pub async fn run(
     let fill = crate::runner::placeholders(&token, Some(target));
     let mut records = BTreeMap::new();
     for (name, spec) in &scenario.records {
-        records.insert(name.clone(), crate::records::build(spec, &fill, &crate::vectors::default_dir())?);
+        let record = crate::records::build(spec, &fill, &crate::vectors::default_dir()).map_err(|e| e.to_string())?;
+        records.insert(name.clone(), record);
     }
     let mut sim = PartnerSimulator::connect(target).await?;
     let mut log = SimulationLog::default();

@@ -2,9 +2,40 @@
 
 use super::*;
 
+/// Why a dotted path cannot be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    /// A part inside an array is not a number.
+    #[error("{path}: {part} is not an index")]
+    NotAnIndex {
+        /// The whole path.
+        path: String,
+        /// The part.
+        part: String,
+    },
+    /// An index past the end of an array.
+    #[error("{path}: index {index} beyond {len} elements")]
+    BeyondEnd {
+        /// The whole path.
+        path: String,
+        /// The index.
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+    /// A part inside a string, number, boolean or null.
+    #[error("{path}: {part} is inside a value that is not an object or array")]
+    NotAContainer {
+        /// The whole path.
+        path: String,
+        /// The part.
+        part: String,
+    },
+}
+
 /// Sets `value` at a dotted canonical path (`producer.region`, `participants.1.quota`), creating
 /// objects on the way.
-pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
+pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), JsonPathError> {
     let mut at = root;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -18,16 +49,19 @@ pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String
                 o.entry(part.to_string()).or_insert_with(|| Value::Object(Default::default()))
             }
             Value::Array(a) => {
-                let n: usize = part.parse().map_err(|_| format!("{path}: {part} is not an index"))?;
+                let n: usize = part
+                    .parse()
+                    .map_err(|_| JsonPathError::NotAnIndex { path: path.to_string(), part: part.to_string() })?;
                 let len = a.len();
-                let slot = a.get_mut(n).ok_or_else(|| format!("{path}: index {n} beyond {len} elements"))?;
+                let slot =
+                    a.get_mut(n).ok_or_else(|| JsonPathError::BeyondEnd { path: path.to_string(), index: n, len })?;
                 if last {
                     *slot = value;
                     return Ok(());
                 }
                 slot
             }
-            _ => return Err(format!("{path}: {part} is inside a value that is not an object or array")),
+            _ => return Err(JsonPathError::NotAContainer { path: path.to_string(), part: part.to_string() }),
         };
     }
     Ok(())

@@ -149,7 +149,7 @@ impl CaseRun<'_> {
                         crate::suite::remove_path(&mut got, p);
                     }
                     for (p, value) in &s.expect_set {
-                        crate::suite::set_path(&mut want, p, self.fill.fill_json(value))?;
+                        crate::suite::set_path(&mut want, p, self.fill.fill_json(value)).map_err(|e| e.to_string())?;
                     }
                     for (path, e, a) in crate::suite::json_differences(&want, &got) {
                         self.findings.push(Finding::new(
