@@ -96,8 +96,8 @@ pub enum RunError {
     NothingChecked(String),
     /// The target cannot be tested with the given configuration (unreachable, our `--ca`
     /// rejects its certificate, a certificate that is not the partner's …).
-    #[error("{0}")]
-    Preflight(String),
+    #[error(transparent)]
+    Preflight(crate::suites::TargetError),
 }
 
 /// Why a `--rerun-failed` report or a `--known-failing` list is unusable.

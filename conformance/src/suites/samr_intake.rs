@@ -32,13 +32,8 @@ pub struct SamrTarget {
 }
 
 /// Checks, before any case, that the intake answers and our `--ca` accepts its certificate.
-pub async fn preflight(target: &SamrTarget) -> Result<(), String> {
-    let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(format!("--intake {}: an https:// URL is required", target.url));
-    }
-    let host = uri.host().ok_or("--intake: no host")?.to_string();
-    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+pub async fn preflight(target: &SamrTarget) -> Result<(), crate::suites::TargetError> {
+    let authority = crate::suites::https_authority("--intake", &target.url)?;
     crate::tls::preflight(
         &authority,
         &target.ca_pem,
@@ -49,7 +44,11 @@ pub async fn preflight(target: &SamrTarget) -> Result<(), String> {
     )
     .await
     .map(|_| ())
-    .map_err(|e| format!("--intake {}: {e}", target.url))
+    .map_err(|source| crate::suites::TargetError::Unreachable {
+        flag: "--intake",
+        url: target.url.clone(),
+        source,
+    })
 }
 
 /// Package sequence numbers of this process: each push gets a new one.

@@ -65,15 +65,13 @@ pub const DEFAULT_PACKAGE_WAIT: Duration = Duration::from_secs(90);
 
 /// Checks, before any case, that the gateway answers as the partner, and that the operator's
 /// certificate is an operator's.
-pub async fn preflight(t: &SamrPushTarget) -> Result<(), String> {
+pub async fn preflight(t: &SamrPushTarget) -> Result<(), crate::suites::TargetError> {
     crate::suites::live::preflight(&t.gateway).await?;
     if let Some(op) = &t.operator {
         let sans = crate::tls::pem_san(&op.cert_pem);
         if !sans.iter().any(|s| s.starts_with("URI:urn:yrdx:operator:")) {
             let named = if sans.is_empty() { "no subject alternative name".to_string() } else { sans.join(", ") };
-            return Err(format!(
-                "--operator-cert: the certificate names {named}, not an operator (urn:yrdx:operator:…)"
-            ));
+            return Err(crate::suites::TargetError::NotAnOperator { named });
         }
     }
     Ok(())

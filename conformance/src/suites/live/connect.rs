@@ -80,9 +80,13 @@ impl CaseRun<'_> {
             other => return Err(format!("legacy_tls version {other:?}: expected 1.0 or 1.1")),
         };
         let started = Instant::now();
-        let outcome = crate::tls::probe_legacy_version(&self.target.authority()?, minor, &self.target.server_name)
-            .await
-            .map_err(|e| format!("cannot reach the target: {e}"))?;
+        let outcome = crate::tls::probe_legacy_version(
+            &self.target.authority().map_err(|e| e.to_string())?,
+            minor,
+            &self.target.server_name,
+        )
+        .await
+        .map_err(|e| format!("cannot reach the target: {e}"))?;
         let (got, detail) = match &outcome {
             LegacyOutcome::Refused(d) => ("refused", d.clone()),
             LegacyOutcome::Accepted(d) => ("accepted", d.clone()),

@@ -88,7 +88,7 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Checks, before any case, that the run can test the target at all: the gateway answers, our
 /// `--ca` accepts its certificate, and the certificates given are those of the partners named
 /// (a certificate of another partner would make the gateway's correct answers look wrong).
-pub async fn preflight(t: &LiveTarget) -> Result<(), String> {
+pub async fn preflight(t: &LiveTarget) -> Result<(), crate::suites::TargetError> {
     check_partner_certificate("--cert", &t.me)?;
     if let Some(peer) = &t.peer {
         check_partner_certificate("--peer-cert", peer)?;
@@ -97,29 +97,24 @@ pub async fn preflight(t: &LiveTarget) -> Result<(), String> {
     crate::tls::preflight(&addr, &t.ca_pem, Some(&t.me.identity), &t.server_name, &[b"h2"], t.step_timeout)
         .await
         .map(|_| ())
-        .map_err(|e| format!("--gateway {}: {e}", t.url))
+        .map_err(|source| crate::suites::TargetError::Unreachable { flag: "--gateway", url: t.url.clone(), source })
 }
 
 /// Refuses a certificate whose SAN does not name `partner` (`URI:urn:yrdx:partner:jiangsu`).
-fn check_partner_certificate(flag: &str, partner: &PartnerProfile) -> Result<(), String> {
+fn check_partner_certificate(flag: &'static str, partner: &PartnerProfile) -> Result<(), crate::suites::TargetError> {
     let want = format!("URI:{}", yrdx_gateway::pki::partner_identity(&partner.name));
     let sans = crate::tls::pem_san(&partner.identity.cert_pem);
     if sans.contains(&want) {
         return Ok(());
     }
     let named = if sans.is_empty() { "no subject alternative name".to_string() } else { sans.join(", ") };
-    Err(format!("{flag}: the certificate names {named}, not the {} partner ({want})", partner.name))
+    Err(crate::suites::TargetError::NotThePartner { flag, named, partner: partner.name.clone(), want })
 }
 
 impl LiveTarget {
     /// `host:port` of the URL.
-    pub fn authority(&self) -> Result<String, String> {
-        let uri: Uri = self.url.parse().map_err(|e| format!("--gateway {}: {e}", self.url))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(format!("--gateway {}: an https:// URL is required", self.url));
-        }
-        let host = uri.host().ok_or_else(|| format!("--gateway {}: no host", self.url))?;
-        Ok(format!("{host}:{}", uri.port_u16().unwrap_or(443)))
+    pub fn authority(&self) -> Result<String, crate::suites::TargetError> {
+        crate::suites::https_authority("--gateway", &self.url)
     }
 
     /// Opens a gRPC channel presenting `identity`; the TLS facts land in the returned slot.
@@ -127,7 +122,8 @@ impl LiveTarget {
         &self,
         identity: Option<&ClientIdentity>,
     ) -> Result<(Channel, Arc<Mutex<Option<TlsFacts>>>), String> {
-        let authority = self.authority()?;
+        let authority = self.authority().map_err(|e| e.to_string())?;
+        let plain = format!("http://{authority}");
         let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"]).map_err(|e| e.to_string())?;
         let facts: Arc<Mutex<Option<TlsFacts>>> = Arc::new(Mutex::new(None));
         let slot = facts.clone();
@@ -139,7 +135,7 @@ impl LiveTarget {
             }
         });
         // TLS is done by the connector, so the endpoint itself is plain.
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.authority()?))
+        let endpoint = Endpoint::from_shared(plain)
             .map_err(|e| e.to_string())?
             .connect_timeout(self.step_timeout)
             .timeout(self.step_timeout);
