@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use yrdx_adapters::Partner;
+use yrdx_gateway::progress::Progress;
 use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::{AckRequest, ReceiveRequest, SubmitRequest};
 
@@ -170,6 +171,18 @@ pub async fn run(
     let cpu_before = usage().1;
     let started = Instant::now();
     let deadline = started + spec.duration;
+    // The run's progress by time (on stderr: the tables go to stdout).
+    let planned_ms = spec.duration.as_millis() as u64;
+    let progress = Arc::new(Progress::on_stderr(&format!("{side} run"), "ms", planned_ms));
+    let ticker = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                progress.set(started.elapsed().as_millis() as u64);
+            }
+        })
+    };
     let budget = Arc::new(AtomicU64::new(spec.max_submissions.unwrap_or(u64::MAX)));
     let take = |b: &AtomicU64| b.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     match spec.rate {
@@ -217,6 +230,9 @@ pub async fn run(
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    ticker.abort();
+    progress.set(planned_ms);
+    progress.finish();
     // Let the receivers take what is still on its way, then stop them.
     tokio::time::sleep(spec.grace).await;
     stop.store(true, Ordering::Relaxed);

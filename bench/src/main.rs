@@ -4,6 +4,7 @@
 //! writes JSON to the results folder. See docs/benchmarks.md.
 
 mod load;
+mod postgres;
 mod scenarios;
 mod servers;
 mod setup;
@@ -74,6 +75,8 @@ enum Command {
     Backlog(Common),
     /// Submit latency with 1 000 000 records stored.
     Bigstore(Common),
+    /// Submit on SQLite, on PostgreSQL with 1 and 2 replicas, beside pgbench's ceiling.
+    Postgres(Common),
     /// Every scenario in turn.
     All(Common),
     /// (internal) Serve the gateway of a configuration as a child process.
@@ -128,6 +131,7 @@ async fn scenario(name: &str, c: &Common) -> Result<(), String> {
         "batch" => scenarios::batch_scenario(&env, &s).await?,
         "backlog" => scenarios::backlog_scenario(&env, &s).await?,
         "bigstore" => scenarios::bigstore_scenario(&env, &s).await?,
+        "postgres" => postgres::postgres_scenario(&env, &s).await?,
         other => return Err(format!("unknown scenario {other}")),
     };
     std::fs::create_dir_all(&c.results).map_err(|e| format!("{}: {e}", c.results.display()))?;
@@ -183,7 +187,7 @@ fn main() -> ExitCode {
                 servers::serve_baseline(&config).await
             }
             Command::All(c) => {
-                for name in ["submit", "fanout", "docsize", "batch", "backlog", "bigstore"] {
+                for name in ["submit", "fanout", "docsize", "batch", "backlog", "bigstore", "postgres"] {
                     println!("\n=== {name}");
                     scenario(name, &c).await?;
                 }
@@ -195,6 +199,7 @@ fn main() -> ExitCode {
             Command::Batch(c) => scenario("batch", &c).await,
             Command::Backlog(c) => scenario("backlog", &c).await,
             Command::Bigstore(c) => scenario("bigstore", &c).await,
+            Command::Postgres(c) => scenario("postgres", &c).await,
         }
     });
     match result {

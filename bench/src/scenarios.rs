@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yrdx_adapters::Record;
-use yrdx_gateway::store::{NewDelivery, SqliteStore, StoredRecord, Submission};
+use yrdx_gateway::progress::Progress;
+use yrdx_gateway::store::{LookupKeys, NewDelivery, SqliteStore, StoredRecord, Submission};
 
 /// Knobs common to every scenario.
 #[derive(Debug, Clone)]
@@ -47,11 +48,11 @@ pub struct Target {
     pub met: bool,
 }
 
-fn target(name: &str, measured: f64, target: &str, met: bool) -> Target {
+pub(crate) fn target(name: &str, measured: f64, target: &str, met: bool) -> Target {
     Target { name: name.into(), measured, target: target.into(), met }
 }
 
-fn print_targets(targets: &[Target]) {
+pub(crate) fn print_targets(targets: &[Target]) {
     println!("\ntargets");
     for t in targets {
         println!(
@@ -65,7 +66,7 @@ fn print_targets(targets: &[Target]) {
 }
 
 /// The seeds of the mixed load: the bench plan (Shanghai leads it) and one sample per region.
-async fn seed_mixed(clients: &[BenchClient], templates: &Templates) -> Result<(), String> {
+pub(crate) async fn seed_mixed(clients: &[BenchClient], templates: &Templates) -> Result<(), String> {
     let shanghai = clients.iter().find(|c| c.partner == "shanghai").ok_or("no shanghai client")?;
     submit(shanghai, "SEED-PLANS", &templates.bench_plans()).await?;
     for (name, region, _) in PARTNERS {
@@ -87,14 +88,14 @@ async fn submit(client: &BenchClient, message_id: &str, records: &[Record]) -> R
 }
 
 /// What a run needs besides the load: which partners submit and receive, and its seeding.
-struct Plan {
-    submitters: Vec<&'static str>,
-    receivers: Vec<&'static str>,
-    seed_mixed: bool,
+pub(crate) struct Plan {
+    pub(crate) submitters: Vec<&'static str>,
+    pub(crate) receivers: Vec<&'static str>,
+    pub(crate) seed_mixed: bool,
 }
 
 /// One run of one side on a fresh server and store.
-async fn run_side(
+pub(crate) async fn run_side(
     env: &Environment,
     side: Side,
     tag: &str,
@@ -141,7 +142,7 @@ async fn alternate(
     Ok((g, b))
 }
 
-fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
+pub(crate) fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
     let (t, tag) = (templates.clone(), round_tag.to_string());
     Arc::new(move |c: &BenchClient, seq: u64| {
         let record = t.mixed(c, seq, &tag);
@@ -149,7 +150,7 @@ fn mixed_maker(templates: &Templates, round_tag: &str) -> DocMaker {
     })
 }
 
-fn spec(settings: &Settings, make: DocMaker) -> LoadSpec {
+pub(crate) fn spec(settings: &Settings, make: DocMaker) -> LoadSpec {
     LoadSpec {
         duration: Duration::from_secs_f64(settings.seconds),
         concurrency: settings.concurrency,
@@ -306,6 +307,7 @@ fn seed_backlog(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         yrdx_adapters::Partner::Jiangsu.encode(&envelope, &[plan], 1).map_err(|e| e.to_string())?.bytes
     };
     let per_message = 1000;
+    let progress = Progress::on_stderr("seeding the backlog", "deliveries", n as u64);
     let mut batch = Vec::new();
     for m in 0..n.div_ceil(per_message) {
         let count = per_message.min(n - m * per_message);
@@ -329,9 +331,12 @@ fn seed_backlog(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         if batch.len() == 20 {
             store.bulk_commit(&batch).map_err(|e| e.to_string())?;
             batch.clear();
+            progress.set(((m + 1) * per_message).min(n) as u64);
         }
     }
     store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+    progress.set(n as u64);
+    progress.finish();
     Ok(())
 }
 
@@ -429,6 +434,7 @@ pub async fn backlog_scenario(env: &Environment, settings: &Settings) -> Result<
 /// starts), as a year of exchange would.
 fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<(), String> {
     let per_message = 1000;
+    let progress = Progress::on_stderr("seeding the store", "records", n as u64);
     let mut batch = Vec::new();
     for m in 0..n.div_ceil(per_message) {
         let count = per_message.min(n - m * per_message);
@@ -445,7 +451,12 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
                         p.uscc = format!("{}", i % 10_000);
                     }
                 }
-                StoredRecord { kind: "sampling".into(), id: format!("OLD-{i}"), canonical: setup::canonical_json(&r) }
+                StoredRecord {
+                    kind: r.kind(),
+                    id: format!("OLD-{i}"),
+                    canonical: setup::canonical_json(&r),
+                    keys: LookupKeys::of(&r),
+                }
             })
             .collect();
         batch.push(Submission {
@@ -462,9 +473,12 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         if batch.len() == 20 {
             store.bulk_commit(&batch).map_err(|e| e.to_string())?;
             batch.clear();
+            progress.set(((m + 1) * per_message).min(n) as u64);
         }
     }
     store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+    progress.set(n as u64);
+    progress.finish();
     Ok(())
 }
 

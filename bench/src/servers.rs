@@ -59,6 +59,13 @@ impl Exchange for BaselineExchange {
     async fn check(&self, _: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {
         Ok(Response::new(CheckReply::default()))
     }
+
+    async fn get_receipt(
+        &self,
+        _: Request<yrdx_proto::v1::GetReceiptRequest>,
+    ) -> Result<Response<yrdx_proto::v1::GetReceiptReply>, Status> {
+        Err(Status::unimplemented("the baseline keeps no receipts"))
+    }
 }
 
 /// Serves the baseline with the TLS material and size limit of a gateway configuration; prints

@@ -553,7 +553,10 @@ async fn run(mut a: RunArgs) -> ExitCode {
         progress: true,
     };
     say(&format!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a)));
-    let report = match runner::run(&opts).await {
+    let progress = crate::progress::ConformanceProgress::on_stderr();
+    let result = runner::run_with_progress(&opts, &progress).await;
+    progress.finish();
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             // The reports say it too, so a CI system reading them sees the configuration's fault.

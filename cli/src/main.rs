@@ -1,7 +1,12 @@
 //! The `yrdx` command.
 
+#![forbid(unsafe_code)]
+
 mod conformance_cmd;
 mod demo_live;
+mod progress;
+mod receipt_cmd;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -70,6 +75,16 @@ enum Command {
         #[command(subcommand)]
         command: Box<conformance_cmd::ConformanceCommand>,
     },
+    /// The store: move it to another backend (`yrdx store copy --from yrdx.sqlite --to postgres://…`).
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCommand,
+    },
+    /// Signed receipts: verify one with the gateway's certificate (see docs/operations.md).
+    Receipt {
+        #[command(subcommand)]
+        command: receipt_cmd::ReceiptCommand,
+    },
     /// Check partner documents against their interface document and the domain rules.
     Validate {
         /// The documents' format: jiangsu, zhejiang, beijing, samr or canonical.
@@ -113,12 +128,19 @@ fn serve(config_path: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    yrdx_gateway::server::init_logging(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("yrdx serve: {e}");
             return ExitCode::from(1);
+        }
+    };
+    // Inside the runtime: the span export's gRPC channel runs on it.
+    let telemetry = match runtime.block_on(async { yrdx_gateway::otlp::install(config.log_format, &config.tracing) }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("yrdx serve: {e}");
+            return ExitCode::from(2);
         }
     };
     let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
@@ -170,6 +192,10 @@ fn serve(config_path: &str) -> ExitCode {
             }
         }
     });
+    // The last spans go to the collector while the runtime (their channel's) still runs.
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("yrdx serve: {e}");
+    }
     // Blocking work still running is abandoned, not waited for (dropping the runtime would wait).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
@@ -233,7 +259,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { conformance_cmd::usage_exit_code(EXIT_USAGE) } else { 0 };
+            let code = if e.use_stderr() {
+                receipt_cmd::usage_exit_code(conformance_cmd::usage_exit_code(EXIT_USAGE))
+            } else {
+                0
+            };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
@@ -268,7 +298,11 @@ fn main() -> ExitCode {
                 sequence,
                 limits: DecodeLimits::default(),
             };
-            match translate::translate(&req, &inputs) {
+            let progress = progress::translate(inputs.len());
+            let translated =
+                translate::translate_with_progress(&req, &inputs, &mut || progress.iter().for_each(|p| p.advance(1)));
+            progress.iter().for_each(|p| p.finish());
+            match translated {
                 Ok(encoded) => {
                     for loss in &encoded.losses {
                         eprintln!("{loss}");
@@ -325,6 +359,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => serve(&config),
+        Command::Store { command } => store_cmd::main(command),
+        Command::Receipt { command } => receipt_cmd::main(command),
         Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {

@@ -144,3 +144,32 @@ fn validate_reports_and_exits() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/SJB/BT/ZY"));
 }
+
+#[test]
+fn many_files_show_progress_on_stderr_in_plain_lines_when_not_a_terminal() {
+    let sampling = vector("jiangsu/valid/example-sampling.json");
+    let run = |files: usize| {
+        let mut args = vec!["translate", "--from", "jiangsu", "--to", "canonical"];
+        args.extend(FIXED);
+        args.extend(std::iter::repeat_n(sampling.as_str(), files));
+        yrdx(&args, None)
+    };
+    // Twelve files, stderr a pipe: one line each time another tenth is decoded, nothing else.
+    let out = run(12);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 10, "{stderr}");
+    assert_eq!(lines[0], "translate: 16% (2/12 files)");
+    assert_eq!(lines[4], "translate: 50% (6/12 files)");
+    assert_eq!(lines[9], "translate: 100% (12/12 files)");
+    // Stdout is the translated document alone: twelve records, no progress.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("translate:"), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one canonical JSON document");
+    assert_eq!(doc["records"].as_array().map(Vec::len), Some(12), "{doc}");
+    // Below ten files, stderr stays as it was: no progress.
+    let out = run(9);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

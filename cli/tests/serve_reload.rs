@@ -49,9 +49,11 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
         .expect("pki init runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config = dir.join("yrdx.toml");
-    // No metrics listener: its fixed port could be taken by another gateway on the machine.
-    let text =
-        std::fs::read_to_string(&config).expect("config").replace("[metrics]\nlisten = \"127.0.0.1:9464\"\n", "");
+    // No metrics or console listener: their fixed ports could be taken by another gateway on the machine.
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("[metrics]\nlisten = \"127.0.0.1:9464\"\n", "")
+        .replace("[console]\nlisten = \"127.0.0.1:9465\"\n", "");
     std::fs::write(&config, &text).expect("config");
     let mut server = yrdx()
         .arg("serve")

@@ -293,9 +293,59 @@ pub fn load_cases(
     Ok(cases)
 }
 
+/// Told about each case as a run goes, when [`RunOptions::progress`] is set: the `yrdx` command
+/// draws a bar on a terminal; [`CaseLines`] writes a line per case.
+pub trait CaseProgress: Send + Sync {
+    /// After each case: `done` cases of `total`, the last one's report.
+    fn case_done(&self, done: usize, total: usize, report: &CaseReport);
+}
+
+/// The progress of a run as lines on stderr: one per case, with the message and first findings
+/// of a failed or broken one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseLines;
+
+impl CaseLines {
+    /// The lines telling that `report`, case `done` of `total`, ended.
+    pub fn lines(done: usize, total: usize, report: &CaseReport) -> Vec<String> {
+        let mark = match (report.outcome, report.known_failing) {
+            (Outcome::Fail, true) => "fail (known)".to_string(),
+            (Outcome::Pass, true) => "PASS, but listed as known failing".to_string(),
+            (o, _) => o.as_str().to_string(),
+        };
+        let mut lines = vec![format!("[{done:>3}/{total}] {mark:<5} {} ({} ms)", report.id, report.duration_ms)];
+        if matches!(report.outcome, Outcome::Fail | Outcome::Error) {
+            if !report.message.is_empty() {
+                lines.push(format!("          {}", report.message));
+            }
+            for f in report.findings.iter().take(5) {
+                lines.push(format!(
+                    "          {} at {}: expected {}, got {}",
+                    f.assertion, f.location, f.expected, f.actual
+                ));
+            }
+        }
+        lines
+    }
+}
+
+impl CaseProgress for CaseLines {
+    fn case_done(&self, done: usize, total: usize, report: &CaseReport) {
+        let mut err = std::io::stderr().lock();
+        for line in CaseLines::lines(done, total, report) {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+}
+
 /// Loads and runs a suite. `Err` is a broken configuration or suite, or a run that would check
-/// nothing (exit 2).
+/// nothing (exit 2). Progress, when asked for, is [`CaseLines`].
 pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
+    run_with_progress(opts, &CaseLines).await
+}
+
+/// [`run`], telling `progress` about each case.
+pub async fn run_with_progress(opts: &RunOptions, progress: &dyn CaseProgress) -> Result<RunReport, RunError> {
     let cases = load_cases(&opts.suites_dir, &opts.suite, &opts.vectors_dir, &opts.catalogue)?;
     let known: BTreeSet<&String> = cases.iter().map(|c| &c.def.id).collect();
     if let Some(stale) = opts.known_failing.iter().find(|k| !known.contains(k)) {
@@ -340,25 +390,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
     for (n, case) in cases.iter().enumerate() {
         let report = run_one(case, opts, &fill).await;
         if opts.progress {
-            let mark = match (report.outcome, report.known_failing) {
-                (Outcome::Fail, true) => "fail (known)".to_string(),
-                (Outcome::Pass, true) => "PASS, but listed as known failing".to_string(),
-                (o, _) => o.as_str().to_string(),
-            };
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "[{:>3}/{total}] {mark:<5} {} ({} ms)", n + 1, report.id, report.duration_ms);
-            if matches!(report.outcome, Outcome::Fail | Outcome::Error) {
-                if !report.message.is_empty() {
-                    let _ = writeln!(err, "          {}", report.message);
-                }
-                for f in report.findings.iter().take(5) {
-                    let _ = writeln!(
-                        err,
-                        "          {} at {}: expected {}, got {}",
-                        f.assertion, f.location, f.expected, f.actual
-                    );
-                }
-            }
+            progress.case_done(n + 1, total, &report);
         }
         reports.push(report);
     }

@@ -1,9 +1,10 @@
 //! The operators' `yrdx.v1.Admin` service: mailboxes, parked SAMR packages, resend.
 
-use crate::exchange::{internal, Gateway};
+use crate::exchange::{store_unavailable, Gateway};
 use crate::identity::{self, Caller};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use yrdx_adapters::RecordKind;
 use yrdx_proto::v1::admin_server::Admin;
 use yrdx_proto::v1::*;
 
@@ -31,23 +32,16 @@ impl AdminService {
 impl Admin for AdminService {
     async fn mailboxes(&self, request: Request<MailboxesRequest>) -> Result<Response<MailboxesReply>, Status> {
         self.operator(&request)?;
-        let g = self.gateway.clone();
-        let mailboxes = tokio::task::spawn_blocking(move || {
-            g.config()
-                .partners
-                .iter()
-                .map(|p| {
-                    Ok(MailboxStatus {
-                        partner: p.name.clone(),
-                        region: p.region.clone(),
-                        depth: crate::store::Store::depth(g.store.as_ref(), &p.region).map_err(internal)?,
-                        last_contact: g.last_contact(&p.name),
-                    })
-                })
-                .collect::<Result<Vec<_>, Status>>()
-        })
-        .await
-        .map_err(internal)??;
+        let g = &self.gateway;
+        let mut mailboxes = Vec::new();
+        for p in &g.config().partners {
+            mailboxes.push(MailboxStatus {
+                partner: p.name.clone(),
+                region: p.region.clone(),
+                depth: g.store.depth(&p.region).await.map_err(store_unavailable)?,
+                last_contact: g.last_contact(&p.name),
+            });
+        }
         Ok(Response::new(MailboxesReply { mailboxes }))
     }
 
@@ -56,9 +50,7 @@ impl Admin for AdminService {
         request: Request<ParkedPackagesRequest>,
     ) -> Result<Response<ParkedPackagesReply>, Status> {
         self.operator(&request)?;
-        let store = self.gateway.store.clone();
-        let parked =
-            tokio::task::spawn_blocking(move || store.samr_parked()).await.map_err(internal)?.map_err(internal)?;
+        let parked = self.gateway.store.samr_parked().await.map_err(store_unavailable)?;
         let packages = parked
             .into_iter()
             .map(|p| ParkedPackage {
@@ -77,10 +69,7 @@ impl Admin for AdminService {
     ) -> Result<Response<ResendPackageReply>, Status> {
         let operator = self.operator(&request)?;
         let number = request.into_inner().number;
-        let store = self.gateway.store.clone();
-        let n = number.clone();
-        let requeued =
-            tokio::task::spawn_blocking(move || store.samr_resend(&n)).await.map_err(internal)?.map_err(internal)?;
+        let requeued = self.gateway.store.samr_resend(&number).await.map_err(store_unavailable)?;
         if !requeued {
             return Err(Status::failed_precondition(format!("package {number} is not parked")));
         }
@@ -93,14 +82,10 @@ impl Admin for AdminService {
         request: Request<CalendarStatusRequest>,
     ) -> Result<Response<CalendarStatusReply>, Status> {
         self.operator(&request)?;
-        let g = self.gateway.clone();
-        let cases = tokio::task::spawn_blocking(move || g.store.records_of_kind("case_transfer"))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let cases = self.gateway.store.records_of_kind(RecordKind::CaseTransfer).await.map_err(store_unavailable)?;
         let mut provisional_cases = Vec::new();
         for json in cases {
-            let case: DisposalCase = serde_json::from_str(&json).map_err(internal)?;
+            let case: DisposalCase = serde_json::from_str(&json).map_err(crate::exchange::internal)?;
             let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
             if case.due_on_provisional && !yrdx_proto::validate::is_final(status) {
                 provisional_cases.push(case.case_id);

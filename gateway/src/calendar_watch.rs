@@ -56,11 +56,12 @@ pub struct Settled {
 /// Recomputes every provisional due date of an open case with the gateway's calendar. A changed
 /// date is stored and the case sent again to both sides under `{case_id}-DUE-{yyyyMMdd}`; an
 /// unchanged date that is now settled only loses its mark.
-pub fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, String> {
+pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate::store::StoreError> {
     let mut out = Settled::default();
     let calendar = g.calendar();
-    for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
-        let case: DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    for json in g.store.records_of_kind(yrdx_adapters::RecordKind::CaseTransfer).await? {
+        let case: DisposalCase = serde_json::from_str(&json)
+            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
         let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
         if !case.due_on_provisional || yrdx_proto::validate::is_final(status) {
             continue;
@@ -80,11 +81,8 @@ pub fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, String> {
         } else {
             Vec::new()
         };
-        if !g
-            .store
-            .commit_case_revision(&case.case_id, &json, &revised, &deliveries, g.clock.now_ms())
-            .map_err(|e| e.to_string())?
-        {
+        let recipients: Vec<String> = deliveries.iter().map(|d| d.recipient.clone()).collect();
+        if !g.store.commit_case_revision(&case.case_id, &json, &revised, deliveries, g.clock.now_ms()).await? {
             // Changed meanwhile by a feedback: its own stage has its own due date.
             continue;
         }
@@ -94,8 +92,8 @@ pub fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, String> {
         if changed {
             warn!(case = %next.case_id, was = %routing::due_text(&case), now = %routing::due_text(&next),
                 "due date recomputed with the extended calendar: the case is sent again to both sides");
-            for d in &deliveries {
-                g.wake(&d.recipient);
+            for r in &recipients {
+                g.wake(r);
             }
             out.resent.push(next.case_id);
         } else {
@@ -110,8 +108,7 @@ pub fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, String> {
 /// in the background, warns once a day (by the gateway's clock) while the calendar's end is near.
 pub async fn start(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) -> Result<(), String> {
     let g = gateway.clone();
-    let settled =
-        tokio::task::spawn_blocking(move || settle_provisional_due_dates(&g)).await.map_err(|e| e.to_string())??;
+    let settled = settle_provisional_due_dates(&g).await.map_err(|e| e.to_string())?;
     if !settled.still_provisional.is_empty() {
         warn!(cases = settled.still_provisional.len(), ids = %settled.still_provisional.join(", "),
             "open cases with provisional due dates: extend the working-day calendar");

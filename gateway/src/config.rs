@@ -92,9 +92,13 @@ pub struct Config {
     /// Address to listen on (default `127.0.0.1:7443`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// SQLite store file (default `yrdx.sqlite`).
+    /// The store: a SQLite file (default `yrdx.sqlite`, relative to this file) or a PostgreSQL
+    /// URL (`postgres://user@host/db`; several replicas may share it).
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// PostgreSQL pool size and timeouts (`[postgres]`; used only when `store` is a URL).
+    #[serde(default)]
+    pub postgres: PostgresConfig,
     /// Largest document accepted, checked before decoding (default 4 MiB).
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: usize,
@@ -144,9 +148,20 @@ pub struct Config {
     /// Prometheus metrics (absent: none served).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// Where spans go besides the log (`[tracing]`; absent or without `otlp_endpoint`: only the
+    /// log).
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    /// The operators' web console (absent: none served).
+    #[serde(default)]
+    pub console: Option<ConsoleConfig>,
     /// Connection, stream and in-flight limits (`[limits]`; every key has a default).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The gateway's SM2 signing key for receipts and audit chain heads (`[evidence]`; absent:
+    /// Submit's replies carry no receipt and chain heads are not signed).
+    #[serde(default)]
+    pub evidence: Option<EvidenceConfig>,
     /// Where the file was read from (paths resolve against its directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -232,11 +247,187 @@ pub struct SamrConfig {
     pub max_response_bytes: usize,
 }
 
+/// PostgreSQL pool settings (`[postgres]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connections per replica (default 16). The database must allow
+    /// `replicas × (pool_size + 2)` connections (each replica also keeps one for notifications
+    /// and one per leader lease).
+    pub pool_size: usize,
+    /// Seconds a call waits for a free connection before answering UNAVAILABLE (default 5).
+    pub acquire_timeout_secs: u64,
+    /// Seconds connecting may take (default 5).
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> PostgresConfig {
+        PostgresConfig { pool_size: 16, acquire_timeout_secs: 5, connect_timeout_secs: 5 }
+    }
+}
+
+impl PostgresConfig {
+    /// The store's options.
+    pub fn options(&self) -> crate::store::PostgresOptions {
+        crate::store::PostgresOptions {
+            pool_size: self.pool_size,
+            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout_secs),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+        }
+    }
+}
+
 /// The Prometheus metrics listener (`[metrics]`; without it, no metrics are served).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Address of `GET /metrics` (plain HTTP; keep it on loopback or a management network).
+    pub listen: SocketAddr,
+}
+
+fn default_distinguishing_id() -> String {
+    yrdx_evidence::DEFAULT_DISTINGUISHING_ID.to_string()
+}
+fn default_head_every_entries() -> u64 {
+    yrdx_evidence::HeadPolicy::DEFAULT_EVERY_ENTRIES
+}
+fn default_head_every_secs() -> u64 {
+    yrdx_evidence::HeadPolicy::DEFAULT_EVERY_SECS
+}
+
+/// Receipts and the audit chain (`[evidence]`, docs/operations.md "Receipts and the audit chain").
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// PKCS#8 PEM file of the gateway's SM2 signing key (`yrdx pki init` writes
+    /// `pki/gateway-sign.key`).
+    pub key: PathBuf,
+    /// PEM file of its certificate, the one partners verify receipts with (`pki/gateway-sign.pem`).
+    pub cert: PathBuf,
+    /// SM2 distinguishing identifier of receipts and chain heads (default `1234567812345678`).
+    #[serde(default = "default_distinguishing_id")]
+    pub distinguishing_id: String,
+    /// Sign the chain head once this many entries are unsigned (default 1000).
+    #[serde(default = "default_head_every_entries")]
+    pub head_every_entries: u64,
+    /// Sign the chain head once this many seconds passed since the last one, when entries were
+    /// added since (default 300).
+    #[serde(default = "default_head_every_secs")]
+    pub head_every_secs: u64,
+}
+
+/// Why the evidence key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceKeyError {
+    /// A file could not be read.
+    #[error("evidence.{field}: {path}: {message}")]
+    Io {
+        /// `key` or `cert`.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+    /// The key or certificate does not read, or they do not belong together.
+    #[error("evidence.{field}: {path}: {source}")]
+    Key {
+        /// `key` or `cert`.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: yrdx_evidence::KeyError,
+    },
+}
+
+impl EvidenceConfig {
+    /// When chain heads are signed.
+    pub fn head_policy(&self) -> yrdx_evidence::HeadPolicy {
+        yrdx_evidence::HeadPolicy { every_entries: self.head_every_entries, every_secs: self.head_every_secs }
+    }
+
+    /// Reads the signing key (under the configured distinguishing identifier) and checks that the
+    /// certificate is the key's; paths resolve against `config`'s directory.
+    pub fn signing_key(&self, config: &Config) -> Result<yrdx_evidence::GatewaySigningKey, EvidenceKeyError> {
+        let read = |field: &'static str, p: &Path| {
+            let path = config.resolve(p);
+            std::fs::read_to_string(&path)
+                .map(|text| (text, path.display().to_string()))
+                .map_err(|e| EvidenceKeyError::Io { field, path: path.display().to_string(), message: e.to_string() })
+        };
+        let (key_pem, key_path) = read("key", &self.key)?;
+        let (cert_pem, cert_path) = read("cert", &self.cert)?;
+        let key = yrdx_evidence::GatewaySigningKey::from_pkcs8_pem(&key_pem, &self.distinguishing_id)
+            .map_err(|source| EvidenceKeyError::Key { field: "key", path: key_path, source })?;
+        key.matches_certificate(&cert_pem).map_err(|source| EvidenceKeyError::Key {
+            field: "cert",
+            path: cert_path,
+            source,
+        })?;
+        Ok(key)
+    }
+
+    /// The first key whose value cannot work, with why.
+    fn check(&self) -> Option<(&'static str, String)> {
+        if self.distinguishing_id.is_empty() || self.distinguishing_id.len() > 8191 {
+            return Some((
+                "evidence.distinguishing_id",
+                format!("{} bytes: must be 1 to 8191 bytes", self.distinguishing_id.len()),
+            ));
+        }
+        if self.head_every_entries == 0 {
+            return Some(("evidence.head_every_entries", "must be at least 1".into()));
+        }
+        if self.head_every_secs == 0 {
+            return Some(("evidence.head_every_secs", "must be at least 1".into()));
+        }
+        None
+    }
+}
+
+/// Span export (`[tracing]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// An OpenTelemetry collector's OTLP/gRPC endpoint (`http://127.0.0.1:4317`) the spans are
+    /// sent to, in batches (default: none, export off). Plain `http://` only: the collector runs
+    /// beside the gateway or on the management network, as the metrics scraper does. Needs a
+    /// `yrdx` built with the cargo feature `otlp`; a binary without it refuses the key rather
+    /// than ignore it.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TracingConfig {
+    /// Why `otlp_endpoint` cannot work, if it cannot: an absolute `http://` URL with a host, in
+    /// a binary built with the `otlp` feature.
+    fn check(&self) -> Option<String> {
+        let endpoint = self.otlp_endpoint.as_deref()?;
+        let uri: Result<tonic::codegen::http::Uri, _> = endpoint.parse();
+        match uri {
+            Err(e) => Some(format!("'{endpoint}' is not a URL: {e}")),
+            Ok(u) if u.scheme_str() != Some("http") || u.host().is_none() => {
+                Some(format!("'{endpoint}' is not an http:// URL with a host (the collector's OTLP/gRPC port)"))
+            }
+            Ok(_) if !cfg!(feature = "otlp") => Some(
+                "this yrdx was built without the cargo feature `otlp`: build with `--features otlp` or remove the key"
+                    .into(),
+            ),
+            Ok(_) => None,
+        }
+    }
+}
+
+/// The operators' web console (`[console]`; without it, no console is served): HTTPS on its own
+/// address with the gateway's server certificate and client CAs; only a registered operator's
+/// certificate gets a page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address of the console (`https://…/`; keep it on loopback or a management network).
     pub listen: SocketAddr,
 }
 
@@ -409,6 +600,12 @@ impl Config {
         if let Some((field, message)) = config.limits.check() {
             return Err(invalid(field.into(), message.into()));
         }
+        if let Some((field, message)) = config.evidence.as_ref().and_then(EvidenceConfig::check) {
+            return Err(invalid(field.into(), message));
+        }
+        if let Some(message) = config.tracing.check() {
+            return Err(invalid("tracing.otlp_endpoint".into(), message));
+        }
         for (key, value) in [
             ("max_document_nodes", config.max_document_nodes),
             ("max_document_records", config.max_document_records),
@@ -445,7 +642,13 @@ impl Config {
         (self.max_document_bytes * 2).max(self.max_document_bytes + 1024 * 1024)
     }
 
-    /// A path from the file, resolved against its directory.
+    /// Where the store is (`store`: a SQLite file resolved against this file's directory, or a
+    /// PostgreSQL URL).
+    pub fn store_location(&self) -> crate::store::StoreLocation {
+        crate::store::StoreLocation::parse(&self.store.to_string_lossy(), &self.base_dir)
+    }
+
+    /// A path of the configuration, resolved against the file's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -500,6 +703,7 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.limits.handshake_timeout_secs, 10);
         assert!(c.tls.crls.is_empty() && !c.tls.allow_stale_crls && !c.partners[0].suspended);
+        assert!(c.console.is_none(), "no console unless configured");
         let c = Config::parse(
             &MINIMAL.replace("key = \"pki/server.key\"", "key = \"k\"\ncrls = [\"a.crl\"]\nallow_stale_crls = true"),
             "t",
@@ -511,6 +715,16 @@ identity = "urn:yrdx:partner:jiangsu"
     }
 
     #[test]
+    fn the_console_section_is_read_and_checked() {
+        let c = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"127.0.0.1:9465\"\n"), "t").unwrap();
+        assert_eq!(c.console.map(|k| k.listen.port()), Some(9465));
+        let e = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"not an address\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::parse(&format!("{MINIMAL}\n[console]\nlisten = \"127.0.0.1:1\"\nport = 2\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+    }
+
+    #[test]
     fn limits_are_read_and_checked() {
         let c = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_connections = 7\n"), "t").unwrap();
         assert_eq!(c.limits.max_connections, 7);
@@ -519,6 +733,34 @@ identity = "urn:yrdx:partner:jiangsu"
         assert!(e.to_string().contains("limits.max_requests_in_flight"), "{e}");
         let e = Config::parse(&format!("{MINIMAL}\n[limits]\nmax_conections = 1\n"), "t").unwrap_err();
         assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn evidence_is_optional_defaults_and_is_checked() {
+        assert_eq!(Config::parse(MINIMAL, "t").unwrap().evidence, None);
+        let with = |extra: &str| {
+            format!("{MINIMAL}\n[evidence]\nkey = \"pki/gateway-sign.key\"\ncert = \"pki/gateway-sign.pem\"\n{extra}")
+        };
+        let e = Config::parse(&with(""), "t").unwrap().evidence.unwrap();
+        assert_eq!(e.key, PathBuf::from("pki/gateway-sign.key"));
+        assert_eq!(
+            (e.distinguishing_id.as_str(), e.head_every_entries, e.head_every_secs),
+            ("1234567812345678", 1000, 300)
+        );
+        assert_eq!(e.head_policy(), yrdx_evidence::HeadPolicy { every_entries: 1000, every_secs: 300 });
+        let e = Config::parse(&with("distinguishing_id = \"yrdx\"\nhead_every_entries = 5"), "t").unwrap();
+        assert_eq!(e.evidence.map(|e| (e.distinguishing_id, e.head_every_entries)), Some(("yrdx".into(), 5)));
+        for (extra, key) in [
+            ("head_every_entries = 0", "evidence.head_every_entries"),
+            ("head_every_secs = 0", "evidence.head_every_secs"),
+            ("distinguishing_id = \"\"", "evidence.distinguishing_id"),
+            ("distid = \"x\"", "distid"),
+        ] {
+            let e = Config::parse(&with(extra), "t").unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let e = Config::parse(&format!("{MINIMAL}\n[evidence]\nkey = \"k\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("cert"), "{e}");
     }
 
     #[test]
@@ -554,5 +796,27 @@ identity = "urn:yrdx:partner:jiangsu"
         assert!(e.to_string().contains("listn"), "{e}");
         let e = Config::parse(&MINIMAL.replace("320000", "390000"), "t").unwrap_err();
         assert!(e.to_string().contains("partner[0].region"), "{e}");
+    }
+
+    #[test]
+    fn otlp_export_is_off_by_default_and_its_endpoint_is_checked() {
+        let c = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(c.tracing, TracingConfig::default());
+        assert_eq!(c.tracing.otlp_endpoint, None);
+        let with =
+            |endpoint: &str| Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpoint = \"{endpoint}\"\n"), "t");
+        for bad in ["localhost:4317", "ftp://collector:21", "https://collector:4317", "http://", "not a url"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("tracing.otlp_endpoint"), "{bad}: {e}");
+        }
+        let good = with("http://127.0.0.1:4317");
+        if cfg!(feature = "otlp") {
+            assert_eq!(good.unwrap().tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        } else {
+            let e = good.unwrap_err().to_string();
+            assert!(e.contains("built without the cargo feature `otlp`"), "{e}");
+        }
+        let e = Config::parse(&format!("{MINIMAL}\n[tracing]\notlp_endpiont = \"http://x:1\"\n"), "t").unwrap_err();
+        assert!(e.to_string().contains("otlp_endpiont"), "{e}");
     }
 }

@@ -6,7 +6,9 @@ use crate::disposal::Deadlines;
 use crate::faults::Faults;
 use crate::identity;
 use crate::routing::{self, RecordLookup, RouteError};
-use crate::store::{Committed, NewDelivery, SqliteStore, Store, StoredRecord, Submission};
+use crate::store::{
+    Committed, DeliveryId, LookupKeys, NewDelivery, Store, StoreError, StoredRecord, StoredSubmission, Submission,
+};
 use governor::{DefaultDirectRateLimiter, Quota};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -53,7 +55,7 @@ pub struct Gateway {
     /// The configuration in force (swapped whole by a reload; read it with [`Gateway::config`]).
     config: RwLock<Arc<Config>>,
     /// The durable store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// The working-day calendar in force (swapped by a reload; read it with [`Gateway::calendar`]).
     calendar: RwLock<Arc<Calendar>>,
     /// Disposal stage durations.
@@ -68,6 +70,15 @@ pub struct Gateway {
     pub(crate) faults: Faults,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The last hour of submissions per partner and minute, for the operators' console.
+    pub activity: crate::console::activity::SubmissionActivity,
+}
+
+/// `UNAVAILABLE`, logged with its source: the store failed. The partner learns that nothing was
+/// stored and that it may retry, never the store's own text.
+pub(crate) fn store_unavailable(e: StoreError) -> Status {
+    warn!(error = %e, source = ?std::error::Error::source(&e), "store unavailable");
+    Status::unavailable("the exchange's store is unavailable: nothing was stored; retry later")
 }
 
 /// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
@@ -164,27 +175,11 @@ fn gone() -> Status {
     Status::cancelled("the caller went away before the document was processed; nothing was stored")
 }
 
-struct StoreLookup<'a>(&'a SqliteStore);
-
-impl RecordLookup for StoreLookup<'_> {
-    fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String> {
-        self.0.record(kind, id).map_err(|e| e.to_string())
-    }
-
-    fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, String> {
-        self.0.sampling_count(plan_id, region, except, at_most).map_err(|e| e.to_string())
-    }
-
-    fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String> {
-        self.0.samplings_of_product(uscc, brand, model).map_err(|e| e.to_string())
-    }
-}
-
 impl Gateway {
     /// Builds the services' state.
     pub fn new(
         config: Arc<Config>,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         calendar: Calendar,
         clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
@@ -202,6 +197,7 @@ impl Gateway {
             shutdown,
             faults: Faults::default(),
             metrics: crate::metrics::Metrics::new(),
+            activity: Default::default(),
         }
     }
 
@@ -283,6 +279,15 @@ impl Gateway {
         self.mailbox(region).notify_waiters();
     }
 
+    /// Wakes every open stream (each then looks at its own mailbox).
+    pub(crate) fn wake_all(&self) {
+        let mailboxes: Vec<Arc<Notify>> =
+            self.mailboxes.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for m in mailboxes {
+            m.notify_waiters();
+        }
+    }
+
     /// When a partner last called (since start-up).
     pub fn last_contact(&self, partner: &str) -> Option<yrdx_proto::Timestamp> {
         self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(partner).copied()
@@ -336,32 +341,43 @@ impl Gateway {
     /// bytes whose digest decides "same message" may be given separately when they are not the
     /// document itself (the Records API wraps what Shanghai
     /// sent in an envelope stamped with the time of the call).
-    pub(crate) fn submit_blocking_keyed(
+    pub(crate) async fn submit_keyed(
         &self,
         partner: &PartnerConfig,
         bytes: Vec<u8>,
         idempotency_key: Option<&[u8]>,
     ) -> Result<SubmitReply, Status> {
-        self.submit_cancellable(partner, bytes, idempotency_key, &AtomicBool::new(false))
+        self.submit_cancellable(partner, bytes, idempotency_key, Arc::new(AtomicBool::new(false))).await
     }
 
-    /// [`Gateway::submit_blocking_keyed`], stopping before decoding and before routing when
-    /// `cancelled` is set (decoding itself is bounded by the value, element and problem limits).
-    fn submit_cancellable(
+    /// [`Gateway::submit_keyed`], stopping before decoding and before routing when `cancelled`
+    /// is set (decoding itself is bounded by the value, element and problem limits). Dropping the
+    /// future stops it at its next step; a commit already sent completes or not as a whole.
+    async fn submit_cancellable(
         &self,
         partner: &PartnerConfig,
         bytes: Vec<u8>,
         idempotency_key: Option<&[u8]>,
-        cancelled: &AtomicBool,
+        cancelled: Arc<AtomicBool>,
     ) -> Result<SubmitReply, Status> {
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
         let config = self.config();
-        let doc = partner
-            .format()
-            .decode(&bytes, &config.decode_limits())
-            .map_err(|e| invalid_document(&e, config.error_details_max_bytes, config.max_problems))?;
+        // Decoding is CPU work (bounded by the limits): on the blocking pool, so that a large
+        // document does not hold up the runtime's workers.
+        let (format, limits, flag) = (partner.format(), config.decode_limits(), cancelled.clone());
+        let (decoded, bytes) = tokio::task::spawn_blocking(move || {
+            if flag.load(Ordering::Relaxed) {
+                return (None, bytes);
+            }
+            let decoded = format.decode(&bytes, &limits);
+            (Some(decoded), bytes)
+        })
+        .await
+        .map_err(internal)?;
+        let Some(decoded) = decoded else { return Err(gone()) };
+        let doc = decoded.map_err(|e| invalid_document(&e, config.error_details_max_bytes, config.max_problems))?;
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
@@ -372,23 +388,25 @@ impl Gateway {
             )));
         }
         let digest = hex::encode(Sha256::digest(idempotency_key.unwrap_or(&bytes)));
-        if let Some((stored, reply)) =
-            self.store.message(&partner.region, &doc.envelope.message_id).map_err(internal)?
+        if let Some(StoredSubmission { digest: stored, reply }) =
+            self.store.stored_submission(&partner.region, &doc.envelope.message_id).await.map_err(store_unavailable)?
         {
             return duplicate(&stored, &reply, &digest, &doc.envelope.message_id);
         }
-        let mut planned = self.plan_deliveries(&doc, partner)?;
+        let mut planned = self.plan_deliveries(&doc, partner).await?;
         let (deliveries, warnings) = (planned.deliveries, planned.warnings);
         let reply = SubmitReply {
             message_id: doc.envelope.message_id.clone(),
             duplicate: false,
             records: doc.records.iter().map(|r| RecordRef { kind: r.kind().name().into(), id: r.id() }).collect(),
             warnings,
+            receipt: None,
         };
         let stored = |r: &Record| StoredRecord {
-            kind: r.kind().name().into(),
+            kind: r.kind(),
             id: r.id(),
             canonical: canonical::record_to_value(r).to_string(),
+            keys: LookupKeys::of(r),
         };
         // The gateway's own records (opened or updated cases) come last: they win over the
         // submitted copy.
@@ -408,7 +426,7 @@ impl Gateway {
         };
         let recipients: Vec<String> = submission.deliveries.iter().map(|d| d.recipient.clone()).collect();
         let commit_started = std::time::Instant::now();
-        let committed = self.store.commit(submission).map_err(internal)?;
+        let committed = self.store.commit(submission).await.map_err(store_unavailable)?;
         self.metrics.committed(commit_started.elapsed());
         match committed {
             Committed::New => {
@@ -433,7 +451,7 @@ impl Gateway {
     }
 
     /// Decodes a document as Submit would and reports every problem (up to `max_problems`) in
-    /// the reply; nothing is stored or routed.
+    /// the reply; nothing is stored or routed (blocking: run it on the blocking pool).
     fn check_blocking(
         &self,
         partner: &PartnerConfig,
@@ -471,8 +489,8 @@ impl Gateway {
     }
 
     /// Routes every record and encodes, per recipient, the records it takes in its own format.
-    fn plan_deliveries(&self, doc: &Document, sender: &PartnerConfig) -> Result<Planned, Status> {
-        let lookup = StoreLookup(&self.store);
+    async fn plan_deliveries(&self, doc: &Document, sender: &PartnerConfig) -> Result<Planned, Status> {
+        let lookup: &dyn RecordLookup = self.store.as_ref();
         let (config, calendar) = (self.config(), self.calendar());
         let cx = routing::Context {
             config: &config,
@@ -488,13 +506,14 @@ impl Gateway {
         let mut refused = Vec::new();
         let mut batch = routing::Batch::default();
         for record in &doc.records {
-            let mut route = match routing::route(record, sender, &lookup, &mut batch, &cx) {
+            let mut route = match routing::route(record, sender, lookup, &mut batch, &cx).await {
                 Ok(r) => r,
                 Err(RouteError::Precondition { record, rule }) => {
                     refused.push(format!("{record}: {rule}"));
                     continue;
                 }
-                Err(RouteError::Store(e)) => return Err(internal(e)),
+                Err(RouteError::Store(e)) => return Err(store_unavailable(e)),
+                Err(RouteError::Corrupt(e)) => return Err(internal(e)),
             };
             for p in routing::deliverable(record, &mut route, &config) {
                 match groups.iter_mut().find(|(q, id, ..)| q.name == p.name && *id == doc.envelope.message_id) {
@@ -621,13 +640,8 @@ impl Exchange for ExchangeService {
         let result = async move {
             let result = async {
                 let bytes = g.admit(&partner, request.into_inner().document)?;
-                let g2 = g.clone();
-                let p2 = partner.clone();
                 let guard = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-                let cancelled = guard.0.clone();
-                let result = tokio::task::spawn_blocking(move || g2.submit_cancellable(&p2, bytes, None, &cancelled))
-                    .await
-                    .map_err(internal)?;
+                let result = g.submit_cancellable(&partner, bytes, None, guard.0.clone()).await;
                 drop(guard);
                 result
             }
@@ -685,6 +699,7 @@ impl Exchange for ExchangeService {
             Err(status) => (crate::metrics::Outcome::of_status(status), Vec::new()),
         };
         counted.metrics.submitted(&name, outcome, &records, started.elapsed());
+        counted.activity.record(&name, outcome, counted.clock.now_ms());
         result
     }
 
@@ -703,7 +718,7 @@ impl Exchange for ExchangeService {
         tokio::spawn(
             async move {
                 let visibility = (g.config().visibility_timeout_secs * 1000) as i64;
-                let mut sent: Vec<String> = Vec::new();
+                let mut sent: Vec<DeliveryId> = Vec::new();
                 loop {
                     // A reload that suspends or removes the partner ends its stream (the reload
                     // wakes every mailbox); what it held unacknowledged stays in its mailbox.
@@ -716,38 +731,33 @@ impl Exchange for ExchangeService {
                     let notified = notify.notified();
                     tokio::pin!(notified);
                     notified.as_mut().enable();
-                    let store = g.store.clone();
-                    let region = partner.region.clone();
                     // The gateway's one clock: visibility timeouts move with it in tests too.
                     let now = g.clock.now_ms();
-                    let batch = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-                        let room = max_unacked.saturating_sub(store.in_flight(&region, now)?);
+                    let batch = async {
+                        let room = max_unacked.saturating_sub(g.store.in_flight(&partner.region, now).await?);
                         if room == 0 {
                             return Ok(vec![]);
                         }
-                        store.take(&region, room, now, visibility)
-                    })
+                        g.store.take(&partner.region, room, now, visibility).await
+                    }
                     .await;
                     let batch = match batch {
-                        Ok(Ok(b)) => b,
-                        Ok(Err(e)) => {
-                            let _ = tx.send(Err(internal(e))).await;
-                            break;
-                        }
+                        Ok(b) => b,
                         Err(e) => {
-                            let _ = tx.send(Err(internal(e))).await;
+                            let _ = tx.send(Err(store_unavailable(e))).await;
                             break;
                         }
                     };
                     for d in batch {
-                        sent.push(d.delivery_id.clone());
+                        sent.push(d.delivery_id);
+                        g.metrics.submit_to_delivery(now - d.queued_at_ms, d.attempt);
                         // A span per delivery sent, inside the stream's, so that a delivery id
                         // can be followed from here to its Ack.
                         tracing::info_span!("deliver", delivery_id = %d.delivery_id, message_id = %d.message_id)
                             .in_scope(|| debug!(attempt = d.attempt, "delivered"));
                         g.metrics.delivered(&partner.name, d.attempt);
                         let delivery = Delivery {
-                            delivery_id: d.delivery_id,
+                            delivery_id: d.delivery_id.to_string(),
                             message_id: d.message_id,
                             document: d.document,
                             attempt: d.attempt,
@@ -768,8 +778,10 @@ impl Exchange for ExchangeService {
                 }
                 // The stream is gone: what it carried and was not acknowledged is sent again.
                 if !sent.is_empty() {
-                    let store = g.store.clone();
-                    let _ = tokio::task::spawn_blocking(move || store.release(&sent)).await;
+                    if let Err(e) = g.store.release(&sent).await {
+                        // Their lease runs out by itself: they are sent again after the timeout.
+                        warn!(error = %e, "unacknowledged deliveries could not be released");
+                    }
                 }
                 info!("stream closed");
             }
@@ -807,12 +819,7 @@ impl Exchange for ExchangeService {
         let ids = request.into_inner().delivery_ids;
         let span = tracing::info_span!("ack", partner = %partner.name, deliveries = %ids.join(","));
         async move {
-            let store = g.store.clone();
-            let region = partner.region.clone();
-            let n = tokio::task::spawn_blocking(move || store.ack(&region, &ids))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
+            let n = g.store.ack(&partner.region, &DeliveryId::parse_all(&ids)).await.map_err(store_unavailable)?;
             g.mailbox(&partner.region).notify_waiters();
             g.metrics.acknowledged(&partner.name, n);
             info!(acknowledged = n, "acknowledged");
@@ -821,11 +828,20 @@ impl Exchange for ExchangeService {
         .instrument(span)
         .await
     }
+
+    /// Placeholder until receipts are stored with their submissions (issue 17).
+    async fn get_receipt(
+        &self,
+        _request: Request<yrdx_proto::v1::GetReceiptRequest>,
+    ) -> Result<Response<yrdx_proto::v1::GetReceiptReply>, Status> {
+        Err(Status::unimplemented("Exchange.GetReceipt is not served yet"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrdx_adapters::RecordKind;
 
     const CONFIG: &str = r#"
 [tls]
@@ -842,7 +858,7 @@ identity = "urn:yrdx:partner:shanghai"
 
     fn gateway() -> Gateway {
         let config = Arc::new(Config::parse(CONFIG, "test").expect("config"));
-        let store = Arc::new(SqliteStore::in_memory().expect("store"));
+        let store = Arc::new(crate::store::SqliteStore::in_memory().expect("store"));
         let clock =
             Arc::new(crate::clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
         let (_, shutdown) = watch::channel(false);
@@ -871,8 +887,8 @@ identity = "urn:yrdx:partner:shanghai"
         canonical::encode(&envelope, &[Record::Plan(plan)]).expect("plan encodes").bytes
     }
 
-    #[test]
-    fn work_whose_caller_has_gone_stores_nothing() {
+    #[tokio::test]
+    async fn work_whose_caller_has_gone_stores_nothing() {
         let g = gateway();
         let shanghai = g.config().partners[0].clone();
         // The drop guard of a Submit whose caller went away sets the flag…
@@ -880,14 +896,17 @@ identity = "urn:yrdx:partner:shanghai"
         let cancelled = guard.0.clone();
         drop(guard);
         assert!(cancelled.load(Ordering::Relaxed));
-        // …and the blocking work then stops before anything is decoded, routed or stored.
-        let err = g.submit_cancellable(&shanghai, plan_document("M-GONE"), None, &cancelled).unwrap_err();
+        // …and the work then stops before anything is decoded, routed or stored.
+        let err = g.submit_cancellable(&shanghai, plan_document("M-GONE"), None, cancelled).await.unwrap_err();
         assert_eq!(err.code(), Code::Cancelled, "{err}");
-        assert_eq!(g.store.message("310000", "M-GONE").unwrap(), None);
-        assert_eq!(g.store.record("plan", "YRD-2024-WS-01").unwrap(), None);
+        assert_eq!(g.store.stored_submission("310000", "M-GONE").await.unwrap(), None);
+        assert_eq!(g.store.record(RecordKind::Plan, "YRD-2024-WS-01").await.unwrap(), None);
         // The same document from a caller still there is stored.
-        let reply = g.submit_cancellable(&shanghai, plan_document("M-HERE"), None, &AtomicBool::new(false)).unwrap();
+        let reply = g
+            .submit_cancellable(&shanghai, plan_document("M-HERE"), None, Arc::new(AtomicBool::new(false)))
+            .await
+            .unwrap();
         assert!(!reply.duplicate);
-        assert!(g.store.record("plan", "YRD-2024-WS-01").unwrap().is_some());
+        assert!(g.store.record(RecordKind::Plan, "YRD-2024-WS-01").await.unwrap().is_some());
     }
 }

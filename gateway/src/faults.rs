@@ -44,13 +44,13 @@ impl Faults {
         }
     }
 
-    /// The state a package SAMR rejected is left in: `parked`, or `accepted` when the fault
-    /// drops rejections.
-    pub(crate) fn samr_rejected_state(&self) -> &'static str {
+    /// The state a package SAMR rejected is left in: parked, or accepted when the fault drops
+    /// rejections.
+    pub(crate) fn samr_rejected_state(&self) -> crate::store::PackageState {
         if self.drop_rejected_samr_packages {
-            "accepted"
+            crate::store::PackageState::Accepted
         } else {
-            "parked"
+            crate::store::PackageState::Parked
         }
     }
 

@@ -4,7 +4,8 @@
 
 use crate::exchange::Gateway;
 use crate::metrics::{MailboxReading, Readings};
-use crate::store::Store;
+use crate::store::PackageState;
+use yrdx_adapters::RecordKind;
 use yrdx_proto::v1::{CaseStatus, DisposalCase};
 
 /// The stages a case can be open in, by their metric label.
@@ -21,15 +22,15 @@ fn stage_label(s: CaseStatus) -> String {
     s.as_str_name().trim_start_matches("CASE_STATUS_").to_string()
 }
 
-/// Reads every gauge's value (blocking: it queries the store).
-pub fn read(g: &Gateway) -> Result<Readings, String> {
+/// Reads every gauge's value.
+pub async fn read(g: &Gateway) -> Result<Readings, crate::store::StoreError> {
     let now = g.clock.now();
     let now_ms = g.clock.now_ms();
     let mut readings = Readings::default();
     let config = g.config();
     for p in &config.partners {
-        let depth = g.store.depth(&p.region).map_err(|e| e.to_string())?;
-        let oldest = g.store.oldest_unacknowledged_ms(&p.region).map_err(|e| e.to_string())?;
+        let depth = g.store.depth(&p.region).await?;
+        let oldest = g.store.oldest_unacknowledged_ms(&p.region).await?;
         readings.mailboxes.push(MailboxReading {
             partner: p.name.clone(),
             depth,
@@ -38,16 +39,20 @@ pub fn read(g: &Gateway) -> Result<Readings, String> {
         });
     }
     let mut states: std::collections::BTreeMap<String, i64> =
-        ["pending", "accepted", "parked"].iter().map(|s| (s.to_string(), 0)).collect();
-    for p in g.store.samr_packages().map_err(|e| e.to_string())? {
-        *states.entry(p.state).or_default() += 1;
+        [PackageState::Pending, PackageState::Accepted, PackageState::Parked]
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+    for p in g.store.samr_packages().await? {
+        *states.entry(p.state.as_str().to_string()).or_default() += 1;
     }
     readings.samr_packages = states.into_iter().collect();
     let today = yrdx_proto::civil::BeijingTime::of(&now).date;
     let mut open = [0i64; STAGES.len()];
     let mut overdue = [0i64; STAGES.len()];
-    for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
-        let case: DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    for json in g.store.records_of_kind(RecordKind::CaseTransfer).await? {
+        let case: DisposalCase = serde_json::from_str(&json)
+            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
         let Some(i) = STAGES.iter().position(|s| *s as i32 == case.status) else { continue };
         open[i] += 1;
         if case.due_on_provisional {

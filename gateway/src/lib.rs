@@ -6,6 +6,7 @@
 //! command-line tools [`translate`], [`validate`] and [`demo`].
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod calendar_watch;
@@ -13,15 +14,19 @@ pub mod certificate;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod disposal;
 pub mod exchange;
 pub mod faults;
 pub mod gauges;
 pub mod identity;
+pub mod leader;
 pub mod metrics;
+pub mod otlp;
 pub mod overdue;
 pub mod pki;
+pub mod progress;
 pub mod records_api;
 pub mod reload;
 pub mod routing;

@@ -119,6 +119,71 @@ impl TlsRefusals {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabel {
+    outcome: SamrAttempt,
+}
+
+/// How one push of a SAMR package ended, as counted (`yrdx_samr_attempts_total{outcome}`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum SamrAttempt {
+    /// SAMR's receipt accepted the package.
+    accepted,
+    /// SAMR's receipt rejected it (parked with SAMR's reason).
+    rejected,
+    /// SAMR answered 429 or 503 (retried after `Retry-After`).
+    busy,
+    /// Any other answer, an unreadable receipt, or no answer (connection, TLS, time-out).
+    failed,
+}
+
+impl SamrAttempt {
+    /// The outcome of an attempt from its HTTP status (`None`: no answer) and the state the
+    /// package was left in (`accepted`, `pending`, `parked`).
+    pub fn of(status: Option<u16>, state: &str) -> SamrAttempt {
+        match (status, state) {
+            (_, "accepted") => SamrAttempt::accepted,
+            (Some(429 | 503), _) => SamrAttempt::busy,
+            // A 200 that parks the package is SAMR's own rejection; one that leaves it pending
+            // was a receipt for another package or unreadable.
+            (Some(200), "parked") => SamrAttempt::rejected,
+            _ => SamrAttempt::failed,
+        }
+    }
+}
+
+/// SAMR docking's counters (`yrdx_samr_attempts_total{outcome}`, `yrdx_samr_receipt_seconds`): a
+/// cheap clone handed to the pusher, which counts where the push happens. A default one (a
+/// pusher built without the gateway's metrics) counts into nothing that is served.
+#[derive(Debug, Clone)]
+pub struct SamrMetrics {
+    attempts: Family<AttemptLabel, Counter>,
+    receipt_seconds: Histogram,
+}
+
+impl Default for SamrMetrics {
+    fn default() -> Self {
+        SamrMetrics { attempts: Family::default(), receipt_seconds: latency() }
+    }
+}
+
+impl SamrMetrics {
+    /// Counts one attempt: its HTTP status (`None`: no answer came), the state it left the
+    /// package in, and, when SAMR answered, how long the answer took.
+    pub fn attempted(&self, status: Option<u16>, state: &str, elapsed: Duration) {
+        self.attempts.get_or_create(&AttemptLabel { outcome: SamrAttempt::of(status, state) }).inc();
+        if status.is_some() {
+            self.receipt_seconds.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// How many attempts ended with `outcome` so far.
+    pub fn count(&self, outcome: SamrAttempt) -> u64 {
+        self.attempts.get_or_create(&AttemptLabel { outcome }).get()
+    }
+}
+
 fn latency() -> Histogram {
     // 0.5 ms … ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -162,6 +227,7 @@ pub struct Metrics {
     records: Family<RecordLabels, Counter>,
     submit_seconds: Family<PartnerLabel, Histogram, fn() -> Histogram>,
     commit_seconds: Histogram,
+    submit_to_delivery_seconds: Histogram,
     deliveries_sent: Family<PartnerLabel, Counter>,
     deliveries_redelivered: Family<PartnerLabel, Counter>,
     deliveries_acked: Family<PartnerLabel, Counter>,
@@ -174,6 +240,7 @@ pub struct Metrics {
     provisional: Gauge,
     calendar_end: Gauge,
     tls_refusals: TlsRefusals,
+    samr: SamrMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -197,6 +264,7 @@ impl Metrics {
             records: Family::default(),
             submit_seconds: Family::new_with_constructor(latency),
             commit_seconds: latency(),
+            submit_to_delivery_seconds: latency(),
             deliveries_sent: Family::default(),
             deliveries_redelivered: Family::default(),
             deliveries_acked: Family::default(),
@@ -209,6 +277,7 @@ impl Metrics {
             provisional: Gauge::default(),
             calendar_end: Gauge::default(),
             tls_refusals: TlsRefusals::default(),
+            samr: SamrMetrics::default(),
             registry: Registry::default(),
         };
         let build = Family::<VersionLabel, Gauge>::default();
@@ -227,6 +296,12 @@ impl Metrics {
             "Time for a submission's durable commit (group commit included)",
             Unit::Seconds,
             m.commit_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "submit_to_delivery",
+            "Time from a delivery's commit to its first hand-out on a Receive stream (any replica)",
+            Unit::Seconds,
+            m.submit_to_delivery_seconds.clone(),
         );
         registry.register(
             "deliveries_sent",
@@ -252,7 +327,11 @@ impl Metrics {
             Unit::Seconds,
             m.last_contact.clone(),
         );
-        registry.register("samr_packages", "SAMR packages by state", m.samr_packages.clone());
+        registry.register(
+            "samr_packages",
+            "SAMR packages by state (pending, accepted, parked: the parked count is state=\"parked\")",
+            m.samr_packages.clone(),
+        );
         registry.register("cases_open", "Open disposal cases by stage", m.cases_open.clone());
         registry.register("cases_overdue", "Overdue disposal cases by stage", m.cases_overdue.clone());
         registry.register(
@@ -273,7 +352,23 @@ impl Metrics {
              unknown_revocation_status, unknown_issuer, expired, not_valid_yet, invalid)",
             m.tls_refusals.0.clone(),
         );
+        registry.register(
+            "samr_attempts",
+            "SAMR package pushes by outcome (accepted, rejected, busy, failed)",
+            m.samr.attempts.clone(),
+        );
+        registry.register_with_unit(
+            "samr_receipt",
+            "Time from pushing a SAMR package to SAMR's answer (receipt, busy or error status)",
+            Unit::Seconds,
+            m.samr.receipt_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// SAMR docking's counters, for the pusher.
+    pub fn samr(&self) -> SamrMetrics {
+        self.samr.clone()
     }
 
     /// The counter of refused client certificates, for the TLS verifier.
@@ -297,6 +392,13 @@ impl Metrics {
     /// Times one durable commit.
     pub fn committed(&self, elapsed: Duration) {
         self.commit_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Observes how long a delivery waited between its commit and its first hand-out.
+    pub fn submit_to_delivery(&self, waited_ms: i64, attempt: u32) {
+        if attempt == 1 {
+            self.submit_to_delivery_seconds.observe(waited_ms.max(0) as f64 / 1000.0);
+        }
     }
 
     /// Counts a delivery handed to a partner (`attempt` above 1: again).
@@ -352,7 +454,9 @@ impl Metrics {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders the exposition (`true`: OpenMetrics); it may block (it reads the store).
-pub type Render = Arc<dyn Fn(bool) -> Result<String, String> + Send + Sync>;
+pub type Render = Arc<
+    dyn Fn(bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
 
 /// Serves `GET /metrics` on `listener` until `stop` says so. Plain HTTP on the address the
 /// operator chose (loopback by default): the scrape carries no partner data.
@@ -400,7 +504,8 @@ async fn answer(req: Request<hyper::body::Incoming>, render: Render) -> Response
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let rendered = tokio::task::spawn_blocking(move || render(openmetrics)).await;
+    // The gauges are read (from the store) on each scrape; rendering itself is cheap.
+    let rendered: Result<Result<String, String>, std::convert::Infallible> = Ok(render(openmetrics).await);
     let content_type =
         if openmetrics { OPENMETRICS } else { prometheus_client::encoding::prometheus_text::CONTENT_TYPE };
     match rendered {
@@ -413,5 +518,37 @@ async fn answer(req: Request<hyper::body::Incoming>, render: Render) -> Response
             warn!(error = %e, "metrics task failed");
             reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "metrics could not be read\n".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samr_attempts_are_told_apart_by_answer_and_state() {
+        assert_eq!(SamrAttempt::of(Some(200), "accepted"), SamrAttempt::accepted);
+        assert_eq!(SamrAttempt::of(Some(200), "parked"), SamrAttempt::rejected);
+        assert_eq!(SamrAttempt::of(Some(200), "pending"), SamrAttempt::failed);
+        assert_eq!(SamrAttempt::of(Some(503), "pending"), SamrAttempt::busy);
+        // Busy for the last allowed attempt: parked, but SAMR did not reject it.
+        assert_eq!(SamrAttempt::of(Some(429), "parked"), SamrAttempt::busy);
+        assert_eq!(SamrAttempt::of(Some(500), "pending"), SamrAttempt::failed);
+        assert_eq!(SamrAttempt::of(None, "pending"), SamrAttempt::failed);
+    }
+
+    #[test]
+    fn samr_counters_are_exposed_under_their_names() {
+        let m = Metrics::new();
+        let samr = m.samr();
+        samr.attempted(Some(503), "pending", Duration::from_millis(20));
+        samr.attempted(None, "pending", Duration::from_secs(30));
+        samr.attempted(Some(200), "accepted", Duration::from_millis(40));
+        assert_eq!((samr.count(SamrAttempt::busy), samr.count(SamrAttempt::accepted)), (1, 1));
+        let text = m.render(&Readings::default(), false).unwrap();
+        assert!(text.contains("yrdx_samr_attempts_total{outcome=\"busy\"} 1"), "{text}");
+        assert!(text.contains("yrdx_samr_attempts_total{outcome=\"failed\"} 1"), "{text}");
+        // Only the two answers were timed, not the attempt that got none.
+        assert!(text.contains("yrdx_samr_receipt_seconds_count 2"), "{text}");
     }
 }

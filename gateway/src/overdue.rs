@@ -14,16 +14,15 @@ const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// section 5). The partners' formats have no overdue message: each side receives the case in
 /// its case-transfer format (canonical for Shanghai) under the message id
 /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
-pub fn check_overdue(g: &Gateway) -> Result<Vec<String>, String> {
+pub async fn check_overdue(g: &Gateway) -> Result<Vec<String>, crate::store::StoreError> {
     let now = crate::clock::whole_seconds(g.clock.now());
     let today = yrdx_proto::civil::BeijingTime::of(&now).date;
     let now_ms = g.clock.now_ms();
     let mut notified = Vec::new();
-    for json in g.store.records_of_kind("case_transfer").map_err(|e| e.to_string())? {
-        let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        if !crate::disposal::is_overdue(&case, &today)
-            || g.store.overdue_notified(&case.case_id, case.status).map_err(|e| e.to_string())?
-        {
+    for json in g.store.records_of_kind(yrdx_adapters::RecordKind::CaseTransfer).await? {
+        let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json)
+            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
+        if !crate::disposal::is_overdue(&case, &today) || g.store.overdue_notified(&case.case_id, case.status).await? {
             continue;
         }
         let state = yrdx_proto::v1::CaseStatus::try_from(case.status)
@@ -32,10 +31,11 @@ pub fn check_overdue(g: &Gateway) -> Result<Vec<String>, String> {
         // At most 40 + 9 + 11 characters: within every partner's 64.
         let message_id = format!("{}-OVERDUE-{state}", case.case_id);
         let deliveries = g.case_to_both_sides(&case, &message_id, now);
-        if g.store.commit_overdue_notice(&case.case_id, case.status, &deliveries, now_ms).map_err(|e| e.to_string())? {
+        let recipients: Vec<String> = deliveries.iter().map(|d| d.recipient.clone()).collect();
+        if g.store.commit_overdue_notice(&case.case_id, case.status, deliveries, now_ms).await? {
             warn!(case = %case.case_id, due = %case.due_on.map(|d| d.to_string()).unwrap_or_default(), %state, "case overdue: both sides notified");
-            for d in &deliveries {
-                g.wake(&d.recipient);
+            for r in &recipients {
+                g.wake(r);
             }
             notified.push(case.case_id.clone());
         }
@@ -43,19 +43,15 @@ pub fn check_overdue(g: &Gateway) -> Result<Vec<String>, String> {
     Ok(notified)
 }
 
-/// Runs [`check_overdue`] every [`EVERY`] until `stop` says so.
-pub fn spawn(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        loop {
-            let g = gateway.clone();
-            match tokio::task::spawn_blocking(move || check_overdue(&g)).await {
-                Ok(Err(e)) => warn!(error = %e, "overdue check failed"),
-                Err(e) => warn!(error = %e, "overdue check failed"),
-                Ok(Ok(_)) => {}
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = stop.changed() => break,
+/// Runs [`check_overdue`] every [`EVERY`] on the replica that leads the deadline checks, until
+/// `stop` says so.
+pub fn spawn(gateway: Arc<Gateway>, stop: watch::Receiver<bool>) {
+    let store = gateway.store.clone();
+    crate::leader::spawn(store, crate::store::LeaderRole::Deadlines, EVERY, stop, move || {
+        let g = gateway.clone();
+        async move {
+            if let Err(e) = check_overdue(&g).await {
+                warn!(error = %e, "overdue check failed");
             }
         }
     });

@@ -1,6 +1,9 @@
 //! Development PKI (`yrdx pki init`, `yrdx pki renew`): a CA (valid two years), a server
 //! certificate for localhost, a client certificate for every partner and an operator (one year
-//! each), and a ready configuration. Test fixtures only — generated at run time, never committed.
+//! each), the gateway's SM2 signing key for receipts and audit chain heads with a self-signed
+//! SM2-with-SM3 certificate (`pki/gateway-sign.key`, `pki/gateway-sign.pem`; rcgen, which makes
+//! the TLS certificates, has no SM2), and a ready configuration. Test fixtures only — generated at
+//! run time, never committed.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -14,6 +17,15 @@ pub enum PkiError {
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The SM2 signing key or its certificate could not be made or read.
+    #[error("{path}: {source}")]
+    Evidence {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: yrdx_evidence::KeyError,
+    },
     /// A file could not be written.
     #[error("{path}: {message}")]
     Io {
@@ -177,6 +189,48 @@ impl CertificateAuthority {
     }
 }
 
+/// The file of the gateway's SM2 signing key, under the folder `init` writes.
+pub const SIGNING_KEY_FILE: &str = "pki/gateway-sign.key";
+/// The file of its self-signed certificate (what partners verify receipts with).
+pub const SIGNING_CERT_FILE: &str = "pki/gateway-sign.pem";
+/// The subject common name of the signing certificate.
+const SIGNING_CERT_NAME: &str = "yrdx gateway receipt signing (development)";
+
+/// Writes a new SM2 signing key and its self-signed certificate ([`LEAF_VALIDITY_DAYS`]).
+fn write_signing_identity(dir: &Path) -> Result<(), PkiError> {
+    let evidence = |path: &str| {
+        let path = dir.join(path).display().to_string();
+        move |source| PkiError::Evidence { path, source }
+    };
+    let key = yrdx_evidence::GatewaySigningKey::generate(yrdx_evidence::DEFAULT_DISTINGUISHING_ID)
+        .map_err(evidence(SIGNING_KEY_FILE))?;
+    let cert =
+        key.self_signed_certificate(SIGNING_CERT_NAME, LEAF_VALIDITY_DAYS).map_err(evidence(SIGNING_CERT_FILE))?;
+    let key_path = dir.join(SIGNING_KEY_FILE);
+    write(&key_path, &key.to_pkcs8_pem().map_err(evidence(SIGNING_KEY_FILE))?)?;
+    // The key that signs receipts is readable by its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| PkiError::Io { path: key_path.display().to_string(), message: e.to_string() })?;
+    }
+    write(&dir.join(SIGNING_CERT_FILE), &cert)
+}
+
+/// A new certificate for the signing key already in the folder (the key is kept, so receipts
+/// signed before stay verifiable with either certificate).
+fn renew_signing_certificate(dir: &Path) -> Result<(), PkiError> {
+    let path = dir.join(SIGNING_KEY_FILE);
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| PkiError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let evidence = |source| PkiError::Evidence { path: path.display().to_string(), source };
+    let key = yrdx_evidence::GatewaySigningKey::from_pkcs8_pem(&pem, yrdx_evidence::DEFAULT_DISTINGUISHING_ID)
+        .map_err(evidence)?;
+    let cert = key.self_signed_certificate(SIGNING_CERT_NAME, LEAF_VALIDITY_DAYS).map_err(evidence)?;
+    write(&dir.join(SIGNING_CERT_FILE), &cert)
+}
+
 /// The serial number of a PEM certificate, hex as the gateway logs it (`None` when it does not
 /// parse).
 pub fn serial_hex_of_pem(pem: &str) -> Option<String> {
@@ -229,6 +283,10 @@ pub fn renew(dir: &Path) -> Result<Vec<String>, PkiError> {
     write(&dir.join("pki/server.pem"), &server.cert_pem)?;
     write(&dir.join("pki/server.key"), &server.key_pem)?;
     let mut renewed = vec!["server".to_string()];
+    if dir.join(SIGNING_KEY_FILE).exists() {
+        renew_signing_certificate(dir)?;
+        renewed.push("gateway-sign".to_string());
+    }
     let clients =
         DEV_PARTNERS.iter().map(|(n, ..)| (*n, partner_identity(n))).chain([("ops", operator_identity("ops"))]);
     for (name, identity) in clients {
@@ -252,14 +310,15 @@ pub fn existing_ca(dir: &Path) -> Vec<PathBuf> {
 
 /// Writes a development CA, server certificate, a client certificate per partner of
 /// [`DEV_PARTNERS`] and one operator (`ops`), and `yrdx.toml` listening on `listen`, with
-/// Prometheus metrics on `127.0.0.1:9464` (on a free port when `listen`'s port is 0, as for the
-/// demo).
+/// Prometheus metrics on `127.0.0.1:9464` and the operators' console on `127.0.0.1:9465` (each on
+/// a free port when `listen`'s port is 0, as for the demo).
 pub fn init(dir: &Path, listen: &str) -> Result<DevPki, PkiError> {
     let pki = init_with(dir, listen, &CertificateAuthority::new("yrdx development CA (not for production)")?)?;
-    let port = if listen.ends_with(":0") { 0 } else { 9464 };
+    let (port, console) = if listen.ends_with(":0") { (0, 0) } else { (9464, 9465) };
     let mut config = std::fs::read_to_string(&pki.config)
         .map_err(|e| PkiError::Io { path: pki.config.display().to_string(), message: e.to_string() })?;
     config.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    config.push_str(&format!("\n[console]\nlisten = \"127.0.0.1:{console}\"\n"));
     write(&pki.config, &config)?;
     Ok(pki)
 }
@@ -299,6 +358,12 @@ pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<
     write(&dir.join("pki/ops.pem"), &ops.cert_pem)?;
     write(&dir.join("pki/ops.key"), &ops.key_pem)?;
     config.push_str(&format!("\n[[operator]]\nname = \"ops\"\nidentity = \"{}\"\n", operator_identity("ops")));
+    write_signing_identity(dir)?;
+    config.push_str(&format!(
+        "\n# The gateway's SM2 key for signed receipts and audit chain heads; partners verify with the certificate.\n\
+         [evidence]\nkey = \"{SIGNING_KEY_FILE}\"\ncert = \"{SIGNING_CERT_FILE}\"\ndistinguishing_id = \"{}\"\n",
+        yrdx_evidence::DEFAULT_DISTINGUISHING_ID
+    ));
     let config_path = dir.join("yrdx.toml");
     write(&config_path, &config)?;
     Ok(DevPki { dir: dir.to_path_buf(), config: config_path })
@@ -318,6 +383,37 @@ mod tests {
     }
 
     #[test]
+    fn init_writes_the_signing_key_and_configures_it() {
+        let dir = std::env::temp_dir().join(format!("yrdx-pki-evidence-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pki = init(&dir, "127.0.0.1:0").unwrap();
+        let config = crate::config::Config::load(&pki.config).unwrap();
+        let evidence = config.evidence.clone().expect("[evidence] written");
+        assert_eq!(evidence.key, PathBuf::from(SIGNING_KEY_FILE));
+        assert_eq!(evidence.cert, PathBuf::from(SIGNING_CERT_FILE));
+        let key = evidence.signing_key(&config).unwrap();
+        assert_eq!(key.distinguishing_id(), yrdx_evidence::DEFAULT_DISTINGUISHING_ID);
+        let cert = std::fs::read_to_string(dir.join(SIGNING_CERT_FILE)).unwrap();
+        assert!((364..=365).contains(&validity_days(&cert).1));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(SIGNING_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Renewing keeps the key and issues a new certificate for it.
+        renew(&dir).unwrap();
+        let renewed = std::fs::read_to_string(dir.join(SIGNING_CERT_FILE)).unwrap();
+        assert_ne!(renewed, cert);
+        key.matches_certificate(&renewed).unwrap();
+        // A certificate of another key is refused, naming the key.
+        std::fs::copy(dir.join("pki/ca.pem"), dir.join(SIGNING_CERT_FILE)).unwrap();
+        let e = evidence.signing_key(&config).unwrap_err();
+        assert!(e.to_string().starts_with("evidence.cert:"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn certificates_have_a_realistic_validity_and_renew() {
         let dir = std::env::temp_dir().join(format!("yrdx-pki-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -330,7 +426,7 @@ mod tests {
         assert!((364..=365).contains(&validity_days(&read("server.pem")).1));
         let before = read("jiangsu.pem");
         let renewed = renew(&dir).unwrap();
-        assert_eq!(renewed, ["server", "shanghai", "jiangsu", "zhejiang", "beijing", "ops"]);
+        assert_eq!(renewed, ["server", "gateway-sign", "shanghai", "jiangsu", "zhejiang", "beijing", "ops"]);
         assert_ne!(read("jiangsu.pem"), before);
         assert!((364..=365).contains(&validity_days(&read("jiangsu.pem")).1));
         let expired = CertificateAuthority::new("t").unwrap().issue_client("urn:x", true).unwrap();

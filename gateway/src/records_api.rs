@@ -3,14 +3,13 @@
 
 use crate::config::PartnerConfig;
 use crate::disposal;
-use crate::exchange::{internal, Gateway};
+use crate::exchange::{internal, store_unavailable, Gateway};
 use crate::identity;
-use crate::store::Store;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-use yrdx_adapters::{canonical, Record};
+use yrdx_adapters::{canonical, Record, RecordKind};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::records_server::Records;
 use yrdx_proto::v1::*;
@@ -49,29 +48,16 @@ impl RecordsService {
         message_id: String,
         record: Record,
     ) -> Result<SubmitReply, Status> {
-        let g = self.gateway.clone();
-        tokio::task::spawn_blocking(move || {
-            let envelope = Envelope {
-                message_id,
-                sender: partner.region.clone(),
-                receiver: partner.region.clone(),
-                sent_at: Some(crate::clock::whole_seconds(g.clock.now())),
-            };
-            let key = canonical::record_to_value(&record).to_string();
-            let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            g.submit_blocking_keyed(&partner, doc.bytes, Some(key.as_bytes()))
-        })
-        .await
-        .map_err(internal)?
-    }
-
-    /// Runs store reads off the async runtime's worker threads.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&crate::store::SqliteStore) -> Result<T, crate::store::StoreError> + Send + 'static,
-    ) -> Result<T, Status> {
-        let store = self.gateway.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(internal)?.map_err(internal)
+        let g = &self.gateway;
+        let envelope = Envelope {
+            message_id,
+            sender: partner.region.clone(),
+            receiver: partner.region.clone(),
+            sent_at: Some(crate::clock::whole_seconds(g.clock.now())),
+        };
+        let key = canonical::record_to_value(&record).to_string();
+        let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        g.submit_keyed(&partner, doc.bytes, Some(key.as_bytes())).await
     }
 
     fn today(&self) -> yrdx_proto::Date {
@@ -103,10 +89,12 @@ impl Records for RecordsService {
         let feedback = req.feedback.ok_or_else(|| Status::invalid_argument("feedback: required"))?;
         let case_id = feedback.case_id.clone();
         self.submit_record(partner, req.message_id, Record::CaseFeedback(feedback)).await?;
-        let id = case_id.clone();
         let json = self
-            .read(move |store| store.record("case_transfer", &id))
-            .await?
+            .gateway
+            .store
+            .record(RecordKind::CaseTransfer, &case_id)
+            .await
+            .map_err(store_unavailable)?
             .ok_or_else(|| Status::not_found(format!("case {case_id}")))?;
         Ok(Response::new(parse(&json)?))
     }
@@ -114,10 +102,27 @@ impl Records for RecordsService {
     async fn get_record(&self, request: Request<GetRecordRequest>) -> Result<Response<GetRecordReply>, Status> {
         self.shanghai(&request)?;
         let req = request.into_inner();
-        let (kind, id) = (req.kind.clone(), req.id.clone());
+        let kind = match RecordKind::from_name(&req.kind) {
+            Some(
+                k @ (RecordKind::Plan
+                | RecordKind::Sampling
+                | RecordKind::Inspection
+                | RecordKind::CaseTransfer
+                | RecordKind::RiskSignal),
+            ) => k,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "kind '{}': expected plan, sampling, inspection, case_transfer or risk_signal",
+                    req.kind
+                )))
+            }
+        };
         let json = self
-            .read(move |store| store.record(&kind, &id))
-            .await?
+            .gateway
+            .store
+            .record(kind, &req.id)
+            .await
+            .map_err(store_unavailable)?
             .ok_or_else(|| Status::not_found(format!("no {} {}", req.kind, req.id)))?;
         use get_record_reply::Record as R;
         let record = match req.kind.as_str() {
@@ -140,7 +145,7 @@ impl Records for RecordsService {
         let req = request.into_inner();
         let today = self.today();
         let mut cases = Vec::new();
-        for json in self.read(|store| store.records_of_kind("case_transfer")).await? {
+        for json in self.gateway.store.records_of_kind(RecordKind::CaseTransfer).await.map_err(store_unavailable)? {
             let case: DisposalCase = parse(&json)?;
             let overdue = disposal::is_overdue(&case, &today);
             let matches = (req.status == 0 || req.status == case.status)
@@ -156,14 +161,13 @@ impl Records for RecordsService {
     async fn get_plan_summary(&self, request: Request<PlanSummaryRequest>) -> Result<Response<PlanSummary>, Status> {
         let caller = identity::partner(&request, &self.gateway.config())?.clone();
         let plan_id = request.into_inner().plan_id;
-        let id = plan_id.clone();
-        let (plan, held) = self
-            .read(move |store| {
-                let plan = store.record("plan", &id)?;
-                let held = if plan.is_some() { store.plan_records(&id)? } else { Default::default() };
-                Ok((plan, held))
-            })
-            .await?;
+        let store = &self.gateway.store;
+        let plan = store.record(RecordKind::Plan, &plan_id).await.map_err(store_unavailable)?;
+        let held = if plan.is_some() {
+            store.plan_records(&plan_id).await.map_err(store_unavailable)?
+        } else {
+            Default::default()
+        };
         let plan: SpotCheckPlan = parse(&plan.ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?)?;
         if caller.format() != yrdx_adapters::Partner::Canonical
             && !plan.participants.iter().any(|p| p.region == caller.region)

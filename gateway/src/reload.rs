@@ -87,16 +87,19 @@ pub fn load_calendar(config: &Config) -> Result<Calendar, yrdx_proto::calendar::
 }
 
 /// The first key that differs between `old` and `new` among those a reload cannot apply (the
-/// listener, the store, the limits built into the transport, metrics, SAMR docking, logging).
+/// listener, the store, the limits built into the transport, metrics, the console, SAMR docking,
+/// logging).
 fn restart_only_change(old: &Config, new: &Config) -> Option<&'static str> {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
     [
         ("listen", d(&old.listen) != d(&new.listen)),
         // The transport's message limit is derived from it when the server is built.
         ("max_document_bytes", old.max_document_bytes != new.max_document_bytes),
-        ("store", old.resolve(&old.store) != new.resolve(&new.store)),
+        ("store", old.store_location() != new.store_location()),
+        ("postgres", old.postgres != new.postgres),
         ("limits", old.limits != new.limits),
         ("metrics", d(&old.metrics) != d(&new.metrics)),
+        ("console", d(&old.console) != d(&new.console)),
         ("samr", d(&old.samr) != d(&new.samr)),
         ("log_format", old.log_format != new.log_format),
         ("shutdown_grace_secs", old.shutdown_grace_secs != new.shutdown_grace_secs),
@@ -204,11 +207,9 @@ impl Reloader {
         });
         let mut due_dates_resent = Vec::new();
         if calendar_reloaded {
-            let g = self.gateway.clone();
             // Already in force: a failure here is the operator's to see, not a refused reload.
-            match tokio::task::spawn_blocking(move || crate::calendar_watch::settle_provisional_due_dates(&g)).await {
-                Ok(Ok(settled)) => due_dates_resent = settled.resent,
-                Ok(Err(e)) => warn!(error = %e, "after the reload: settling provisional due dates failed"),
+            match crate::calendar_watch::settle_provisional_due_dates(&self.gateway).await {
+                Ok(settled) => due_dates_resent = settled.resent,
                 Err(e) => warn!(error = %e, "after the reload: settling provisional due dates failed"),
             }
         }
@@ -249,5 +250,6 @@ identity = "urn:yrdx:partner:jiangsu"
         assert_eq!(same(&format!("max_document_bytes = 10\n{BASE}")), Some("max_document_bytes"));
         assert_eq!(same(&format!("{BASE}\n[limits]\nmax_connections = 3\n")), Some("limits"));
         assert_eq!(same(&format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9\"\n")), Some("metrics"));
+        assert_eq!(same(&format!("{BASE}\n[console]\nlisten = \"127.0.0.1:9\"\n")), Some("console"));
     }
 }

@@ -5,7 +5,8 @@
 
 use crate::config::{Config, PartnerConfig};
 use crate::disposal::{self, Deadlines};
-use yrdx_adapters::{beijing, Record};
+use crate::store::StoreError;
+use yrdx_adapters::{beijing, Record, RecordKind};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::RiskLevel;
 use yrdx_proto::v1::{
@@ -18,15 +19,8 @@ use yrdx_proto::Timestamp;
 /// Regions that take risk signals (`domain.md` section 6).
 pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
 
-/// Looks stored canonical records up.
-pub trait RecordLookup {
-    /// The canonical JSON of a stored record.
-    fn canonical(&self, kind: &str, id: &str) -> Result<Option<String>, String>;
-    /// Stored sampling records of a plan and region, other than `except`, counted up to `at_most`.
-    fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, String>;
-    /// Canonical JSON of stored sampling records of a product (producer USCC, brand, model).
-    fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, String>;
-}
+/// What the rules look up in the store: the store's [`WorkflowRecords`] part.
+pub use crate::store::WorkflowRecords as RecordLookup;
 
 /// Records accepted earlier in the same document (they count towards quotas too).
 #[derive(Debug, Default)]
@@ -42,7 +36,7 @@ fn months_before(d: &Date, months: i32) -> Date {
     Date::from_ymd(y, m as u32, day).unwrap_or(*d)
 }
 
-fn sampling_rules(
+async fn sampling_rules(
     s: &SamplingRecord,
     plan: &SpotCheckPlan,
     l: &dyn RecordLookup,
@@ -76,7 +70,7 @@ fn sampling_rules(
         }
     }
     let quota = part.quota.max(0) as u64;
-    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id, quota).map_err(RouteError::Store)?;
+    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id, quota).await?;
     let in_batch = batch
         .samplings
         .iter()
@@ -93,7 +87,7 @@ fn sampling_rules(
     if let (Some(producer), Some(product), Some(on)) = (&s.producer, &s.product, &s.sampled_on) {
         let since = months_before(on, 6);
         let mut earlier: Vec<SamplingRecord> = Vec::new();
-        for json in l.samplings_of_product(&producer.uscc, &product.brand, &product.model).map_err(RouteError::Store)? {
+        for json in l.samplings_of_product(&producer.uscc, &product.brand, &product.model).await? {
             if let Ok(e) = serde_json::from_str::<SamplingRecord>(&json) {
                 earlier.push(e);
             }
@@ -121,17 +115,21 @@ fn sampling_rules(
     Ok(warnings)
 }
 
-fn lookup<T: serde::de::DeserializeOwned>(l: &dyn RecordLookup, kind: &str, id: &str) -> Result<Option<T>, RouteError> {
-    match l.canonical(kind, id).map_err(RouteError::Store)? {
+async fn lookup<T: serde::de::DeserializeOwned>(
+    l: &dyn RecordLookup,
+    kind: RecordKind,
+    id: &str,
+) -> Result<Option<T>, RouteError> {
+    match l.record(kind, id).await? {
         Some(json) => {
-            serde_json::from_str(&json).map(Some).map_err(|e| RouteError::Store(format!("stored {kind} {id}: {e}")))
+            serde_json::from_str(&json).map(Some).map_err(|e| RouteError::Corrupt(format!("stored {kind} {id}: {e}")))
         }
         None => Ok(None),
     }
 }
 
 /// Why a record cannot be routed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// A rule of the workflow is not met (→ `FAILED_PRECONDITION`).
     #[error("{record}: {rule}")]
@@ -141,9 +139,12 @@ pub enum RouteError {
         /// The rule and what is missing.
         rule: String,
     },
-    /// The store failed (→ `INTERNAL`).
+    /// The store failed (→ `UNAVAILABLE`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record could not be read back (→ `INTERNAL`).
     #[error("{0}")]
-    Store(String),
+    Corrupt(String),
 }
 
 /// The recipients of one record, and what else it causes.
@@ -234,8 +235,8 @@ fn add(route: &mut Route, region: &str, sender: &str) {
     }
 }
 
-fn plan_for(l: &dyn RecordLookup, s: &SamplingRecord, what: &str) -> Result<SpotCheckPlan, RouteError> {
-    lookup::<SpotCheckPlan>(l, "plan", &s.plan_id)?.ok_or_else(|| RouteError::Precondition {
+async fn plan_for(l: &dyn RecordLookup, s: &SamplingRecord, what: &str) -> Result<SpotCheckPlan, RouteError> {
+    lookup::<SpotCheckPlan>(l, RecordKind::Plan, &s.plan_id).await?.ok_or_else(|| RouteError::Precondition {
         record: what.to_string(),
         rule: format!("plan {} is not known to the exchange (its lead region must publish it first)", s.plan_id),
     })
@@ -243,7 +244,7 @@ fn plan_for(l: &dyn RecordLookup, s: &SamplingRecord, what: &str) -> Result<Spot
 
 /// Routes one record from `sender`, checking the workflow rules it must meet; `batch` holds the
 /// records accepted earlier in the same document.
-pub fn route(
+pub async fn route(
     record: &Record,
     sender: &PartnerConfig,
     l: &dyn RecordLookup,
@@ -260,18 +261,19 @@ pub fn route(
             }
         }
         Record::Sampling(s) => {
-            let plan = plan_for(l, s, &what)?;
-            r.warnings.extend(sampling_rules(s, &plan, l, batch, &what)?);
+            let plan = plan_for(l, s, &what).await?;
+            r.warnings.extend(sampling_rules(s, &plan, l, batch, &what).await?);
             batch.samplings.push(s.clone());
             add(&mut r, &plan.lead_region, from);
         }
         Record::Inspection(i) => {
-            let sample =
-                lookup::<SamplingRecord>(l, "sampling", &i.sample_id)?.ok_or_else(|| RouteError::Precondition {
+            let sample = lookup::<SamplingRecord>(l, RecordKind::Sampling, &i.sample_id).await?.ok_or_else(|| {
+                RouteError::Precondition {
                     record: what.clone(),
                     rule: format!("results reference a known sample: sample {} is not known", i.sample_id),
-                })?;
-            let plan = plan_for(l, &sample, &what)?;
+                }
+            })?;
+            let plan = plan_for(l, &sample, &what).await?;
             add(&mut r, &plan.lead_region, from);
             add(&mut r, &sample.sampling_region, from);
             // SAMR receives the spot-check result once both the sample and its result are held.
@@ -280,7 +282,7 @@ pub fn route(
             // result opens no second one.
             let case_id = disposal::case_id_for(&sample.sample_id);
             if i.conclusion == Conclusion::Nonconforming as i32
-                && lookup::<DisposalCase>(l, "case_transfer", &case_id)?.is_none()
+                && lookup::<DisposalCase>(l, RecordKind::CaseTransfer, &case_id).await?.is_none()
             {
                 let case = disposal::open_for_result(&sample, i, cx.now, cx.calendar, cx.deadlines)
                     .map_err(|e| precondition(&what, e.to_string()))?;
@@ -288,7 +290,7 @@ pub fn route(
             }
         }
         Record::RiskSignal(sig) => {
-            if let Some(held) = lookup::<RiskSignal>(l, "risk_signal", &sig.signal_id)? {
+            if let Some(held) = lookup::<RiskSignal>(l, RecordKind::RiskSignal, &sig.signal_id).await? {
                 if held.state == RiskState::Withdrawn as i32 {
                     return Err(RouteError::Precondition {
                         record: what,
@@ -323,7 +325,7 @@ pub fn route(
                     format!("only the origin region {} may transfer the case; the sender is {from}", c.origin_region),
                 ));
             }
-            if lookup::<DisposalCase>(l, "case_transfer", &c.case_id)?.is_some() {
+            if lookup::<DisposalCase>(l, RecordKind::CaseTransfer, &c.case_id).await?.is_some() {
                 return Err(precondition(&what, format!("case {} already exists", c.case_id)));
             }
             let new =
@@ -332,14 +334,14 @@ pub fn route(
             let case =
                 disposal::apply(&new, &disposal::transfer_event(&c.case_id, at, from), cx.calendar, cx.deadlines)
                     .map_err(|e| precondition(&what, e.to_string()))?;
-            let sample = lookup::<SamplingRecord>(l, "sampling", &c.sample_id)?;
-            let report = lookup::<InspectionResult>(l, "inspection", &c.report_no)?;
+            let sample = lookup::<SamplingRecord>(l, RecordKind::Sampling, &c.sample_id).await?;
+            let report = lookup::<InspectionResult>(l, RecordKind::Inspection, &c.report_no).await?;
             // The gateway's copy (with its due date) is what the other side receives.
             dispatch_case(&case, sample.as_ref(), report.as_ref(), cx, &mut r, &what)?;
             r.notices.retain(|(region, _)| region != from);
         }
         Record::CaseFeedback(f) => {
-            let case = lookup::<DisposalCase>(l, "case_transfer", &f.case_id)?.ok_or_else(|| {
+            let case = lookup::<DisposalCase>(l, RecordKind::CaseTransfer, &f.case_id).await?.ok_or_else(|| {
                 precondition(&what, format!("feedback on a known case: case {} is not known", f.case_id))
             })?;
             let event = f.event.clone().unwrap_or_default();

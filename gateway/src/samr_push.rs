@@ -6,7 +6,7 @@
 
 use crate::clock::Clock;
 use crate::config::{Config, SamrConfig};
-use crate::store::SqliteStore;
+use crate::store::{PackageState, Store};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;
@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn};
+use yrdx_adapters::canonical;
 use yrdx_adapters::samr::{self, PackageType};
-use yrdx_adapters::{canonical, RecordKind};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::Envelope;
 
@@ -58,7 +58,7 @@ pub struct PushReport {
 
 /// Pushes SAMR packages.
 pub struct SamrPusher {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     config: SamrConfig,
     clock: Arc<dyn Clock>,
     tls: Arc<ClientConfig>,
@@ -69,6 +69,8 @@ pub struct SamrPusher {
     sender: String,
     /// Fault hook (feature `fault-injection`, tests only): deliberate numbering and retry faults.
     faults: crate::faults::Faults,
+    /// Attempts and receipt latency (`yrdx_samr_attempts_total`, `yrdx_samr_receipt_seconds`).
+    metrics: crate::metrics::SamrMetrics,
 }
 
 fn read(config: &Config, p: &std::path::Path) -> Result<Vec<u8>, SamrSetupError> {
@@ -80,7 +82,7 @@ impl SamrPusher {
     /// The pusher of a configuration with a `[samr]` section (`None` without one).
     pub fn new(
         config: &Config,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Option<SamrPusher>, SamrSetupError> {
         let Some(samr) = config.samr.clone() else { return Ok(None) };
@@ -114,6 +116,7 @@ impl SamrPusher {
             .find(|p| p.format == crate::config::PartnerFormat::Canonical)
             .map(|p| p.region.clone())
             .unwrap_or_else(|| "310000".into());
+        let metrics = crate::metrics::SamrMetrics::default();
         Ok(Some(SamrPusher {
             store,
             config: samr,
@@ -125,6 +128,7 @@ impl SamrPusher {
             server_name,
             sender,
             faults: crate::faults::Faults::default(),
+            metrics,
         }))
     }
 
@@ -132,6 +136,11 @@ impl SamrPusher {
     pub(crate) fn with_faults(mut self, faults: crate::faults::Faults) -> SamrPusher {
         self.faults = faults;
         self
+    }
+
+    /// The pusher counting into the gateway's metrics.
+    pub fn with_metrics(self, metrics: crate::metrics::SamrMetrics) -> SamrPusher {
+        SamrPusher { metrics, ..self }
     }
 
     fn now_ms(&self) -> i64 {
@@ -142,17 +151,17 @@ impl SamrPusher {
     /// enough) and sends every package whose attempt is due.
     pub async fn tick(&self) -> Result<PushReport, String> {
         let mut report = PushReport::default();
-        self.form(&mut report)?;
+        self.form(&mut report).await?;
         self.send_due(&mut report).await?;
         Ok(report)
     }
 
-    fn form(&self, report: &mut PushReport) -> Result<(), String> {
+    async fn form(&self, report: &mut PushReport) -> Result<(), String> {
         let now = self.now_ms();
-        let rows = self.store.samr_outbox().map_err(|e| e.to_string())?;
+        let rows = self.store.samr_outbox().await.map_err(|e| e.to_string())?;
         let mut groups: BTreeMap<&'static str, Vec<_>> = BTreeMap::new();
         for row in &rows {
-            let Some(t) = RecordKind::from_name(&row.kind).and_then(PackageType::for_kind) else {
+            let Some(t) = PackageType::for_kind(row.kind) else {
                 warn!(kind = %row.kind, "record kind with no SAMR package type left in the outbox");
                 continue;
             };
@@ -168,8 +177,7 @@ impl SamrPusher {
                 }
                 let mut records = Vec::new();
                 for r in chunk {
-                    let kind = RecordKind::from_name(&r.kind).ok_or("unknown kind")?;
-                    records.push(canonical::record_from_json(kind, &r.canonical)?);
+                    records.push(canonical::record_from_json(r.kind, &r.canonical)?);
                 }
                 let sent_at = self.clock.now();
                 let day = BeijingTime::of(&sent_at).date;
@@ -182,16 +190,27 @@ impl SamrPusher {
                 let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
                 let created = self
                     .store
-                    .samr_create_package(&day.to_compact(), code, &seqs, now, |sequence| {
-                        // Fault hook (feature `fault-injection`): identity unless a test skips numbers.
-                        let sequence = self.faults.samr_sequence(sequence);
-                        let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
-                        Ok((samr::package_number(&self.sender, &day, sequence), enc.bytes))
-                    })
+                    .samr_create_package(
+                        &day.to_compact(),
+                        code,
+                        &seqs,
+                        now,
+                        Box::new({
+                            let sender = self.sender.clone();
+                            let faults = self.faults;
+                            move |sequence| {
+                                // Fault hook (feature `fault-injection`): identity unless a test skips numbers.
+                                let sequence = faults.samr_sequence(sequence);
+                                let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
+                                Ok((samr::package_number(&sender, &day, sequence), enc.bytes))
+                            }
+                        }),
+                    )
+                    .await
                     .map_err(|e| e.to_string())?;
                 match created {
                     Ok(number) => {
-                        info!(%number, records = records.len(), "SAMR package formed");
+                        info!(%number, records = chunk.len(), "SAMR package formed");
                         report.formed.push(number);
                     }
                     Err(e) => warn!(error = %e, "SAMR package could not be formed; the records stay in the outbox"),
@@ -202,55 +221,64 @@ impl SamrPusher {
     }
 
     async fn send_due(&self, report: &mut PushReport) -> Result<(), String> {
-        let due = self.store.samr_due(self.now_ms()).map_err(|e| e.to_string())?;
+        let due = self.store.samr_due(self.now_ms()).await.map_err(|e| e.to_string())?;
         for pkg in due {
             let attempt = pkg.attempts + 1;
+            let sent = std::time::Instant::now();
             let result = self.post(pkg.bytes.clone()).await;
+            let status = result.as_ref().ok().map(|(status, _, _)| *status);
             // The next attempt is counted from when the answer came, to the nanosecond, rounded up.
             let now = self.clock.now();
             let backoff = |n: u32| retry_at_ms(&now, None, n, &self.config);
             let (state, next, reason) = match result {
                 Ok((200, _, body)) => match samr::decode_receipt(&body) {
-                    Ok(r) if r.number == pkg.number && r.accepted => ("accepted", 0, String::new()),
+                    Ok(r) if r.number == pkg.number && r.accepted => (PackageState::Accepted, 0, String::new()),
                     Ok(r) if r.number == pkg.number => {
-                        // Fault hook (feature `fault-injection`): "parked" unless a test drops rejections.
+                        // Fault hook (feature `fault-injection`): parked unless a test drops rejections.
                         (self.faults.samr_rejected_state(), 0, format!("rejected by SAMR: {}", r.reason))
                     }
-                    Ok(r) => ("pending", backoff(attempt), format!("receipt for another package {}", r.number)),
-                    Err(e) => ("pending", backoff(attempt), format!("unreadable receipt: {e}")),
+                    Ok(r) => {
+                        (PackageState::Pending, backoff(attempt), format!("receipt for another package {}", r.number))
+                    }
+                    Err(e) => (PackageState::Pending, backoff(attempt), format!("unreadable receipt: {e}")),
                 },
                 Ok((status @ (429 | 503), retry_after, _)) => {
                     let honoured = retry_at_ms(&now, retry_after, attempt, &self.config);
                     // Fault hook (feature `fault-injection`): identity unless a test ignores Retry-After.
                     let next = self.faults.samr_busy_retry_at(honoured, crate::clock::to_ms(&now));
-                    ("pending", next, format!("SAMR busy ({status})"))
+                    (PackageState::Pending, next, format!("SAMR busy ({status})"))
                 }
                 Ok((status, _, body)) => (
-                    "pending",
+                    PackageState::Pending,
                     backoff(attempt),
                     format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>()),
                 ),
-                Err(e) => ("pending", backoff(attempt), e),
+                Err(e) => (PackageState::Pending, backoff(attempt), e),
             };
-            let (state, reason) = if state == "pending" && attempt >= self.config.max_attempts {
-                ("parked", format!("gave up after {attempt} attempts; last: {reason}"))
+            let (state, reason) = if state == PackageState::Pending && attempt >= self.config.max_attempts {
+                (PackageState::Parked, format!("gave up after {attempt} attempts; last: {reason}"))
             } else {
                 (state, reason)
             };
-            self.store.samr_record_attempt(&pkg.number, state, attempt, next, &reason).map_err(|e| e.to_string())?;
+            self.store
+                .samr_record_attempt(&pkg.number, state, attempt, next, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            let state_name = state.as_str();
+            self.metrics.attempted(status, state_name, sent.elapsed());
             // One line per SAMR receipt (or failed attempt), with the same fields whatever the
             // outcome, so that a log query needs no case per state.
             match state {
-                "accepted" => {
-                    info!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
+                PackageState::Accepted => {
+                    info!(number = %pkg.number, state = state_name, attempt, %reason, "SAMR receipt");
                     report.accepted.push(pkg.number);
                 }
-                "parked" => {
-                    warn!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
+                PackageState::Parked => {
+                    warn!(number = %pkg.number, state = state_name, attempt, %reason, "SAMR receipt");
                     report.parked.push(pkg.number);
                 }
-                _ => {
-                    info!(number = %pkg.number, state, attempt, %reason, "SAMR receipt");
+                PackageState::Pending => {
+                    info!(number = %pkg.number, state = state_name, attempt, %reason, "SAMR receipt");
                     report.retrying.push(pkg.number);
                 }
             }

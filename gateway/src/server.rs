@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::exchange::{ExchangeService, Gateway};
-use crate::store::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -41,6 +40,9 @@ pub enum ServeError {
     /// The TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] crate::transport::TransportError),
+    /// The operators' console could not start.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// A gateway running in the background.
@@ -49,6 +51,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// Where `GET /metrics` is served, when `[metrics]` is configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the operators' console is served (`https://…/`), when `[console]` is configured.
+    pub console_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<Result<(), ServeError>>,
     reloader: Arc<crate::reload::Reloader>,
@@ -122,8 +126,7 @@ async fn start_inner(
     let material = crate::reload::read_tls(&config)
         .map_err(|e| ServeError::Io { path: format!("{} ({})", e.key, e.path), message: e.message })?;
     crate::transport::raise_open_file_limit(config.limits.max_connections);
-    let store_path = config.resolve(&config.store);
-    let store = Arc::new(SqliteStore::open(&store_path)?);
+    let store = crate::store::open(&config.store_location(), &config.postgres.options()).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let pusher =
         crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
@@ -141,15 +144,35 @@ async fn start_inner(
         .await
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
     crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
-    if let Some(pusher) = pusher {
-        let mut stop = shutdown_rx.clone();
+    if let Some(pusher) = pusher.map(|p| p.with_metrics(gateway.metrics.samr())) {
+        let pusher = Arc::new(pusher);
+        crate::leader::spawn(
+            gateway.store.clone(),
+            crate::store::LeaderRole::SamrPush,
+            std::time::Duration::from_millis(300),
+            shutdown_rx.clone(),
+            move || {
+                let pusher = pusher.clone();
+                async move {
+                    if let Err(e) = pusher.tick().await {
+                        tracing::warn!(error = %e, "SAMR docking round failed");
+                    }
+                }
+            },
+        );
+    }
+    // Mailboxes filled by another replica wake this replica's streams at once.
+    if let Some(mut signals) = gateway.store.mailbox_signals() {
+        let (g, mut stop) = (gateway.clone(), shutdown_rx.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(e) = pusher.tick().await {
-                    tracing::warn!(error = %e, "SAMR docking round failed");
-                }
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                    signal = signals.recv() => match signal {
+                        Ok(region) => g.wake(&region),
+                        // Missed some: wake every stream, each looks at its own mailbox.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => g.wake_all(),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
                     _ = stop.changed() => break,
                 }
             }
@@ -176,8 +199,13 @@ async fn start_inner(
                 .local_addr()
                 .map_err(|e| ServeError::Io { path: format!("metrics.listen {}", m.listen), message: e.to_string() })?;
             let g = gateway.clone();
-            let render: crate::metrics::Render =
-                Arc::new(move |openmetrics| g.metrics.render(&crate::gauges::read(&g)?, openmetrics));
+            let render: crate::metrics::Render = Arc::new(move |openmetrics| {
+                let g = g.clone();
+                Box::pin(async move {
+                    let readings = crate::gauges::read(&g).await.map_err(|e| e.to_string())?;
+                    g.metrics.render(&readings, openmetrics)
+                })
+            });
             crate::metrics::serve(listener, render, shutdown_rx.clone());
             info!(%addr, "metrics on http://{addr}/metrics");
             Some(addr)
@@ -190,6 +218,18 @@ async fn start_inner(
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Io { path: config.listen.to_string(), message: e.to_string() })?;
+    let console_addr = match &config.console {
+        Some(c) => Some(
+            crate::console::start(
+                c.listen,
+                crate::console::data::ConsoleData::new(gateway.clone(), live.clone()),
+                tls.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let max = config.transport_message_limit();
     let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(
         gateway.clone(),
@@ -229,16 +269,12 @@ async fn start_inner(
             .await?;
         Ok(())
     });
-    Ok(RunningGateway { addr, metrics_addr, shutdown: shutdown_tx, handle, reloader })
+    Ok(RunningGateway { addr, metrics_addr, console_addr, shutdown: shutdown_tx, handle, reloader })
 }
 
-/// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`).
+/// Installs the tracing subscriber (human or JSON lines, `RUST_LOG` filter, default `info`),
+/// without span export; a process that has one already keeps it. `yrdx serve` uses
+/// [`crate::otlp::install`], which adds the export `[tracing]` asks for.
 pub fn init_logging(format: crate::config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        crate::config::LogFormat::Json => builder.json().try_init(),
-        crate::config::LogFormat::Human => builder.try_init(),
-    };
+    let _ = crate::otlp::install(format, &crate::config::TracingConfig::default());
 }

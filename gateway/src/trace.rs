@@ -71,6 +71,9 @@ pub struct TraceContext {
     pub trace_id: String,
     /// The caller's span id, when a valid `traceparent` came with the call.
     pub parent_id: Option<String>,
+    /// Whether the caller records this trace (`traceparent` flag bit 0; a fresh trace is
+    /// recorded): an exported span of an unsampled trace is not sent.
+    pub sampled: bool,
 }
 
 impl TraceContext {
@@ -78,8 +81,8 @@ impl TraceContext {
     pub fn from_headers(headers: &http::HeaderMap) -> TraceContext {
         let parent = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
         match parent {
-            Some(p) => TraceContext { trace_id: p.trace_id, parent_id: Some(p.parent_id) },
-            None => TraceContext { trace_id: fresh_trace_id(), parent_id: None },
+            Some(p) => TraceContext { trace_id: p.trace_id, parent_id: Some(p.parent_id), sampled: p.flags & 1 == 1 },
+            None => TraceContext { trace_id: fresh_trace_id(), parent_id: None, sampled: true },
         }
     }
 }
@@ -89,7 +92,8 @@ pub fn trace_id_of<T>(request: &tonic::Request<T>) -> String {
     request.extensions().get::<TraceContext>().map(|c| c.trace_id.clone()).unwrap_or_default()
 }
 
-/// Opens a `call` span (path, trace_id, parent_id) around every call.
+/// Opens a `call` span (path, trace_id, parent_id) around every call; with the `otlp` feature,
+/// joined to the caller's trace in OpenTelemetry too ([`crate::otlp::join_trace`]).
 #[derive(Debug, Clone, Default)]
 pub struct TraceLayer;
 
@@ -125,9 +129,12 @@ where
         let span = tracing::info_span!(
             "call",
             path = %request.uri().path(),
-            trace_id = %context.trace_id,
+            trace_id = tracing::field::Empty,
             parent_id = context.parent_id.as_deref().unwrap_or(""),
         );
+        #[cfg(feature = "otlp")]
+        let context = crate::otlp::join_trace(&span, context);
+        span.record("trace_id", context.trace_id.as_str());
         request.extensions_mut().insert(context);
         // The clone that was made ready is the one called (tower's rule).
         let clone = self.inner.clone();
@@ -179,11 +186,15 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         let a = TraceContext::from_headers(&headers);
         let b = TraceContext::from_headers(&headers);
-        assert!(lower_hex(&a.trace_id, 32) && a.parent_id.is_none());
+        assert!(lower_hex(&a.trace_id, 32) && a.parent_id.is_none() && a.sampled);
         assert_ne!(a.trace_id, b.trace_id);
         headers.insert("traceparent", http::HeaderValue::from_static(GOOD));
         let c = TraceContext::from_headers(&headers);
         assert_eq!(c.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(c.parent_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert!(c.sampled);
+        let unsampled = GOOD.replace("-01", "-00");
+        headers.insert("traceparent", http::HeaderValue::from_str(&unsampled).unwrap());
+        assert!(!TraceContext::from_headers(&headers).sampled);
     }
 }

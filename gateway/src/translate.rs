@@ -56,6 +56,15 @@ fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
 
 /// Translates the named input documents.
 pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result<Encoded, TranslateFailure> {
+    translate_with_progress(req, inputs, &mut || {})
+}
+
+/// [`translate`], calling `decoded` after each input is decoded (the command's progress).
+pub fn translate_with_progress(
+    req: &TranslateRequest,
+    inputs: &[(String, Vec<u8>)],
+    decoded: &mut dyn FnMut(),
+) -> Result<Encoded, TranslateFailure> {
     if req.from == Partner::Samr {
         return Err(unsupported(
             "SAMR packages carry partial records (no quantities, prices, addresses …) and cannot be translated into another format; use `yrdx validate --partner samr` to check one".into(),
@@ -68,6 +77,7 @@ pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result
             Ok(doc) => records.extend(doc.records),
             Err(e) => errors.extend(problem_lines(name, &e.problems())),
         }
+        decoded();
     }
     if !errors.is_empty() {
         return Err(invalid(errors));

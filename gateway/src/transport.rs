@@ -331,6 +331,21 @@ impl LiveConnections {
         self.len() == 0
     }
 
+    /// The SAN URIs of the leaf certificate of every open connection (one entry per connection;
+    /// empty while a connection has no verified certificate): who is connected now.
+    pub fn connected_identities(&self) -> Vec<Vec<String>> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values()
+            .map(|live| {
+                live.certs
+                    .as_deref()
+                    .and_then(|c| c.first())
+                    .map(|leaf| crate::certificate::san_uris(leaf.as_ref()))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Closes every connection whose certificates `refuse` has a reason for (logged with the
     /// certificate's serial); returns how many were closed. Their calls and Receive streams end
     /// with the connection.

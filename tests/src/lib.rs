@@ -2,6 +2,8 @@
 //! loopback port, and real tonic clients holding partner certificates.
 #![deny(missing_docs)]
 
+pub mod otlp_receiver;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -165,6 +167,69 @@ impl TestGateway {
         ca_pem: &str,
     ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
         yrdx_gateway::client::connect(&self.url(), ca_pem, identity).await
+    }
+}
+
+/// The PostgreSQL server the tests use (`YRDX_TEST_POSTGRES`, default the machine's own).
+pub fn postgres_base() -> String {
+    std::env::var("YRDX_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty PostgreSQL schema and the store URL that uses it, or why there is none (the
+/// caller prints `SKIPPED` with it, or fails when `YRDX_REQUIRE_POSTGRES=1`).
+pub async fn postgres_schema(tag: &str) -> Result<String, String> {
+    let base = postgres_base();
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {base}: {e}"))?;
+    tokio::spawn(connection);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let schema = format!("yrdx_e2e_{tag}_{}_{n}", std::process::id());
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+/// Reports a test part that needs PostgreSQL and cannot run: loudly, and as a failure when
+/// `YRDX_REQUIRE_POSTGRES=1`.
+pub fn skip_without_postgres(what: &str, why: &str) {
+    if std::env::var("YRDX_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("{what} needs PostgreSQL (YRDX_REQUIRE_POSTGRES=1) but it is absent: {why}");
+    }
+    eprintln!("SKIPPED {what}: PostgreSQL absent ({why})");
+}
+
+impl TestGateway {
+    /// Starts a gateway whose store is a fresh PostgreSQL schema; `None` (after saying so) when
+    /// PostgreSQL is absent.
+    pub async fn start_on_postgres(tag: &str) -> Option<TestGateway> {
+        match postgres_schema(tag).await {
+            Ok(url) => Some(
+                TestGateway::start_with(|t| t.replace("store = \"yrdx.sqlite\"", &format!("store = \"{url}\""))).await,
+            ),
+            Err(why) => {
+                skip_without_postgres(tag, &why);
+                None
+            }
+        }
+    }
+
+    /// Starts one more gateway process on the same configuration and store (a replica behind a
+    /// load balancer), on its own port.
+    pub async fn start_replica(&self) -> RunningGateway {
+        let config = Config::load(&self.pki.config).expect("config loads");
+        server::start_with_clock(config, self.clock.clone()).await.expect("replica starts")
+    }
+
+    /// An Exchange client of a replica, holding the named development certificate.
+    pub async fn client_of(&self, replica: &RunningGateway, name: &str) -> ExchangeClient<Channel> {
+        let (cert, key) = self.pki.client_files(name);
+        let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
+        let url = format!("https://127.0.0.1:{}", replica.addr.port());
+        yrdx_gateway::client::connect(&url, &self.ca_pem(), Some(identity)).await.expect("connects")
     }
 }
 

@@ -5,8 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrdx_adapters::{Partner, Record};
+use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
+use yrdx_gateway::pki::CertificateAuthority;
 use yrdx_proto::v1::*;
-use yrdx_tests::{document, vector_record, TestGateway};
+use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 
 async fn scrape(g: &TestGateway, accept: &str, content_type: &str) -> String {
     let addr = g.running.as_ref().expect("running").metrics_addr.expect("[metrics] configured");
@@ -57,6 +59,29 @@ fn promtool() -> Option<std::path::PathBuf> {
         .stdout(Stdio::null())
         .status();
     find()
+}
+
+/// `promtool check metrics` finds nothing in `text` (skipped loudly without promtool).
+fn promtool_check(text: &str) {
+    match promtool() {
+        Some(tool) => {
+            let mut child = Command::new(tool)
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("promtool runs");
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "promtool check metrics failed:\n{said}\n{text}");
+            assert!(said.trim().is_empty(), "promtool has findings:\n{said}");
+        }
+        None => eprintln!(
+            "SKIPPED (loudly): promtool could not be found or installed; the exposition was not checked by it"
+        ),
+    }
 }
 
 fn plan() -> Record {
@@ -118,24 +143,83 @@ async fn metrics_pass_promtool_and_count_the_load() {
     assert!(open.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
     assert_eq!(sample(&open, r#"yrdx_submissions_total{partner="jiangsu",outcome="invalid"}"#), Some(2.0));
 
-    match promtool() {
-        Some(tool) => {
-            let mut child = Command::new(tool)
-                .args(["check", "metrics"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("promtool runs");
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(out.status.success(), "promtool check metrics failed:\n{said}\n{text}");
-            assert!(said.trim().is_empty(), "promtool has findings:\n{said}");
+    promtool_check(&text);
+    g.stop().await;
+}
+
+/// Scrapes until `series` shows up (10 s at most), and returns the last scrape.
+async fn scrape_until(g: &TestGateway, series: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(g, "text/plain", "text/plain; version=0.0.4").await;
+        if sample(&text, series).is_some() {
+            break;
         }
-        None => eprintln!(
-            "SKIPPED (loudly): promtool could not be found or installed; the exposition was not checked by it"
-        ),
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samr_attempts_and_receipt_latency_are_counted() {
+    let samr_ca = CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let dir = temp_dir("metrics-samr");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    // SAMR is busy once (503, Retry-After: 1), then accepts.
+    let options = IntakeOptions { busy_first: 1, ..Default::default() };
+    let intake =
+        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.expect("intake");
+    let samr_section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let g = TestGateway::start_with(|t| t + &samr_section).await;
+    let mut sampling = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    if let Record::Sampling(s) = &mut sampling {
+        s.sample_id = "JS-OK-0001".into();
+    }
+    let mut result = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
+    if let Record::Inspection(i) = &mut result {
+        i.sample_id = "JS-OK-0001".into();
+        i.report_no = "JSR-0001".into();
+    }
+    for (who, format, region, id, record) in [
+        ("shanghai", Partner::Canonical, "310000", "MS-PLAN-1", plan()),
+        ("jiangsu", Partner::Jiangsu, "320000", "MS-S-1", sampling),
+        ("jiangsu", Partner::Jiangsu, "320000", "MS-R-1", result),
+    ] {
+        g.client(who)
+            .await
+            .submit(SubmitRequest { document: document(format, region, id, &[record]) })
+            .await
+            .expect(id);
+    }
+    // The first attempt is answered 503: the package waits by the gateway's clock, moved past it.
+    let busy = r#"yrdx_samr_attempts_total{outcome="busy"}"#;
+    let text = scrape_until(&g, busy).await;
+    assert_eq!(sample(&text, busy), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"yrdx_samr_packages{state="pending"}"#), Some(1.0));
+    g.set_time("2024-03-15T10:00:05+08:00");
+    let text = scrape_until(&g, r#"yrdx_samr_attempts_total{outcome="accepted"}"#).await;
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no sample {series}:\n{text}"));
+    assert_eq!(value(busy), 1.0);
+    assert_eq!(value(r#"yrdx_samr_attempts_total{outcome="accepted"}"#), 1.0);
+    assert_eq!(sample(&text, r#"yrdx_samr_attempts_total{outcome="rejected"}"#), None, "nothing was rejected");
+    // Both answers were timed.
+    assert_eq!(value("yrdx_samr_receipt_seconds_count"), 2.0);
+    assert!(value("yrdx_samr_receipt_seconds_sum") > 0.0);
+    assert_eq!(value(r#"yrdx_samr_packages{state="accepted"}"#), 1.0);
+    assert_eq!(value(r#"yrdx_samr_packages{state="parked"}"#), 0.0);
+    promtool_check(&text);
+    intake.stop();
     g.stop().await;
 }

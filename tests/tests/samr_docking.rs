@@ -91,7 +91,12 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     assert_eq!(first.number.as_deref(), Some("SJB-310000-20240315-0001"));
     let store = g.store();
     until("the store to record it", || {
-        store.samr_packages().unwrap().iter().any(|p| p.state == "accepted").then_some(())
+        store
+            .samr_packages()
+            .unwrap()
+            .iter()
+            .any(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
+            .then_some(())
     })
     .await;
 
@@ -116,7 +121,12 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
         ops.resend_package(yrdx_proto::v1::ResendPackageRequest { number: parked.number.clone() }).await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "only a parked package can be resent");
     until("the resent package's acceptance", || {
-        store.samr_packages().unwrap().iter().all(|p| p.state == "accepted").then_some(())
+        store
+            .samr_packages()
+            .unwrap()
+            .iter()
+            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
+            .then_some(())
     })
     .await;
     let accepted: Vec<String> = intake.events().into_iter().filter(|e| e.accepted).filter_map(|e| e.number).collect();
@@ -172,11 +182,19 @@ async fn a_huge_samr_response_is_refused_while_it_is_read() {
         store.samr_packages().unwrap().into_iter().find(|p| p.attempts >= 1 && p.reason.contains("over the limit"))
     })
     .await;
-    assert_eq!(pending.state, "pending", "{pending:?}");
+    assert_eq!(pending.state, yrdx_gateway::store::PackageState::Pending, "{pending:?}");
     assert!(pending.reason.contains("65536"), "{}", pending.reason);
     // The retry (1 s later by the gateway's clock) gets a real receipt.
     g.set_time("2024-03-15T10:00:09+08:00");
-    until("acceptance", || store.samr_packages().unwrap().iter().all(|p| p.state == "accepted").then_some(())).await;
+    until("acceptance", || {
+        store
+            .samr_packages()
+            .unwrap()
+            .iter()
+            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
+            .then_some(())
+    })
+    .await;
     let after = peak_rss_kib();
     eprintln!("peak RSS of the test process: {before} KiB before the huge response, {after} KiB after");
     // Nowhere near the 128 MiB that was offered (test process: gateway, intake and client).

@@ -26,8 +26,8 @@ use tonic::{Request, Response, Status};
 use yrdx_adapters::{canonical, DecodeLimits, Partner, Record};
 use yrdx_proto::v1::exchange_server::{Exchange, ExchangeServer};
 use yrdx_proto::v1::{
-    AckReply, AckRequest, CheckProblem, CheckReply, CheckRequest, Delivery, Envelope, ReceiveRequest, RecordRef,
-    SubmitReply, SubmitRequest,
+    AckReply, AckRequest, CheckProblem, CheckReply, CheckRequest, Delivery, Envelope, GetReceiptReply,
+    GetReceiptRequest, ReceiveRequest, RecordRef, SubmitReply, SubmitRequest,
 };
 
 /// Why the partner-facing gateway could not start.
@@ -324,6 +324,8 @@ impl Exchange for ExchangeForPartner {
                 duplicate: false,
                 records: refs(records),
                 warnings: vec![],
+                // yrdx as a test gateway signs nothing: its acceptance is no evidence.
+                receipt: None,
             })),
             Err(problems) => Err(Status::invalid_argument(problems.join("; "))),
         };
@@ -386,6 +388,10 @@ impl Exchange for ExchangeForPartner {
             }
         }
         Ok(Response::new(AckReply { acknowledged }))
+    }
+
+    async fn get_receipt(&self, _request: Request<GetReceiptRequest>) -> Result<Response<GetReceiptReply>, Status> {
+        Err(Status::not_found("yrdx as a test gateway issues no signed receipts"))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {

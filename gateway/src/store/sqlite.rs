@@ -1,123 +1,17 @@
-//! Durable store behind a small trait: SQLite by default (WAL, `synchronous=FULL`). A submission is
-//! committed in one transaction — its original bytes (evidence), its canonical records and every
-//! delivery it causes — before the partner gets an answer.
+//! The embedded SQLite backend (the default): WAL, `synchronous=FULL`, one writer connection
+//! with group commit and one reader connection. A submission is committed in one transaction —
+//! its original bytes (evidence), its canonical records and every delivery it causes — before the
+//! partner gets an answer. The async traits run each call on the blocking pool; the same calls
+//! are also offered as blocking methods for tools and tests.
 
+use super::copy::{Row, StoreCopy};
+use super::types::*;
+use super::{CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords};
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite reported an error.
-    #[error("store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store's lock was poisoned by a panic elsewhere.
-    #[error("store: lock poisoned")]
-    Poisoned,
-    /// The group commit this submission was part of failed.
-    #[error("store: group commit failed: {0}")]
-    GroupCommit(String),
-}
-
-/// A canonical record to keep.
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    /// Record kind name (`sampling` …).
-    pub kind: String,
-    /// Record id.
-    pub id: String,
-    /// Canonical JSON of the record.
-    pub canonical: String,
-}
-
-/// A document to queue for a recipient.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    /// Recipient region (its mailbox).
-    pub recipient: String,
-    /// Message id of the delivered document.
-    pub message_id: String,
-    /// The document, in the recipient's format.
-    pub document: Vec<u8>,
-}
-
-/// Everything one accepted submission writes.
-#[derive(Debug, Clone)]
-pub struct Submission {
-    /// Sender region.
-    pub sender: String,
-    /// Envelope message id.
-    pub message_id: String,
-    /// SHA-256 of the submitted bytes, hex.
-    pub digest: String,
-    /// The submitted bytes.
-    pub document: Vec<u8>,
-    /// The encoded `SubmitReply` to give again on a duplicate.
-    pub reply: Vec<u8>,
-    /// Canonical records.
-    pub records: Vec<StoredRecord>,
-    /// Deliveries caused.
-    pub deliveries: Vec<NewDelivery>,
-    /// Records queued for SAMR packages.
-    pub samr: Vec<StoredRecord>,
-    /// Milliseconds since the epoch.
-    pub received_at_ms: i64,
-}
-
-/// What a commit did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Committed {
-    /// Stored now.
-    New,
-    /// The same sender and message id were stored before: their digest and reply.
-    Existing {
-        /// Digest of the first submission.
-        digest: String,
-        /// Reply given to the first submission.
-        reply: Vec<u8>,
-    },
-}
-
-/// A delivery taken from a mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingDelivery {
-    /// Delivery id (to acknowledge).
-    pub delivery_id: String,
-    /// Message id of the document.
-    pub message_id: String,
-    /// The document.
-    pub document: Vec<u8>,
-    /// 1 on first delivery, +1 on each redelivery.
-    pub attempt: u32,
-}
-
-/// The store the gateway needs (a PostgreSQL backend implements the same).
-pub trait Store: Send + Sync {
-    /// The stored submission of a sender and message id: (digest, reply).
-    fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
-    /// Commits a submission atomically, or reports the one already stored under its key.
-    fn commit(&self, submission: Submission) -> Result<Committed, StoreError>;
-    /// The canonical JSON of a record.
-    fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
-    /// Takes up to `max` visible deliveries of a mailbox, oldest first, making them invisible for
-    /// `visibility_ms` and counting the attempt.
-    fn take(
-        &self,
-        recipient: &str,
-        max: usize,
-        now_ms: i64,
-        visibility_ms: i64,
-    ) -> Result<Vec<PendingDelivery>, StoreError>;
-    /// Deliveries of a mailbox sent and not acknowledged whose visibility has not run out.
-    fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError>;
-    /// Makes unacknowledged deliveries visible again (their stream dropped).
-    fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError>;
-    /// Acknowledges deliveries of a mailbox; returns how many were pending.
-    fn ack(&self, recipient: &str, delivery_ids: &[String]) -> Result<u32, StoreError>;
-    /// Unacknowledged deliveries in a mailbox.
-    fn depth(&self, recipient: &str) -> Result<u64, StoreError>;
-}
+use yrdx_adapters::RecordKind;
 
 impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except`, counted up to
@@ -186,16 +80,17 @@ impl SqliteStore {
 }
 
 /// The embedded SQLite store.
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     /// Submissions waiting to be committed; whoever holds the connection next commits them all in
     /// one transaction (group commit: one fsync for many submissions, each still answered only
     /// after its own data is durable).
-    waiting: Mutex<Vec<Arc<CommitSlot>>>,
+    waiting: Arc<Mutex<Vec<Arc<CommitSlot>>>>,
     /// A second connection for reads: in WAL mode they see the last commit without waiting for
     /// the writer's fsync. `None` for an in-memory store (a second connection would be another
     /// database).
-    reader: Option<Mutex<Connection>>,
+    reader: Option<Arc<Mutex<Connection>>>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -276,64 +171,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE kind = 'case_transfer';",
 ];
 
-/// What a plan summary counts, read in one query: the plan's sampling records, and the results
-/// and cases of those samples (canonical JSON each).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PlanRecords {
-    /// Sampling records of the plan.
-    pub samplings: Vec<String>,
-    /// Inspection results of those samples.
-    pub inspections: Vec<String>,
-    /// Disposal cases of those samples.
-    pub cases: Vec<String>,
-}
-
-/// A SAMR package as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SamrPackage {
-    /// `SJB-310000-20240402-0001`.
-    pub number: String,
-    /// `CCJG`, `FXBS` …
-    pub package_type: String,
-    /// The GB18030 bytes.
-    pub bytes: Vec<u8>,
-    /// `pending`, `accepted` or `parked`.
-    pub state: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// SAMR's reason (rejected) or the last failure (parked).
-    pub reason: String,
-}
-
-/// A record waiting in the SAMR outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    /// Row id.
-    pub seq: i64,
-    /// Record kind (`spot_check_result` …).
-    pub kind: String,
-    /// Canonical JSON.
-    pub canonical: String,
-    /// When it was queued.
-    pub created_at_ms: i64,
-}
-
 impl SqliteStore {
     /// Canonical JSON of every stored record of a kind, in id order.
-    pub fn records_of_kind(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+    pub fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached("SELECT canonical FROM records WHERE kind = ?1 ORDER BY record_id")?;
-        let rows = stmt.query_map(params![kind], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Canonical JSON of stored records of a kind whose JSON field `path` (`$.planId`) equals `value`.
-    pub fn records_where(&self, kind: &str, path: &str, value: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT canonical FROM records WHERE kind = ?1 AND json_extract(canonical, ?2) = ?3 ORDER BY record_id",
-        )?;
-        let rows = stmt.query_map(params![kind, path, value], |r| r.get(0))?;
+        let rows = stmt.query_map(params![kind.name()], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -412,12 +255,18 @@ impl SqliteStore {
     pub fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, kind, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
+            "SELECT seq, kind, record_id, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(OutboxRow { seq: r.get(0)?, kind: r.get(1)?, canonical: r.get(2)?, created_at_ms: r.get(3)? })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, kind, record_id, canonical, created_at_ms) = row?;
+            let kind = RecordKind::from_name(&kind)
+                .ok_or_else(|| StoreError::Corrupt { what: format!("samr_outbox.kind of row {seq}"), detail: kind })?;
+            out.push(OutboxRow { seq, kind, record_id, canonical, created_at_ms });
+        }
+        Ok(out)
     }
 
     /// Creates a package for outbox rows in one transaction: takes the next sequence number of
@@ -429,7 +278,7 @@ impl SqliteStore {
         package_type: &str,
         rows: &[i64],
         now_ms: i64,
-        build: impl FnOnce(u32) -> Result<(String, Vec<u8>), String>,
+        build: PackageBuilder,
     ) -> Result<Result<String, String>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -470,23 +319,35 @@ impl SqliteStore {
             "SELECT number, package_type, bytes, state, attempts, reason FROM samr_packages {tail}"
         ))?;
         let rows = stmt.query_map(p, |r| {
-            Ok(SamrPackage {
-                number: r.get(0)?,
-                package_type: r.get(1)?,
-                bytes: r.get(2)?,
-                state: r.get(3)?,
-                attempts: r.get(4)?,
-                reason: r.get(5)?,
-            })
+            Ok((
+                SamrPackage {
+                    number: r.get(0)?,
+                    package_type: r.get(1)?,
+                    bytes: r.get(2)?,
+                    state: PackageState::Pending,
+                    attempts: r.get(4)?,
+                    reason: r.get(5)?,
+                },
+                r.get::<_, String>(3)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut package, state) = row?;
+            package.state = PackageState::from_name(&state).ok_or_else(|| StoreError::Corrupt {
+                what: format!("samr_packages.state of {}", package.number),
+                detail: state,
+            })?;
+            out.push(package);
+        }
+        Ok(out)
     }
 
     /// Records the outcome of an attempt.
     pub fn samr_record_attempt(
         &self,
         number: &str,
-        state: &str,
+        state: PackageState,
         attempts: u32,
         next_attempt_ms: i64,
         reason: &str,
@@ -495,7 +356,7 @@ impl SqliteStore {
         conn.prepare_cached(
             "UPDATE samr_packages SET state = ?2, attempts = ?3, next_attempt_ms = ?4, reason = ?5 WHERE number = ?1",
         )?
-        .execute(params![number, state, attempts, next_attempt_ms, reason])?;
+        .execute(params![number, state.as_str(), attempts, next_attempt_ms, reason])?;
         Ok(())
     }
 
@@ -517,7 +378,7 @@ impl SqliteStore {
         reader.pragma_update(None, "query_only", true)?;
         reader.set_prepared_statement_cache_capacity(64);
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        store.reader = Some(Mutex::new(reader));
+        store.reader = Some(Arc::new(Mutex::new(reader)));
         Ok(store)
     }
 
@@ -542,7 +403,7 @@ impl SqliteStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))?;
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), waiting: Mutex::new(Vec::new()), reader: None })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), waiting: Arc::new(Mutex::new(Vec::new())), reader: None })
     }
 
     fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -557,21 +418,20 @@ impl SqliteStore {
     }
 }
 
-fn parse_ids(ids: &[String]) -> Vec<i64> {
-    ids.iter().filter_map(|s| s.parse::<i64>().ok()).collect()
-}
-
-impl Store for SqliteStore {
-    fn message(&self, sender: &str, message_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+/// The blocking forms of the async traits (tools, tests, the blocking pool).
+impl SqliteStore {
+    /// The stored submission of a sender and message id.
+    pub fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
         let conn = self.reader()?;
         let found = conn
             .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
-            .query_row(params![sender, message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![sender, message_id], |r| Ok(StoredSubmission { digest: r.get(0)?, reply: r.get(1)? }))
             .optional();
         Ok(found?)
     }
 
-    fn commit(&self, s: Submission) -> Result<Committed, StoreError> {
+    /// Commits a submission (group commit; see [`Intake::commit`]).
+    pub fn commit(&self, s: Submission) -> Result<Committed, StoreError> {
         let slot = Arc::new(CommitSlot { submission: s, result: Mutex::new(None) });
         self.waiting.lock().map_err(|_| StoreError::Poisoned)?.push(slot.clone());
         let mut conn = self.conn()?;
@@ -598,16 +458,18 @@ impl Store for SqliteStore {
         slot.take_result().unwrap_or(Err(StoreError::GroupCommit("the submission was not committed".into())))
     }
 
-    fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+    /// The canonical JSON of a record.
+    pub fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
         let conn = self.reader()?;
         let found = conn
             .prepare_cached("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2")?
-            .query_row(params![kind, id], |r| r.get(0))
+            .query_row(params![kind.name(), id], |r| r.get(0))
             .optional();
         Ok(found?)
     }
 
-    fn take(
+    /// Leases deliveries (see [`Mailboxes::take`]).
+    pub fn take(
         &self,
         recipient: &str,
         max: usize,
@@ -616,13 +478,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, String, Vec<u8>, u32)> = {
+        let rows: Vec<(i64, String, Vec<u8>, u32, i64)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, message_id, document, attempt FROM deliveries
+                "SELECT seq, message_id, document, attempt, created_at_ms FROM deliveries
                  WHERE recipient = ?1 AND acked = 0 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
             )?;
             let mapped = stmt.query_map(params![recipient, now_ms, max as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
             mapped.collect::<Result<_, _>>()?
         };
@@ -633,36 +495,40 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(rows
             .into_iter()
-            .map(|(seq, message_id, document, attempt)| PendingDelivery {
-                delivery_id: seq.to_string(),
+            .map(|(seq, message_id, document, attempt, queued_at_ms)| PendingDelivery {
+                delivery_id: DeliveryId(seq),
                 message_id,
                 document,
                 attempt: attempt + 1,
+                queued_at_ms,
             })
             .collect())
     }
 
-    fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
+    /// Deliveries in flight (see [`Mailboxes::in_flight`]).
+    pub fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
         let conn = self.reader()?;
         let n: i64 = conn.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2")?.query_row(params![recipient, now_ms], |r| r.get(0),
         )?;
         Ok(n as usize)
     }
 
-    fn release(&self, delivery_ids: &[String]) -> Result<(), StoreError> {
+    /// Makes deliveries visible again.
+    pub fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        for seq in parse_ids(delivery_ids) {
+        for DeliveryId(seq) in delivery_ids {
             conn.prepare_cached("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0")?
                 .execute(params![seq])?;
         }
         Ok(())
     }
 
-    fn ack(&self, recipient: &str, delivery_ids: &[String]) -> Result<u32, StoreError> {
+    /// Acknowledges deliveries of a mailbox.
+    pub fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let mut n = 0;
-        for seq in parse_ids(delivery_ids) {
+        for DeliveryId(seq) in delivery_ids {
             n += tx
                 .prepare_cached("UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0")?
                 .execute(params![seq, recipient])? as u32;
@@ -671,7 +537,8 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
+    /// Unacknowledged deliveries in a mailbox.
+    pub fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
         let conn = self.reader()?;
         let n: i64 = conn
             .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0")?
@@ -760,14 +627,14 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
              ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
              canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
         )?
-        .execute(params![r.kind, r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
+        .execute(params![r.kind.name(), r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
     }
     insert_deliveries(tx, &s.deliveries, s.received_at_ms)?;
     for r in &s.samr {
         tx.prepare_cached(
             "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![r.kind, r.id, r.canonical, s.received_at_ms])?;
+        .execute(params![r.kind.name(), r.id, r.canonical, s.received_at_ms])?;
     }
     Ok(())
 }
@@ -786,6 +653,332 @@ impl SqliteStore {
             }
         }
         Ok(new)
+    }
+}
+
+/// Runs a blocking call of the store on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::task(operation, e))?
+}
+
+#[async_trait]
+impl Intake for SqliteStore {
+    async fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
+        let (this, sender, message_id) = (self.clone(), sender.to_string(), message_id.to_string());
+        blocking("stored_submission", move || this.stored_submission(&sender, &message_id)).await
+    }
+
+    async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
+        let this = self.clone();
+        blocking("commit", move || this.commit(submission)).await
+    }
+}
+
+#[async_trait]
+impl Mailboxes for SqliteStore {
+    async fn take(
+        &self,
+        recipient: &str,
+        max: usize,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let (this, recipient) = (self.clone(), recipient.to_string());
+        blocking("take", move || this.take(&recipient, max, now_ms, visibility_ms)).await
+    }
+
+    async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
+        let (this, recipient) = (self.clone(), recipient.to_string());
+        blocking("in_flight", move || this.in_flight(&recipient, now_ms)).await
+    }
+
+    async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
+        let (this, ids) = (self.clone(), delivery_ids.to_vec());
+        blocking("release", move || this.release(&ids)).await
+    }
+
+    async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
+        let (this, recipient, ids) = (self.clone(), recipient.to_string(), delivery_ids.to_vec());
+        blocking("ack", move || this.ack(&recipient, &ids)).await
+    }
+
+    async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
+        let (this, recipient) = (self.clone(), recipient.to_string());
+        blocking("depth", move || this.depth(&recipient)).await
+    }
+
+    async fn oldest_unacknowledged_ms(&self, recipient: &str) -> Result<Option<i64>, StoreError> {
+        let (this, recipient) = (self.clone(), recipient.to_string());
+        blocking("oldest_unacknowledged", move || this.oldest_unacknowledged_ms(&recipient)).await
+    }
+}
+
+#[async_trait]
+impl WorkflowRecords for SqliteStore {
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
+        let (this, id) = (self.clone(), id.to_string());
+        blocking("record", move || this.record(kind, &id)).await
+    }
+
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        let this = self.clone();
+        blocking("records_of_kind", move || this.records_of_kind(kind)).await
+    }
+
+    async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
+        let (this, plan_id, region, except) =
+            (self.clone(), plan_id.to_string(), region.to_string(), except.to_string());
+        blocking("sampling_count", move || this.sampling_count(&plan_id, &region, &except, at_most)).await
+    }
+
+    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
+        let (this, uscc, brand, model) = (self.clone(), uscc.to_string(), brand.to_string(), model.to_string());
+        blocking("samplings_of_product", move || this.samplings_of_product(&uscc, &brand, &model)).await
+    }
+
+    async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
+        let (this, plan_id) = (self.clone(), plan_id.to_string());
+        blocking("plan_records", move || this.plan_records(&plan_id)).await
+    }
+}
+
+#[async_trait]
+impl CaseLedger for SqliteStore {
+    async fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
+        let (this, case_id) = (self.clone(), case_id.to_string());
+        blocking("overdue_notified", move || this.overdue_notified(&case_id, status)).await
+    }
+
+    async fn commit_overdue_notice(
+        &self,
+        case_id: &str,
+        status: i32,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (this, case_id) = (self.clone(), case_id.to_string());
+        blocking("commit_overdue_notice", move || this.commit_overdue_notice(&case_id, status, &deliveries, now_ms))
+            .await
+    }
+
+    async fn commit_case_revision(
+        &self,
+        case_id: &str,
+        expected: &str,
+        revised: &str,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (this, case_id, expected, revised) =
+            (self.clone(), case_id.to_string(), expected.to_string(), revised.to_string());
+        blocking("commit_case_revision", move || {
+            this.commit_case_revision(&case_id, &expected, &revised, &deliveries, now_ms)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SamrOutbox for SqliteStore {
+    async fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let this = self.clone();
+        blocking("samr_outbox", move || this.samr_outbox()).await
+    }
+
+    async fn samr_create_package(
+        &self,
+        day: &str,
+        package_type: &str,
+        rows: &[i64],
+        now_ms: i64,
+        build: PackageBuilder,
+    ) -> Result<Result<String, String>, StoreError> {
+        let (this, day, package_type, rows) = (self.clone(), day.to_string(), package_type.to_string(), rows.to_vec());
+        blocking("samr_create_package", move || this.samr_create_package(&day, &package_type, &rows, now_ms, build))
+            .await
+    }
+
+    async fn samr_due(&self, now_ms: i64) -> Result<Vec<SamrPackage>, StoreError> {
+        let this = self.clone();
+        blocking("samr_due", move || this.samr_due(now_ms)).await
+    }
+
+    async fn samr_parked(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        let this = self.clone();
+        blocking("samr_parked", move || this.samr_parked()).await
+    }
+
+    async fn samr_packages(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        let this = self.clone();
+        blocking("samr_packages", move || this.samr_packages()).await
+    }
+
+    async fn samr_record_attempt(
+        &self,
+        number: &str,
+        state: PackageState,
+        attempts: u32,
+        next_attempt_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (this, number, reason) = (self.clone(), number.to_string(), reason.to_string());
+        blocking("samr_record_attempt", move || {
+            this.samr_record_attempt(&number, state, attempts, next_attempt_ms, &reason)
+        })
+        .await
+    }
+
+    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
+        let (this, number) = (self.clone(), number.to_string());
+        blocking("samr_resend", move || this.samr_resend(&number)).await
+    }
+}
+
+/// One process owns a SQLite file: its every lease is held for as long as it runs.
+struct ProcessLease;
+
+#[async_trait]
+impl LeaderLease for ProcessLease {
+    async fn is_held(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl Leadership for SqliteStore {
+    async fn try_lead(&self, _role: LeaderRole) -> Result<Option<Box<dyn LeaderLease>>, StoreError> {
+        Ok(Some(Box::new(ProcessLease)))
+    }
+}
+
+impl SqliteStore {
+    /// Rows of a table for a copy (see [`StoreCopy::export_rows`]).
+    pub fn export_rows(&self, table: &str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let conn = self.reader()?;
+        let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
+        let rows = match table {
+            "messages" => conn
+                .prepare_cached("SELECT sender, message_id, digest, document, reply, received_at_ms FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::Message { sender: r.get(0)?, message_id: r.get(1)?, digest: r.get(2)?, document: r.get(3)?, reply: r.get(4)?, received_at_ms: r.get(5)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            "records" => conn
+                .prepare_cached("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records ORDER BY kind, record_id LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::Record { kind: r.get(0)?, record_id: r.get(1)?, sender: r.get(2)?, message_id: r.get(3)?, canonical: r.get(4)?, stored_at_ms: r.get(5)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            "deliveries" => conn
+                .prepare_cached("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms FROM deliveries ORDER BY seq LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::Delivery { seq: r.get(0)?, recipient: r.get(1)?, message_id: r.get(2)?, document: r.get(3)?, attempt: r.get(4)?, visible_at_ms: r.get(5)?, acked: r.get::<_, i64>(6)? != 0, created_at_ms: r.get(7)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            "samr_outbox" => conn
+                .prepare_cached("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox ORDER BY seq LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::Outbox { seq: r.get(0)?, kind: r.get(1)?, record_id: r.get(2)?, canonical: r.get(3)?, created_at_ms: r.get(4)?, package: r.get(5)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            "samr_packages" => conn
+                .prepare_cached("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms FROM samr_packages ORDER BY number LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::Package { number: r.get(0)?, day: r.get(1)?, sequence: r.get(2)?, package_type: r.get(3)?, bytes: r.get(4)?, state: r.get(5)?, attempts: r.get(6)?, next_attempt_ms: r.get(7)?, reason: r.get(8)?, created_at_ms: r.get(9)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            "overdue_notices" => conn
+                .prepare_cached("SELECT case_id, status, sent_at_ms FROM overdue_notices ORDER BY case_id, status LIMIT ?1 OFFSET ?2")?
+                .query_map(params![limit, offset], |r| {
+                    Ok(Row::OverdueNotice { case_id: r.get(0)?, status: r.get(1)?, sent_at_ms: r.get(2)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+            other => return Err(StoreError::Config(format!("no table {other} to copy"))),
+        };
+        Ok(rows)
+    }
+
+    /// Writes copied rows in one transaction (see [`StoreCopy::import_rows`]).
+    pub fn import_rows(&self, rows: &[Row]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for row in rows {
+            match row {
+                Row::Message { sender, message_id, digest, document, reply, received_at_ms } => {
+                    tx.prepare_cached("INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                        .execute(params![sender, message_id, digest, document, reply, received_at_ms])?;
+                }
+                Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
+                    tx.prepare_cached("INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                        .execute(params![kind, record_id, sender, message_id, canonical, stored_at_ms])?;
+                }
+                Row::Delivery {
+                    seq,
+                    recipient,
+                    message_id,
+                    document,
+                    attempt,
+                    visible_at_ms,
+                    acked,
+                    created_at_ms,
+                } => {
+                    tx.prepare_cached("INSERT INTO deliveries (seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+                        .execute(params![seq, recipient, message_id, document, attempt, visible_at_ms, *acked as i64, created_at_ms])?;
+                }
+                Row::Outbox { seq, kind, record_id, canonical, created_at_ms, package } => {
+                    tx.prepare_cached("INSERT INTO samr_outbox (seq, kind, record_id, canonical, created_at_ms, package) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                        .execute(params![seq, kind, record_id, canonical, created_at_ms, package])?;
+                }
+                Row::Package {
+                    number,
+                    day,
+                    sequence,
+                    package_type,
+                    bytes,
+                    state,
+                    attempts,
+                    next_attempt_ms,
+                    reason,
+                    created_at_ms,
+                } => {
+                    tx.prepare_cached("INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
+                        .execute(params![number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms])?;
+                }
+                Row::OverdueNotice { case_id, status, sent_at_ms } => {
+                    tx.prepare_cached("INSERT INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)")?
+                        .execute(params![case_id, status, sent_at_ms])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreCopy for SqliteStore {
+    async fn export_rows(&self, table: &'static str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let this = self.clone();
+        blocking("export_rows", move || this.export_rows(table, offset, limit)).await
+    }
+
+    async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking("import_rows", move || this.import_rows(&rows)).await
+    }
+
+    async fn after_import(&self) -> Result<(), StoreError> {
+        // AUTOINCREMENT already continues after the largest id inserted.
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
     }
 }
 
@@ -853,31 +1046,11 @@ mod tests {
         let store = SqliteStore::in_memory().unwrap();
         let mut s = submission("M-1", &[]);
         s.records = vec![
-            StoredRecord {
-                kind: "sampling".into(),
-                id: "S-1".into(),
-                canonical: r#"{"sampleId":"S-1","planId":"P"}"#.into(),
-            },
-            StoredRecord {
-                kind: "sampling".into(),
-                id: "S-2".into(),
-                canonical: r#"{"sampleId":"S-2","planId":"Q"}"#.into(),
-            },
-            StoredRecord {
-                kind: "inspection".into(),
-                id: "R-1".into(),
-                canonical: r#"{"reportNo":"R-1","sampleId":"S-1"}"#.into(),
-            },
-            StoredRecord {
-                kind: "inspection".into(),
-                id: "R-2".into(),
-                canonical: r#"{"reportNo":"R-2","sampleId":"S-2"}"#.into(),
-            },
-            StoredRecord {
-                kind: "case_transfer".into(),
-                id: "C-1".into(),
-                canonical: r#"{"caseId":"C-1","sampleId":"S-1"}"#.into(),
-            },
+            rec(RecordKind::Sampling, "S-1", r#"{"sampleId":"S-1","planId":"P"}"#),
+            rec(RecordKind::Sampling, "S-2", r#"{"sampleId":"S-2","planId":"Q"}"#),
+            rec(RecordKind::Inspection, "R-1", r#"{"reportNo":"R-1","sampleId":"S-1"}"#),
+            rec(RecordKind::Inspection, "R-2", r#"{"reportNo":"R-2","sampleId":"S-2"}"#),
+            rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","sampleId":"S-1"}"#),
         ];
         assert_eq!(store.commit(s).unwrap(), Committed::New);
         let got = store.plan_records("P").unwrap();
@@ -891,8 +1064,7 @@ mod tests {
     fn a_case_revision_replaces_only_the_copy_it_read() {
         let store = SqliteStore::in_memory().unwrap();
         let mut s = submission("M-1", &[]);
-        s.records =
-            vec![StoredRecord { kind: "case_transfer".into(), id: "C-1".into(), canonical: "{\"v\":1}".into() }];
+        s.records = vec![rec(RecordKind::CaseTransfer, "C-1", "{\"v\":1}")];
         store.commit(s).unwrap();
         let notice =
             NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
@@ -902,7 +1074,7 @@ mod tests {
             .unwrap());
         assert_eq!(store.depth("320000").unwrap(), 0);
         assert!(store.commit_case_revision("C-1", "{\"v\":1}", "{\"v\":2}", &[notice], 5).unwrap());
-        assert_eq!(store.record("case_transfer", "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
+        assert_eq!(store.record(RecordKind::CaseTransfer, "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
         assert_eq!(store.depth("320000").unwrap(), 1);
     }
 
@@ -934,6 +1106,10 @@ mod tests {
         assert_eq!(store.depth("310000").unwrap(), 2);
     }
 
+    fn rec(kind: RecordKind, id: &str, canonical: &str) -> StoredRecord {
+        StoredRecord { kind, id: id.into(), canonical: canonical.into(), keys: LookupKeys::from_canonical(canonical) }
+    }
+
     fn submission(id: &str, recipients: &[&str]) -> Submission {
         Submission {
             sender: "320000".into(),
@@ -941,7 +1117,7 @@ mod tests {
             digest: format!("d-{id}"),
             document: b"doc".to_vec(),
             reply: b"reply".to_vec(),
-            records: vec![StoredRecord { kind: "sampling".into(), id: format!("S-{id}"), canonical: "{}".into() }],
+            records: vec![rec(RecordKind::Sampling, &format!("S-{id}"), "{}")],
             deliveries: recipients
                 .iter()
                 .map(|r| NewDelivery {
@@ -953,57 +1129,5 @@ mod tests {
             received_at_ms: 1,
             samr: vec![],
         }
-    }
-
-    #[test]
-    fn commit_is_idempotent_by_sender_and_message_id() {
-        let s = SqliteStore::in_memory().unwrap();
-        assert_eq!(s.commit(submission("M1", &["310000"])).unwrap(), Committed::New);
-        let again = s.commit(submission("M1", &["310000"])).unwrap();
-        assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
-        assert_eq!(s.depth("310000").unwrap(), 1, "a duplicate queues nothing");
-        assert_eq!(s.record("sampling", "S-M1").unwrap().as_deref(), Some("{}"));
-    }
-
-    #[test]
-    fn mailbox_order_visibility_and_ack() {
-        let s = SqliteStore::in_memory().unwrap();
-        for id in ["A", "B", "C"] {
-            s.commit(submission(id, &["310000", "330000"])).unwrap();
-        }
-        let first = s.take("310000", 2, 1000, 60_000).unwrap();
-        assert_eq!(first.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["A", "B"]);
-        assert!(first.iter().all(|d| d.attempt == 1));
-        assert_eq!(s.in_flight("310000", 1000).unwrap(), 2);
-        assert_eq!(s.take("310000", 5, 1000, 60_000).unwrap().len(), 1, "only C is visible");
-        // Not acknowledged within the visibility timeout: sent again with attempt 2.
-        let again = s.take("310000", 5, 61_001, 60_000).unwrap();
-        assert_eq!(
-            again.iter().map(|d| (d.message_id.as_str(), d.attempt)).collect::<Vec<_>>(),
-            [("A", 2), ("B", 2), ("C", 2)]
-        );
-        // Acks only count for the caller's own mailbox.
-        assert_eq!(s.ack("330000", &[again[0].delivery_id.clone()]).unwrap(), 0);
-        assert_eq!(s.ack("310000", &[again[0].delivery_id.clone(), "junk".into()]).unwrap(), 1);
-        assert_eq!(s.ack("310000", &[again[0].delivery_id.clone()]).unwrap(), 0, "acknowledged once");
-        assert_eq!(s.depth("310000").unwrap(), 2);
-        s.release(&[again[1].delivery_id.clone()]).unwrap();
-        assert_eq!(s.take("310000", 5, 61_002, 60_000).unwrap()[0].message_id, "B");
-        assert_eq!(s.depth("330000").unwrap(), 3, "other mailboxes untouched");
-    }
-
-    #[test]
-    fn survives_reopening() {
-        let dir = std::env::temp_dir().join(format!("yrdx-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s.sqlite");
-        {
-            let s = SqliteStore::open(&path).unwrap();
-            s.commit(submission("M1", &["310000"])).unwrap();
-        }
-        let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.depth("310000").unwrap(), 1);
-        assert!(s.message("320000", "M1").unwrap().is_some());
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,0 +1,102 @@
+//! `yrdx serve` with `[tracing] otlp_endpoint` (a `yrdx` built with the `otlp` feature, as this
+//! package's tests are, through `yrdx-tests`): the spans of a call reach an OTLP/gRPC receiver,
+//! in the caller's trace, and those still batched at SIGTERM are sent before the process exits.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use yrdx_adapters::{Partner, Record};
+use yrdx_proto::v1::SubmitRequest;
+use yrdx_tests::otlp_receiver::{attribute, hex, OtlpReceiver};
+
+const TRACE_ID: &str = "5c2f0e8b6a1d4e3f9b7a8c6d5e4f3a2b";
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_sends_spans_to_the_collector_and_flushes_them_at_sigterm() {
+    let receiver = OtlpReceiver::start().await;
+    let dir = yrdx_tests::temp_dir("serve-otlp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let yrdx = || Command::new(env!("CARGO_BIN_EXE_yrdx"));
+    let out = yrdx()
+        .args(["pki", "init", "--dir"])
+        .arg(&dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("pki init runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.join("yrdx.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    // Metrics on a free port (another gateway may hold 9464).
+    let text = text.replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
+    std::fs::write(&config, format!("{text}\n[tracing]\notlp_endpoint = \"{}\"\n", receiver.endpoint)).expect("config");
+    let mut server = yrdx()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the gateway listens");
+
+    let pki = dir.join("pki");
+    let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
+    let mut client = yrdx_gateway::client::connect(
+        &format!("https://127.0.0.1:{port}"),
+        &read("ca.pem"),
+        Some((read("shanghai.pem"), read("shanghai.key"))),
+    )
+    .await
+    .expect("connects");
+    let mut plan = yrdx_tests::vector_record(Partner::Canonical, "canonical/valid/plan.json");
+    if let Record::Plan(p) = &mut plan {
+        p.plan_id = "YRD-SERVE-OTLP".into();
+    }
+    let mut request = tonic::Request::new(SubmitRequest {
+        document: yrdx_tests::document(Partner::Canonical, "310000", "SO-1", &[plan]),
+    });
+    request.metadata_mut().insert("traceparent", format!("00-{TRACE_ID}-1a2b3c4d5e6f7a8b-01").parse().expect("ascii"));
+    client.submit(request).await.expect("accepted");
+    drop(client);
+
+    // Well within the batch processor's 5 s: nothing need have been sent yet.
+    let signalled = Instant::now();
+    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(60) {
+            let _ = server.kill();
+            panic!("the gateway did not stop within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = server.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("spans are sent to the OTLP collector"), "{stderr}");
+
+    let spans = receiver.spans();
+    let submit = spans
+        .iter()
+        .find(|r| r.span.name == "submit" && attribute(&r.span, "message_id").as_deref() == Some("SO-1"))
+        .unwrap_or_else(|| panic!("the submit span reached the collector by exit: {spans:#?}\n{stderr}"));
+    assert_eq!(submit.service, "yrdx-gateway");
+    assert_eq!(hex(&submit.span.trace_id), TRACE_ID);
+    assert_eq!(attribute(&submit.span, "partner").as_deref(), Some("shanghai"));
+    assert_eq!(attribute(&submit.span, "records").as_deref(), Some("YRD-SERVE-OTLP"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,223 @@
+//! The store: the one boundary between the gateway and its database, and the only place with SQL.
+//!
+//! The services hold the traits below (through [`Store`]), never a backend type. Each trait is what
+//! one consumer needs:
+//!
+//! | trait | consumer |
+//! |---|---|
+//! | [`Intake`] | Submit: idempotency by sender and message id, and the one atomic commit of a submission |
+//! | [`Mailboxes`] | Receive and Ack: leased deliveries, visibility timeout, acknowledgement, wake-ups |
+//! | [`WorkflowRecords`] | the workflow rules and queries: stored records, quota and mutual-recognition lookups |
+//! | [`CaseLedger`] | the overdue notices (once per case and stage) and recomputed due dates |
+//! | [`SamrOutbox`] | SAMR docking: the outbox, per-day package numbers, attempts, parking and resend |
+//! | [`Leadership`] | the work exactly one replica does at a time (SAMR push, overdue checks) |
+//! | [`StoreCopy`] | `yrdx store copy`: every row out of one backend and into another |
+//!
+//! Two backends: [`SqliteStore`] (embedded, the default: `store = "yrdx.sqlite"`) and
+//! [`PostgresStore`] (`store = "postgres://user@host/db"`, several replicas on one database).
+//! Both pass the same contract tests (`gateway/tests/store_contract.rs`).
+
+mod copy;
+mod error;
+mod postgres;
+mod sqlite;
+mod types;
+
+pub use copy::{copy_store, CopyReport, Row, StoreCopy, TableCount};
+pub use error::StoreError;
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::SqliteStore;
+pub use types::{
+    Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, OutboxRow, PackageBuilder, PackageState,
+    PendingDelivery, PlanRecords, SamrPackage, StoredRecord, StoredSubmission, Submission,
+};
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use yrdx_adapters::RecordKind;
+
+/// Submit's part of the store: idempotency and the atomic commit.
+#[async_trait]
+pub trait Intake: Send + Sync {
+    /// The stored submission of a sender and message id (its digest and reply), if any.
+    async fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError>;
+    /// Commits a submission atomically — its evidence, records, deliveries and SAMR outbox rows —
+    /// and answers only once it is durable; or reports the one already stored under its key.
+    /// Concurrent commits of one key (on any replica) get one [`Committed::New`].
+    async fn commit(&self, submission: Submission) -> Result<Committed, StoreError>;
+}
+
+/// Receive's and Ack's part of the store: the mailboxes.
+#[async_trait]
+pub trait Mailboxes: Send + Sync {
+    /// Leases up to `max` visible deliveries of a mailbox, oldest first: they become invisible
+    /// for `visibility_ms` (to every replica) and their attempt is counted.
+    async fn take(
+        &self,
+        recipient: &str,
+        max: usize,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Deliveries of a mailbox handed out, not acknowledged, whose lease has not run out.
+    async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError>;
+    /// Makes unacknowledged deliveries visible again (their stream dropped).
+    async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError>;
+    /// Acknowledges deliveries of a mailbox; returns how many were pending. An acknowledged
+    /// delivery is never handed out again.
+    async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError>;
+    /// Unacknowledged deliveries in a mailbox.
+    async fn depth(&self, recipient: &str) -> Result<u64, StoreError>;
+    /// When the oldest unacknowledged delivery of a mailbox was queued (ms since the epoch).
+    async fn oldest_unacknowledged_ms(&self, recipient: &str) -> Result<Option<i64>, StoreError>;
+    /// Mailboxes another process filled (region codes), for a backend shared by replicas; `None`
+    /// when only this process writes (the gateway wakes its own streams itself).
+    fn mailbox_signals(&self) -> Option<broadcast::Receiver<String>> {
+        None
+    }
+}
+
+/// What the workflow rules and the query services read.
+#[async_trait]
+pub trait WorkflowRecords: Send + Sync {
+    /// The canonical JSON of a stored record.
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError>;
+    /// Canonical JSON of every stored record of a kind, in id order.
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError>;
+    /// Stored sampling records of a plan and region, other than `except`, counted up to
+    /// `at_most` (the quota: counting further changes no decision).
+    async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError>;
+    /// Canonical JSON of the stored sampling records of one product (mutual recognition).
+    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError>;
+    /// A plan's sampling records with their samples' results and cases.
+    async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError>;
+}
+
+/// The overdue ledger and recomputed due dates.
+#[async_trait]
+pub trait CaseLedger: Send + Sync {
+    /// Whether the overdue notice of a case's stage was sent.
+    async fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError>;
+    /// Records an overdue notice and queues its deliveries in one transaction; false (and nothing
+    /// queued) when the notice was already sent.
+    async fn commit_overdue_notice(
+        &self,
+        case_id: &str,
+        status: i32,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a stored case whose due date was recomputed and queues its notices, in one
+    /// transaction — only if the stored copy is still `expected`. Returns whether it was replaced.
+    async fn commit_case_revision(
+        &self,
+        case_id: &str,
+        expected: &str,
+        revised: &str,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// SAMR docking's part: the outbox and the packages.
+#[async_trait]
+pub trait SamrOutbox: Send + Sync {
+    /// Records waiting for a package, oldest first.
+    async fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Creates a package for outbox rows in one transaction: takes the next sequence number of
+    /// `day` (never reused, no gaps), lets `build` write the bytes for it, stores the package as
+    /// pending and marks the rows as packaged. `Ok(Err(reason))` when `build` refused.
+    async fn samr_create_package(
+        &self,
+        day: &str,
+        package_type: &str,
+        rows: &[i64],
+        now_ms: i64,
+        build: PackageBuilder,
+    ) -> Result<Result<String, String>, StoreError>;
+    /// Pending packages whose next attempt is due, in number order.
+    async fn samr_due(&self, now_ms: i64) -> Result<Vec<SamrPackage>, StoreError>;
+    /// Parked packages, for operators.
+    async fn samr_parked(&self) -> Result<Vec<SamrPackage>, StoreError>;
+    /// Every package.
+    async fn samr_packages(&self) -> Result<Vec<SamrPackage>, StoreError>;
+    /// Records the outcome of an attempt.
+    async fn samr_record_attempt(
+        &self,
+        number: &str,
+        state: PackageState,
+        attempts: u32,
+        next_attempt_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    /// Puts a parked package back in line (an operator's resend); false when it is not parked.
+    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError>;
+}
+
+/// Work exactly one replica does at a time.
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Takes the lease of `role` if no live replica holds it. The lease ends when it is dropped
+    /// or when the process holding it dies.
+    async fn try_lead(&self, role: LeaderRole) -> Result<Option<Box<dyn LeaderLease>>, StoreError>;
+}
+
+/// A held leadership lease.
+#[async_trait]
+pub trait LeaderLease: Send + Sync {
+    /// Whether the lease is still held (false once its connection to the database is gone).
+    async fn is_held(&self) -> bool;
+}
+
+/// Everything the gateway needs of a store.
+pub trait Store: Intake + Mailboxes + WorkflowRecords + CaseLedger + SamrOutbox + Leadership + StoreCopy {
+    /// The backend's name for logs and metrics (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+}
+
+/// Where the store is: a SQLite file path or a `postgres://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Reads a configuration value: `postgres://…` / `postgresql://…` is PostgreSQL, anything
+    /// else a SQLite file path (relative to `base`).
+    pub fn parse(value: &str, base: &std::path::Path) -> StoreLocation {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            StoreLocation::Postgres(value.to_string())
+        } else {
+            let p = std::path::Path::new(value);
+            StoreLocation::Sqlite(if p.is_absolute() { p.to_path_buf() } else { base.join(p) })
+        }
+    }
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => write!(f, "{}", p.display()),
+            // Never print a password.
+            StoreLocation::Postgres(url) => write!(f, "{}", postgres::redacted(url)),
+        }
+    }
+}
+
+/// Opens the store at `location`, running pending migrations.
+pub async fn open(location: &StoreLocation, options: &PostgresOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError::task("open", e))??;
+            Arc::new(store)
+        }
+        StoreLocation::Postgres(url) => Arc::new(PostgresStore::connect(url, options).await?),
+    })
+}

@@ -1,0 +1,1125 @@
+//! The PostgreSQL backend: several gateway replicas on one database.
+//!
+//! - tokio-postgres with a deadpool pool; statements prepared once per connection and the
+//!   statements of one transaction pipelined (sent without waiting for each answer).
+//! - Every commit is durable before it is answered (`synchronous_commit = on` in the transaction).
+//! - Idempotency across replicas by the primary key of `messages` (`ON CONFLICT DO NOTHING`: the
+//!   second of two concurrent commits waits for the first and then finds it).
+//! - Deliveries are leased with `FOR UPDATE SKIP LOCKED`; a commit that fills a mailbox sends
+//!   `NOTIFY`, and every replica `LISTEN`s, so a stream open on another replica wakes at once.
+//! - Leader-only work holds a session advisory lock on a dedicated connection: when the holder
+//!   dies its connection closes and the lock is free for the next replica.
+//! - Migrations are versioned and run in one transaction under an advisory lock, so replicas
+//!   starting together do not race.
+
+use super::copy::{Row, StoreCopy};
+use super::types::*;
+use super::{CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tracing::{info, warn};
+use yrdx_adapters::RecordKind;
+
+/// Pool size and timeouts of the PostgreSQL backend (`[postgres]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Connections in the pool (default 16: two cores' worth of concurrent commits, with room
+    /// for Receive streams and the leader's work).
+    pub pool_size: usize,
+    /// How long a call waits for a free connection before the store counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> PostgresOptions {
+        PostgresOptions {
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A URL with its password replaced, for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the same tables as the embedded store, with the workflow lookups' values as plain
+    // indexed columns instead of JSON expressions.
+    "CREATE TABLE messages (
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        document BYTEA NOT NULL,
+        reply BYTEA NOT NULL,
+        received_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (sender, message_id)
+    );
+    CREATE TABLE records (
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        stored_at_ms BIGINT NOT NULL,
+        plan_id TEXT NOT NULL DEFAULT '',
+        sampling_region TEXT NOT NULL DEFAULT '',
+        producer_uscc TEXT NOT NULL DEFAULT '',
+        brand TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        sample_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (kind, record_id)
+    );
+    CREATE INDEX records_sampling_plan ON records (plan_id, sampling_region) WHERE kind = 'sampling';
+    CREATE INDEX records_sampling_product ON records (producer_uscc, brand, model) WHERE kind = 'sampling';
+    CREATE INDEX records_by_sample ON records (kind, sample_id) WHERE kind IN ('inspection', 'case_transfer');
+    CREATE TABLE deliveries (
+        seq BIGSERIAL PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        document BYTEA NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        visible_at_ms BIGINT NOT NULL DEFAULT 0,
+        acked BOOLEAN NOT NULL DEFAULT false,
+        created_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX deliveries_mailbox ON deliveries (recipient, seq) WHERE NOT acked;
+    CREATE TABLE samr_outbox (
+        seq BIGSERIAL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        canonical TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        package TEXT
+    );
+    CREATE INDEX samr_outbox_waiting ON samr_outbox (seq) WHERE package IS NULL;
+    CREATE TABLE samr_packages (
+        number TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        package_type TEXT NOT NULL,
+        bytes BYTEA NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms BIGINT NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at_ms BIGINT NOT NULL,
+        UNIQUE (day, sequence)
+    );
+    CREATE TABLE overdue_notices (
+        case_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        sent_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (case_id, status)
+    );",
+];
+
+/// Advisory-lock key under which migrations run (per schema, see [`PostgresStore::scoped`]).
+const MIGRATION_KEY: i64 = 0x7972_6478_0000;
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// The schema the store lives in (`current_schema()`); lock keys and the notification
+    /// channel are scoped to it, so two installations on one database do not meet.
+    schema: String,
+    signals: broadcast::Sender<String>,
+    /// Dropped with the last clone of the store: the listener then stops.
+    alive: std::sync::Arc<()>,
+}
+
+fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| StoreError::postgres(operation, e)
+}
+
+fn pool_error(operation: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StoreError {
+    move |e| StoreError::postgres(operation, e)
+}
+
+/// Whether a failed transaction may simply be run again (a deadlock or serialization failure
+/// between replicas).
+fn retryable(e: &StoreError) -> bool {
+    let StoreError::Backend { source, .. } = e else { return false };
+    source.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code()).is_some_and(|c| {
+        *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            || *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+impl PostgresStore {
+    /// Connects, runs pending migrations (under an advisory lock) and starts listening for
+    /// mailbox notifications.
+    pub async fn connect(url: &str, options: &PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Config(format!("store URL {}: {e}", redacted(url))))?;
+        config.connect_timeout(options.connect_timeout);
+        if options.pool_size == 0 {
+            return Err(StoreError::Config("postgres.pool_size must be at least 1".into()));
+        }
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(format!("postgres pool: {e}")))?;
+        let mut client = pool.get().await.map_err(pool_error("connect"))?;
+        let schema: String = client.query_one("SELECT current_schema()", &[]).await.map_err(pg("connect"))?.get(0);
+        let store = PostgresStore {
+            pool: pool.clone(),
+            config,
+            schema,
+            signals: broadcast::channel(1024).0,
+            alive: std::sync::Arc::new(()),
+        };
+        store.migrate(&mut client).await?;
+        drop(client);
+        store.spawn_listener();
+        info!(store = %redacted(url), schema = %store.schema, "PostgreSQL store ready");
+        Ok(store)
+    }
+
+    /// A key unique to this store's schema (advisory locks are per database).
+    fn scoped(&self, key: i64) -> i64 {
+        // FNV-1a of the schema name, mixed into the key.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.schema.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        key ^ (h as i64 & 0x7fff_ffff_0000_0000)
+    }
+
+    fn channel(&self) -> String {
+        let mut c = format!("yrdx_mailbox_{}", self.schema);
+        c.truncate(63);
+        c
+    }
+
+    async fn migrate(&self, client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+        let tx = client.transaction().await.map_err(pg("migrate"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(MIGRATION_KEY)]).await.map_err(pg("migrate"))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS yrdx_schema_version (version INTEGER NOT NULL)")
+            .await
+            .map_err(pg("migrate"))?;
+        let version: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM yrdx_schema_version", &[])
+            .await
+            .map_err(pg("migrate"))?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.batch_execute(sql).await.map_err(pg("migrate"))?;
+            tx.execute("INSERT INTO yrdx_schema_version VALUES ($1)", &[&(i as i32 + 1)])
+                .await
+                .map_err(pg("migrate"))?;
+            info!(version = i + 1, "PostgreSQL store migrated");
+        }
+        tx.commit().await.map_err(pg("migrate"))
+    }
+
+    /// Listens for mailbox notifications on a dedicated connection, reconnecting after a failure
+    /// (streams still poll, so a lost notification only delays a delivery).
+    fn spawn_listener(&self) {
+        let (config, channel, signals) = (self.config.clone(), self.channel(), self.signals.clone());
+        let alive = std::sync::Arc::downgrade(&self.alive);
+        tokio::spawn(async move {
+            'reconnect: while alive.strong_count() > 0 {
+                match config.connect(NoTls).await {
+                    Ok((client, mut connection)) => {
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                        let pump = tokio::spawn(async move {
+                            use futures_util::StreamExt;
+                            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                            while let Some(message) = messages.next().await {
+                                match message {
+                                    Ok(AsyncMessage::Notification(n)) => {
+                                        if tx.send(n.payload().to_string()).is_err() {
+                                            break;
+                                        }
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        warn!(error = %e, "PostgreSQL notification connection failed");
+                                        break;
+                                    }
+                                }
+                            }
+                        });
+                        if let Err(e) = client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                            warn!(error = %e, "LISTEN failed");
+                        } else {
+                            loop {
+                                tokio::select! {
+                                    region = rx.recv() => match region {
+                                        // No receiver yet is fine: nobody waits.
+                                        Some(region) => { let _ = signals.send(region); }
+                                        None => break,
+                                    },
+                                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                                        if alive.strong_count() == 0 {
+                                            pump.abort();
+                                            break 'reconnect;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        pump.abort();
+                    }
+                    Err(e) => warn!(error = %e, "PostgreSQL notification connection could not be opened"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn client(&self, operation: &'static str) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(pool_error(operation))
+    }
+
+    /// Runs `body` in a transaction, again (up to three times) after a deadlock or serialization
+    /// failure between replicas.
+    async fn commit_once(&self, s: &Submission) -> Result<Committed, StoreError> {
+        let mut client = self.client("commit").await?;
+        let tx = client.transaction().await.map_err(pg("commit"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit"))?;
+        let insert_message = tx
+            .prepare_cached(
+                "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(pg("commit"))?;
+        let inserted = tx
+            .execute(&insert_message, &[&s.sender, &s.message_id, &s.digest, &s.document, &s.reply, &s.received_at_ms])
+            .await
+            .map_err(pg("commit"))?;
+        if inserted == 0 {
+            // Another call (on any replica) committed this key first; its transaction is done
+            // (the insert waited for it).
+            // The same connection reads it: asking the pool for another while holding this one
+            // could wait for ever under load.
+            tx.rollback().await.map_err(pg("commit"))?;
+            let row = client
+                .query_opt(
+                    "SELECT digest, reply FROM messages WHERE sender = $1 AND message_id = $2",
+                    &[&s.sender, &s.message_id],
+                )
+                .await
+                .map_err(pg("commit"))?;
+            return match row {
+                Some(r) => Ok(Committed::Existing { digest: r.get(0), reply: r.get(1) }),
+                None => Err(StoreError::GroupCommit("the stored submission vanished".into())),
+            };
+        }
+        // Records in key order, so two replicas upserting the same records cannot deadlock.
+        let mut records: Vec<&StoredRecord> = s.records.iter().collect();
+        records.sort_by(|a, b| (a.kind.name(), &a.id).cmp(&(b.kind.name(), &b.id)));
+        if !records.is_empty() {
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms,
+                         plan_id, sampling_region, producer_uscc, brand, model, sample_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender,
+                         message_id = excluded.message_id, canonical = excluded.canonical,
+                         stored_at_ms = excluded.stored_at_ms, plan_id = excluded.plan_id,
+                         sampling_region = excluded.sampling_region, producer_uscc = excluded.producer_uscc,
+                         brand = excluded.brand, model = excluded.model, sample_id = excluded.sample_id",
+                )
+                .await
+                .map_err(pg("commit"))?;
+            let kinds: Vec<&'static str> = records.iter().map(|r| r.kind.name()).collect();
+            let mut pending = Vec::with_capacity(records.len());
+            for (r, kind) in records.iter().zip(&kinds) {
+                let k = &r.keys;
+                let params: [&(dyn ToSql + Sync); 12] = [
+                    kind,
+                    &r.id,
+                    &s.sender,
+                    &s.message_id,
+                    &r.canonical,
+                    &s.received_at_ms,
+                    &k.plan_id,
+                    &k.sampling_region,
+                    &k.producer_uscc,
+                    &k.brand,
+                    &k.model,
+                    &k.sample_id,
+                ];
+                pending.push(tx.execute_raw(&upsert, params));
+            }
+            // Pipelined: every upsert is sent before the first answer is awaited.
+            for r in futures_util::future::join_all(pending).await {
+                r.map_err(pg("commit"))?;
+            }
+        }
+        insert_deliveries(&tx, &s.deliveries, s.received_at_ms).await?;
+        if !s.samr.is_empty() {
+            let kinds: Vec<&str> = s.samr.iter().map(|r| r.kind.name()).collect();
+            let ids: Vec<&str> = s.samr.iter().map(|r| r.id.as_str()).collect();
+            let canon: Vec<&str> = s.samr.iter().map(|r| r.canonical.as_str()).collect();
+            tx.execute(
+                "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
+                 SELECT k, i, c, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(k, i, c, n) ORDER BY n",
+                &[&kinds, &ids, &canon, &s.received_at_ms],
+            )
+            .await
+            .map_err(pg("commit"))?;
+        }
+        self.notify(&tx, &s.deliveries).await?;
+        tx.commit().await.map_err(pg("commit"))?;
+        Ok(Committed::New)
+    }
+
+    /// Tells every replica which mailboxes the transaction fills (sent when it commits).
+    async fn notify(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let mut regions: Vec<&str> = deliveries.iter().map(|d| d.recipient.as_str()).collect();
+        regions.sort_unstable();
+        regions.dedup();
+        if regions.is_empty() {
+            return Ok(());
+        }
+        tx.execute("SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r", &[&self.channel(), &regions])
+            .await
+            .map_err(pg("notify"))?;
+        Ok(())
+    }
+
+    async fn packages(&self, tail: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<SamrPackage>, StoreError> {
+        let client = self.client("samr_packages").await?;
+        let sql = format!("SELECT number, package_type, bytes, state, attempts, reason FROM samr_packages {tail}");
+        let stmt = client.prepare_cached(&sql).await.map_err(pg("samr_packages"))?;
+        let rows = client.query(&stmt, params).await.map_err(pg("samr_packages"))?;
+        rows.into_iter()
+            .map(|r| {
+                let number: String = r.get(0);
+                let state: String = r.get(3);
+                let state = PackageState::from_name(&state).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("samr_packages.state of {number}"),
+                    detail: state.clone(),
+                })?;
+                Ok(SamrPackage {
+                    number,
+                    package_type: r.get(1),
+                    bytes: r.get(2),
+                    state,
+                    attempts: r.get::<_, i32>(4).max(0) as u32,
+                    reason: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    async fn strings(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client(operation).await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg(operation))?;
+        Ok(client.query(&stmt, params).await.map_err(pg(operation))?.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn count(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<i64, StoreError> {
+        let client = self.client(operation).await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg(operation))?;
+        Ok(client.query_one(&stmt, params).await.map_err(pg(operation))?.get(0))
+    }
+
+    /// Records waiting for a SAMR package: (kind, record id), oldest first (tests, operators).
+    pub async fn samr_waiting(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let client = self.client("samr_waiting").await?;
+        let rows = client
+            .query("SELECT kind, record_id FROM samr_outbox WHERE package IS NULL ORDER BY seq", &[])
+            .await
+            .map_err(pg("samr_waiting"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+async fn insert_deliveries(
+    tx: &deadpool_postgres::Transaction<'_>,
+    deliveries: &[NewDelivery],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let recipients: Vec<&str> = deliveries.iter().map(|d| d.recipient.as_str()).collect();
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.message_id.as_str()).collect();
+    let docs: Vec<&[u8]> = deliveries.iter().map(|d| d.document.as_slice()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms)
+             SELECT r, m, d, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(r, m, d, n) ORDER BY n",
+        )
+        .await
+        .map_err(pg("deliveries"))?;
+    tx.execute(&stmt, &[&recipients, &ids, &docs, &now_ms]).await.map_err(pg("deliveries"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Intake for PostgresStore {
+    async fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
+        let client = self.client("stored_submission").await?;
+        let stmt = client
+            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = $1 AND message_id = $2")
+            .await
+            .map_err(pg("stored_submission"))?;
+        let row = client.query_opt(&stmt, &[&sender, &message_id]).await.map_err(pg("stored_submission"))?;
+        Ok(row.map(|r| StoredSubmission { digest: r.get(0), reply: r.get(1) }))
+    }
+
+    async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.commit_once(&submission).await {
+                Err(e) if retryable(&e) && tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Mailboxes for PostgresStore {
+    async fn take(
+        &self,
+        recipient: &str,
+        max: usize,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client("take").await?;
+        let tx = client.transaction().await.map_err(pg("take"))?;
+        // A lease need not survive a crash (a lost lease only makes the delivery visible again
+        // sooner: it is sent again, as after any failure), so it does not wait for the WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit TO off").await.map_err(pg("take"))?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE deliveries d SET attempt = d.attempt + 1, visible_at_ms = $3
+                 FROM (SELECT seq FROM deliveries WHERE recipient = $1 AND NOT acked AND visible_at_ms <= $2
+                       ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) t
+                 WHERE d.seq = t.seq
+                 RETURNING d.seq, d.message_id, d.document, d.attempt, d.created_at_ms",
+            )
+            .await
+            .map_err(pg("take"))?;
+        let until = now_ms.saturating_add(visibility_ms);
+        let rows = tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await.map_err(pg("take"))?;
+        tx.commit().await.map_err(pg("take"))?;
+        let mut out: Vec<PendingDelivery> = rows
+            .into_iter()
+            .map(|r| PendingDelivery {
+                delivery_id: DeliveryId(r.get(0)),
+                message_id: r.get(1),
+                document: r.get(2),
+                attempt: r.get::<_, i32>(3).max(0) as u32,
+                queued_at_ms: r.get(4),
+            })
+            .collect();
+        out.sort_by_key(|d| d.delivery_id);
+        Ok(out)
+    }
+
+    async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
+        let n = self
+            .count(
+                "in_flight",
+                "SELECT COUNT(*) FROM deliveries WHERE recipient = $1 AND NOT acked AND attempt > 0 AND visible_at_ms > $2",
+                &[&recipient, &now_ms],
+            )
+            .await?;
+        Ok(n.max(0) as usize)
+    }
+
+    async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = delivery_ids.iter().map(|d| d.0).collect();
+        let client = self.client("release").await?;
+        client
+            .execute("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ANY($1) AND NOT acked", &[&ids])
+            .await
+            .map_err(pg("release"))?;
+        Ok(())
+    }
+
+    async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
+        let ids: Vec<i64> = delivery_ids.iter().map(|d| d.0).collect();
+        let client = self.client("ack").await?;
+        let stmt = client
+            .prepare_cached("UPDATE deliveries SET acked = true WHERE seq = ANY($1) AND recipient = $2 AND NOT acked")
+            .await
+            .map_err(pg("ack"))?;
+        let n = client.execute(&stmt, &[&ids, &recipient]).await.map_err(pg("ack"))?;
+        Ok(n as u32)
+    }
+
+    async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
+        let n = self
+            .count("depth", "SELECT COUNT(*) FROM deliveries WHERE recipient = $1 AND NOT acked", &[&recipient])
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn oldest_unacknowledged_ms(&self, recipient: &str) -> Result<Option<i64>, StoreError> {
+        let client = self.client("oldest_unacknowledged").await?;
+        let row = client
+            .query_opt(
+                "SELECT created_at_ms FROM deliveries WHERE recipient = $1 AND NOT acked ORDER BY seq LIMIT 1",
+                &[&recipient],
+            )
+            .await
+            .map_err(pg("oldest_unacknowledged"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn mailbox_signals(&self) -> Option<broadcast::Receiver<String>> {
+        Some(self.signals.subscribe())
+    }
+}
+
+#[async_trait]
+impl WorkflowRecords for PostgresStore {
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client("record").await?;
+        let stmt = client
+            .prepare_cached("SELECT canonical FROM records WHERE kind = $1 AND record_id = $2")
+            .await
+            .map_err(pg("record"))?;
+        Ok(client.query_opt(&stmt, &[&kind.name(), &id]).await.map_err(pg("record"))?.map(|r| r.get(0)))
+    }
+
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "records_of_kind",
+            "SELECT canonical FROM records WHERE kind = $1 ORDER BY record_id COLLATE \"C\"",
+            &[&kind.name()],
+        )
+        .await
+    }
+
+    async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
+        let n = self
+            .count(
+                "sampling_count",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND plan_id = $1
+                 AND sampling_region = $2 AND record_id <> $3 LIMIT $4) t",
+                &[&plan_id, &region, &except, &(at_most.min(i64::MAX as u64) as i64)],
+            )
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "samplings_of_product",
+            "SELECT canonical FROM records WHERE kind = 'sampling' AND producer_uscc = $1 AND brand = $2 AND model = $3",
+            &[&uscc, &brand, &model],
+        )
+        .await
+    }
+
+    async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
+        let client = self.client("plan_records").await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH s AS (SELECT record_id, canonical FROM records WHERE kind = 'sampling' AND plan_id = $1)
+                 SELECT 0, canonical FROM s
+                 UNION ALL
+                 SELECT 1, r.canonical FROM s JOIN records r ON r.kind = 'inspection' AND r.sample_id = s.record_id
+                 UNION ALL
+                 SELECT 2, r.canonical FROM s JOIN records r ON r.kind = 'case_transfer' AND r.sample_id = s.record_id",
+            )
+            .await
+            .map_err(pg("plan_records"))?;
+        let mut out = PlanRecords::default();
+        for r in client.query(&stmt, &[&plan_id]).await.map_err(pg("plan_records"))? {
+            let json: String = r.get(1);
+            match r.get::<_, i32>(0) {
+                0 => out.samplings.push(json),
+                1 => out.inspections.push(json),
+                _ => out.cases.push(json),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl CaseLedger for PostgresStore {
+    async fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
+        let n = self
+            .count(
+                "overdue_notified",
+                "SELECT COUNT(*) FROM overdue_notices WHERE case_id = $1 AND status = $2",
+                &[&case_id, &status],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn commit_overdue_notice(
+        &self,
+        case_id: &str,
+        status: i32,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client("commit_overdue_notice").await?;
+        let tx = client.transaction().await.map_err(pg("commit_overdue_notice"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit_overdue_notice"))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO overdue_notices (case_id, status, sent_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&case_id, &status, &now_ms],
+            )
+            .await
+            .map_err(pg("commit_overdue_notice"))?;
+        if inserted == 0 {
+            tx.rollback().await.map_err(pg("commit_overdue_notice"))?;
+            return Ok(false);
+        }
+        insert_deliveries(&tx, &deliveries, now_ms).await?;
+        self.notify(&tx, &deliveries).await?;
+        tx.commit().await.map_err(pg("commit_overdue_notice"))?;
+        Ok(true)
+    }
+
+    async fn commit_case_revision(
+        &self,
+        case_id: &str,
+        expected: &str,
+        revised: &str,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client("commit_case_revision").await?;
+        let tx = client.transaction().await.map_err(pg("commit_case_revision"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit_case_revision"))?;
+        let updated = tx
+            .execute(
+                "UPDATE records SET canonical = $1, stored_at_ms = $2
+                 WHERE kind = 'case_transfer' AND record_id = $3 AND canonical = $4",
+                &[&revised, &now_ms, &case_id, &expected],
+            )
+            .await
+            .map_err(pg("commit_case_revision"))?;
+        if updated == 0 {
+            tx.rollback().await.map_err(pg("commit_case_revision"))?;
+            return Ok(false);
+        }
+        insert_deliveries(&tx, &deliveries, now_ms).await?;
+        self.notify(&tx, &deliveries).await?;
+        tx.commit().await.map_err(pg("commit_case_revision"))?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SamrOutbox for PostgresStore {
+    async fn samr_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let client = self.client("samr_outbox").await?;
+        let rows = client
+            .query(
+                "SELECT seq, kind, record_id, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(pg("samr_outbox"))?;
+        rows.into_iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let kind: String = r.get(1);
+                let kind = RecordKind::from_name(&kind).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("samr_outbox.kind of row {seq}"),
+                    detail: kind,
+                })?;
+                Ok(OutboxRow { seq, kind, record_id: r.get(2), canonical: r.get(3), created_at_ms: r.get(4) })
+            })
+            .collect()
+    }
+
+    async fn samr_create_package(
+        &self,
+        day: &str,
+        package_type: &str,
+        rows: &[i64],
+        now_ms: i64,
+        build: PackageBuilder,
+    ) -> Result<Result<String, String>, StoreError> {
+        let mut client = self.client("samr_create_package").await?;
+        let tx = client.transaction().await.map_err(pg("samr_create_package"))?;
+        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("samr_create_package"))?;
+        // Numbering is serialised across replicas whoever calls: numbers are never reused and
+        // leave no gap.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(LeaderRole::SamrPush.lock_key() + 0x100)])
+            .await
+            .map_err(pg("samr_create_package"))?;
+        let last: i32 = tx
+            .query_one("SELECT COALESCE(MAX(sequence), 0) FROM samr_packages WHERE day = $1", &[&day])
+            .await
+            .map_err(pg("samr_create_package"))?
+            .get(0);
+        let sequence = (last.max(0) + 1) as u32;
+        let (number, bytes) = match build(sequence) {
+            Ok(b) => b,
+            Err(e) => {
+                tx.rollback().await.map_err(pg("samr_create_package"))?;
+                return Ok(Err(e));
+            }
+        };
+        tx.execute(
+            "INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+            &[&number, &day, &(sequence as i32), &package_type, &bytes, &now_ms],
+        )
+        .await
+        .map_err(pg("samr_create_package"))?;
+        let marked = tx
+            .execute("UPDATE samr_outbox SET package = $1 WHERE seq = ANY($2) AND package IS NULL", &[&number, &rows])
+            .await
+            .map_err(pg("samr_create_package"))?;
+        if marked as usize != rows.len() {
+            // Another replica packaged some of these rows meanwhile: form the package again.
+            tx.rollback().await.map_err(pg("samr_create_package"))?;
+            return Ok(Err(format!(
+                "{} of {} outbox rows were packaged meanwhile",
+                rows.len() - marked as usize,
+                rows.len()
+            )));
+        }
+        tx.commit().await.map_err(pg("samr_create_package"))?;
+        Ok(Ok(number))
+    }
+
+    async fn samr_due(&self, now_ms: i64) -> Result<Vec<SamrPackage>, StoreError> {
+        self.packages("WHERE state = 'pending' AND next_attempt_ms <= $1 ORDER BY day, sequence", &[&now_ms]).await
+    }
+
+    async fn samr_parked(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        self.packages("WHERE state = 'parked' ORDER BY day, sequence", &[]).await
+    }
+
+    async fn samr_packages(&self) -> Result<Vec<SamrPackage>, StoreError> {
+        self.packages("ORDER BY day, sequence", &[]).await
+    }
+
+    async fn samr_record_attempt(
+        &self,
+        number: &str,
+        state: PackageState,
+        attempts: u32,
+        next_attempt_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client("samr_record_attempt").await?;
+        client
+            .execute(
+                "UPDATE samr_packages SET state = $2, attempts = $3, next_attempt_ms = $4, reason = $5 WHERE number = $1",
+                &[&number, &state.as_str(), &(attempts.min(i32::MAX as u32) as i32), &next_attempt_ms, &reason],
+            )
+            .await
+            .map_err(pg("samr_record_attempt"))?;
+        Ok(())
+    }
+
+    async fn samr_resend(&self, number: &str) -> Result<bool, StoreError> {
+        let client = self.client("samr_resend").await?;
+        let n = client
+            .execute(
+                "UPDATE samr_packages SET state = 'pending', attempts = 0, next_attempt_ms = 0 WHERE number = $1 AND state = 'parked'",
+                &[&number],
+            )
+            .await
+            .map_err(pg("samr_resend"))?;
+        Ok(n == 1)
+    }
+}
+
+/// A session advisory lock held on a connection of its own.
+struct AdvisoryLease {
+    client: tokio_postgres::Client,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AdvisoryLease {
+    fn drop(&mut self) {
+        // Closing the connection ends the session and so releases the lock.
+        self.connection.abort();
+    }
+}
+
+#[async_trait]
+impl LeaderLease for AdvisoryLease {
+    async fn is_held(&self) -> bool {
+        !self.client.is_closed() && self.client.simple_query("SELECT 1").await.is_ok()
+    }
+}
+
+#[async_trait]
+impl Leadership for PostgresStore {
+    async fn try_lead(&self, role: LeaderRole) -> Result<Option<Box<dyn LeaderLease>>, StoreError> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(pg("try_lead"))?;
+        let connection = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                warn!(error = %e, "leader connection ended");
+            }
+        });
+        let lease = AdvisoryLease { client, connection };
+        let held: bool = lease
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.scoped(role.lock_key())])
+            .await
+            .map_err(pg("try_lead"))?
+            .get(0);
+        Ok(held.then(|| Box::new(lease) as Box<dyn LeaderLease>))
+    }
+}
+
+#[async_trait]
+impl StoreCopy for PostgresStore {
+    async fn export_rows(&self, table: &'static str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let client = self.client("export_rows").await?;
+        let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
+        let q =
+            |sql: &'static str| async move { client.query(sql, &[&limit, &offset]).await.map_err(pg("export_rows")) };
+        Ok(match table {
+            "messages" => q("SELECT sender, message_id, digest, document, reply, received_at_ms FROM messages
+                             ORDER BY sender COLLATE \"C\", message_id COLLATE \"C\" LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::Message {
+                sender: r.get(0),
+                message_id: r.get(1),
+                digest: r.get(2),
+                document: r.get(3),
+                reply: r.get(4),
+                received_at_ms: r.get(5),
+            })
+            .collect(),
+            "records" => q("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records
+                            ORDER BY kind COLLATE \"C\", record_id COLLATE \"C\" LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::Record {
+                kind: r.get(0),
+                record_id: r.get(1),
+                sender: r.get(2),
+                message_id: r.get(3),
+                canonical: r.get(4),
+                stored_at_ms: r.get(5),
+            })
+            .collect(),
+            "deliveries" => q("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms
+                               FROM deliveries ORDER BY seq LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::Delivery {
+                seq: r.get(0),
+                recipient: r.get(1),
+                message_id: r.get(2),
+                document: r.get(3),
+                attempt: r.get::<_, i32>(4) as i64,
+                visible_at_ms: r.get(5),
+                acked: r.get(6),
+                created_at_ms: r.get(7),
+            })
+            .collect(),
+            "samr_outbox" => q("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox
+                                ORDER BY seq LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::Outbox {
+                seq: r.get(0),
+                kind: r.get(1),
+                record_id: r.get(2),
+                canonical: r.get(3),
+                created_at_ms: r.get(4),
+                package: r.get(5),
+            })
+            .collect(),
+            "samr_packages" => q("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms,
+                                  reason, created_at_ms FROM samr_packages ORDER BY number COLLATE \"C\" LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::Package {
+                number: r.get(0),
+                day: r.get(1),
+                sequence: r.get::<_, i32>(2) as i64,
+                package_type: r.get(3),
+                bytes: r.get(4),
+                state: r.get(5),
+                attempts: r.get::<_, i32>(6) as i64,
+                next_attempt_ms: r.get(7),
+                reason: r.get(8),
+                created_at_ms: r.get(9),
+            })
+            .collect(),
+            "overdue_notices" => q("SELECT case_id, status, sent_at_ms FROM overdue_notices
+                                    ORDER BY case_id COLLATE \"C\", status LIMIT $1 OFFSET $2")
+            .await?
+            .into_iter()
+            .map(|r| Row::OverdueNotice { case_id: r.get(0), status: r.get::<_, i32>(1) as i64, sent_at_ms: r.get(2) })
+            .collect(),
+            other => return Err(StoreError::Config(format!("no table {other} to copy"))),
+        })
+    }
+
+    async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+        let mut client = self.client("import_rows").await?;
+        let tx = client.transaction().await.map_err(pg("import_rows"))?;
+        for row in &rows {
+            let r = match row {
+                Row::Message { sender, message_id, digest, document, reply, received_at_ms } => {
+                    tx.execute(
+                        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[sender, message_id, digest, document, reply, received_at_ms],
+                    )
+                    .await
+                }
+                Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
+                    let k = LookupKeys::from_canonical(canonical);
+                    tx.execute(
+                        "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms,
+                             plan_id, sampling_region, producer_uscc, brand, model, sample_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        &[
+                            kind,
+                            record_id,
+                            sender,
+                            message_id,
+                            canonical,
+                            stored_at_ms,
+                            &k.plan_id,
+                            &k.sampling_region,
+                            &k.producer_uscc,
+                            &k.brand,
+                            &k.model,
+                            &k.sample_id,
+                        ],
+                    )
+                    .await
+                }
+                Row::Delivery { seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms } => {
+                    tx.execute(
+                        "INSERT INTO deliveries (seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        &[seq, recipient, message_id, document, &(*attempt as i32), visible_at_ms, acked, created_at_ms],
+                    )
+                    .await
+                }
+                Row::Outbox { seq, kind, record_id, canonical, created_at_ms, package } => {
+                    tx.execute(
+                        "INSERT INTO samr_outbox (seq, kind, record_id, canonical, created_at_ms, package) VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[seq, kind, record_id, canonical, created_at_ms, package],
+                    )
+                    .await
+                }
+                Row::Package {
+                    number,
+                    day,
+                    sequence,
+                    package_type,
+                    bytes,
+                    state,
+                    attempts,
+                    next_attempt_ms,
+                    reason,
+                    created_at_ms,
+                } => {
+                    tx.execute(
+                        "INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        &[
+                            number,
+                            day,
+                            &(*sequence as i32),
+                            package_type,
+                            bytes,
+                            state,
+                            &(*attempts as i32),
+                            next_attempt_ms,
+                            reason,
+                            created_at_ms,
+                        ],
+                    )
+                    .await
+                }
+                Row::OverdueNotice { case_id, status, sent_at_ms } => {
+                    tx.execute(
+                        "INSERT INTO overdue_notices (case_id, status, sent_at_ms) VALUES ($1, $2, $3)",
+                        &[case_id, &(*status as i32), sent_at_ms],
+                    )
+                    .await
+                }
+            };
+            r.map_err(pg("import_rows"))?;
+        }
+        tx.commit().await.map_err(pg("import_rows"))
+    }
+
+    async fn after_import(&self) -> Result<(), StoreError> {
+        let client = self.client("after_import").await?;
+        client
+            .batch_execute(
+                "SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), GREATEST((SELECT MAX(seq) FROM deliveries), 1));
+                 SELECT setval(pg_get_serial_sequence('samr_outbox', 'seq'), GREATEST((SELECT MAX(seq) FROM samr_outbox), 1));",
+            )
+            .await
+            .map_err(pg("after_import"))
+    }
+}
+
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_never_reaches_the_log() {
+        assert_eq!(redacted("postgres://yrdx:s3cret@db:5432/yrdx"), "postgres://yrdx:***@db:5432/yrdx");
+        assert_eq!(redacted("postgres://yrdx@db/yrdx"), "postgres://yrdx@db/yrdx");
+    }
+}

@@ -1,0 +1,536 @@
+//! The store contract: every backend behind `yrdx_gateway::store::Store` must pass the same tests.
+//! Each `contract!` case runs on SQLite (a fresh file) and on PostgreSQL (a fresh schema of the
+//! database named by `YRDX_TEST_POSTGRES`, default `postgres://root@127.0.0.1:5432/test`). When
+//! PostgreSQL cannot be reached the PostgreSQL half prints `SKIPPED` with the reason and fails
+//! nothing — unless `YRDX_REQUIRE_POSTGRES=1`, when it fails (CI sets it: the machine has one).
+//!
+//! "Replicas" are two stores opened on the same database: what two gateway processes see.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use yrdx_adapters::RecordKind;
+use yrdx_gateway::store::{
+    self, Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, PackageState, PostgresOptions, PostgresStore,
+    SqliteStore, Store, StoreLocation, StoredRecord, StoredSubmission, Submission,
+};
+
+/// Where a test's store lives, so that it can be opened again (a restart, a second replica).
+enum Place {
+    Sqlite(tempdir::Dir),
+    Postgres { url: String, schema: String },
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = std::env::temp_dir().join(format!("yrdx-contract-{}-{tag}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn postgres_base() -> String {
+    std::env::var("YRDX_TEST_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+fn options() -> PostgresOptions {
+    PostgresOptions { pool_size: 4, ..PostgresOptions::default() }
+}
+
+impl Place {
+    async fn sqlite(tag: &str) -> Place {
+        Place::Sqlite(tempdir::Dir::new(tag))
+    }
+
+    /// A fresh schema, or the reason PostgreSQL is not there.
+    async fn postgres(tag: &str) -> Result<Place, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base = postgres_base();
+        let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect to {base}: {e}"))?;
+        tokio::spawn(connection);
+        let schema = format!(
+            "yrdx_ct_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            tag.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+        );
+        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.map_err(|e| e.to_string())?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Ok(Place::Postgres { url: format!("{base}{sep}options=-csearch_path%3D{schema}"), schema })
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => {
+                store::open(&StoreLocation::Sqlite(dir.0.join("s.sqlite")), &options()).await.expect("sqlite opens")
+            }
+            Place::Postgres { url, .. } => {
+                store::open(&StoreLocation::Postgres(url.clone()), &options()).await.expect("postgres opens")
+            }
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Place::Postgres { .. })
+    }
+
+    async fn clean(self) {
+        if let Place::Postgres { schema, .. } = &self {
+            if let Ok((client, connection)) = tokio_postgres::connect(&postgres_base(), tokio_postgres::NoTls).await {
+                tokio::spawn(connection);
+                let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+            }
+        }
+    }
+}
+
+/// Runs a contract case on both backends.
+macro_rules! contract {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let place = super::Place::sqlite(stringify!($name)).await;
+                super::$name(&place).await;
+                place.clean().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match super::Place::postgres(stringify!($name)).await {
+                    Ok(place) => {
+                        super::$name(&place).await;
+                        place.clean().await;
+                    }
+                    Err(why) => {
+                        if std::env::var("YRDX_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                            panic!("PostgreSQL is required (YRDX_REQUIRE_POSTGRES=1) but absent: {why}");
+                        }
+                        eprintln!("SKIPPED store contract {} on PostgreSQL: {why}", stringify!($name));
+                    }
+                }
+            }
+        }
+    };
+}
+
+fn rec(kind: RecordKind, id: &str, canonical: &str) -> StoredRecord {
+    StoredRecord { kind, id: id.into(), canonical: canonical.into(), keys: LookupKeys::from_canonical(canonical) }
+}
+
+fn submission(id: &str, recipients: &[&str]) -> Submission {
+    Submission {
+        sender: "320000".into(),
+        message_id: id.into(),
+        digest: format!("d-{id}"),
+        document: b"doc".to_vec(),
+        reply: b"reply".to_vec(),
+        records: vec![rec(RecordKind::Sampling, &format!("S-{id}"), "{}")],
+        deliveries: recipients
+            .iter()
+            .map(|r| NewDelivery { recipient: r.to_string(), message_id: id.into(), document: id.as_bytes().to_vec() })
+            .collect(),
+        samr: vec![],
+        received_at_ms: 1,
+    }
+}
+
+contract!(commit_is_idempotent_by_sender_and_message_id);
+async fn commit_is_idempotent_by_sender_and_message_id(place: &Place) {
+    let s = place.open().await;
+    assert_eq!(s.commit(submission("M1", &["310000"])).await.unwrap(), Committed::New);
+    let again = s.commit(submission("M1", &["310000"])).await.unwrap();
+    assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
+    assert_eq!(s.depth("310000").await.unwrap(), 1, "a duplicate queues nothing");
+    assert_eq!(s.record(RecordKind::Sampling, "S-M1").await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(
+        s.stored_submission("320000", "M1").await.unwrap(),
+        Some(StoredSubmission { digest: "d-M1".into(), reply: b"reply".to_vec() })
+    );
+    assert_eq!(s.stored_submission("330000", "M1").await.unwrap(), None, "the key is sender and message id");
+}
+
+contract!(concurrent_commits_are_each_answered_once);
+async fn concurrent_commits_are_each_answered_once(place: &Place) {
+    // Two "replicas" (two stores on one database), four callers each, the same 30 keys.
+    let (a, b) = (place.open().await, place.open().await);
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let s = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut new = 0;
+            for i in 0..30 {
+                if s.commit(submission(&format!("G{i}"), &["310000"])).await.unwrap() == Committed::New {
+                    new += 1;
+                }
+            }
+            new
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        new += t.await.unwrap();
+    }
+    assert_eq!(new, 30, "every key New exactly once");
+    assert_eq!(a.depth("310000").await.unwrap(), 30);
+}
+
+contract!(mailbox_order_visibility_and_ack);
+async fn mailbox_order_visibility_and_ack(place: &Place) {
+    let s = place.open().await;
+    for id in ["A", "B", "C"] {
+        s.commit(submission(id, &["310000", "330000"])).await.unwrap();
+    }
+    let first = s.take("310000", 2, 1000, 60_000).await.unwrap();
+    assert_eq!(first.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+    assert!(first.iter().all(|d| d.attempt == 1));
+    assert!(first.iter().all(|d| d.queued_at_ms == 1));
+    assert_eq!(s.in_flight("310000", 1000).await.unwrap(), 2);
+    assert_eq!(s.take("310000", 5, 1000, 60_000).await.unwrap().len(), 1, "only C is visible");
+    // Not acknowledged within the visibility timeout: sent again with attempt 2.
+    let again = s.take("310000", 5, 61_001, 60_000).await.unwrap();
+    assert_eq!(
+        again.iter().map(|d| (d.message_id.as_str(), d.attempt)).collect::<Vec<_>>(),
+        [("A", 2), ("B", 2), ("C", 2)]
+    );
+    // Acks only count for the caller's own mailbox.
+    assert_eq!(s.ack("330000", &[again[0].delivery_id]).await.unwrap(), 0);
+    assert_eq!(s.ack("310000", &[again[0].delivery_id, DeliveryId(i64::MAX)]).await.unwrap(), 1);
+    assert_eq!(s.ack("310000", &[again[0].delivery_id]).await.unwrap(), 0, "acknowledged once");
+    assert_eq!(s.depth("310000").await.unwrap(), 2);
+    s.release(&[again[1].delivery_id]).await.unwrap();
+    assert_eq!(s.take("310000", 5, 61_002, 60_000).await.unwrap()[0].message_id, "B");
+    assert_eq!(s.depth("330000").await.unwrap(), 3, "other mailboxes untouched");
+    assert_eq!(s.oldest_unacknowledged_ms("330000").await.unwrap(), Some(1));
+    assert_eq!(s.oldest_unacknowledged_ms("440000").await.unwrap(), None);
+}
+
+contract!(an_acknowledged_delivery_is_never_handed_out_again);
+async fn an_acknowledged_delivery_is_never_handed_out_again(place: &Place) {
+    let s = place.open().await;
+    s.commit(submission("ACK-1", &["310000"])).await.unwrap();
+    let d = s.take("310000", 10, 1000, 1000).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(s.ack("310000", &[d[0].delivery_id]).await.unwrap(), 1);
+    // Long past the visibility timeout, released, on another replica: never again.
+    s.release(&[d[0].delivery_id]).await.unwrap();
+    let other = place.open().await;
+    assert!(other.take("310000", 10, 1_000_000, 1000).await.unwrap().is_empty());
+    assert!(s.take("310000", 10, 1_000_000, 1000).await.unwrap().is_empty());
+}
+
+contract!(leases_are_exclusive_between_replicas);
+async fn leases_are_exclusive_between_replicas(place: &Place) {
+    let (a, b) = (place.open().await, place.open().await);
+    for i in 0..40 {
+        a.commit(submission(&format!("L{i}"), &["310000"])).await.unwrap();
+    }
+    // Both replicas take from one mailbox at once: every delivery goes to exactly one of them.
+    let (x, y) = tokio::join!(
+        async {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.extend(a.take("310000", 3, 1000, 60_000).await.unwrap());
+            }
+            got
+        },
+        async {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.extend(b.take("310000", 3, 1000, 60_000).await.unwrap());
+            }
+            got
+        }
+    );
+    let mut ids: Vec<i64> = x.iter().chain(&y).map(|d| d.delivery_id.0).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no delivery handed out twice");
+    assert_eq!(n, 40, "every delivery handed out once");
+    assert!(x.iter().chain(&y).all(|d| d.attempt == 1));
+}
+
+fn builder(tag: &'static str) -> store::PackageBuilder {
+    Box::new(move |sequence| {
+        Ok((format!("SJB-310000-20261201-{sequence:04}"), format!("{tag}{sequence}").into_bytes()))
+    })
+}
+
+contract!(package_numbers_are_gap_free_and_never_reused);
+async fn package_numbers_are_gap_free_and_never_reused(place: &Place) {
+    let s = place.open().await;
+    let mut sub = submission("P-1", &[]);
+    sub.samr = (0..6).map(|i| rec(RecordKind::RiskSignal, &format!("FX-{i}"), "{}")).collect();
+    s.commit(sub).await.unwrap();
+    let rows: Vec<i64> = s.samr_outbox().await.unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(rows.len(), 6);
+    assert!(s.samr_outbox().await.unwrap().iter().all(|r| r.kind == RecordKind::RiskSignal));
+    // A refused build takes no number.
+    let refused =
+        s.samr_create_package("20261201", "FXBS", &rows[..1], 5, Box::new(|_| Err("no".into()))).await.unwrap();
+    assert_eq!(refused, Err("no".to_string()));
+    assert_eq!(s.samr_outbox().await.unwrap().len(), 6, "the rows stay in the outbox");
+    // Two replicas forming packages at once: numbers 1..=6, each once.
+    let other = place.open().await;
+    let mut tasks = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let s = if i % 2 == 0 { s.clone() } else { other.clone() };
+        let row = *row;
+        tasks.push(tokio::spawn(async move {
+            s.samr_create_package("20261201", "FXBS", &[row], 5, builder("x")).await.unwrap().unwrap()
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=6).map(|n| format!("SJB-310000-20261201-{n:04}")).collect();
+    assert_eq!(numbers, expected, "gap-free, never reused");
+    assert!(s.samr_outbox().await.unwrap().is_empty());
+    let packages = s.samr_packages().await.unwrap();
+    assert_eq!(packages.len(), 6);
+    assert!(packages.iter().all(|p| p.state == PackageState::Pending && p.attempts == 0));
+    // Attempts, parking and resend.
+    s.samr_record_attempt(&expected[0], PackageState::Parked, 3, 0, "gave up").await.unwrap();
+    s.samr_record_attempt(&expected[1], PackageState::Pending, 1, 10_000, "busy").await.unwrap();
+    s.samr_record_attempt(&expected[2], PackageState::Accepted, 1, 0, "").await.unwrap();
+    let due: Vec<String> = s.samr_due(9_999).await.unwrap().into_iter().map(|p| p.number).collect();
+    assert_eq!(due, expected[3..].to_vec(), "not the parked, retrying-later or accepted ones");
+    let parked = s.samr_parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].reason.as_str(), parked[0].attempts), ("gave up", 3));
+    assert!(!s.samr_resend(&expected[2]).await.unwrap(), "an accepted package is not resent");
+    assert!(s.samr_resend(&expected[0]).await.unwrap());
+    assert!(s.samr_parked().await.unwrap().is_empty());
+    // A new day starts again at 1; the old day continues after 6.
+    let mut sub = submission("P-2", &[]);
+    sub.samr = vec![rec(RecordKind::RiskSignal, "FX-9", "{}"), rec(RecordKind::RiskSignal, "FX-10", "{}")];
+    s.commit(sub).await.unwrap();
+    let rows: Vec<i64> = s.samr_outbox().await.unwrap().iter().map(|r| r.seq).collect();
+    let next = s.samr_create_package("20261201", "FXBS", &rows[..1], 6, builder("x")).await.unwrap().unwrap();
+    assert_eq!(next, "SJB-310000-20261201-0007");
+    let tomorrow = s
+        .samr_create_package(
+            "20261202",
+            "FXBS",
+            &rows[1..],
+            6,
+            Box::new(|n| Ok((format!("SJB-310000-20261202-{n:04}"), vec![]))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tomorrow, "SJB-310000-20261202-0001");
+}
+
+contract!(the_store_survives_a_restart);
+async fn the_store_survives_a_restart(place: &Place) {
+    let s = place.open().await;
+    s.commit(submission("R1", &["310000"])).await.unwrap();
+    let mut sub = submission("R2", &[]);
+    sub.samr = vec![rec(RecordKind::RiskSignal, "FX-R", "{}")];
+    s.commit(sub).await.unwrap();
+    drop(s);
+    let s = place.open().await;
+    assert_eq!(s.depth("310000").await.unwrap(), 1);
+    assert!(s.stored_submission("320000", "R1").await.unwrap().is_some());
+    assert_eq!(s.samr_outbox().await.unwrap().len(), 1);
+    assert_eq!(
+        s.commit(submission("R1", &["310000"])).await.unwrap(),
+        Committed::Existing { digest: "d-R1".into(), reply: b"reply".to_vec() }
+    );
+}
+
+contract!(the_workflow_lookups);
+async fn the_workflow_lookups(place: &Place) {
+    let s = place.open().await;
+    let sampling = |id: &str, plan: &str, region: &str, model: &str| {
+        rec(
+            RecordKind::Sampling,
+            id,
+            &format!(
+                r#"{{"sampleId":"{id}","planId":"{plan}","samplingRegion":"{region}","producer":{{"uscc":"U1"}},"product":{{"brand":"B","model":"{model}"}}}}"#
+            ),
+        )
+    };
+    let mut sub = submission("W-1", &[]);
+    sub.records = vec![
+        sampling("S-1", "P", "320000", "M1"),
+        sampling("S-2", "P", "320000", "M1"),
+        sampling("S-3", "P", "330000", "M2"),
+        sampling("S-4", "Q", "320000", "M1"),
+        rec(RecordKind::Inspection, "R-1", r#"{"reportNo":"R-1","sampleId":"S-1"}"#),
+        rec(RecordKind::Inspection, "R-4", r#"{"reportNo":"R-4","sampleId":"S-4"}"#),
+        rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","sampleId":"S-1"}"#),
+    ];
+    s.commit(sub).await.unwrap();
+    assert_eq!(s.sampling_count("P", "320000", "", 10).await.unwrap(), 2);
+    assert_eq!(s.sampling_count("P", "320000", "S-1", 10).await.unwrap(), 1, "except the record itself");
+    assert_eq!(s.sampling_count("P", "320000", "", 1).await.unwrap(), 1, "counted up to at_most");
+    assert_eq!(s.sampling_count("P", "310000", "", 10).await.unwrap(), 0);
+    let mut same: Vec<String> = s.samplings_of_product("U1", "B", "M1").await.unwrap();
+    same.sort();
+    assert_eq!(same.len(), 3, "{same:?}");
+    assert!(s.samplings_of_product("U1", "B", "M9").await.unwrap().is_empty());
+    let held = s.plan_records("P").await.unwrap();
+    assert_eq!(held.samplings.len(), 3);
+    assert_eq!(held.inspections, vec![r#"{"reportNo":"R-1","sampleId":"S-1"}"#.to_string()]);
+    assert_eq!(held.cases, vec![r#"{"caseId":"C-1","sampleId":"S-1"}"#.to_string()]);
+    let ids: Vec<String> = s.records_of_kind(RecordKind::Sampling).await.unwrap();
+    assert_eq!(ids.len(), 4);
+    assert!(ids[0].contains("S-1") && ids[3].contains("S-4"), "in id order: {ids:?}");
+    // A record sent again replaces the stored copy (and its lookup values).
+    let mut sub = submission("W-2", &[]);
+    sub.records = vec![sampling("S-2", "Q", "320000", "M1")];
+    s.commit(sub).await.unwrap();
+    assert_eq!(s.sampling_count("P", "320000", "", 10).await.unwrap(), 1);
+}
+
+contract!(an_overdue_notice_goes_out_once);
+async fn an_overdue_notice_goes_out_once(place: &Place) {
+    let (a, b) = (place.open().await, place.open().await);
+    let notice =
+        |r: &str| NewDelivery { recipient: r.into(), message_id: "C-1-OVERDUE-ACCEPTED".into(), document: vec![1] };
+    assert!(!a.overdue_notified("C-1", 3).await.unwrap());
+    assert!(a.commit_overdue_notice("C-1", 3, vec![notice("310000"), notice("320000")], 5).await.unwrap());
+    assert!(!b.commit_overdue_notice("C-1", 3, vec![notice("310000")], 6).await.unwrap(), "once, across replicas");
+    assert!(b.overdue_notified("C-1", 3).await.unwrap());
+    assert_eq!(a.depth("310000").await.unwrap(), 1);
+    assert_eq!(a.depth("320000").await.unwrap(), 1);
+    assert!(a.commit_overdue_notice("C-1", 4, vec![], 7).await.unwrap(), "the next stage has its own notice");
+}
+
+contract!(a_case_revision_replaces_only_the_copy_it_read);
+async fn a_case_revision_replaces_only_the_copy_it_read(place: &Place) {
+    let s = place.open().await;
+    let mut sub = submission("CR-1", &[]);
+    sub.records = vec![rec(RecordKind::CaseTransfer, "C-1", r#"{"v":1}"#)];
+    s.commit(sub).await.unwrap();
+    let notice = NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: vec![] };
+    assert!(!s.commit_case_revision("C-1", r#"{"v":0}"#, r#"{"v":2}"#, vec![notice.clone()], 5).await.unwrap());
+    assert_eq!(s.depth("320000").await.unwrap(), 0);
+    assert!(s.commit_case_revision("C-1", r#"{"v":1}"#, r#"{"v":2}"#, vec![notice], 5).await.unwrap());
+    assert_eq!(s.record(RecordKind::CaseTransfer, "C-1").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
+    assert_eq!(s.depth("320000").await.unwrap(), 1);
+}
+
+contract!(leadership_is_held_by_one_replica_and_moves_when_it_ends);
+async fn leadership_is_held_by_one_replica_and_moves_when_it_ends(place: &Place) {
+    let (a, b) = (place.open().await, place.open().await);
+    let lease = a.try_lead(LeaderRole::SamrPush).await.unwrap().expect("the first asker leads");
+    assert!(lease.is_held().await);
+    if !place.is_postgres() {
+        // One process owns a SQLite file: it always leads.
+        assert!(b.try_lead(LeaderRole::SamrPush).await.unwrap().is_some());
+        return;
+    }
+    assert!(b.try_lead(LeaderRole::SamrPush).await.unwrap().is_none(), "one leader at a time");
+    assert!(b.try_lead(LeaderRole::Deadlines).await.unwrap().is_some(), "each role has its own lease");
+    drop(lease);
+    // The holder's connection closes: the lease is free within moments.
+    let mut moved = None;
+    for _ in 0..50 {
+        if let Some(l) = b.try_lead(LeaderRole::SamrPush).await.unwrap() {
+            moved = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved.is_some(), "the lease moved to the other replica");
+}
+
+contract!(a_commit_on_one_replica_signals_the_others);
+async fn a_commit_on_one_replica_signals_the_others(place: &Place) {
+    let (a, b) = (place.open().await, place.open().await);
+    let Some(mut signals) = b.mailbox_signals() else {
+        assert!(!place.is_postgres(), "a shared backend must signal other replicas");
+        return;
+    };
+    // The listener connects in the background; commit until a signal arrives (bounded).
+    let started = std::time::Instant::now();
+    let mut got = None;
+    for i in 0..20 {
+        a.commit(submission(&format!("N{i}"), &["330000"])).await.unwrap();
+        if let Ok(Ok(region)) = tokio::time::timeout(Duration::from_millis(250), signals.recv()).await {
+            got = Some(region);
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some("330000"), "no signal within {:?}", started.elapsed());
+}
+
+contract!(a_whole_store_copies_with_ids_counts_and_checksums);
+async fn a_whole_store_copies_with_ids_counts_and_checksums(place: &Place) {
+    // From an embedded store with some of everything into the backend under test.
+    let dir = tempdir::Dir::new("copy-source");
+    let source = SqliteStore::open(&dir.0.join("source.sqlite")).expect("source");
+    for i in 0..30 {
+        let mut sub = submission(&format!("K{i}"), &["310000", "330000"]);
+        sub.samr = vec![rec(RecordKind::RiskSignal, &format!("FX-K{i}"), "{}")];
+        sub.records.push(rec(
+            RecordKind::Sampling,
+            &format!("SK-{i}"),
+            &format!(r#"{{"sampleId":"SK-{i}","planId":"PK","samplingRegion":"320000"}}"#),
+        ));
+        source.commit(sub).expect("commit");
+    }
+    let taken = source.take("310000", 5, 10, 1000).expect("take");
+    source.ack("310000", &[taken[0].delivery_id]).expect("ack");
+    let rows: Vec<i64> = source.samr_outbox().expect("outbox").iter().take(3).map(|r| r.seq).collect();
+    source.samr_create_package("20261201", "FXBS", &rows, 5, builder("k")).expect("package").expect("built");
+    source.commit_overdue_notice("C-K", 3, &[], 9).expect("notice");
+    let source: Arc<dyn Store> = Arc::new(source);
+    let target = place.open().await;
+    let mut progress = 0u64;
+    let report = store::copy_store(source.as_ref(), target.as_ref(), |_, n| progress = progress.max(n)).await.unwrap();
+    assert!(report.verified(), "{report:?}");
+    assert!(progress > 0);
+    let count = |t: &str| report.tables.iter().find(|c| c.table == t).map(|c| c.target_rows).unwrap();
+    assert_eq!((count("messages"), count("records"), count("deliveries")), (30, 60, 60));
+    assert_eq!((count("samr_outbox"), count("samr_packages"), count("overdue_notices")), (30, 1, 1));
+    // Everything behaves as before: delivery ids kept, acknowledged stays acknowledged, leases
+    // and the lookups carry over, numbering continues.
+    assert_eq!(target.depth("310000").await.unwrap(), 29);
+    let next = target.take("310000", 100, 2000, 1000).await.unwrap();
+    assert!(next.iter().all(|d| d.delivery_id != taken[0].delivery_id));
+    assert_eq!(next.len(), 29);
+    assert_eq!(target.sampling_count("PK", "320000", "", 100).await.unwrap(), 30);
+    assert!(target.overdue_notified("C-K", 3).await.unwrap());
+    assert_eq!(target.samr_outbox().await.unwrap().len(), 27);
+    target.commit(submission("AFTER", &["310000"])).await.unwrap();
+    let after = target.take("310000", 100, 3000, 1000).await.unwrap();
+    let max_copied = next.iter().map(|d| d.delivery_id).max().unwrap();
+    assert!(after.iter().any(|d| d.message_id == "AFTER" && d.delivery_id > max_copied), "ids continue after the copy");
+    // A second copy into the same target refuses rather than mixing stores.
+    assert!(store::copy_store(source.as_ref(), target.as_ref(), |_, _| {}).await.is_err());
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_an_error_naming_the_store_not_a_panic() {
+    let err = PostgresStore::connect(
+        "postgres://root@127.0.0.1:1/none",
+        &PostgresOptions { connect_timeout: Duration::from_secs(2), ..options() },
+    )
+    .await
+    .err()
+    .expect("nothing listens on port 1");
+    assert!(err.to_string().contains("postgres"), "{err}");
+    let err = PostgresStore::connect("postgres://[bad", &options()).await.err().expect("a bad URL");
+    assert!(matches!(err, store::StoreError::Config(_)), "{err}");
+}
