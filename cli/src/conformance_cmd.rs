@@ -4,14 +4,18 @@
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use yrdx_adapters::Partner;
 use yrdx_conformance::formats::FormatsTarget;
 use yrdx_conformance::live::{LiveTarget, PartnerProfile};
+use yrdx_conformance::partner_endpoint_suite::{PartnerEndpointTarget, PartnerFacingGateway};
 use yrdx_conformance::report::Input;
 use yrdx_conformance::requirements::Catalogue;
 use yrdx_conformance::runner::{self, RunOptions, Target};
 use yrdx_conformance::samr_intake_suite::SamrTarget;
+use yrdx_conformance::samr_push_suite::SamrPushTarget;
+use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_conformance::tls::{pem_fingerprint, ClientIdentity};
 
 /// Exit code when the tool or its configuration failed.
@@ -20,7 +24,8 @@ const EXIT_TOOL: u8 = 2;
 /// `yrdx conformance …`
 #[derive(Subcommand)]
 pub enum ConformanceCommand {
-    /// Run a suite (formats, gateway, tls, samr-intake) and write JSON, JUnit and HTML reports.
+    /// Run a suite (formats, gateway, tls, samr-intake, samr-push, partner-endpoint) and write JSON, JUnit and HTML
+    /// reports.
     /// Exit 0: every required case passed; 1: the system under test failed; 2: the tool or its
     /// configuration failed.
     Run(Box<RunArgs>),
@@ -38,13 +43,13 @@ pub enum ConformanceCommand {
 /// Where suites, vectors and the clause catalogue are.
 #[derive(Args, Clone)]
 pub struct Folders {
-    /// The suites folder (default: this source tree's conformance/suites).
+    /// The suites folder (default: the suites built into yrdx).
     #[arg(long)]
     suites: Option<PathBuf>,
-    /// The vectors folder (default: this source tree's conformance/vectors).
+    /// The vectors folder (default: the vectors built into yrdx).
     #[arg(long)]
     vectors: Option<PathBuf>,
-    /// The clause catalogue (default: conformance/requirements.toml).
+    /// The clause catalogue (default: the one built into yrdx).
     #[arg(long)]
     requirements: Option<PathBuf>,
 }
@@ -64,7 +69,7 @@ impl Folders {
 /// `yrdx conformance list`.
 #[derive(Args)]
 pub struct ListArgs {
-    /// The suite: formats, gateway, tls or samr-intake.
+    /// The suite: formats, gateway, tls, samr-intake or samr-push.
     #[arg(long)]
     suite: String,
     /// Only cases carrying one of these tags.
@@ -77,13 +82,14 @@ pub struct ListArgs {
 /// `yrdx conformance run`.
 #[derive(Args)]
 pub struct RunArgs {
-    /// The suite: formats, gateway, tls or samr-intake.
+    /// The suite: formats, gateway, tls, samr-intake, samr-push or partner-endpoint.
     #[arg(long)]
     suite: String,
-    /// The partner to act as (gateway, tls): jiangsu, zhejiang, beijing or shanghai.
+    /// The partner to act as (gateway, tls, samr-push): jiangsu, zhejiang, beijing or shanghai;
+    /// partner-endpoint: the partner whose system is certified.
     #[arg(long = "as")]
     acting_as: Option<String>,
-    /// The gateway's URL (gateway, tls): https://127.0.0.1:7443.
+    /// The gateway's URL (gateway, tls, samr-push): https://127.0.0.1:7443.
     #[arg(long)]
     gateway: Option<String>,
     /// The SAMR intake's URL (samr-intake): https://host:port/v1/packages.
@@ -91,9 +97,55 @@ pub struct RunArgs {
     intake: Option<String>,
     /// A folder written by `yrdx pki init` (`state/dev/pki`): the defaults of --cert and --key
     /// (`<as>.pem`, `<as>.key`), --ca (`ca.pem`), --peer-cert and --peer-key (`<peer>.pem`,
-    /// `<peer>.key`) and --issuing-ca-cert and --issuing-ca-key (`ca.pem`, `ca.key`).
+    /// `<peer>.key`) and --issuing-ca-cert and --issuing-ca-key (`ca.pem`, `ca.key`); for
+    /// samr-push also --operator-cert and --operator-key (`ops.pem`, `ops.key`), --intake-cert and
+    /// --intake-key (`server.pem`, `server.key`) and --intake-client-ca (`ca.pem`).
     #[arg(long)]
     pki: Option<PathBuf>,
+    /// samr-push: where yrdx's SAMR intake listens — the address of the gateway's
+    /// `[samr] intake_url` (`https://127.0.0.1:8443/v1/packages` → 127.0.0.1:8443);
+    /// partner-endpoint: where yrdx listens as the gateway for the partner's system.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+    /// partner-endpoint: yrdx's server certificate toward the partner, PEM (default from --pki:
+    /// `server.pem`).
+    #[arg(long)]
+    server_cert: Option<PathBuf>,
+    /// partner-endpoint: its private key, PEM (`server.key`).
+    #[arg(long)]
+    server_key: Option<PathBuf>,
+    /// partner-endpoint: the CA of the partner's client certificate, PEM (`ca.pem`).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// partner-endpoint: seconds each step waits for the partner's system (to connect, submit,
+    /// acknowledge, answer).
+    #[arg(long, default_value_t = 60)]
+    partner_wait_secs: u64,
+    /// samr-push: the intake's server certificate, PEM (the gateway's `[samr] ca` must trust it,
+    /// and `[samr] server_name` must be in it).
+    #[arg(long)]
+    intake_cert: Option<PathBuf>,
+    /// samr-push: its private key, PEM.
+    #[arg(long)]
+    intake_key: Option<PathBuf>,
+    /// samr-push: the CA of the gateway's SAMR client certificate (`[samr] cert`), PEM.
+    #[arg(long)]
+    intake_client_ca: Option<PathBuf>,
+    /// samr-push: an operator's certificate for the gateway's Admin service (parking and
+    /// resend; the case is skipped without it).
+    #[arg(long)]
+    operator_cert: Option<PathBuf>,
+    /// samr-push: its private key, PEM.
+    #[arg(long)]
+    operator_key: Option<PathBuf>,
+    /// samr-push: seconds to wait for a package — the gateway's `[samr] batch_max_age_secs`
+    /// (default 60) and margin.
+    #[arg(long, default_value_t = 90)]
+    package_wait_secs: u64,
+    /// samr-push: the most records a package may hold (the gateway's `[samr]
+    /// batch_max_records`; SAMR's limit is 1000).
+    #[arg(long, default_value_t = 1000)]
+    batch_max_records: usize,
     /// Client certificate, PEM (the partner's; for samr-intake, the gateway's SAMR certificate).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -189,7 +241,7 @@ pub struct SimulateArgs {
     /// The name the gateway's certificate must carry.
     #[arg(long, default_value = "localhost")]
     server_name: String,
-    /// The scenario (default: conformance/scenarios/<partner>.toml).
+    /// The scenario (default: the partner's scenario built into yrdx).
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// How long to keep receiving after the scenario, seconds.
@@ -258,6 +310,18 @@ impl RunArgs {
         }
         self.issuing_ca_cert = self.issuing_ca_cert.take().or_else(|| file("ca.pem".into()));
         self.issuing_ca_key = self.issuing_ca_key.take().or_else(|| file("ca.key".into()));
+        if self.suite == "partner-endpoint" {
+            self.server_cert = self.server_cert.take().or_else(|| file("server.pem".into()));
+            self.server_key = self.server_key.take().or_else(|| file("server.key".into()));
+            self.client_ca = self.client_ca.take().or_else(|| file("ca.pem".into()));
+        }
+        if self.suite == "samr-push" {
+            self.operator_cert = self.operator_cert.take().or_else(|| file("ops.pem".into()));
+            self.operator_key = self.operator_key.take().or_else(|| file("ops.key".into()));
+            self.intake_cert = self.intake_cert.take().or_else(|| file("server.pem".into()));
+            self.intake_key = self.intake_key.take().or_else(|| file("server.key".into()));
+            self.intake_client_ca = self.intake_client_ca.take().or_else(|| file("ca.pem".into()));
+        }
     }
 }
 
@@ -273,20 +337,45 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
     text("--intake", &a.intake);
     text("--translator", &a.translator);
     text("--format", &a.format);
-    for (name, path) in
-        [("--cert", &a.cert), ("--ca", &a.ca), ("--peer-cert", &a.peer_cert), ("--issuing-ca-cert", &a.issuing_ca_cert)]
-    {
+    for (name, path) in [
+        ("--cert", &a.cert),
+        ("--ca", &a.ca),
+        ("--peer-cert", &a.peer_cert),
+        ("--issuing-ca-cert", &a.issuing_ca_cert),
+        ("--operator-cert", &a.operator_cert),
+        ("--intake-cert", &a.intake_cert),
+        ("--intake-client-ca", &a.intake_client_ca),
+        ("--server-cert", &a.server_cert),
+        ("--client-ca", &a.client_ca),
+    ] {
         if let Some(p) = path {
             let fp = std::fs::read_to_string(p).ok().and_then(|t| pem_fingerprint(&t)).unwrap_or_default();
             out.push(Input { name: name.into(), value: format!("{} (SHA-256 {fp})", p.display()) });
         }
     }
-    for (name, path) in [("--key", &a.key), ("--peer-key", &a.peer_key), ("--issuing-ca-key", &a.issuing_ca_key)] {
+    for (name, path) in [
+        ("--key", &a.key),
+        ("--peer-key", &a.peer_key),
+        ("--issuing-ca-key", &a.issuing_ca_key),
+        ("--operator-key", &a.operator_key),
+        ("--intake-key", &a.intake_key),
+        ("--server-key", &a.server_key),
+    ] {
         if path.is_some() {
             out.push(Input { name: name.into(), value: "<redacted>".into() });
         }
     }
     out.push(Input { name: "--server-name".into(), value: a.server_name.clone() });
+    out.push(Input { name: "--peer".into(), value: a.peer.clone() });
+    if a.suite == "partner-endpoint" {
+        out.push(Input { name: "--listen".into(), value: a.listen.clone() });
+        out.push(Input { name: "--partner-wait-secs".into(), value: a.partner_wait_secs.to_string() });
+    }
+    if a.suite == "samr-push" {
+        out.push(Input { name: "--listen".into(), value: a.listen.clone() });
+        out.push(Input { name: "--package-wait-secs".into(), value: a.package_wait_secs.to_string() });
+        out.push(Input { name: "--batch-max-records".into(), value: a.batch_max_records.to_string() });
+    }
     if !a.run.is_empty() {
         out.push(Input { name: "--run".into(), value: a.run.join(" ") });
     }
@@ -300,6 +389,81 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
         out.push(Input { name: "--known-failing".into(), value: k.display().to_string() });
     }
     out
+}
+
+/// The gateway as the partner `--as` (and `--peer`) sees it.
+fn live_target(a: &RunArgs) -> Result<LiveTarget, String> {
+    let name = a.acting_as.clone().ok_or("--as is required: the partner to act as")?;
+    let me = ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? };
+    let me = PartnerProfile::known(&name, me)
+        .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang, beijing or shanghai"))?;
+    let peer = match pair("--peer-cert", &a.peer_cert, "--peer-key", &a.peer_key)? {
+        None => None,
+        Some((cert_pem, key_pem)) => {
+            if a.peer == name {
+                return Err("--peer must be another partner than --as".into());
+            }
+            Some(
+                PartnerProfile::known(&a.peer, ClientIdentity { cert_pem, key_pem })
+                    .ok_or_else(|| format!("--peer {}: not a known partner", a.peer))?,
+            )
+        }
+    };
+    Ok(LiveTarget {
+        url: a.gateway.clone().ok_or("--gateway is required: https://host:port")?,
+        server_name: a.server_name.clone(),
+        ca_pem: required("--ca", &a.ca)?,
+        me,
+        peer,
+        issuing_ca: pair("--issuing-ca-cert", &a.issuing_ca_cert, "--issuing-ca-key", &a.issuing_ca_key)?,
+        burst: a.burst,
+        oversized_bytes: a.oversized_bytes,
+        step_timeout: Duration::from_secs(a.step_timeout_secs.max(1)),
+        visibility_timeout: Duration::from_secs(a.visibility_timeout_secs),
+    })
+}
+
+/// The samr-push target: the gateway, and yrdx's SAMR intake started on `--listen`.
+async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
+    let gateway = live_target(a)?;
+    let operator = pair("--operator-cert", &a.operator_cert, "--operator-key", &a.operator_key)?
+        .map(|(cert_pem, key_pem)| ClientIdentity { cert_pem, key_pem });
+    let cert = required("--intake-cert", &a.intake_cert)?;
+    let key = required("--intake-key", &a.intake_key)?;
+    let client_ca = required("--intake-client-ca", &a.intake_client_ca)?;
+    let intake = SamrIntake::start_on(&a.listen, &cert, &key, &client_ca, IntakeOptions::default())
+        .await
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    Ok(Target::SamrPush(Box::new(SamrPushTarget {
+        gateway,
+        operator,
+        intake: Arc::new(intake),
+        reporting_unit: "310000".into(),
+        package_wait: Duration::from_secs(a.package_wait_secs.max(1)),
+        batch_max_records: a.batch_max_records.clamp(1, yrdx_adapters::samr::MAX_RECORDS),
+    })))
+}
+
+/// The partner-endpoint target: yrdx's gateway for the partner started on `--listen`.
+async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, String> {
+    let name = a.acting_as.clone().ok_or("--as is required: the partner whose system is certified")?;
+    let (_, region, format) = yrdx_gateway::pki::DEV_PARTNERS
+        .iter()
+        .find(|(n, _, _)| *n == name && *n != "shanghai")
+        .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang or beijing"))?;
+    let format = Partner::from_name(format).ok_or_else(|| format!("--as {name}: no format {format}"))?;
+    let cert = required("--server-cert", &a.server_cert)?;
+    let key = required("--server-key", &a.server_key)?;
+    let client_ca = required("--client-ca", &a.client_ca)?;
+    let gateway = PartnerFacingGateway::start(&a.listen, &cert, &key, &client_ca, format, region)
+        .await
+        .map_err(|e| e.to_string())?;
+    say(&format!("yrdx listens as the gateway for {name} on {}: start the partner's system now", gateway.url()));
+    Ok(Target::PartnerEndpoint(Box::new(PartnerEndpointTarget {
+        partner: name,
+        gateway: Arc::new(gateway),
+        wait: Duration::from_secs(a.partner_wait_secs.max(1)),
+    })))
 }
 
 fn target(a: &RunArgs) -> Result<Target, String> {
@@ -318,36 +482,7 @@ fn target(a: &RunArgs) -> Result<Target, String> {
             }
             _ => Err("--translator and --format go together".into()),
         },
-        "gateway" | "tls" => {
-            let name = a.acting_as.clone().ok_or("--as is required: the partner to act as")?;
-            let me = ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? };
-            let me = PartnerProfile::known(&name, me)
-                .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang, beijing or shanghai"))?;
-            let peer = match pair("--peer-cert", &a.peer_cert, "--peer-key", &a.peer_key)? {
-                None => None,
-                Some((cert_pem, key_pem)) => {
-                    if a.peer == name {
-                        return Err("--peer must be another partner than --as".into());
-                    }
-                    Some(
-                        PartnerProfile::known(&a.peer, ClientIdentity { cert_pem, key_pem })
-                            .ok_or_else(|| format!("--peer {}: not a known partner", a.peer))?,
-                    )
-                }
-            };
-            Ok(Target::Live(Box::new(LiveTarget {
-                url: a.gateway.clone().ok_or("--gateway is required: https://host:port")?,
-                server_name: a.server_name.clone(),
-                ca_pem: required("--ca", &a.ca)?,
-                me,
-                peer,
-                issuing_ca: pair("--issuing-ca-cert", &a.issuing_ca_cert, "--issuing-ca-key", &a.issuing_ca_key)?,
-                burst: a.burst,
-                oversized_bytes: a.oversized_bytes,
-                step_timeout: Duration::from_secs(a.step_timeout_secs.max(1)),
-                visibility_timeout: Duration::from_secs(a.visibility_timeout_secs),
-            })))
-        }
+        "gateway" | "tls" => Ok(Target::Live(Box::new(live_target(a)?))),
         "samr-intake" => Ok(Target::Samr(Box::new(SamrTarget {
             url: a.intake.clone().ok_or("--intake is required: https://host:port/path")?,
             server_name: a.server_name.clone(),
@@ -355,7 +490,10 @@ fn target(a: &RunArgs) -> Result<Target, String> {
             identity: ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? },
             sender: "310000".into(),
         }))),
-        other => Err(format!("--suite {other}: expected formats, gateway, tls or samr-intake")),
+        "samr-push" | "partner-endpoint" => Err(format!("the {} target is started asynchronously", a.suite)),
+        other => {
+            Err(format!("--suite {other}: expected formats, gateway, tls, samr-intake, samr-push or partner-endpoint"))
+        }
     }
 }
 
@@ -379,20 +517,25 @@ async fn run(mut a: RunArgs) -> ExitCode {
         ExitCode::from(EXIT_TOOL)
     };
     a.apply_pki();
-    let target = match target(&a) {
+    let target = match a.suite.as_str() {
+        "samr-push" => samr_push_target(&a).await,
+        "partner-endpoint" => partner_endpoint_target(&a).await,
+        _ => target(&a),
+    };
+    let target = match target {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
     if let Some(path) = &a.rerun_failed {
         match runner::failed_in(path, &a.suite) {
             Ok(ids) => a.run.extend(ids),
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
     }
     let known_failing = match &a.known_failing {
         Some(p) => match runner::read_known_failing(p) {
             Ok(k) => k,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         },
         None => Default::default(),
     };
@@ -510,6 +653,16 @@ fn list(a: ListArgs) -> ExitCode {
 }
 
 fn target_name(a: &RunArgs) -> String {
+    if a.suite == "samr-push" {
+        return format!("{} (yrdx plays SAMR on {})", a.gateway.clone().unwrap_or_default(), a.listen);
+    }
+    if a.suite == "partner-endpoint" {
+        return format!(
+            "{}'s system (yrdx plays the gateway on {})",
+            a.acting_as.clone().unwrap_or_default(),
+            a.listen
+        );
+    }
     a.gateway
         .clone()
         .or(a.intake.clone())
@@ -561,7 +714,7 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             .ok_or_else(|| format!("--partner {}: expected jiangsu, zhejiang or beijing", a.partner))?;
         let scenario_path =
             a.scenario.clone().unwrap_or_else(|| yrdx_conformance::simulate::Scenario::default_path(&a.partner));
-        let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path)?;
+        let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path).map_err(|e| e.to_string())?;
         let target = LiveTarget {
             url: a.gateway.clone(),
             server_name: a.server_name.clone(),
@@ -646,11 +799,14 @@ pub fn main(command: ConformanceCommand) -> ExitCode {
             return ExitCode::from(EXIT_TOOL);
         }
     };
-    match command {
+    let code = match command {
         ConformanceCommand::Run(a) => runtime.block_on(run(*a)),
         ConformanceCommand::List(a) => list(a),
         ConformanceCommand::Coverage(f) => coverage(f),
         ConformanceCommand::Simulate(a) => runtime.block_on(simulate(a)),
         ConformanceCommand::SamrIntake(a) => runtime.block_on(samr_intake(a)),
-    }
+    };
+    // The built-in material unpacked for this command (when it was used) goes with it.
+    yrdx_conformance::embedded::cleanup();
+    code
 }

@@ -5,24 +5,50 @@ use crate::suite::{set_path, Placeholders, RecordSpec};
 use std::path::Path;
 use yrdx_adapters::{canonical, Record, RecordKind};
 
+/// Why a case's record could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The vector named is missing or unreadable.
+    #[error("vector {vector}: {message}")]
+    Vector {
+        /// The vector's path under the vectors folder.
+        vector: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An inline record names no known kind.
+    #[error("unknown record kind {0:?}")]
+    UnknownKind(String),
+    /// Neither a vector nor an inline record with its kind.
+    #[error("give either `vector`, or `kind` and `inline`")]
+    Spec,
+    /// An override's path cannot be set.
+    #[error(transparent)]
+    Override(#[from] crate::suite::JsonPathError),
+    /// The record with its overrides is not a valid canonical record.
+    #[error("after overrides: {0}")]
+    Invalid(String),
+}
+
 /// The record a spec describes; `vectors_dir` holds the vectors it may name.
-pub fn build(spec: &RecordSpec, fill: &Placeholders, vectors_dir: &Path) -> Result<Record, String> {
+pub fn build(spec: &RecordSpec, fill: &Placeholders, vectors_dir: &Path) -> Result<Record, RecordError> {
     let (kind, mut value) = match (&spec.vector, &spec.inline, &spec.kind) {
         (Some(v), None, None) => {
-            let first = crate::vectors::first_record(vectors_dir, v)?;
+            let first = crate::vectors::first_record(vectors_dir, v)
+                .map_err(|message| RecordError::Vector { vector: v.clone(), message })?;
             (first.kind(), canonical::record_to_value(&first))
         }
         (None, Some(inline), Some(kind)) => {
-            let kind = RecordKind::from_name(kind).ok_or_else(|| format!("unknown record kind {kind:?}"))?;
+            let kind = RecordKind::from_name(kind).ok_or_else(|| RecordError::UnknownKind(kind.clone()))?;
             (kind, inline.clone())
         }
-        _ => return Err("give either `vector`, or `kind` and `inline`".into()),
+        _ => return Err(RecordError::Spec),
     };
     value = fill.fill_json(&value);
     for (path, v) in &spec.set {
         set_path(&mut value, path, fill.fill_json(v))?;
     }
-    canonical::record_from_json(kind, &value.to_string()).map_err(|e| format!("after overrides: {e}"))
+    canonical::record_from_json(kind, &value.to_string()).map_err(|e| RecordError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -39,7 +65,7 @@ mod tests {
             set: [("sampleId".to_string(), json!("S-${RUN}")), ("seller.name".to_string(), json!("某店"))].into(),
         };
         let fill = Placeholders::new(&[("RUN", "AB12CD".into())]);
-        let r = build(&spec, &fill, &crate::vectors::default_dir()).unwrap();
+        let r = build(&spec, &fill, &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")).unwrap();
         let Record::Sampling(s) = r else { panic!("a sampling record") };
         assert_eq!(s.sample_id, "S-AB12CD");
         assert_eq!(s.seller.unwrap().name, "某店");
@@ -53,7 +79,10 @@ mod tests {
             inline: None,
             set: [("year".to_string(), json!("not a year"))].into(),
         };
-        let e = build(&spec, &Placeholders::new(&[]), &crate::vectors::default_dir()).unwrap_err();
-        assert!(e.contains("year"), "{e}");
+        let e =
+            build(&spec, &Placeholders::new(&[]), &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors"))
+                .unwrap_err();
+        assert!(matches!(e, RecordError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("year"), "{e}");
     }
 }

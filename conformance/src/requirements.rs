@@ -29,20 +29,51 @@ pub struct Catalogue {
     pub clauses: Vec<Clause>,
 }
 
+/// Why a clause catalogue could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid catalogue.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with the TOML position.
+        source: toml::de::Error,
+    },
+    /// A clause id appears twice.
+    #[error("{path}: clause {clause} is listed twice")]
+    Twice {
+        /// The file.
+        path: String,
+        /// The clause id.
+        clause: String,
+    },
+}
+
 impl Catalogue {
-    /// The catalogue of this source tree.
+    /// The catalogue built into the tool (`conformance/requirements.toml`, [`crate::embedded`]).
     pub fn default_path() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("requirements.toml")
+        crate::embedded::path("requirements.toml")
     }
 
     /// Loads a catalogue file.
-    pub fn load(path: &Path) -> Result<Catalogue, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: CatalogueFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Read { path: shown(), source })?;
+        let file: CatalogueFile =
+            toml::from_str(&text).map_err(|source| CatalogueError::Parse { path: shown(), source })?;
         let mut ids = std::collections::BTreeSet::new();
         for c in &file.clause {
             if !ids.insert(c.id.clone()) {
-                return Err(format!("{}: clause {} is listed twice", path.display(), c.id));
+                return Err(CatalogueError::Twice { path: shown(), clause: c.id.clone() });
             }
         }
         Ok(Catalogue { clauses: file.clause })
@@ -65,7 +96,7 @@ mod tests {
 
     #[test]
     fn the_catalogue_loads_and_reports_gaps() {
-        let c = Catalogue::load(&Catalogue::default_path()).unwrap();
+        let c = Catalogue::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("requirements.toml")).unwrap();
         assert!(c.contains("samr.package.digest"));
         let covered: std::collections::BTreeSet<String> = ["samr.package.digest".to_string()].into();
         let gaps = c.uncovered(&covered);

@@ -1,12 +1,13 @@
 //! The suite runner: selects cases (`--run`/`--skip` globs, the partner), runs them one by one
 //! showing progress, applies `--known-failing`, and writes the JSON, JUnit and HTML reports.
 
-use crate::formats::{FormatsOutcome, FormatsTarget};
-use crate::live::{LiveOutcome, LiveTarget};
 use crate::report::{beijing_now, CaseReport, Input, Outcome, RunReport, REPORT_FORMAT};
 use crate::requirements::Catalogue;
-use crate::samr_intake_suite::{SamrOutcome, SamrTarget};
 use crate::suite::{self, glob_match, LoadedCase, Placeholders};
+use crate::suites::formats::{FormatsOutcome, FormatsTarget};
+use crate::suites::live::{LiveOutcome, LiveTarget};
+use crate::suites::samr_intake::{SamrOutcome, SamrTarget};
+use crate::suites::samr_push::SamrPushTarget;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ pub enum Target {
     Live(Box<LiveTarget>),
     /// The `samr-intake` suite.
     Samr(Box<SamrTarget>),
+    /// The `samr-push` suite.
+    SamrPush(Box<SamrPushTarget>),
+    /// The `partner-endpoint` suite.
+    PartnerEndpoint(Box<crate::suites::partner_endpoint::PartnerEndpointTarget>),
 }
 
 /// Everything a run needs.
@@ -60,6 +65,12 @@ pub enum RunError {
     /// The suite's case files are broken.
     #[error(transparent)]
     Suite(#[from] suite::SuiteError),
+    /// The clause catalogue is broken.
+    #[error(transparent)]
+    Catalogue(#[from] crate::requirements::CatalogueError),
+    /// A `--rerun-failed` or `--known-failing` file is unusable.
+    #[error(transparent)]
+    Input(#[from] RunInputError),
     /// The suite has no case at all (an empty folder, no vectors found).
     #[error("the {suite} suite has no case: {why}")]
     NoCases {
@@ -85,18 +96,63 @@ pub enum RunError {
     NothingChecked(String),
     /// The target cannot be tested with the given configuration (unreachable, our `--ca`
     /// rejects its certificate, a certificate that is not the partner's …).
-    #[error("{0}")]
-    Preflight(String),
+    #[error(transparent)]
+    Preflight(crate::suites::TargetError),
+}
+
+/// Why a `--rerun-failed` report or a `--known-failing` list is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RunInputError {
+    /// The file could not be read.
+    #[error("{flag} {path}: {source}")]
+    Read {
+        /// `--rerun-failed` or `--known-failing`.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The report is not JSON.
+    #[error("--rerun-failed {path}: {source}")]
+    NotJson {
+        /// The file.
+        path: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The report is of another suite.
+    #[error("--rerun-failed {path}: a report of the {found} suite, not {suite}")]
+    OtherSuite {
+        /// The file.
+        path: String,
+        /// The suite it reports.
+        found: String,
+        /// The suite of this run.
+        suite: String,
+    },
+    /// Nothing failed in that run: a rerun would check nothing.
+    #[error("--rerun-failed {path}: no case failed or broke in that run")]
+    NothingFailed {
+        /// The file.
+        path: String,
+    },
 }
 
 /// The ids of the cases that failed the run or broke in a report.json of `suite`, for
 /// `--rerun-failed` (known-failing cases that passed too: they failed the run).
-pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
-    let flag = format!("--rerun-failed {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| format!("{flag}: {e}"))?;
-    let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{flag}: {e}"))?;
+pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, RunInputError> {
+    let shown = || path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|source| RunInputError::Read { flag: "--rerun-failed", path: shown(), source })?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| RunInputError::NotJson { path: shown(), source })?;
     if report["suite"].as_str() != Some(suite) {
-        return Err(format!("{flag}: a report of the {} suite, not {suite}", report["suite"]));
+        return Err(RunInputError::OtherSuite {
+            path: shown(),
+            found: report["suite"].to_string(),
+            suite: suite.to_string(),
+        });
     }
     let ids: Vec<String> = report["cases"]
         .as_array()
@@ -111,14 +167,18 @@ pub fn failed_in(path: &Path, suite: &str) -> Result<Vec<String>, String> {
         .filter_map(|c| c["id"].as_str().map(String::from))
         .collect();
     if ids.is_empty() {
-        return Err(format!("{flag}: no case failed or broke in that run"));
+        return Err(RunInputError::NothingFailed { path: shown() });
     }
     Ok(ids)
 }
 
 /// Reads a `--known-failing` file: one case id per line, `#` comments.
-pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--known-failing {}: {e}", path.display()))?;
+pub fn read_known_failing(path: &Path) -> Result<BTreeSet<String>, RunInputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunInputError::Read {
+        flag: "--known-failing",
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or_default().trim())
@@ -220,7 +280,7 @@ pub fn load_cases(
     if !suite::SUITES.contains(&suite_name) {
         return Err(RunError::Config(format!("--suite {suite_name}: expected one of {}", suite::SUITES.join(", "))));
     }
-    let catalogue = Catalogue::load(catalogue).map_err(RunError::Config)?;
+    let catalogue = Catalogue::load(catalogue)?;
     let cases = suite::load(suites_dir, suite_name, vectors_dir, &catalogue)?;
     if cases.is_empty() {
         let why = if suite_name == "formats" {
@@ -298,18 +358,29 @@ pub async fn run_with_progress(opts: &RunOptions, progress: &dyn CaseProgress) -
     // Before any case: a target the tool cannot test properly would make cases fail (or, worse,
     // a refusal case pass) for reasons that are the configuration's, not the target's.
     match &opts.target {
-        Target::Live(t) => crate::live::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::Samr(t) => crate::samr_intake_suite::preflight(t).await.map_err(RunError::Preflight)?,
-        Target::Formats(_) => {}
+        Target::Live(t) => crate::suites::live::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Samr(t) => crate::suites::samr_intake::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::SamrPush(t) => crate::suites::samr_push::preflight(t).await.map_err(RunError::Preflight)?,
+        Target::Formats(_) | Target::PartnerEndpoint(_) => {}
     }
     let (run_id, token) = run_token();
     let live = match &opts.target {
         Target::Live(t) => Some(&**t),
+        Target::SamrPush(t) => Some(&t.gateway),
         _ => None,
     };
-    let fill = placeholders(&token, live);
+    let fill = match &opts.target {
+        Target::PartnerEndpoint(t) => Placeholders::new(&[
+            ("RUN", token.clone()),
+            ("EPOCH", crate::clock::now().seconds.to_string()),
+            ("REGION", t.gateway.region.clone()),
+            ("PARTNER", t.partner.clone()),
+            ("PEER_REGION", "310000".to_string()),
+        ]),
+        _ => placeholders(&token, live),
+    };
     if let Target::Samr(_) = &opts.target {
-        crate::samr_intake_suite::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
+        crate::suites::samr_intake::start_numbering(1 + (token.bytes().map(u32::from).sum::<u32>() * 97) % 9000);
     }
     let (target_text, acting_as) = target_names(&opts.target);
     let started_at = beijing_now();
@@ -356,6 +427,14 @@ fn target_names(target: &Target) -> (String, String) {
         }
         Target::Live(t) => (t.url.clone(), t.me.name.clone()),
         Target::Samr(t) => (t.url.clone(), String::new()),
+        Target::SamrPush(t) => (
+            format!("{} (pushing to yrdx's SAMR intake at {})", t.gateway.url, t.intake.url()),
+            t.gateway.me.name.clone(),
+        ),
+        Target::PartnerEndpoint(t) => (
+            format!("{}'s system (connecting to yrdx as the gateway at {})", t.partner, t.gateway.url()),
+            t.partner.clone(),
+        ),
     }
 }
 
@@ -412,22 +491,38 @@ async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> C
     }
     let started = Instant::now();
     let (outcome, message, findings, evidence) = match &opts.target {
-        Target::Formats(t) => match crate::formats::run_case(case, t) {
+        Target::Formats(t) => match crate::suites::formats::run_case(case, t) {
             FormatsOutcome::Ran(f, e) => {
                 (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e)
             }
             FormatsOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             FormatsOutcome::Error(m) => (Outcome::Error, m, vec![], vec![]),
         },
-        Target::Live(t) => match crate::live::run_case(case, t, fill).await {
+        Target::Live(t) => match crate::suites::live::run_case(case, t, fill, &opts.vectors_dir).await {
             LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
             LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
             LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
-        Target::Samr(t) => match crate::samr_intake_suite::run_case(case, t, fill).await {
+        Target::Samr(t) => match crate::suites::samr_intake::run_case(case, t, fill, &opts.vectors_dir).await {
             SamrOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
             SamrOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
+        },
+        Target::PartnerEndpoint(t) => {
+            match crate::suites::partner_endpoint::run_case(case, t, fill, &opts.vectors_dir).await {
+                LiveOutcome::Ran(f, e) => {
+                    (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e)
+                }
+                LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
+                LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
+                LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
+            }
+        }
+        Target::SamrPush(t) => match crate::suites::samr_push::run_case(case, t, fill, &opts.vectors_dir).await {
+            LiveOutcome::Ran(f, e) => (if f.is_empty() { Outcome::Pass } else { Outcome::Fail }, String::new(), f, e),
+            LiveOutcome::Skip(m) => (Outcome::Skip, m, vec![], vec![]),
+            LiveOutcome::Omit(m) => (Outcome::Omit, m, vec![], vec![]),
+            LiveOutcome::Error(m, e) => (Outcome::Error, m, vec![], e),
         },
     };
     report.outcome = outcome;
@@ -461,11 +556,11 @@ pub fn write_reports(report: &RunReport, dir: &Path) -> Result<Written, RunError
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let written =
         Written { json: dir.join("report.json"), junit: dir.join("junit.xml"), html: dir.join("report.html") };
-    let json = serde_json::to_vec_pretty(report).map_err(|e| RunError::Config(e.to_string()))?;
+    let json = crate::report::json::render(report).map_err(|e| RunError::Config(e.to_string()))?;
     for (path, bytes) in [
         (&written.json, json),
-        (&written.junit, crate::junit::render(report).into_bytes()),
-        (&written.html, crate::html::render(report).into_bytes()),
+        (&written.junit, crate::report::junit::render(report).into_bytes()),
+        (&written.html, crate::report::html::render(report).into_bytes()),
     ] {
         std::fs::write(path, bytes).map_err(|e| io(path, e))?;
     }

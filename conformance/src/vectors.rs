@@ -91,9 +91,9 @@ fn io(path: &Path, e: std::io::Error) -> VectorError {
     VectorError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-/// The vectors shipped with this crate (`conformance/vectors`).
+/// The vectors built into the tool (`conformance/vectors`, [`crate::embedded`]).
 pub fn default_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
+    crate::embedded::path("vectors")
 }
 
 /// Loads every vector under `dir`, sorted by path.

@@ -59,9 +59,9 @@ async fn a_gateway_that_never_answers_fails_every_case_and_passes_no_refusal() {
     };
     let opts = RunOptions {
         suite: "gateway".into(),
-        suites_dir: yrdx_conformance::suite::default_dir(),
-        vectors_dir: yrdx_conformance::vectors::default_dir(),
-        catalogue: yrdx_conformance::requirements::Catalogue::default_path(),
+        suites_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites"),
+        vectors_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors"),
+        catalogue: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("requirements.toml"),
         run: vec!["gateway.submit.plan".into(), "gateway.negative.no-client-certificate".into()],
         skip: vec![],
         tags: vec![],

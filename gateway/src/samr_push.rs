@@ -67,6 +67,8 @@ pub struct SamrPusher {
     path: String,
     server_name: ServerName<'static>,
     sender: String,
+    /// Fault hook (feature `fault-injection`, tests only): deliberate numbering and retry faults.
+    faults: crate::faults::Faults,
     /// Attempts and receipt latency (`yrdx_samr_attempts_total`, `yrdx_samr_receipt_seconds`).
     metrics: crate::metrics::SamrMetrics,
 }
@@ -125,8 +127,15 @@ impl SamrPusher {
             path,
             server_name,
             sender,
+            faults: crate::faults::Faults::default(),
             metrics,
         }))
+    }
+
+    /// Fault hook (feature `fault-injection`, tests only): this pusher with deliberate faults.
+    pub(crate) fn with_faults(mut self, faults: crate::faults::Faults) -> SamrPusher {
+        self.faults = faults;
+        self
     }
 
     /// The pusher counting into the gateway's metrics.
@@ -188,7 +197,10 @@ impl SamrPusher {
                         now,
                         Box::new({
                             let sender = self.sender.clone();
+                            let faults = self.faults;
                             move |sequence| {
+                                // Fault hook (feature `fault-injection`): identity unless a test skips numbers.
+                                let sequence = faults.samr_sequence(sequence);
                                 let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
                                 Ok((samr::package_number(&sender, &day, sequence), enc.bytes))
                             }
@@ -222,18 +234,20 @@ impl SamrPusher {
                 Ok((200, _, body)) => match samr::decode_receipt(&body) {
                     Ok(r) if r.number == pkg.number && r.accepted => (PackageState::Accepted, 0, String::new()),
                     Ok(r) if r.number == pkg.number => {
-                        (PackageState::Parked, 0, format!("rejected by SAMR: {}", r.reason))
+                        // Fault hook (feature `fault-injection`): parked unless a test drops rejections.
+                        (self.faults.samr_rejected_state(), 0, format!("rejected by SAMR: {}", r.reason))
                     }
                     Ok(r) => {
                         (PackageState::Pending, backoff(attempt), format!("receipt for another package {}", r.number))
                     }
                     Err(e) => (PackageState::Pending, backoff(attempt), format!("unreadable receipt: {e}")),
                 },
-                Ok((status @ (429 | 503), retry_after, _)) => (
-                    PackageState::Pending,
-                    retry_at_ms(&now, retry_after, attempt, &self.config),
-                    format!("SAMR busy ({status})"),
-                ),
+                Ok((status @ (429 | 503), retry_after, _)) => {
+                    let honoured = retry_at_ms(&now, retry_after, attempt, &self.config);
+                    // Fault hook (feature `fault-injection`): identity unless a test ignores Retry-After.
+                    let next = self.faults.samr_busy_retry_at(honoured, crate::clock::to_ms(&now));
+                    (PackageState::Pending, next, format!("SAMR busy ({status})"))
+                }
                 Ok((status, _, body)) => (
                     PackageState::Pending,
                     backoff(attempt),

@@ -128,7 +128,8 @@ async fn start_inner(
     crate::transport::raise_open_file_limit(config.limits.max_connections);
     let store = crate::store::open(&config.store_location(), &config.postgres.options()).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let pusher = crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?;
+    let pusher =
+        crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
     gateway.evidence = crate::receipts::Evidence::load(&config)

@@ -47,12 +47,17 @@ fn live(g: &TestGateway, me: &str, with_peer: bool) -> Target {
     }))
 }
 
+/// The conformance material of this source tree (the tool's built-in copy is tested in the cli).
+fn source(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance").join(rel)
+}
+
 fn options(suite: &str, target: Target) -> RunOptions {
     RunOptions {
         suite: suite.into(),
-        suites_dir: yrdx_conformance::suite::default_dir(),
-        vectors_dir: yrdx_conformance::vectors::default_dir(),
-        catalogue: yrdx_conformance::requirements::Catalogue::default_path(),
+        suites_dir: source("suites"),
+        vectors_dir: source("vectors"),
+        catalogue: source("requirements.toml"),
         run: vec![],
         skip: vec![],
         tags: vec![],
@@ -325,4 +330,314 @@ async fn the_redelivery_case_catches_a_delivery_sent_again() {
     assert_eq!(case.findings[0].assertion, "no such delivery reaches this mailbox", "{:?}", case.findings);
     g.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gateway whose SAMR docking pushes to an intake yrdx runs (as `yrdx conformance run --suite
+/// samr-push` does), with `faults` switched on; packages are formed at once and retried after 1 s.
+async fn samr_push_gateway(faults: Faults) -> (TestGateway, std::sync::Arc<SamrIntake>) {
+    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
+        .await
+        .expect("intake starts");
+    let dir = yrdx_tests::temp_dir("samr-push");
+    for (name, text) in
+        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
+    {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    let section = format!(
+        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 6\nretry_base_secs = 1\n",
+        intake.url(),
+        dir.join("ca.pem").display(),
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    );
+    let mut g = TestGateway::start_with(|t| t + &section).await;
+    if faults != Faults::default() {
+        if let Some(r) = g.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        let config = yrdx_gateway::config::Config::load(&g.pki.config).expect("config loads");
+        g.running = Some(
+            yrdx_gateway::server::start_with_faults(config, g.clock.clone(), faults).await.expect("faulty gateway"),
+        );
+    }
+    (g, std::sync::Arc::new(intake))
+}
+
+fn samr_push(g: &TestGateway, intake: &std::sync::Arc<SamrIntake>, with_operator: bool) -> Target {
+    let Target::Live(gateway) = live(g, "jiangsu", true) else { unreachable!("live target") };
+    Target::SamrPush(Box::new(yrdx_conformance::samr_push_suite::SamrPushTarget {
+        gateway: *gateway,
+        operator: with_operator.then(|| identity(g, "ops")),
+        intake: intake.clone(),
+        reporting_unit: "310000".into(),
+        package_wait: std::time::Duration::from_secs(20),
+        batch_max_records: yrdx_adapters::samr::MAX_RECORDS,
+    }))
+}
+
+#[tokio::test]
+async fn the_samr_push_suite_passes_against_the_real_gateway() {
+    let (g, intake) = samr_push_gateway(Faults::default()).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
+    assert_eq!(report.summary.pass, report.cases.len(), "{:?}", report.summary);
+    // The intake really was busy (429 and 503) and really rejected one package, then took it resent.
+    let events = intake.events();
+    assert!(events.iter().any(|e| e.status == 429 && e.retry_after_secs == Some(2)), "{events:?}");
+    assert!(events.iter().any(|e| e.status == 503 && e.retry_after_secs == Some(2)), "{events:?}");
+    assert!(events.iter().any(|e| e.status == 200 && !e.accepted), "{events:?}");
+    let case = report.cases.iter().find(|c| c.id == "samr-push.spot-check-result").expect("case");
+    assert!(case.evidence.iter().any(|e| e.method.contains("received by yrdx as SAMR")), "{:?}", case.evidence);
+
+    // Without an operator's certificate, parking and resend cannot be judged: incomplete.
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, false))).await.expect("suite loads");
+    assert_eq!(outcome(&report, "samr-push.parked-and-resent"), Outcome::Skip);
+    assert_eq!(report.verdict, "incomplete", "{:#?}", failures(&report));
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_skipping_package_numbers_fails_the_numbering_case() {
+    let (g, intake) = samr_push_gateway(Faults { skip_samr_package_numbers: true, ..Faults::default() }).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Fail);
+    assert_eq!(outcome(&report, "samr-push.risk-report"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.numbering").expect("case");
+    let gap = case.findings.iter().find(|f| f.assertion == "package numbers follow per day without gaps");
+    let gap = gap.unwrap_or_else(|| panic!("{:?}", case.findings));
+    assert!(gap.expected.ends_with("comes 0002"), "{gap:?}");
+    assert!(gap.actual.ends_with("-0003"), "{gap:?}");
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_ignoring_retry_after_fails_the_busy_case() {
+    let (g, intake) = samr_push_gateway(Faults { ignore_samr_retry_after: true, ..Faults::default() }).await;
+    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.busy-retry-after"), Outcome::Fail);
+    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.busy-retry-after").expect("case");
+    let f = &case.findings[0];
+    assert_eq!(f.assertion, "after a busy answer, the next attempt waits the Retry-After", "{:?}", case.findings);
+    assert!(f.location.contains("429 with Retry-After: 2"), "{f:?}");
+    intake.stop();
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn the_samr_intake_suite_waits_out_a_busy_intake() {
+    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let server = samr_ca.issue_server().expect("server cert");
+    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
+    let options_busy = IntakeOptions { busy_first: 2, ..IntakeOptions::default() };
+    let intake =
+        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options_busy).await.expect("intake");
+    let target = Target::Samr(Box::new(SamrTarget {
+        url: intake.url(),
+        server_name: "localhost".into(),
+        ca_pem: samr_ca.cert_pem.clone(),
+        identity: ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem },
+        sender: "310000".into(),
+    }));
+    let mut opts = options("samr-intake", target);
+    opts.run = vec!["samr-intake.ccjg-accepted".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(outcome(&report, "samr-intake.ccjg-accepted"), Outcome::Pass, "{:#?}", failures(&report));
+    let case = report.cases.iter().find(|c| c.id == "samr-intake.ccjg-accepted").expect("case");
+    let statuses: Vec<&str> = case.evidence.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["503", "503", "200"], "the busy answers are evidence too");
+    intake.stop();
+}
+
+#[tokio::test]
+async fn a_gateway_dropping_rejected_packages_fails_the_parking_case() {
+    let (g, intake) = samr_push_gateway(Faults { drop_rejected_samr_packages: true, ..Faults::default() }).await;
+    let mut opts = options("samr-push", samr_push(&g, &intake, true));
+    opts.run = vec!["samr-push.parked-and-resent".into(), "samr-push.risk-report".into()];
+    let report = runner::run(&opts).await.expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "samr-push.parked-and-resent"), Outcome::Fail, "{:#?}", failures(&report));
+    assert_eq!(outcome(&report, "samr-push.risk-report"), Outcome::Pass);
+    let case = report.cases.iter().find(|c| c.id == "samr-push.parked-and-resent").expect("case");
+    assert_eq!(case.findings[0].assertion, "a package SAMR rejected is parked for an operator, never dropped");
+    assert_eq!(case.findings[0].actual, "(none parked)");
+    intake.stop();
+    g.stop().await;
+}
+
+/// yrdx as the gateway for one partner's system (the `partner-endpoint` suite), with the partner's
+/// client certificate issued by the same test CA.
+async fn partner_endpoint(
+    partner: &str,
+) -> (yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget, LiveTarget) {
+    let ca = yrdx_gateway::pki::CertificateAuthority::new("partner-endpoint test CA").expect("ca");
+    let server = ca.issue_server().expect("server cert");
+    let client = ca.issue_client(&yrdx_gateway::pki::partner_identity(partner), false).expect("client cert");
+    let me = PartnerProfile::known(partner, ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem })
+        .expect("known partner");
+    let gateway = yrdx_conformance::partner_endpoint_suite::PartnerFacingGateway::start(
+        "127.0.0.1:0",
+        &server.cert_pem,
+        &server.key_pem,
+        &ca.cert_pem,
+        me.format,
+        &me.region,
+    )
+    .await
+    .expect("partner-facing gateway starts");
+    let partner_side = LiveTarget {
+        url: gateway.url(),
+        server_name: "localhost".into(),
+        ca_pem: ca.cert_pem.clone(),
+        me,
+        peer: None,
+        issuing_ca: None,
+        burst: None,
+        oversized_bytes: None,
+        step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
+        visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
+    };
+    let target = yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget {
+        partner: partner.into(),
+        gateway: std::sync::Arc::new(gateway),
+        wait: std::time::Duration::from_secs(15),
+    };
+    (target, partner_side)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_partner_endpoint_suite_passes_the_well_behaved_partner() {
+    for partner in ["jiangsu", "zhejiang", "beijing"] {
+        let (target, partner_side) = partner_endpoint(partner).await;
+        let scenario = yrdx_conformance::simulate::Scenario::load(&source(&format!("scenarios/{partner}.toml")))
+            .expect("scenario");
+        let gateway = target.gateway.clone();
+        let opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+        // The partner's system runs beside the suite, as it would at the partner's.
+        let suite = runner::run(&opts);
+        let mut quiet = |_: &str| {};
+        let simulator =
+            yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(25), &mut quiet);
+        tokio::pin!(suite, simulator);
+        let report = tokio::select! {
+            r = &mut suite => r,
+            s = &mut simulator => panic!("{partner}: the simulator ended before the suite: {s:?}"),
+        }
+        .expect("suite loads");
+        assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
+        assert_eq!(report.summary.pass, report.cases.len(), "{partner}: {:?}", report.summary);
+        gateway.stop();
+    }
+}
+
+/// A partner's system that gets two things wrong: it names another region as its sender, and it
+/// answers a case transfer sent again as a new event (a fresh event id each time).
+async fn broken_partner(t: LiveTarget) {
+    use yrdx_proto::v1::exchange_client::ExchangeClient;
+    use yrdx_proto::v1::{AckRequest, CaseAction, CaseEvent, CaseFeedback, ReceiveRequest, SubmitRequest};
+    let (channel, _) = t.channel(Some(&t.me.identity)).await.expect("channel");
+    let mut client = ExchangeClient::new(channel);
+    let envelope = |id: &str, sender: &str| yrdx_proto::v1::Envelope {
+        message_id: id.into(),
+        sender: sender.into(),
+        receiver: "310000".into(),
+        sent_at: Some(yrdx_conformance::clock::now()),
+    };
+    let signal = yrdx_tests::vector_record(yrdx_adapters::Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
+    let forged = t.me.format.encode(&envelope("BROKEN-0001", "330000"), &[signal], 1).expect("encodes").bytes;
+    let _ = client.submit(SubmitRequest { document: forged }).await;
+    let mut answers = 0u32;
+    loop {
+        let Ok(stream) = client.receive(ReceiveRequest { max_unacked: 8 }).await else { return };
+        let mut stream = stream.into_inner();
+        while let Ok(Some(d)) = stream.message().await {
+            let Ok(doc) = t.me.format.decode(&d.document, &Default::default()) else { continue };
+            for r in doc.records {
+                if let yrdx_adapters::Record::CaseTransfer(c) = r {
+                    answers += 1;
+                    let feedback = yrdx_adapters::Record::CaseFeedback(CaseFeedback {
+                        case_id: c.case_id.clone(),
+                        event: Some(CaseEvent {
+                            event_id: format!("EV-BROKEN-{answers:04}"),
+                            at: Some(yrdx_conformance::clock::now()),
+                            by_region: t.me.region.clone(),
+                            action: CaseAction::Accept as i32,
+                            note: "已接收".into(),
+                            amount: None,
+                        }),
+                    });
+                    let id = format!("BROKEN-FK-{answers:04}");
+                    let doc = t.me.format.encode(&envelope(&id, &t.me.region), &[feedback], 1).expect("encodes");
+                    let _ = client.submit(SubmitRequest { document: doc.bytes }).await;
+                }
+            }
+            let _ = client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_forging_its_sender_and_reprocessing_a_redelivery_fails() {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    let partner = tokio::spawn(broken_partner(partner_side));
+    let gateway = target.gateway.clone();
+    let report =
+        runner::run(&options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)))).await.expect("loads");
+    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "partner-endpoint.documents"), Outcome::Fail);
+    assert_eq!(outcome(&report, "partner-endpoint.redelivery-not-reprocessed"), Outcome::Fail);
+    assert_eq!(outcome(&report, "partner-endpoint.tls-client"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.plan-acknowledged"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.case-transfer-answered"), Outcome::Pass);
+    let docs = report.cases.iter().find(|c| c.id == "partner-endpoint.documents").expect("case");
+    assert!(
+        docs.findings.iter().any(|f| f.location.ends_with("envelope.sender") && f.actual == "330000"),
+        "{:?}",
+        docs.findings
+    );
+    let again = report.cases.iter().find(|c| c.id == "partner-endpoint.redelivery-not-reprocessed").expect("case");
+    assert_eq!(again.findings[0].assertion, "a redelivered case transfer is not processed again (no second event)");
+    gateway.stop();
+    partner.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_client_trying_without_a_certificate_fails_the_tls_case() {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    // One attempt without a client certificate (then the partner's real calls, with it).
+    let bare = yrdx_gateway::client::connect(&partner_side.url, &partner_side.ca_pem, None).await;
+    if let Ok(mut c) = bare {
+        let _ = c.submit(yrdx_proto::v1::SubmitRequest { document: b"{}".to_vec() }).await;
+    }
+    let scenario = yrdx_conformance::simulate::Scenario::load(&source("scenarios/jiangsu.toml")).expect("scenario");
+    let gateway = target.gateway.clone();
+    let mut opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+    opts.run = vec!["partner-endpoint.documents".into(), "partner-endpoint.tls-client".into()];
+    let suite = runner::run(&opts);
+    let mut quiet = |_: &str| {};
+    let simulator =
+        yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(25), &mut quiet);
+    tokio::pin!(suite, simulator);
+    let report = tokio::select! {
+        r = &mut suite => r,
+        s = &mut simulator => panic!("the simulator ended before the suite: {s:?}"),
+    }
+    .expect("suite loads");
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(outcome(&report, "partner-endpoint.documents"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.tls-client"), Outcome::Fail, "{:#?}", failures(&report));
+    let case = report.cases.iter().find(|c| c.id == "partner-endpoint.tls-client").expect("case");
+    assert!(case.findings[0].location.contains("connection 1"), "{:?}", case.findings);
+    gateway.stop();
 }

@@ -5,6 +5,10 @@ use crate::tls::TlsFacts;
 use base64::Engine;
 use serde::Serialize;
 
+pub mod html;
+pub mod json;
+pub mod junit;
+
 /// The JSON report's format identifier; bumped on any incompatible change.
 pub const REPORT_FORMAT: &str = "yrdx-conformance-report/1";
 

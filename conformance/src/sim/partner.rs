@@ -2,8 +2,8 @@
 //! acknowledges its deliveries, and answers case transfers addressed to its region with an ACCEPT
 //! feedback — what `yrdx conformance simulate` runs and `yrdx demo` drives.
 
-use crate::live::{LiveTarget, PartnerProfile};
 use crate::suite::RecordSpec;
+use crate::suites::live::{LiveTarget, PartnerProfile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,19 +37,49 @@ pub struct ScenarioSubmit {
     pub records: Vec<String>,
 }
 
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with the TOML position.
+        source: toml::de::Error,
+    },
+    /// A submission names a record the scenario does not declare.
+    #[error("{path}: no record named {record:?}")]
+    UnknownRecord {
+        /// The file.
+        path: String,
+        /// The name.
+        record: String,
+    },
+}
+
 impl Scenario {
-    /// The built-in scenario of a partner, in this source tree.
+    /// The built-in scenario of a partner (`conformance/scenarios`, [`crate::embedded`]).
     pub fn default_path(partner: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{partner}.toml"))
+        crate::embedded::path("scenarios").join(format!("{partner}.toml"))
     }
 
     /// Loads a scenario file.
-    pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let s: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: shown(), source })?;
+        let s: Scenario = toml::from_str(&text).map_err(|source| ScenarioError::Parse { path: shown(), source })?;
         for sub in &s.submit {
             if let Some(n) = sub.records.iter().find(|n| !s.records.contains_key(*n)) {
-                return Err(format!("{}: no record named {n:?}", path.display()));
+                return Err(ScenarioError::UnknownRecord { path: shown(), record: n.clone() });
             }
         }
         Ok(s)
@@ -98,7 +128,7 @@ impl PartnerSimulator {
         };
         let bytes = self.me.format.encode(&envelope, records, 1).map_err(|e| e.to_string())?.bytes;
         let reply = self.client.submit(SubmitRequest { document: bytes.clone() }).await.map_err(|s| {
-            format!("{} {message_id}: {}: {}", self.me.name, crate::live::code_name(s.code()), s.message())
+            format!("{} {message_id}: {}: {}", self.me.name, crate::suites::live::code_name(s.code()), s.message())
         })?;
         Ok((bytes, reply.into_inner()))
     }
@@ -187,7 +217,8 @@ pub async fn run(
     let fill = crate::runner::placeholders(&token, Some(target));
     let mut records = BTreeMap::new();
     for (name, spec) in &scenario.records {
-        records.insert(name.clone(), crate::records::build(spec, &fill, &crate::vectors::default_dir())?);
+        let record = crate::records::build(spec, &fill, &crate::vectors::default_dir()).map_err(|e| e.to_string())?;
+        records.insert(name.clone(), record);
     }
     let mut sim = PartnerSimulator::connect(target).await?;
     let mut log = SimulationLog::default();

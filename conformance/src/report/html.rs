@@ -2,7 +2,7 @@
 //! person can read and sign off — the run, its inputs, a summary, every case with its findings and
 //! the evidence of every exchange.
 
-use crate::junit::escape;
+use crate::report::junit::escape;
 use crate::report::{CaseReport, Evidence, Outcome, Payload, RunReport};
 use std::fmt::Write;
 

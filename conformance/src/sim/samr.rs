@@ -1,6 +1,9 @@
 //! A SAMR intake for tests, simulations and `yrdx demo` (the other end of the gateway's SAMR docking, `yrdx_gateway::samr_push`): an HTTPS server with mutual TLS that checks packages as
 //! SAMR does (GB18030, structure, SM3 digest, package numbering) and answers with receipts. It can be
-//! told to be busy (`503` with `Retry-After`) for the first requests and to reject packages.
+//! told to be busy (`503` with `Retry-After`) for the first requests and to reject packages, and
+//! scripted while it runs ([`SamrIntake::plan`]: `429`/`503` with a `Retry-After`, a rejection) —
+//! the `samr-push` suite plays SAMR with it. Every request is kept as an [`IntakeEvent`] with its
+//! time and bytes, so a suite can judge the numbering, the digests and the waits between attempts.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -11,8 +14,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::watch;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
@@ -36,6 +41,24 @@ pub struct IntakeOptions {
     pub oversized_bytes: usize,
 }
 
+/// An answer the intake is told to give ([`SamrIntake::plan`]), in the order planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlannedAnswer {
+    /// Answer the next request with this status (`429` or `503`) and `Retry-After` seconds,
+    /// without a receipt.
+    Busy {
+        /// `429` or `503`.
+        status: u16,
+        /// The `Retry-After` header, seconds.
+        retry_after_secs: u64,
+    },
+    /// Reject the next readable package not already accepted (receipt `JSZT` 0) with this reason.
+    Reject {
+        /// The `CWXX` reason.
+        reason: String,
+    },
+}
+
 /// One request the intake answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntakeEvent {
@@ -47,6 +70,38 @@ pub struct IntakeEvent {
     pub accepted: bool,
     /// The reason when rejected.
     pub reason: String,
+    /// When the request was answered (the intake's monotonic clock).
+    pub at: Instant,
+    /// The `Retry-After` seconds of a busy answer.
+    pub retry_after_secs: Option<u64>,
+    /// Why the package failed SAMR's check (GB18030, structure, SM3 digest …), when it did.
+    pub problem: Option<String>,
+    /// The package's type code (`CCJG`), when it could be read.
+    pub package_type: Option<String>,
+    /// The package's reporting unit (`BSDW`), when it could be read.
+    pub reporting_unit: Option<String>,
+    /// Records in the package, when it could be read.
+    pub record_count: usize,
+    /// The request body as received.
+    pub body: Vec<u8>,
+}
+
+impl IntakeEvent {
+    fn new(status: u16, number: Option<String>, accepted: bool, reason: String) -> IntakeEvent {
+        IntakeEvent {
+            status,
+            number,
+            accepted,
+            reason,
+            at: Instant::now(),
+            retry_after_secs: None,
+            problem: None,
+            package_type: None,
+            reporting_unit: None,
+            record_count: 0,
+            body: Vec::new(),
+        }
+    }
 }
 
 /// A running intake.
@@ -55,6 +110,7 @@ pub struct SamrIntake {
     pub addr: SocketAddr,
     /// Every request answered, in order.
     pub events: Arc<Mutex<Vec<IntakeEvent>>>,
+    state: Arc<Mutex<State>>,
     stop: watch::Sender<bool>,
 }
 
@@ -67,6 +123,8 @@ struct State {
     options: IntakeOptions,
     busy_left: u32,
     oversized_left: u32,
+    /// Answers planned while running, consumed in order.
+    planned: VecDeque<PlannedAnswer>,
     /// number → digest of the accepted package (SAMR ignores a number it already accepted).
     accepted: HashMap<String, String>,
     events: Arc<Mutex<Vec<IntakeEvent>>>,
@@ -113,9 +171,11 @@ impl SamrIntake {
             busy_left: options.busy_first,
             oversized_left: options.oversized_first,
             options,
+            planned: VecDeque::new(),
             accepted: HashMap::new(),
             events: events.clone(),
         }));
+        let shared = state.clone();
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(async move {
             loop {
@@ -144,7 +204,7 @@ impl SamrIntake {
                 });
             }
         });
-        Ok(SamrIntake { addr, events, stop })
+        Ok(SamrIntake { addr, events, state: shared, stop })
     }
 
     /// The URL packages are posted to.
@@ -155,6 +215,22 @@ impl SamrIntake {
     /// What the intake answered so far.
     pub fn events(&self) -> Vec<IntakeEvent> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Plans the next answers: busy ones are given to the next requests, a rejection to the next
+    /// readable package not already accepted; then the intake answers normally again.
+    pub fn plan(&self, answers: impl IntoIterator<Item = PlannedAnswer>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.planned.extend(answers);
+        }
+    }
+
+    /// Forgets the answers planned and not yet given (a case that stopped early leaves none
+    /// behind for the next).
+    pub fn clear_plan(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.planned.clear();
+        }
     }
 
     /// Stops accepting connections.
@@ -174,12 +250,7 @@ fn oversized(state: &Mutex<State>) -> Option<usize> {
     st.oversized_left -= 1;
     let size = if st.options.oversized_bytes == 0 { 128 << 20 } else { st.options.oversized_bytes };
     if let Ok(mut l) = st.events.lock() {
-        l.push(IntakeEvent {
-            status: 200,
-            number: None,
-            accepted: false,
-            reason: format!("oversized body of {size} bytes"),
-        });
+        l.push(IntakeEvent::new(200, None, false, format!("oversized body of {size} bytes")));
     }
     Some(size)
 }
@@ -202,27 +273,56 @@ fn receipt(status: u16, number: &str, accepted: bool, reason: &str) -> Response<
     r
 }
 
+fn busy(status: u16, retry_after_secs: u64) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"busy")));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::SERVICE_UNAVAILABLE);
+    r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(retry_after_secs));
+    r
+}
+
 fn answer(state: &Mutex<State>, body: &[u8]) -> Response<Full<Bytes>> {
     let Ok(mut st) = state.lock() else { return receipt(500, "", false, "内部错误") };
     let log = st.events.clone();
-    let record = |e: IntakeEvent| {
+    // What SAMR's check says of the bytes, kept with every answer (busy ones too, so a suite
+    // can tell which package a retry belongs to).
+    let decoded = samr::decode_package(body, &DecodeLimits::default());
+    let mut event = IntakeEvent::new(200, None, false, String::new());
+    event.body = body.to_vec();
+    match &decoded {
+        Ok(p) => {
+            event.number = Some(p.header.number.clone());
+            event.package_type = Some(p.header.package_type.code().to_string());
+            event.reporting_unit = Some(p.header.reporting_unit.clone());
+            event.record_count = p.records.len();
+        }
+        Err(e) => event.problem = Some(e.problems().first().map(|p| p.to_string()).unwrap_or_else(|| e.to_string())),
+    }
+    let record = |mut e: IntakeEvent, status: u16, accepted: bool, reason: &str| {
+        e.status = status;
+        e.accepted = accepted;
+        e.reason = reason.to_string();
+        e.at = Instant::now();
         if let Ok(mut l) = log.lock() {
             l.push(e);
         }
     };
     if st.busy_left > 0 {
         st.busy_left -= 1;
-        record(IntakeEvent { status: 503, number: None, accepted: false, reason: "busy".into() });
-        let mut r = Response::new(Full::new(Bytes::from_static(b"busy")));
-        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
-        return r;
+        event.retry_after_secs = Some(1);
+        record(event, 503, false, "busy");
+        return busy(503, 1);
     }
-    let pkg = match samr::decode_package(body, &DecodeLimits::default()) {
+    if let Some(PlannedAnswer::Busy { status, retry_after_secs }) = st.planned.front().cloned() {
+        st.planned.pop_front();
+        event.retry_after_secs = Some(retry_after_secs);
+        record(event, status, false, "busy");
+        return busy(status, retry_after_secs);
+    }
+    let pkg = match decoded {
         Ok(p) => p,
-        Err(e) => {
-            let reason = format!("数据包校验失败：{}", e.problems().first().map(|p| p.to_string()).unwrap_or_default());
-            record(IntakeEvent { status: 200, number: None, accepted: false, reason: reason.clone() });
+        Err(_) => {
+            let reason = format!("数据包校验失败：{}", event.problem.clone().unwrap_or_default());
+            record(event, 200, false, &reason);
             return receipt(200, "", false, &reason);
         }
     };
@@ -231,18 +331,23 @@ fn answer(state: &Mutex<State>, body: &[u8]) -> Response<Full<Bytes>> {
     if let Some(seen) = st.accepted.get(&number) {
         let (accepted, reason) =
             if *seen == digest { (true, String::new()) } else { (false, "数据包编号重复".to_string()) };
-        record(IntakeEvent { status: 200, number: Some(number.clone()), accepted, reason: reason.clone() });
+        record(event, 200, accepted, &reason);
         return receipt(200, &number, accepted, &reason);
+    }
+    if let Some(PlannedAnswer::Reject { reason }) = st.planned.front().cloned() {
+        st.planned.pop_front();
+        record(event, 200, false, &reason);
+        return receipt(200, &number, false, &reason);
     }
     if let Some((needle, reason)) = st.options.reject_containing.clone() {
         let text = samr::gb18030_text(body);
         if text.contains(needle.as_str()) {
             st.options.reject_containing = None;
-            record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: false, reason: reason.clone() });
+            record(event, 200, false, &reason);
             return receipt(200, &number, false, &reason);
         }
     }
     st.accepted.insert(number.clone(), digest);
-    record(IntakeEvent { status: 200, number: Some(number.clone()), accepted: true, reason: String::new() });
+    record(event, 200, true, "");
     receipt(200, &number, true, "")
 }

@@ -32,24 +32,23 @@ pub struct SamrTarget {
 }
 
 /// Checks, before any case, that the intake answers and our `--ca` accepts its certificate.
-pub async fn preflight(target: &SamrTarget) -> Result<(), String> {
-    let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(format!("--intake {}: an https:// URL is required", target.url));
-    }
-    let host = uri.host().ok_or("--intake: no host")?.to_string();
-    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+pub async fn preflight(target: &SamrTarget) -> Result<(), crate::suites::TargetError> {
+    let authority = crate::suites::https_authority("--intake", &target.url)?;
     crate::tls::preflight(
         &authority,
         &target.ca_pem,
         Some(&target.identity),
         &target.server_name,
         &[b"http/1.1"],
-        crate::live::DEFAULT_STEP_TIMEOUT,
+        crate::suites::live::DEFAULT_STEP_TIMEOUT,
     )
     .await
     .map(|_| ())
-    .map_err(|e| format!("--intake {}: {e}", target.url))
+    .map_err(|source| crate::suites::TargetError::Unreachable {
+        flag: "--intake",
+        url: target.url.clone(),
+        source,
+    })
 }
 
 /// Package sequence numbers of this process: each push gets a new one.
@@ -64,9 +63,18 @@ pub fn start_numbering(first: u32) {
 /// The response to one POST.
 struct Posted {
     status: u16,
+    /// The `Retry-After` header in seconds, when it is one.
+    retry_after: Option<u64>,
     body: Vec<u8>,
     tls: Option<TlsFacts>,
 }
+
+/// Busy answers (`429`/`503`) a step accepts before it gives up: SAMR may be busy, and a gateway
+/// must then wait the `Retry-After` and try again — so does the suite.
+const MAX_BUSY_ANSWERS: u32 = 5;
+
+/// The longest `Retry-After` the suite waits; a longer one is a finding, not a hung run.
+const MAX_RETRY_AFTER_SECS: u64 = 30;
 
 async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, String> {
     let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
@@ -91,9 +99,14 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, String> {
         .map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let body = response.into_body().collect().await.map_err(|e| format!("HTTP body: {e}"))?.to_bytes().to_vec();
     let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(Posted { status, body, tls })
+    Ok(Posted { status, retry_after, body, tls })
 }
 
 /// How a samr-intake case ended.
@@ -152,11 +165,16 @@ fn corrupt_digest(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Runs one case of the samr-intake suite.
-pub async fn run_case(case: &LoadedCase, target: &SamrTarget, fill: &Placeholders) -> SamrOutcome {
+/// Runs one case of the samr-intake suite; its records are built from the vectors in `vectors`.
+pub async fn run_case(
+    case: &LoadedCase,
+    target: &SamrTarget,
+    fill: &Placeholders,
+    vectors: &std::path::Path,
+) -> SamrOutcome {
     let mut records = BTreeMap::new();
     for (name, spec) in &case.def.records {
-        match crate::records::build(spec, fill, &crate::vectors::default_dir()) {
+        match crate::records::build(spec, fill, vectors) {
             Ok(r) => {
                 records.insert(name.clone(), r);
             }
@@ -188,10 +206,40 @@ pub async fn run_case(case: &LoadedCase, target: &SamrTarget, fill: &Placeholder
         let number = samr::decode_package(&bytes, &yrdx_adapters::DecodeLimits::default())
             .map(|p| p.header.number)
             .unwrap_or_else(|_| "(digest corrupted on purpose)".into());
-        let started = Instant::now();
-        let posted = match post(target, &bytes).await {
-            Ok(p) => p,
-            Err(e) => return SamrOutcome::Error(format!("step {}: {e}", i + 1), evidence),
+        let mut started = Instant::now();
+        let mut busy = 0;
+        let posted = loop {
+            let posted = match post(target, &bytes).await {
+                Ok(p) => p,
+                Err(e) => return SamrOutcome::Error(format!("step {}: {e}", i + 1), evidence),
+            };
+            if !matches!(posted.status, 429 | 503) || busy >= MAX_BUSY_ANSWERS || s.expect.http == posted.status {
+                break posted;
+            }
+            // A busy intake: wait as it asks (SAMR's transport allows 429 and 503) and try again.
+            busy += 1;
+            let wait = posted.retry_after.unwrap_or(1);
+            evidence.push(Evidence {
+                step: i + 1,
+                actor: format!("gateway ({})", target.sender),
+                method: format!("POST {}", target.url),
+                status: posted.status.to_string(),
+                request: Payload::of(&bytes, Some(json!({"package": number, "type": s.package}))),
+                response: Payload::view(json!({"status": posted.status, "Retry-After": posted.retry_after})),
+                tls: posted.tls.clone(),
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            if wait > MAX_RETRY_AFTER_SECS {
+                findings.push(Finding::new(
+                    "a busy intake asks for a Retry-After the suite can wait",
+                    format!("step {} {}", i + 1, s.package),
+                    format!("Retry-After of at most {MAX_RETRY_AFTER_SECS} s"),
+                    format!("{} with Retry-After: {wait}", posted.status),
+                ));
+                return SamrOutcome::Ran(findings, evidence);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            started = Instant::now();
         };
         let receipt = samr::decode_receipt(&posted.body).ok();
         let view = receipt

@@ -1,0 +1,114 @@
+//! `connect` and `legacy_tls` steps: calls with a chosen client certificate (minted when needed) or an old TLS version.
+
+use super::*;
+
+impl CaseRun<'_> {
+    pub(super) fn mint(&self, kind: ClientKind) -> Result<Option<ClientIdentity>, String> {
+        let me = &self.target.me;
+        let identity = yrdx_gateway::pki::partner_identity(&me.name);
+        let issued = match kind {
+            ClientKind::Valid => return Ok(Some(me.identity.clone())),
+            ClientKind::None => return Ok(None),
+            ClientKind::Untrusted => {
+                let ca = yrdx_gateway::pki::CertificateAuthority::new("yrdx conformance untrusted CA")
+                    .map_err(|e| e.to_string())?;
+                ca.issue_client(&identity, false).map_err(|e| e.to_string())?
+            }
+            ClientKind::Expired | ClientKind::WrongSan => {
+                let (cert, key) = self.target.issuing_ca.as_ref().ok_or("no issuing CA given")?;
+                let ca = yrdx_gateway::pki::CertificateAuthority::from_pem(cert, key)
+                    .map_err(|e| format!("issuing CA: {e}"))?;
+                if kind == ClientKind::Expired {
+                    ca.issue_client(&identity, true).map_err(|e| e.to_string())?
+                } else {
+                    ca.issue_client("urn:yrdx:partner:not-registered", false).map_err(|e| e.to_string())?
+                }
+            }
+        };
+        Ok(Some(ClientIdentity { cert_pem: issued.cert_pem, key_pem: issued.key_pem }))
+    }
+
+    pub(super) async fn connect(&mut self, kind: ClientKind, expect: &str) -> Result<(), String> {
+        let identity = self.mint(kind)?;
+        let label = format!("{kind:?} client certificate").replace("None ", "no ");
+        let (channel, facts) = self.target.channel(identity.as_ref()).await?;
+        let mut client = ExchangeClient::new(channel);
+        let started = Instant::now();
+        // An empty document: a gateway that let the caller in answers INVALID_ARGUMENT.
+        let limit = self.target.step_timeout;
+        let r = tokio::time::timeout(limit, client.submit(SubmitRequest { document: b"{}".to_vec() })).await;
+        // No answer in time is neither a refusal nor an acceptance: it fails both expectations,
+        // so a gateway that hangs cannot pass a refusal case.
+        let (outcome, view) = match &r {
+            Err(_) => ("no answer", json!({"timeout_ms": limit.as_millis() as u64})),
+            Ok(Err(st))
+                if st.code() == Code::DeadlineExceeded
+                    || (st.code() == Code::Cancelled && st.message().contains("Timeout")) =>
+            {
+                ("no answer", status_view(st))
+            }
+            Ok(Ok(_)) => ("accepted", json!({"code": "OK"})),
+            Ok(Err(st)) if is_refusal(st) => ("refused", status_view(st)),
+            Ok(Err(st)) => ("accepted", status_view(st)),
+        };
+        let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.evidence.push(Evidence {
+            step: self.step,
+            actor: label.clone(),
+            method: "yrdx.v1.Exchange/Submit".into(),
+            status: outcome.into(),
+            request: Payload::of(b"{}", None),
+            response: Payload::view(view.clone()),
+            tls,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        if outcome != expect {
+            self.findings.push(Finding::new(
+                format!("a call with {label} is {expect}"),
+                format!("step {} TLS/authentication", self.step),
+                expect,
+                format!("{outcome}: {view}"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn legacy(&mut self, version: &str, expect: &str) -> Result<(), String> {
+        let minor = match version {
+            "1.0" => 1,
+            "1.1" => 2,
+            other => return Err(format!("legacy_tls version {other:?}: expected 1.0 or 1.1")),
+        };
+        let started = Instant::now();
+        let outcome = crate::tls::probe_legacy_version(
+            &self.target.authority().map_err(|e| e.to_string())?,
+            minor,
+            &self.target.server_name,
+        )
+        .await
+        .map_err(|e| format!("cannot reach the target: {e}"))?;
+        let (got, detail) = match &outcome {
+            LegacyOutcome::Refused(d) => ("refused", d.clone()),
+            LegacyOutcome::Accepted(d) => ("accepted", d.clone()),
+        };
+        self.evidence.push(Evidence {
+            step: self.step,
+            actor: format!("TLS {version} client"),
+            method: format!("TLS handshake offering only TLS {version}"),
+            status: got.into(),
+            request: Payload::view(json!({"offered_version": version})),
+            response: Payload::view(json!({"answer": detail})),
+            tls: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        if got != expect {
+            self.findings.push(Finding::new(
+                format!("a TLS {version} handshake is {expect}"),
+                format!("step {} TLS handshake", self.step),
+                expect,
+                format!("{got}: {detail}"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,390 @@
+//! The live suites (`gateway`, `tls`): runs a case's steps against a gateway over mutual TLS as a
+//! given partner, recording every exchange as evidence.
+
+use crate::report::{Evidence, Finding, Payload};
+use crate::suite::{Actor, ClientKind, LoadedCase, Placeholders, PlanSummaryStep, ReceiveStep, Step, SubmitStep};
+use crate::tls::{ClientIdentity, LegacyOutcome, TlsClient, TlsFacts};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod ack;
+mod burst;
+mod connect;
+mod plan_summary;
+mod receive;
+mod submit;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::Code;
+use tonic_types::StatusExt;
+use yrdx_adapters::{canonical, DecodeLimits, Partner, Record, RecordKind};
+use yrdx_proto::v1::exchange_client::ExchangeClient;
+use yrdx_proto::v1::records_client::RecordsClient;
+use yrdx_proto::v1::{AckRequest, Envelope, PlanSummaryRequest, ReceiveRequest, SubmitRequest};
+
+/// A partner as the suite knows it.
+#[derive(Debug, Clone)]
+pub struct PartnerProfile {
+    /// Its name (`jiangsu`).
+    pub name: String,
+    /// Its region, the envelope sender (`320000`).
+    pub region: String,
+    /// Its format.
+    pub format: Partner,
+    /// Its client certificate and key.
+    pub identity: ClientIdentity,
+}
+
+impl PartnerProfile {
+    /// The profile of a known partner (`shanghai`, `jiangsu`, `zhejiang`, `beijing`).
+    pub fn known(name: &str, identity: ClientIdentity) -> Option<PartnerProfile> {
+        let (n, region, format) = yrdx_gateway::pki::DEV_PARTNERS.iter().find(|(n, _, _)| *n == name)?;
+        Some(PartnerProfile {
+            name: n.to_string(),
+            region: region.to_string(),
+            format: Partner::from_name(format)?,
+            identity,
+        })
+    }
+}
+
+/// A gateway to test.
+#[derive(Debug, Clone)]
+pub struct LiveTarget {
+    /// `https://host:port`.
+    pub url: String,
+    /// The name its server certificate must carry (`localhost`).
+    pub server_name: String,
+    /// The CA that signed its server certificate, PEM.
+    pub ca_pem: String,
+    /// The partner acted as.
+    pub me: PartnerProfile,
+    /// A second registered partner (deliveries, mailbox isolation), if given.
+    pub peer: Option<PartnerProfile>,
+    /// A CA the gateway trusts for clients, to mint expired and wrong-SAN certificates.
+    pub issuing_ca: Option<(String, String)>,
+    /// Submissions of a rate-limit burst (overrides the case's count).
+    pub burst: Option<u32>,
+    /// The size of an oversized document (overrides the case's), bytes.
+    pub oversized_bytes: Option<usize>,
+    /// How long one call (connect, Submit, Ack, opening Receive …) may take before the step fails,
+    /// so a gateway that never answers fails in seconds, not minutes.
+    pub step_timeout: Duration,
+    /// The gateway's visibility timeout: how long a delivery sent and not acknowledged stays
+    /// invisible before it is sent again (`wait` steps wait past it).
+    pub visibility_timeout: Duration,
+}
+
+/// The default of [`LiveTarget::visibility_timeout`]: the gateway's own default
+/// (`visibility_timeout_secs = 60`).
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default of [`LiveTarget::step_timeout`].
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks, before any case, that the run can test the target at all: the gateway answers, our
+/// `--ca` accepts its certificate, and the certificates given are those of the partners named
+/// (a certificate of another partner would make the gateway's correct answers look wrong).
+pub async fn preflight(t: &LiveTarget) -> Result<(), crate::suites::TargetError> {
+    check_partner_certificate("--cert", &t.me)?;
+    if let Some(peer) = &t.peer {
+        check_partner_certificate("--peer-cert", peer)?;
+    }
+    let addr = t.authority()?;
+    crate::tls::preflight(&addr, &t.ca_pem, Some(&t.me.identity), &t.server_name, &[b"h2"], t.step_timeout)
+        .await
+        .map(|_| ())
+        .map_err(|source| crate::suites::TargetError::Unreachable { flag: "--gateway", url: t.url.clone(), source })
+}
+
+/// Refuses a certificate whose SAN does not name `partner` (`URI:urn:yrdx:partner:jiangsu`).
+fn check_partner_certificate(flag: &'static str, partner: &PartnerProfile) -> Result<(), crate::suites::TargetError> {
+    let want = format!("URI:{}", yrdx_gateway::pki::partner_identity(&partner.name));
+    let sans = crate::tls::pem_san(&partner.identity.cert_pem);
+    if sans.contains(&want) {
+        return Ok(());
+    }
+    let named = if sans.is_empty() { "no subject alternative name".to_string() } else { sans.join(", ") };
+    Err(crate::suites::TargetError::NotThePartner { flag, named, partner: partner.name.clone(), want })
+}
+
+impl LiveTarget {
+    /// `host:port` of the URL.
+    pub fn authority(&self) -> Result<String, crate::suites::TargetError> {
+        crate::suites::https_authority("--gateway", &self.url)
+    }
+
+    /// Opens a gRPC channel presenting `identity`; the TLS facts land in the returned slot.
+    pub async fn channel(
+        &self,
+        identity: Option<&ClientIdentity>,
+    ) -> Result<(Channel, Arc<Mutex<Option<TlsFacts>>>), String> {
+        let authority = self.authority().map_err(|e| e.to_string())?;
+        let plain = format!("http://{authority}");
+        let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"]).map_err(|e| e.to_string())?;
+        let facts: Arc<Mutex<Option<TlsFacts>>> = Arc::new(Mutex::new(None));
+        let slot = facts.clone();
+        let connector = tower::service_fn(move |_: Uri| {
+            let (tls, facts, authority) = (tls.clone(), slot.clone(), authority.clone());
+            async move {
+                let stream = tls.connect(&authority, &facts).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        });
+        // TLS is done by the connector, so the endpoint itself is plain.
+        let endpoint = Endpoint::from_shared(plain)
+            .map_err(|e| e.to_string())?
+            .connect_timeout(self.step_timeout)
+            .timeout(self.step_timeout);
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        Ok((channel, facts))
+    }
+}
+
+/// The canonical name of a gRPC code (`INVALID_ARGUMENT`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn status_view(s: &tonic::Status) -> Value {
+    let violations: Vec<Value> = s
+        .get_details_bad_request()
+        .map(|b| b.field_violations.iter().map(|v| json!({"field": v.field, "description": v.description})).collect())
+        .unwrap_or_default();
+    let mut v = json!({"code": code_name(s.code()), "message": s.message()});
+    if !violations.is_empty() {
+        v["bad_request"] = Value::Array(violations);
+    }
+    if let Some(r) = s.metadata().get("retry-after").and_then(|r| r.to_str().ok()) {
+        v["retry-after"] = Value::String(r.to_string());
+    }
+    v
+}
+
+/// Whether a failed call means the target refused the client (at the handshake, by closing the
+/// connection, or by authentication) rather than letting its request reach the service: only a
+/// service's own judgement of the document counts as being let in.
+fn is_refusal(s: &tonic::Status) -> bool {
+    !matches!(
+        s.code(),
+        Code::InvalidArgument
+            | Code::ResourceExhausted
+            | Code::FailedPrecondition
+            | Code::AlreadyExists
+            | Code::OutOfRange
+    )
+}
+
+/// How a live case ended.
+pub enum LiveOutcome {
+    /// Ran: findings (none = pass) and evidence.
+    Ran(Vec<Finding>, Vec<Evidence>),
+    /// Cannot apply (a needed credential is missing).
+    Skip(String),
+    /// Not for this partner.
+    Omit(String),
+    /// The case or the tool broke, with what evidence there is.
+    Error(String, Vec<Evidence>),
+}
+
+/// Where a channel's connector records the TLS facts of its handshake.
+pub type FactsSlot = Arc<Mutex<Option<TlsFacts>>>;
+
+/// State of one case as it runs.
+struct CaseRun<'a> {
+    target: &'a LiveTarget,
+    fill: &'a Placeholders,
+    records: BTreeMap<String, Record>,
+    clients: BTreeMap<&'static str, (ExchangeClient<Channel>, FactsSlot)>,
+    last: Option<(Actor, Vec<u8>, String)>,
+    saved: BTreeMap<String, String>,
+    findings: Vec<Finding>,
+    evidence: Vec<Evidence>,
+    step: usize,
+}
+
+static MESSAGE_COUNTER: AtomicU32 = AtomicU32::new(1);
+
+/// Runs one case of the `gateway` or `tls` suite; its records are built from the vectors in
+/// `vectors`.
+pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholders, vectors: &Path) -> LiveOutcome {
+    let def = &case.def;
+    if !def.partners.is_empty() && !def.partners.contains(&target.me.name) {
+        return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
+    }
+    for need in &def.needs {
+        match need.as_str() {
+            "peer" if target.peer.is_none() => {
+                return LiveOutcome::Skip("needs a second partner: give --peer-cert and --peer-key".into())
+            }
+            "issuing_ca" if target.issuing_ca.is_none() => return LiveOutcome::Skip(
+                "needs the client-issuing CA to mint test certificates: give --issuing-ca-cert and --issuing-ca-key"
+                    .into(),
+            ),
+            "peer" | "issuing_ca" => {}
+            other => return LiveOutcome::Error(format!("unknown need {other:?}"), vec![]),
+        }
+    }
+    let mut run = CaseRun {
+        target,
+        fill,
+        records: BTreeMap::new(),
+        clients: BTreeMap::new(),
+        last: None,
+        saved: BTreeMap::new(),
+        findings: vec![],
+        evidence: vec![],
+        step: 0,
+    };
+    for (name, spec) in &def.records {
+        match crate::records::build(spec, fill, vectors) {
+            Ok(r) => {
+                run.records.insert(name.clone(), r);
+            }
+            Err(e) => return LiveOutcome::Error(format!("record {name}: {e}"), vec![]),
+        }
+    }
+    for (i, step) in def.steps.iter().enumerate() {
+        run.step = i + 1;
+        let result = match step {
+            Step::Submit(s) => run.submit(s).await,
+            Step::Receive(s) => run.receive(s).await,
+            Step::Ack(s) => run.ack(s.by, &s.delivery, s.expect_acknowledged).await,
+            Step::Burst(s) => run.burst(s).await,
+            Step::Connect(s) => run.connect(s.client, &s.expect).await,
+            Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
+            Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
+            Step::SamrAnswer(_)
+            | Step::SamrPackage(_)
+            | Step::SamrParked(_)
+            | Step::SamrResend(_)
+            | Step::SamrNumbering => Err("samr_* steps belong to the samr-push suite".to_string()),
+            Step::PartnerSubmits(_)
+            | Step::PartnerTls
+            | Step::Deliver(_)
+            | Step::PartnerAcks(_)
+            | Step::Redeliver(_)
+            | Step::PartnerAnswers(_) => Err("partner_* steps belong to the partner-endpoint suite".to_string()),
+            Step::PlanSummary(s) => run.plan_summary(s).await,
+            Step::Wait(w) => {
+                let wait = match w.ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    None => target.visibility_timeout + Duration::from_secs(1),
+                };
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            return LiveOutcome::Error(format!("step {}: {e}", i + 1), run.evidence);
+        }
+        // A failed step makes later steps meaningless (they build on it).
+        if !run.findings.is_empty() {
+            break;
+        }
+    }
+    LiveOutcome::Ran(run.findings, run.evidence)
+}
+
+impl CaseRun<'_> {
+    fn profile(&self, by: Actor) -> Result<&PartnerProfile, String> {
+        match by {
+            Actor::Myself => Ok(&self.target.me),
+            Actor::Peer => self.target.peer.as_ref().ok_or_else(|| "no peer partner given".to_string()),
+        }
+    }
+
+    fn actor_name(&self, by: Actor) -> String {
+        self.profile(by).map(|p| p.name.clone()).unwrap_or_else(|_| "peer".into())
+    }
+
+    async fn client(&mut self, by: Actor) -> Result<(ExchangeClient<Channel>, Arc<Mutex<Option<TlsFacts>>>), String> {
+        let key = match by {
+            Actor::Myself => "self",
+            Actor::Peer => "peer",
+        };
+        if let Some(c) = self.clients.get(key) {
+            return Ok(c.clone());
+        }
+        let identity = self.profile(by)?.identity.clone();
+        let (channel, facts) = self.target.channel(Some(&identity)).await?;
+        let client = ExchangeClient::new(channel)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024);
+        self.clients.insert(key, (client.clone(), facts.clone()));
+        Ok((client, facts))
+    }
+
+    fn fresh_message_id(&self) -> String {
+        let n = MESSAGE_COUNTER.fetch_add(1, Ordering::SeqCst);
+        self.fill.fill(&format!("C-${{RUN}}-{n:04}"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_evidence(
+        &mut self,
+        by: Actor,
+        method: &str,
+        status: &str,
+        request: Payload,
+        response: Payload,
+        facts: &Arc<Mutex<Option<TlsFacts>>>,
+        duration_ms: u64,
+    ) {
+        let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.evidence.push(Evidence {
+            step: self.step,
+            actor: self.actor_name(by),
+            method: method.into(),
+            status: status.into(),
+            request,
+            response,
+            tls,
+            duration_ms,
+        });
+    }
+
+    /// The expected records as the recipient's format carries them, as canonical JSON values.
+    fn expected_as_carried(
+        &self,
+        from: Option<Actor>,
+        format: Partner,
+        names: &[String],
+        envelope: &Envelope,
+    ) -> Result<Vec<Value>, String> {
+        let mut records: Vec<Record> = names.iter().filter_map(|n| self.records.get(n).cloned()).collect();
+        if let Some(by) = from {
+            let sender = self.profile(by)?.format;
+            let encoded = sender.encode(envelope, &records, 1).map_err(|e| format!("expected records: {e}"))?;
+            records = sender
+                .decode(&encoded.bytes, &DecodeLimits::default())
+                .map_err(|e| format!("expected records: {e}"))?
+                .records;
+        }
+        let encoded = format.encode(envelope, &records, 1).map_err(|e| format!("expected records: {e}"))?;
+        let doc =
+            format.decode(&encoded.bytes, &DecodeLimits::default()).map_err(|e| format!("expected records: {e}"))?;
+        Ok(doc.records.iter().map(canonical::record_to_value).collect())
+    }
+}
