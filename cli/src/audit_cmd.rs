@@ -11,8 +11,12 @@ pub enum AuditCommand {
     /// against its entry; report the first entry that does not verify (exit 1).
     Verify {
         /// The gateway's configuration (its `store` and `[evidence] cert`).
-        #[arg(long)]
-        config: String,
+        #[arg(long, required_unless_present = "store")]
+        config: Option<String>,
+        /// The store itself (a SQLite file or a postgres:// URL), instead of `--config`; then
+        /// `--cert` is needed.
+        #[arg(long, conflicts_with = "config")]
+        store: Option<String>,
         /// The gateway's signing certificate (default: `[evidence] cert` of the configuration).
         #[arg(long)]
         cert: Option<String>,
@@ -20,8 +24,11 @@ pub enum AuditCommand {
     /// Write entries (and the signed heads among them) as JSON lines with their proofs.
     Export {
         /// The gateway's configuration (its `store`).
-        #[arg(long)]
-        config: String,
+        #[arg(long, required_unless_present = "store")]
+        config: Option<String>,
+        /// The store itself (a SQLite file or a postgres:// URL), instead of `--config`.
+        #[arg(long, conflicts_with = "config")]
+        store: Option<String>,
         /// First position (default 0).
         #[arg(long, default_value_t = 0)]
         from: u64,
@@ -40,31 +47,52 @@ pub fn main(command: AuditCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config_path = match &command {
-        AuditCommand::Verify { config, .. } | AuditCommand::Export { config, .. } => config.clone(),
+    let (config_path, store_arg) = match &command {
+        AuditCommand::Verify { config, store, .. } | AuditCommand::Export { config, store, .. } => {
+            (config.clone(), store.clone())
+        }
     };
-    let config = match yrdx_gateway::config::Config::load(std::path::Path::new(&config_path)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("yrdx audit: {e}");
+    let config = match &config_path {
+        Some(path) => match yrdx_gateway::config::Config::load(std::path::Path::new(path)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("yrdx audit: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let location = match (&config, &store_arg) {
+        (Some(c), _) => c.store_location(),
+        (None, Some(s)) => yrdx_gateway::store::StoreLocation::parse(s, std::path::Path::new(".")),
+        (None, None) => {
+            eprintln!("yrdx audit: give --config or --store");
             return ExitCode::from(2);
         }
     };
+    if let yrdx_gateway::store::StoreLocation::Sqlite(p) = &location {
+        if !p.exists() {
+            eprintln!("yrdx audit: the store {}: no such file", p.display());
+            return ExitCode::from(2);
+        }
+    }
     runtime.block_on(async move {
-        let store = match yrdx_gateway::store::open(&config.store_location(), &config.postgres.options()).await {
+        let options = config.as_ref().map(|c| c.postgres.options()).unwrap_or_default();
+        let store = match yrdx_gateway::store::open(&location, &options).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("yrdx audit: the store {}: {e}", config.store_location());
+                eprintln!("yrdx audit: the store {location}: {e}");
                 return ExitCode::from(2);
             }
         };
         match command {
             AuditCommand::Verify { cert, .. } => {
-                let cert_path = match (cert, &config.evidence) {
+                let from_config = config.as_ref().and_then(|c| c.evidence.as_ref().map(|e| c.resolve(&e.cert)));
+                let cert_path = match (cert, from_config) {
                     (Some(c), _) => std::path::PathBuf::from(c),
-                    (None, Some(e)) => config.resolve(&e.cert),
+                    (None, Some(p)) => p,
                     (None, None) => {
-                        eprintln!("yrdx audit verify: no --cert and no [evidence] cert in {config_path}");
+                        eprintln!("yrdx audit verify: no --cert, and no [evidence] cert in a --config");
                         return ExitCode::from(2);
                     }
                 };

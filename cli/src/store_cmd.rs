@@ -2,7 +2,6 @@
 //! embedded SQLite file moves to PostgreSQL) and verifies counts and checksums afterwards.
 
 use clap::Subcommand;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use yrdx_gateway::store::{self, PostgresOptions, StoreLocation};
 
@@ -61,30 +60,30 @@ pub fn main(command: StoreCommand) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let terminal = std::io::stderr().is_terminal();
-        let mut last = ("", 0u64);
-        let progress = |table: &'static str, rows: u64| {
-            // A line per table and every 10 000 rows; on a terminal the line is redrawn.
-            if terminal {
-                eprint!("\r{table}: {rows} rows copied   ");
-            } else if table != last.0 || rows / 10_000 != last.1 / 10_000 {
-                eprintln!("{table}: {rows} rows copied");
+        // One progress per table: a bar on a terminal, a line per tenth elsewhere (stderr).
+        let mut current: Option<(&'static str, yrdx_gateway::progress::Progress)> = None;
+        let progress = |table: &'static str, rows: u64, total: u64| {
+            if current.as_ref().map(|(t, _)| *t) != Some(table) {
+                if let Some((_, p)) = current.take() {
+                    p.finish();
+                }
+                current = Some((table, yrdx_gateway::progress::Progress::on_stderr(table, "rows", total)));
             }
-            last = (table, rows);
+            if let Some((_, p)) = &current {
+                p.set(rows);
+            }
         };
-        let report = match store::copy_store(source.as_ref(), target.as_ref(), progress).await {
+        let copied = store::copy_store(source.as_ref(), target.as_ref(), progress).await;
+        if let Some((_, p)) = current.take() {
+            p.finish();
+        }
+        let report = match copied {
             Ok(r) => r,
             Err(e) => {
-                if terminal {
-                    eprintln!();
-                }
                 eprintln!("yrdx store copy: {e} (the target may hold part of the copy: empty it before trying again)");
                 return ExitCode::from(2);
             }
         };
-        if terminal {
-            eprintln!();
-        }
         println!("{:<16} {:>10} {:>10}  sha-256 (source = target)", "table", "source", "target");
         for t in &report.tables {
             let mark = if t.matches() { "" } else { "  MISMATCH" };

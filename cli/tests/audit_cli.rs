@@ -92,6 +92,15 @@ async fn receipts_verify_and_audit_verify_names_each_tampering() {
     assert!(text.contains("entry deleted at position 1"), "{text}");
     db.execute("INSERT INTO audit_log (position, at_ms, entry) VALUES (1, 0, ?1)", [&kept]).expect("restore");
     assert_eq!(verify(&config).0, 0);
+    // The store and certificate can be named without a configuration.
+    let out = Command::new(env!("CARGO_BIN_EXE_yrdx"))
+        .args(["audit", "verify", "--store"])
+        .arg(g.dir.join("yrdx.sqlite"))
+        .arg("--cert")
+        .arg(g.dir.join(yrdx_gateway::pki::SIGNING_CERT_FILE))
+        .output()
+        .expect("yrdx runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     // 3. Two entries reordered.
     let e1: String = db.query_row("SELECT entry FROM audit_log WHERE position = 1", [], |r| r.get(0)).expect("1");
     let e2: String = db.query_row("SELECT entry FROM audit_log WHERE position = 2", [], |r| r.get(0)).expect("2");

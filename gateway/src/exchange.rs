@@ -187,6 +187,8 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let limiters = config.partners.iter().map(|p| (p.name.clone(), Limiter::new(p))).collect();
+        let metrics = crate::metrics::Metrics::new();
+        store.observe_groups(metrics.group_size_observer());
         Gateway {
             config: RwLock::new(config),
             store,
@@ -198,7 +200,7 @@ impl Gateway {
             contacts: Mutex::new(HashMap::new()),
             shutdown,
             faults: Faults::default(),
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
             evidence: None,
             activity: Default::default(),
         }

@@ -31,9 +31,11 @@ pub async fn read(g: &Gateway) -> Result<Readings, crate::store::StoreError> {
     for p in &config.partners {
         let depth = g.store.depth(&p.region).await?;
         let oldest = g.store.oldest_unacknowledged_ms(&p.region).await?;
+        let in_flight = g.store.in_flight(&p.region, now_ms).await? as u64;
         readings.mailboxes.push(MailboxReading {
             partner: p.name.clone(),
             depth,
+            in_flight,
             oldest_unacknowledged_secs: oldest.map(|t| (now_ms - t).max(0) as f64 / 1000.0).unwrap_or(0.0),
             last_contact_secs: g.last_contact(&p.name).map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9),
         });

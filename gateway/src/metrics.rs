@@ -196,6 +196,8 @@ pub struct MailboxReading {
     pub partner: String,
     /// Unacknowledged deliveries.
     pub depth: u64,
+    /// Deliveries handed out and not acknowledged whose lease runs.
+    pub in_flight: u64,
     /// Age of the oldest of them, in seconds (0 when none).
     pub oldest_unacknowledged_secs: f64,
     /// Last call since start-up (Unix time, seconds), if any.
@@ -232,6 +234,8 @@ pub struct Metrics {
     deliveries_redelivered: Family<PartnerLabel, Counter>,
     deliveries_acked: Family<PartnerLabel, Counter>,
     mailbox_depth: Family<PartnerLabel, Gauge>,
+    mailbox_in_flight: Family<PartnerLabel, Gauge>,
+    commit_group_size: Histogram,
     oldest_unacked: Family<PartnerLabel, Gauge<f64, AtomicU64>>,
     last_contact: Family<PartnerLabel, Gauge<f64, AtomicU64>>,
     samr_packages: Family<StateLabel, Gauge>,
@@ -269,6 +273,8 @@ impl Metrics {
             deliveries_redelivered: Family::default(),
             deliveries_acked: Family::default(),
             mailbox_depth: Family::default(),
+            mailbox_in_flight: Family::default(),
+            commit_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             oldest_unacked: Family::default(),
             last_contact: Family::default(),
             samr_packages: Family::default(),
@@ -315,6 +321,16 @@ impl Metrics {
         );
         registry.register("deliveries_acknowledged", "Deliveries a partner acknowledged", m.deliveries_acked.clone());
         registry.register("mailbox_depth", "Unacknowledged deliveries waiting per partner", m.mailbox_depth.clone());
+        registry.register(
+            "mailbox_in_flight",
+            "Deliveries handed out and not acknowledged, their lease running, per partner",
+            m.mailbox_in_flight.clone(),
+        );
+        registry.register(
+            "store_commit_group_size",
+            "Submissions committed together in one transaction (1 on PostgreSQL: one per transaction)",
+            m.commit_group_size.clone(),
+        );
         registry.register_with_unit(
             "mailbox_oldest_unacknowledged_age",
             "Age of the oldest unacknowledged delivery per partner (0 when none)",
@@ -401,6 +417,12 @@ impl Metrics {
         }
     }
 
+    /// What the store calls with the size of each group it commits.
+    pub fn group_size_observer(&self) -> std::sync::Arc<dyn Fn(usize) + Send + Sync> {
+        let h = self.commit_group_size.clone();
+        std::sync::Arc::new(move |n| h.observe(n as f64))
+    }
+
     /// Counts a delivery handed to a partner (`attempt` above 1: again).
     pub fn delivered(&self, partner: &str, attempt: u32) {
         let label = PartnerLabel { partner: partner.to_string() };
@@ -421,6 +443,7 @@ impl Metrics {
         for m in &readings.mailboxes {
             let label = PartnerLabel { partner: m.partner.clone() };
             self.mailbox_depth.get_or_create(&label).set(i64::try_from(m.depth).unwrap_or(i64::MAX));
+            self.mailbox_in_flight.get_or_create(&label).set(i64::try_from(m.in_flight).unwrap_or(i64::MAX));
             self.oldest_unacked.get_or_create(&label).set(m.oldest_unacknowledged_secs);
             if let Some(t) = m.last_contact_secs {
                 self.last_contact.get_or_create(&label).set(t);

@@ -100,6 +100,8 @@ pub struct BuiltTls {
     pub config: Arc<ServerConfig>,
     /// The CA bundle and CRLs, as the handshake applies them (uncounted).
     pub verifier: Arc<dyn ClientCertVerifier>,
+    /// Where refused handshakes are counted.
+    pub refusals: TlsRefusals,
 }
 
 /// Builds the server's rustls configuration: TLS 1.2 and 1.3, a client certificate signed by one
@@ -147,13 +149,13 @@ pub fn server_config(material: &TlsMaterial, refusals: TlsRefusals) -> Result<Bu
         builder = builder.enforce_revocation_expiration();
     }
     let verifier = builder.build()?;
-    let counting = Arc::new(CountingVerifier { inner: verifier.clone(), refusals });
+    let counting = Arc::new(CountingVerifier { inner: verifier.clone(), refusals: refusals.clone() });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
         .with_client_cert_verifier(counting)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(BuiltTls { config: Arc::new(config), verifier })
+    Ok(BuiltTls { config: Arc::new(config), verifier, refusals })
 }
 
 /// The word a refusal is counted under.
@@ -267,6 +269,11 @@ impl TlsConfigHandle {
     /// The client verifier in force (CA bundle and CRLs).
     pub fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
         self.0.read().unwrap_or_else(PoisonError::into_inner).verifier.clone()
+    }
+
+    /// Where refused handshakes are counted.
+    pub fn refusals(&self) -> TlsRefusals {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).refusals.clone()
     }
 
     /// Puts `tls` in force for every later handshake (a reload of keys, CAs or CRLs).
@@ -754,7 +761,19 @@ pub fn incoming(
                         }
                         let _ = tx.send(Ok(conn)).await;
                     }
-                    Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                    Ok(Err(e)) => {
+                        // A client without a certificate never reaches the verifier: counted here.
+                        let no_certificate = e
+                            .get_ref()
+                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                            .is_some_and(|r| matches!(r, rustls::Error::NoCertificatesPresented));
+                        if no_certificate {
+                            handle.refusals().refused("no_certificate");
+                            warn!(peer = %peer, reason = "no_certificate", "client presented no certificate in the TLS handshake");
+                        } else {
+                            debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
+                    }
                     Err(_) => debug!(peer = %peer, "TLS handshake timed out (limits.handshake_timeout_secs)"),
                 }
             });

@@ -504,7 +504,8 @@ async fn a_whole_store_copies_with_ids_counts_and_checksums(place: &Place) {
     let source: Arc<dyn Store> = Arc::new(source);
     let target = place.open().await;
     let mut progress = 0u64;
-    let report = store::copy_store(source.as_ref(), target.as_ref(), |_, n| progress = progress.max(n)).await.unwrap();
+    let report =
+        store::copy_store(source.as_ref(), target.as_ref(), |_, n, _| progress = progress.max(n)).await.unwrap();
     assert!(report.verified(), "{report:?}");
     assert!(progress > 0);
     let count = |t: &str| report.tables.iter().find(|c| c.table == t).map(|c| c.target_rows).unwrap();
@@ -531,7 +532,7 @@ async fn a_whole_store_copies_with_ids_counts_and_checksums(place: &Place) {
     let max_copied = next.iter().map(|d| d.delivery_id).max().unwrap();
     assert!(after.iter().any(|d| d.message_id == "AFTER" && d.delivery_id > max_copied), "ids continue after the copy");
     // A second copy into the same target refuses rather than mixing stores.
-    assert!(store::copy_store(source.as_ref(), target.as_ref(), |_, _| {}).await.is_err());
+    assert!(store::copy_store(source.as_ref(), target.as_ref(), |_, _, _| {}).await.is_err());
 }
 
 #[tokio::test]

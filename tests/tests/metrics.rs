@@ -117,6 +117,15 @@ async fn metrics_pass_promtool_and_count_the_load() {
     let d = tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
     jiangsu.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
     drop(stream);
+    // Zhejiang takes its copy and holds it unacknowledged: one in flight.
+    let mut zhejiang = g.client("zhejiang").await;
+    let mut zstream = zhejiang.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
+    let _held = tokio::time::timeout(Duration::from_secs(5), zstream.message()).await.unwrap().unwrap().unwrap();
+    // A client without a certificate is refused in the handshake, and counted.
+    // (With TLS 1.3 the client may finish its side first; its first call then fails.)
+    if let Ok(mut anonymous) = g.client_with(None, &g.ca_pem()).await {
+        assert!(anonymous.submit(SubmitRequest { document: vec![] }).await.is_err(), "no certificate, no call");
+    }
 
     let text = scrape(&g, "text/plain", "text/plain; version=0.0.4").await;
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no sample {series}:\n{text}"));
@@ -132,6 +141,10 @@ async fn metrics_pass_promtool_and_count_the_load() {
     assert!(value(r#"yrdx_mailbox_oldest_unacknowledged_age_seconds{partner="zhejiang"}"#) >= 0.0);
     assert_eq!(value(r#"yrdx_submit_duration_seconds_count{partner="jiangsu"}"#), 3.0);
     assert!(value("yrdx_store_commit_duration_seconds_count") >= 1.0);
+    assert!(value("yrdx_store_commit_group_size_count") >= 1.0, "group sizes observed");
+    assert_eq!(value(r#"yrdx_mailbox_in_flight{partner="zhejiang"}"#), 1.0);
+    assert_eq!(value(r#"yrdx_mailbox_in_flight{partner="jiangsu"}"#), 0.0);
+    assert!(value(r#"yrdx_tls_handshakes_refused_total{reason="no_certificate"}"#) >= 1.0);
     // The shipped calendar ends with 2026-12-31 (midnight after it, Beijing time).
     assert_eq!(value("yrdx_calendar_end_timestamp_seconds"), 1_798_732_800.0);
     assert_eq!(value("yrdx_cases_provisional_due_date"), 0.0);

@@ -251,6 +251,8 @@ pub trait StoreCopy: Send + Sync {
     async fn export_rows(&self, table: &'static str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError>;
     /// Writes rows as they are (ids kept) in one transaction; rows already present are an error.
     async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError>;
+    /// Rows in `table` (one of [`TABLES`]).
+    async fn count_rows(&self, table: &'static str) -> Result<u64, StoreError>;
     /// Makes the store's own id sequences continue after the imported ids.
     async fn after_import(&self) -> Result<(), StoreError>;
 }
@@ -294,14 +296,17 @@ impl CopyReport {
 const PAGE: usize = 500;
 
 /// Copies every table of `from` into `to` (which must hold none of the rows yet), then reads both
-/// back and compares counts and checksums. `progress` is told (table, rows copied so far).
+/// back and compares counts and checksums. `progress` is told (table, rows copied so far, rows
+/// in the source table).
 pub async fn copy_store(
     from: &dyn Store,
     to: &dyn Store,
-    mut progress: impl FnMut(&'static str, u64) + Send,
+    mut progress: impl FnMut(&'static str, u64, u64) + Send,
 ) -> Result<CopyReport, StoreError> {
     let mut report = CopyReport::default();
     for table in TABLES {
+        let total = from.count_rows(table).await?;
+        progress(table, 0, total);
         let mut offset = 0u64;
         let mut source = Sha256::new();
         loop {
@@ -314,7 +319,7 @@ pub async fn copy_store(
                 r.hash_into(&mut source);
             }
             to.import_rows(rows).await?;
-            progress(table, offset);
+            progress(table, offset, total);
         }
         let (target_rows, target) = digest_table(to, table).await?;
         report.tables.push(TableCount {

@@ -48,7 +48,12 @@ pub trait Intake: Send + Sync {
     /// and answers only once it is durable; or reports the one already stored under its key.
     /// Concurrent commits of one key (on any replica) get one [`Committed::New`].
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError>;
+    /// Told the number of submissions of each committed group (metrics).
+    fn observe_groups(&self, observer: GroupObserver);
 }
+
+/// Told the size of each group of submissions a store commits in one transaction.
+pub type GroupObserver = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Receive's and Ack's part of the store: the mailboxes.
 #[async_trait]

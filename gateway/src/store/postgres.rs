@@ -157,6 +157,8 @@ pub struct PostgresStore {
     signals: broadcast::Sender<String>,
     /// Dropped with the last clone of the store: the listener then stops.
     alive: std::sync::Arc<()>,
+    /// Told each commit's group size (always 1: one transaction per submission).
+    groups: std::sync::Arc<std::sync::Mutex<Option<super::GroupObserver>>>,
 }
 
 fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -205,6 +207,7 @@ impl PostgresStore {
             schema,
             signals: broadcast::channel(1024).0,
             alive: std::sync::Arc::new(()),
+            groups: Default::default(),
         };
         store.migrate(&mut client).await?;
         drop(client);
@@ -583,8 +586,19 @@ impl Intake for PostgresStore {
         loop {
             match self.commit_once(&submission).await {
                 Err(e) if retryable(&e) && tries < 3 => tries += 1,
-                other => return other,
+                other => {
+                    if let Some(observe) = self.groups.lock().ok().and_then(|o| o.clone()) {
+                        observe(1);
+                    }
+                    return other;
+                }
             }
+        }
+    }
+
+    fn observe_groups(&self, observer: super::GroupObserver) {
+        if let Ok(mut o) = self.groups.lock() {
+            *o = Some(observer);
         }
     }
 }
@@ -1233,6 +1247,14 @@ impl StoreCopy for PostgresStore {
             r.map_err(pg("import_rows"))?;
         }
         tx.commit().await.map_err(pg("import_rows"))
+    }
+
+    async fn count_rows(&self, table: &'static str) -> Result<u64, StoreError> {
+        if !super::copy::TABLES.contains(&table) {
+            return Err(StoreError::Config(format!("no table {table} to copy")));
+        }
+        let n = self.count("count_rows", &format!("SELECT COUNT(*) FROM {table}"), &[]).await?;
+        Ok(n.max(0) as u64)
     }
 
     async fn after_import(&self) -> Result<(), StoreError> {

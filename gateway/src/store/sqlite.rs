@@ -94,6 +94,8 @@ pub struct SqliteStore {
     /// the writer's fsync. `None` for an in-memory store (a second connection would be another
     /// database).
     reader: Option<Arc<Mutex<Connection>>>,
+    /// Told each group's size (metrics).
+    groups: Arc<Mutex<Option<super::GroupObserver>>>,
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -484,7 +486,12 @@ impl SqliteStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))?;
         }
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), waiting: Arc::new(Mutex::new(Vec::new())), reader: None })
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            waiting: Arc::new(Mutex::new(Vec::new())),
+            reader: None,
+            groups: Arc::new(Mutex::new(None)),
+        })
     }
 
     fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -533,6 +540,9 @@ impl SqliteStore {
         }
         let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
         let submissions: Vec<&Submission> = group.iter().map(|g| &g.submission).collect();
+        if let Some(observe) = self.groups.lock().ok().and_then(|o| o.clone()) {
+            observe(submissions.len());
+        }
         match commit_group(&mut conn, &submissions) {
             Ok(outcomes) => {
                 for (other, outcome) in group.iter().zip(outcomes) {
@@ -829,6 +839,12 @@ impl Intake for SqliteStore {
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
         let this = self.clone();
         blocking("commit", move || this.commit(submission)).await
+    }
+
+    fn observe_groups(&self, observer: super::GroupObserver) {
+        if let Ok(mut o) = self.groups.lock() {
+            *o = Some(observer);
+        }
     }
 }
 
@@ -1148,6 +1164,19 @@ impl StoreCopy for SqliteStore {
     async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         let this = self.clone();
         blocking("import_rows", move || this.import_rows(&rows)).await
+    }
+
+    async fn count_rows(&self, table: &'static str) -> Result<u64, StoreError> {
+        if !super::copy::TABLES.contains(&table) {
+            return Err(StoreError::Config(format!("no table {table} to copy")));
+        }
+        let this = self.clone();
+        blocking("count_rows", move || {
+            let conn = this.reader()?;
+            let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+        .await
     }
 
     async fn after_import(&self) -> Result<(), StoreError> {
