@@ -7,7 +7,7 @@
 //! `ack`, with the partner, message id, record ids and delivery ids as attributes) into
 //! OpenTelemetry spans; `opentelemetry_sdk` batches them on its own thread; `opentelemetry-otlp`
 //! sends them with tonic, the gRPC library the gateway is built on. The W3C trace a caller sent
-//! is continued ([`join_trace`]): the collector shows the gateway's spans under the caller's.
+//! is continued (`trace::join_trace`): the collector shows the gateway's spans under the caller's.
 //! [`Telemetry::shutdown`] sends what is still batched before the process exits.
 
 use crate::config::{LogFormat, TracingConfig};
@@ -110,38 +110,6 @@ impl SpanExport {
         self.provider
             .shutdown_with_timeout(FLUSH_TIMEOUT)
             .map_err(|source| TelemetryError::Flush { endpoint: self.endpoint.clone(), source })
-    }
-}
-
-/// Joins `span` (a call's, just opened) to its trace in OpenTelemetry, and says which trace
-/// that is. A continued trace gets the caller's span as its remote parent, with the caller's
-/// sampled flag. A fresh trace takes the id OpenTelemetry gave the span, so that the log lines
-/// and the collector name the same trace. Without an OpenTelemetry layer (no export
-/// configured), `context` is returned as it came.
-#[cfg(feature = "otlp")]
-pub fn join_trace(span: &tracing::Span, context: crate::trace::TraceContext) -> crate::trace::TraceContext {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    match &context.parent_id {
-        Some(parent) => {
-            // Both were checked as W3C hex when the header was read.
-            if let (Ok(trace_id), Ok(span_id)) = (TraceId::from_hex(&context.trace_id), SpanId::from_hex(parent)) {
-                let flags = if context.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
-                let remote = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
-                // Refused only when no OpenTelemetry layer is installed: nothing to join then.
-                let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
-            }
-            context
-        }
-        None => {
-            let otel = span.context();
-            let given = otel.span().span_context().clone();
-            if given.is_valid() {
-                crate::trace::TraceContext { trace_id: given.trace_id().to_string(), ..context }
-            } else {
-                context
-            }
-        }
     }
 }
 

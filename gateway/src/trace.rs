@@ -93,7 +93,7 @@ pub fn trace_id_of<T>(request: &tonic::Request<T>) -> String {
 }
 
 /// Opens a `call` span (path, trace_id, parent_id) around every call; with the `otlp` feature,
-/// joined to the caller's trace in OpenTelemetry too ([`crate::otlp::join_trace`]).
+/// joined to the caller's trace in OpenTelemetry too ([`join_trace`]).
 #[derive(Debug, Clone, Default)]
 pub struct TraceLayer;
 
@@ -133,7 +133,7 @@ where
             parent_id = context.parent_id.as_deref().unwrap_or(""),
         );
         #[cfg(feature = "otlp")]
-        let context = crate::otlp::join_trace(&span, context);
+        let context = join_trace(&span, context);
         span.record("trace_id", context.trace_id.as_str());
         request.extensions_mut().insert(context);
         // The clone that was made ready is the one called (tower's rule).
@@ -143,6 +143,44 @@ where
         let future = span.in_scope(|| inner.call(request));
         Box::pin(future.instrument(span))
     }
+}
+
+/// Joins `span` (a call's, just opened) to its trace in OpenTelemetry, and says which trace
+/// that is. A continued trace gets the caller's span as its remote parent, with the caller's
+/// sampled flag. A fresh trace takes the id OpenTelemetry gave the span, so that the log lines
+/// and the collector name the same trace. Without an OpenTelemetry layer (no export
+/// configured), `context` is returned as it came.
+#[cfg(feature = "otlp")]
+pub fn join_trace(span: &tracing::Span, context: TraceContext) -> TraceContext {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    match &context.parent_id {
+        Some(parent) => {
+            // Both were checked as W3C hex when the header was read.
+            if let (Ok(trace_id), Ok(span_id)) = (TraceId::from_hex(&context.trace_id), SpanId::from_hex(parent)) {
+                let flags = if context.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+                let remote = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
+                // Refused only when no OpenTelemetry layer is installed: nothing to join then.
+                let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+            }
+            context
+        }
+        None => {
+            let otel = span.context();
+            let given = otel.span().span_context().clone();
+            if given.is_valid() {
+                TraceContext { trace_id: given.trace_id().to_string(), ..context }
+            } else {
+                context
+            }
+        }
+    }
+}
+
+/// Without the `otlp` feature there is no OpenTelemetry trace to join: `context` as it came.
+#[cfg(not(feature = "otlp"))]
+pub fn join_trace(_span: &tracing::Span, context: TraceContext) -> TraceContext {
+    context
 }
 
 #[cfg(test)]
