@@ -590,6 +590,19 @@ async fn every_change_is_in_one_unforked_audit_chain(place: &Place) {
         ["delivery_handed_out", "delivery_handed_out", "delivery_acknowledged", "operator_action"]
     );
     // Each submission knows its entry.
+    // A submission storing a disposal case records the case's event after its own entry.
+    let mut with_case = submission("CASE-1", &[]);
+    with_case.records.push(rec(
+        RecordKind::CaseTransfer,
+        "C-9",
+        r#"{"caseId":"C-9","status":"CASE_STATUS_TRANSFERRED"}"#,
+    ));
+    a.commit(with_case).await.unwrap();
+    let tail = a.audit_entries(entries.len() as u64, 10).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.event.kind()).collect::<Vec<_>>(), ["submission_accepted", "case_event"]);
+    assert!(
+        matches!(&tail[1].event, yrdx_evidence::AuditEvent::CaseEvent { case_id, event } if case_id == "C-9" && event.contains("TRANSFERRED"))
+    );
     let stored = a.stored_submission("320000", "A3").await.unwrap().unwrap();
     let entry = &entries[stored.audit_position.unwrap() as usize];
     assert!(

@@ -72,3 +72,26 @@ pub(crate) fn resend_events(number: &str, operator: &str) -> Vec<AuditEvent> {
         AuditEvent::SamrPackage { package_id: number.to_string(), action: SamrPackageAction::Resent },
     ]
 }
+
+/// What a submission records: its acceptance, then an event for each disposal case it stores
+/// (opened, transferred, or moved on by a feedback), in record order.
+pub(crate) fn submission_events(s: &super::Submission, document_sm3: yrdx_evidence::Sm3Digest) -> Vec<AuditEvent> {
+    let mut events = vec![AuditEvent::SubmissionAccepted {
+        sender: s.sender.clone(),
+        message_id: s.message_id.clone(),
+        document_sm3,
+    }];
+    for r in s.records.iter().filter(|r| r.kind == yrdx_adapters::RecordKind::CaseTransfer) {
+        let status = serde_json::from_str::<serde_json::Value>(&r.canonical)
+            .ok()
+            .and_then(|v| {
+                v.get("status").and_then(|x| x.as_str()).map(|x| x.trim_start_matches("CASE_STATUS_").to_string())
+            })
+            .unwrap_or_default();
+        events.push(AuditEvent::CaseEvent {
+            case_id: r.id.clone(),
+            event: format!("stored by message {} (status {status})", s.message_id),
+        });
+    }
+    events
+}

@@ -406,17 +406,8 @@ impl PostgresStore {
         }
         self.notify(&tx, &s.deliveries).await?;
         let document_sm3 = Sm3Digest::of(&s.document);
-        let position = self
-            .append_audit(
-                &tx,
-                s.received_at_ms,
-                vec![AuditEvent::SubmissionAccepted {
-                    sender: s.sender.clone(),
-                    message_id: s.message_id.clone(),
-                    document_sm3,
-                }],
-            )
-            .await?[0];
+        let position =
+            self.append_audit(&tx, s.received_at_ms, super::audit::submission_events(s, document_sm3)).await?[0];
         tx.execute(
             "UPDATE messages SET audit_position = $3, document_sm3 = $4 WHERE sender = $1 AND message_id = $2",
             &[&s.sender, &s.message_id, &(position as i64), &document_sm3.to_hex()],

@@ -763,15 +763,7 @@ fn insert_deliveries(
 /// Writes one submission's rows inside a transaction (the caller checked it is new).
 fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
     let document_sm3 = Sm3Digest::of(&s.document);
-    let position = append_audit(
-        tx,
-        s.received_at_ms,
-        vec![AuditEvent::SubmissionAccepted {
-            sender: s.sender.clone(),
-            message_id: s.message_id.clone(),
-            document_sm3,
-        }],
-    )?[0];
+    let position = append_audit(tx, s.received_at_ms, super::audit::submission_events(s, document_sm3))?[0];
     tx.prepare_cached(
         "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
