@@ -641,3 +641,45 @@ async fn a_partner_client_trying_without_a_certificate_fails_the_tls_case() {
     assert!(case.findings[0].location.contains("connection 1"), "{:?}", case.findings);
     gateway.stop();
 }
+
+/// A partner's mailbox in real use holds other traffic: the gateway suite must pass with 500
+/// unrelated deliveries waiting for the partner under test, leave them there (they are the
+/// partner's system's to take), and pass again on a second run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_suite_passes_with_500_unrelated_deliveries_waiting() {
+    use yrdx_gateway::store::{LookupKeys, NewDelivery, StoredRecord, Submission};
+    let g = quick_gateway().await;
+    let plan = yrdx_tests::vector_record(yrdx_adapters::Partner::Canonical, "canonical/valid/plan.json");
+    let unrelated: Vec<Submission> = (0..500)
+        .map(|i| {
+            let id = format!("UNRELATED-{i:04}");
+            let doc = yrdx_tests::document(yrdx_adapters::Partner::Jiangsu, "310000", &id, std::slice::from_ref(&plan));
+            Submission {
+                sender: "310000".into(),
+                message_id: id.clone(),
+                digest: format!("unrelated-{i}"),
+                document: doc.clone(),
+                reply: vec![],
+                records: vec![StoredRecord {
+                    kind: yrdx_adapters::RecordKind::Plan,
+                    id: format!("UNRELATED-PLAN-{i}"),
+                    canonical: "{}".into(),
+                    keys: LookupKeys::default(),
+                }],
+                deliveries: vec![NewDelivery { recipient: "320000".into(), message_id: id, document: doc }],
+                samr: vec![],
+                received_at_ms: 1,
+            }
+        })
+        .collect();
+    let store = g.store();
+    assert_eq!(store.bulk_commit(&unrelated).expect("seeded"), 500);
+    for round in 1..=2 {
+        let report = runner::run(&options("gateway", live(&g, "jiangsu", true))).await.expect("suite loads");
+        assert_eq!(report.exit_code(), 0, "round {round}: {:#?}", failures(&report));
+        assert!(report.summary.pass >= 16, "round {round}: {:?}", report.summary);
+        // The unrelated deliveries are still waiting for Jiangsu's own system.
+        assert!(store.depth("320000").expect("depth") >= 500, "round {round}: the suite took what was not its own");
+    }
+    g.stop().await;
+}

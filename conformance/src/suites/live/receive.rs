@@ -2,8 +2,15 @@
 
 use super::*;
 
+/// Deliveries a `receive` step lets the gateway hand it unacknowledged: the most the gateway
+/// allows, so that up to 999 unrelated deliveries waiting in the partner's mailbox do not hide
+/// the one the case waits for.
+const RECEIVE_WINDOW: u32 = 1000;
+
 impl CaseRun<'_> {
     pub(super) async fn receive(&mut self, s: &ReceiveStep) -> Result<(), String> {
+        // The whole window the gateway allows (it caps max_unacked at 1000): the partner's
+        // mailbox may hold other traffic, which the run must see past, never acknowledge.
         let format = self.profile(s.by)?.format;
         let wanted: Vec<(RecordKind, String)> =
             s.records.iter().filter_map(|n| self.records.get(n)).map(|r| (r.kind(), r.id())).collect();
@@ -11,7 +18,7 @@ impl CaseRun<'_> {
         let started = Instant::now();
         let at = format!("step {} Receive", self.step);
         let opened =
-            tokio::time::timeout(self.target.step_timeout, client.receive(ReceiveRequest { max_unacked: 500 })).await;
+            tokio::time::timeout(self.target.step_timeout, client.receive(ReceiveRequest { max_unacked: RECEIVE_WINDOW })).await;
         let Ok(stream) = opened else {
             self.findings.push(Finding::new(
                 "Receive opens the mailbox",
@@ -85,7 +92,7 @@ impl CaseRun<'_> {
                     s.by,
                     "yrdx.v1.Exchange/Receive",
                     "OK",
-                    Payload::view(json!({"max_unacked": 500})),
+                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::view(json!({"deliveries_seen": seen, "matching": 0})),
                     &facts,
                     duration_ms,
@@ -96,7 +103,7 @@ impl CaseRun<'_> {
                     s.by,
                     "yrdx.v1.Exchange/Receive",
                     "OK",
-                    Payload::view(json!({"max_unacked": 500})),
+                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::of(&d.document, None),
                     &facts,
                     duration_ms,
@@ -113,7 +120,7 @@ impl CaseRun<'_> {
                     s.by,
                     "yrdx.v1.Exchange/Receive",
                     "OK",
-                    Payload::view(json!({"max_unacked": 500})),
+                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::view(json!({"deliveries_seen": seen, "matching": 0})),
                     &facts,
                     duration_ms,
@@ -133,7 +140,7 @@ impl CaseRun<'_> {
                     s.by,
                     "yrdx.v1.Exchange/Receive",
                     "OK",
-                    Payload::view(json!({"max_unacked": 500})),
+                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::of(&d.document, got_view),
                     &facts,
                     duration_ms,
