@@ -554,7 +554,11 @@ async fn run(mut a: RunArgs) -> ExitCode {
     };
     say(&format!("yrdx conformance: suite {} against {}", opts.suite, target_name(&a)));
     let progress = crate::progress::ConformanceProgress::on_stderr();
-    let result = runner::run_with_progress(&opts, &progress).await;
+    // Ctrl-C stops the run after writing the partial report (marked interrupted; never a pass).
+    let result = runner::run_until(&opts, &progress, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     progress.finish();
     let report = match result {
         Ok(r) => r,

@@ -608,3 +608,33 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
     assert!(text(&o).contains("5 pass, 0 fail") && text(&o).contains("verdict pass"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Ctrl-C (SIGINT) during a run writes the partial report, marked interrupted: the cases not run
+/// are listed as such and the verdict is `incomplete` (exit 1), never `pass`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_writes_a_partial_report_marked_interrupted() {
+    let g = TestGateway::start_with(|t| t.replace("visibility_timeout_secs = 60", "visibility_timeout_secs = 2")).await;
+    let out = yrdx_tests::temp_dir("conformance-interrupt");
+    let mut cmd = readme_run(&g, "jiangsu", &out);
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("yrdx runs");
+    // Let a few cases run, then interrupt.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("exits")).await.expect("join");
+    assert_eq!(status.code(), Some(1), "an interrupted run is incomplete (exit 1)");
+    let r = report(&out);
+    assert_eq!(r["verdict"], "incomplete", "{}", r["verdict_reason"]);
+    assert!(r["interrupted"].as_str().is_some_and(|s| s.starts_with("interrupted (Ctrl-C)")), "{}", r["interrupted"]);
+    let cases = r["cases"].as_array().expect("cases");
+    let not_run = cases.iter().filter(|c| c["message"] == "not run: the run was interrupted").count();
+    assert!(
+        not_run >= 1 && not_run < cases.len(),
+        "some cases ran, the rest are marked not run ({not_run} of {})",
+        cases.len()
+    );
+    assert!(out.join("report.html").exists() && out.join("junit.xml").exists());
+    g.stop().await;
+}

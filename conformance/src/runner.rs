@@ -346,6 +346,17 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, RunError> {
 
 /// [`run`], telling `progress` about each case.
 pub async fn run_with_progress(opts: &RunOptions, progress: &dyn CaseProgress) -> Result<RunReport, RunError> {
+    run_until(opts, progress, std::future::pending()).await
+}
+
+/// [`run_with_progress`], stopped when `interrupt` completes (Ctrl-C): the case running then is
+/// abandoned, it and every case after it are reported as not run, and the report says it was
+/// interrupted — its verdict is at best `incomplete`, never `pass`.
+pub async fn run_until(
+    opts: &RunOptions,
+    progress: &dyn CaseProgress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<RunReport, RunError> {
     let cases = load_cases(&opts.suites_dir, &opts.suite, &opts.vectors_dir, &opts.catalogue)?;
     let known: BTreeSet<&String> = cases.iter().map(|c| &c.def.id).collect();
     if let Some(stale) = opts.known_failing.iter().find(|k| !known.contains(k)) {
@@ -387,14 +398,26 @@ pub async fn run_with_progress(opts: &RunOptions, progress: &dyn CaseProgress) -
     let started = Instant::now();
     let total = cases.len();
     let mut reports = Vec::new();
+    let mut interrupted = None;
+    tokio::pin!(interrupt);
     for (n, case) in cases.iter().enumerate() {
-        let report = run_one(case, opts, &fill).await;
-        if opts.progress {
-            progress.case_done(n + 1, total, &report);
+        if interrupted.is_none() {
+            tokio::select! {
+                report = run_one(case, opts, &fill) => {
+                    if opts.progress {
+                        progress.case_done(n + 1, total, &report);
+                    }
+                    reports.push(report);
+                    continue;
+                }
+                () = &mut interrupt => {
+                    interrupted = Some(format!("interrupted (Ctrl-C) during case {} of {total}, {}", n + 1, case.def.id));
+                }
+            }
         }
-        reports.push(report);
+        reports.push(not_run(case, opts, "not run: the run was interrupted"));
     }
-    if !reports.iter().any(|r| r.checked() || r.outcome == Outcome::Error) {
+    if interrupted.is_none() && !reports.iter().any(|r| r.checked() || r.outcome == Outcome::Error) {
         return Err(RunError::NothingChecked(nothing_checked(&reports)));
     }
     let mut report = RunReport {
@@ -412,10 +435,34 @@ pub async fn run_with_progress(opts: &RunOptions, progress: &dyn CaseProgress) -
         summary: Default::default(),
         verdict: String::new(),
         verdict_reason: String::new(),
+        interrupted,
         cases: reports,
     };
     report.finish();
     Ok(report)
+}
+
+/// A case that did not run, and why (its outcome `skip`, so a required one keeps the run from
+/// passing).
+fn not_run(case: &LoadedCase, opts: &RunOptions, why: &str) -> CaseReport {
+    let def = &case.def;
+    CaseReport {
+        id: def.id.clone(),
+        title: def.title.clone(),
+        suite: case.suite.clone(),
+        group: case.group.clone(),
+        checks: def.checks.clone(),
+        requirements: def.requirements.clone(),
+        tags: def.tags.clone(),
+        required: def.required,
+        outcome: Outcome::Skip,
+        known_failing: opts.known_failing.contains(&def.id),
+        deselected: false,
+        message: why.to_string(),
+        findings: vec![],
+        evidence: vec![],
+        duration_ms: 0,
+    }
 }
 
 /// What a report calls the target, and the partner acted as.
@@ -458,6 +505,7 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
         summary: Default::default(),
         verdict: String::new(),
         verdict_reason: String::new(),
+        interrupted: None,
         cases: vec![],
     };
     report.finish();

@@ -314,6 +314,10 @@ pub struct RunReport {
     pub verdict: String,
     /// Why the verdict is what it is, in one sentence.
     pub verdict_reason: String,
+    /// Set when the run was stopped before its end (Ctrl-C): how far it got. The cases after it
+    /// are reported as not run; such a run never passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     /// Every case, in run order.
     pub cases: Vec<CaseReport>,
 }
@@ -352,7 +356,7 @@ impl RunReport {
             Verdict::Error
         } else if self.cases.iter().any(CaseReport::fails_run) {
             Verdict::Fail
-        } else if self.cases.iter().any(CaseReport::required_but_not_run) {
+        } else if self.interrupted.is_some() || self.cases.iter().any(CaseReport::required_but_not_run) {
             Verdict::Incomplete
         } else {
             Verdict::Pass
@@ -370,6 +374,11 @@ impl RunReport {
         match v {
             Verdict::Pass => format!("every required case that applies ran and passed ({})", self.summary.pass),
             Verdict::Fail => format!("the system under test failed: {}", ids(&|c: &CaseReport| c.fails_run())),
+            Verdict::Incomplete if self.interrupted.is_some() => format!(
+                "{}: {} case(s) did not run, so the run certifies nothing",
+                self.interrupted.as_deref().unwrap_or("interrupted"),
+                self.cases.iter().filter(|c| c.message == "not run: the run was interrupted").count()
+            ),
             Verdict::Incomplete => {
                 let skipped = self.cases.iter().filter(|c| c.required && c.outcome == Outcome::Skip).count();
                 let left_out = self.summary.required_not_run - skipped;
@@ -454,6 +463,7 @@ mod tests {
             duration_ms: 0,
             summary: Summary::default(),
             verdict: String::new(),
+            interrupted: None,
             verdict_reason: String::new(),
             cases,
         };

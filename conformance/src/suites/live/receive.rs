@@ -17,8 +17,11 @@ impl CaseRun<'_> {
         let (mut client, facts) = self.client(s.by).await?;
         let started = Instant::now();
         let at = format!("step {} Receive", self.step);
-        let opened =
-            tokio::time::timeout(self.target.step_timeout, client.receive(ReceiveRequest { max_unacked: RECEIVE_WINDOW })).await;
+        let opened = tokio::time::timeout(
+            self.target.step_timeout,
+            client.receive(ReceiveRequest { max_unacked: RECEIVE_WINDOW }),
+        )
+        .await;
         let Ok(stream) = opened else {
             self.findings.push(Finding::new(
                 "Receive opens the mailbox",
