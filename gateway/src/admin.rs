@@ -1,7 +1,8 @@
 //! The operators' `yrdx.v1.Admin` service: mailboxes, parked SAMR packages, resend.
 
-use crate::exchange::{store_unavailable, Gateway};
 use crate::identity::{self, Caller};
+use crate::state::Gateway;
+use crate::status::store_unavailable;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use yrdx_adapters::RecordKind;
@@ -85,7 +86,7 @@ impl Admin for AdminService {
         let cases = self.gateway.store.records_of_kind(RecordKind::CaseTransfer).await.map_err(store_unavailable)?;
         let mut provisional_cases = Vec::new();
         for json in cases {
-            let case: DisposalCase = serde_json::from_str(&json).map_err(crate::exchange::internal)?;
+            let case: DisposalCase = serde_json::from_str(&json).map_err(crate::status::internal)?;
             let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
             if case.due_on_provisional && !yrdx_proto::validate::is_final(status) {
                 provisional_cases.push(case.case_id);

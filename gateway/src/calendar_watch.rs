@@ -5,8 +5,8 @@
 //! corrected due date).
 
 use crate::disposal;
-use crate::exchange::Gateway;
 use crate::routing;
+use crate::state::Gateway;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{info, warn};

@@ -2,8 +2,8 @@
 //! scrape (so they are never stale): mailbox depth and age, last contact, SAMR packages by state,
 //! open and overdue cases by stage, provisional due dates, the calendar's end.
 
-use crate::exchange::Gateway;
 use crate::metrics::{MailboxReading, Readings};
+use crate::state::Gateway;
 use crate::store::PackageState;
 use yrdx_adapters::RecordKind;
 use yrdx_proto::v1::{CaseStatus, DisposalCase};

@@ -2,7 +2,7 @@
 //! once; the check runs on a timer by the gateway's clock, and the store's ledger
 //! (`overdue_notices`) makes "once" hold across restarts.
 
-use crate::exchange::Gateway;
+use crate::state::Gateway;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::warn;

@@ -3,8 +3,9 @@
 
 use crate::config::PartnerConfig;
 use crate::disposal;
-use crate::exchange::{internal, store_unavailable, Gateway};
 use crate::identity;
+use crate::state::Gateway;
+use crate::status::{internal, store_unavailable};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Arc;

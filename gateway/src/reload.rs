@@ -6,7 +6,7 @@
 //! certificate the new CAs, CRLs or registry no longer admit: they are closed.
 
 use crate::config::{Config, ConfigError};
-use crate::exchange::Gateway;
+use crate::state::Gateway;
 use crate::transport::{self, BuiltTls, LiveConnections, TlsConfigHandle, TlsMaterial, TransportError};
 use std::path::PathBuf;
 use std::sync::Arc;

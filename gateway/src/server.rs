@@ -2,7 +2,8 @@
 //! service, gRPC health and reflection, and graceful shutdown.
 
 use crate::config::Config;
-use crate::exchange::{ExchangeService, Gateway};
+use crate::exchange::ExchangeService;
+use crate::state::Gateway;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;

@@ -3,8 +3,8 @@
 //! Every function here blocks (it queries the store): the server calls them on the blocking pool.
 
 use crate::console::activity::HourOfSubmissions;
-use crate::exchange::Gateway;
 use crate::identity::{self, Caller};
+use crate::state::Gateway;
 use crate::store::{SamrPackage, StoreError};
 use yrdx_adapters::RecordKind;
 

@@ -1,7 +1,7 @@
 //! The store's one error type, the same whichever backend failed.
 
 /// A storage failure. The source is kept for the operator's log; partners are only told that the
-/// store is unavailable (see `exchange::store_unavailable`).
+/// store is unavailable (see `status::store_unavailable`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or could not be reached (disk full, read-only, connection lost …).
