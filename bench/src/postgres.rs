@@ -4,12 +4,14 @@
 //! the same client count. Skipped (and said so) without a reachable PostgreSQL and pgbench.
 
 use crate::load;
+use crate::load::{BenchClient, DocMaker};
 use crate::scenarios::{mixed_maker, print_targets, run_side, seed_mixed, spec, target, Plan, Settings};
 use crate::servers::{ServerProcess, Side};
-use crate::setup::{Environment, Templates, PARTNERS};
+use crate::setup::{self, Environment, Templates, PARTNERS};
 use crate::stats::{self, RunFigures};
 use serde_json::{json, Value};
 use std::process::Command;
+use std::sync::Arc;
 
 fn postgres_base() -> String {
     std::env::var("YRDX_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
@@ -186,6 +188,18 @@ pub async fn postgres_scenario(env: &Environment, settings: &Settings) -> Result
     open.rate = Some(rate);
     let og = run_replicas(env, "pg2-open", 2, &plan, settings, &open, &templates).await?;
     stats::print_run(&format!("open loop at {rate:.0}/s, postgres, 2 replicas"), &og);
+    // Fan-out across replicas: Jiangsu's risk signals (clients on both replicas), each delivered
+    // to Shanghai and Zhejiang reading from the second replica.
+    let fan_plan = Plan { submitters: vec!["jiangsu"], receivers: vec!["shanghai", "zhejiang"], seed_mixed: false };
+    let t = templates.clone();
+    let make: DocMaker = Arc::new(move |c: &BenchClient, seq: u64| {
+        let r = t.risk_signal(&format!("FX-PGF{}-{seq}", c.index));
+        setup::document(c, format!("PGF-{}-{seq}", c.index), &[r])
+    });
+    let mut fan_settings = settings.clone();
+    fan_settings.clients_per_partner = settings.clients_per_partner * 2;
+    let fan = run_replicas(env, "pgfan", 2, &fan_plan, &fan_settings, &spec(&fan_settings, make), &templates).await?;
+    stats::print_run("fanout, postgres, 2 replicas (Jiangsu → Shanghai and Zhejiang)", &fan);
     let r1 = if ceiling.median > 0.0 { s1.median / ceiling.median } else { 0.0 };
     let r2 = if ceiling.median > 0.0 { s2.median / ceiling.median } else { 0.0 };
     let rss = pg1.iter().chain(&pg2).chain([&og]).map(|f| f.peak_rss_mb).fold(0.0, f64::max);
@@ -208,6 +222,7 @@ pub async fn postgres_scenario(env: &Environment, settings: &Settings) -> Result
         "sqlite": sqlite, "postgres_1": pg1, "postgres_2": pg2,
         "pgbench_tps": bench, "in_flight": in_flight,
         "open_loop": {"rate": rate, "postgres_2": og},
+        "fanout_postgres_2": fan,
         "targets": targets,
     }))
 }
