@@ -139,33 +139,30 @@ impl Gateway {
                         }
                     }
                 }
-                let mut reply = reply;
-                if self.evidence.is_some() {
-                    let stored = self
-                        .store
-                        .stored_submission(&partner.region, &doc.envelope.message_id)
-                        .await
-                        .map_err(store_unavailable)?;
-                    if let Some(stored) = stored {
-                        reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
-                    }
-                }
-                Ok(reply)
+                self.with_stored_receipt(reply, &partner.region, &doc.envelope.message_id).await
             }
             // Another call with the same key committed first.
             Committed::Existing { digest: stored, reply } => {
-                let mut reply = duplicate(&stored, &reply, &digest, &doc.envelope.message_id)?;
-                if let Some(stored) = self
-                    .store
-                    .stored_submission(&partner.region, &doc.envelope.message_id)
-                    .await
-                    .map_err(store_unavailable)?
-                {
-                    reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
-                }
-                Ok(reply)
+                let reply = duplicate(&stored, &reply, &digest, &doc.envelope.message_id)?;
+                self.with_stored_receipt(reply, &partner.region, &doc.envelope.message_id).await
             }
         }
+    }
+
+    /// `reply` with the receipt of the submission just committed (its chain position is known only
+    /// once stored); the store is read again only when this gateway signs receipts.
+    async fn with_stored_receipt(
+        &self,
+        mut reply: SubmitReply,
+        sender: &str,
+        message_id: &str,
+    ) -> Result<SubmitReply, Status> {
+        if self.evidence.is_some() {
+            if let Some(stored) = self.store.stored_submission(sender, message_id).await.map_err(store_unavailable)? {
+                reply.receipt = self.receipt_of(sender, message_id, &stored);
+            }
+        }
+        Ok(reply)
     }
 
     /// The receipt of a stored submission, when this gateway signs receipts (`[evidence]`). A

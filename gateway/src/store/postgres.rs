@@ -140,6 +140,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN document_sm3 TEXT NOT NULL DEFAULT '';",
 ];
 
+/// Advisory-lock key under which SAMR package numbers are taken (gap-free across replicas).
+const NUMBERING_KEY: i64 = 0x7972_6478_0101;
+
 /// Advisory-lock key under which audit entries are appended (one chain across replicas).
 const AUDIT_KEY: i64 = 0x7972_6478_0003;
 
@@ -314,8 +317,8 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error(operation))
     }
 
-    /// Runs `body` in a transaction, again (up to three times) after a deadlock or serialization
-    /// failure between replicas.
+    /// Commits one submission in one transaction (retried by [`Intake::commit`] after a
+    /// deadlock or serialization failure between replicas).
     async fn commit_once(&self, s: &Submission) -> Result<Committed, StoreError> {
         let mut client = self.client("commit").await?;
         let tx = client.transaction().await.map_err(pg("commit"))?;
@@ -901,7 +904,7 @@ impl SamrOutbox for PostgresStore {
         tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("samr_create_package"))?;
         // Numbering is serialised across replicas whoever calls: numbers are never reused and
         // leave no gap.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(LeaderRole::SamrPush.lock_key() + 0x100)])
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(NUMBERING_KEY)])
             .await
             .map_err(pg("samr_create_package"))?;
         let last: i32 = tx
