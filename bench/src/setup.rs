@@ -4,11 +4,11 @@
 use crate::load::{BenchClient, Doc};
 use std::path::{Path, PathBuf};
 use yrdx_adapters::{canonical, Partner, Record};
-use yrdx_gateway::pki::{self, CertificateAuthority};
+use yrdx_pki::{self as pki, CertificateAuthority};
 use yrdx_proto::v1::{Envelope, PlanChannel, PlanParticipant, ProductCategory};
 
 /// The partners of the development PKI: (name, region, format name).
-pub use yrdx_gateway::pki::DEV_PARTNERS as PARTNERS;
+pub use yrdx_pki::DEV_PARTNERS as PARTNERS;
 
 /// A benchmark folder: its CA, configuration and client certificates.
 pub struct Environment {
@@ -67,7 +67,7 @@ impl Environment {
             let format = Partner::from_name(format).ok_or_else(|| format!("{name}: unknown format {format}"))?;
             for _ in 0..per_partner {
                 let cert = self.ca.issue_client(&pki::partner_identity(name), false).map_err(|e| e.to_string())?;
-                let channel = yrdx_gateway::client::channel(&url, &self.ca_pem, Some((cert.cert_pem, cert.key_pem)))
+                let channel = yrdx_pki::client::channel(&url, &self.ca_pem, Some((cert.cert_pem, cert.key_pem)))
                     .await
                     .map_err(|e| format!("{name}: {e}"))?;
                 out.push(BenchClient {

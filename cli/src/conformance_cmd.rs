@@ -447,7 +447,7 @@ async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
 /// The partner-endpoint target: yrdx's gateway for the partner started on `--listen`.
 async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, String> {
     let name = a.acting_as.clone().ok_or("--as is required: the partner whose system is certified")?;
-    let (_, region, format) = yrdx_gateway::pki::DEV_PARTNERS
+    let (_, region, format) = yrdx_pki::DEV_PARTNERS
         .iter()
         .find(|(n, _, _)| *n == name && *n != "shanghai")
         .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang or beijing"))?;

@@ -13,7 +13,7 @@ use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_conformance::simulate::PartnerSimulator;
 use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::config::Config;
-use yrdx_gateway::pki;
+use yrdx_pki as pki;
 use yrdx_gateway::server;
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::*;
@@ -133,7 +133,7 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     std::fs::write(&dev.config, toml).map_err(|e| e.to_string())?;
     let config = Config::load(&dev.config).map_err(|e| e.to_string())?;
     // The demo's story happens in spring 2024: the gateway's clock says so, and due dates follow.
-    let clock = std::sync::Arc::new(yrdx_gateway::clock::ManualClock::running(
+    let clock = std::sync::Arc::new(yrdx_clock::ManualClock::running(
         parse_rfc3339("2024-04-02T09:20:00+08:00").ok_or("bad demo time")?,
     ));
     let running = server::start_with_clock(config, clock).await.map_err(|e| e.to_string())?;

@@ -4,17 +4,20 @@
 
 mod audit_cmd;
 mod conformance_cmd;
+mod demo;
 mod demo_live;
 mod progress;
 mod receipt_cmd;
 mod store_cmd;
+mod translate;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use yrdx_adapters::{DecodeLimits, Partner};
-use yrdx_gateway::translate::{self, TranslateRequest, EXIT_USAGE};
-use yrdx_gateway::validate::validate_document;
+use translate::{TranslateRequest, EXIT_USAGE};
+use validate::validate_document;
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::Timestamp;
 
@@ -249,8 +252,8 @@ fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 fn now() -> Timestamp {
-    use yrdx_gateway::clock::Clock;
-    yrdx_gateway::clock::SystemClock.now()
+    use yrdx_clock::Clock;
+    yrdx_clock::SystemClock.now()
 }
 
 fn generated_message_id(at: &Timestamp) -> String {
@@ -327,7 +330,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Pki { command: PkiCommand::Init { dir, listen, force } } => {
-            let existing = yrdx_gateway::pki::existing_ca(std::path::Path::new(&dir));
+            let existing = yrdx_pki::existing_ca(std::path::Path::new(&dir));
             if !existing.is_empty() && !force {
                 let files: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
                 eprintln!(
@@ -336,7 +339,7 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(1);
             }
-            match yrdx_gateway::pki::init(std::path::Path::new(&dir), &listen) {
+            match yrdx_pki::init(std::path::Path::new(&dir), &listen) {
                 Ok(pki) => {
                     println!("wrote the development PKI and {}", pki.config.display());
                     println!("run: yrdx serve --config {}", pki.config.display());
@@ -349,11 +352,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Pki { command: PkiCommand::Renew { dir } } => {
-            match yrdx_gateway::pki::renew(std::path::Path::new(&dir)) {
+            match yrdx_pki::renew(std::path::Path::new(&dir)) {
                 Ok(names) => {
                     println!(
                         "renewed for {} days: {} (restart the gateway and the partners' clients)",
-                        yrdx_gateway::pki::LEAF_VALIDITY_DAYS,
+                        yrdx_pki::LEAF_VALIDITY_DAYS,
                         names.join(", ")
                     );
                     ExitCode::SUCCESS
@@ -371,7 +374,7 @@ fn main() -> ExitCode {
         Command::Conformance { command } => conformance_cmd::main(*command),
         Command::Demo { state_dir, offline } => {
             let result = if offline {
-                yrdx_gateway::demo::run_offline()
+                demo::run_offline()
             } else {
                 match tokio::runtime::Runtime::new() {
                     Ok(rt) => rt.block_on(demo_live::run(std::path::Path::new(&state_dir))),

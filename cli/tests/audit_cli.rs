@@ -30,7 +30,7 @@ fn verify(config: &std::path::Path) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_verify_and_audit_verify_names_each_tampering() {
     let mut g = TestGateway::start().await;
-    let cert = std::fs::read_to_string(g.dir.join(yrdx_gateway::pki::SIGNING_CERT_FILE)).expect("signing cert");
+    let cert = std::fs::read_to_string(g.dir.join(yrdx_pki::SIGNING_CERT_FILE)).expect("signing cert");
     let key = yrdx_evidence::GatewayPublicKey::from_pem(&cert).expect("certificate");
     let mut shanghai = g.client("shanghai").await;
     let mut docs = Vec::new();
@@ -97,7 +97,7 @@ async fn receipts_verify_and_audit_verify_names_each_tampering() {
         .args(["audit", "verify", "--store"])
         .arg(g.dir.join("yrdx.sqlite"))
         .arg("--cert")
-        .arg(g.dir.join(yrdx_gateway::pki::SIGNING_CERT_FILE))
+        .arg(g.dir.join(yrdx_pki::SIGNING_CERT_FILE))
         .output()
         .expect("yrdx runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));

@@ -462,7 +462,7 @@ async fn the_simulators_run() {
 
     // The SAMR intake simulator, checked by the samr-intake suite.
     let dir = temp_dir("samr");
-    let ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR CA").expect("ca");
+    let ca = yrdx_pki::CertificateAuthority::new("SAMR CA").expect("ca");
     let server = ca.issue_server().expect("server");
     let client = ca.issue_client("urn:yrdx:gateway:310000", false).expect("client");
     for (name, body) in [

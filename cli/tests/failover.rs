@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_pki::CertificateAuthority;
 use yrdx_gateway::store::{Intake, SamrOutbox, StoreCopy};
 use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::{AckRequest, ReceiveRequest, SubmitRequest};
@@ -82,7 +82,7 @@ impl Balancer {
     async fn connect(&self, identity: &(String, String)) -> ExchangeClient<Channel> {
         loop {
             let i = self.next.fetch_add(1, Ordering::SeqCst) % self.urls.len();
-            if let Ok(c) = yrdx_gateway::client::connect(&self.urls[i], &self.ca_pem, Some(identity.clone())).await {
+            if let Ok(c) = yrdx_pki::client::connect(&self.urls[i], &self.ca_pem, Some(identity.clone())).await {
                 return c;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -136,7 +136,7 @@ async fn replicas_fail_over_without_losing_or_repeating_anything() {
     };
     let dir = temp_dir("failover");
     let ca = CertificateAuthority::new("yrdx failover CA").expect("ca");
-    let pki = yrdx_gateway::pki::init_with(&dir, "127.0.0.1:0", &ca).expect("pki");
+    let pki = yrdx_pki::init_with(&dir, "127.0.0.1:0", &ca).expect("pki");
     // SAMR's intake, with its own CA.
     let samr_ca = CertificateAuthority::new("SAMR failover CA").expect("samr ca");
     let server = samr_ca.issue_server().expect("server");
@@ -175,7 +175,7 @@ async fn replicas_fail_over_without_losing_or_repeating_anything() {
     let ca_pem = std::fs::read_to_string(dir.join("pki/ca.pem")).expect("ca pem");
     let ready = |url: String, ca: String, id: (String, String)| async move {
         for _ in 0..200 {
-            if yrdx_gateway::client::connect(&url, &ca, Some(id.clone())).await.is_ok() {
+            if yrdx_pki::client::connect(&url, &ca, Some(id.clone())).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -50,7 +50,7 @@ async fn serve_sends_spans_to_the_collector_and_flushes_them_at_sigterm() {
 
     let pki = dir.join("pki");
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
-    let mut client = yrdx_gateway::client::connect(
+    let mut client = yrdx_pki::client::connect(
         &format!("https://127.0.0.1:{port}"),
         &read("ca.pem"),
         Some((read("shanghai.pem"), read("shanghai.key"))),

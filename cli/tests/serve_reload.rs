@@ -18,7 +18,7 @@ async fn judged(url: &str, pki: &std::path::Path, who: &str) -> tonic::Code {
     let read = |f: String| std::fs::read_to_string(pki.join(f)).expect("pki file");
     let ca = read("ca.pem".into());
     let identity = Some((read(format!("{who}.pem")), read(format!("{who}.key"))));
-    match yrdx_gateway::client::connect(url, &ca, identity).await {
+    match yrdx_pki::client::connect(url, &ca, identity).await {
         Ok(mut c) => match c.submit(SubmitRequest { document: b"{}".to_vec() }).await {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -82,7 +82,7 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
         .await;
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
     let mut jiangsu =
-        yrdx_gateway::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        yrdx_pki::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
             .await
             .expect("connects");
     let mut stream = jiangsu.receive(ReceiveRequest { max_unacked: 1 }).await.expect("receive").into_inner();
@@ -127,9 +127,9 @@ async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
 
     // Jiangsu's certificate revoked: after SIGHUP its open stream is closed, a new connection is
     // refused in the handshake, and both are logged with the certificate's serial.
-    let ca = yrdx_gateway::pki::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca.key")).expect("CA");
+    let ca = yrdx_pki::CertificateAuthority::from_pem(&read("ca.pem"), &read("ca.key")).expect("CA");
     let jiangsu_pem = read("jiangsu.pem");
-    let serial = yrdx_gateway::pki::serial_hex_of_pem(&jiangsu_pem).expect("serial");
+    let serial = yrdx_pki::serial_hex_of_pem(&jiangsu_pem).expect("serial");
     std::fs::write(pki.join("ca.crl"), ca.crl(&[&jiangsu_pem], 24, 1).expect("CRL")).expect("CRL");
     std::fs::write(
         &config,

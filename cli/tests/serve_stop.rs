@@ -62,7 +62,7 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
     let url = format!("https://127.0.0.1:{port}");
     let mut client =
-        yrdx_gateway::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        yrdx_pki::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
             .await
             .expect("connects");
     // A Receive stream left open.
@@ -88,7 +88,7 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
     // A call that never ends: a Submit whose request stream never sends its message. Graceful
     // shutdown would wait for it for ever; the grace period ends the wait.
     let channel =
-        yrdx_gateway::client::channel(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        yrdx_pki::client::channel(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
             .await
             .expect("connects");
     let stuck = tokio::spawn(async move {

@@ -2,6 +2,6 @@
 
 /// Now, as a protobuf timestamp in whole seconds (what every partner's envelope carries).
 pub fn now() -> yrdx_proto::Timestamp {
-    use yrdx_gateway::clock::Clock;
-    yrdx_gateway::clock::whole_seconds(yrdx_gateway::clock::SystemClock.now())
+    use yrdx_clock::Clock;
+    yrdx_clock::whole_seconds(yrdx_clock::SystemClock.now())
 }

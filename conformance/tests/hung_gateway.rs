@@ -12,7 +12,7 @@ use yrdx_conformance::live::{LiveTarget, PartnerProfile};
 use yrdx_conformance::report::Outcome;
 use yrdx_conformance::runner::{self, RunOptions, Target};
 use yrdx_conformance::tls::ClientIdentity;
-use yrdx_gateway::pki::{partner_identity, CertificateAuthority};
+use yrdx_pki::{partner_identity, CertificateAuthority};
 
 /// Listens on a free port; accepts TLS (h2) and reads forever, answering nothing.
 async fn silent_server(ca: &CertificateAuthority) -> String {

@@ -73,7 +73,7 @@ pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate:
         let revised =
             yrdx_adapters::canonical::record_to_value(&yrdx_adapters::Record::CaseTransfer(next.clone())).to_string();
         let changed = next.due_on != case.due_on;
-        let now = crate::clock::whole_seconds(g.clock.now());
+        let now = yrdx_clock::whole_seconds(g.clock.now());
         let deliveries = if changed {
             let day = next.due_on.map(|d| d.to_compact()).unwrap_or_default();
             // At most 40 + 5 + 8 characters: within every partner's 64.

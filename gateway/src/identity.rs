@@ -99,7 +99,7 @@ pub fn partner<'c, T>(request: &tonic::Request<T>, config: &'c Config) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{partner_identity, CertificateAuthority};
+    use yrdx_pki::{partner_identity, CertificateAuthority};
 
     #[test]
     fn reads_the_san_uri_of_an_issued_certificate() {

@@ -226,7 +226,7 @@ impl Gateway {
             deadlines: &self.deadlines,
             // Records the gateway stamps (opened cases, their TRANSFER events) carry whole
             // seconds, which every partner format carries.
-            now: crate::clock::whole_seconds(self.clock.now()),
+            now: yrdx_clock::whole_seconds(self.clock.now()),
         };
         let mut planned = Planned::default();
         // (recipient, message id, envelope sender, records): one document each (split if too many).
@@ -365,7 +365,7 @@ identity = "urn:yrdx:partner:shanghai"
         let config = Arc::new(Config::parse(CONFIG, "test").expect("config"));
         let store = Arc::new(crate::store::SqliteStore::in_memory().expect("store"));
         let clock =
-            Arc::new(crate::clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
+            Arc::new(yrdx_clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
         let (_, shutdown) = watch::channel(false);
         Gateway::new(config, store, Calendar::embedded(), clock, shutdown)
     }

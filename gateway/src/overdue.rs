@@ -15,7 +15,7 @@ const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// its case-transfer format (canonical for Shanghai) under the message id
 /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
 pub async fn check_overdue(g: &Gateway) -> Result<Vec<String>, crate::store::StoreError> {
-    let now = crate::clock::whole_seconds(g.clock.now());
+    let now = yrdx_clock::whole_seconds(g.clock.now());
     let today = yrdx_proto::civil::BeijingTime::of(&now).date;
     let now_ms = g.clock.now_ms();
     let mut notified = Vec::new();

@@ -118,7 +118,7 @@ pub fn gateway_identity(config: &crate::config::Config) -> String {
 pub fn spawn_head_signer(
     store: Arc<dyn Store>,
     evidence: Arc<Evidence>,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn yrdx_clock::Clock>,
     stop: watch::Receiver<bool>,
 ) {
     let s = store.clone();

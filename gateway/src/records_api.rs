@@ -54,7 +54,7 @@ impl RecordsService {
             message_id,
             sender: partner.region.clone(),
             receiver: partner.region.clone(),
-            sent_at: Some(crate::clock::whole_seconds(g.clock.now())),
+            sent_at: Some(yrdx_clock::whole_seconds(g.clock.now())),
         };
         let key = canonical::record_to_value(&record).to_string();
         let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;

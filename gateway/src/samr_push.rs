@@ -4,7 +4,7 @@
 //! failures back off; a package SAMR rejects, or that runs out of attempts, is parked with the
 //! reason for an operator to see and resend — never dropped.
 
-use crate::clock::Clock;
+use yrdx_clock::Clock;
 use crate::config::{Config, SamrConfig};
 use crate::store::{PackageState, Store};
 use http_body_util::{BodyExt, Full};
@@ -245,7 +245,7 @@ impl SamrPusher {
                 Ok((status @ (429 | 503), retry_after, _)) => {
                     let honoured = retry_at_ms(&now, retry_after, attempt, &self.config);
                     // Fault hook (feature `fault-injection`): identity unless a test ignores Retry-After.
-                    let next = self.faults.samr_busy_retry_at(honoured, crate::clock::to_ms(&now));
+                    let next = self.faults.samr_busy_retry_at(honoured, yrdx_clock::to_ms(&now));
                     (PackageState::Pending, next, format!("SAMR busy ({status})"))
                 }
                 Ok((status, _, body)) => (
@@ -359,7 +359,7 @@ pub fn retry_at_ms(now: &yrdx_proto::Timestamp, retry_after: Option<u64>, attemp
             config.retry_base_secs.saturating_mul(1u64 << doublings).min(cap.max(config.retry_base_secs))
         }
     };
-    let exact_ms = crate::clock::to_ms(now);
+    let exact_ms = yrdx_clock::to_ms(now);
     let now_ceil = if now.nanos % 1_000_000 != 0 { exact_ms.saturating_add(1) } else { exact_ms };
     let wait_ms = i64::try_from(wait_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     now_ceil.saturating_add(wait_ms)
@@ -427,7 +427,7 @@ mod tests {
         let now = Timestamp { seconds: 1_710_000_000, nanos: 0 };
         let at = retry_at_ms(&now, Some(u64::MAX), 1, &c);
         assert_eq!(at, 1_710_000_000_000 + 3_600_000, "capped at max_retry_after_secs");
-        assert!(at > crate::clock::to_ms(&now));
+        assert!(at > yrdx_clock::to_ms(&now));
         // Back-off doubles from retry_base_secs and is capped the same way.
         assert_eq!(retry_at_ms(&now, None, 1, &c), 1_710_000_000_000 + 2000);
         assert_eq!(retry_at_ms(&now, None, 3, &c), 1_710_000_000_000 + 8000);

@@ -96,13 +96,13 @@ impl RunningGateway {
 
 /// Binds the configured address and starts serving, on the system clock.
 pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
-    start_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+    start_with_clock(config, Arc::new(yrdx_clock::SystemClock)).await
 }
 
 /// [`start`] with a given clock (tests move it).
 pub async fn start_with_clock(
     config: Config,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn yrdx_clock::Clock>,
 ) -> Result<RunningGateway, ServeError> {
     start_inner(config, clock, crate::faults::Faults::default()).await
 }
@@ -111,7 +111,7 @@ pub async fn start_with_clock(
 #[cfg(feature = "fault-injection")]
 pub async fn start_with_faults(
     config: Config,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn yrdx_clock::Clock>,
     faults: crate::faults::Faults,
 ) -> Result<RunningGateway, ServeError> {
     start_inner(config, clock, faults).await
@@ -119,7 +119,7 @@ pub async fn start_with_faults(
 
 async fn start_inner(
     config: Config,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn yrdx_clock::Clock>,
     faults: crate::faults::Faults,
 ) -> Result<RunningGateway, ServeError> {
     let config = Arc::new(config);

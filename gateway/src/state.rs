@@ -2,7 +2,7 @@
 //! the clock, rate limiters, mailbox wake-ups and last contact. The services and the timers hold
 //! it; what a submission does with it is in `intake.rs`.
 
-use crate::clock::Clock;
+use yrdx_clock::Clock;
 use crate::config::{Config, PartnerConfig};
 use crate::disposal::Deadlines;
 use crate::faults::Faults;

@@ -905,7 +905,7 @@ mod tests {
 
     #[test]
     fn crl_files_are_pem_or_der_and_garbage_names_the_key() {
-        let ca = crate::pki::CertificateAuthority::new("t").unwrap();
+        let ca = yrdx_pki::CertificateAuthority::new("t").unwrap();
         let pem = ca.crl(&[], 24, 1).unwrap();
         let (ders, next) = parse_crls("tls.crls[0]", pem.as_bytes()).unwrap();
         assert_eq!(ders.len(), 1);

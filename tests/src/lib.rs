@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
-use yrdx_gateway::clock::ManualClock;
+use yrdx_clock::ManualClock;
 use yrdx_gateway::config::Config;
-use yrdx_gateway::pki::{self, CertificateAuthority, DevPki};
+use yrdx_pki::{self as pki, CertificateAuthority, DevPki};
 use yrdx_gateway::server::{self, RunningGateway};
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::exchange_client::ExchangeClient;
@@ -100,7 +100,7 @@ impl TestGateway {
 
     /// Writes `cert` as the development certificate `name` (`pki/{name}.pem`, `.key`), so that
     /// [`TestGateway::client`] and friends can use it.
-    pub fn install_cert(&self, name: &str, cert: &yrdx_gateway::pki::IssuedCert) {
+    pub fn install_cert(&self, name: &str, cert: &yrdx_pki::IssuedCert) {
         let (c, k) = self.pki.client_files(name);
         std::fs::write(c, &cert.cert_pem).expect("cert");
         std::fs::write(k, &cert.key_pem).expect("key");
@@ -147,7 +147,7 @@ impl TestGateway {
         let (cert, key) = self.pki.client_files(name);
         let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
         let channel =
-            yrdx_gateway::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
+            yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
         yrdx_proto::v1::admin_client::AdminClient::new(channel)
     }
 
@@ -156,7 +156,7 @@ impl TestGateway {
         let (cert, key) = self.pki.client_files(name);
         let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
         let channel =
-            yrdx_gateway::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
+            yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
         yrdx_proto::v1::records_client::RecordsClient::new(channel)
     }
 
@@ -166,7 +166,7 @@ impl TestGateway {
         identity: Option<(String, String)>,
         ca_pem: &str,
     ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
-        yrdx_gateway::client::connect(&self.url(), ca_pem, identity).await
+        yrdx_pki::client::connect(&self.url(), ca_pem, identity).await
     }
 }
 
@@ -229,7 +229,7 @@ impl TestGateway {
         let (cert, key) = self.pki.client_files(name);
         let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
         let url = format!("https://127.0.0.1:{}", replica.addr.port());
-        yrdx_gateway::client::connect(&url, &self.ca_pem(), Some(identity)).await.expect("connects")
+        yrdx_pki::client::connect(&url, &self.ca_pem(), Some(identity)).await.expect("connects")
     }
 }
 

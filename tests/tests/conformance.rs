@@ -159,7 +159,7 @@ async fn a_target_the_tool_cannot_test_is_a_configuration_error() {
     // Our own --ca rejects the server.
     let mut other_ca = live(&g, "jiangsu", true);
     if let Target::Live(t) = &mut other_ca {
-        t.ca_pem = yrdx_gateway::pki::CertificateAuthority::new("another CA").expect("ca").cert_pem;
+        t.ca_pem = yrdx_pki::CertificateAuthority::new("another CA").expect("ca").cert_pem;
     }
     let e = runner::run(&options("tls", other_ca)).await.expect_err("refused before any case");
     assert!(e.to_string().contains("not accepted by --ca"), "{e}");
@@ -178,7 +178,7 @@ async fn the_tls_suite_passes_and_the_samr_intake_suite_passes() {
     assert_eq!(report.summary.pass, report.cases.len(), "{:?}", report.summary);
     g.stop().await;
 
-    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
     let server = samr_ca.issue_server().expect("server cert");
     let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
     let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
@@ -335,7 +335,7 @@ async fn the_redelivery_case_catches_a_delivery_sent_again() {
 /// A gateway whose SAMR docking pushes to an intake yrdx runs (as `yrdx conformance run --suite
 /// samr-push` does), with `faults` switched on; packages are formed at once and retried after 1 s.
 async fn samr_push_gateway(faults: Faults) -> (TestGateway, std::sync::Arc<SamrIntake>) {
-    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
     let server = samr_ca.issue_server().expect("server cert");
     let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
     let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
@@ -436,7 +436,7 @@ async fn a_gateway_ignoring_retry_after_fails_the_busy_case() {
 
 #[tokio::test]
 async fn the_samr_intake_suite_waits_out_a_busy_intake() {
-    let samr_ca = yrdx_gateway::pki::CertificateAuthority::new("SAMR test CA").expect("ca");
+    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
     let server = samr_ca.issue_server().expect("server cert");
     let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
     let options_busy = IntakeOptions { busy_first: 2, ..IntakeOptions::default() };
@@ -480,9 +480,9 @@ async fn a_gateway_dropping_rejected_packages_fails_the_parking_case() {
 async fn partner_endpoint(
     partner: &str,
 ) -> (yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget, LiveTarget) {
-    let ca = yrdx_gateway::pki::CertificateAuthority::new("partner-endpoint test CA").expect("ca");
+    let ca = yrdx_pki::CertificateAuthority::new("partner-endpoint test CA").expect("ca");
     let server = ca.issue_server().expect("server cert");
-    let client = ca.issue_client(&yrdx_gateway::pki::partner_identity(partner), false).expect("client cert");
+    let client = ca.issue_client(&yrdx_pki::partner_identity(partner), false).expect("client cert");
     let me = PartnerProfile::known(partner, ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem })
         .expect("known partner");
     let gateway = yrdx_conformance::partner_endpoint_suite::PartnerFacingGateway::start(
@@ -616,7 +616,7 @@ async fn a_partner_forging_its_sender_and_reprocessing_a_redelivery_fails() {
 async fn a_partner_client_trying_without_a_certificate_fails_the_tls_case() {
     let (target, partner_side) = partner_endpoint("jiangsu").await;
     // One attempt without a client certificate (then the partner's real calls, with it).
-    let bare = yrdx_gateway::client::connect(&partner_side.url, &partner_side.ca_pem, None).await;
+    let bare = yrdx_pki::client::connect(&partner_side.url, &partner_side.ca_pem, None).await;
     if let Ok(mut c) = bare {
         let _ = c.submit(yrdx_proto::v1::SubmitRequest { document: b"{}".to_vec() }).await;
     }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
 use yrdx_adapters::{Partner, Record};
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_pki::CertificateAuthority;
 use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, PlanChannel, ProductCategory, SubmitRequest};
 use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 

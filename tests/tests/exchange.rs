@@ -7,7 +7,7 @@ use tokio_stream_shim::next_delivery;
 use tonic::Code;
 use tonic_types::StatusExt;
 use yrdx_adapters::{Partner, Record};
-use yrdx_gateway::pki::{partner_identity, CertificateAuthority};
+use yrdx_pki::{partner_identity, CertificateAuthority};
 use yrdx_proto::v1::{AckRequest, PlanChannel, ProductCategory, ReceiveRequest, SubmitRequest};
 use yrdx_tests::{document, vector_record, TestGateway};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrdx_adapters::{Partner, Record};
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_pki::CertificateAuthority;
 use yrdx_proto::v1::*;
 use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tonic::Request;
 use yrdx_adapters::{Partner, Record};
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_gateway::pki::CertificateAuthority;
+use yrdx_pki::CertificateAuthority;
 use yrdx_proto::v1::{AckRequest, PlanChannel, ProductCategory, SubmitRequest};
 use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
 

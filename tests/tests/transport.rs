@@ -239,7 +239,7 @@ async fn renewed_development_certificates_work_and_the_old_ones_still_do() {
     let mut g = TestGateway::start().await;
     let (cert, key) = g.pki.client_files("jiangsu");
     let old = (std::fs::read_to_string(&cert).expect("cert"), std::fs::read_to_string(&key).expect("key"));
-    let renewed = yrdx_gateway::pki::renew(&g.dir).expect("renew");
+    let renewed = yrdx_pki::renew(&g.dir).expect("renew");
     assert!(renewed.iter().any(|n| n == "jiangsu") && renewed.iter().any(|n| n == "server"), "{renewed:?}");
     assert_ne!(std::fs::read_to_string(&cert).expect("cert"), old.0);
     g.restart().await;

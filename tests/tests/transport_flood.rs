@@ -126,7 +126,7 @@ async fn flood_figures() {
     let ca = read("ca.pem");
     let url = format!("https://{addr}");
     let partner = || async {
-        let channel = yrdx_gateway::client::connect(&url, &ca, Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        let channel = yrdx_pki::client::connect(&url, &ca, Some((read("jiangsu.pem"), read("jiangsu.key"))))
             .await
             .expect("partner connects");
         let asked = Instant::now();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use yrdx_adapters::{Partner, Record};
-use yrdx_gateway::pki::{partner_identity, CertificateAuthority};
+use yrdx_pki::{partner_identity, CertificateAuthority};
 use yrdx_proto::v1::{MailboxesRequest, PlanChannel, ProductCategory, ReceiveRequest, ReloadRequest, SubmitRequest};
 use yrdx_tests::{document, vector_record, TestGateway};
 
@@ -117,7 +117,7 @@ async fn a_revoked_certificate_is_refused_and_counted_and_others_accepted() {
     g.edit_config(|t| t.replace("pki/ca.crl\"", "pki/ca.crl.der\""));
     g.reload().await.expect("reload");
     let admin =
-        yrdx_gateway::client::channel(&g.url(), &g.ca_pem(), Some((ops, read(g.pki.client_files("ops").1)))).await;
+        yrdx_pki::client::channel(&g.url(), &g.ca_pem(), Some((ops, read(g.pki.client_files("ops").1)))).await;
     let refused_ops = match admin {
         Err(_) => true,
         Ok(ch) => yrdx_proto::v1::admin_client::AdminClient::new(ch).mailboxes(MailboxesRequest {}).await.is_err(),

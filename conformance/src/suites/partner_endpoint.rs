@@ -611,7 +611,7 @@ impl EndpointRun<'_> {
         if conns.is_empty() {
             return Err("the partner's system has not connected yet (run the documents case first)".into());
         }
-        let want = format!("URI:{}", yrdx_gateway::pki::partner_identity(&self.target.partner));
+        let want = format!("URI:{}", yrdx_pki::partner_identity(&self.target.partner));
         for (n, c) in conns.iter().enumerate() {
             let here = format!("{}: connection {}", self.at("TLS"), n + 1);
             self.evidence.push(Evidence {

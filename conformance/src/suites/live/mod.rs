@@ -41,7 +41,7 @@ pub struct PartnerProfile {
 impl PartnerProfile {
     /// The profile of a known partner (`shanghai`, `jiangsu`, `zhejiang`, `beijing`).
     pub fn known(name: &str, identity: ClientIdentity) -> Option<PartnerProfile> {
-        let (n, region, format) = yrdx_gateway::pki::DEV_PARTNERS.iter().find(|(n, _, _)| *n == name)?;
+        let (n, region, format) = yrdx_pki::DEV_PARTNERS.iter().find(|(n, _, _)| *n == name)?;
         Some(PartnerProfile {
             name: n.to_string(),
             region: region.to_string(),
@@ -102,7 +102,7 @@ pub async fn preflight(t: &LiveTarget) -> Result<(), crate::suites::TargetError>
 
 /// Refuses a certificate whose SAN does not name `partner` (`URI:urn:yrdx:partner:jiangsu`).
 fn check_partner_certificate(flag: &'static str, partner: &PartnerProfile) -> Result<(), crate::suites::TargetError> {
-    let want = format!("URI:{}", yrdx_gateway::pki::partner_identity(&partner.name));
+    let want = format!("URI:{}", yrdx_pki::partner_identity(&partner.name));
     let sans = crate::tls::pem_san(&partner.identity.cert_pem);
     if sans.contains(&want) {
         return Ok(());

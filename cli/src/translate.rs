@@ -5,8 +5,6 @@ use yrdx_adapters::{DecodeLimits, EncodeError, Encoded, Partner, Problem, Record
 use yrdx_proto::v1::Envelope;
 use yrdx_proto::Timestamp;
 
-/// Exit code: translated.
-pub const EXIT_OK: i32 = 0;
 /// Exit code: the input is invalid.
 pub const EXIT_INVALID: i32 = 1;
 /// Exit code: the target cannot take the record.
@@ -54,12 +52,8 @@ fn problem_lines(name: &str, problems: &[Problem]) -> Vec<String> {
     problems.iter().map(|p| format!("{name}: {p}")).collect()
 }
 
-/// Translates the named input documents.
-pub fn translate(req: &TranslateRequest, inputs: &[(String, Vec<u8>)]) -> Result<Encoded, TranslateFailure> {
-    translate_with_progress(req, inputs, &mut || {})
-}
-
-/// [`translate`], calling `decoded` after each input is decoded (the command's progress).
+/// Translates the named input documents, calling `decoded` after each input is decoded (the
+/// command's progress).
 pub fn translate_with_progress(
     req: &TranslateRequest,
     inputs: &[(String, Vec<u8>)],

@@ -8,24 +8,22 @@ use yrdx_adapters::{DecodeLimits, Partner, Record};
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::Envelope;
 
-/// The partners' published examples, shipped with the conformance vectors.
-const EXAMPLES: &[(&str, Partner, &[u8])] = &[
-    (
-        "Jiangsu sampling record",
-        Partner::Jiangsu,
-        include_bytes!("../../conformance/vectors/jiangsu/valid/example-sampling.json"),
-    ),
-    (
-        "Zhejiang inspection report",
-        Partner::Zhejiang,
-        include_bytes!("../../conformance/vectors/zhejiang/valid/example-inspection.xml"),
-    ),
-    (
-        "Beijing online sample",
-        Partner::Beijing,
-        include_bytes!("../../conformance/vectors/beijing/valid/example-sample.json"),
-    ),
+/// The partners' published examples: (title, format, vector), among the conformance vectors
+/// built into the binary.
+const EXAMPLES: &[(&str, Partner, &str)] = &[
+    ("Jiangsu sampling record", Partner::Jiangsu, "vectors/jiangsu/valid/example-sampling.json"),
+    ("Zhejiang inspection report", Partner::Zhejiang, "vectors/zhejiang/valid/example-inspection.xml"),
+    ("Beijing online sample", Partner::Beijing, "vectors/beijing/valid/example-sample.json"),
 ];
+
+/// An embedded conformance file's bytes.
+fn embedded(rel: &str) -> Result<&'static [u8], String> {
+    yrdx_conformance::embedded::files()
+        .iter()
+        .find(|(p, _)| *p == rel)
+        .map(|(_, b)| *b)
+        .ok_or_else(|| format!("the example {rel} is not built into this binary"))
+}
 
 fn summary(r: &Record) -> String {
     match r {
@@ -55,7 +53,8 @@ pub fn run_offline() -> Result<String, String> {
     let sent_at = parse_rfc3339("2024-04-02T09:15:00+08:00").ok_or("bad demo time")?;
     let _ = writeln!(out, "yrdx demo (offline: the gateway server is not built yet)\n");
     let mut joined = Vec::new();
-    for (title, from, bytes) in EXAMPLES {
+    for (title, from, vector) in EXAMPLES {
+        let bytes = embedded(vector)?;
         let doc = from.decode(bytes, &limits).map_err(|e| format!("{title}: {e}"))?;
         let _ = writeln!(out, "{title} — {} bytes from {} ({from} format)", bytes.len(), doc.envelope.sender);
         for r in &doc.records {
