@@ -84,6 +84,15 @@ impl Partner {
         }
     }
 
+    /// Why this format cannot take `record` at all, if it cannot (Beijing takes online-sales
+    /// records only); the gateway then queues nothing for that recipient and warns the sender.
+    pub fn refusal(self, record: &Record) -> Option<EncodeError> {
+        match self {
+            Partner::Beijing => beijing::refusal(record),
+            Partner::Jiangsu | Partner::Zhejiang | Partner::Samr | Partner::Canonical => None,
+        }
+    }
+
     /// Most records in one document of this format.
     pub fn max_records(self) -> usize {
         match self {

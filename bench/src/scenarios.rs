@@ -451,12 +451,7 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
                         p.uscc = format!("{}", i % 10_000);
                     }
                 }
-                StoredRecord {
-                    kind: r.kind(),
-                    id: format!("OLD-{i}"),
-                    canonical: setup::canonical_json(&r),
-                    keys: LookupKeys::of(&r),
-                }
+                StoredRecord { kind: r.kind(), id: format!("OLD-{i}"), keys: LookupKeys::of(&r), record: r }
             })
             .collect();
         batch.push(Submission {

@@ -3,7 +3,7 @@
 
 use crate::load::{BenchClient, Doc};
 use std::path::{Path, PathBuf};
-use yrdx_adapters::{canonical, Partner, Record};
+use yrdx_adapters::{Partner, Record};
 use yrdx_pki::{self as pki, CertificateAuthority};
 use yrdx_proto::v1::{Envelope, PlanChannel, PlanParticipant, ProductCategory};
 
@@ -223,9 +223,4 @@ pub fn document(client: &BenchClient, message_id: String, records: &[Record]) ->
     // The templates are valid records: encoding cannot fail for the formats they are used with.
     let bytes = client.format.encode(&envelope, records, 1).map(|e| e.bytes).unwrap_or_default();
     Doc { bytes, message_id, records: records.len() as u32 }
-}
-
-/// The canonical JSON of a record (for seeding a store directly).
-pub fn canonical_json(r: &Record) -> String {
-    canonical::record_to_value(r).to_string()
 }

@@ -13,8 +13,8 @@ use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_conformance::simulate::PartnerSimulator;
 use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::config::Config;
-use yrdx_pki as pki;
 use yrdx_gateway::server;
+use yrdx_pki as pki;
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::*;
 

@@ -15,9 +15,9 @@ mod validate;
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use yrdx_adapters::{DecodeLimits, Partner};
 use translate::{TranslateRequest, EXIT_USAGE};
 use validate::validate_document;
+use yrdx_adapters::{DecodeLimits, Partner};
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::Timestamp;
 
@@ -351,22 +351,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Pki { command: PkiCommand::Renew { dir } } => {
-            match yrdx_pki::renew(std::path::Path::new(&dir)) {
-                Ok(names) => {
-                    println!(
-                        "renewed for {} days: {} (restart the gateway and the partners' clients)",
-                        yrdx_pki::LEAF_VALIDITY_DAYS,
-                        names.join(", ")
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("yrdx pki renew: {e}");
-                    ExitCode::from(1)
-                }
+        Command::Pki { command: PkiCommand::Renew { dir } } => match yrdx_pki::renew(std::path::Path::new(&dir)) {
+            Ok(names) => {
+                println!(
+                    "renewed for {} days: {} (restart the gateway and the partners' clients)",
+                    yrdx_pki::LEAF_VALIDITY_DAYS,
+                    names.join(", ")
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("yrdx pki renew: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Serve { config } => serve(&config),
         Command::Store { command } => store_cmd::main(command),
         Command::Receipt { command } => receipt_cmd::main(command),

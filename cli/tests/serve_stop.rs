@@ -61,10 +61,9 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
     let pki = dir.join("pki");
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
     let url = format!("https://127.0.0.1:{port}");
-    let mut client =
-        yrdx_pki::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
-            .await
-            .expect("connects");
+    let mut client = yrdx_pki::client::connect(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        .await
+        .expect("connects");
     // A Receive stream left open.
     let mut stream = client.receive(ReceiveRequest { max_unacked: 1 }).await.expect("receive").into_inner();
     // A million-item document is refused by the value bound, not worked on for minutes. The
@@ -87,10 +86,9 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
 
     // A call that never ends: a Submit whose request stream never sends its message. Graceful
     // shutdown would wait for it for ever; the grace period ends the wait.
-    let channel =
-        yrdx_pki::client::channel(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
-            .await
-            .expect("connects");
+    let channel = yrdx_pki::client::channel(&url, &read("ca.pem"), Some((read("jiangsu.pem"), read("jiangsu.key"))))
+        .await
+        .expect("connects");
     let stuck = tokio::spawn(async move {
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|e| tonic::Status::unknown(e.to_string()))?;

@@ -19,7 +19,8 @@ fn seeded(path: &std::path::Path) {
                     kind: yrdx_adapters::RecordKind::Sampling,
                     id: format!("S-{i}"),
                     keys: LookupKeys::from_canonical(&canonical),
-                    canonical,
+                    record: yrdx_adapters::canonical::record_from_json(yrdx_adapters::RecordKind::Sampling, &canonical)
+                        .unwrap(),
                 }],
                 deliveries: vec![NewDelivery {
                     recipient: "310000".into(),

@@ -2,7 +2,6 @@
 //! timeout, deadlines and overdue cases, SAMR retries, calendar alerts) reads the one [`Clock`] it
 //! was started with, so tests can move time end to end.
 
-
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

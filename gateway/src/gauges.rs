@@ -5,8 +5,7 @@
 use crate::metrics::{MailboxReading, Readings};
 use crate::state::Gateway;
 use crate::store::PackageState;
-use yrdx_adapters::RecordKind;
-use yrdx_proto::v1::{CaseStatus, DisposalCase};
+use yrdx_proto::v1::CaseStatus;
 
 /// The stages a case can be open in, by their metric label.
 const STAGES: [CaseStatus; 6] = [
@@ -52,15 +51,13 @@ pub async fn read(g: &Gateway) -> Result<Readings, crate::store::StoreError> {
     let today = yrdx_proto::civil::BeijingTime::of(&now).date;
     let mut open = [0i64; STAGES.len()];
     let mut overdue = [0i64; STAGES.len()];
-    for json in g.store.records_of_kind(RecordKind::CaseTransfer).await? {
-        let case: DisposalCase = serde_json::from_str(&json)
-            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
+    for case in g.store.cases().await? {
         let Some(i) = STAGES.iter().position(|s| *s as i32 == case.status) else { continue };
         open[i] += 1;
         if case.due_on_provisional {
             readings.provisional_due_dates += 1;
         }
-        if crate::disposal::is_overdue(&case, &today) {
+        if crate::workflow::disposal::is_overdue(&case, &today) {
             overdue[i] += 1;
         }
     }

@@ -5,17 +5,17 @@
 
 use crate::config::PartnerConfig;
 use crate::faults::Faults;
-use crate::routing::{self, RecordLookup, RouteError};
 use crate::state::Gateway;
 use crate::status::{internal, invalid_document, store_unavailable};
-use crate::store::{Committed, LookupKeys, NewDelivery, StoredRecord, StoredSubmission, Submission};
+use crate::store::{Committed, NewDelivery, StoredRecord, StoredSubmission, Submission};
+use crate::workflow::{self, RecordLookup, RouteError};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tonic::Status;
 use tracing::warn;
-use yrdx_adapters::{canonical, Document, Record};
+use yrdx_adapters::{canonical, DecodeError, Document, Problem, Record};
 use yrdx_proto::v1::{CheckProblem, CheckReply, Envelope, RecordRef, SubmitReply};
 
 /// Set when the handler of a call is dropped (the caller went away or its deadline passed), so
@@ -35,18 +35,8 @@ fn gone() -> Status {
 impl Gateway {
     /// Decodes, routes, encodes and commits one submission; answers only after the commit. The
     /// bytes whose digest decides "same message" may be given separately when they are not the
-    /// document itself (the Records API wraps what Shanghai
-    /// sent in an envelope stamped with the time of the call).
-    pub(crate) async fn submit_keyed(
-        &self,
-        partner: &PartnerConfig,
-        bytes: Vec<u8>,
-        idempotency_key: Option<&[u8]>,
-    ) -> Result<SubmitReply, Status> {
-        self.submit_cancellable(partner, bytes, idempotency_key, Arc::new(AtomicBool::new(false))).await
-    }
-
-    /// [`Gateway::submit_keyed`], stopping before decoding and before routing when `cancelled`
+    /// document itself (the Records API keys a record by its canonical JSON, whatever time its
+    /// envelope is stamped with). Stops before decoding and before routing when `cancelled`
     /// is set (decoding itself is bounded by the value, element and problem limits). Dropping the
     /// future stops it at its next step; a commit already sent completes or not as a whole.
     pub(crate) async fn submit_cancellable(
@@ -74,6 +64,52 @@ impl Gateway {
         .map_err(internal)?;
         let Some(decoded) = decoded else { return Err(gone()) };
         let doc = decoded.map_err(|e| invalid_document(&e, config.error_details_max_bytes, config.max_problems))?;
+        self.submit_document(partner, doc, bytes, idempotency_key, &cancelled).await
+    }
+
+    /// Submits one canonical record as `partner`'s document (Shanghai's `Records.Submit`): the
+    /// record is checked by the same rules a decoded document's records are (problems at
+    /// `records[0].…`), and stored as the canonical document `bytes` — never encoded and decoded
+    /// again. `idempotency_key` decides "same message" (see [`Gateway::submit_cancellable`]).
+    pub(crate) async fn submit_record(
+        &self,
+        partner: &PartnerConfig,
+        envelope: Envelope,
+        record: Record,
+        idempotency_key: &[u8],
+    ) -> Result<SubmitReply, Status> {
+        let config = self.config();
+        let problems: Vec<Problem> = record
+            .validate()
+            .into_iter()
+            .take(config.max_problems.saturating_add(1))
+            .map(|v| Problem {
+                path: format!("records[0].{}", v.path),
+                record_id: Some(record.id()),
+                message: v.message,
+            })
+            .collect();
+        if !problems.is_empty() {
+            let e = DecodeError::Invalid(problems);
+            return Err(invalid_document(&e, config.error_details_max_bytes, config.max_problems));
+        }
+        let bytes = canonical::encode(&envelope, std::slice::from_ref(&record))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .bytes;
+        let doc = Document { envelope, records: vec![record] };
+        self.submit_document(partner, doc, bytes, Some(idempotency_key), &AtomicBool::new(false)).await
+    }
+
+    /// A decoded document, one direction: the envelope's sender → idempotency → route each record
+    /// → encode per recipient → commit → receipt. `bytes` are what is kept as received.
+    async fn submit_document(
+        &self,
+        partner: &PartnerConfig,
+        doc: Document,
+        bytes: Vec<u8>,
+        idempotency_key: Option<&[u8]>,
+        cancelled: &AtomicBool,
+    ) -> Result<SubmitReply, Status> {
         if cancelled.load(Ordering::Relaxed) {
             return Err(gone());
         }
@@ -100,12 +136,7 @@ impl Gateway {
             warnings,
             receipt: None,
         };
-        let stored = |r: &Record| StoredRecord {
-            kind: r.kind(),
-            id: r.id(),
-            canonical: canonical::record_to_value(r).to_string(),
-            keys: LookupKeys::of(r),
-        };
+        let stored = |r: &Record| StoredRecord::of(r.clone());
         // The gateway's own records (opened or updated cases) come last: they win over the
         // submitted copy.
         let records = doc.records.iter().chain(planned.stored.iter()).map(stored).collect();
@@ -135,7 +166,7 @@ impl Gateway {
                     if let Record::CaseTransfer(c) = record {
                         if c.due_on_provisional {
                             // The operator's alert: extend the calendar to settle it.
-                            warn!(case = %c.case_id, due = %routing::due_text(c), "provisional due date: the working-day calendar does not cover its year");
+                            warn!(case = %c.case_id, due = %workflow::due_text(c), "provisional due date: the working-day calendar does not cover its year");
                         }
                     }
                 }
@@ -220,7 +251,7 @@ impl Gateway {
     async fn plan_deliveries(&self, doc: &Document, sender: &PartnerConfig) -> Result<Planned, Status> {
         let lookup: &dyn RecordLookup = self.store.as_ref();
         let (config, calendar) = (self.config(), self.calendar());
-        let cx = routing::Context {
+        let cx = workflow::Context {
             config: &config,
             calendar: &calendar,
             deadlines: &self.deadlines,
@@ -232,18 +263,17 @@ impl Gateway {
         // (recipient, message id, envelope sender, records): one document each (split if too many).
         let mut groups: Vec<(&PartnerConfig, String, String, Vec<Record>)> = Vec::new();
         let mut refused = Vec::new();
-        let mut batch = routing::Batch::default();
+        let mut batch = workflow::Batch::default();
         for record in &doc.records {
-            let mut route = match routing::route(record, sender, lookup, &mut batch, &cx).await {
+            let mut route = match workflow::route(record, sender, lookup, &mut batch, &cx).await {
                 Ok(r) => r,
                 Err(RouteError::Precondition { record, rule }) => {
                     refused.push(format!("{record}: {rule}"));
                     continue;
                 }
                 Err(RouteError::Store(e)) => return Err(store_unavailable(e)),
-                Err(RouteError::Corrupt(e)) => return Err(internal(e)),
             };
-            for p in routing::deliverable(record, &mut route, &config) {
+            for p in workflow::deliverable(record, &mut route, &config) {
                 match groups.iter_mut().find(|(q, id, ..)| q.name == p.name && *id == doc.envelope.message_id) {
                     Some((.., list)) => list.push(record.clone()),
                     None => groups.push((
@@ -255,8 +285,8 @@ impl Gateway {
                 }
             }
             for (region, notice) in route.notices.drain(..) {
-                let mut single = routing::Route { recipients: vec![region], ..Default::default() };
-                for p in routing::deliverable(&notice, &mut single, &config) {
+                let mut single = workflow::Route { recipients: vec![region], ..Default::default() };
+                for p in workflow::deliverable(&notice, &mut single, &config) {
                     let (id, from) = match &notice {
                         Record::CaseTransfer(c) => (c.case_id.clone(), c.origin_region.clone()),
                         other => (other.id(), doc.envelope.sender.clone()),
@@ -364,8 +394,7 @@ identity = "urn:yrdx:partner:shanghai"
     fn gateway() -> Gateway {
         let config = Arc::new(Config::parse(CONFIG, "test").expect("config"));
         let store = Arc::new(crate::store::SqliteStore::in_memory().expect("store"));
-        let clock =
-            Arc::new(yrdx_clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
+        let clock = Arc::new(yrdx_clock::ManualClock::new(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }));
         let (_, shutdown) = watch::channel(false);
         Gateway::new(config, store, Calendar::embedded(), clock, shutdown)
     }

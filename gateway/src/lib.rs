@@ -1,20 +1,17 @@
 //! # yrdx-gateway
 //!
-//! The exchange server: mutual-TLS identity ([`identity`]), the Exchange
-//! service ([`exchange`]), the durable store ([`store`]), routing ([`routing`]), configuration
-//! ([`config`]), the development PKI ([`pki`]) and the server assembly ([`server`]); plus the
-//! command-line tools [`translate`], [`validate`] and [`demo`].
+//! The exchange server, in the order a submission flows: transport and mutual TLS
+//! ([`transport`], [`identity`]), the services ([`services`]), the submission path (`intake`), the
+//! workflow rules ([`workflow`]), the store ([`store`]), SAMR docking ([`samr`]); with the shared
+//! state ([`state`]), configuration ([`config`]), metrics, traces, the operators' console and the
+//! server assembly ([`server`]). `docs/architecture.md` says where each rule lives.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod calendar_watch;
 pub mod certificate;
 pub mod config;
 pub mod console;
-pub mod disposal;
-pub mod exchange;
 pub mod faults;
 pub mod gauges;
 pub mod identity;
@@ -22,16 +19,15 @@ mod intake;
 pub mod leader;
 pub mod metrics;
 pub mod otlp;
-pub mod overdue;
 pub mod progress;
 pub mod receipts;
-pub mod records_api;
 pub mod reload;
-pub mod routing;
-pub mod samr_push;
+pub mod samr;
 pub mod server;
+pub mod services;
 pub mod state;
 mod status;
 pub mod store;
 pub mod trace;
 pub mod transport;
+pub mod workflow;

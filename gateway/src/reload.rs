@@ -223,7 +223,7 @@ impl Reloader {
         let mut due_dates_resent = Vec::new();
         if calendar_reloaded {
             // Already in force: a failure here is the operator's to see, not a refused reload.
-            match crate::calendar_watch::settle_provisional_due_dates(&self.gateway).await {
+            match crate::workflow::calendar_watch::settle_provisional_due_dates(&self.gateway).await {
                 Ok(settled) => due_dates_resent = settled.resent,
                 Err(e) => warn!(error = %e, "after the reload: settling provisional due dates failed"),
             }

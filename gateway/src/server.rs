@@ -2,7 +2,7 @@
 //! service, gRPC health and reflection, and graceful shutdown.
 
 use crate::config::Config;
-use crate::exchange::ExchangeService;
+use crate::services::exchange::ExchangeService;
 use crate::state::Gateway;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     /// SAMR docking is misconfigured.
     #[error(transparent)]
-    Samr(#[from] crate::samr_push::SamrSetupError),
+    Samr(#[from] crate::samr::SamrSetupError),
     /// The working-day calendar file is unusable.
     #[error(transparent)]
     Calendar(#[from] yrdx_proto::calendar::CalendarError),
@@ -100,10 +100,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
 }
 
 /// [`start`] with a given clock (tests move it).
-pub async fn start_with_clock(
-    config: Config,
-    clock: Arc<dyn yrdx_clock::Clock>,
-) -> Result<RunningGateway, ServeError> {
+pub async fn start_with_clock(config: Config, clock: Arc<dyn yrdx_clock::Clock>) -> Result<RunningGateway, ServeError> {
     start_inner(config, clock, crate::faults::Faults::default()).await
 }
 
@@ -129,8 +126,7 @@ async fn start_inner(
     crate::transport::raise_open_file_limit(config.limits.max_connections);
     let store = crate::store::open(&config.store_location(), &config.postgres.options()).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let pusher =
-        crate::samr_push::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
+    let pusher = crate::samr::SamrPusher::new(&config, store.clone(), clock.clone())?.map(|p| p.with_faults(faults));
     let mut gateway = Gateway::new(config.clone(), store, calendar, clock, shutdown_rx.clone());
     gateway.faults = faults;
     gateway.evidence = crate::receipts::Evidence::load(&config)
@@ -143,10 +139,10 @@ async fn start_inner(
     let live = crate::transport::LiveConnections::new();
     let reloader = crate::reload::Reloader::new(gateway.clone(), tls.clone(), live.clone());
     // Before the first call: provisional due dates the calendar now covers are settled.
-    crate::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
+    crate::workflow::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
         .await
         .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
-    crate::overdue::spawn(gateway.clone(), shutdown_rx.clone());
+    crate::workflow::overdue::spawn(gateway.clone(), shutdown_rx.clone());
     if let Some(evidence) = gateway.evidence.clone() {
         crate::receipts::spawn_head_signer(gateway.store.clone(), evidence, gateway.clock.clone(), shutdown_rx.clone());
     }
@@ -237,14 +233,15 @@ async fn start_inner(
         None => None,
     };
     let max = config.transport_message_limit();
-    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::admin::AdminService::new(
+    let admin = yrdx_proto::v1::admin_server::AdminServer::new(crate::services::admin::AdminService::new(
         gateway.clone(),
         reloader.clone(),
     ));
-    let records =
-        yrdx_proto::v1::records_server::RecordsServer::new(crate::records_api::RecordsService::new(gateway.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+    let records = yrdx_proto::v1::records_server::RecordsServer::new(crate::services::records::RecordsService::new(
+        gateway.clone(),
+    ))
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let exchange = ExchangeServer::new(ExchangeService::new(gateway))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

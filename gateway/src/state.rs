@@ -2,11 +2,10 @@
 //! the clock, rate limiters, mailbox wake-ups and last contact. The services and the timers hold
 //! it; what a submission does with it is in `intake.rs`.
 
-use yrdx_clock::Clock;
 use crate::config::{Config, PartnerConfig};
-use crate::disposal::Deadlines;
 use crate::faults::Faults;
 use crate::store::{NewDelivery, Store};
+use crate::workflow::disposal::Deadlines;
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -15,6 +14,7 @@ use tokio::sync::{watch, Notify};
 use tonic::Status;
 use tracing::warn;
 use yrdx_adapters::Record;
+use yrdx_clock::Clock;
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::Envelope;
 

@@ -10,14 +10,19 @@ use yrdx_adapters::DecodeError;
 /// `UNAVAILABLE`, logged with its source: the store failed. The partner learns that nothing was
 /// stored and that it may retry, never the store's own text.
 pub(crate) fn store_unavailable(e: StoreError) -> Status {
+    if matches!(e, StoreError::Corrupt { .. }) {
+        // A row that does not read back: retrying will not help; the operator must look.
+        return internal(e);
+    }
     warn!(error = %e, source = ?std::error::Error::source(&e), "store unavailable");
     Status::unavailable("the exchange's store is unavailable: nothing was stored; retry later")
 }
 
-/// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request.
+/// `INTERNAL`, logged: a failure of the gateway itself, not of the caller's request. The partner
+/// learns only that; the cause goes to the gateway's log.
 pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     warn!(error = %e, "internal error");
-    Status::internal(format!("gateway error: {e}"))
+    Status::internal("internal gateway error: the cause is in the gateway's log; tell the exchange's operators")
 }
 
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` carrying the first problems by the sender's

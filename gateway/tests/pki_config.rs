@@ -41,4 +41,3 @@ fn init_writes_the_signing_key_and_configures_it() {
     assert!(e.to_string().starts_with("evidence.cert:"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
-

@@ -9,11 +9,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use yrdx_adapters::RecordKind;
+use yrdx_adapters::{EncodeError, Record, RecordKind};
 use yrdx_gateway::store::{
-    self, Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, PackageState, PostgresOptions, PostgresStore,
-    SqliteStore, Store, StoreLocation, StoredRecord, StoredSubmission, Submission,
+    self, Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, PackageNotFormed, PackageState, PostgresOptions,
+    PostgresStore, SqliteStore, Store, StoreLocation, StoredRecord, StoredSubmission, Submission,
 };
+use yrdx_proto::v1::DisposalCase;
 
 /// Where a test's store lives, so that it can be opened again (a restart, a second replica).
 enum Place {
@@ -129,7 +130,8 @@ macro_rules! contract {
 }
 
 fn rec(kind: RecordKind, id: &str, canonical: &str) -> StoredRecord {
-    StoredRecord { kind, id: id.into(), canonical: canonical.into(), keys: LookupKeys::from_canonical(canonical) }
+    let record = yrdx_adapters::canonical::record_from_json(kind, canonical).unwrap();
+    StoredRecord { kind, id: id.into(), keys: LookupKeys::of(&record), record }
 }
 
 fn submission(id: &str, recipients: &[&str]) -> Submission {
@@ -156,7 +158,7 @@ async fn commit_is_idempotent_by_sender_and_message_id(place: &Place) {
     let again = s.commit(submission("M1", &["310000"])).await.unwrap();
     assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
     assert_eq!(s.depth("310000").await.unwrap(), 1, "a duplicate queues nothing");
-    assert_eq!(s.record(RecordKind::Sampling, "S-M1").await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(s.record(RecordKind::Sampling, "S-M1").await.unwrap(), Some(Record::Sampling(Default::default())));
     assert_eq!(
         s.stored_submission("320000", "M1").await.unwrap(),
         Some(StoredSubmission {
@@ -287,9 +289,11 @@ async fn package_numbers_are_gap_free_and_never_reused(place: &Place) {
     assert_eq!(rows.len(), 6);
     assert!(s.samr_outbox().await.unwrap().iter().all(|r| r.kind == RecordKind::RiskSignal));
     // A refused build takes no number.
-    let refused =
-        s.samr_create_package("20261201", "FXBS", &rows[..1], 5, Box::new(|_| Err("no".into()))).await.unwrap();
-    assert_eq!(refused, Err("no".to_string()));
+    let refused = s
+        .samr_create_package("20261201", "FXBS", &rows[..1], 5, Box::new(|_| Err(EncodeError::Batch("no".into()))))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Err(PackageNotFormed::Encode(EncodeError::Batch(ref m))) if m == "no"), "{refused:?}");
     assert_eq!(s.samr_outbox().await.unwrap().len(), 6, "the rows stay in the outbox");
     // Two replicas forming packages at once: numbers 1..=6, each once.
     let other = place.open().await;
@@ -390,17 +394,17 @@ async fn the_workflow_lookups(place: &Place) {
     assert_eq!(s.sampling_count("P", "320000", "S-1", 10).await.unwrap(), 1, "except the record itself");
     assert_eq!(s.sampling_count("P", "320000", "", 1).await.unwrap(), 1, "counted up to at_most");
     assert_eq!(s.sampling_count("P", "310000", "", 10).await.unwrap(), 0);
-    let mut same: Vec<String> = s.samplings_of_product("U1", "B", "M1").await.unwrap();
+    let mut same: Vec<String> =
+        s.samplings_of_product("U1", "B", "M1").await.unwrap().into_iter().map(|r| r.sample_id).collect();
     same.sort();
     assert_eq!(same.len(), 3, "{same:?}");
     assert!(s.samplings_of_product("U1", "B", "M9").await.unwrap().is_empty());
     let held = s.plan_records("P").await.unwrap();
     assert_eq!(held.samplings.len(), 3);
-    assert_eq!(held.inspections, vec![r#"{"reportNo":"R-1","sampleId":"S-1"}"#.to_string()]);
-    assert_eq!(held.cases, vec![r#"{"caseId":"C-1","sampleId":"S-1"}"#.to_string()]);
-    let ids: Vec<String> = s.records_of_kind(RecordKind::Sampling).await.unwrap();
-    assert_eq!(ids.len(), 4);
-    assert!(ids[0].contains("S-1") && ids[3].contains("S-4"), "in id order: {ids:?}");
+    assert_eq!(held.inspections.iter().map(|i| i.report_no.as_str()).collect::<Vec<_>>(), ["R-1"]);
+    assert_eq!(held.cases.iter().map(|c| c.case_id.as_str()).collect::<Vec<_>>(), ["C-1"]);
+    let ids: Vec<String> = s.records_of_kind(RecordKind::Sampling).await.unwrap().iter().map(|r| r.id()).collect();
+    assert_eq!(ids, ["S-1", "S-2", "S-3", "S-4"], "in id order");
     // A record sent again replaces the stored copy (and its lookup values).
     let mut sub = submission("W-2", &[]);
     sub.records = vec![sampling("S-2", "Q", "320000", "M1")];
@@ -426,13 +430,14 @@ contract!(a_case_revision_replaces_only_the_copy_it_read);
 async fn a_case_revision_replaces_only_the_copy_it_read(place: &Place) {
     let s = place.open().await;
     let mut sub = submission("CR-1", &[]);
-    sub.records = vec![rec(RecordKind::CaseTransfer, "C-1", r#"{"v":1}"#)];
+    sub.records = vec![rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","reportNo":"R-1"}"#)];
     s.commit(sub).await.unwrap();
     let notice = NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: vec![] };
-    assert!(!s.commit_case_revision("C-1", r#"{"v":0}"#, r#"{"v":2}"#, vec![notice.clone()], 5).await.unwrap());
+    let case = |report: &str| DisposalCase { case_id: "C-1".into(), report_no: report.into(), ..Default::default() };
+    assert!(!s.commit_case_revision(&case("R-0"), &case("R-2"), vec![notice.clone()], 5).await.unwrap());
     assert_eq!(s.depth("320000").await.unwrap(), 0);
-    assert!(s.commit_case_revision("C-1", r#"{"v":1}"#, r#"{"v":2}"#, vec![notice], 5).await.unwrap());
-    assert_eq!(s.record(RecordKind::CaseTransfer, "C-1").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
+    assert!(s.commit_case_revision(&case("R-1"), &case("R-2"), vec![notice], 5).await.unwrap());
+    assert_eq!(s.case("C-1").await.unwrap(), Some(case("R-2")));
     assert_eq!(s.depth("320000").await.unwrap(), 1);
 }
 

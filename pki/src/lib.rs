@@ -5,7 +5,6 @@
 //! the TLS certificates, has no SM2), and a ready configuration. Test fixtures only — generated at
 //! run time, never committed.
 
-
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

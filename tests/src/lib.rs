@@ -11,8 +11,8 @@ use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
 use yrdx_clock::ManualClock;
 use yrdx_gateway::config::Config;
-use yrdx_pki::{self as pki, CertificateAuthority, DevPki};
 use yrdx_gateway::server::{self, RunningGateway};
+use yrdx_pki::{self as pki, CertificateAuthority, DevPki};
 use yrdx_proto::civil::parse_rfc3339;
 use yrdx_proto::v1::exchange_client::ExchangeClient;
 use yrdx_proto::v1::Envelope;
@@ -146,8 +146,7 @@ impl TestGateway {
     pub async fn admin(&self, name: &str) -> yrdx_proto::v1::admin_client::AdminClient<Channel> {
         let (cert, key) = self.pki.client_files(name);
         let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
-        let channel =
-            yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
+        let channel = yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
         yrdx_proto::v1::admin_client::AdminClient::new(channel)
     }
 
@@ -155,8 +154,7 @@ impl TestGateway {
     pub async fn records(&self, name: &str) -> yrdx_proto::v1::records_client::RecordsClient<Channel> {
         let (cert, key) = self.pki.client_files(name);
         let identity = (std::fs::read_to_string(cert).expect("cert"), std::fs::read_to_string(key).expect("key"));
-        let channel =
-            yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
+        let channel = yrdx_pki::client::channel(&self.url(), &self.ca_pem(), Some(identity)).await.expect("connects");
         yrdx_proto::v1::records_client::RecordsClient::new(channel)
     }
 

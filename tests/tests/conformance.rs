@@ -663,7 +663,7 @@ async fn the_gateway_suite_passes_with_500_unrelated_deliveries_waiting() {
                 records: vec![StoredRecord {
                     kind: yrdx_adapters::RecordKind::Plan,
                     id: format!("UNRELATED-PLAN-{i}"),
-                    canonical: "{}".into(),
+                    record: yrdx_adapters::Record::Plan(Default::default()),
                     keys: LookupKeys::default(),
                 }],
                 deliveries: vec![NewDelivery { recipient: "320000".into(), message_id: id, document: doc }],

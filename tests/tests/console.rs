@@ -270,7 +270,7 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
     submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
     // Jiangsu, responsible for the first case, accepts it: a second stage with its own due date.
-    let accepted_case = yrdx_gateway::disposal::case_id_for("JS-OK-0001");
+    let accepted_case = yrdx_gateway::workflow::case_opening::case_id_for("JS-OK-0001");
     submit("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await;
     let refused =
         g.client("jiangsu").await.submit(SubmitRequest { document: b"{\"not\": \"a document\"}".to_vec() }).await;
@@ -359,7 +359,7 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
         "two nonconforming results, two cases"
     );
     for sample in ["JS-OK-0001", "JS-REJ-0002"] {
-        let case = yrdx_gateway::disposal::case_id_for(sample);
+        let case = yrdx_gateway::workflow::case_opening::case_id_for(sample);
         assert!(dom.contains(&format!("href=\"/cases/{case}\">{case}</a>")), "{case}: {dom}");
     }
     assert!(dom.contains("2025-01-03 <span class=\"provisional\""), "provisional due date marked: {dom}");

@@ -116,8 +116,7 @@ async fn a_revoked_certificate_is_refused_and_counted_and_others_accepted() {
     std::fs::write(g.dir.join("pki/ca.crl.der"), der).expect("CRL written");
     g.edit_config(|t| t.replace("pki/ca.crl\"", "pki/ca.crl.der\""));
     g.reload().await.expect("reload");
-    let admin =
-        yrdx_pki::client::channel(&g.url(), &g.ca_pem(), Some((ops, read(g.pki.client_files("ops").1)))).await;
+    let admin = yrdx_pki::client::channel(&g.url(), &g.ca_pem(), Some((ops, read(g.pki.client_files("ops").1)))).await;
     let refused_ops = match admin {
         Err(_) => true,
         Ok(ch) => yrdx_proto::v1::admin_client::AdminClient::new(ch).mailboxes(MailboxesRequest {}).await.is_err(),

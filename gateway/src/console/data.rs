@@ -6,7 +6,6 @@ use crate::console::activity::HourOfSubmissions;
 use crate::identity::{self, Caller};
 use crate::state::Gateway;
 use crate::store::{SamrPackage, StoreError};
-use yrdx_adapters::RecordKind;
 
 /// Waits for a store call from the blocking pool, where the console's pages are built.
 fn wait<T>(call: impl std::future::Future<Output = T>) -> T {
@@ -16,9 +15,7 @@ use crate::transport::LiveConnections;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::v1::{
-    CaseAction, CaseStatus, Conclusion, DisposalCase, InspectionResult, ProductCategory, SamplingRecord, SpotCheckPlan,
-};
+use yrdx_proto::v1::{CaseAction, CaseStatus, Conclusion, DisposalCase, InspectionResult, ProductCategory};
 use yrdx_proto::Date;
 
 /// Why the console could not read what a page shows.
@@ -33,26 +30,11 @@ pub enum DataError {
         #[source]
         source: StoreError,
     },
-    /// A stored record is not the canonical JSON of its kind.
-    #[error("stored {kind} {id}: not readable: {source}")]
-    Record {
-        /// The record kind (`case_transfer`, `plan` …).
-        kind: String,
-        /// Its id (empty when the stored text did not give one).
-        id: String,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> DataError {
     let what = what.into();
     move |source| DataError::Store { what, source }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(kind: &str, id: &str, json: &str) -> Result<T, DataError> {
-    serde_json::from_str(json).map_err(|source| DataError::Record { kind: kind.into(), id: id.into(), source })
 }
 
 /// A case's status as its protobuf name without the prefix (`TRANSFERRED`).
@@ -341,7 +323,7 @@ impl ConsoleData {
 
     /// The calendar's warning shown as a banner on every page (from 60 days before its last day).
     pub fn banner(&self) -> Option<String> {
-        crate::calendar_watch::year_end_warning(&self.gateway.calendar(), &self.today())
+        crate::workflow::calendar_watch::year_end_warning(&self.gateway.calendar(), &self.today())
     }
 
     /// The overview page.
@@ -378,17 +360,14 @@ impl ConsoleData {
         let store = &self.gateway.store;
         let mut plans: HashMap<String, String> = HashMap::new();
         let mut out = Vec::new();
-        for json in wait(store.records_of_kind(RecordKind::CaseTransfer)).map_err(store_err("disposal cases"))? {
-            let case: DisposalCase = parse("case_transfer", "", &json)?;
+        for case in wait(store.cases()).map_err(store_err("disposal cases"))? {
             let plan = match plans.get(&case.sample_id) {
                 Some(p) => p.clone(),
                 None => {
-                    let plan = match wait(store.record(RecordKind::Sampling, &case.sample_id))
+                    let plan = wait(store.sampling(&case.sample_id))
                         .map_err(store_err(format!("sampling {}", case.sample_id)))?
-                    {
-                        Some(j) => parse::<SamplingRecord>("sampling", &case.sample_id, &j)?.plan_id,
-                        None => String::new(),
-                    };
+                        .map(|s| s.plan_id)
+                        .unwrap_or_default();
                     plans.insert(case.sample_id.clone(), plan.clone());
                     plan
                 }
@@ -408,7 +387,7 @@ impl ConsoleData {
             responsible_region: case.responsible_region.clone(),
             status: status_label(case.status),
             due_on: self.shown(case.due_on.as_ref(), case.due_on_provisional),
-            overdue: crate::disposal::is_overdue(case, today),
+            overdue: crate::workflow::disposal::is_overdue(case, today),
         }
     }
 
@@ -471,25 +450,22 @@ impl ConsoleData {
     /// A case with its timeline, or `None` when no case has this id.
     pub fn case(&self, case_id: &str) -> Result<Option<CaseDetail>, DataError> {
         let store = &self.gateway.store;
-        let Some(json) =
-            wait(store.record(RecordKind::CaseTransfer, case_id)).map_err(store_err(format!("case {case_id}")))?
-        else {
+        let Some(case) = wait(store.case(case_id)).map_err(store_err(format!("case {case_id}")))? else {
             return Ok(None);
         };
-        let case: DisposalCase = parse("case_transfer", case_id, &json)?;
-        let plan = match wait(store.record(RecordKind::Sampling, &case.sample_id)).map_err(store_err("sampling"))? {
-            Some(j) => parse::<SamplingRecord>("sampling", &case.sample_id, &j)?.plan_id,
-            None => String::new(),
-        };
+        let plan = wait(store.sampling(&case.sample_id))
+            .map_err(store_err("sampling"))?
+            .map(|s| s.plan_id)
+            .unwrap_or_default();
         let today = self.today();
         let calendar = self.gateway.calendar();
         let deadlines = self.gateway.deadlines;
-        let current = crate::disposal::stage_opening_event(&case).map(|e| e.event_id.clone());
+        let current = crate::workflow::disposal::stage_opening_event(&case).map(|e| e.event_id.clone());
         let mut status = CaseStatus::Unspecified;
         let mut events = Vec::new();
         for e in &case.events {
             let action = CaseAction::try_from(e.action).unwrap_or(CaseAction::Unspecified);
-            if let Some((_, next)) = crate::disposal::transition(status, action) {
+            if let Some((_, next)) = crate::workflow::disposal::transition(status, action) {
                 status = next;
             }
             let opened = e.at.as_ref().map(|t| BeijingTime::of(t).date);
@@ -500,7 +476,7 @@ impl ConsoleData {
                 self.shown(case.due_on.as_ref(), case.due_on_provisional)
             } else {
                 deadlines.for_status(status).zip(opened).map(|(due, opened)| {
-                    let d = crate::disposal::due_date(&calendar, &opened, due);
+                    let d = crate::workflow::disposal::due_date(&calendar, &opened, due);
                     ShownDueDate { date: d.date.to_string(), provisional: d.provisional }
                 })
             };
@@ -574,20 +550,16 @@ impl ConsoleData {
         let store = &self.gateway.store;
         let today = self.today();
         let mut out = Vec::new();
-        for json in wait(store.records_of_kind(RecordKind::Plan)).map_err(store_err("plans"))? {
-            let plan: SpotCheckPlan = parse("plan", "", &json)?;
+        for plan in wait(store.plans()).map_err(store_err("plans"))? {
             let held =
                 wait(store.plan_records(&plan.plan_id)).map_err(store_err(format!("records of {}", plan.plan_id)))?;
-            let samples: Vec<SamplingRecord> =
-                held.samplings.iter().map(|j| parse("sampling", "", j)).collect::<Result<_, _>>()?;
+            let samples = held.samplings;
             let mut results: HashMap<String, Vec<InspectionResult>> = HashMap::new();
-            for j in &held.inspections {
-                let i: InspectionResult = parse("inspection", "", j)?;
+            for i in held.inspections {
                 results.entry(i.sample_id.clone()).or_default().push(i);
             }
             let mut cases: HashMap<String, Vec<DisposalCase>> = HashMap::new();
-            for j in &held.cases {
-                let c: DisposalCase = parse("case_transfer", "", j)?;
+            for c in held.cases {
                 cases.entry(c.sample_id.clone()).or_default().push(c);
             }
             let mut rows = Vec::new();
@@ -614,7 +586,7 @@ impl ConsoleData {
                             if !yrdx_proto::validate::is_final(status) {
                                 row.open_cases += 1;
                             }
-                            if crate::disposal::is_overdue(c, &today) {
+                            if crate::workflow::disposal::is_overdue(c, &today) {
                                 row.overdue_cases += 1;
                             }
                         }
@@ -652,7 +624,7 @@ impl ConsoleData {
             years: calendar.years().collect(),
             range: range.map(|(a, b)| (a.to_string(), b.to_string())),
             days_left: range.map(|(_, last)| last.to_days() - today.to_days()),
-            warning: crate::calendar_watch::year_end_warning(&calendar, &today),
+            warning: crate::workflow::calendar_watch::year_end_warning(&calendar, &today),
             provisional,
         })
     }

@@ -82,12 +82,13 @@ pub(crate) fn submission_events(s: &super::Submission, document_sm3: yrdx_eviden
         document_sm3,
     }];
     for r in s.records.iter().filter(|r| r.kind == yrdx_adapters::RecordKind::CaseTransfer) {
-        let status = serde_json::from_str::<serde_json::Value>(&r.canonical)
-            .ok()
-            .and_then(|v| {
-                v.get("status").and_then(|x| x.as_str()).map(|x| x.trim_start_matches("CASE_STATUS_").to_string())
-            })
-            .unwrap_or_default();
+        // As the case's JSON names it: no name for the unset status.
+        let status = match &r.record {
+            yrdx_adapters::Record::CaseTransfer(c) if c.status != 0 => yrdx_proto::v1::CaseStatus::try_from(c.status)
+                .map(|x| x.as_str_name().trim_start_matches("CASE_STATUS_").to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         events.push(AuditEvent::CaseEvent {
             case_id: r.id.clone(),
             event: format!("stored by message {} (status {status})", s.message_id),

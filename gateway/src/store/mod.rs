@@ -19,6 +19,7 @@
 //! Both pass the same contract tests (`gateway/tests/store_contract.rs`).
 
 mod audit;
+mod codec;
 mod copy;
 mod error;
 mod postgres;
@@ -30,14 +31,15 @@ pub use error::StoreError;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use types::{
-    Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, OutboxRow, PackageBuilder, PackageState,
-    PendingDelivery, PlanRecords, SamrPackage, StoredRecord, StoredSubmission, Submission,
+    Committed, DeliveryId, LeaderRole, LookupKeys, NewDelivery, OutboxRow, PackageBuilder, PackageNotFormed,
+    PackageState, PendingDelivery, PlanRecords, SamrPackage, StoredRecord, StoredSubmission, Submission,
 };
 
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-use yrdx_adapters::RecordKind;
+use yrdx_adapters::{Record, RecordKind};
+use yrdx_proto::v1::{DisposalCase, InspectionResult, RiskSignal, SamplingRecord, SpotCheckPlan};
 
 /// Submit's part of the store: idempotency and the atomic commit.
 #[async_trait]
@@ -88,17 +90,102 @@ pub trait Mailboxes: Send + Sync {
 /// What the workflow rules and the query services read.
 #[async_trait]
 pub trait WorkflowRecords: Send + Sync {
-    /// The canonical JSON of a stored record.
-    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError>;
-    /// Canonical JSON of every stored record of a kind, in id order.
-    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError>;
+    /// A stored record.
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Every stored record of a kind, in id order.
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<Record>, StoreError>;
     /// Stored sampling records of a plan and region, other than `except`, counted up to
     /// `at_most` (the quota: counting further changes no decision).
     async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError>;
-    /// Canonical JSON of the stored sampling records of one product (mutual recognition).
-    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError>;
+    /// The stored sampling records of one product (mutual recognition).
+    async fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<SamplingRecord>, StoreError>;
     /// A plan's sampling records with their samples' results and cases.
     async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError>;
+
+    /// A stored plan.
+    async fn plan(&self, id: &str) -> Result<Option<SpotCheckPlan>, StoreError> {
+        typed(self.record(RecordKind::Plan, id).await?, id, |r| match r {
+            Record::Plan(p) => Ok(p),
+            other => Err(other),
+        })
+    }
+    /// A stored sampling record.
+    async fn sampling(&self, id: &str) -> Result<Option<SamplingRecord>, StoreError> {
+        typed(self.record(RecordKind::Sampling, id).await?, id, |r| match r {
+            Record::Sampling(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+    /// A stored inspection result.
+    async fn inspection(&self, report_no: &str) -> Result<Option<InspectionResult>, StoreError> {
+        typed(self.record(RecordKind::Inspection, report_no).await?, report_no, |r| match r {
+            Record::Inspection(i) => Ok(i),
+            other => Err(other),
+        })
+    }
+    /// A stored disposal case (the gateway's copy, with its due date and events).
+    async fn case(&self, case_id: &str) -> Result<Option<DisposalCase>, StoreError> {
+        typed(self.record(RecordKind::CaseTransfer, case_id).await?, case_id, |r| match r {
+            Record::CaseTransfer(c) => Ok(c),
+            other => Err(other),
+        })
+    }
+    /// A stored risk signal (its latest revision).
+    async fn risk_signal(&self, id: &str) -> Result<Option<RiskSignal>, StoreError> {
+        typed(self.record(RecordKind::RiskSignal, id).await?, id, |r| match r {
+            Record::RiskSignal(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+    /// Every stored disposal case, in id order.
+    async fn cases(&self) -> Result<Vec<DisposalCase>, StoreError> {
+        self.records_of_kind(RecordKind::CaseTransfer)
+            .await?
+            .into_iter()
+            .map(|r| match r {
+                Record::CaseTransfer(c) => Ok(c),
+                other => Err(StoreError::Corrupt {
+                    what: format!("stored case {}", other.id()),
+                    detail: format!("read back as {}", other.kind()),
+                }),
+            })
+            .collect()
+    }
+    /// Every stored plan, in id order.
+    async fn plans(&self) -> Result<Vec<SpotCheckPlan>, StoreError> {
+        self.records_of_kind(RecordKind::Plan)
+            .await?
+            .into_iter()
+            .map(|r| match r {
+                Record::Plan(p) => Ok(p),
+                other => Err(StoreError::Corrupt {
+                    what: format!("stored plan {}", other.id()),
+                    detail: format!("read back as {}", other.kind()),
+                }),
+            })
+            .collect()
+    }
+}
+
+/// A stored record of the expected variant, or a corrupt store naming it.
+fn typed<T>(
+    record: Option<Record>,
+    id: &str,
+    want: impl FnOnce(Record) -> Result<T, Record>,
+) -> Result<Option<T>, StoreError> {
+    match record.map(want) {
+        None => Ok(None),
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(other)) => Err(StoreError::Corrupt {
+            what: format!("stored record {id}"),
+            detail: format!("read back as {}", other.kind()),
+        }),
+    }
 }
 
 /// The overdue ledger and recomputed due dates.
@@ -119,9 +206,8 @@ pub trait CaseLedger: Send + Sync {
     /// transaction — only if the stored copy is still `expected`. Returns whether it was replaced.
     async fn commit_case_revision(
         &self,
-        case_id: &str,
-        expected: &str,
-        revised: &str,
+        expected: &DisposalCase,
+        revised: &DisposalCase,
         deliveries: Vec<NewDelivery>,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
@@ -142,7 +228,7 @@ pub trait SamrOutbox: Send + Sync {
         rows: &[i64],
         now_ms: i64,
         build: PackageBuilder,
-    ) -> Result<Result<String, String>, StoreError>;
+    ) -> Result<Result<String, PackageNotFormed>, StoreError>;
     /// Pending packages whose next attempt is due, in number order.
     async fn samr_due(&self, now_ms: i64) -> Result<Vec<SamrPackage>, StoreError>;
     /// Parked packages, for operators.

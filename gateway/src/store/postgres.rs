@@ -12,6 +12,7 @@
 //! - Migrations are versioned and run in one transaction under an advisory lock, so replicas
 //!   starting together do not race.
 
+use super::codec;
 use super::copy::{Row, StoreCopy};
 use super::types::*;
 use super::{
@@ -24,8 +25,9 @@ use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tracing::{info, warn};
-use yrdx_adapters::RecordKind;
+use yrdx_adapters::{Record, RecordKind};
 use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
+use yrdx_proto::v1::{DisposalCase, SamplingRecord};
 
 /// Pool size and timeouts of the PostgreSQL backend (`[postgres]` in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,15 +372,16 @@ impl PostgresStore {
                 .await
                 .map_err(pg("commit"))?;
             let kinds: Vec<&'static str> = records.iter().map(|r| r.kind.name()).collect();
+            let texts: Vec<String> = records.iter().map(|r| codec::encode(&r.record)).collect();
             let mut pending = Vec::with_capacity(records.len());
-            for (r, kind) in records.iter().zip(&kinds) {
+            for ((r, kind), text) in records.iter().zip(&kinds).zip(&texts) {
                 let k = &r.keys;
                 let params: [&(dyn ToSql + Sync); 12] = [
                     kind,
                     &r.id,
                     &s.sender,
                     &s.message_id,
-                    &r.canonical,
+                    text,
                     &s.received_at_ms,
                     &k.plan_id,
                     &k.sampling_region,
@@ -398,7 +401,7 @@ impl PostgresStore {
         if !s.samr.is_empty() {
             let kinds: Vec<&str> = s.samr.iter().map(|r| r.kind.name()).collect();
             let ids: Vec<&str> = s.samr.iter().map(|r| r.id.as_str()).collect();
-            let canon: Vec<&str> = s.samr.iter().map(|r| r.canonical.as_str()).collect();
+            let canon: Vec<String> = s.samr.iter().map(|r| codec::encode(&r.record)).collect();
             tx.execute(
                 "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
                  SELECT k, i, c, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(k, i, c, n) ORDER BY n",
@@ -725,22 +728,25 @@ impl Mailboxes for PostgresStore {
 
 #[async_trait]
 impl WorkflowRecords for PostgresStore {
-    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
         let client = self.client("record").await?;
         let stmt = client
             .prepare_cached("SELECT canonical FROM records WHERE kind = $1 AND record_id = $2")
             .await
             .map_err(pg("record"))?;
-        Ok(client.query_opt(&stmt, &[&kind.name(), &id]).await.map_err(pg("record"))?.map(|r| r.get(0)))
+        let text: Option<String> =
+            client.query_opt(&stmt, &[&kind.name(), &id]).await.map_err(pg("record"))?.map(|r| r.get(0));
+        text.map(|t| codec::decode(kind, id, &t)).transpose()
     }
 
-    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "records_of_kind",
-            "SELECT canonical FROM records WHERE kind = $1 ORDER BY record_id COLLATE \"C\"",
-            &[&kind.name()],
-        )
-        .await
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+        let client = self.client("records_of_kind").await?;
+        let stmt = client
+            .prepare_cached("SELECT record_id, canonical FROM records WHERE kind = $1 ORDER BY record_id COLLATE \"C\"")
+            .await
+            .map_err(pg("records_of_kind"))?;
+        let rows = client.query(&stmt, &[&kind.name()]).await.map_err(pg("records_of_kind"))?;
+        rows.iter().map(|r| codec::decode(kind, r.get(0), r.get(1))).collect()
     }
 
     async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
@@ -755,13 +761,19 @@ impl WorkflowRecords for PostgresStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
+    async fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<SamplingRecord>, StoreError> {
+        let texts = self.strings(
             "samplings_of_product",
             "SELECT canonical FROM records WHERE kind = 'sampling' AND producer_uscc = $1 AND brand = $2 AND model = $3",
             &[&uscc, &brand, &model],
         )
-        .await
+        .await?;
+        texts.iter().map(|t| codec::sampling(t)).collect()
     }
 
     async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
@@ -777,7 +789,7 @@ impl WorkflowRecords for PostgresStore {
             )
             .await
             .map_err(pg("plan_records"))?;
-        let mut out = PlanRecords::default();
+        let mut out = RawPlanRecords::default();
         for r in client.query(&stmt, &[&plan_id]).await.map_err(pg("plan_records"))? {
             let json: String = r.get(1);
             match r.get::<_, i32>(0) {
@@ -786,7 +798,7 @@ impl WorkflowRecords for PostgresStore {
                 _ => out.cases.push(json),
             }
         }
-        Ok(out)
+        codec::plan_records(out)
     }
 }
 
@@ -833,12 +845,13 @@ impl CaseLedger for PostgresStore {
 
     async fn commit_case_revision(
         &self,
-        case_id: &str,
-        expected: &str,
-        revised: &str,
+        expected: &DisposalCase,
+        revised: &DisposalCase,
         deliveries: Vec<NewDelivery>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        let (case_id, expected, revised) =
+            (expected.case_id.as_str(), codec::encode_case(expected), codec::encode_case(revised));
         let mut client = self.client("commit_case_revision").await?;
         let tx = client.transaction().await.map_err(pg("commit_case_revision"))?;
         tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit_case_revision"))?;
@@ -886,7 +899,9 @@ impl SamrOutbox for PostgresStore {
                     what: format!("samr_outbox.kind of row {seq}"),
                     detail: kind,
                 })?;
-                Ok(OutboxRow { seq, kind, record_id: r.get(2), canonical: r.get(3), created_at_ms: r.get(4) })
+                let record_id: String = r.get(2);
+                let record = codec::decode(kind, &record_id, r.get(3))?;
+                Ok(OutboxRow { seq, kind, record_id, record, created_at_ms: r.get(4) })
             })
             .collect()
     }
@@ -898,7 +913,7 @@ impl SamrOutbox for PostgresStore {
         rows: &[i64],
         now_ms: i64,
         build: PackageBuilder,
-    ) -> Result<Result<String, String>, StoreError> {
+    ) -> Result<Result<String, PackageNotFormed>, StoreError> {
         let mut client = self.client("samr_create_package").await?;
         let tx = client.transaction().await.map_err(pg("samr_create_package"))?;
         tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("samr_create_package"))?;
@@ -917,7 +932,7 @@ impl SamrOutbox for PostgresStore {
             Ok(b) => b,
             Err(e) => {
                 tx.rollback().await.map_err(pg("samr_create_package"))?;
-                return Ok(Err(e));
+                return Ok(Err(e.into()));
             }
         };
         tx.execute(
@@ -934,11 +949,7 @@ impl SamrOutbox for PostgresStore {
         if marked as usize != rows.len() {
             // Another replica packaged some of these rows meanwhile: form the package again.
             tx.rollback().await.map_err(pg("samr_create_package"))?;
-            return Ok(Err(format!(
-                "{} of {} outbox rows were packaged meanwhile",
-                rows.len() - marked as usize,
-                rows.len()
-            )));
+            return Ok(Err(PackageNotFormed::RowsTaken { taken: rows.len() - marked as usize, of: rows.len() }));
         }
         self.append_audit(
             &tx,

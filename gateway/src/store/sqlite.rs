@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use yrdx_adapters::RecordKind;
+use yrdx_adapters::{Record, RecordKind};
 use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
+use yrdx_proto::v1::{DisposalCase, SamplingRecord};
 
 impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except`, counted up to
@@ -34,6 +35,10 @@ impl SqliteStore {
     /// The plan's sampling records with their samples' results and cases, in one query (a plan
     /// summary used to cost a query per sample).
     pub fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
+        super::codec::plan_records(self.plan_rows(plan_id)?)
+    }
+
+    fn plan_rows(&self, plan_id: &str) -> Result<RawPlanRecords, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "WITH s AS (SELECT record_id, canonical FROM records
@@ -46,7 +51,7 @@ impl SqliteStore {
              SELECT 2, r.canonical FROM s CROSS JOIN records r
                ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id",
         )?;
-        let mut out = PlanRecords::default();
+        let mut out = RawPlanRecords::default();
         let rows = stmt.query_map(params![plan_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (what, json) = row?;
@@ -68,8 +73,13 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Canonical JSON of stored sampling records of one product (mutual recognition).
-    pub fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
+    /// Stored sampling records of one product (mutual recognition).
+    pub fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<SamplingRecord>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT canonical FROM records WHERE kind = 'sampling'
@@ -77,8 +87,8 @@ impl SqliteStore {
              AND COALESCE(json_extract(canonical, '$.product.brand'), '') = ?2
              AND COALESCE(json_extract(canonical, '$.product.model'), '') = ?3",
         )?;
-        let rows = stmt.query_map(params![uscc, brand, model], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map(params![uscc, brand, model], |r| r.get::<_, String>(0))?;
+        rows.map(|t| super::codec::sampling(&t?)).collect()
     }
 }
 
@@ -183,12 +193,17 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 impl SqliteStore {
-    /// Canonical JSON of every stored record of a kind, in id order.
-    pub fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+    /// Every stored record of a kind, in id order.
+    pub fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached("SELECT canonical FROM records WHERE kind = ?1 ORDER BY record_id")?;
-        let rows = stmt.query_map(params![kind.name()], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt =
+            conn.prepare_cached("SELECT record_id, canonical FROM records WHERE kind = ?1 ORDER BY record_id")?;
+        let rows = stmt.query_map(params![kind.name()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (id, text) = row?;
+            super::codec::decode(kind, &id, &text)
+        })
+        .collect()
     }
 
     /// When the oldest unacknowledged delivery of a mailbox was queued (ms since the epoch).
@@ -241,12 +256,13 @@ impl SqliteStore {
     /// between wins; the next pass looks again). Returns whether it was replaced.
     pub fn commit_case_revision(
         &self,
-        case_id: &str,
-        expected: &str,
-        revised: &str,
+        expected: &DisposalCase,
+        revised: &DisposalCase,
         deliveries: &[NewDelivery],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        let (case_id, expected, revised) =
+            (expected.case_id.as_str(), super::codec::encode_case(expected), super::codec::encode_case(revised));
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let updated = tx
@@ -274,14 +290,16 @@ impl SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, record_id, canonical, created_at_ms FROM samr_outbox WHERE package IS NULL ORDER BY seq",
         )?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get(4)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, kind, record_id, canonical, created_at_ms) = row?;
             let kind = RecordKind::from_name(&kind)
                 .ok_or_else(|| StoreError::Corrupt { what: format!("samr_outbox.kind of row {seq}"), detail: kind })?;
-            out.push(OutboxRow { seq, kind, record_id, canonical, created_at_ms });
+            let record = super::codec::decode(kind, &record_id, &canonical)?;
+            out.push(OutboxRow { seq, kind, record_id, record, created_at_ms });
         }
         Ok(out)
     }
@@ -296,7 +314,7 @@ impl SqliteStore {
         rows: &[i64],
         now_ms: i64,
         build: PackageBuilder,
-    ) -> Result<Result<String, String>, StoreError> {
+    ) -> Result<Result<String, PackageNotFormed>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: i64 = tx
@@ -305,7 +323,7 @@ impl SqliteStore {
         let sequence = (last + 1) as u32;
         let (number, bytes) = match build(sequence) {
             Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(e.into())),
         };
         tx.prepare_cached("INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)")?.execute(params![number, day, sequence, package_type, bytes, now_ms])?;
         for seq in rows {
@@ -560,14 +578,14 @@ impl SqliteStore {
         slot.take_result().unwrap_or(Err(StoreError::GroupCommit("the submission was not committed".into())))
     }
 
-    /// The canonical JSON of a record.
-    pub fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
+    /// A stored record.
+    pub fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
         let conn = self.reader()?;
-        let found = conn
+        let found: Option<String> = conn
             .prepare_cached("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2")?
             .query_row(params![kind.name(), id], |r| r.get(0))
-            .optional();
-        Ok(found?)
+            .optional()?;
+        found.map(|text| super::codec::decode(kind, id, &text)).transpose()
     }
 
     /// Leases deliveries (see [`Mailboxes::take`]).
@@ -788,14 +806,14 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
              ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
              canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms",
         )?
-        .execute(params![r.kind.name(), r.id, s.sender, s.message_id, r.canonical, s.received_at_ms])?;
+        .execute(params![r.kind.name(), r.id, s.sender, s.message_id, super::codec::encode(&r.record), s.received_at_ms])?;
     }
     insert_deliveries(tx, &s.deliveries, s.received_at_ms)?;
     for r in &s.samr {
         tx.prepare_cached(
             "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![r.kind.name(), r.id, r.canonical, s.received_at_ms])?;
+        .execute(params![r.kind.name(), r.id, super::codec::encode(&r.record), s.received_at_ms])?;
     }
     Ok(())
 }
@@ -885,12 +903,12 @@ impl Mailboxes for SqliteStore {
 
 #[async_trait]
 impl WorkflowRecords for SqliteStore {
-    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError> {
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
         let (this, id) = (self.clone(), id.to_string());
         blocking("record", move || this.record(kind, &id)).await
     }
 
-    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+    async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
         let this = self.clone();
         blocking("records_of_kind", move || this.records_of_kind(kind)).await
     }
@@ -901,7 +919,12 @@ impl WorkflowRecords for SqliteStore {
         blocking("sampling_count", move || this.sampling_count(&plan_id, &region, &except, at_most)).await
     }
 
-    async fn samplings_of_product(&self, uscc: &str, brand: &str, model: &str) -> Result<Vec<String>, StoreError> {
+    async fn samplings_of_product(
+        &self,
+        uscc: &str,
+        brand: &str,
+        model: &str,
+    ) -> Result<Vec<SamplingRecord>, StoreError> {
         let (this, uscc, brand, model) = (self.clone(), uscc.to_string(), brand.to_string(), model.to_string());
         blocking("samplings_of_product", move || this.samplings_of_product(&uscc, &brand, &model)).await
     }
@@ -933,18 +956,14 @@ impl CaseLedger for SqliteStore {
 
     async fn commit_case_revision(
         &self,
-        case_id: &str,
-        expected: &str,
-        revised: &str,
+        expected: &DisposalCase,
+        revised: &DisposalCase,
         deliveries: Vec<NewDelivery>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let (this, case_id, expected, revised) =
-            (self.clone(), case_id.to_string(), expected.to_string(), revised.to_string());
-        blocking("commit_case_revision", move || {
-            this.commit_case_revision(&case_id, &expected, &revised, &deliveries, now_ms)
-        })
-        .await
+        let (this, expected, revised) = (self.clone(), expected.clone(), revised.clone());
+        blocking("commit_case_revision", move || this.commit_case_revision(&expected, &revised, &deliveries, now_ms))
+            .await
     }
 }
 
@@ -962,7 +981,7 @@ impl SamrOutbox for SqliteStore {
         rows: &[i64],
         now_ms: i64,
         build: PackageBuilder,
-    ) -> Result<Result<String, String>, StoreError> {
+    ) -> Result<Result<String, PackageNotFormed>, StoreError> {
         let (this, day, package_type, rows) = (self.clone(), day.to_string(), package_type.to_string(), rows.to_vec());
         blocking("samr_create_package", move || this.samr_create_package(&day, &package_type, &rows, now_ms, build))
             .await
@@ -1287,9 +1306,9 @@ mod tests {
         ];
         assert_eq!(store.commit(s).unwrap(), Committed::New);
         let got = store.plan_records("P").unwrap();
-        assert_eq!(got.samplings, vec![r#"{"sampleId":"S-1","planId":"P"}"#.to_string()]);
-        assert_eq!(got.inspections, vec![r#"{"reportNo":"R-1","sampleId":"S-1"}"#.to_string()]);
-        assert_eq!(got.cases, vec![r#"{"caseId":"C-1","sampleId":"S-1"}"#.to_string()]);
+        assert_eq!(got.samplings.iter().map(|s| s.sample_id.as_str()).collect::<Vec<_>>(), ["S-1"]);
+        assert_eq!(got.inspections.iter().map(|i| i.report_no.as_str()).collect::<Vec<_>>(), ["R-1"]);
+        assert_eq!(got.cases.iter().map(|c| c.case_id.as_str()).collect::<Vec<_>>(), ["C-1"]);
         assert_eq!(store.plan_records("none").unwrap(), PlanRecords::default());
     }
 
@@ -1297,17 +1316,17 @@ mod tests {
     fn a_case_revision_replaces_only_the_copy_it_read() {
         let store = SqliteStore::in_memory().unwrap();
         let mut s = submission("M-1", &[]);
-        s.records = vec![rec(RecordKind::CaseTransfer, "C-1", "{\"v\":1}")];
+        s.records = vec![rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","reportNo":"R-1"}"#)];
         store.commit(s).unwrap();
+        let case =
+            |report: &str| DisposalCase { case_id: "C-1".into(), report_no: report.into(), ..Default::default() };
         let notice =
             NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
         // Another copy was stored meanwhile: nothing changes, nothing is queued.
-        assert!(!store
-            .commit_case_revision("C-1", "{\"v\":0}", "{\"v\":2}", std::slice::from_ref(&notice), 5)
-            .unwrap());
+        assert!(!store.commit_case_revision(&case("R-0"), &case("R-2"), std::slice::from_ref(&notice), 5).unwrap());
         assert_eq!(store.depth("320000").unwrap(), 0);
-        assert!(store.commit_case_revision("C-1", "{\"v\":1}", "{\"v\":2}", &[notice], 5).unwrap());
-        assert_eq!(store.record(RecordKind::CaseTransfer, "C-1").unwrap().as_deref(), Some("{\"v\":2}"));
+        assert!(store.commit_case_revision(&case("R-1"), &case("R-2"), &[notice], 5).unwrap());
+        assert_eq!(store.record(RecordKind::CaseTransfer, "C-1").unwrap(), Some(Record::CaseTransfer(case("R-2"))));
         assert_eq!(store.depth("320000").unwrap(), 1);
     }
 
@@ -1340,7 +1359,8 @@ mod tests {
     }
 
     fn rec(kind: RecordKind, id: &str, canonical: &str) -> StoredRecord {
-        StoredRecord { kind, id: id.into(), canonical: canonical.into(), keys: LookupKeys::from_canonical(canonical) }
+        let record = yrdx_adapters::canonical::record_from_json(kind, canonical).unwrap();
+        StoredRecord { kind, id: id.into(), keys: LookupKeys::of(&record), record }
     }
 
     fn submission(id: &str, recipients: &[&str]) -> Submission {

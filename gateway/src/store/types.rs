@@ -63,10 +63,17 @@ pub struct StoredRecord {
     pub kind: RecordKind,
     /// Record id.
     pub id: String,
-    /// Canonical JSON of the record.
-    pub canonical: String,
+    /// The record.
+    pub record: yrdx_adapters::Record,
     /// The values the workflow lookups search by.
     pub keys: LookupKeys,
+}
+
+impl StoredRecord {
+    /// A record to keep, with its kind, id and lookup values.
+    pub fn of(record: yrdx_adapters::Record) -> StoredRecord {
+        StoredRecord { kind: record.kind(), id: record.id(), keys: LookupKeys::of(&record), record }
+    }
 }
 
 /// A document to queue for a recipient.
@@ -166,15 +173,23 @@ pub struct PendingDelivery {
 }
 
 /// What a plan summary counts: the plan's sampling records, and the results and cases of those
-/// samples (canonical JSON each).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// samples.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct PlanRecords {
     /// Sampling records of the plan.
-    pub samplings: Vec<String>,
+    pub samplings: Vec<yrdx_proto::v1::SamplingRecord>,
     /// Inspection results of those samples.
-    pub inspections: Vec<String>,
+    pub inspections: Vec<yrdx_proto::v1::InspectionResult>,
     /// Disposal cases of those samples.
-    pub cases: Vec<String>,
+    pub cases: Vec<yrdx_proto::v1::DisposalCase>,
+}
+
+/// [`PlanRecords`] as a backend reads them: each record's stored text (read by `codec`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RawPlanRecords {
+    pub(crate) samplings: Vec<String>,
+    pub(crate) inspections: Vec<String>,
+    pub(crate) cases: Vec<String>,
 }
 
 /// Where a SAMR package stands.
@@ -233,7 +248,7 @@ pub struct SamrPackage {
 }
 
 /// A record waiting in the SAMR outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     /// Row id.
     pub seq: i64,
@@ -241,14 +256,30 @@ pub struct OutboxRow {
     pub kind: RecordKind,
     /// Record id.
     pub record_id: String,
-    /// Canonical JSON.
-    pub canonical: String,
+    /// The record.
+    pub record: yrdx_adapters::Record,
     /// When it was queued.
     pub created_at_ms: i64,
 }
 
+/// Why a SAMR package was not formed (its records stay in the outbox for the next round).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageNotFormed {
+    /// The records could not be encoded as a package.
+    #[error(transparent)]
+    Encode(#[from] yrdx_adapters::EncodeError),
+    /// Another replica packaged some of the rows meanwhile.
+    #[error("{taken} of {of} outbox rows were packaged meanwhile")]
+    RowsTaken {
+        /// Rows already packaged.
+        taken: usize,
+        /// Rows asked for.
+        of: usize,
+    },
+}
+
 /// Writes a package's number and bytes for the sequence number the store took.
-pub type PackageBuilder = Box<dyn FnOnce(u32) -> Result<(String, Vec<u8>), String> + Send>;
+pub type PackageBuilder = Box<dyn FnOnce(u32) -> Result<(String, Vec<u8>), yrdx_adapters::EncodeError> + Send>;
 
 /// Work exactly one replica does at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

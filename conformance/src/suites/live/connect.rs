@@ -10,14 +10,13 @@ impl CaseRun<'_> {
             ClientKind::Valid => return Ok(Some(me.identity.clone())),
             ClientKind::None => return Ok(None),
             ClientKind::Untrusted => {
-                let ca = yrdx_pki::CertificateAuthority::new("yrdx conformance untrusted CA")
-                    .map_err(|e| e.to_string())?;
+                let ca =
+                    yrdx_pki::CertificateAuthority::new("yrdx conformance untrusted CA").map_err(|e| e.to_string())?;
                 ca.issue_client(&identity, false).map_err(|e| e.to_string())?
             }
             ClientKind::Expired | ClientKind::WrongSan => {
                 let (cert, key) = self.target.issuing_ca.as_ref().ok_or("no issuing CA given")?;
-                let ca = yrdx_pki::CertificateAuthority::from_pem(cert, key)
-                    .map_err(|e| format!("issuing CA: {e}"))?;
+                let ca = yrdx_pki::CertificateAuthority::from_pem(cert, key).map_err(|e| format!("issuing CA: {e}"))?;
                 if kind == ClientKind::Expired {
                     ca.issue_client(&identity, true).map_err(|e| e.to_string())?
                 } else {

@@ -2,11 +2,10 @@
 //! submissions: evidence, idempotency, routing, workflows), queries out.
 
 use crate::config::PartnerConfig;
-use crate::disposal;
 use crate::identity;
 use crate::state::Gateway;
 use crate::status::{internal, store_unavailable};
-use serde::de::DeserializeOwned;
+use crate::workflow::disposal;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -18,10 +17,6 @@ use yrdx_proto::v1::*;
 /// The `Records` service.
 pub struct RecordsService {
     gateway: Arc<Gateway>,
-}
-
-fn parse<T: DeserializeOwned>(json: &str) -> Result<T, Status> {
-    serde_json::from_str(json).map_err(internal)
 }
 
 impl RecordsService {
@@ -56,9 +51,10 @@ impl RecordsService {
             receiver: partner.region.clone(),
             sent_at: Some(yrdx_clock::whole_seconds(g.clock.now())),
         };
+        // The record's canonical JSON is the idempotency key, as it always was (a retry after an
+        // upgrade is still recognised).
         let key = canonical::record_to_value(&record).to_string();
-        let doc = canonical::encode(&envelope, &[record]).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        g.submit_keyed(&partner, doc.bytes, Some(key.as_bytes())).await
+        g.submit_record(&partner, envelope, record, key.as_bytes()).await
     }
 
     fn today(&self) -> yrdx_proto::Date {
@@ -90,14 +86,14 @@ impl Records for RecordsService {
         let feedback = req.feedback.ok_or_else(|| Status::invalid_argument("feedback: required"))?;
         let case_id = feedback.case_id.clone();
         self.submit_record(partner, req.message_id, Record::CaseFeedback(feedback)).await?;
-        let json = self
+        let case = self
             .gateway
             .store
-            .record(RecordKind::CaseTransfer, &case_id)
+            .case(&case_id)
             .await
             .map_err(store_unavailable)?
             .ok_or_else(|| Status::not_found(format!("case {case_id}")))?;
-        Ok(Response::new(parse(&json)?))
+        Ok(Response::new(case))
     }
 
     async fn get_record(&self, request: Request<GetRecordRequest>) -> Result<Response<GetRecordReply>, Status> {
@@ -118,7 +114,7 @@ impl Records for RecordsService {
                 )))
             }
         };
-        let json = self
+        let stored = self
             .gateway
             .store
             .record(kind, &req.id)
@@ -126,17 +122,13 @@ impl Records for RecordsService {
             .map_err(store_unavailable)?
             .ok_or_else(|| Status::not_found(format!("no {} {}", req.kind, req.id)))?;
         use get_record_reply::Record as R;
-        let record = match req.kind.as_str() {
-            "plan" => R::Plan(parse(&json)?),
-            "sampling" => R::Sampling(parse(&json)?),
-            "inspection" => R::Inspection(parse(&json)?),
-            "case_transfer" => R::DisposalCase(parse(&json)?),
-            "risk_signal" => R::RiskSignal(parse(&json)?),
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "kind '{other}': expected plan, sampling, inspection, case_transfer or risk_signal"
-                )))
-            }
+        let record = match stored {
+            Record::Plan(r) => R::Plan(r),
+            Record::Sampling(r) => R::Sampling(r),
+            Record::Inspection(r) => R::Inspection(r),
+            Record::CaseTransfer(r) => R::DisposalCase(r),
+            Record::RiskSignal(r) => R::RiskSignal(r),
+            other => return Err(internal(format!("stored {} {} read back as {}", req.kind, req.id, other.kind()))),
         };
         Ok(Response::new(GetRecordReply { record: Some(record) }))
     }
@@ -146,8 +138,7 @@ impl Records for RecordsService {
         let req = request.into_inner();
         let today = self.today();
         let mut cases = Vec::new();
-        for json in self.gateway.store.records_of_kind(RecordKind::CaseTransfer).await.map_err(store_unavailable)? {
-            let case: DisposalCase = parse(&json)?;
+        for case in self.gateway.store.cases().await.map_err(store_unavailable)? {
             let overdue = disposal::is_overdue(&case, &today);
             let matches = (req.status == 0 || req.status == case.status)
                 && (req.region.is_empty() || req.region == case.origin_region || req.region == case.responsible_region)
@@ -163,27 +154,25 @@ impl Records for RecordsService {
         let caller = identity::partner(&request, &self.gateway.config())?.clone();
         let plan_id = request.into_inner().plan_id;
         let store = &self.gateway.store;
-        let plan = store.record(RecordKind::Plan, &plan_id).await.map_err(store_unavailable)?;
+        let plan = store.plan(&plan_id).await.map_err(store_unavailable)?;
         let held = if plan.is_some() {
             store.plan_records(&plan_id).await.map_err(store_unavailable)?
         } else {
             Default::default()
         };
-        let plan: SpotCheckPlan = parse(&plan.ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?)?;
+        let plan = plan.ok_or_else(|| Status::not_found(format!("plan {plan_id}")))?;
         if caller.format() != yrdx_adapters::Partner::Canonical
             && !plan.participants.iter().any(|p| p.region == caller.region)
         {
             return Err(Status::permission_denied(format!("{} does not take part in plan {plan_id}", caller.name)));
         }
-        let samples: Vec<SamplingRecord> = held.samplings.iter().map(|j| parse(j)).collect::<Result<_, _>>()?;
+        let samples = held.samplings;
         let mut results: HashMap<String, Vec<InspectionResult>> = HashMap::new();
-        for json in &held.inspections {
-            let i: InspectionResult = parse(json)?;
+        for i in held.inspections {
             results.entry(i.sample_id.clone()).or_default().push(i);
         }
         let mut cases: HashMap<String, Vec<DisposalCase>> = HashMap::new();
-        for json in &held.cases {
-            let c: DisposalCase = parse(json)?;
+        for c in held.cases {
             cases.entry(c.sample_id.clone()).or_default().push(c);
         }
         let today = self.today();

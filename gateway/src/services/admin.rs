@@ -5,7 +5,6 @@ use crate::state::Gateway;
 use crate::status::store_unavailable;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-use yrdx_adapters::RecordKind;
 use yrdx_proto::v1::admin_server::Admin;
 use yrdx_proto::v1::*;
 
@@ -83,10 +82,9 @@ impl Admin for AdminService {
         request: Request<CalendarStatusRequest>,
     ) -> Result<Response<CalendarStatusReply>, Status> {
         self.operator(&request)?;
-        let cases = self.gateway.store.records_of_kind(RecordKind::CaseTransfer).await.map_err(store_unavailable)?;
+        let cases = self.gateway.store.cases().await.map_err(store_unavailable)?;
         let mut provisional_cases = Vec::new();
-        for json in cases {
-            let case: DisposalCase = serde_json::from_str(&json).map_err(crate::status::internal)?;
+        for case in cases {
             let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
             if case.due_on_provisional && !yrdx_proto::validate::is_final(status) {
                 provisional_cases.push(case.case_id);
@@ -99,7 +97,7 @@ impl Admin for AdminService {
             first_day: range.map(|r| r.0),
             last_day: range.map(|r| r.1),
             days_left: range.map(|r| r.1.to_days() - today.to_days()).unwrap_or(0),
-            warning: crate::calendar_watch::year_end_warning(&calendar, &today).unwrap_or_default(),
+            warning: crate::workflow::calendar_watch::year_end_warning(&calendar, &today).unwrap_or_default(),
             provisional_cases,
         }))
     }

@@ -1,4 +1,4 @@
-//! Overdue stages (`domain.md` section 5): a stage whose due date has passed notifies both sides
+//! Overdue stages (`docs/domain.md` section 5; clause `domain.5.deadlines`): a stage whose due date has passed notifies both sides
 //! once; the check runs on a timer by the gateway's clock, and the store's ledger
 //! (`overdue_notices`) makes "once" hold across restarts.
 
@@ -10,7 +10,7 @@ use tracing::warn;
 /// How often overdue stages are looked for (the clock may be moved in tests).
 const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Notifies both sides, once, of every case whose current stage is overdue (`domain.md`
+/// Notifies both sides, once, of every case whose current stage is overdue (`docs/domain.md`
 /// section 5). The partners' formats have no overdue message: each side receives the case in
 /// its case-transfer format (canonical for Shanghai) under the message id
 /// `{case_id}-OVERDUE-{STATE}`. Returns the case ids notified.
@@ -19,10 +19,8 @@ pub async fn check_overdue(g: &Gateway) -> Result<Vec<String>, crate::store::Sto
     let today = yrdx_proto::civil::BeijingTime::of(&now).date;
     let now_ms = g.clock.now_ms();
     let mut notified = Vec::new();
-    for json in g.store.records_of_kind(yrdx_adapters::RecordKind::CaseTransfer).await? {
-        let case: yrdx_proto::v1::DisposalCase = serde_json::from_str(&json)
-            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
-        if !crate::disposal::is_overdue(&case, &today) || g.store.overdue_notified(&case.case_id, case.status).await? {
+    for case in g.store.cases().await? {
+        if !super::disposal::is_overdue(&case, &today) || g.store.overdue_notified(&case.case_id, case.status).await? {
             continue;
         }
         let state = yrdx_proto::v1::CaseStatus::try_from(case.status)

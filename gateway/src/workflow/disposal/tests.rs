@@ -1,8 +1,10 @@
 //! The state machine table row by row, every refused transition, and the deadline examples of
-//! `domain.md` section 5 through real cases.
+//! `docs/domain.md` section 5 through real cases.
 
 use super::*;
+use crate::workflow::case_opening::{case_id_for, open_for_result, responsible_region};
 use yrdx_proto::civil::parse_rfc3339;
+use yrdx_proto::v1::{InspectionResult, SamplingRecord};
 
 const ORIGIN: &str = "310000";
 const RESPONSIBLE: &str = "320000";

@@ -1,12 +1,13 @@
-//! SAMR docking: turns the records waiting in the store's SAMR outbox into numbered packages and
-//! pushes them to SAMR's intake over HTTPS with mutual TLS (`docs/partners.md`, SAMR transport).
+//! SAMR docking: turns the records waiting in the store's SAMR outbox into numbered packages
+//! ([`super::numbering`]) and pushes them to SAMR's intake over HTTPS with mutual TLS
+//! (`docs/partners/samr.md`, transport).
 //! A package is delivered at least once; `429`/`503` are retried after `Retry-After`; other
 //! failures back off; a package SAMR rejects, or that runs out of attempts, is parked with the
 //! reason for an operator to see and resend — never dropped.
 
-use yrdx_clock::Clock;
+use super::numbering;
 use crate::config::{Config, SamrConfig};
-use crate::store::{PackageState, Store};
+use crate::store::{PackageState, Store, StoreError};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;
@@ -19,10 +20,9 @@ use std::time::Duration;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn};
-use yrdx_adapters::canonical;
 use yrdx_adapters::samr::{self, PackageType};
-use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::v1::Envelope;
+use yrdx_adapters::Record;
+use yrdx_clock::Clock;
 
 /// Why the pusher could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,62 @@ pub enum SamrSetupError {
     #[error("samr.intake_url: {0}")]
     Url(String),
 }
+
+/// Why a round of the pusher stopped (the packages stay as they are; the next round goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The store failed.
+    #[error("SAMR push: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why one attempt to send a package failed (kept as the package's reason).
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// No TCP connection to the intake.
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The TLS handshake with the intake failed.
+    #[error("TLS: {0}")]
+    Tls(#[source] std::io::Error),
+    /// HTTP failed (handshake or exchange).
+    #[error("HTTP: {0}")]
+    Http(#[source] hyper::Error),
+    /// The request could not be built.
+    #[error("request: {0}")]
+    Request(#[source] hyper::http::Error),
+    /// The response was refused or could not be read.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+    /// No answer in time.
+    #[error("timed out after {0} s")]
+    Timeout(u64),
+}
+
+/// Why a response body was refused or could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// Its `Content-Length` is over the limit.
+    #[error("response of {announced} bytes refused: over the limit of {limit} bytes")]
+    Announced {
+        /// The announced length.
+        announced: u64,
+        /// `[samr] max_response_bytes`.
+        limit: usize,
+    },
+    /// It grew past the limit while it was read.
+    #[error("response refused: over the limit of {limit} bytes")]
+    TooLarge {
+        /// `[samr] max_response_bytes`.
+        limit: usize,
+    },
+    /// Reading it failed.
+    #[error("HTTP body: {0}")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How long one attempt may take.
+const ATTEMPT_TIMEOUT_SECS: u64 = 30;
 
 /// What one round of the pusher did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -149,16 +205,16 @@ impl SamrPusher {
 
     /// One round: forms the packages that are due (full, or whose oldest record waited long
     /// enough) and sends every package whose attempt is due.
-    pub async fn tick(&self) -> Result<PushReport, String> {
+    pub async fn tick(&self) -> Result<PushReport, PushError> {
         let mut report = PushReport::default();
         self.form(&mut report).await?;
         self.send_due(&mut report).await?;
         Ok(report)
     }
 
-    async fn form(&self, report: &mut PushReport) -> Result<(), String> {
+    async fn form(&self, report: &mut PushReport) -> Result<(), PushError> {
         let now = self.now_ms();
-        let rows = self.store.samr_outbox().await.map_err(|e| e.to_string())?;
+        let rows = self.store.samr_outbox().await?;
         let mut groups: BTreeMap<&'static str, Vec<_>> = BTreeMap::new();
         for row in &rows {
             let Some(t) = PackageType::for_kind(row.kind) else {
@@ -175,39 +231,11 @@ impl SamrPusher {
                 if !full && !old {
                     continue;
                 }
-                let mut records = Vec::new();
-                for r in chunk {
-                    records.push(canonical::record_from_json(r.kind, &r.canonical)?);
-                }
-                let sent_at = self.clock.now();
-                let day = BeijingTime::of(&sent_at).date;
-                let envelope = Envelope {
-                    message_id: String::new(),
-                    sender: self.sender.clone(),
-                    receiver: "SAMR".into(),
-                    sent_at: Some(sent_at),
-                };
+                let records: Vec<Record> = chunk.iter().map(|r| r.record.clone()).collect();
+                let package = numbering::Package::new(&self.sender, self.clock.now(), records, self.faults);
                 let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
-                let created = self
-                    .store
-                    .samr_create_package(
-                        &day.to_compact(),
-                        code,
-                        &seqs,
-                        now,
-                        Box::new({
-                            let sender = self.sender.clone();
-                            let faults = self.faults;
-                            move |sequence| {
-                                // Fault hook (feature `fault-injection`): identity unless a test skips numbers.
-                                let sequence = faults.samr_sequence(sequence);
-                                let enc = samr::encode(&envelope, sequence, &records).map_err(|e| e.to_string())?;
-                                Ok((samr::package_number(&sender, &day, sequence), enc.bytes))
-                            }
-                        }),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let created =
+                    self.store.samr_create_package(&package.day_key(), code, &seqs, now, package.builder()).await?;
                 match created {
                     Ok(number) => {
                         info!(%number, records = chunk.len(), "SAMR package formed");
@@ -220,8 +248,8 @@ impl SamrPusher {
         Ok(())
     }
 
-    async fn send_due(&self, report: &mut PushReport) -> Result<(), String> {
-        let due = self.store.samr_due(self.now_ms()).await.map_err(|e| e.to_string())?;
+    async fn send_due(&self, report: &mut PushReport) -> Result<(), PushError> {
+        let due = self.store.samr_due(self.now_ms()).await?;
         for pkg in due {
             let attempt = pkg.attempts + 1;
             let sent = std::time::Instant::now();
@@ -253,17 +281,14 @@ impl SamrPusher {
                     backoff(attempt),
                     format!("HTTP {status}: {}", String::from_utf8_lossy(&body).chars().take(200).collect::<String>()),
                 ),
-                Err(e) => (PackageState::Pending, backoff(attempt), e),
+                Err(e) => (PackageState::Pending, backoff(attempt), e.to_string()),
             };
             let (state, reason) = if state == PackageState::Pending && attempt >= self.config.max_attempts {
                 (PackageState::Parked, format!("gave up after {attempt} attempts; last: {reason}"))
             } else {
                 (state, reason)
             };
-            self.store
-                .samr_record_attempt(&pkg.number, state, attempt, next, &reason)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.store.samr_record_attempt(&pkg.number, state, attempt, next, &reason).await?;
             let state_name = state.as_str();
             self.metrics.attempted(status, state_name, sent.elapsed());
             // One line per SAMR receipt (or failed attempt), with the same fields whatever the
@@ -287,17 +312,16 @@ impl SamrPusher {
     }
 
     /// One HTTPS POST over mutual TLS: (status, Retry-After seconds, body).
-    async fn post(&self, body: Vec<u8>) -> Result<(u16, Option<u64>, Vec<u8>), String> {
+    async fn post(&self, body: Vec<u8>) -> Result<(u16, Option<u64>, Vec<u8>), AttemptError> {
         let attempt = async {
-            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
+            let tcp =
+                tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(AttemptError::Connect)?;
             let tls = TlsConnector::from(self.tls.clone())
                 .connect(self.server_name.clone(), tcp)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?;
+                .map_err(AttemptError::Tls)?;
             let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| format!("HTTP: {e}"))?;
+                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(AttemptError::Http)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -305,8 +329,8 @@ impl SamrPusher {
                 .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
                 .header(hyper::header::CONTENT_TYPE, "application/xml; charset=GB18030")
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|e| format!("request: {e}"))?;
-            let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
+                .map_err(AttemptError::Request)?;
+            let response = sender.send_request(request).await.map_err(AttemptError::Http)?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
@@ -314,16 +338,18 @@ impl SamrPusher {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             let body = read_response(response, self.config.max_response_bytes).await?;
-            Ok((status, retry_after, body))
+            Ok::<_, AttemptError>((status, retry_after, body))
         };
-        tokio::time::timeout(Duration::from_secs(30), attempt).await.map_err(|_| "timed out after 30 s".to_string())?
+        tokio::time::timeout(Duration::from_secs(ATTEMPT_TIMEOUT_SECS), attempt)
+            .await
+            .map_err(|_| AttemptError::Timeout(ATTEMPT_TIMEOUT_SECS))?
     }
 }
 
 /// Reads a response body of at most `limit` bytes: refused at once when its `Content-Length`
 /// says it is larger, and while it is read when it grows past the limit (a huge or endless
 /// body is never held whole).
-pub async fn read_response<B>(response: hyper::Response<B>, limit: usize) -> Result<Vec<u8>, String>
+pub async fn read_response<B>(response: hyper::Response<B>, limit: usize) -> Result<Vec<u8>, ResponseError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -334,13 +360,13 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(n) = announced.filter(|n| *n > limit as u64) {
-        return Err(format!("response of {n} bytes refused: over the limit of {limit} bytes"));
+        return Err(ResponseError::Announced { announced: n, limit });
     }
     let collected = http_body_util::Limited::new(response.into_body(), limit).collect().await.map_err(|e| {
         if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            format!("response refused: over the limit of {limit} bytes")
+            ResponseError::TooLarge { limit }
         } else {
-            format!("HTTP body: {e}")
+            ResponseError::Body(e)
         }
     })?;
     Ok(collected.to_bytes().to_vec())
@@ -405,7 +431,7 @@ mod tests {
         let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let response = hyper::Response::new(endless(pulled.clone()));
         let err = read_response(response, limit).await.unwrap_err();
-        assert!(err.contains("over the limit of 1048576 bytes"), "{err}");
+        assert!(err.to_string().contains("over the limit of 1048576 bytes"), "{err}");
         // It stopped right past the limit: an endless body was not read whole.
         let read = pulled.load(std::sync::atomic::Ordering::Relaxed);
         assert!(read <= limit + 64 * 1024, "read {read} bytes");
@@ -414,7 +440,7 @@ mod tests {
         let mut response = hyper::Response::new(endless(pulled.clone()));
         response.headers_mut().insert(hyper::header::CONTENT_LENGTH, "134217728".parse().unwrap());
         let err = read_response(response, limit).await.unwrap_err();
-        assert!(err.contains("134217728 bytes refused"), "{err}");
+        assert!(err.to_string().contains("134217728 bytes refused"), "{err}");
         assert_eq!(pulled.load(std::sync::atomic::Ordering::Relaxed), 0);
         // Within the limit, the body is read as it is.
         let ok = read_response(hyper::Response::new(Full::new(Bytes::from_static(b"<HZ/>"))), limit).await.unwrap();

@@ -1,18 +1,17 @@
-//! The working-day calendar's year end (`domain.md` section 5): the operator is warned at
+//! The working-day calendar's year end (`docs/domain.md` section 5; clause `domain.5.deadlines`): the operator is warned at
 //! start-up and daily from 60 days before the calendar's last covered day; due dates that needed
 //! an uncovered year are provisional, and when a calendar that covers it is loaded they are
 //! recomputed — where a date changes, the case is sent again to both sides (same case id, the
 //! corrected due date).
 
-use crate::disposal;
-use crate::routing;
+use super::disposal;
 use crate::state::Gateway;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::v1::{CaseStatus, DisposalCase};
+use yrdx_proto::v1::CaseStatus;
 use yrdx_proto::Date;
 
 /// How many days before the calendar's last covered day the operator is warned, daily.
@@ -59,9 +58,7 @@ pub struct Settled {
 pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate::store::StoreError> {
     let mut out = Settled::default();
     let calendar = g.calendar();
-    for json in g.store.records_of_kind(yrdx_adapters::RecordKind::CaseTransfer).await? {
-        let case: DisposalCase = serde_json::from_str(&json)
-            .map_err(|e| crate::store::StoreError::Corrupt { what: "a stored case".into(), detail: e.to_string() })?;
+    for case in g.store.cases().await? {
         let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
         if !case.due_on_provisional || yrdx_proto::validate::is_final(status) {
             continue;
@@ -70,8 +67,6 @@ pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate:
             out.still_provisional.push(case.case_id.clone());
             continue;
         };
-        let revised =
-            yrdx_adapters::canonical::record_to_value(&yrdx_adapters::Record::CaseTransfer(next.clone())).to_string();
         let changed = next.due_on != case.due_on;
         let now = yrdx_clock::whole_seconds(g.clock.now());
         let deliveries = if changed {
@@ -82,7 +77,7 @@ pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate:
             Vec::new()
         };
         let recipients: Vec<String> = deliveries.iter().map(|d| d.recipient.clone()).collect();
-        if !g.store.commit_case_revision(&case.case_id, &json, &revised, deliveries, g.clock.now_ms()).await? {
+        if !g.store.commit_case_revision(&case, &next, deliveries, g.clock.now_ms()).await? {
             // Changed meanwhile by a feedback: its own stage has its own due date.
             continue;
         }
@@ -90,14 +85,14 @@ pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate:
             out.still_provisional.push(next.case_id.clone());
         }
         if changed {
-            warn!(case = %next.case_id, was = %routing::due_text(&case), now = %routing::due_text(&next),
+            warn!(case = %next.case_id, was = %super::due_text(&case), now = %super::due_text(&next),
                 "due date recomputed with the extended calendar: the case is sent again to both sides");
             for r in &recipients {
                 g.wake(r);
             }
             out.resent.push(next.case_id);
         } else {
-            info!(case = %next.case_id, due = %routing::due_text(&next), "provisional due date confirmed by the calendar");
+            info!(case = %next.case_id, due = %super::due_text(&next), "provisional due date confirmed by the calendar");
             out.confirmed.push(next.case_id);
         }
     }

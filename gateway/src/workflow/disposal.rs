@@ -1,23 +1,14 @@
-//! The disposal-case state machine and its deadlines (`domain.md` section 5). Pure: the gateway
-//! stores cases and calls [`apply`]; every refused transition changes nothing.
+//! The disposal-case state machine and its stage due dates in working days (`docs/domain.md`
+//! section 5; clauses `domain.5.state-machine`, `domain.5.deadlines`). Pure: the gateway stores
+//! cases and calls [`apply`]; every refused transition changes nothing. The case a
+//! nonconforming result opens is [`super::case_opening`]'s; overdue notices are
+//! [`super::overdue`]'s.
 
 use yrdx_proto::calendar::{Calendar, DueDate};
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::v1::{CaseAction, CaseEvent, CaseStatus, DisposalCase, InspectionResult, SamplingRecord};
+use yrdx_proto::v1::{CaseAction, CaseEvent, CaseStatus, DisposalCase};
 use yrdx_proto::Date;
 use yrdx_proto::Timestamp;
-
-/// Connected regions other than these go through SAMR (AJYS).
-pub fn responsible_region(producer_region: Option<&str>, seller_region: &str) -> String {
-    yrdx_proto::identifiers::province_of(producer_region.unwrap_or(seller_region))
-}
-
-/// The id of the case opened for a sample's nonconforming result (deterministic, so a resent
-/// result opens no second case).
-pub fn case_id_for(sample_id: &str) -> String {
-    let tail: String = sample_id.chars().rev().take(37).collect::<Vec<_>>().into_iter().rev().collect();
-    format!("CZ-{tail}")
-}
 
 /// The TRANSFER event that opens a case, by the origin region.
 pub fn transfer_event(case_id: &str, at: Timestamp, by: &str) -> CaseEvent {
@@ -29,32 +20,6 @@ pub fn transfer_event(case_id: &str, at: Timestamp, by: &str) -> CaseEvent {
         note: String::new(),
         amount: None,
     }
-}
-
-/// The case a NONCONFORMING result opens (`domain.md` section 4.4), transferred at `now` by the
-/// sampling (origin) region to the responsible region, with its first stage's due date.
-pub fn open_for_result(
-    sample: &SamplingRecord,
-    result: &InspectionResult,
-    now: Timestamp,
-    calendar: &Calendar,
-    deadlines: &Deadlines,
-) -> Result<DisposalCase, TransitionError> {
-    let case_id = case_id_for(&sample.sample_id);
-    let seller_region = sample.seller.as_ref().map(|p| p.region.as_str()).unwrap_or("");
-    let new = DisposalCase {
-        case_id: case_id.clone(),
-        origin_region: sample.sampling_region.clone(),
-        responsible_region: responsible_region(sample.producer.as_ref().map(|p| p.region.as_str()), seller_region),
-        sample_id: sample.sample_id.clone(),
-        report_no: result.report_no.clone(),
-        opened_at: Some(now),
-        status: CaseStatus::Unspecified as i32,
-        due_on: None,
-        events: vec![],
-        due_on_provisional: false,
-    };
-    apply(&new, &transfer_event(&case_id, now, &sample.sampling_region), calendar, deadlines)
 }
 
 /// Which side of the case may take an action.

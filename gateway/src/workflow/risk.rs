@@ -1,0 +1,41 @@
+//! Risk signals go to every risk-signal region but the sender; a signal's revisions only go up,
+//! and WITHDRAWN is final. Nationwide or HIGH signals also go to SAMR ([`super::samr_rule`]).
+//! `docs/domain.md` section 6; clauses `domain.6.risk-distribution`, `domain.6.risk-revisions`.
+
+use super::{precondition, samr_rule, RecordLookup, Route, RouteError};
+use yrdx_proto::v1::{RiskSignal, RiskState};
+
+/// Regions that take risk signals.
+pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
+
+/// Checks a signal's revision against the held one, then routes it.
+pub(super) async fn route(
+    sig: &RiskSignal,
+    from: &str,
+    l: &dyn RecordLookup,
+    what: &str,
+    r: &mut Route,
+) -> Result<(), RouteError> {
+    if let Some(held) = l.risk_signal(&sig.signal_id).await? {
+        if held.state == RiskState::Withdrawn as i32 {
+            return Err(precondition(
+                what,
+                format!("signal {} was withdrawn at revision {}: WITHDRAWN is final", held.signal_id, held.revision),
+            ));
+        }
+        if sig.revision <= held.revision {
+            return Err(precondition(
+                what,
+                format!(
+                    "stale revision {}: revision {} is held; a revision must be higher",
+                    sig.revision, held.revision
+                ),
+            ));
+        }
+    }
+    for region in RISK_SIGNAL_REGIONS {
+        r.add(region, from);
+    }
+    samr_rule::risk_signal(sig, r);
+    Ok(())
+}
