@@ -735,6 +735,7 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             out(line);
         })
         .await
+        .map_err(|e| e.to_string())
     }
     .await;
     match result {

@@ -87,7 +87,7 @@ fn preview(bytes: &[u8]) -> String {
 /// Lets a simulated partner take its deliveries (answering case transfers addressed to it, as a
 /// well-behaved partner does) and writes what it received.
 async fn drain(sim: &mut PartnerSimulator, out: &mut String) -> Result<usize, String> {
-    let received = sim.drain(Duration::from_millis(600)).await?;
+    let received = sim.drain(Duration::from_millis(600)).await.map_err(|e| e.to_string())?;
     for d in &received {
         let kinds: Vec<String> = d.records.iter().map(|r| format!("{} {}", r.kind(), r.id())).collect();
         let _ = writeln!(

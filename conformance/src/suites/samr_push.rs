@@ -235,7 +235,7 @@ impl PushRun<'_> {
         };
         let bytes =
             p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
-        let (channel, facts) = self.target.gateway.channel(Some(&p.identity)).await?;
+        let (channel, facts) = self.target.gateway.channel(Some(&p.identity)).await.map_err(|e| e.to_string())?;
         let started = Instant::now();
         let result = ExchangeClient::new(channel).submit(SubmitRequest { document: bytes.bytes.clone() }).await;
         let status = match &result {
@@ -448,7 +448,7 @@ impl PushRun<'_> {
 
     async fn admin(&self) -> Result<AdminClient<Channel>, String> {
         let op = self.target.operator.as_ref().ok_or("no operator certificate given")?;
-        let (channel, _) = self.target.gateway.channel(Some(op)).await?;
+        let (channel, _) = self.target.gateway.channel(Some(op)).await.map_err(|e| e.to_string())?;
         Ok(AdminClient::new(channel))
     }
 

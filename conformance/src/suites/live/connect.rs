@@ -31,7 +31,7 @@ impl CaseRun<'_> {
     pub(super) async fn connect(&mut self, kind: ClientKind, expect: &str) -> Result<(), String> {
         let identity = self.mint(kind)?;
         let label = format!("{kind:?} client certificate").replace("None ", "no ");
-        let (channel, facts) = self.target.channel(identity.as_ref()).await?;
+        let (channel, facts) = self.target.channel(identity.as_ref()).await.map_err(|e| e.to_string())?;
         let mut client = ExchangeClient::new(channel);
         let started = Instant::now();
         // An empty document: a gateway that let the caller in answers INVALID_ARGUMENT.

@@ -118,14 +118,17 @@ impl LiveTarget {
     }
 
     /// Opens a gRPC channel presenting `identity`; the TLS facts land in the returned slot.
-    pub async fn channel(
-        &self,
-        identity: Option<&ClientIdentity>,
-    ) -> Result<(Channel, Arc<Mutex<Option<TlsFacts>>>), String> {
-        let authority = self.authority().map_err(|e| e.to_string())?;
+    pub async fn channel(&self, identity: Option<&ClientIdentity>) -> Result<(Channel, FactsSlot), ChannelError> {
+        let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"])?;
+        self.channel_with(tls)
+    }
+
+    /// Opens a gRPC channel over a TLS client of the caller's (its own roots, verifier and
+    /// identity); the TLS facts land in the returned slot.
+    pub fn channel_with(&self, tls: TlsClient) -> Result<(Channel, FactsSlot), ChannelError> {
+        let authority = self.authority()?;
         let plain = format!("http://{authority}");
-        let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"]).map_err(|e| e.to_string())?;
-        let facts: Arc<Mutex<Option<TlsFacts>>> = Arc::new(Mutex::new(None));
+        let facts: FactsSlot = Arc::new(Mutex::new(None));
         let slot = facts.clone();
         let connector = tower::service_fn(move |_: Uri| {
             let (tls, facts, authority) = (tls.clone(), slot.clone(), authority.clone());
@@ -135,13 +138,32 @@ impl LiveTarget {
             }
         });
         // TLS is done by the connector, so the endpoint itself is plain.
-        let endpoint = Endpoint::from_shared(plain)
-            .map_err(|e| e.to_string())?
+        let endpoint = Endpoint::from_shared(plain.clone())
+            .map_err(|source| ChannelError::Endpoint { url: plain, source })?
             .connect_timeout(self.step_timeout)
             .timeout(self.step_timeout);
         let channel = endpoint.connect_with_connector_lazy(connector);
         Ok((channel, facts))
     }
+}
+
+/// Why a channel to the target could not be set up (the configuration's fault: nothing was sent).
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The target's URL is unusable.
+    #[error(transparent)]
+    Target(#[from] crate::suites::TargetError),
+    /// The TLS credentials are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// tonic refused the endpoint.
+    #[error("gRPC endpoint {url}: {source}")]
+    Endpoint {
+        /// The endpoint's URL.
+        url: String,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
 }
 
 /// The canonical name of a gRPC code (`INVALID_ARGUMENT`).
@@ -285,7 +307,10 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             | Step::Deliver(_)
             | Step::PartnerAcks(_)
             | Step::Redeliver(_)
-            | Step::PartnerAnswers(_) => Err("partner_* steps belong to the partner-endpoint suite".to_string()),
+            | Step::PartnerAnswers(_)
+            | Step::UntrustedServerCertificate(_)
+            | Step::BusyAnswer(_)
+            | Step::PartnerResends(_) => Err("partner_* steps belong to the partner-endpoint suite".to_string()),
             Step::PlanSummary(s) => run.plan_summary(s).await,
             Step::Wait(w) => {
                 let wait = match w.ms {
@@ -328,7 +353,7 @@ impl CaseRun<'_> {
             return Ok(c.clone());
         }
         let identity = self.profile(by)?.identity.clone();
-        let (channel, facts) = self.target.channel(Some(&identity)).await?;
+        let (channel, facts) = self.target.channel(Some(&identity)).await.map_err(|e| e.to_string())?;
         let client = ExchangeClient::new(channel)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);

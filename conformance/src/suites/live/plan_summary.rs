@@ -13,7 +13,7 @@ impl CaseRun<'_> {
             (None, None) => return Err("no plan to ask about".into()),
         };
         let identity = self.profile(s.by)?.identity.clone();
-        let (channel, facts) = self.target.channel(Some(&identity)).await?;
+        let (channel, facts) = self.target.channel(Some(&identity)).await.map_err(|e| e.to_string())?;
         let started = Instant::now();
         let answer =
             RecordsClient::new(channel).get_plan_summary(PlanSummaryRequest { plan_id: plan_id.clone() }).await;
