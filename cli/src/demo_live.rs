@@ -205,7 +205,8 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     for (i, (who, message_id, record, title)) in steps.iter().enumerate() {
         let (name, _, format) = PARTNERS[*who];
         let _ = writeln!(out, "{}. {title}", i + 1);
-        let (bytes, reply) = sims[*who].submit(std::slice::from_ref(record), message_id).await?;
+        let (bytes, reply) =
+            sims[*who].submit(std::slice::from_ref(record), message_id).await.map_err(|e| e.to_string())?;
         let _ = writeln!(out, "    → {name} sends {message_id} ({} bytes, {format}): {}", bytes.len(), preview(&bytes));
         let refs: Vec<String> = reply.records.iter().map(|r| format!("{} {}", r.kind, r.id)).collect();
         let _ = writeln!(out, "    ✓ accepted: {}", refs.join(", "));
