@@ -97,7 +97,7 @@ pub struct Templates {
 }
 
 fn first(path: &str) -> Result<Record, String> {
-    yrdx_conformance::vectors::first_record(&yrdx_conformance::vectors::default_dir(), path)
+    yrdx_conformance::vectors::first_record(&yrdx_conformance::vectors::default_dir(), path).map_err(|e| e.to_string())
 }
 
 /// Holds the conformance material that `yrdx-conformance` unpacks into `$TMPDIR` on first use

@@ -70,7 +70,7 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                             "the vector decodes to its canonical document and re-encodes unchanged",
                             v.name(),
                             "decodes",
-                            message,
+                            message.to_string(),
                         ));
                     }
                     Payload { decoded: decoded_view(v.partner, &bytes), ..Payload::default() }
@@ -88,7 +88,7 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                         Payload::view(Value::Array(outcome.reported.into_iter().map(Value::String).collect()))
                     }
                     Err(message) => {
-                        findings.push(Finding::new("the document is refused", v.name(), "refused", message));
+                        findings.push(Finding::new("the document is refused", v.name(), "refused", message.to_string()));
                         Payload::default()
                     }
                 },
