@@ -272,12 +272,7 @@ pub fn decode(
     }
 }
 
-fn check_valid(
-    partner: Partner,
-    bytes: &[u8],
-    expected: Option<&Path>,
-    bless: bool,
-) -> Result<(), VectorCheckError> {
+fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: bool) -> Result<(), VectorCheckError> {
     let limits = DecodeLimits::default();
     let doc = match decode(partner, bytes, &limits) {
         Ok(Some(doc)) => doc,
@@ -380,10 +375,8 @@ fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Resu
 /// decoded by the format its first folder names.
 pub fn first_record(dir: &Path, vector: &str) -> Result<yrdx_adapters::Record, FirstRecordError> {
     let format_name = vector.split('/').next().unwrap_or_default();
-    let format = Partner::from_name(format_name).ok_or_else(|| FirstRecordError::NotAFormat {
-        vector: vector.to_string(),
-        folder: format_name.to_string(),
-    })?;
+    let format = Partner::from_name(format_name)
+        .ok_or_else(|| FirstRecordError::NotAFormat { vector: vector.to_string(), folder: format_name.to_string() })?;
     let bytes = std::fs::read(dir.join(vector))
         .map_err(|source| FirstRecordError::Read { vector: vector.to_string(), source })?;
     let doc = format

@@ -149,7 +149,9 @@ pub fn load(
 #[derive(Debug, thiserror::Error)]
 pub enum CaseDefError {
     /// A `samr_answer` answer is neither busy nor a rejection.
-    #[error("case {case}: step {step}: an answer is `status = 429|503` (with retry_after_secs) or `reject = \"reason\"`")]
+    #[error(
+        "case {case}: step {step}: an answer is `status = 429|503` (with retry_after_secs) or `reject = \"reason\"`"
+    )]
     Answer {
         /// The case.
         case: String,
@@ -223,9 +225,7 @@ fn check_steps(def: &CaseDef) -> Result<(), CaseDefError> {
                 for x in &a.answers {
                     match (x.status, &x.reject) {
                         (Some(429 | 503), None) | (None, Some(_)) => {}
-                        _ => {
-                            return Err(CaseDefError::Answer { case: def.id.clone(), step: i + 1 })
-                        }
+                        _ => return Err(CaseDefError::Answer { case: def.id.clone(), step: i + 1 }),
                     }
                 }
                 &[]
@@ -234,9 +234,7 @@ fn check_steps(def: &CaseDef) -> Result<(), CaseDefError> {
                 match (&w.past, w.ms) {
                     (Some(p), None) if p == "visibility_timeout" => {}
                     (None, Some(_)) => {}
-                    _ => {
-                        return Err(CaseDefError::Wait { case: def.id.clone(), step: i + 1 })
-                    }
+                    _ => return Err(CaseDefError::Wait { case: def.id.clone(), step: i + 1 }),
                 }
                 &[]
             }

@@ -88,7 +88,12 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                         Payload::view(Value::Array(outcome.reported.into_iter().map(Value::String).collect()))
                     }
                     Err(message) => {
-                        findings.push(Finding::new("the document is refused", v.name(), "refused", message.to_string()));
+                        findings.push(Finding::new(
+                            "the document is refused",
+                            v.name(),
+                            "refused",
+                            message.to_string(),
+                        ));
                         Payload::default()
                     }
                 },

@@ -114,8 +114,10 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
     })?;
     let tls = TlsClient::new(&target.ca_pem, Some(&target.identity), &target.server_name, &[b"http/1.1"])?;
     let facts = Arc::new(Mutex::new(None));
-    let stream =
-        tls.connect(&authority, &facts).await.map_err(|source| PostError::Connect { authority: authority.clone(), source })?;
+    let stream = tls
+        .connect(&authority, &facts)
+        .await
+        .map_err(|source| PostError::Connect { authority: authority.clone(), source })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .map_err(|source| PostError::Http { source })?;
