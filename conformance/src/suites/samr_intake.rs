@@ -148,12 +148,47 @@ pub enum SamrOutcome {
     Error(String, Vec<Evidence>),
 }
 
-fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str) -> Result<Vec<u8>, String> {
-    let kind = PackageType::from_code(&step.package).ok_or_else(|| format!("unknown package type {}", step.package))?;
+/// Why a case's SAMR package could not be built (the case is wrong: it ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The package type code is unknown.
+    #[error("unknown package type {code}")]
+    UnknownType {
+        /// The code given.
+        code: String,
+    },
+    /// A step names a record the case does not declare.
+    #[error("no record named {name}")]
+    UnknownRecord {
+        /// The name.
+        name: String,
+    },
+    /// A CCJG package without its two records.
+    #[error("a CCJG package needs a sampling record and its inspection")]
+    SpotCheckPair,
+    /// The records are not of the package's kind.
+    #[error("the records do not fit a {code} package")]
+    Misfit {
+        /// The package type code.
+        code: String,
+    },
+    /// The package could not be encoded.
+    #[error("cannot encode the {code} package: {source}")]
+    Encode {
+        /// The package type code.
+        code: String,
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+}
+
+fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str) -> Result<Vec<u8>, PackageError> {
+    let kind = PackageType::from_code(&step.package)
+        .ok_or_else(|| PackageError::UnknownType { code: step.package.clone() })?;
     let named: Vec<Record> = step
         .records
         .iter()
-        .map(|n| records.get(n).cloned().ok_or_else(|| format!("no record named {n}")))
+        .map(|n| records.get(n).cloned().ok_or_else(|| PackageError::UnknownRecord { name: n.clone() }))
         .collect::<Result<_, _>>()?;
     let payload: Vec<Record> = if kind == PackageType::SpotCheckResults {
         let sampling = named.iter().find_map(|r| if let Record::Sampling(s) = r { Some(s.clone()) } else { None });
@@ -162,14 +197,14 @@ fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str
             (Some(s), Some(i)) => {
                 vec![Record::SpotCheckResult(SpotCheckResult { sampling: Some(s), inspection: Some(i) })]
             }
-            _ => return Err("a CCJG package needs a sampling record and its inspection".into()),
+            _ => return Err(PackageError::SpotCheckPair),
         }
     } else {
         named
     };
     if payload.iter().any(|r| PackageType::for_kind(r.kind()) != Some(kind) && r.kind() != RecordKind::SpotCheckResult)
     {
-        return Err(format!("the records do not fit a {} package", step.package));
+        return Err(PackageError::Misfit { code: step.package.clone() });
     }
     let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst) + 1;
     let envelope = Envelope {
@@ -178,7 +213,8 @@ fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str
         receiver: "SAMR".into(),
         sent_at: Some(crate::clock::now()),
     };
-    let encoded = samr::encode(&envelope, sequence, &payload).map_err(|e| e.to_string())?;
+    let encoded = samr::encode(&envelope, sequence, &payload)
+        .map_err(|source| PackageError::Encode { code: step.package.clone(), source })?;
     Ok(encoded.bytes)
 }
 
