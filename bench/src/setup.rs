@@ -97,8 +97,23 @@ pub struct Templates {
 }
 
 fn first(path: &str) -> Result<Record, String> {
-    yrdx_conformance::vectors::first_record(&yrdx_conformance::vectors::default_dir(), path)
+    yrdx_conformance::vectors::first_record(&yrdx_conformance::vectors::default_dir(), path).map_err(|e| e.to_string())
 }
+
+/// Holds the conformance material that `yrdx-conformance` unpacks into `$TMPDIR` on first use
+/// (the vectors the templates are read from) and removes it when dropped — when the templates
+/// are read, and also when reading them fails or panics — so no bench run leaves it behind.
+struct UnpackedMaterial;
+
+impl Drop for UnpackedMaterial {
+    fn drop(&mut self) {
+        yrdx_conformance::embedded::cleanup();
+    }
+}
+
+/// The templates, read once per process: the unpacked material is gone after the first read, so
+/// every scenario of a run (`all`) shares these.
+static TEMPLATES: std::sync::OnceLock<Result<Templates, String>> = std::sync::OnceLock::new();
 
 /// The plans the benchmark's sampling records belong to (`BENCH-PLAN-00` …): spread over many
 /// plans, as a programme's samples are, each plan-region holds tens of samples, not thousands.
@@ -110,8 +125,14 @@ pub fn bench_plan(n: usize) -> String {
 }
 
 impl Templates {
-    /// Loads the templates.
+    /// The templates (read from the conformance vectors on the first call; the unpacked vectors
+    /// are removed right after).
     pub fn load() -> Result<Templates, String> {
+        TEMPLATES.get_or_init(Templates::read).clone()
+    }
+
+    fn read() -> Result<Templates, String> {
+        let _unpacked = UnpackedMaterial;
         let mut plan = first("canonical/valid/plan.json")?;
         if let Record::Plan(p) = &mut plan {
             p.plan_id = bench_plan(0);

@@ -269,27 +269,127 @@ pub struct IntakeArgs {
     busy_first: u32,
 }
 
-fn read(flag: &str, path: &Option<PathBuf>) -> Result<Option<String>, String> {
+/// Why `yrdx conformance run` cannot start: its flags or the files they name (exit 2, the tool or
+/// its configuration; nothing is known of the system under test yet).
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    /// A file named by a flag cannot be read.
+    #[error("{flag} {path}: {source}")]
+    Read {
+        /// The flag.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A flag the suite needs is missing.
+    #[error("{flag} is required for this suite")]
+    Required {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// Only one flag of a pair is given.
+    #[error("{first} and {second} go together")]
+    Together {
+        /// One flag.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+    /// `--as` is missing.
+    #[error("--as is required: {what}")]
+    NoPartner {
+        /// What it names in this suite.
+        what: &'static str,
+    },
+    /// `--as` names no partner the suite can act as or certify.
+    #[error("--as {name}: expected {expected}")]
+    UnknownPartner {
+        /// The name given.
+        name: String,
+        /// The names allowed.
+        expected: &'static str,
+    },
+    /// A development partner names a format yrdx does not know.
+    #[error("--as {name}: no format {format}")]
+    NoFormat {
+        /// The partner.
+        name: String,
+        /// Its format's name.
+        format: String,
+    },
+    /// `--peer` is the partner of `--as`.
+    #[error("--peer must be another partner than --as")]
+    SamePeer,
+    /// `--peer` names no known partner.
+    #[error("--peer {name}: not a known partner")]
+    UnknownPeer {
+        /// The name given.
+        name: String,
+    },
+    /// `--gateway` is missing.
+    #[error("--gateway is required: https://host:port")]
+    NoGateway,
+    /// `--intake` is missing.
+    #[error("--intake is required: https://host:port/path")]
+    NoIntake,
+    /// `--format` names no format a translator can write.
+    #[error("--format {format}: expected jiangsu, zhejiang, beijing or canonical")]
+    Format {
+        /// The name given.
+        format: String,
+    },
+    /// The SAMR intake yrdx plays cannot start on `--listen`.
+    #[error("--listen {listen}: {source}")]
+    Intake {
+        /// The address.
+        listen: String,
+        /// Why.
+        source: yrdx_conformance::samr_simulator::IntakeError,
+    },
+    /// yrdx's gateway for the partner cannot start.
+    #[error(transparent)]
+    Endpoint(#[from] yrdx_conformance::partner_endpoint_suite::EndpointError),
+    /// A suite whose target is started asynchronously reached the synchronous set-up.
+    #[error("the {suite} target is started asynchronously")]
+    StartedAsynchronously {
+        /// The suite.
+        suite: String,
+    },
+    /// `--suite` names no suite.
+    #[error("--suite {suite}: expected formats, gateway, tls, samr-intake, samr-push or partner-endpoint")]
+    UnknownSuite {
+        /// The name given.
+        suite: String,
+    },
+}
+
+fn read(flag: &'static str, path: &Option<PathBuf>) -> Result<Option<String>, ConfigError> {
     match path {
         None => Ok(None),
-        Some(p) => std::fs::read_to_string(p).map(Some).map_err(|e| format!("{flag} {}: {e}", p.display())),
+        Some(p) => std::fs::read_to_string(p).map(Some).map_err(|source| ConfigError::Read {
+            flag,
+            path: p.display().to_string(),
+            source,
+        }),
     }
 }
 
-fn required(flag: &str, path: &Option<PathBuf>) -> Result<String, String> {
-    read(flag, path)?.ok_or_else(|| format!("{flag} is required for this suite"))
+fn required(flag: &'static str, path: &Option<PathBuf>) -> Result<String, ConfigError> {
+    read(flag, path)?.ok_or(ConfigError::Required { flag })
 }
 
 fn pair(
-    cert_flag: &str,
+    cert_flag: &'static str,
     cert: &Option<PathBuf>,
-    key_flag: &str,
+    key_flag: &'static str,
     key: &Option<PathBuf>,
-) -> Result<Option<(String, String)>, String> {
+) -> Result<Option<(String, String)>, ConfigError> {
     match (read(cert_flag, cert)?, read(key_flag, key)?) {
         (Some(c), Some(k)) => Ok(Some((c, k))),
         (None, None) => Ok(None),
-        _ => Err(format!("{cert_flag} and {key_flag} go together")),
+        _ => Err(ConfigError::Together { first: cert_flag, second: key_flag }),
     }
 }
 
@@ -392,25 +492,27 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
 }
 
 /// The gateway as the partner `--as` (and `--peer`) sees it.
-fn live_target(a: &RunArgs) -> Result<LiveTarget, String> {
-    let name = a.acting_as.clone().ok_or("--as is required: the partner to act as")?;
+fn live_target(a: &RunArgs) -> Result<LiveTarget, ConfigError> {
+    let name = a.acting_as.clone().ok_or(ConfigError::NoPartner { what: "the partner to act as" })?;
     let me = ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? };
-    let me = PartnerProfile::known(&name, me)
-        .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang, beijing or shanghai"))?;
+    let me = PartnerProfile::known(&name, me).ok_or_else(|| ConfigError::UnknownPartner {
+        name: name.clone(),
+        expected: "jiangsu, zhejiang, beijing or shanghai",
+    })?;
     let peer = match pair("--peer-cert", &a.peer_cert, "--peer-key", &a.peer_key)? {
         None => None,
         Some((cert_pem, key_pem)) => {
             if a.peer == name {
-                return Err("--peer must be another partner than --as".into());
+                return Err(ConfigError::SamePeer);
             }
             Some(
                 PartnerProfile::known(&a.peer, ClientIdentity { cert_pem, key_pem })
-                    .ok_or_else(|| format!("--peer {}: not a known partner", a.peer))?,
+                    .ok_or_else(|| ConfigError::UnknownPeer { name: a.peer.clone() })?,
             )
         }
     };
     Ok(LiveTarget {
-        url: a.gateway.clone().ok_or("--gateway is required: https://host:port")?,
+        url: a.gateway.clone().ok_or(ConfigError::NoGateway)?,
         server_name: a.server_name.clone(),
         ca_pem: required("--ca", &a.ca)?,
         me,
@@ -424,7 +526,7 @@ fn live_target(a: &RunArgs) -> Result<LiveTarget, String> {
 }
 
 /// The samr-push target: the gateway, and yrdx's SAMR intake started on `--listen`.
-async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
+async fn samr_push_target(a: &RunArgs) -> Result<Target, ConfigError> {
     let gateway = live_target(a)?;
     let operator = pair("--operator-cert", &a.operator_cert, "--operator-key", &a.operator_key)?
         .map(|(cert_pem, key_pem)| ClientIdentity { cert_pem, key_pem });
@@ -433,7 +535,7 @@ async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
     let client_ca = required("--intake-client-ca", &a.intake_client_ca)?;
     let intake = SamrIntake::start_on(&a.listen, &cert, &key, &client_ca, IntakeOptions::default())
         .await
-        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+        .map_err(|source| ConfigError::Intake { listen: a.listen.clone(), source })?;
     Ok(Target::SamrPush(Box::new(SamrPushTarget {
         gateway,
         operator,
@@ -445,19 +547,18 @@ async fn samr_push_target(a: &RunArgs) -> Result<Target, String> {
 }
 
 /// The partner-endpoint target: yrdx's gateway for the partner started on `--listen`.
-async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, String> {
-    let name = a.acting_as.clone().ok_or("--as is required: the partner whose system is certified")?;
+async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, ConfigError> {
+    let name = a.acting_as.clone().ok_or(ConfigError::NoPartner { what: "the partner whose system is certified" })?;
     let (_, region, format) = yrdx_pki::DEV_PARTNERS
         .iter()
         .find(|(n, _, _)| *n == name && *n != "shanghai")
-        .ok_or_else(|| format!("--as {name}: expected jiangsu, zhejiang or beijing"))?;
-    let format = Partner::from_name(format).ok_or_else(|| format!("--as {name}: no format {format}"))?;
+        .ok_or_else(|| ConfigError::UnknownPartner { name: name.clone(), expected: "jiangsu, zhejiang or beijing" })?;
+    let format = Partner::from_name(format)
+        .ok_or_else(|| ConfigError::NoFormat { name: name.clone(), format: format.to_string() })?;
     let cert = required("--server-cert", &a.server_cert)?;
     let key = required("--server-key", &a.server_key)?;
     let client_ca = required("--client-ca", &a.client_ca)?;
-    let gateway = PartnerFacingGateway::start(&a.listen, &cert, &key, &client_ca, format, region)
-        .await
-        .map_err(|e| e.to_string())?;
+    let gateway = PartnerFacingGateway::start(&a.listen, &cert, &key, &client_ca, format, region).await?;
     say(&format!("yrdx listens as the gateway for {name} on {}: start the partner's system now", gateway.url()));
     Ok(Target::PartnerEndpoint(Box::new(PartnerEndpointTarget {
         partner: name,
@@ -466,34 +567,34 @@ async fn partner_endpoint_target(a: &RunArgs) -> Result<Target, String> {
     })))
 }
 
-fn target(a: &RunArgs) -> Result<Target, String> {
+/// The target of a suite whose target needs nothing started (`formats`, `gateway`, `tls`,
+/// `samr-intake`).
+fn target(a: &RunArgs) -> Result<Target, ConfigError> {
     match a.suite.as_str() {
         "formats" => match (&a.translator, &a.format) {
             (None, None) => Ok(Target::Formats(FormatsTarget::Adapters)),
             (Some(command), Some(format)) => {
                 let format = Partner::from_name(format)
                     .filter(|p| *p != Partner::Samr)
-                    .ok_or_else(|| format!("--format {format}: expected jiangsu, zhejiang, beijing or canonical"))?;
+                    .ok_or_else(|| ConfigError::Format { format: format.clone() })?;
                 Ok(Target::Formats(FormatsTarget::Translator {
                     command: command.clone(),
                     format,
                     timeout: Duration::from_secs(a.translator_timeout_secs.max(1)),
                 }))
             }
-            _ => Err("--translator and --format go together".into()),
+            _ => Err(ConfigError::Together { first: "--translator", second: "--format" }),
         },
         "gateway" | "tls" => Ok(Target::Live(Box::new(live_target(a)?))),
         "samr-intake" => Ok(Target::Samr(Box::new(SamrTarget {
-            url: a.intake.clone().ok_or("--intake is required: https://host:port/path")?,
+            url: a.intake.clone().ok_or(ConfigError::NoIntake)?,
             server_name: a.server_name.clone(),
             ca_pem: required("--ca", &a.ca)?,
             identity: ClientIdentity { cert_pem: required("--cert", &a.cert)?, key_pem: required("--key", &a.key)? },
             sender: "310000".into(),
         }))),
-        "samr-push" | "partner-endpoint" => Err(format!("the {} target is started asynchronously", a.suite)),
-        other => {
-            Err(format!("--suite {other}: expected formats, gateway, tls, samr-intake, samr-push or partner-endpoint"))
-        }
+        "samr-push" | "partner-endpoint" => Err(ConfigError::StartedAsynchronously { suite: a.suite.clone() }),
+        other => Err(ConfigError::UnknownSuite { suite: other.to_string() }),
     }
 }
 
@@ -524,7 +625,7 @@ async fn run(mut a: RunArgs) -> ExitCode {
     };
     let target = match target {
         Ok(t) => t,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     if let Some(path) = &a.rerun_failed {
         match runner::failed_in(path, &a.suite) {
@@ -735,6 +836,7 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
             out(line);
         })
         .await
+        .map_err(|e| e.to_string())
     }
     .await;
     match result {

@@ -87,7 +87,7 @@ fn preview(bytes: &[u8]) -> String {
 /// Lets a simulated partner take its deliveries (answering case transfers addressed to it, as a
 /// well-behaved partner does) and writes what it received.
 async fn drain(sim: &mut PartnerSimulator, out: &mut String) -> Result<usize, String> {
-    let received = sim.drain(Duration::from_millis(600)).await?;
+    let received = sim.drain(Duration::from_millis(600)).await.map_err(|e| e.to_string())?;
     for d in &received {
         let kinds: Vec<String> = d.records.iter().map(|r| format!("{} {}", r.kind(), r.id())).collect();
         let _ = writeln!(
@@ -205,7 +205,8 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
     for (i, (who, message_id, record, title)) in steps.iter().enumerate() {
         let (name, _, format) = PARTNERS[*who];
         let _ = writeln!(out, "{}. {title}", i + 1);
-        let (bytes, reply) = sims[*who].submit(std::slice::from_ref(record), message_id).await?;
+        let (bytes, reply) =
+            sims[*who].submit(std::slice::from_ref(record), message_id).await.map_err(|e| e.to_string())?;
         let _ = writeln!(out, "    → {name} sends {message_id} ({} bytes, {format}): {}", bytes.len(), preview(&bytes));
         let refs: Vec<String> = reply.records.iter().map(|r| format!("{} {}", r.kind, r.id)).collect();
         let _ = writeln!(out, "    ✓ accepted: {}", refs.join(", "));

@@ -597,7 +597,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
         .arg(pki.join("zhejiang.key"))
         .arg("--ca")
         .arg(pki.join("ca.pem"))
-        .args(["--listen-secs", "30"])
+        .args(["--listen-secs", "90"])
         .stdout(Stdio::null())
         .spawn()
         .expect("the partner's system starts");
@@ -605,7 +605,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
     let _ = partner.kill();
     let _ = partner.wait();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("5 pass, 0 fail") && text(&o).contains("verdict pass"), "{}", text(&o));
+    assert!(text(&o).contains("7 pass, 0 fail") && text(&o).contains("verdict pass"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

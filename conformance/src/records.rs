@@ -8,14 +8,9 @@ use yrdx_adapters::{canonical, Record, RecordKind};
 /// Why a case's record could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// The vector named is missing or unreadable.
-    #[error("vector {vector}: {message}")]
-    Vector {
-        /// The vector's path under the vectors folder.
-        vector: String,
-        /// What went wrong.
-        message: String,
-    },
+    /// The vector named is missing, unreadable or holds no record.
+    #[error(transparent)]
+    Vector(#[from] crate::vectors::FirstRecordError),
     /// An inline record names no known kind.
     #[error("unknown record kind {0:?}")]
     UnknownKind(String),
@@ -34,8 +29,7 @@ pub enum RecordError {
 pub fn build(spec: &RecordSpec, fill: &Placeholders, vectors_dir: &Path) -> Result<Record, RecordError> {
     let (kind, mut value) = match (&spec.vector, &spec.inline, &spec.kind) {
         (Some(v), None, None) => {
-            let first = crate::vectors::first_record(vectors_dir, v)
-                .map_err(|message| RecordError::Vector { vector: v.clone(), message })?;
+            let first = crate::vectors::first_record(vectors_dir, v)?;
             (first.kind(), canonical::record_to_value(&first))
         }
         (None, Some(inline), Some(kind)) => {

@@ -620,13 +620,13 @@ pub fn covered_clauses(
     suites_dir: &Path,
     vectors_dir: &Path,
     catalogue: &Catalogue,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, suite::SuiteError> {
     let mut covered = BTreeSet::new();
     for s in suite::SUITES {
         if !suites_dir.join(s).is_dir() {
             continue;
         }
-        for c in suite::load(suites_dir, s, vectors_dir, catalogue).map_err(|e| e.to_string())? {
+        for c in suite::load(suites_dir, s, vectors_dir, catalogue)? {
             covered.extend(c.def.requirements.iter().cloned());
         }
     }

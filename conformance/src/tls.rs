@@ -89,6 +89,14 @@ impl TlsClient {
         Ok(TlsClient { connector: TlsConnector::from(Arc::new(config)), server_name })
     }
 
+    /// A client from a rustls configuration built by the caller (its own roots or verifier,
+    /// identity and ALPN), checking `server_name`.
+    pub fn from_config(config: Arc<ClientConfig>, server_name: &str) -> Result<TlsClient, TlsSetupError> {
+        let server_name = ServerName::try_from(server_name.to_string())
+            .map_err(|_| TlsSetupError::ServerName(server_name.to_string()))?;
+        Ok(TlsClient { connector: TlsConnector::from(config), server_name })
+    }
+
     /// Connects to `addr` (`host:port`) and completes the handshake, recording its facts in `facts`.
     pub async fn connect(
         &self,

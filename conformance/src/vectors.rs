@@ -137,10 +137,121 @@ pub fn load(dir: &Path) -> Result<Vec<Vector>, VectorError> {
     Ok(out)
 }
 
+/// Why a vector does not hold (a finding of the `formats` suite, or a failing vector test).
+#[derive(Debug, thiserror::Error)]
+pub enum VectorCheckError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A valid vector was refused, with every problem.
+    #[error("must decode but was refused:\n  {}", .problems.join("\n  "))]
+    Refused {
+        /// The problems, as text.
+        problems: Vec<String>,
+    },
+    /// Its records could not be encoded again in its format.
+    #[error("re-encoding failed: {source}")]
+    ReEncode {
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// The re-encoded document was refused.
+    #[error("re-encoded document refused: {source}")]
+    ReDecode {
+        /// The decoder's error.
+        source: DecodeError,
+    },
+    /// The round trip changed the document.
+    #[error("decode → encode → decode changed the document")]
+    RoundTrip,
+    /// Its records could not be written as canonical JSON.
+    #[error("canonical encoding failed: {source}")]
+    Canonical {
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// A canonical document is not JSON.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file (or `decoded`, for what the adapter gave).
+        path: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// It decoded to another canonical document than the expected one.
+    #[error("decoded to a different canonical document than {path}:\n{got}")]
+    OtherCanonical {
+        /// The expected document's file.
+        path: String,
+        /// What it decoded to, pretty-printed.
+        got: String,
+    },
+    /// An invalid vector decoded.
+    #[error("must be refused but decoded")]
+    Decoded,
+    /// An invalid vector was refused otherwise than expected (before or after interpretation).
+    #[error("expected refused = {expected}, got: {got}")]
+    RefusedOtherwise {
+        /// `refused` of its expectation.
+        expected: bool,
+        /// The refusal.
+        got: DecodeError,
+    },
+    /// Expected paths no problem names.
+    #[error("{}\n  problems reported:\n  {}", .missing.join("; "), .reported.join("\n  "))]
+    PathsMissing {
+        /// `path: expected …, found …` for each.
+        missing: Vec<String>,
+        /// Every problem reported.
+        reported: Vec<String>,
+    },
+}
+
+/// Why a vector's first record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FirstRecordError {
+    /// The vector's first folder is no format.
+    #[error("vector {vector}: the first folder must name a format, not {folder:?}")]
+    NotAFormat {
+        /// The vector.
+        vector: String,
+        /// Its first folder.
+        folder: String,
+    },
+    /// It could not be read.
+    #[error("vector {vector}: {source}")]
+    Read {
+        /// The vector.
+        vector: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// It does not decode.
+    #[error("vector {vector}: {source}")]
+    Decode {
+        /// The vector.
+        vector: String,
+        /// The decoder's error.
+        source: DecodeError,
+    },
+    /// It holds no record.
+    #[error("vector {vector}: no record")]
+    Empty {
+        /// The vector.
+        vector: String,
+    },
+}
+
 /// Checks one vector against the adapters; `bless` writes a missing expected canonical document
 /// instead of failing (for new valid vectors).
-pub fn check(v: &Vector, bless: bool) -> Result<(), String> {
-    let bytes = std::fs::read(&v.path).map_err(|e| format!("{}: {e}", v.path.display()))?;
+pub fn check(v: &Vector, bless: bool) -> Result<(), VectorCheckError> {
+    let bytes =
+        std::fs::read(&v.path).map_err(|source| VectorCheckError::Io { path: v.path.display().to_string(), source })?;
     match &v.expect {
         Expectation::Valid { canonical } => check_valid(v.partner, &bytes, canonical.as_deref(), bless),
         Expectation::Invalid(x) => check_invalid(v.partner, &bytes, x),
@@ -161,38 +272,41 @@ pub fn decode(
     }
 }
 
-fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: bool) -> Result<(), String> {
+fn check_valid(partner: Partner, bytes: &[u8], expected: Option<&Path>, bless: bool) -> Result<(), VectorCheckError> {
     let limits = DecodeLimits::default();
     let doc = match decode(partner, bytes, &limits) {
         Ok(Some(doc)) => doc,
         Ok(None) => return Ok(()),
         Err(e) => {
-            let lines: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
-            return Err(format!("must decode but was refused:\n  {}", lines.join("\n  ")));
+            let problems: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+            return Err(VectorCheckError::Refused { problems });
         }
     };
     // Round trip in the same format: the records survive unchanged.
-    let again = partner.encode(&doc.envelope, &doc.records, 1).map_err(|e| format!("re-encoding failed: {e}"))?;
-    let redecoded = partner.decode(&again.bytes, &limits).map_err(|e| format!("re-encoded document refused: {e}"))?;
+    let again =
+        partner.encode(&doc.envelope, &doc.records, 1).map_err(|source| VectorCheckError::ReEncode { source })?;
+    let redecoded = partner.decode(&again.bytes, &limits).map_err(|source| VectorCheckError::ReDecode { source })?;
     if redecoded != doc {
-        return Err("decode → encode → decode changed the document".into());
+        return Err(VectorCheckError::RoundTrip);
     }
     if let Some(path) = expected {
         let got =
-            canonical::encode(&doc.envelope, &doc.records).map_err(|e| format!("canonical encoding failed: {e}"))?;
+            canonical::encode(&doc.envelope, &doc.records).map_err(|source| VectorCheckError::Canonical { source })?;
+        let shown = || path.display().to_string();
         if !path.exists() && bless {
-            std::fs::write(path, &got.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(path, &got.bytes).map_err(|source| VectorCheckError::Io { path: shown(), source })?;
             return Ok(());
         }
-        let want: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let got: Value = serde_json::from_slice(&got.bytes).map_err(|e| e.to_string())?;
+        let text = std::fs::read(path).map_err(|source| VectorCheckError::Io { path: shown(), source })?;
+        let want: Value =
+            serde_json::from_slice(&text).map_err(|source| VectorCheckError::Json { path: shown(), source })?;
+        let got: Value = serde_json::from_slice(&got.bytes)
+            .map_err(|source| VectorCheckError::Json { path: "decoded".into(), source })?;
         if got != want {
-            return Err(format!(
-                "decoded to a different canonical document than {}:\n{}",
-                path.display(),
-                serde_json::to_string_pretty(&got).unwrap_or_default()
-            ));
+            return Err(VectorCheckError::OtherCanonical {
+                path: shown(),
+                got: serde_json::to_string_pretty(&got).unwrap_or_default(),
+            });
         }
     }
     Ok(())
@@ -209,18 +323,22 @@ pub struct InvalidOutcome {
 }
 
 /// Checks an invalid vector; an `Err` when the document was not refused as expected.
-pub fn invalid_findings(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Result<InvalidOutcome, String> {
+pub fn invalid_findings(
+    partner: Partner,
+    bytes: &[u8],
+    x: &InvalidExpectation,
+) -> Result<InvalidOutcome, VectorCheckError> {
     let mut limits = DecodeLimits::default();
     if let Some(m) = x.max_bytes {
         limits.max_bytes = m;
     }
     let err = match decode(partner, bytes, &limits) {
-        Ok(_) => return Err("must be refused but decoded".into()),
+        Ok(_) => return Err(VectorCheckError::Decoded),
         Err(e) => e,
     };
     let is_refusal = matches!(err, DecodeError::Refused { .. } | DecodeError::TooLarge { .. });
     if x.refused != is_refusal {
-        return Err(format!("expected refused = {}, got: {err}", x.refused));
+        return Err(VectorCheckError::RefusedOtherwise { expected: x.refused, got: err });
     }
     let problems = err.problems();
     let reported: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -240,7 +358,7 @@ pub fn invalid_findings(partner: Partner, bytes: &[u8], x: &InvalidExpectation) 
     Ok(InvalidOutcome { missing, reported })
 }
 
-fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Result<(), String> {
+fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Result<(), VectorCheckError> {
     let outcome = invalid_findings(partner, bytes, x)?;
     if outcome.missing.is_empty() {
         return Ok(());
@@ -250,16 +368,19 @@ fn check_invalid(partner: Partner, bytes: &[u8], x: &InvalidExpectation) -> Resu
         .iter()
         .map(|(path, expected, found)| format!("{path}: expected {expected}, found {found}"))
         .collect();
-    Err(format!("{}\n  problems reported:\n  {}", missing.join("; "), outcome.reported.join("\n  ")))
+    Err(VectorCheckError::PathsMissing { missing, reported: outcome.reported })
 }
 
 /// The first record of a vector (`jiangsu/valid/example-sampling.json`, relative to `dir`),
 /// decoded by the format its first folder names.
-pub fn first_record(dir: &Path, vector: &str) -> Result<yrdx_adapters::Record, String> {
+pub fn first_record(dir: &Path, vector: &str) -> Result<yrdx_adapters::Record, FirstRecordError> {
     let format_name = vector.split('/').next().unwrap_or_default();
     let format = Partner::from_name(format_name)
-        .ok_or_else(|| format!("vector {vector}: the first folder must name a format, not {format_name:?}"))?;
-    let bytes = std::fs::read(dir.join(vector)).map_err(|e| format!("vector {vector}: {e}"))?;
-    let doc = format.decode(&bytes, &DecodeLimits::default()).map_err(|e| format!("vector {vector}: {e}"))?;
-    doc.records.into_iter().next().ok_or_else(|| format!("vector {vector}: no record"))
+        .ok_or_else(|| FirstRecordError::NotAFormat { vector: vector.to_string(), folder: format_name.to_string() })?;
+    let bytes = std::fs::read(dir.join(vector))
+        .map_err(|source| FirstRecordError::Read { vector: vector.to_string(), source })?;
+    let doc = format
+        .decode(&bytes, &DecodeLimits::default())
+        .map_err(|source| FirstRecordError::Decode { vector: vector.to_string(), source })?;
+    doc.records.into_iter().next().ok_or_else(|| FirstRecordError::Empty { vector: vector.to_string() })
 }

@@ -527,7 +527,7 @@ async fn the_partner_endpoint_suite_passes_the_well_behaved_partner() {
         let suite = runner::run(&opts);
         let mut quiet = |_: &str| {};
         let simulator =
-            yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(25), &mut quiet);
+            yrdx_conformance::simulate::run(&partner_side, &scenario, std::time::Duration::from_secs(60), &mut quiet);
         tokio::pin!(suite, simulator);
         let report = tokio::select! {
             r = &mut suite => r,
@@ -536,6 +536,16 @@ async fn the_partner_endpoint_suite_passes_the_well_behaved_partner() {
         .expect("suite loads");
         assert_eq!(report.exit_code(), 0, "{partner}: {:#?}", failures(&report));
         assert_eq!(report.summary.pass, report.cases.len(), "{partner}: {:?}", report.summary);
+        assert_eq!(report.cases.len(), 7, "{partner}: every case of the suite ran");
+        // It verified the server certificate: tried to reconnect, and aborted each handshake.
+        let untrusted =
+            report.cases.iter().find(|c| c.id == "partner-endpoint.untrusted-server-refused").expect("case");
+        assert!(!untrusted.evidence.is_empty(), "{partner}: at least one attempt was seen");
+        assert!(untrusted.evidence.iter().all(|e| e.status == "aborted"), "{partner}: {:?}", untrusted.evidence);
+        // It honoured retry-after: the resend came 2 s or more after the refusal.
+        let retry = report.cases.iter().find(|c| c.id == "partner-endpoint.retry-after-honoured").expect("case");
+        let statuses: Vec<&str> = retry.evidence.iter().map(|e| e.status.as_str()).collect();
+        assert_eq!(statuses, ["RESOURCE_EXHAUSTED", "OK"], "{partner}");
         gateway.stop();
     }
 }
@@ -682,4 +692,254 @@ async fn the_gateway_suite_passes_with_500_unrelated_deliveries_waiting() {
         assert!(store.depth("320000").expect("depth") >= 500, "round {round}: the suite took what was not its own");
     }
     g.stop().await;
+}
+
+/// How a scripted partner answers a Submit refused with `RESOURCE_EXHAUSTED`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnBusy {
+    /// Waits the `retry-after`, then sends the same bytes again (right).
+    Honour,
+    /// Sends the same bytes again at once.
+    AtOnce,
+    /// Never sends it again.
+    Never,
+}
+
+/// A TLS client verifier that accepts any server certificate: the classic broken partner client
+/// ("verify = false"). Signatures are still checked, so only the trust decision is wrong.
+#[derive(Debug)]
+struct AcceptAnyServer(std::sync::Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _server_name: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The partner's client certificate, with a verifier that accepts any server certificate.
+fn accepting_any_server(t: &LiveTarget) -> yrdx_conformance::tls::TlsClient {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(t.me.identity.cert_pem.as_bytes()).collect::<Result<_, _>>().expect("chain");
+    let key = PrivateKeyDer::from_pem_slice(t.me.identity.key_pem.as_bytes()).expect("key");
+    let mut config = tokio_rustls::rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAnyServer(provider)))
+        .with_client_auth_cert(chain, key)
+        .expect("client config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    yrdx_conformance::tls::TlsClient::from_config(std::sync::Arc::new(config), &t.server_name).expect("tls client")
+}
+
+/// A partner's system written the way partners write them: it submits one document, then keeps
+/// a Receive open (reconnecting when it drops), acknowledges what it gets and answers a case
+/// transfer with one feedback; `tls` replaces its TLS client, `on_busy` its handling of a busy
+/// answer to that feedback.
+async fn scripted_partner(t: LiveTarget, tls: Option<yrdx_conformance::tls::TlsClient>, on_busy: OnBusy) {
+    use yrdx_proto::v1::exchange_client::ExchangeClient;
+    use yrdx_proto::v1::{AckRequest, CaseAction, CaseEvent, CaseFeedback, ReceiveRequest, SubmitRequest};
+    let (channel, _) = match tls {
+        Some(tls) => t.channel_with(tls).expect("channel"),
+        None => t.channel(Some(&t.me.identity)).await.expect("channel"),
+    };
+    let mut client = ExchangeClient::new(channel);
+    let envelope = |id: &str| yrdx_proto::v1::Envelope {
+        message_id: id.into(),
+        sender: t.me.region.clone(),
+        receiver: "310000".into(),
+        sent_at: Some(yrdx_conformance::clock::now()),
+    };
+    let signal = yrdx_tests::vector_record(yrdx_adapters::Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
+    let doc = t.me.format.encode(&envelope("SCRIPTED-0001"), &[signal], 1).expect("encodes").bytes;
+    let _ = client.submit(SubmitRequest { document: doc }).await;
+    let mut answers = 0u32;
+    loop {
+        if let Ok(stream) = client.receive(ReceiveRequest { max_unacked: 8 }).await {
+            let mut stream = stream.into_inner();
+            while let Ok(Some(d)) = stream.message().await {
+                let Ok(doc) = t.me.format.decode(&d.document, &Default::default()) else { continue };
+                for r in doc.records {
+                    let yrdx_adapters::Record::CaseTransfer(c) = r else { continue };
+                    answers += 1;
+                    let feedback = yrdx_adapters::Record::CaseFeedback(CaseFeedback {
+                        case_id: c.case_id.clone(),
+                        event: Some(CaseEvent {
+                            event_id: format!("{}-A", c.case_id),
+                            at: Some(yrdx_conformance::clock::now()),
+                            by_region: t.me.region.clone(),
+                            action: CaseAction::Accept as i32,
+                            note: "已接收".into(),
+                            amount: None,
+                        }),
+                    });
+                    let id = format!("SCRIPTED-FK-{answers:04}");
+                    let bytes = t.me.format.encode(&envelope(&id), &[feedback], 1).expect("encodes").bytes;
+                    if let Err(s) = client.submit(SubmitRequest { document: bytes.clone() }).await {
+                        if s.code() == tonic::Code::ResourceExhausted {
+                            match on_busy {
+                                OnBusy::Never => {}
+                                OnBusy::AtOnce => {
+                                    let _ = client.submit(SubmitRequest { document: bytes }).await;
+                                }
+                                OnBusy::Honour => {
+                                    let secs: u64 = s
+                                        .metadata()
+                                        .get("retry-after")
+                                        .and_then(|v| v.to_str().ok())
+                                        .and_then(|v| v.parse().ok())
+                                        .unwrap_or(1);
+                                    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                                    let _ = client.submit(SubmitRequest { document: bytes }).await;
+                                }
+                            }
+                        }
+                    }
+                }
+                let _ = client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_client_accepting_any_server_certificate_fails_the_untrusted_certificate_case() {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    let tls = accepting_any_server(&partner_side);
+    let side = partner_side.clone();
+    let partner = tokio::spawn(scripted_partner(partner_side, Some(tls), OnBusy::Honour));
+    let gateway = target.gateway.clone();
+    let mut opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+    opts.run = vec!["partner-endpoint.documents".into(), "partner-endpoint.untrusted-server-refused".into()];
+    let report = runner::run(&opts).await.expect("loads");
+    assert_eq!((report.verdict.as_str(), report.exit_code()), ("fail", 1), "{:#?}", failures(&report));
+    assert_eq!(outcome(&report, "partner-endpoint.documents"), Outcome::Pass);
+    assert_eq!(outcome(&report, "partner-endpoint.untrusted-server-refused"), Outcome::Fail);
+    let case = report.cases.iter().find(|c| c.id == "partner-endpoint.untrusted-server-refused").expect("case");
+    let f = &case.findings[0];
+    assert_eq!(f.assertion, "the partner's client refuses a server certificate from a CA it does not trust");
+    assert!(f.location.contains("connection attempt 1"), "{f:?}");
+    assert!(f.actual.starts_with("the handshake completed (TLSv1_3)"), "{f:?}");
+    assert!(f.actual.contains(gateway.untrusted_fingerprint()), "the finding names the certificate served: {f:?}");
+    // The right certificate is served again: a client verifying it against the CA gets in.
+    let (channel, _) = side.channel(Some(&side.me.identity)).await.expect("channel");
+    let mut client = yrdx_proto::v1::exchange_client::ExchangeClient::new(channel);
+    let reply = client.check(yrdx_proto::v1::CheckRequest { document: b"{}".to_vec() }).await;
+    assert!(reply.is_ok(), "after the step the trusted certificate is back: {reply:?}");
+    gateway.stop();
+    partner.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_making_no_attempt_leaves_the_untrusted_certificate_case_not_checked() {
+    let (mut target, partner_side) = partner_endpoint("jiangsu").await;
+    target.wait = std::time::Duration::from_secs(3);
+    // One document, then silence: it never reconnects after its connection is closed.
+    let (channel, _) = partner_side.channel(Some(&partner_side.me.identity)).await.expect("channel");
+    let mut client = yrdx_proto::v1::exchange_client::ExchangeClient::new(channel);
+    let plan = yrdx_tests::vector_record(yrdx_adapters::Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
+    let envelope = yrdx_proto::v1::Envelope {
+        message_id: "QUIET-0001".into(),
+        sender: partner_side.me.region.clone(),
+        receiver: "310000".into(),
+        sent_at: Some(yrdx_conformance::clock::now()),
+    };
+    let doc = partner_side.me.format.encode(&envelope, &[plan], 1).expect("encodes").bytes;
+    client.submit(yrdx_proto::v1::SubmitRequest { document: doc }).await.expect("accepted");
+    let gateway = target.gateway.clone();
+    let mut opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+    opts.run = vec!["partner-endpoint.documents".into(), "partner-endpoint.untrusted-server-refused".into()];
+    let report = runner::run(&opts).await.expect("loads");
+    assert_eq!((report.verdict.as_str(), report.exit_code()), ("incomplete", 1), "{:#?}", failures(&report));
+    assert_eq!(outcome(&report, "partner-endpoint.untrusted-server-refused"), Outcome::Skip);
+    let case = report.cases.iter().find(|c| c.id == "partner-endpoint.untrusted-server-refused").expect("case");
+    assert!(case.message.contains("made no TLS connection within 3 s"), "{}", case.message);
+    gateway.stop();
+}
+
+/// Runs the documents and retry-after cases against a scripted partner answering busy `on_busy`.
+async fn retry_run(on_busy: OnBusy) -> RunReport {
+    let (target, partner_side) = partner_endpoint("jiangsu").await;
+    let partner = tokio::spawn(scripted_partner(partner_side, None, on_busy));
+    let gateway = target.gateway.clone();
+    let mut opts = options("partner-endpoint", Target::PartnerEndpoint(Box::new(target)));
+    opts.run = vec!["partner-endpoint.documents".into(), "partner-endpoint.retry-after-honoured".into()];
+    let report = runner::run(&opts).await.expect("loads");
+    gateway.stop();
+    partner.abort();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_resending_at_once_or_never_after_a_busy_answer_fails_the_retry_case() {
+    let (honours, at_once, never) =
+        tokio::join!(retry_run(OnBusy::Honour), retry_run(OnBusy::AtOnce), retry_run(OnBusy::Never));
+    // The same scripted partner waiting the retry-after passes the case: it judges the timing.
+    // (Its run is incomplete only because the selection left the other cases out.)
+    assert_eq!(outcome(&honours, "partner-endpoint.retry-after-honoured"), Outcome::Pass, "{:#?}", failures(&honours));
+    assert_eq!(honours.verdict, "incomplete");
+
+    assert_eq!((at_once.verdict.as_str(), at_once.exit_code()), ("fail", 1), "{:#?}", failures(&at_once));
+    assert_eq!(outcome(&at_once, "partner-endpoint.documents"), Outcome::Pass);
+    assert_eq!(outcome(&at_once, "partner-endpoint.retry-after-honoured"), Outcome::Fail);
+    let case = at_once.cases.iter().find(|c| c.id == "partner-endpoint.retry-after-honoured").expect("case");
+    let f = &case.findings[0];
+    assert_eq!(f.assertion, "a Submit answered RESOURCE_EXHAUSTED is not sent again before its retry-after");
+    assert!(f.location.contains("message SCRIPTED-FK-0001"), "{f:?}");
+    assert_eq!(f.expected, "sent again no earlier than 2 s after the refusal (retry-after: 2)");
+    let secs: f64 = f
+        .actual
+        .strip_prefix("sent again ")
+        .and_then(|r| r.strip_suffix(" s after the refusal"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert!(secs < 2.0, "{f:?}");
+
+    assert_eq!((never.verdict.as_str(), never.exit_code()), ("fail", 1), "{:#?}", failures(&never));
+    assert_eq!(outcome(&never, "partner-endpoint.retry-after-honoured"), Outcome::Fail);
+    let case = never.cases.iter().find(|c| c.id == "partner-endpoint.retry-after-honoured").expect("case");
+    let f = &case.findings[0];
+    assert_eq!(f.assertion, "a Submit answered RESOURCE_EXHAUSTED is sent again once its retry-after has passed");
+    assert_eq!(f.actual, "not sent again within 17 s of the refusal");
 }

@@ -33,6 +33,14 @@ pub enum SuiteError {
         /// The error.
         message: String,
     },
+    /// A case refers to what it does not declare, or shapes a step wrongly.
+    #[error("{path}: {source}")]
+    Case {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: CaseDefError,
+    },
     /// A case file is not valid.
     #[error("{path}: {message}")]
     Invalid {
@@ -101,7 +109,7 @@ pub fn load(
         }
         let mut found = Vec::new();
         for def in group.cases.clone() {
-            check_steps(&def).map_err(|message| SuiteError::Invalid { path: file.display().to_string(), message })?;
+            check_steps(&def).map_err(|source| SuiteError::Case { path: file.display().to_string(), source })?;
             found.push(LoadedCase {
                 suite: suite.into(),
                 group: group.group.clone(),
@@ -137,8 +145,73 @@ pub fn load(
     Ok(cases)
 }
 
+/// What is wrong with a case beyond what serde checks.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseDefError {
+    /// A `samr_answer` answer is neither busy nor a rejection.
+    #[error(
+        "case {case}: step {step}: an answer is `status = 429|503` (with retry_after_secs) or `reject = \"reason\"`"
+    )]
+    Answer {
+        /// The case.
+        case: String,
+        /// The step, from 1.
+        step: usize,
+    },
+    /// A `wait` step gives neither or both of its keys.
+    #[error("case {case}: step {step}: wait needs past = \"visibility_timeout\" or ms")]
+    Wait {
+        /// The case.
+        case: String,
+        /// The step, from 1.
+        step: usize,
+    },
+    /// A `plan_summary` step gives neither or both of `plan` and `plan_id`.
+    #[error("case {case}: step {step}: give exactly one of plan and plan_id")]
+    PlanChoice {
+        /// The case.
+        case: String,
+        /// The step, from 1.
+        step: usize,
+    },
+    /// An expected plan-summary row lacks `region` or `category`.
+    #[error("case {case}: step {step}: a row needs region and category: {row}")]
+    Row {
+        /// The case.
+        case: String,
+        /// The step, from 1.
+        step: usize,
+        /// The row as written.
+        row: String,
+    },
+    /// A step names a record the case does not declare.
+    #[error("case {case}: step {step}: no record named {record:?} in [case.records]")]
+    UnknownRecord {
+        /// The case.
+        case: String,
+        /// The step, from 1.
+        step: usize,
+        /// The name.
+        record: String,
+    },
+    /// A record gives neither or both of a vector and an inline record.
+    #[error("case {case}: record {record}: give either `vector`, or `kind` and `inline`")]
+    RecordSpec {
+        /// The case.
+        case: String,
+        /// The record's name.
+        record: String,
+    },
+    /// A case without id or requirements.
+    #[error("case {case:?}: an id and at least one requirement are required")]
+    IdAndRequirements {
+        /// The id (maybe empty).
+        case: String,
+    },
+}
+
 /// Checks what serde cannot: steps refer to declared records.
-fn check_steps(def: &CaseDef) -> Result<(), String> {
+fn check_steps(def: &CaseDef) -> Result<(), CaseDefError> {
     let known = |name: &String| def.records.contains_key(name);
     for (i, step) in def.steps.iter().enumerate() {
         let names: &[String] = match step {
@@ -152,13 +225,7 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
                 for x in &a.answers {
                     match (x.status, &x.reject) {
                         (Some(429 | 503), None) | (None, Some(_)) => {}
-                        _ => {
-                            return Err(format!(
-                                "case {}: step {}: an answer is `status = 429|503` (with retry_after_secs) or `reject = \"reason\"`",
-                                def.id,
-                                i + 1
-                            ))
-                        }
+                        _ => return Err(CaseDefError::Answer { case: def.id.clone(), step: i + 1 }),
                     }
                 }
                 &[]
@@ -167,41 +234,35 @@ fn check_steps(def: &CaseDef) -> Result<(), String> {
                 match (&w.past, w.ms) {
                     (Some(p), None) if p == "visibility_timeout" => {}
                     (None, Some(_)) => {}
-                    _ => {
-                        return Err(format!(
-                            "case {}: step {}: wait needs past = \"visibility_timeout\" or ms",
-                            def.id,
-                            i + 1
-                        ))
-                    }
+                    _ => return Err(CaseDefError::Wait { case: def.id.clone(), step: i + 1 }),
                 }
                 &[]
             }
             Step::PlanSummary(s) => {
                 if s.plan.is_some() == s.plan_id.is_some() {
-                    return Err(format!("case {}: step {}: give exactly one of plan and plan_id", def.id, i + 1));
+                    return Err(CaseDefError::PlanChoice { case: def.id.clone(), step: i + 1 });
                 }
                 if let Some(row) =
                     s.expect.rows.iter().find(|r| !r.contains_key("region") || !r.contains_key("category"))
                 {
-                    return Err(format!("case {}: step {}: a row needs region and category: {row:?}", def.id, i + 1));
+                    return Err(CaseDefError::Row { case: def.id.clone(), step: i + 1, row: format!("{row:?}") });
                 }
                 s.plan.as_slice()
             }
             _ => &[],
         };
         if let Some(missing) = names.iter().find(|n| !known(n)) {
-            return Err(format!("case {}: step {}: no record named {missing:?} in [case.records]", def.id, i + 1));
+            return Err(CaseDefError::UnknownRecord { case: def.id.clone(), step: i + 1, record: missing.clone() });
         }
     }
     for (name, spec) in &def.records {
         match (&spec.vector, &spec.inline, &spec.kind) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-            _ => return Err(format!("case {}: record {name}: give either `vector`, or `kind` and `inline`", def.id)),
+            _ => return Err(CaseDefError::RecordSpec { case: def.id.clone(), record: name.clone() }),
         }
     }
     if def.id.is_empty() || def.requirements.is_empty() {
-        return Err(format!("case {:?}: an id and at least one requirement are required", def.id));
+        return Err(CaseDefError::IdAndRequirements { case: def.id.clone() });
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ mod schema;
 pub use diff::json_differences;
 pub use glob::glob_match;
 pub use json_path::{remove_path, set_path, JsonPathError};
-pub use loader::{canonical_of, carries_batches, default_dir, load, SuiteError};
+pub use loader::{canonical_of, carries_batches, default_dir, load, CaseDefError, SuiteError};
 pub use placeholders::Placeholders;
 pub use schema::*;
 

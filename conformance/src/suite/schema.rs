@@ -162,6 +162,79 @@ pub enum Step {
     Redeliver(RedeliverStep),
     /// `partner-endpoint`: the partner answers a delivered case transfer (once).
     PartnerAnswers(PartnerAnswersStep),
+    /// `partner-endpoint`: serve an untrusted twin of the server certificate on the same
+    /// address, close the partner's connections, and judge its attempts to reconnect (each must
+    /// be aborted by its client); then serve the right certificate again.
+    UntrustedServerCertificate(UntrustedServerCertificateStep),
+    /// `partner-endpoint`: answer the partner's next Submit `RESOURCE_EXHAUSTED` with
+    /// `retry-after`.
+    BusyAnswer(BusyAnswerStep),
+    /// `partner-endpoint`: the Submit answered busy is sent again, unchanged, no earlier than
+    /// its `retry-after` and within the wait.
+    PartnerResends(PartnerResendsStep),
+}
+
+/// Serves an untrusted server certificate for a while.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UntrustedServerCertificateStep {
+    /// How long to wait for the partner's first attempt (default `--partner-wait-secs`).
+    pub within_ms: Option<u64>,
+    /// After the first attempt, how long to keep watching (its retries), default 3000.
+    pub watch_ms: Option<u64>,
+}
+
+/// Answers the next Submit busy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusyAnswerStep {
+    /// The `retry-after` of the answer, seconds (default 2).
+    #[serde(default = "two")]
+    pub retry_after_secs: u64,
+}
+
+fn two() -> u64 {
+    2
+}
+
+/// Waits for the busy-answered Submit and its resend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerResendsStep {
+    /// How long to wait for the Submit to answer busy, and then for its resend after the
+    /// `retry-after` (default `--partner-wait-secs` each).
+    pub within_ms: Option<u64>,
+}
+
+impl Step {
+    /// The step's `do` name (`partner_submits`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Submit(_) => "submit",
+            Step::Receive(_) => "receive",
+            Step::Ack(_) => "ack",
+            Step::Burst(_) => "burst",
+            Step::Connect(_) => "connect",
+            Step::LegacyTls(_) => "legacy_tls",
+            Step::SamrPush(_) => "samr_push",
+            Step::PlanSummary(_) => "plan_summary",
+            Step::Wait(_) => "wait",
+            Step::SamrAnswer(_) => "samr_answer",
+            Step::SamrPackage(_) => "samr_package",
+            Step::SamrParked(_) => "samr_parked",
+            Step::SamrResend(_) => "samr_resend",
+            Step::SamrNumbering => "samr_numbering",
+            Step::PartnerSubmits(_) => "partner_submits",
+            Step::PartnerTls => "partner_tls",
+            Step::Deliver(_) => "deliver",
+            Step::PartnerAcks(_) => "partner_acks",
+            Step::Redeliver(_) => "redeliver",
+            Step::PartnerAnswers(_) => "partner_answers",
+            Step::UntrustedServerCertificate(_) => "untrusted_server_certificate",
+            Step::BusyAnswer(_) => "busy_answer",
+            Step::PartnerResends(_) => "partner_resends",
+        }
+    }
 }
 
 fn one() -> usize {

@@ -70,7 +70,7 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                             "the vector decodes to its canonical document and re-encodes unchanged",
                             v.name(),
                             "decodes",
-                            message,
+                            message.to_string(),
                         ));
                     }
                     Payload { decoded: decoded_view(v.partner, &bytes), ..Payload::default() }
@@ -88,7 +88,12 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
                         Payload::view(Value::Array(outcome.reported.into_iter().map(Value::String).collect()))
                     }
                     Err(message) => {
-                        findings.push(Finding::new("the document is refused", v.name(), "refused", message));
+                        findings.push(Finding::new(
+                            "the document is refused",
+                            v.name(),
+                            "refused",
+                            message.to_string(),
+                        ));
                         Payload::default()
                     }
                 },
@@ -123,19 +128,71 @@ pub fn run_case(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
     }
 }
 
+/// Why a batch case's input could not be built (the vectors are wrong: the case ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A vector of the batch has no expected canonical document.
+    #[error("{vector}: no canonical document")]
+    NoCanonical {
+        /// The vector.
+        vector: String,
+    },
+    /// A canonical document could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A canonical document is not JSON.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// The case has no vectors.
+    #[error("a batch case without vectors")]
+    Empty,
+}
+
+/// Why a translator could not be run (the tool's configuration: the case ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum TranslatorError {
+    /// The command could not start.
+    #[error("translator {command:?} could not start: {source}")]
+    Start {
+        /// The command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Waiting for it failed.
+    #[error("translator {command:?}: {source}")]
+    Wait {
+        /// The command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
 /// The canonical document of a batch case: the first vector's envelope and kind, every vector's
 /// records in order.
-fn batch_document(case: &LoadedCase) -> Result<Value, String> {
+fn batch_document(case: &LoadedCase) -> Result<Value, BatchError> {
     let mut doc: Option<Value> = None;
     let mut records = Vec::new();
     for v in &case.batch {
-        let path = crate::suite::canonical_of(v).ok_or_else(|| format!("{}: no canonical document", v.name()))?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let d: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = crate::suite::canonical_of(v).ok_or_else(|| BatchError::NoCanonical { vector: v.name() })?;
+        let shown = || path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|source| BatchError::Read { path: shown(), source })?;
+        let d: Value = serde_json::from_slice(&bytes).map_err(|source| BatchError::Json { path: shown(), source })?;
         records.extend(d.get("records").and_then(Value::as_array).cloned().unwrap_or_default());
         doc.get_or_insert(d);
     }
-    let mut doc = doc.ok_or("a batch case without vectors")?;
+    let mut doc = doc.ok_or(BatchError::Empty)?;
     doc["records"] = Value::Array(records);
     Ok(doc)
 }
@@ -143,7 +200,7 @@ fn batch_document(case: &LoadedCase) -> Result<Value, String> {
 fn run_batch(case: &LoadedCase, target: &FormatsTarget) -> FormatsOutcome {
     let doc = match batch_document(case) {
         Ok(d) => d,
-        Err(e) => return FormatsOutcome::Error(e),
+        Err(e) => return FormatsOutcome::Error(e.to_string()),
     };
     let input = match serde_json::to_vec_pretty(&doc) {
         Ok(b) => b,
@@ -299,7 +356,7 @@ struct Translated {
 }
 
 /// Runs `command` with `input` on stdin, killing it after `timeout`.
-fn run_translator(command: &str, input: &[u8], timeout: Duration) -> Result<Translated, String> {
+fn run_translator(command: &str, input: &[u8], timeout: Duration) -> Result<Translated, TranslatorError> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -307,7 +364,7 @@ fn run_translator(command: &str, input: &[u8], timeout: Duration) -> Result<Tran
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("translator {command:?} could not start: {e}"))?;
+        .map_err(|source| TranslatorError::Start { command: command.to_string(), source })?;
     // Writing and reading on threads, so a translator that reads nothing or writes much cannot
     // block the wait below.
     let stdin = child.stdin.take();
@@ -339,7 +396,7 @@ fn run_translator(command: &str, input: &[u8], timeout: Duration) -> Result<Tran
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("translator {command:?}: {e}")),
+            Err(source) => return Err(TranslatorError::Wait { command: command.to_string(), source }),
         }
     };
     let _ = writer.join();
@@ -365,7 +422,7 @@ fn translate_and_compare(command: &str, format: Partner, input: &[u8], timeout: 
     let started = Instant::now();
     let out = match run_translator(command, input, timeout) {
         Ok(o) => o,
-        Err(e) => return FormatsOutcome::Error(e),
+        Err(e) => return FormatsOutcome::Error(e.to_string()),
     };
     let findings = if out.success {
         compare_output(format, input, &out.stdout)

@@ -76,35 +76,66 @@ const MAX_BUSY_ANSWERS: u32 = 5;
 /// The longest `Retry-After` the suite waits; a longer one is a finding, not a hung run.
 const MAX_RETRY_AFTER_SECS: u64 = 30;
 
-async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, String> {
-    let uri: hyper::Uri = target.url.parse().map_err(|e| format!("--intake {}: {e}", target.url))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(format!("--intake {}: an https:// URL is required", target.url));
-    }
-    let host = uri.host().ok_or("--intake: no host")?.to_string();
-    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(443));
-    let tls = TlsClient::new(&target.ca_pem, Some(&target.identity), &target.server_name, &[b"http/1.1"])
-        .map_err(|e| e.to_string())?;
+/// Why a package could not be posted to the intake (nothing was judged).
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The `--intake` URL is unusable.
+    #[error(transparent)]
+    Url(#[from] crate::suites::TargetError),
+    /// The TLS credentials are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// No connection (or TLS handshake) to the intake.
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        /// `host:port`.
+        authority: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("HTTP: {source}")]
+    Http {
+        /// hyper's error.
+        source: hyper::Error,
+    },
+    /// The request could not be built.
+    #[error("HTTP request: {source}")]
+    Request {
+        /// The error.
+        source: hyper::http::Error,
+    },
+}
+
+async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
+    let authority = crate::suites::https_authority("--intake", &target.url)?;
+    let uri: hyper::Uri = target.url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+        crate::suites::TargetError::Url { flag: "--intake", url: target.url.clone(), reason: e.to_string() }
+    })?;
+    let tls = TlsClient::new(&target.ca_pem, Some(&target.identity), &target.server_name, &[b"http/1.1"])?;
     let facts = Arc::new(Mutex::new(None));
-    let stream = tls.connect(&authority, &facts).await.map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let stream = tls
+        .connect(&authority, &facts)
+        .await
+        .map_err(|source| PostError::Connect { authority: authority.clone(), source })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP: {e}"))?;
+        .map_err(|source| PostError::Http { source })?;
     tokio::spawn(conn);
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let request = hyper::Request::post(path)
         .header("host", &authority)
         .header("content-type", "application/xml; charset=GB18030")
         .body(Full::new(Bytes::copy_from_slice(bytes)))
-        .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
+        .map_err(|source| PostError::Request { source })?;
+    let response = sender.send_request(request).await.map_err(|source| PostError::Http { source })?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get(hyper::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body = response.into_body().collect().await.map_err(|e| format!("HTTP body: {e}"))?.to_bytes().to_vec();
+    let body = response.into_body().collect().await.map_err(|source| PostError::Http { source })?.to_bytes().to_vec();
     let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(Posted { status, retry_after, body, tls })
 }
@@ -117,12 +148,47 @@ pub enum SamrOutcome {
     Error(String, Vec<Evidence>),
 }
 
-fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str) -> Result<Vec<u8>, String> {
-    let kind = PackageType::from_code(&step.package).ok_or_else(|| format!("unknown package type {}", step.package))?;
+/// Why a case's SAMR package could not be built (the case is wrong: it ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The package type code is unknown.
+    #[error("unknown package type {code}")]
+    UnknownType {
+        /// The code given.
+        code: String,
+    },
+    /// A step names a record the case does not declare.
+    #[error("no record named {name}")]
+    UnknownRecord {
+        /// The name.
+        name: String,
+    },
+    /// A CCJG package without its two records.
+    #[error("a CCJG package needs a sampling record and its inspection")]
+    SpotCheckPair,
+    /// The records are not of the package's kind.
+    #[error("the records do not fit a {code} package")]
+    Misfit {
+        /// The package type code.
+        code: String,
+    },
+    /// The package could not be encoded.
+    #[error("cannot encode the {code} package: {source}")]
+    Encode {
+        /// The package type code.
+        code: String,
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+}
+
+fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str) -> Result<Vec<u8>, PackageError> {
+    let kind = PackageType::from_code(&step.package)
+        .ok_or_else(|| PackageError::UnknownType { code: step.package.clone() })?;
     let named: Vec<Record> = step
         .records
         .iter()
-        .map(|n| records.get(n).cloned().ok_or_else(|| format!("no record named {n}")))
+        .map(|n| records.get(n).cloned().ok_or_else(|| PackageError::UnknownRecord { name: n.clone() }))
         .collect::<Result<_, _>>()?;
     let payload: Vec<Record> = if kind == PackageType::SpotCheckResults {
         let sampling = named.iter().find_map(|r| if let Record::Sampling(s) = r { Some(s.clone()) } else { None });
@@ -131,14 +197,14 @@ fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str
             (Some(s), Some(i)) => {
                 vec![Record::SpotCheckResult(SpotCheckResult { sampling: Some(s), inspection: Some(i) })]
             }
-            _ => return Err("a CCJG package needs a sampling record and its inspection".into()),
+            _ => return Err(PackageError::SpotCheckPair),
         }
     } else {
         named
     };
     if payload.iter().any(|r| PackageType::for_kind(r.kind()) != Some(kind) && r.kind() != RecordKind::SpotCheckResult)
     {
-        return Err(format!("the records do not fit a {} package", step.package));
+        return Err(PackageError::Misfit { code: step.package.clone() });
     }
     let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst) + 1;
     let envelope = Envelope {
@@ -147,7 +213,8 @@ fn package(step: &SamrPushStep, records: &BTreeMap<String, Record>, sender: &str
         receiver: "SAMR".into(),
         sent_at: Some(crate::clock::now()),
     };
-    let encoded = samr::encode(&envelope, sequence, &payload).map_err(|e| e.to_string())?;
+    let encoded = samr::encode(&envelope, sequence, &payload)
+        .map_err(|source| PackageError::Encode { code: step.package.clone(), source })?;
     Ok(encoded.bytes)
 }
 

@@ -144,7 +144,10 @@ pub async fn run_case(
         run.step = i + 1;
         let result = match step {
             Step::Submit(s) => run.submit(s).await,
-            Step::SamrAnswer(s) => run.answer(s),
+            Step::SamrAnswer(s) => {
+                run.answer(s);
+                Ok(())
+            }
             Step::SamrPackage(s) => run.package(s).await,
             Step::SamrParked(s) => run.parked(s).await,
             Step::SamrResend(s) => run.resend(s).await,
@@ -153,7 +156,7 @@ pub async fn run_case(
                 tokio::time::sleep(Duration::from_millis(w.ms.unwrap_or(1000))).await;
                 Ok(())
             }
-            _ => Err("this step does not belong to the samr-push suite".to_string()),
+            other => Err(PushStepError::OtherSuite { step: other.name() }),
         };
         if let Err(e) = result {
             outcome = Some(LiveOutcome::Error(format!("step {}: {e}", i + 1), std::mem::take(&mut run.evidence)));
@@ -210,18 +213,59 @@ fn attempt_evidence(step: usize, e: &IntakeEvent, intake_url: &str) -> Evidence 
     }
 }
 
+/// Why a step of the `samr-push` suite could not run (the case, the tool or its configuration
+/// is wrong, not the gateway: the case ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum PushStepError {
+    /// The step belongs to another suite.
+    #[error("{step} steps belong to another suite, not samr-push")]
+    OtherSuite {
+        /// The step's `do`.
+        step: &'static str,
+    },
+    /// A submit step uses a key this suite does not take.
+    #[error("samr-push submit steps take `by`, `records` and `expect.status` only")]
+    SubmitKeys,
+    /// A step acts as the peer, and none was given.
+    #[error("no peer partner given")]
+    NoPeer,
+    /// A case's records cannot be written in the actor's format.
+    #[error("cannot encode for {partner}: {source}")]
+    Encode {
+        /// The actor.
+        partner: String,
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// A channel could not be set up.
+    #[error(transparent)]
+    Channel(#[from] crate::suites::live::ChannelError),
+    /// A step names a package no earlier step saved.
+    #[error("no package saved as {name:?}")]
+    NotSaved {
+        /// The name.
+        name: String,
+    },
+    /// An Admin step, and no operator certificate was given.
+    #[error("no operator certificate given")]
+    NoOperator,
+    /// `samr_numbering` found nothing to judge.
+    #[error("no readable package reached the intake in this run: nothing to judge")]
+    NothingToNumber,
+}
+
 impl PushRun<'_> {
-    fn profile(&self, by: Actor) -> Result<&PartnerProfile, String> {
+    fn profile(&self, by: Actor) -> Result<&PartnerProfile, PushStepError> {
         match by {
             Actor::Myself => Ok(&self.target.gateway.me),
-            Actor::Peer => self.target.gateway.peer.as_ref().ok_or_else(|| "no peer partner given".to_string()),
+            Actor::Peer => self.target.gateway.peer.as_ref().ok_or(PushStepError::NoPeer),
         }
     }
 
     /// Submits records as a partner; only `by`, `records` and `expect.status` apply here.
-    async fn submit(&mut self, s: &SubmitStep) -> Result<(), String> {
+    async fn submit(&mut self, s: &SubmitStep) -> Result<(), PushStepError> {
         if s.raw.is_some() || s.oversized.is_some() || s.repeat || s.sender.is_some() || !s.replace.is_empty() {
-            return Err("samr-push submit steps take `by`, `records` and `expect.status` only".into());
+            return Err(PushStepError::SubmitKeys);
         }
         let p = self.profile(s.by)?.clone();
         let records: Vec<Record> = s.records.iter().filter_map(|n| self.records.get(n).cloned()).collect();
@@ -233,8 +277,10 @@ impl PushRun<'_> {
             receiver: "310000".into(),
             sent_at: Some(crate::clock::now()),
         };
-        let bytes =
-            p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
+        let bytes = p
+            .format
+            .encode(&envelope, &records, 1)
+            .map_err(|source| PushStepError::Encode { partner: p.name.clone(), source })?;
         let (channel, facts) = self.target.gateway.channel(Some(&p.identity)).await?;
         let started = Instant::now();
         let result = ExchangeClient::new(channel).submit(SubmitRequest { document: bytes.bytes.clone() }).await;
@@ -272,7 +318,7 @@ impl PushRun<'_> {
         Ok(())
     }
 
-    fn answer(&mut self, s: &SamrAnswerStep) -> Result<(), String> {
+    fn answer(&mut self, s: &SamrAnswerStep) {
         let planned: Vec<PlannedAnswer> = s
             .answers
             .iter()
@@ -285,12 +331,11 @@ impl PushRun<'_> {
             })
             .collect();
         self.target.intake.plan(planned);
-        Ok(())
     }
 
     /// Waits for the package holding the step's records to be answered finally (accepted, or
     /// rejected when so expected), then judges each of its attempts.
-    async fn package(&mut self, s: &SamrPackageStep) -> Result<(), String> {
+    async fn package(&mut self, s: &SamrPackageStep) -> Result<(), PushStepError> {
         let ids: Vec<String> = s.records.iter().filter_map(|n| self.records.get(n)).map(Record::id).collect();
         let wait = s.within_ms.map(Duration::from_millis).unwrap_or(self.target.package_wait);
         let deadline = Instant::now() + wait;
@@ -442,17 +487,17 @@ impl PushRun<'_> {
         self.findings.extend(found);
     }
 
-    fn saved_number(&self, name: &str) -> Result<String, String> {
-        self.saved.get(name).map(|(n, _)| n.clone()).ok_or_else(|| format!("no package saved as {name:?}"))
+    fn saved_number(&self, name: &str) -> Result<String, PushStepError> {
+        self.saved.get(name).map(|(n, _)| n.clone()).ok_or_else(|| PushStepError::NotSaved { name: name.to_string() })
     }
 
-    async fn admin(&self) -> Result<AdminClient<Channel>, String> {
-        let op = self.target.operator.as_ref().ok_or("no operator certificate given")?;
+    async fn admin(&self) -> Result<AdminClient<Channel>, PushStepError> {
+        let op = self.target.operator.as_ref().ok_or(PushStepError::NoOperator)?;
         let (channel, _) = self.target.gateway.channel(Some(op)).await?;
         Ok(AdminClient::new(channel))
     }
 
-    async fn parked(&mut self, s: &SamrParkedStep) -> Result<(), String> {
+    async fn parked(&mut self, s: &SamrParkedStep) -> Result<(), PushStepError> {
         let number = self.saved_number(&s.package)?;
         let mut admin = self.admin().await?;
         let started = Instant::now();
@@ -520,7 +565,7 @@ impl PushRun<'_> {
         Ok(())
     }
 
-    async fn resend(&mut self, s: &SamrResendStep) -> Result<(), String> {
+    async fn resend(&mut self, s: &SamrResendStep) -> Result<(), PushStepError> {
         let number = self.saved_number(&s.package)?;
         let mut admin = self.admin().await?;
         let started = Instant::now();
@@ -558,7 +603,7 @@ impl PushRun<'_> {
 
     /// Every readable package the intake saw: per day, numbers follow without gaps; a number
     /// is never used for other bytes.
-    fn numbering(&mut self) -> Result<(), String> {
+    fn numbering(&mut self) -> Result<(), PushStepError> {
         let events = self.target.intake.events();
         let at = format!("step {} numbering", self.step);
         let mut days: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
@@ -574,7 +619,7 @@ impl PushRun<'_> {
             }
         }
         if days.is_empty() {
-            return Err("no readable package reached the intake in this run: nothing to judge".into());
+            return Err(PushStepError::NothingToNumber);
         }
         let mut shown = Vec::new();
         for (day, numbers) in &days {

@@ -3,8 +3,9 @@
 use super::*;
 
 impl CaseRun<'_> {
-    pub(super) async fn ack(&mut self, by: Actor, delivery: &str, expect: u32) -> Result<(), String> {
-        let id = self.saved.get(delivery).cloned().ok_or_else(|| format!("no delivery saved as {delivery:?}"))?;
+    pub(super) async fn ack(&mut self, by: Actor, delivery: &str, expect: u32) -> Result<(), LiveStepError> {
+        let id =
+            self.saved.get(delivery).cloned().ok_or_else(|| LiveStepError::NotSaved { name: delivery.to_string() })?;
         let at = format!("Ack {delivery}");
         self.ack_one(by, &id, expect, "Ack acknowledges only the caller's own deliveries", &at).await
     }
@@ -18,7 +19,7 @@ impl CaseRun<'_> {
         expect: u32,
         assertion: &str,
         at: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), LiveStepError> {
         let (mut client, facts) = self.client(by).await?;
         let started = Instant::now();
         let r = client.ack(AckRequest { delivery_ids: vec![id.to_string()] }).await;

@@ -3,7 +3,7 @@
 use super::*;
 
 impl CaseRun<'_> {
-    pub(super) async fn burst(&mut self, s: &crate::suite::BurstStep) -> Result<(), String> {
+    pub(super) async fn burst(&mut self, s: &crate::suite::BurstStep) -> Result<(), LiveStepError> {
         let count = self.target.burst.unwrap_or(s.count);
         let (client, facts) = self.client(s.by).await?;
         let body = self.fill.fill(&s.raw).into_bytes();

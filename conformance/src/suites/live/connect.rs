@@ -3,31 +3,32 @@
 use super::*;
 
 impl CaseRun<'_> {
-    pub(super) fn mint(&self, kind: ClientKind) -> Result<Option<ClientIdentity>, String> {
+    pub(super) fn mint(&self, kind: ClientKind) -> Result<Option<ClientIdentity>, LiveStepError> {
+        let mint = |source| LiveStepError::Mint { kind: format!("{kind:?}"), source };
         let me = &self.target.me;
         let identity = yrdx_pki::partner_identity(&me.name);
         let issued = match kind {
             ClientKind::Valid => return Ok(Some(me.identity.clone())),
             ClientKind::None => return Ok(None),
             ClientKind::Untrusted => {
-                let ca =
-                    yrdx_pki::CertificateAuthority::new("yrdx conformance untrusted CA").map_err(|e| e.to_string())?;
-                ca.issue_client(&identity, false).map_err(|e| e.to_string())?
+                let ca = yrdx_pki::CertificateAuthority::new("yrdx conformance untrusted CA").map_err(mint)?;
+                ca.issue_client(&identity, false).map_err(mint)?
             }
             ClientKind::Expired | ClientKind::WrongSan => {
-                let (cert, key) = self.target.issuing_ca.as_ref().ok_or("no issuing CA given")?;
-                let ca = yrdx_pki::CertificateAuthority::from_pem(cert, key).map_err(|e| format!("issuing CA: {e}"))?;
+                let (cert, key) = self.target.issuing_ca.as_ref().ok_or(LiveStepError::NoIssuingCa)?;
+                let ca = yrdx_pki::CertificateAuthority::from_pem(cert, key)
+                    .map_err(|source| LiveStepError::IssuingCa { source })?;
                 if kind == ClientKind::Expired {
-                    ca.issue_client(&identity, true).map_err(|e| e.to_string())?
+                    ca.issue_client(&identity, true).map_err(mint)?
                 } else {
-                    ca.issue_client("urn:yrdx:partner:not-registered", false).map_err(|e| e.to_string())?
+                    ca.issue_client("urn:yrdx:partner:not-registered", false).map_err(mint)?
                 }
             }
         };
         Ok(Some(ClientIdentity { cert_pem: issued.cert_pem, key_pem: issued.key_pem }))
     }
 
-    pub(super) async fn connect(&mut self, kind: ClientKind, expect: &str) -> Result<(), String> {
+    pub(super) async fn connect(&mut self, kind: ClientKind, expect: &str) -> Result<(), LiveStepError> {
         let identity = self.mint(kind)?;
         let label = format!("{kind:?} client certificate").replace("None ", "no ");
         let (channel, facts) = self.target.channel(identity.as_ref()).await?;
@@ -72,20 +73,16 @@ impl CaseRun<'_> {
         Ok(())
     }
 
-    pub(super) async fn legacy(&mut self, version: &str, expect: &str) -> Result<(), String> {
+    pub(super) async fn legacy(&mut self, version: &str, expect: &str) -> Result<(), LiveStepError> {
         let minor = match version {
             "1.0" => 1,
             "1.1" => 2,
-            other => return Err(format!("legacy_tls version {other:?}: expected 1.0 or 1.1")),
+            other => return Err(LiveStepError::LegacyVersion { version: other.to_string() }),
         };
         let started = Instant::now();
-        let outcome = crate::tls::probe_legacy_version(
-            &self.target.authority().map_err(|e| e.to_string())?,
-            minor,
-            &self.target.server_name,
-        )
-        .await
-        .map_err(|e| format!("cannot reach the target: {e}"))?;
+        let outcome = crate::tls::probe_legacy_version(&self.target.authority()?, minor, &self.target.server_name)
+            .await
+            .map_err(|source| LiveStepError::Unreachable { source })?;
         let (got, detail) = match &outcome {
             LegacyOutcome::Refused(d) => ("refused", d.clone()),
             LegacyOutcome::Accepted(d) => ("accepted", d.clone()),

@@ -118,14 +118,17 @@ impl LiveTarget {
     }
 
     /// Opens a gRPC channel presenting `identity`; the TLS facts land in the returned slot.
-    pub async fn channel(
-        &self,
-        identity: Option<&ClientIdentity>,
-    ) -> Result<(Channel, Arc<Mutex<Option<TlsFacts>>>), String> {
-        let authority = self.authority().map_err(|e| e.to_string())?;
+    pub async fn channel(&self, identity: Option<&ClientIdentity>) -> Result<(Channel, FactsSlot), ChannelError> {
+        let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"])?;
+        self.channel_with(tls)
+    }
+
+    /// Opens a gRPC channel over a TLS client of the caller's (its own roots, verifier and
+    /// identity); the TLS facts land in the returned slot.
+    pub fn channel_with(&self, tls: TlsClient) -> Result<(Channel, FactsSlot), ChannelError> {
+        let authority = self.authority()?;
         let plain = format!("http://{authority}");
-        let tls = TlsClient::new(&self.ca_pem, identity, &self.server_name, &[b"h2"]).map_err(|e| e.to_string())?;
-        let facts: Arc<Mutex<Option<TlsFacts>>> = Arc::new(Mutex::new(None));
+        let facts: FactsSlot = Arc::new(Mutex::new(None));
         let slot = facts.clone();
         let connector = tower::service_fn(move |_: Uri| {
             let (tls, facts, authority) = (tls.clone(), slot.clone(), authority.clone());
@@ -135,13 +138,32 @@ impl LiveTarget {
             }
         });
         // TLS is done by the connector, so the endpoint itself is plain.
-        let endpoint = Endpoint::from_shared(plain)
-            .map_err(|e| e.to_string())?
+        let endpoint = Endpoint::from_shared(plain.clone())
+            .map_err(|source| ChannelError::Endpoint { url: plain, source })?
             .connect_timeout(self.step_timeout)
             .timeout(self.step_timeout);
         let channel = endpoint.connect_with_connector_lazy(connector);
         Ok((channel, facts))
     }
+}
+
+/// Why a channel to the target could not be set up (the configuration's fault: nothing was sent).
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The target's URL is unusable.
+    #[error(transparent)]
+    Target(#[from] crate::suites::TargetError),
+    /// The TLS credentials are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// tonic refused the endpoint.
+    #[error("gRPC endpoint {url}: {source}")]
+    Endpoint {
+        /// The endpoint's URL.
+        url: String,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
 }
 
 /// The canonical name of a gRPC code (`INVALID_ARGUMENT`).
@@ -206,6 +228,119 @@ pub enum LiveOutcome {
     Omit(String),
     /// The case or the tool broke, with what evidence there is.
     Error(String, Vec<Evidence>),
+}
+
+/// Why a step of the `gateway` or `tls` suite could not run (the case, the tool or its
+/// configuration is wrong, not the gateway: the case ends in error).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveStepError {
+    /// The step belongs to another suite.
+    #[error("{step} steps belong to the {suite} suite")]
+    OtherSuite {
+        /// The step's `do`.
+        step: &'static str,
+        /// The suite it belongs to.
+        suite: &'static str,
+    },
+    /// A step acts as the peer, and none was given.
+    #[error("no peer partner given")]
+    NoPeer,
+    /// A channel could not be set up.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The target's URL is unusable.
+    #[error(transparent)]
+    Target(#[from] crate::suites::TargetError),
+    /// The expected records could not pass through a format.
+    #[error("expected records: {source}")]
+    ExpectedEncode {
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// The expected records did not decode again.
+    #[error("expected records: {source}")]
+    ExpectedDecode {
+        /// The decoder's error.
+        source: yrdx_adapters::DecodeError,
+    },
+    /// An `expect_set` path cannot be set in the expected record.
+    #[error("expect_set {path}: {source}")]
+    ExpectSet {
+        /// The path.
+        path: String,
+        /// Why.
+        source: crate::suite::JsonPathError,
+    },
+    /// A case's records cannot be written in the actor's format.
+    #[error("cannot encode for {partner}: {source}")]
+    Encode {
+        /// The actor.
+        partner: String,
+        /// The encoder's error.
+        source: yrdx_adapters::EncodeError,
+    },
+    /// An encoded document is not UTF-8, so `replace` cannot edit it.
+    #[error("encoded document: {source}")]
+    NotText {
+        /// Where it is not.
+        source: std::string::FromUtf8Error,
+    },
+    /// A `replace` text is not in the document.
+    #[error("replace: {from:?} is not in the encoded document")]
+    ReplaceMissing {
+        /// The text.
+        from: String,
+    },
+    /// `repeat` or `reuse_message_id` without an earlier submit step.
+    #[error("`{key}` needs an earlier submit step")]
+    NoEarlierSubmit {
+        /// The key.
+        key: &'static str,
+    },
+    /// A step names a delivery no earlier step saved.
+    #[error("no delivery saved as {name:?}")]
+    NotSaved {
+        /// The name.
+        name: String,
+    },
+    /// A `plan_summary` step names a record that is not a plan.
+    #[error("{name:?} is not a plan record of the case")]
+    NotAPlan {
+        /// The record's name.
+        name: String,
+    },
+    /// A `plan_summary` step names no plan.
+    #[error("no plan to ask about")]
+    NoPlan,
+    /// A `legacy_tls` version other than 1.0 and 1.1.
+    #[error("legacy_tls version {version:?}: expected 1.0 or 1.1")]
+    LegacyVersion {
+        /// The version given.
+        version: String,
+    },
+    /// The legacy-TLS probe could not connect.
+    #[error("cannot reach the target: {source}")]
+    Unreachable {
+        /// The connection error.
+        source: std::io::Error,
+    },
+    /// A case needs the issuing CA, and none was given.
+    #[error("no issuing CA given")]
+    NoIssuingCa,
+    /// The issuing CA given is unusable.
+    #[error("issuing CA: {source}")]
+    IssuingCa {
+        /// Why.
+        source: yrdx_pki::PkiError,
+    },
+    /// A test client certificate could not be made.
+    #[error("cannot make the {kind} client certificate: {source}")]
+    Mint {
+        /// Which (`Untrusted`, `Expired`, `WrongSan`).
+        kind: String,
+        /// Why.
+        source: yrdx_pki::PkiError,
+    },
 }
 
 /// Where a channel's connector records the TLS facts of its handshake.
@@ -274,18 +409,23 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
             Step::Burst(s) => run.burst(s).await,
             Step::Connect(s) => run.connect(s.client, &s.expect).await,
             Step::LegacyTls(s) => run.legacy(&s.version, &s.expect).await,
-            Step::SamrPush(_) => Err("samr_push steps belong to the samr-intake suite".to_string()),
+            Step::SamrPush(_) => Err(LiveStepError::OtherSuite { step: "samr_push", suite: "samr-intake" }),
             Step::SamrAnswer(_)
             | Step::SamrPackage(_)
             | Step::SamrParked(_)
             | Step::SamrResend(_)
-            | Step::SamrNumbering => Err("samr_* steps belong to the samr-push suite".to_string()),
+            | Step::SamrNumbering => Err(LiveStepError::OtherSuite { step: "samr_*", suite: "samr-push" }),
             Step::PartnerSubmits(_)
             | Step::PartnerTls
             | Step::Deliver(_)
             | Step::PartnerAcks(_)
             | Step::Redeliver(_)
-            | Step::PartnerAnswers(_) => Err("partner_* steps belong to the partner-endpoint suite".to_string()),
+            | Step::PartnerAnswers(_)
+            | Step::UntrustedServerCertificate(_)
+            | Step::BusyAnswer(_)
+            | Step::PartnerResends(_) => {
+                Err(LiveStepError::OtherSuite { step: "partner_*", suite: "partner-endpoint" })
+            }
             Step::PlanSummary(s) => run.plan_summary(s).await,
             Step::Wait(w) => {
                 let wait = match w.ms {
@@ -308,10 +448,10 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
 }
 
 impl CaseRun<'_> {
-    fn profile(&self, by: Actor) -> Result<&PartnerProfile, String> {
+    fn profile(&self, by: Actor) -> Result<&PartnerProfile, LiveStepError> {
         match by {
             Actor::Myself => Ok(&self.target.me),
-            Actor::Peer => self.target.peer.as_ref().ok_or_else(|| "no peer partner given".to_string()),
+            Actor::Peer => self.target.peer.as_ref().ok_or(LiveStepError::NoPeer),
         }
     }
 
@@ -319,7 +459,7 @@ impl CaseRun<'_> {
         self.profile(by).map(|p| p.name.clone()).unwrap_or_else(|_| "peer".into())
     }
 
-    async fn client(&mut self, by: Actor) -> Result<(ExchangeClient<Channel>, Arc<Mutex<Option<TlsFacts>>>), String> {
+    async fn client(&mut self, by: Actor) -> Result<(ExchangeClient<Channel>, FactsSlot), LiveStepError> {
         let key = match by {
             Actor::Myself => "self",
             Actor::Peer => "peer",
@@ -372,19 +512,22 @@ impl CaseRun<'_> {
         format: Partner,
         names: &[String],
         envelope: &Envelope,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, LiveStepError> {
         let mut records: Vec<Record> = names.iter().filter_map(|n| self.records.get(n).cloned()).collect();
         if let Some(by) = from {
             let sender = self.profile(by)?.format;
-            let encoded = sender.encode(envelope, &records, 1).map_err(|e| format!("expected records: {e}"))?;
+            let encoded =
+                sender.encode(envelope, &records, 1).map_err(|source| LiveStepError::ExpectedEncode { source })?;
             records = sender
                 .decode(&encoded.bytes, &DecodeLimits::default())
-                .map_err(|e| format!("expected records: {e}"))?
+                .map_err(|source| LiveStepError::ExpectedDecode { source })?
                 .records;
         }
-        let encoded = format.encode(envelope, &records, 1).map_err(|e| format!("expected records: {e}"))?;
-        let doc =
-            format.decode(&encoded.bytes, &DecodeLimits::default()).map_err(|e| format!("expected records: {e}"))?;
+        let encoded =
+            format.encode(envelope, &records, 1).map_err(|source| LiveStepError::ExpectedEncode { source })?;
+        let doc = format
+            .decode(&encoded.bytes, &DecodeLimits::default())
+            .map_err(|source| LiveStepError::ExpectedDecode { source })?;
         Ok(doc.records.iter().map(canonical::record_to_value).collect())
     }
 }

@@ -3,14 +3,14 @@
 use super::*;
 
 impl CaseRun<'_> {
-    pub(super) async fn plan_summary(&mut self, s: &PlanSummaryStep) -> Result<(), String> {
+    pub(super) async fn plan_summary(&mut self, s: &PlanSummaryStep) -> Result<(), LiveStepError> {
         let plan_id = match (&s.plan, &s.plan_id) {
             (Some(name), _) => match self.records.get(name) {
                 Some(Record::Plan(p)) => p.plan_id.clone(),
-                _ => return Err(format!("{name:?} is not a plan record of the case")),
+                _ => return Err(LiveStepError::NotAPlan { name: name.clone() }),
             },
             (None, Some(id)) => self.fill.fill(id),
-            (None, None) => return Err("no plan to ask about".into()),
+            (None, None) => return Err(LiveStepError::NoPlan),
         };
         let identity = self.profile(s.by)?.identity.clone();
         let (channel, facts) = self.target.channel(Some(&identity)).await?;

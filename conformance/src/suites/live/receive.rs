@@ -8,7 +8,7 @@ use super::*;
 const RECEIVE_WINDOW: u32 = 1000;
 
 impl CaseRun<'_> {
-    pub(super) async fn receive(&mut self, s: &ReceiveStep) -> Result<(), String> {
+    pub(super) async fn receive(&mut self, s: &ReceiveStep) -> Result<(), LiveStepError> {
         // The whole window the gateway allows (it caps max_unacked at 1000): the partner's
         // mailbox may hold other traffic, which the run must see past, never acknowledge.
         let format = self.profile(s.by)?.format;
@@ -159,7 +159,8 @@ impl CaseRun<'_> {
                         crate::suite::remove_path(&mut got, p);
                     }
                     for (p, value) in &s.expect_set {
-                        crate::suite::set_path(&mut want, p, self.fill.fill_json(value)).map_err(|e| e.to_string())?;
+                        crate::suite::set_path(&mut want, p, self.fill.fill_json(value))
+                            .map_err(|source| LiveStepError::ExpectSet { path: p.clone(), source })?;
                     }
                     for (path, e, a) in crate::suite::json_differences(&want, &got) {
                         self.findings.push(Finding::new(

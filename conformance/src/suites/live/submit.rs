@@ -3,7 +3,7 @@
 use super::*;
 
 impl CaseRun<'_> {
-    pub(super) fn document(&self, by: Actor, s: &SubmitStep, message_id: &str) -> Result<Vec<u8>, String> {
+    pub(super) fn document(&self, by: Actor, s: &SubmitStep, message_id: &str) -> Result<Vec<u8>, LiveStepError> {
         let p = self.profile(by)?;
         if let Some(raw) = &s.raw {
             return Ok(self.fill.fill(raw).replace("${MESSAGE_ID}", message_id).into_bytes());
@@ -22,26 +22,31 @@ impl CaseRun<'_> {
             receiver: "310000".into(),
             sent_at: Some(crate::clock::now()),
         };
-        let encoded =
-            p.format.encode(&envelope, &records, 1).map_err(|e| format!("cannot encode for {}: {e}", p.name))?;
-        let mut text = String::from_utf8(encoded.bytes).map_err(|e| format!("encoded document: {e}"))?;
+        let encoded = p
+            .format
+            .encode(&envelope, &records, 1)
+            .map_err(|source| LiveStepError::Encode { partner: p.name.clone(), source })?;
+        let mut text = String::from_utf8(encoded.bytes).map_err(|source| LiveStepError::NotText { source })?;
         for (from, to) in &s.replace {
             let from = self.fill.fill(from);
             if !text.contains(&from) {
-                return Err(format!("replace: {from:?} is not in the encoded document"));
+                return Err(LiveStepError::ReplaceMissing { from });
             }
             text = text.replace(&from, &self.fill.fill(to));
         }
         Ok(text.into_bytes())
     }
 
-    pub(super) async fn submit(&mut self, s: &SubmitStep) -> Result<(), String> {
+    pub(super) async fn submit(&mut self, s: &SubmitStep) -> Result<(), LiveStepError> {
         let (bytes, message_id) = if s.repeat {
-            let (_, b, m) = self.last.clone().ok_or("`repeat` needs an earlier submit step")?;
+            let (_, b, m) = self.last.clone().ok_or(LiveStepError::NoEarlierSubmit { key: "repeat" })?;
             (b, m)
         } else {
             let m = if s.reuse_message_id {
-                self.last.as_ref().map(|l| l.2.clone()).ok_or("`reuse_message_id` needs an earlier submit step")?
+                self.last
+                    .as_ref()
+                    .map(|l| l.2.clone())
+                    .ok_or(LiveStepError::NoEarlierSubmit { key: "reuse_message_id" })?
             } else {
                 self.fresh_message_id()
             };
