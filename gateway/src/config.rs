@@ -210,7 +210,7 @@ fn default_retry_base_secs() -> u64 {
     2
 }
 
-/// SAMR docking (`docs/partners.md`, SAMR transport): HTTPS POST over mutual TLS.
+/// SAMR docking (`docs/partners/samr.md`, transport): HTTPS POST over mutual TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamrConfig {

@@ -185,6 +185,17 @@ impl Gateway {
         self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(partner).copied()
     }
 
+    /// The calling partner's registry entry (operators and suspended partners are refused), its
+    /// contact noted: what every partner-facing handler starts with.
+    pub(crate) fn calling_partner<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<crate::config::PartnerConfig, tonic::Status> {
+        let partner = crate::identity::partner(request, &self.config())?.clone();
+        self.contact(&partner.name);
+        Ok(partner)
+    }
+
     pub(crate) fn contact(&self, partner: &str) {
         let now = self.clock.now();
         self.contacts.lock().unwrap_or_else(|p| p.into_inner()).insert(partner.to_string(), now);

@@ -40,7 +40,7 @@ pub enum Due {
     CalendarDays(u32),
 }
 
-/// Stage durations (configuration; the defaults follow `domain.md` section 5).
+/// Stage durations (configuration; the defaults follow `docs/domain.md` section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
     /// TRANSFERRED → ACCEPTED/RETURNED.
@@ -86,7 +86,7 @@ impl Deadlines {
 }
 
 /// The due date of a stage opened on `opened` (a Beijing date): provisional when it needs a year
-/// the calendar does not cover (`domain.md` section 5: never a refusal, never a silent guess).
+/// the calendar does not cover (`docs/domain.md` section 5: never a refusal, never a silent guess).
 pub fn due_date(calendar: &Calendar, opened: &Date, due: Due) -> DueDate {
     match due {
         Due::WorkingDays(n) => calendar.add_working_days(opened, n),
