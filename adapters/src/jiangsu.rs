@@ -275,7 +275,7 @@ impl<'v, 'c> Reader<'v, 'c> {
         match parse_yuan(&text) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.cx.error(self.o.at(key), e);
+                self.cx.error(self.o.at(key), e.to_string());
                 None
             }
         }
