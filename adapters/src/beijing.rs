@@ -6,7 +6,7 @@ use crate::envelope::EnvelopePaths;
 use crate::json::{self, Obj};
 use crate::model::*;
 use crate::paths::map_path;
-use crate::problems::Ctx;
+use crate::problems::{parse_date, Ctx};
 use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::v1::*;
@@ -168,14 +168,7 @@ impl<'v, 'c> Reader<'v, 'c> {
 
     fn date(&mut self, key: &str) -> Option<Date> {
         let text = self.s(key);
-        if text.is_empty() {
-            return None;
-        }
-        let d = Date::parse_iso(&text);
-        if d.is_none() {
-            self.cx.error(self.o.at(key), format!("'{text}' is not a date yyyy-MM-dd"));
-        }
-        d
+        parse_date(&text, Date::parse_iso, "yyyy-MM-dd", self.o.at(key), self.cx)
     }
 
     fn epoch(&mut self, key: &str) -> Option<Timestamp> {

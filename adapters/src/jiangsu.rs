@@ -376,14 +376,7 @@ mod tests {
 
     #[test]
     fn every_canonical_path_maps_as_before() {
-        let kinds = [
-            RecordKind::Plan,
-            RecordKind::Sampling,
-            RecordKind::Inspection,
-            RecordKind::CaseTransfer,
-            RecordKind::CaseFeedback,
-            RecordKind::RiskSignal,
-        ];
+        let kinds: Vec<RecordKind> = MESSAGE_TYPES.iter().map(|(_, k)| *k).collect();
         for (canonical, template) in PATHS {
             let found: Vec<String> = kinds.iter().filter_map(|k| template_of(*k, canonical)).collect();
             assert!(!found.is_empty(), "{canonical} maps nowhere");

@@ -6,15 +6,27 @@
 
 use crate::json::{self, Obj};
 use crate::money::{format_yuan, parse_yuan};
-use crate::problems::{category_value, code_of, lookup, Ctx};
+use crate::problems::{category_value, code_of, lookup, parse_date, Ctx};
 use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
+use yrdx_proto::v1::Product;
 use yrdx_proto::{Date, Timestamp};
+
+/// The product, as `CYD` and `FXXX` both write it (keys in the record's own object).
+pub(super) const PRODUCT: &[Field<Product>] = &[
+    Field { key: "CPMC", path: "name", io: Io::Text(acc!(name)) },
+    Field { key: "CPFL", path: "category", io: Io::Category(acc!(category)) },
+    Field { key: "SB", path: "brand", io: Io::Text(acc!(brand)) },
+    Field { key: "GGXH", path: "model", io: Io::Text(acc!(model)) },
+    Field { key: "PH", path: "batch", io: Io::Text(acc!(batch)) },
+    Field { key: "SCRQ", path: "production_date", io: Io::Date(acc!(production_date)) },
+];
 
 /// One Jiangsu key of a record `R`.
 pub(super) struct Field<R: 'static> {
-    /// The Jiangsu key (`CYDBH`).
+    /// The Jiangsu key (`CYDBH`); `""` for an [`Io::Product`] field, whose keys are
+    /// [`PRODUCT`]'s.
     pub key: &'static str,
     /// The canonical path it holds (`sample_id`, `seller.uscc`), as the domain rules name it.
     pub path: &'static str,
@@ -29,11 +41,14 @@ pub(super) struct Acc<R, V: 'static> {
     pub slot: fn(&mut R) -> &mut V,
 }
 
-/// An accessor for a field of the record (`acc!(sample_id)`) or of one of its optional parts
-/// (`acc!(seller.uscc)`).
+/// An accessor for a field of the record (`acc!(sample_id)`), a field of one of its optional parts
+/// (`acc!(seller.uscc)`) or an optional part itself (`acc!(product?)`).
 macro_rules! acc {
     ($f:ident) => {
         $crate::jiangsu::table::Acc { get: |r| Some(&r.$f), slot: |r| &mut r.$f }
+    };
+    ($o:ident ?) => {
+        $crate::jiangsu::table::Acc { get: |r| r.$o.as_ref(), slot: |r| r.$o.get_or_insert_with(Default::default) }
     };
     ($o:ident . $f:ident) => {
         $crate::jiangsu::table::Acc {
@@ -66,6 +81,9 @@ pub(super) enum Io<R: 'static> {
     Flag(Acc<R, bool>),
     /// An array of strings.
     Strings(Acc<R, Vec<String>>),
+    /// The product's keys ([`PRODUCT`]), in the record's own object: sampling records and risk
+    /// signals share them.
+    Product(Acc<R, Product>),
     /// A value the record's own code reads and writes (arrays of objects or codes, values that
     /// depend on another field); `items` maps the paths inside an array of objects.
     Own {
@@ -100,14 +118,7 @@ impl<'v> Reader<'v, '_> {
 
     pub fn date(&mut self, key: &str) -> Option<Date> {
         let text = self.s(key);
-        if text.is_empty() {
-            return None;
-        }
-        let d = Date::parse_compact(&text);
-        if d.is_none() {
-            self.cx.error(self.o.at(key), format!("'{text}' is not a date yyyyMMdd"));
-        }
-        d
+        parse_date(&text, Date::parse_compact, "yyyyMMdd", self.o.at(key), self.cx)
     }
 
     pub fn time(&mut self, key: &str) -> Option<Timestamp> {
@@ -225,6 +236,11 @@ impl<'v> Reader<'v, '_> {
 /// `table` into `record`, in the table's order.
 pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &mut R) {
     r.o.deny_unknown_of(allowed_keys(table), r.cx);
+    read_fields(table, r, record);
+}
+
+/// Reads every field of `table` into `record`, in the table's order.
+fn read_fields<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &mut R) {
     for f in table {
         let key = f.key;
         match &f.io {
@@ -241,6 +257,7 @@ pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record
             Io::OptYuan(a) => *(a.slot)(record) = r.yuan(key, false),
             Io::Flag(a) => *(a.slot)(record) = r.flag(key),
             Io::Strings(a) => *(a.slot)(record) = r.strings(key),
+            Io::Product(a) => read_fields(PRODUCT, r, (a.slot)(record)),
             Io::Own { read, .. } => read(r, key, record),
         }
     }
@@ -249,6 +266,12 @@ pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record
 /// Writes every field of `table` from `record`, in the table's order.
 pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Value> {
     let mut m = Map::new();
+    write_fields(table, record, &mut m);
+    m
+}
+
+/// Writes every field of `table` from `record` into `m`, in the table's order.
+fn write_fields<R>(table: &'static [Field<R>], record: &R, m: &mut Map<String, Value>) {
     for f in table {
         let text = |s: String| Value::String(s);
         let value = match &f.io {
@@ -266,16 +289,26 @@ pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Va
             Io::Strings(a) => Value::Array(
                 (a.get)(record).map(|v| v.iter().cloned().map(Value::String).collect()).unwrap_or_default(),
             ),
+            Io::Product(a) => {
+                let none = Product::default();
+                write_fields(PRODUCT, (a.get)(record).unwrap_or(&none), m);
+                continue;
+            }
             Io::Own { write, .. } => write(record),
         };
         m.insert(f.key.to_string(), value);
     }
-    m
 }
 
 /// The keys of a table, in order.
 pub(super) fn allowed_keys<R>(table: &'static [Field<R>]) -> impl Iterator<Item = &'static str> + Clone {
-    table.iter().map(|f| f.key)
+    table.iter().flat_map(|f| {
+        let (own, part): (Option<&'static str>, &'static [Field<Product>]) = match f.io {
+            Io::Product(_) => (None, PRODUCT),
+            _ => (Some(f.key), &[]),
+        };
+        own.into_iter().chain(part.iter().map(|p| p.key))
+    })
 }
 
 /// The key of the field holding canonical `path` (the table must have it).
@@ -289,6 +322,18 @@ pub(super) fn key_of<R>(table: &'static [Field<R>], path: &str) -> &'static str 
 /// which is the first of its fields (`BCYDWMC`).
 pub(super) fn template<R>(table: &'static [Field<R>], pattern: &str) -> Option<String> {
     for f in table {
+        if let Io::Product(_) = f.io {
+            match pattern.strip_prefix(f.path) {
+                Some("") => return PRODUCT.first().map(|p| p.key.to_string()),
+                Some(rest) => {
+                    if let Some(inner) = rest.strip_prefix('.').and_then(|rest| template(PRODUCT, rest)) {
+                        return Some(inner);
+                    }
+                }
+                None => {}
+            }
+            continue;
+        }
         if pattern == f.path {
             return Some(f.key.to_string());
         }

@@ -213,6 +213,15 @@ pub fn closing_event(c: &DisposalCase) -> Option<&CaseEvent> {
     c.events.iter().rev().find(|e| e.action == CaseAction::Close as i32 || e.action == CaseAction::RecheckPass as i32)
 }
 
+/// The first five children of a `CZJG` and an `AJYS` record: the case and what it is about.
+fn write_case_head(w: &mut Writer, c: &DisposalCase) {
+    w.leaf("AJBH", &[], &c.case_id);
+    w.leaf("YSDQ", &[], &c.origin_region);
+    w.leaf("CBDQ", &[], &c.responsible_region);
+    w.leaf("CYDBH", &[], &c.sample_id);
+    w.leaf("BGBH", &[], &c.report_no);
+}
+
 fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
     let closing = closing_event(c).cloned().unwrap_or_default();
     let has = |a: CaseAction| c.events.iter().any(|e| e.action == a as i32);
@@ -239,11 +248,7 @@ fn write_closed(w: &mut Writer, c: &DisposalCase, losses: &mut Vec<Loss>) {
         }
     }
     w.open("JL", &[]);
-    w.leaf("AJBH", &[], &c.case_id);
-    w.leaf("YSDQ", &[], &c.origin_region);
-    w.leaf("CBDQ", &[], &c.responsible_region);
-    w.leaf("CYDBH", &[], &c.sample_id);
-    w.leaf("BGBH", &[], &c.report_no);
+    write_case_head(w, c);
     w.leaf("JASJ", &[], &time_text(&closing.at));
     w.leaf("JG", &[], if closing.action == CaseAction::RecheckPass as i32 { "复检合格" } else { "整改完成" });
     w.leaf("CS", &[], &measures.join("、"));
@@ -256,11 +261,7 @@ fn write_forward(w: &mut Writer, f: &CaseForward, losses: &mut Vec<Loss>) {
     crate::model::transfer_losses(c, losses);
     let p = f.sampling.product.clone().unwrap_or_default();
     w.open("JL", &[]);
-    w.leaf("AJBH", &[], &c.case_id);
-    w.leaf("YSDQ", &[], &c.origin_region);
-    w.leaf("CBDQ", &[], &c.responsible_region);
-    w.leaf("CYDBH", &[], &c.sample_id);
-    w.leaf("BGBH", &[], &c.report_no);
+    write_case_head(w, c);
     w.leaf("YSSJ", &[], &time_text(&c.opened_at));
     w.leaf("QX", &[], &date_text(&c.due_on));
     // Party addresses of the joined sample are context here, not fields of the case: no loss.
