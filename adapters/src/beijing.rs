@@ -203,17 +203,7 @@ impl<'v, 'c> Reader<'v, 'c> {
     fn strings(&mut self, key: &str) -> Vec<String> {
         let path = self.o.at(key);
         let list = self.list(key);
-        list.iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => s.trim().to_string(),
-                other => {
-                    self.cx
-                        .error(format!("{path}[{i}]"), format!("expected a string, found {}", json::type_name(other)));
-                    String::new()
-                }
-            })
-            .collect()
+        json::strings(list, &path, "a string", self.cx)
     }
 
     /// A nested object, or `None` when omitted or `null`.

@@ -268,6 +268,21 @@ impl<'v> Obj<'v> {
     }
 }
 
+/// The strings of an array, each trimmed; an element of another type is a problem at
+/// `path[i]`, "expected {`what`}, found …", and reads as `""`.
+pub(crate) fn strings(list: &[Value], path: &str, what: &str, cx: &mut Ctx) -> Vec<String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => s.trim().to_string(),
+            other => {
+                cx.error(format!("{path}[{i}]"), format!("expected {what}, found {}", type_name(other)));
+                String::new()
+            }
+        })
+        .collect()
+}
+
 /// The JSON type of a value, for messages.
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {

@@ -201,19 +201,7 @@ impl<'v> Reader<'v, '_> {
     pub fn strings(&mut self, key: &str) -> Vec<String> {
         let path = self.o.at(key);
         let list = self.list(key);
-        list.iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => s.trim().to_string(),
-                other => {
-                    self.cx.error(
-                        format!("{path}[{i}]"),
-                        format!("expected a JSON string, found {}", json::type_name(other)),
-                    );
-                    String::new()
-                }
-            })
-            .collect()
+        json::strings(list, &path, "a JSON string", self.cx)
     }
 
     /// Each object of an array at `key`, checked against `table`, read into a new `T`.
