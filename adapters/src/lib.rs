@@ -15,6 +15,7 @@
 //! paths ([`Problem`]); every encoder is deterministic and reports what the target had no place for
 //! ([`Loss`]). [`Partner`] dispatches by partner.
 
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod beijing;

@@ -1,5 +1,5 @@
 //! The machinery of Jiangsu's field tables: a [`Field`] names a Jiangsu key once, with its
-//! canonical path and how its value is read and written ([`Io`]); [`read`], [`write`],
+//! canonical path and how its value is read and written ([`Io`]); [`read()`], [`write()`],
 //! [`allowed_keys`] and [`template`] walk a table, so the allowed-keys check, decoding,
 //! encoding and the problem paths cannot disagree. The tables are `const` slices of function
 //! pointers: nothing is built or allocated per record.
