@@ -21,6 +21,7 @@
 pub mod beijing;
 pub mod canonical;
 mod envelope;
+mod fields;
 pub mod jiangsu;
 mod json;
 pub mod model;

@@ -4,7 +4,8 @@
 //! (`finish_*`).
 
 use super::codes::*;
-use super::table::{acc, key_of, read, template, write, Field, Io, Reader};
+use super::table::{key_of, read, template, write, Field, Io, Reader};
+use crate::fields::acc;
 use crate::problems::{category_value, code_of, lookup};
 use serde_json::Value;
 use yrdx_proto::codes::category_code_of;

@@ -4,6 +4,7 @@
 //! encoding and the problem paths cannot disagree. The tables are `const` slices of function
 //! pointers: nothing is built or allocated per record.
 
+use crate::fields::{acc, Acc};
 use crate::json::{self, Obj};
 use crate::money::{format_yuan, parse_yuan};
 use crate::problems::{category_value, code_of, lookup, parse_date, Ctx};
@@ -33,31 +34,6 @@ pub(super) struct Field<R: 'static> {
     /// How its value is read and written.
     pub io: Io<R>,
 }
-
-/// Where a value lives in a record: `get` for encoding (`None`: the optional part holding it is
-/// absent, written as `""`), `slot` for decoding (creating the optional part).
-pub(super) struct Acc<R, V: 'static> {
-    pub get: for<'r> fn(&'r R) -> Option<&'r V>,
-    pub slot: fn(&mut R) -> &mut V,
-}
-
-/// An accessor for a field of the record (`acc!(sample_id)`), a field of one of its optional parts
-/// (`acc!(seller.uscc)`) or an optional part itself (`acc!(product?)`).
-macro_rules! acc {
-    ($f:ident) => {
-        $crate::jiangsu::table::Acc { get: |r| Some(&r.$f), slot: |r| &mut r.$f }
-    };
-    ($o:ident ?) => {
-        $crate::jiangsu::table::Acc { get: |r| r.$o.as_ref(), slot: |r| r.$o.get_or_insert_with(Default::default) }
-    };
-    ($o:ident . $f:ident) => {
-        $crate::jiangsu::table::Acc {
-            get: |r| r.$o.as_ref().map(|p| &p.$f),
-            slot: |r| &mut r.$o.get_or_insert_with(Default::default).$f,
-        }
-    };
-}
-pub(super) use acc;
 
 /// How a value is written in Jiangsu's text (every scalar a JSON string, `""` when absent).
 pub(super) enum Io<R: 'static> {
