@@ -1,6 +1,22 @@
 //! What the field tables of the JSON formats share (Jiangsu's `jiangsu/records.rs`, Beijing's
-//! `beijing/records.rs`): [`Acc`], where a field's value lives in a canonical record, written with
-//! [`acc!`]. Each format's table type says how the value is spelled in that format.
+//! `beijing/records.rs`): a [`Field`] — a partner key, once, with the canonical path it holds and
+//! how it is read and written — and [`Acc`], where the value lives in a canonical record,
+//! written with [`acc!`]. Each format's `Io` says how a value is spelled in that format.
+
+/// One partner key of a record, in a format whose codecs are `I`.
+pub(crate) struct Field<I> {
+    /// The partner's key (`CYDBH`, `sampleNo`).
+    pub key: &'static str,
+    /// The canonical path it holds (`sample_id`, `seller.uscc`), as the domain rules name it.
+    pub path: &'static str,
+    /// How its value is read and written.
+    pub io: I,
+}
+
+/// The key of the field holding canonical `path` (`""` when the table has none).
+pub(crate) fn key_of<I>(table: &[Field<I>], path: &str) -> &'static str {
+    table.iter().find(|f| f.path == path).map_or("", |f| f.key)
+}
 
 /// Where a value lives in a record: `get` for encoding (`None`: the optional part holding it is
 /// absent), `slot` for decoding (creating the optional part).

@@ -12,12 +12,13 @@ mod records;
 mod table;
 
 use crate::envelope::EnvelopePaths;
+use crate::fields::key_of;
 use crate::json::{self, Obj};
 use crate::model::*;
 use crate::paths::map_path_by;
 use crate::problems::Ctx;
 use serde_json::{Map, Value};
-use table::{key_of, template, write, Reader};
+use table::{template, write, Reader};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::*;
 use yrdx_proto::Timestamp;

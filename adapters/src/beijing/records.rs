@@ -2,9 +2,10 @@
 //! in the interface's (and the encoder's) order, with its canonical path and how it is read and
 //! written. What ties fields together, or has no key, is set after the table is read.
 
-use super::table::{key_of, nested, read, template, write, Field, Io, Reader};
+use super::table::{nested, read, template, write, Field, Io, Reader};
 use super::ACTION;
 use crate::fields::acc;
+use crate::fields::key_of;
 use crate::model::{Record, RecordKind};
 use serde_json::Value;
 use yrdx_proto::codes::{category_code_of, category_from_code};

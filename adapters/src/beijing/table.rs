@@ -10,16 +10,8 @@ use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::{Date, Timestamp};
 
-/// One Beijing key of a record `R`.
-pub(super) struct Field<R: 'static> {
-    /// The Beijing key (`sampleNo`).
-    pub key: &'static str,
-    /// The canonical path it holds, as the domain rules name it (`""` for an [`Io::Own`] field
-    /// whose `paths` maps its paths).
-    pub path: &'static str,
-    /// How its value is read and written.
-    pub io: Io<R>,
-}
+/// One Beijing key of a record `R` (see [`crate::fields::Field`]).
+pub(super) type Field<R> = crate::fields::Field<Io<R>>;
 
 /// How a value is written in Beijing's JSON.
 pub(super) enum Io<R: 'static> {
@@ -244,11 +236,6 @@ pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Va
 /// The keys of a table, in order.
 pub(super) fn allowed_keys<R>(table: &'static [Field<R>]) -> impl Iterator<Item = &'static str> + Clone {
     table.iter().map(|f| f.key)
-}
-
-/// The key of the field holding canonical `path`.
-pub(super) fn key_of<R>(table: &'static [Field<R>], path: &str) -> &'static str {
-    table.iter().find(|f| f.path == path).map_or("", |f| f.key)
 }
 
 /// The Beijing path template (`{}` for each array index) of a canonical pattern (`[]` for each

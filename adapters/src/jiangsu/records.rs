@@ -4,8 +4,9 @@
 //! (`finish_*`).
 
 use super::codes::*;
-use super::table::{key_of, read, template, write, Field, Io, Reader};
+use super::table::{read, template, write, Field, Io, Reader};
 use crate::fields::acc;
+use crate::fields::key_of;
 use crate::problems::{category_value, code_of, lookup};
 use serde_json::Value;
 use yrdx_proto::codes::category_code_of;

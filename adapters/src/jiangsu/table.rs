@@ -24,16 +24,8 @@ pub(super) const PRODUCT: &[Field<Product>] = &[
     Field { key: "SCRQ", path: "production_date", io: Io::Date(acc!(production_date)) },
 ];
 
-/// One Jiangsu key of a record `R`.
-pub(super) struct Field<R: 'static> {
-    /// The Jiangsu key (`CYDBH`); `""` for an [`Io::Product`] field, whose keys are
-    /// [`PRODUCT`]'s.
-    pub key: &'static str,
-    /// The canonical path it holds (`sample_id`, `seller.uscc`), as the domain rules name it.
-    pub path: &'static str,
-    /// How its value is read and written.
-    pub io: Io<R>,
-}
+/// One Jiangsu key of a record `R` (see [`crate::fields::Field`]).
+pub(super) type Field<R> = crate::fields::Field<Io<R>>;
 
 /// How a value is written in Jiangsu's text (every scalar a JSON string, `""` when absent).
 pub(super) enum Io<R: 'static> {
@@ -273,11 +265,6 @@ pub(super) fn allowed_keys<R>(table: &'static [Field<R>]) -> impl Iterator<Item 
         };
         own.into_iter().chain(part.iter().map(|p| p.key))
     })
-}
-
-/// The key of the field holding canonical `path` (the table must have it).
-pub(super) fn key_of<R>(table: &'static [Field<R>], path: &str) -> &'static str {
-    table.iter().find(|f| f.path == path).map_or("", |f| f.key)
 }
 
 /// The Jiangsu path template (`{}` for each array index) of a canonical pattern (`[]` for each
