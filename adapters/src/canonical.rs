@@ -212,13 +212,6 @@ fn join_problems(problems: &[Problem]) -> String {
     problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
 }
 
-/// The message, for callers that still carry errors as text.
-impl From<RecordJsonError> for String {
-    fn from(e: RecordJsonError) -> String {
-        e.to_string()
-    }
-}
-
 /// One record of a kind from its canonical JSON (as the gateway stores records).
 pub fn record_from_json(kind: RecordKind, json: &str) -> Result<Record, RecordJsonError> {
     let value = json::parse(json.as_bytes(), &DecodeLimits { max_bytes: usize::MAX, ..DecodeLimits::default() })?;
