@@ -197,13 +197,26 @@ fn record_from(kind: RecordKind, v: &Value, path: &str, cx: &mut Ctx) -> Option<
     })
 }
 
+/// Why [`record_from_json`] gave no record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordJsonError {
+    /// The text is not strict JSON (the reader's refusal, its message unchanged).
+    #[error(transparent)]
+    Json(#[from] DecodeError),
+    /// The JSON is not a record of the kind; every problem, joined by `; ` when shown.
+    #[error("{}", join_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn join_problems(problems: &[Problem]) -> String {
+    problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+}
+
 /// One record of a kind from its canonical JSON (as the gateway stores records).
-pub fn record_from_json(kind: RecordKind, json: &str) -> Result<Record, String> {
-    let value = json::parse(json.as_bytes(), &DecodeLimits { max_bytes: usize::MAX, ..DecodeLimits::default() })
-        .map_err(|e| e.to_string())?;
+pub fn record_from_json(kind: RecordKind, json: &str) -> Result<Record, RecordJsonError> {
+    let value = json::parse(json.as_bytes(), &DecodeLimits { max_bytes: usize::MAX, ..DecodeLimits::default() })?;
     let mut cx = Ctx::default();
-    record_from(kind, &value, "record", &mut cx)
-        .ok_or_else(|| cx.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+    record_from(kind, &value, "record", &mut cx).ok_or(RecordJsonError::Invalid(cx.problems))
 }
 
 /// Decodes a canonical document; problems carry `records[i].<canonical path>`.

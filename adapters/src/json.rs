@@ -249,9 +249,15 @@ impl<'v> Obj<'v> {
 
     /// Reports every key not in `allowed` (a partner's typo must not vanish).
     pub fn deny_unknown(&self, allowed: &[&str], cx: &mut Ctx) {
+        self.deny_unknown_of(allowed.iter().copied(), cx);
+    }
+
+    /// [`Obj::deny_unknown`] with the allowed keys from an iterator (a field table's keys).
+    pub fn deny_unknown_of<'k>(&self, allowed: impl Iterator<Item = &'k str> + Clone, cx: &mut Ctx) {
         for key in self.map.keys() {
-            if !allowed.contains(&key.as_str()) {
-                cx.error(self.at(key), format!("unknown key '{key}' (expected one of: {})", allowed.join(", ")));
+            if !allowed.clone().any(|a| a == key) {
+                let expected = allowed.clone().collect::<Vec<_>>().join(", ");
+                cx.error(self.at(key), format!("unknown key '{key}' (expected one of: {expected})"));
             }
         }
     }
@@ -260,6 +266,21 @@ impl<'v> Obj<'v> {
     pub fn get(&self, key: &str) -> Option<&'v Value> {
         self.map.get(key)
     }
+}
+
+/// The strings of an array, each trimmed; an element of another type is a problem at
+/// `path[i]`, "expected {`what`}, found …", and reads as `""`.
+pub(crate) fn strings(list: &[Value], path: &str, what: &str, cx: &mut Ctx) -> Vec<String> {
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => s.trim().to_string(),
+            other => {
+                cx.error(format!("{path}[{i}]"), format!("expected {what}, found {}", type_name(other)));
+                String::new()
+            }
+        })
+        .collect()
 }
 
 /// The JSON type of a value, for messages.

@@ -15,11 +15,13 @@
 //! paths ([`Problem`]); every encoder is deterministic and reports what the target had no place for
 //! ([`Loss`]). [`Partner`] dispatches by partner.
 
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod beijing;
 pub mod canonical;
 mod envelope;
+mod fields;
 pub mod jiangsu;
 mod json;
 pub mod model;

@@ -231,7 +231,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Limits applied before and while decoding (partners/README.md rule 5).
+/// Limits applied before and while decoding (`docs/partners.md`, rule 5).
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeLimits {
     /// Largest document accepted, in bytes.

@@ -1,9 +1,20 @@
 //! Money: canonical fen (分) as integers, partners' yuan as decimal strings with exactly two
 //! decimals. Never a float.
 
+/// Text that is not an amount in yuan with exactly two decimals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{text}' is not an amount in yuan with exactly two decimals (e.g. 128.00)")]
+pub struct AmountError {
+    /// The text as given.
+    pub text: String,
+    /// Why the digits did not parse, when they got that far.
+    #[source]
+    pub source: Option<std::num::ParseIntError>,
+}
+
 /// Parses yuan with exactly two decimals and no sign or separators (`"689.00"`) into fen.
-pub fn parse_yuan(text: &str) -> Result<i64, String> {
-    let expected = || format!("'{text}' is not an amount in yuan with exactly two decimals (e.g. 128.00)");
+pub fn parse_yuan(text: &str) -> Result<i64, AmountError> {
+    let expected = || AmountError { text: text.to_string(), source: None };
     let (whole, frac) = text.split_once('.').ok_or_else(expected)?;
     if whole.is_empty()
         || whole.len() > 15
@@ -14,8 +25,9 @@ pub fn parse_yuan(text: &str) -> Result<i64, String> {
     {
         return Err(expected());
     }
-    let yuan: i64 = whole.parse().map_err(|_| expected())?;
-    let fen: i64 = frac.parse().map_err(|_| expected())?;
+    let because = |e| AmountError { text: text.to_string(), source: Some(e) };
+    let yuan: i64 = whole.parse().map_err(because)?;
+    let fen: i64 = frac.parse().map_err(because)?;
     Ok(yuan * 100 + fen)
 }
 

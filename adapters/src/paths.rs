@@ -5,6 +5,19 @@
 /// Indices are shifted by `index_base` (1 for XPath). The longest matching prefix wins, so a
 /// table entry for `seller` also covers `seller.uscc` when that has no entry of its own.
 pub(crate) fn map_path(table: &[(&str, &str)], canonical: &str, index_base: usize) -> Option<String> {
+    map_path_by(
+        |pattern| table.iter().find(|(p, _)| *p == pattern).map(|(_, t)| (*t).to_string()),
+        canonical,
+        index_base,
+    )
+}
+
+/// [`map_path`] with the templates from a function of the pattern (a field table's lookup).
+pub(crate) fn map_path_by(
+    template_of: impl Fn(&str) -> Option<String>,
+    canonical: &str,
+    index_base: usize,
+) -> Option<String> {
     let mut pattern = String::with_capacity(canonical.len());
     let mut indices = Vec::new();
     let mut rest = canonical;
@@ -18,7 +31,7 @@ pub(crate) fn map_path(table: &[(&str, &str)], canonical: &str, index_base: usiz
     pattern.push_str(rest);
     let mut candidate = pattern.as_str();
     loop {
-        if let Some((_, template)) = table.iter().find(|(p, _)| *p == candidate) {
+        if let Some(template) = template_of(candidate) {
             let mut out = String::with_capacity(template.len() + 8);
             let mut idx = indices.iter();
             let mut parts = template.split("{}");

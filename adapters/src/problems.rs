@@ -117,6 +117,24 @@ pub(crate) fn code_of(value: i32, table: &[(&'static str, i32)]) -> &'static str
     table.iter().find(|(_, v)| *v == value).map(|(c, _)| *c).unwrap_or("")
 }
 
+/// A date in a partner's form (`parse`, described as `form` in the problem); `""` is no date.
+pub(crate) fn parse_date(
+    text: &str,
+    parse: fn(&str) -> Option<yrdx_proto::Date>,
+    form: &str,
+    path: impl std::fmt::Display,
+    cx: &mut Ctx,
+) -> Option<yrdx_proto::Date> {
+    if text.is_empty() {
+        return None;
+    }
+    let d = parse(text);
+    if d.is_none() {
+        cx.error(path.to_string(), format!("'{text}' is not a date {form}"));
+    }
+    d
+}
+
 /// A product category from its catalogue code (`""` gives 0, unset).
 pub(crate) fn category_value(text: &str, path: impl std::fmt::Display, cx: &mut Ctx) -> i32 {
     if text.is_empty() {

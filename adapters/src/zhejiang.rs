@@ -238,7 +238,7 @@ fn money<'a>(stream: &mut Stream<'a>, start: Start<'a>, at: &At<'_>, cx: &mut Ct
         Ok(v) => Some(v),
         Err(e) => {
             if !text.is_empty() {
-                cx.error(at.to_string(), e);
+                cx.error(at.to_string(), e.to_string());
             }
             None
         }

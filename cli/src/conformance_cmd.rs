@@ -31,7 +31,7 @@ pub enum ConformanceCommand {
     Run(Box<RunArgs>),
     /// List the cases of a suite: id, whether it is required, what it needs, tags and clauses.
     List(ListArgs),
-    /// List the clauses of the interface documents and domain.md that no case checks.
+    /// List the clauses of the interface documents and docs/domain.md that no case checks.
     Coverage(Folders),
     /// Run a well-behaved partner against a gateway: submit a scenario, receive and acknowledge,
     /// answer case transfers with feedback.

@@ -1,5 +1,6 @@
 //! The clause catalogue (`conformance/requirements.toml`) and coverage: which clauses of the
-//! interface documents and `domain.md` no case checks.
+//! interface documents (`docs/partners.md`, `docs/partners/*.md`) and `docs/domain.md` no case
+//! checks.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use yrdx_adapters::Partner;
+use yrdx_proto::v1::CaseStatus;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +211,7 @@ fn default_retry_base_secs() -> u64 {
     2
 }
 
-/// SAMR docking (`docs/partners.md`, SAMR transport): HTTPS POST over mutual TLS.
+/// SAMR docking (`docs/partners/samr.md`, transport): HTTPS POST over mutual TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamrConfig {
@@ -672,6 +673,60 @@ impl PartnerConfig {
     /// The adapter of the format this partner speaks.
     pub fn format(&self) -> Partner {
         self.format.adapter()
+    }
+}
+
+/// How long a stage may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// N working days after the opening day.
+    WorkingDays(u32),
+    /// N calendar days, moved to the next working day when it falls on a day off.
+    CalendarDays(u32),
+}
+
+/// Stage durations (configuration; the defaults follow `docs/domain.md` section 5; used by `workflow::disposal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// TRANSFERRED → ACCEPTED/RETURNED.
+    pub transferred: Due,
+    /// ACCEPTED → NOTIFIED.
+    pub accepted: Due,
+    /// NOTIFIED → OBJECTION or RECTIFY_ORDER (objection window).
+    pub notified: Due,
+    /// RECHECKING → RECHECK_PASS/FAIL.
+    pub rechecking: Due,
+    /// RECTIFYING → RECTIFY_VERIFIED.
+    pub rectifying: Due,
+    /// VERIFIED → CLOSE.
+    pub verified: Due,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            transferred: Due::WorkingDays(5),
+            accepted: Due::WorkingDays(10),
+            notified: Due::CalendarDays(15),
+            rechecking: Due::WorkingDays(10),
+            rectifying: Due::CalendarDays(60),
+            verified: Due::WorkingDays(5),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The duration of the stage a status opens (`None` for final states).
+    pub fn for_status(&self, status: CaseStatus) -> Option<Due> {
+        match status {
+            CaseStatus::Transferred => Some(self.transferred),
+            CaseStatus::Accepted => Some(self.accepted),
+            CaseStatus::Notified => Some(self.notified),
+            CaseStatus::Rechecking => Some(self.rechecking),
+            CaseStatus::Rectifying => Some(self.rectifying),
+            CaseStatus::Verified => Some(self.verified),
+            _ => None,
+        }
     }
 }
 

@@ -52,12 +52,12 @@ pub fn caller_of(uris: &[String], config: &Config) -> Result<Caller, Status> {
     }
 }
 
-/// The caller of a request, from its verified client certificate.
+/// The caller of a request, from the identities its connection's verified client certificate
+/// names (read once per connection); the registry in force decides who they are.
 pub fn caller<T>(request: &tonic::Request<T>, config: &Config) -> Result<Caller, Status> {
-    let certs = crate::transport::peer_certs(request)
+    let uris = crate::transport::peer_identities(request)
         .ok_or_else(|| Status::unauthenticated("no client certificate: mutual TLS is required"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    caller_of(&san_uris(leaf.as_ref()), config)
+    caller_of(&uris, config)
 }
 
 /// The registry entry of the partner `name`, if it is registered and not suspended.

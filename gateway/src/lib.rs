@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod certificate;
 pub mod config;
 pub mod console;

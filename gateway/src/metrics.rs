@@ -204,8 +204,7 @@ pub struct MailboxReading {
     pub last_contact_secs: Option<f64>,
 }
 
-/// What the gauges show, read from the store and the calendar when scraped (by
-/// `crate::gauges::read`).
+/// What the gauges show, read from the store and the calendar at each scrape (`gauges.rs`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Readings {
     /// Every registered partner's mailbox.

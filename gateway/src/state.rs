@@ -2,10 +2,10 @@
 //! the clock, rate limiters, mailbox wake-ups and last contact. The services and the timers hold
 //! it; what a submission does with it is in `intake.rs`.
 
+use crate::config::Deadlines;
 use crate::config::{Config, PartnerConfig};
 use crate::faults::Faults;
 use crate::store::{NewDelivery, Store};
-use crate::workflow::disposal::Deadlines;
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -61,7 +61,7 @@ pub struct Gateway {
     /// The receipts' and chain heads' signing key (`[evidence]`; none: no receipts).
     pub evidence: Option<Arc<crate::receipts::Evidence>>,
     /// The last hour of submissions per partner and minute, for the operators' console.
-    pub activity: crate::console::activity::SubmissionActivity,
+    pub activity: crate::activity::SubmissionActivity,
 }
 
 impl Gateway {
@@ -183,6 +183,17 @@ impl Gateway {
     /// When a partner last called (since start-up).
     pub fn last_contact(&self, partner: &str) -> Option<yrdx_proto::Timestamp> {
         self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(partner).copied()
+    }
+
+    /// The calling partner's registry entry (operators and suspended partners are refused), its
+    /// contact noted: what every partner-facing handler starts with.
+    pub(crate) fn calling_partner<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<crate::config::PartnerConfig, tonic::Status> {
+        let partner = crate::identity::partner(request, &self.config())?.clone();
+        self.contact(&partner.name);
+        Ok(partner)
     }
 
     pub(crate) fn contact(&self, partner: &str) {

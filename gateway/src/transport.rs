@@ -528,15 +528,32 @@ impl Drop for CallGuard {
     }
 }
 
-/// What a request knows of its connection (a request extension): the peer's address and the
-/// certificate chain that mutual TLS verified.
+/// What a request knows of its connection (a request extension): the peer's address, the
+/// certificate chain that mutual TLS verified, and the identities its leaf names — read once per
+/// connection, not per call.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The peer's address.
     pub remote: SocketAddr,
     /// The peer's certificates, leaf first.
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The SAN URIs of the leaf certificate (empty without one).
+    pub san_uris: Arc<[String]>,
     activity: Arc<Activity>,
+}
+
+/// The SAN URIs of a request's verified leaf certificate: from the connection (read once when it
+/// was accepted), or read now for a request served by another listener; `None` without a
+/// certificate.
+pub fn peer_identities<T>(request: &tonic::Request<T>) -> Option<Arc<[String]>> {
+    match request.extensions().get::<ConnInfo>() {
+        Some(info) => info.certs.as_ref().map(|_| info.san_uris.clone()),
+        None => {
+            let certs = request.peer_certs()?;
+            let leaf = certs.first()?;
+            Some(crate::certificate::san_uris(leaf.as_ref()).into())
+        }
+    }
 }
 
 /// The verified client certificates of a request served by this gateway.
@@ -568,7 +585,12 @@ impl Conn {
     ) -> Conn {
         let certs = io.get_ref().1.peer_certificates().map(|c| Arc::new(c.to_vec()));
         let (registration, mut closed) = live.register(remote, certs.clone());
-        let info = ConnInfo { remote, certs, activity: Activity::new() };
+        let san_uris: Arc<[String]> = certs
+            .as_ref()
+            .and_then(|c| c.first())
+            .map(|leaf| crate::certificate::san_uris(leaf.as_ref()).into())
+            .unwrap_or_else(|| Arc::from(Vec::new()));
+        let info = ConnInfo { remote, certs, san_uris, activity: Activity::new() };
         let idle = idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d))));
         let closing = Box::pin(async move {
             // The registry dropping the sender (never while the connection lives) closes too.

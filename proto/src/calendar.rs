@@ -1,4 +1,4 @@
-//! The official working-day calendar (`domain.md` section 5): holidays and worked weekend days as
+//! The official working-day calendar (`docs/domain.md` section 5): holidays and worked weekend days as
 //! data, loaded from a TOML file, with deadline arithmetic. A date in a year the calendar does not
 //! cover is never a silent guess: [`Calendar::is_working_day`] says so as an error, and the
 //! deadline arithmetic ([`Calendar::add_working_days`], [`Calendar::add_calendar_days`]) counts

@@ -1,4 +1,4 @@
-//! The code lists of `domain.md` section 3 that are shared by every format: product categories as
+//! The code lists of `docs/domain.md` section 3 that are shared by every format: product categories as
 //! their 4-digit catalogue codes.
 
 use crate::v1::ProductCategory;

@@ -1,4 +1,4 @@
-//! Identifier and value rules of `domain.md` section 2: the unified social credit code (USCC) with
+//! Identifier and value rules of `docs/domain.md` section 2: the unified social credit code (USCC) with
 //! both of its check characters, region codes, CMA numbers, id patterns and text.
 
 use std::fmt;
@@ -147,7 +147,7 @@ pub fn check_uscc(code: &str) -> Vec<UsccProblem> {
     problems
 }
 
-/// Province-level prefixes of GB/T 2260 (`domain.md` section 2).
+/// Province-level prefixes of GB/T 2260 (`docs/domain.md` section 2).
 pub const PROVINCE_PREFIXES: [&str; 34] = [
     "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44",
     "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",

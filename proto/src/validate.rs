@@ -1,4 +1,4 @@
-//! Validation of canonical records against `domain.md` section 1: every field's type and pattern and
+//! Validation of canonical records against `docs/domain.md` section 1: every field's type and pattern and
 //! every cross-field invariant. Validation returns **all** problems of a record, each with its
 //! canonical field path (`seller.uscc`, `items[2].severity`) and a message for a person.
 

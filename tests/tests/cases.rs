@@ -1,4 +1,4 @@
-//! Disposal cases end to end (`domain.md` section 5): a nonconforming result opens a case with
+//! Disposal cases end to end (`docs/domain.md` section 5): a nonconforming result opens a case with
 //! the responsible region from the producer, transfers it (or keeps it local, or queues it for SAMR),
 //! the state machine accepts only the named region's legal actions, every event reaches the other
 //! side in its own format, due dates follow the calendar, and a closed case is queued for SAMR.

@@ -1,4 +1,4 @@
-//! Workflow rules end to end (`domain.md` sections 4 and 6): each acceptance rule of a sampling
+//! Workflow rules end to end (`docs/domain.md` sections 4 and 6): each acceptance rule of a sampling
 //! record, mutual recognition, and risk-signal revisions. Each would fail without its rule.
 
 use tonic::Code;

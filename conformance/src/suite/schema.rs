@@ -50,7 +50,7 @@ pub struct CaseDef {
     pub title: String,
     /// What it checks and why that matters.
     pub checks: String,
-    /// Clauses of the interface documents or `domain.md` it checks.
+    /// Clauses of the interface documents or `docs/domain.md` it checks.
     pub requirements: Vec<String>,
     /// Tags.
     #[serde(default)]

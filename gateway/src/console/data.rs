@@ -2,7 +2,7 @@
 //! open connections and the last hour of submissions, turned into plain views the pages render.
 //! Every function here blocks (it queries the store): the server calls them on the blocking pool.
 
-use crate::console::activity::HourOfSubmissions;
+use crate::activity::HourOfSubmissions;
 use crate::identity::{self, Caller};
 use crate::state::Gateway;
 use crate::store::{SamrPackage, StoreError};

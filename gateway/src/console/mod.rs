@@ -8,7 +8,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod activity;
 pub mod data;
 mod html;
 mod pages;

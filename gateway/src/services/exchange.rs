@@ -35,8 +35,7 @@ impl ExchangeService {
 impl Exchange for ExchangeService {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config())?.clone();
-        g.contact(&partner.name);
+        let partner = g.calling_partner(&request)?;
         let trace_id = crate::trace::trace_id_of(&request);
         let span = tracing::info_span!(
             "submit",
@@ -117,8 +116,7 @@ impl Exchange for ExchangeService {
 
     async fn receive(&self, request: Request<ReceiveRequest>) -> Result<Response<Self::ReceiveStream>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config())?.clone();
-        g.contact(&partner.name);
+        let partner = g.calling_partner(&request)?;
         let asked = request.into_inner().max_unacked;
         let max_unacked = if asked == 0 { g.config().max_unacked } else { asked.min(1000) } as usize;
         let (tx, rx) = mpsc::channel(max_unacked.max(1));
@@ -202,8 +200,7 @@ impl Exchange for ExchangeService {
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config())?.clone();
-        g.contact(&partner.name);
+        let partner = g.calling_partner(&request)?;
         let span = tracing::info_span!("check", partner = %partner.name);
         async move {
             // A check costs what a submission's decoding costs: the same rate and size limits.
@@ -224,8 +221,7 @@ impl Exchange for ExchangeService {
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config())?.clone();
-        g.contact(&partner.name);
+        let partner = g.calling_partner(&request)?;
         let ids = request.into_inner().delivery_ids;
         let span = tracing::info_span!("ack", partner = %partner.name, deliveries = %ids.join(","));
         async move {
@@ -244,8 +240,7 @@ impl Exchange for ExchangeService {
         request: Request<yrdx_proto::v1::GetReceiptRequest>,
     ) -> Result<Response<yrdx_proto::v1::GetReceiptReply>, Status> {
         let g = self.gateway.clone();
-        let partner = identity::partner(&request, &g.config())?.clone();
-        g.contact(&partner.name);
+        let partner = g.calling_partner(&request)?;
         let message_id = request.into_inner().message_id;
         let Some(evidence) = g.evidence.clone() else {
             return Err(Status::failed_precondition("this gateway signs no receipts ([evidence] is not configured)"));

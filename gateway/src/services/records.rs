@@ -2,7 +2,6 @@
 //! submissions: evidence, idempotency, routing, workflows), queries out.
 
 use crate::config::PartnerConfig;
-use crate::identity;
 use crate::state::Gateway;
 use crate::status::{internal, store_unavailable};
 use crate::workflow::disposal;
@@ -27,8 +26,7 @@ impl RecordsService {
 
     /// Shanghai's registry entry: the caller must hold the canonical-format (310000) certificate.
     fn shanghai<T>(&self, request: &Request<T>) -> Result<PartnerConfig, Status> {
-        let config = self.gateway.config();
-        let p = identity::partner(request, &config)?;
+        let p = self.gateway.calling_partner(request)?;
         if p.format() != yrdx_adapters::Partner::Canonical {
             return Err(Status::permission_denied(format!("the Records API is Shanghai's; {} uses Exchange", p.name)));
         }
@@ -151,7 +149,7 @@ impl Records for RecordsService {
     }
 
     async fn get_plan_summary(&self, request: Request<PlanSummaryRequest>) -> Result<Response<PlanSummary>, Status> {
-        let caller = identity::partner(&request, &self.gateway.config())?.clone();
+        let caller = self.gateway.calling_partner(&request)?;
         let plan_id = request.into_inner().plan_id;
         let store = &self.gateway.store;
         let plan = store.plan(&plan_id).await.map_err(store_unavailable)?;

@@ -21,7 +21,7 @@ use super::{
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tracing::{info, warn};
@@ -162,8 +162,63 @@ pub struct PostgresStore {
     signals: broadcast::Sender<String>,
     /// Dropped with the last clone of the store: the listener then stops.
     alive: std::sync::Arc<()>,
-    /// Told each commit's group size (always 1: one transaction per submission).
+    /// Told each commit's group size.
     groups: std::sync::Arc<std::sync::Mutex<Option<super::GroupObserver>>>,
+    /// The queue of submissions the group writers commit (`None` in the writers' own copy).
+    writers: Option<mpsc::UnboundedSender<Waiting>>,
+}
+
+/// A submission waiting for its group's commit, and where its answer goes.
+type Waiting = (Submission, oneshot::Sender<Result<Committed, StoreError>>);
+
+/// Most submissions one transaction commits.
+const MAX_GROUP: usize = 64;
+
+/// Writer tasks per store: while one group's commit waits for the WAL flush, the next group is
+/// written (the audit chain's lock orders their commits).
+const WRITERS: usize = 2;
+
+/// Takes the waiting submissions in groups and commits each group in one transaction. A group
+/// that fails is committed again one submission at a time, so one bad submission fails alone.
+async fn write_groups(
+    store: PostgresStore,
+    queue: std::sync::Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Waiting>>>,
+) {
+    loop {
+        let mut group = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else { return };
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let together = if group.len() > 1 {
+            let submissions: Vec<&Submission> = group.iter().map(|(s, _)| s).collect();
+            store.commit_group(&submissions).await.ok()
+        } else {
+            None
+        };
+        match together {
+            Some(answers) => {
+                store.observe_group(group.len());
+                for ((_, answer), committed) in group.into_iter().zip(answers) {
+                    let _ = answer.send(Ok(committed));
+                }
+            }
+            None => {
+                for (submission, answer) in group {
+                    let committed = store.commit_alone(&submission).await;
+                    store.observe_group(1);
+                    let _ = answer.send(committed);
+                }
+            }
+        }
+    }
 }
 
 fn pg(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -213,12 +268,28 @@ impl PostgresStore {
             signals: broadcast::channel(1024).0,
             alive: std::sync::Arc::new(()),
             groups: Default::default(),
+            writers: None,
         };
         store.migrate(&mut client).await?;
         drop(client);
         store.spawn_listener();
+        // The writers hold a copy without the queue's sender: when the last copy the gateway
+        // holds is dropped, the queue closes and they stop.
+        let (writers, queue) = mpsc::unbounded_channel();
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_groups(store.clone(), queue.clone()));
+        }
+        let store = PostgresStore { writers: Some(writers), ..store };
         info!(store = %redacted(url), schema = %store.schema, "PostgreSQL store ready");
         Ok(store)
+    }
+
+    /// Tells the observer (the metrics) how many submissions one commit held.
+    fn observe_group(&self, size: usize) {
+        if let Some(observe) = self.groups.lock().ok().and_then(|o| o.clone()) {
+            observe(size);
+        }
     }
 
     /// A key unique to this store's schema (advisory locks are per database).
@@ -319,12 +390,61 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error(operation))
     }
 
-    /// Commits one submission in one transaction (retried by [`Intake::commit`] after a
-    /// deadlock or serialization failure between replicas).
-    async fn commit_once(&self, s: &Submission) -> Result<Committed, StoreError> {
+    /// Commits a group of submissions in one transaction (one WAL flush for all), each answered
+    /// as if alone: `New`, or `Existing` with the first submission's digest and reply (also for
+    /// the same key twice in one group). Keys are written in order, so two replicas' groups wait
+    /// for each other rather than deadlock; the audit chain's lock is taken last.
+    async fn commit_group(&self, group: &[&Submission]) -> Result<Vec<Committed>, StoreError> {
         let mut client = self.client("commit").await?;
         let tx = client.transaction().await.map_err(pg("commit"))?;
         tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit"))?;
+        let mut order: Vec<usize> = (0..group.len()).collect();
+        order.sort_by(|&a, &b| (&group[a].sender, &group[a].message_id).cmp(&(&group[b].sender, &group[b].message_id)));
+        let mut answers: Vec<Option<Committed>> = vec![None; group.len()];
+        let mut new = Vec::new();
+        for i in order {
+            match self.write_submission(&tx, group[i]).await? {
+                Some(existing) => answers[i] = Some(existing),
+                None => new.push(i),
+            }
+        }
+        let mut events = Vec::new();
+        let mut firsts = Vec::with_capacity(new.len());
+        for &i in &new {
+            let s = group[i];
+            let document_sm3 = Sm3Digest::of(&s.document);
+            firsts.push((i, events.len(), document_sm3));
+            events.extend(super::audit::submission_events(s, document_sm3).into_iter().map(|e| (s.received_at_ms, e)));
+        }
+        let deliveries: Vec<&NewDelivery> = new.iter().flat_map(|&i| group[i].deliveries.iter()).collect();
+        self.notify_regions(&tx, deliveries.iter().map(|d| d.recipient.as_str())).await?;
+        let positions = self.append_audit_at(&tx, events).await?;
+        for (i, first, document_sm3) in firsts {
+            let s = group[i];
+            tx.execute(
+                "UPDATE messages SET audit_position = $3, document_sm3 = $4 WHERE sender = $1 AND message_id = $2",
+                &[&s.sender, &s.message_id, &(positions[first] as i64), &document_sm3.to_hex()],
+            )
+            .await
+            .map_err(pg("commit"))?;
+            answers[i] = Some(Committed::New);
+        }
+        tx.commit().await.map_err(pg("commit"))?;
+        answers
+            .into_iter()
+            .map(|a| a.ok_or_else(|| StoreError::GroupCommit("a submission of the group was not answered".into())))
+            .collect()
+    }
+
+    /// Writes one submission in `tx`: `None` when it is new (its rows written, its audit entries
+    /// not yet), or the stored submission's answer when the key was committed before (by any
+    /// replica, or earlier in the same group: the insert waits for the other transaction, and the
+    /// next statement sees its row).
+    async fn write_submission(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        s: &Submission,
+    ) -> Result<Option<Committed>, StoreError> {
         let insert_message = tx
             .prepare_cached(
                 "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms)
@@ -337,12 +457,7 @@ impl PostgresStore {
             .await
             .map_err(pg("commit"))?;
         if inserted == 0 {
-            // Another call (on any replica) committed this key first; its transaction is done
-            // (the insert waited for it).
-            // The same connection reads it: asking the pool for another while holding this one
-            // could wait for ever under load.
-            tx.rollback().await.map_err(pg("commit"))?;
-            let row = client
+            let row = tx
                 .query_opt(
                     "SELECT digest, reply FROM messages WHERE sender = $1 AND message_id = $2",
                     &[&s.sender, &s.message_id],
@@ -350,7 +465,7 @@ impl PostgresStore {
                 .await
                 .map_err(pg("commit"))?;
             return match row {
-                Some(r) => Ok(Committed::Existing { digest: r.get(0), reply: r.get(1) }),
+                Some(r) => Ok(Some(Committed::Existing { digest: r.get(0), reply: r.get(1) })),
                 None => Err(StoreError::GroupCommit("the stored submission vanished".into())),
             };
         }
@@ -410,18 +525,20 @@ impl PostgresStore {
             .await
             .map_err(pg("commit"))?;
         }
-        self.notify(&tx, &s.deliveries).await?;
-        let document_sm3 = Sm3Digest::of(&s.document);
-        let position =
-            self.append_audit(&tx, s.received_at_ms, super::audit::submission_events(s, document_sm3)).await?[0];
-        tx.execute(
-            "UPDATE messages SET audit_position = $3, document_sm3 = $4 WHERE sender = $1 AND message_id = $2",
-            &[&s.sender, &s.message_id, &(position as i64), &document_sm3.to_hex()],
-        )
-        .await
-        .map_err(pg("commit"))?;
-        tx.commit().await.map_err(pg("commit"))?;
-        Ok(Committed::New)
+        Ok(None)
+    }
+
+    /// One submission on its own, run again after a deadlock or serialization failure.
+    async fn commit_alone(&self, submission: &Submission) -> Result<Committed, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.commit_group(&[submission]).await {
+                Err(e) if retryable(&e) && tries < 3 => tries += 1,
+                Ok(mut answers) if answers.len() == 1 => return Ok(answers.remove(0)),
+                Ok(_) => return Err(StoreError::GroupCommit("the submission was not answered".into())),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Appends audit entries as the transaction's last statements (the chain's lock is then held
@@ -431,6 +548,15 @@ impl PostgresStore {
         tx: &deadpool_postgres::Transaction<'_>,
         at_ms: i64,
         events: Vec<AuditEvent>,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.append_audit_at(tx, events.into_iter().map(|e| (at_ms, e)).collect()).await
+    }
+
+    /// [`PostgresStore::append_audit`] with each entry's own instant.
+    async fn append_audit_at(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        events: Vec<(i64, AuditEvent)>,
     ) -> Result<Vec<u64>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
@@ -445,7 +571,7 @@ impl PostgresStore {
             None => None,
         };
         let mut positions = Vec::with_capacity(events.len());
-        for event in events {
+        for (at_ms, event) in events {
             let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
             tx.execute(
                 "INSERT INTO audit_log (position, at_ms, entry) VALUES ($1, $2, $3)",
@@ -465,7 +591,16 @@ impl PostgresStore {
         tx: &deadpool_postgres::Transaction<'_>,
         deliveries: &[NewDelivery],
     ) -> Result<(), StoreError> {
-        let mut regions: Vec<&str> = deliveries.iter().map(|d| d.recipient.as_str()).collect();
+        self.notify_regions(tx, deliveries.iter().map(|d| d.recipient.as_str())).await
+    }
+
+    /// [`PostgresStore::notify`] for the given recipient regions.
+    async fn notify_regions<'r>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        recipients: impl Iterator<Item = &'r str>,
+    ) -> Result<(), StoreError> {
+        let mut regions: Vec<&str> = recipients.collect();
         regions.sort_unstable();
         regions.dedup();
         if regions.is_empty() {
@@ -579,18 +714,16 @@ impl Intake for PostgresStore {
     }
 
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.commit_once(&submission).await {
-                Err(e) if retryable(&e) && tries < 3 => tries += 1,
-                other => {
-                    if let Some(observe) = self.groups.lock().ok().and_then(|o| o.clone()) {
-                        observe(1);
-                    }
-                    return other;
-                }
-            }
-        }
+        let Some(writers) = &self.writers else {
+            let answer = self.commit_alone(&submission).await;
+            self.observe_group(1);
+            return answer;
+        };
+        let (answer, answered) = oneshot::channel();
+        writers
+            .send((submission, answer))
+            .map_err(|_| StoreError::GroupCommit("the store's writers have stopped".into()))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the submission was not committed".into()))?
     }
 
     fn observe_groups(&self, observer: super::GroupObserver) {

@@ -31,62 +31,12 @@ pub enum Side {
     Responsible,
 }
 
-/// How long a stage may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
-    /// N working days after the opening day.
-    WorkingDays(u32),
-    /// N calendar days, moved to the next working day when it falls on a day off.
-    CalendarDays(u32),
-}
-
-/// Stage durations (configuration; the defaults follow `domain.md` section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlines {
-    /// TRANSFERRED → ACCEPTED/RETURNED.
-    pub transferred: Due,
-    /// ACCEPTED → NOTIFIED.
-    pub accepted: Due,
-    /// NOTIFIED → OBJECTION or RECTIFY_ORDER (objection window).
-    pub notified: Due,
-    /// RECHECKING → RECHECK_PASS/FAIL.
-    pub rechecking: Due,
-    /// RECTIFYING → RECTIFY_VERIFIED.
-    pub rectifying: Due,
-    /// VERIFIED → CLOSE.
-    pub verified: Due,
-}
-
-impl Default for Deadlines {
-    fn default() -> Self {
-        Deadlines {
-            transferred: Due::WorkingDays(5),
-            accepted: Due::WorkingDays(10),
-            notified: Due::CalendarDays(15),
-            rechecking: Due::WorkingDays(10),
-            rectifying: Due::CalendarDays(60),
-            verified: Due::WorkingDays(5),
-        }
-    }
-}
-
-impl Deadlines {
-    /// The duration of the stage a status opens (`None` for final states).
-    pub fn for_status(&self, status: CaseStatus) -> Option<Due> {
-        match status {
-            CaseStatus::Transferred => Some(self.transferred),
-            CaseStatus::Accepted => Some(self.accepted),
-            CaseStatus::Notified => Some(self.notified),
-            CaseStatus::Rechecking => Some(self.rechecking),
-            CaseStatus::Rectifying => Some(self.rectifying),
-            CaseStatus::Verified => Some(self.verified),
-            _ => None,
-        }
-    }
-}
+// The stage durations are configuration, so that the shared state can hold them without
+// importing the workflow (which imports the state for its timers).
+pub use crate::config::{Deadlines, Due};
 
 /// The due date of a stage opened on `opened` (a Beijing date): provisional when it needs a year
-/// the calendar does not cover (`domain.md` section 5: never a refusal, never a silent guess).
+/// the calendar does not cover (`docs/domain.md` section 5: never a refusal, never a silent guess).
 pub fn due_date(calendar: &Calendar, opened: &Date, due: Due) -> DueDate {
     match due {
         Due::WorkingDays(n) => calendar.add_working_days(opened, n),

@@ -21,7 +21,7 @@ const STATES: [CaseStatus; 9] = [
     CaseStatus::Closed,
 ];
 
-/// The table of `domain.md` section 5, written out independently of `transition`.
+/// The table of `docs/domain.md` section 5, written out independently of `transition`.
 const TABLE: &[(CaseStatus, CaseAction, Side, CaseStatus)] = &[
     (CaseStatus::Unspecified, CaseAction::Transfer, Side::Origin, CaseStatus::Transferred),
     (CaseStatus::Transferred, CaseAction::Accept, Side::Responsible, CaseStatus::Accepted),
