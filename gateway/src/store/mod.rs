@@ -110,36 +110,36 @@ pub trait WorkflowRecords: Send + Sync {
     /// A stored plan.
     async fn plan(&self, id: &str) -> Result<Option<SpotCheckPlan>, StoreError> {
         typed(self.record(RecordKind::Plan, id).await?, id, |r| match r {
-            Record::Plan(p) => Ok(p),
-            other => Err(other),
+            Record::Plan(p) => Some(p),
+            _ => None,
         })
     }
     /// A stored sampling record.
     async fn sampling(&self, id: &str) -> Result<Option<SamplingRecord>, StoreError> {
         typed(self.record(RecordKind::Sampling, id).await?, id, |r| match r {
-            Record::Sampling(s) => Ok(s),
-            other => Err(other),
+            Record::Sampling(s) => Some(s),
+            _ => None,
         })
     }
     /// A stored inspection result.
     async fn inspection(&self, report_no: &str) -> Result<Option<InspectionResult>, StoreError> {
         typed(self.record(RecordKind::Inspection, report_no).await?, report_no, |r| match r {
-            Record::Inspection(i) => Ok(i),
-            other => Err(other),
+            Record::Inspection(i) => Some(i),
+            _ => None,
         })
     }
     /// A stored disposal case (the gateway's copy, with its due date and events).
     async fn case(&self, case_id: &str) -> Result<Option<DisposalCase>, StoreError> {
         typed(self.record(RecordKind::CaseTransfer, case_id).await?, case_id, |r| match r {
-            Record::CaseTransfer(c) => Ok(c),
-            other => Err(other),
+            Record::CaseTransfer(c) => Some(c),
+            _ => None,
         })
     }
     /// A stored risk signal (its latest revision).
     async fn risk_signal(&self, id: &str) -> Result<Option<RiskSignal>, StoreError> {
         typed(self.record(RecordKind::RiskSignal, id).await?, id, |r| match r {
-            Record::RiskSignal(s) => Ok(s),
-            other => Err(other),
+            Record::RiskSignal(s) => Some(s),
+            _ => None,
         })
     }
     /// Every stored disposal case, in id order.
@@ -173,19 +173,13 @@ pub trait WorkflowRecords: Send + Sync {
 }
 
 /// A stored record of the expected variant, or a corrupt store naming it.
-fn typed<T>(
-    record: Option<Record>,
-    id: &str,
-    want: impl FnOnce(Record) -> Result<T, Record>,
-) -> Result<Option<T>, StoreError> {
-    match record.map(want) {
-        None => Ok(None),
-        Some(Ok(t)) => Ok(Some(t)),
-        Some(Err(other)) => Err(StoreError::Corrupt {
-            what: format!("stored record {id}"),
-            detail: format!("read back as {}", other.kind()),
-        }),
-    }
+fn typed<T>(record: Option<Record>, id: &str, want: impl FnOnce(Record) -> Option<T>) -> Result<Option<T>, StoreError> {
+    let Some(record) = record else { return Ok(None) };
+    let kind = record.kind();
+    want(record).map(Some).ok_or_else(|| StoreError::Corrupt {
+        what: format!("stored record {id}"),
+        detail: format!("read back as {kind}"),
+    })
 }
 
 /// The overdue ledger and recomputed due dates.

@@ -512,7 +512,7 @@ impl PostgresStore {
                 r.map_err(pg("commit"))?;
             }
         }
-        insert_deliveries(&tx, &s.deliveries, s.received_at_ms).await?;
+        insert_deliveries(tx, &s.deliveries, s.received_at_ms).await?;
         if !s.samr.is_empty() {
             let kinds: Vec<&str> = s.samr.iter().map(|r| r.kind.name()).collect();
             let ids: Vec<&str> = s.samr.iter().map(|r| r.id.as_str()).collect();
