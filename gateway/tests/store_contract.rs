@@ -197,6 +197,60 @@ async fn concurrent_commits_are_each_answered_once(place: &Place) {
     assert_eq!(a.depth("310000").await.unwrap(), 30);
 }
 
+contract!(a_burst_is_committed_in_groups_each_answered_once);
+async fn a_burst_is_committed_in_groups_each_answered_once(place: &Place) {
+    // 64 callers at once, 32 keys each sent twice (two different bodies of the same key would be
+    // a conflict: these are the same submission resent), one store: commits are grouped, and the
+    // group still answers each key New once, the other Existing with the first's reply.
+    let s = place.open().await;
+    let largest = Arc::new(AtomicU32::new(0));
+    let seen = largest.clone();
+    s.observe_groups(Arc::new(move |n| {
+        seen.fetch_max(n as u32, Ordering::Relaxed);
+    }));
+    let start = Arc::new(tokio::sync::Barrier::new(64));
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let (s, start) = (s.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            s.commit(submission(&format!("B{}", n % 32), &["310000"])).await.unwrap()
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Committed::New => new += 1,
+            Committed::Existing { digest, reply } => {
+                assert!(digest.starts_with("d-B"), "{digest}");
+                assert_eq!(reply, b"reply".to_vec());
+            }
+        }
+    }
+    assert_eq!(new, 32, "every key New exactly once");
+    assert_eq!(s.depth("310000").await.unwrap(), 32, "a resent key queues nothing");
+    assert!(largest.load(Ordering::Relaxed) > 1, "the burst was committed in groups");
+    // One audit entry per stored submission, the chain unbroken, each submission knowing its own.
+    let entries = s.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), 32);
+    let mut prev = yrdx_evidence::Sm3Digest::GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.position, i as u64, "gap-free");
+        assert_eq!(e.prev_hash, prev, "entry {i} links to the one before");
+        prev = e.hash;
+    }
+    for i in 0..32 {
+        let stored = s.stored_submission("320000", &format!("B{i}")).await.unwrap().unwrap();
+        let position = stored.audit_position.unwrap();
+        match &entries[position as usize].event {
+            yrdx_evidence::AuditEvent::SubmissionAccepted { message_id, .. } => {
+                assert_eq!(message_id, &format!("B{i}"))
+            }
+            other => panic!("entry {position} is {other:?}"),
+        }
+    }
+}
+
 contract!(mailbox_order_visibility_and_ack);
 async fn mailbox_order_visibility_and_ack(place: &Place) {
     let s = place.open().await;
