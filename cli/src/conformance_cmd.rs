@@ -488,6 +488,28 @@ fn inputs(a: &RunArgs) -> Vec<Input> {
     if let Some(k) = &a.known_failing {
         out.push(Input { name: "--known-failing".into(), value: k.display().to_string() });
     }
+    // Every other flag that shapes the run, given or by its default, so a report says how it
+    // was made.
+    let path = |p: &Option<PathBuf>, default: &str| {
+        p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| default.into())
+    };
+    for (name, value) in [
+        ("--pki", a.pki.as_ref().map(|p| p.display().to_string())),
+        ("--burst", a.burst.map(|n| n.to_string())),
+        ("--oversized-bytes", a.oversized_bytes.map(|n| n.to_string())),
+        ("--rerun-failed", a.rerun_failed.as_ref().map(|p| p.display().to_string())),
+        ("--out", a.out.as_ref().map(|p| p.display().to_string())),
+    ] {
+        if let Some(value) = value {
+            out.push(Input { name: name.into(), value });
+        }
+    }
+    out.push(Input { name: "--step-timeout-secs".into(), value: a.step_timeout_secs.to_string() });
+    out.push(Input { name: "--visibility-timeout-secs".into(), value: a.visibility_timeout_secs.to_string() });
+    out.push(Input { name: "--translator-timeout-secs".into(), value: a.translator_timeout_secs.to_string() });
+    out.push(Input { name: "--suites".into(), value: path(&a.folders.suites, "(built in)") });
+    out.push(Input { name: "--vectors".into(), value: path(&a.folders.vectors, "(built in)") });
+    out.push(Input { name: "--requirements".into(), value: path(&a.folders.requirements, "(built in)") });
     out
 }
 

@@ -168,6 +168,72 @@ fn the_formats_suite_checks_an_external_translator() {
     assert!(report.contains("\"location\": \"records.0.product.brand\""), "{}", text(&o));
 }
 
+#[test]
+fn a_failing_report_opens_with_the_failing_case_and_the_requirement_matrix() {
+    let me = env!("CARGO_BIN_EXE_yrdx");
+    let good =
+        format!("{me} translate --from canonical --to jiangsu --message-id X-1 --sent-at 2024-03-12T14:30:00+08:00");
+    // A translator that writes one field wrongly: the cases carrying it fail, the others pass.
+    let bad = format!("{good} | sed 's/\"SB\": \"恒力\"/\"SB\": \"恒利\"/'");
+    let out = temp_dir("failing-report");
+    let o = yrdx()
+        .args(["conformance", "run", "--suite", "formats", "--format", "jiangsu", "--translator", &bad, "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report")).expect("JSON");
+    // The binary that ran is named by its SHA-256.
+    let sum = Command::new("sha256sum").arg(me).output().expect("sha256sum runs");
+    let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    assert_eq!(r["tool_sha256"], sum.as_str());
+    // Every flag that shaped the run is listed, defaults included.
+    let inputs = r["inputs"].as_array().expect("inputs");
+    for flag in ["--translator", "--format", "--translator-timeout-secs", "--step-timeout-secs", "--vectors", "--out"] {
+        assert!(inputs.iter().any(|i| i["name"] == flag), "{flag} not in {inputs:?}");
+    }
+    let cases = r["cases"].as_array().expect("cases");
+    let failing: Vec<&str> = cases.iter().filter(|c| c["outcome"] == "fail").filter_map(|c| c["id"].as_str()).collect();
+    assert!(!failing.is_empty() && failing.len() < cases.len(), "some cases fail, not all: {failing:?}");
+    // The matrix: every clause of a failing case has a row naming that case as failed.
+    let rows = r["requirements"].as_array().expect("requirements matrix");
+    let failed_case = cases.iter().find(|c| c["id"] == failing[0]).expect("the failing case");
+    for clause in failed_case["requirements"].as_array().expect("its clauses") {
+        let row = rows.iter().find(|row| row["clause"] == *clause).unwrap_or_else(|| panic!("no row for {clause}"));
+        assert!(
+            row["cases"].as_array().expect("cells").iter().any(|c| c["id"] == failing[0] && c["outcome"] == "fail"),
+            "{row}"
+        );
+    }
+    match browser() {
+        None => eprintln!("SKIPPED: no Chromium could be installed; the failing report was not shown in a browser"),
+        Some(chromium) => {
+            let html = format!("file://{}", out.join("report.html").display());
+            let png = out.join("failing-report.png");
+            let shot = Command::new(&chromium)
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1600"])
+                .arg(format!("--screenshot={}", png.display()))
+                .arg(&html)
+                .output()
+                .expect("chromium runs");
+            let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot ({e}): {}", text(&shot)));
+            assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real screenshot: {} bytes", bytes.len());
+            let dom = Command::new(&chromium)
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+                .arg(&html)
+                .output()
+                .expect("chromium runs");
+            let dom = String::from_utf8_lossy(&dom.stdout);
+            // The first case the reader meets is a failing one.
+            let first = dom.split("<a href=\"#").nth(1).and_then(|t| t.split('"').next()).unwrap_or_default();
+            assert!(failing.contains(&first), "first case shown is {first}, failing: {failing:?}");
+            let matrix = dom.split("Requirements × cases").nth(1).expect("the requirement matrix is shown");
+            assert!(matrix.contains(failing[0]) && matrix.contains(">fail<"), "the matrix shows the failing case");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_without_the_peer_or_a_selection_is_incomplete_not_pass() {
     let g = TestGateway::start().await;

@@ -425,6 +425,7 @@ pub async fn run_until(
         run_id,
         tool: "yrdx conformance".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
+        tool_sha256: crate::report::own_binary_sha256(),
         suite: opts.suite.clone(),
         suite_version: suite_version(&opts.suites_dir, &opts.suite),
         target: target_text,
@@ -437,6 +438,7 @@ pub async fn run_until(
         verdict_reason: String::new(),
         interrupted,
         cases: reports,
+        requirements: Vec::new(),
     };
     report.finish();
     Ok(report)
@@ -495,6 +497,7 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
         run_id,
         tool: "yrdx conformance".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
+        tool_sha256: crate::report::own_binary_sha256(),
         suite: opts.suite.clone(),
         suite_version: suite_version(&opts.suites_dir, &opts.suite),
         target,
@@ -507,6 +510,7 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
         verdict_reason: String::new(),
         interrupted: None,
         cases: vec![],
+        requirements: Vec::new(),
     };
     report.finish();
     report.verdict_reason = format!("the tool or its configuration failed: {error}");

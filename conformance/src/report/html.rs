@@ -96,6 +96,7 @@ pub fn render(r: &RunReport) -> String {
         ("started", r.started_at.clone()),
         ("duration", format!("{:.1} s", r.duration_ms as f64 / 1000.0)),
         ("tool", format!("{} {}", r.tool, r.tool_version)),
+        ("tool SHA-256", r.tool_sha256.clone()),
         ("suite version", r.suite_version.clone()),
         ("report format", r.report_format.clone()),
     ] {
@@ -125,6 +126,21 @@ pub fn render(r: &RunReport) -> String {
             escape(&c.requirements.join(", ")),
             c.duration_ms
         );
+    }
+    out.push_str("</table><h2 id=\"requirements\">Requirements × cases</h2><table class=\"matrix\"><tr><th>clause</th><th>cases and outcomes</th></tr>");
+    for row in &r.requirements {
+        let cells: Vec<String> = row
+            .cases
+            .iter()
+            .map(|c| {
+                format!(
+                    "<a href=\"#{0}\"><code>{0}</code></a> <span class=\"{1}\">{1}</span>",
+                    escape(&c.id),
+                    c.outcome.as_str()
+                )
+            })
+            .collect();
+        let _ = write!(out, "<tr><td><code>{}</code></td><td>{}</td></tr>", escape(&row.clause), cells.join("<br>"));
     }
     out.push_str("</table><h2>Cases</h2>");
     for c in r.cases_for_reading() {

@@ -293,6 +293,8 @@ pub struct RunReport {
     pub tool: String,
     /// The tool's version.
     pub tool_version: String,
+    /// SHA-256 of the tool's own binary, hex (empty when it could not be read).
+    pub tool_sha256: String,
     /// The suite run.
     pub suite: String,
     /// The suite's version (of its case files).
@@ -320,11 +322,50 @@ pub struct RunReport {
     pub interrupted: Option<String>,
     /// Every case, in run order.
     pub cases: Vec<CaseReport>,
+    /// Requirement × case: every clause the run's cases check, with those cases and their
+    /// outcomes (set by [`RunReport::finish`]).
+    pub requirements: Vec<RequirementRow>,
+}
+
+/// One clause of the catalogue and the cases of this run that check it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequirementRow {
+    /// The clause id (`gateway.idempotency`).
+    pub clause: String,
+    /// The cases that check it, in run order, with their outcomes.
+    pub cases: Vec<RequirementCase>,
+}
+
+/// A case as a requirement's row shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequirementCase {
+    /// The case id.
+    pub id: String,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// SHA-256 of the running binary, hex; empty when it cannot be read.
+pub fn own_binary_sha256() -> String {
+    use sha2::{Digest, Sha256};
+    std::env::current_exe().and_then(std::fs::read).map(|bytes| hex::encode(Sha256::digest(&bytes))).unwrap_or_default()
 }
 
 impl RunReport {
+    /// The requirement × case matrix of the cases run, clauses in id order.
+    pub fn requirement_matrix(&self) -> Vec<RequirementRow> {
+        let mut rows: std::collections::BTreeMap<&str, Vec<RequirementCase>> = std::collections::BTreeMap::new();
+        for c in &self.cases {
+            for clause in &c.requirements {
+                rows.entry(clause).or_default().push(RequirementCase { id: c.id.clone(), outcome: c.outcome });
+            }
+        }
+        rows.into_iter().map(|(clause, cases)| RequirementRow { clause: clause.to_string(), cases }).collect()
+    }
+
     /// Counts the outcomes and sets the verdict.
     pub fn finish(&mut self) {
+        self.requirements = self.requirement_matrix();
         let mut s = Summary::default();
         for c in &self.cases {
             match c.outcome {
@@ -454,6 +495,7 @@ mod tests {
             run_id: "r".into(),
             tool: "t".into(),
             tool_version: "0".into(),
+            tool_sha256: String::new(),
             suite: "gateway".into(),
             suite_version: "0".into(),
             target: "x".into(),
@@ -466,9 +508,28 @@ mod tests {
             interrupted: None,
             verdict_reason: String::new(),
             cases,
+            requirements: vec![],
         };
         r.finish();
         r
+    }
+
+    #[test]
+    fn the_matrix_lists_each_clause_with_its_cases_and_outcomes() {
+        let mut a = case("a", Outcome::Pass, true, false);
+        a.requirements = vec!["x.two".into(), "x.one".into()];
+        let mut b = case("b", Outcome::Fail, true, false);
+        b.requirements = vec!["x.two".into()];
+        let r = run(vec![a, b]);
+        let rows: Vec<(&str, Vec<(&str, Outcome)>)> = r
+            .requirements
+            .iter()
+            .map(|row| (row.clause.as_str(), row.cases.iter().map(|c| (c.id.as_str(), c.outcome)).collect()))
+            .collect();
+        assert_eq!(
+            rows,
+            [("x.one", vec![("a", Outcome::Pass)]), ("x.two", vec![("a", Outcome::Pass), ("b", Outcome::Fail)])]
+        );
     }
 
     #[test]
