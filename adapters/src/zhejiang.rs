@@ -10,6 +10,7 @@ use crate::problems::{category_value, code_of, lookup, Ctx};
 use crate::xml::{self, Next, Ns, Start, Stream, Writer};
 use reader::{attributes, each_attribute, leaf, leaf_text, read_children, read_list, At};
 
+mod envelope;
 mod reader;
 use yrdx_proto::civil::{parse_rfc3339, BeijingTime};
 use yrdx_proto::codes::category_code_of;
@@ -435,48 +436,7 @@ fn read_records<'a>(
     }
 }
 
-type Kind = Option<(RecordKind, &'static str)>;
-
-fn decode_header<'a>(stream: &mut Stream<'a>, start: Start<'a>, cx: &mut Ctx) -> Result<(Envelope, Kind), DecodeError> {
-    let at = At::Fixed("/Exchange/Header");
-    attributes(&start, &at, [], cx)?;
-    let mut envelope = Envelope::default();
-    let mut kind_text = String::new();
-    read_children(
-        stream,
-        &start,
-        &at,
-        &["MessageId", "Kind", "Sender", "Receiver", "SentAt"],
-        cx,
-        |s, name, child, at, cx| {
-            let text = leaf(s, child, at, cx)?;
-            match name {
-                "MessageId" => envelope.message_id = text,
-                "Kind" => kind_text = text,
-                "Sender" => envelope.sender = text,
-                "Receiver" => envelope.receiver = text,
-                _ => envelope.sent_at = time(&text, at, cx),
-            }
-            Ok(())
-        },
-    )?;
-    let kind = KINDS.iter().find(|(n, _)| *n == kind_text).map(|(n, k)| (*k, *n));
-    if kind.is_none() {
-        cx.error(
-            "/Exchange/Header/Kind",
-            format!("'{kind_text}' is not a Kind (Plan, Sampling, Inspection, CaseTransfer, CaseFeedback, RiskAlert)"),
-        );
-    }
-    let paths = EnvelopePaths {
-        message_id: "/Exchange/Header/MessageId",
-        sender: "/Exchange/Header/Sender",
-        receiver: "/Exchange/Header/Receiver",
-        sent_at: "/Exchange/Header/SentAt",
-        sent_at_form: "xs:dateTime with an offset",
-    };
-    crate::envelope::check(&envelope, &paths, cx);
-    Ok((envelope, kind))
-}
+use envelope::{decode_header, Kind};
 
 fn decode_record<'a>(
     stream: &mut Stream<'a>,

@@ -181,15 +181,25 @@ pub async fn export_range(
     from: u64,
     to: Option<u64>,
     out: &mut impl std::io::Write,
-) -> Result<u64, String> {
-    let entries = all_entries(store, from, to).await.map_err(|e| e.to_string())?;
+) -> Result<u64, ExportError> {
+    let entries = all_entries(store, from, to).await?;
     let last = entries.last().map(|e| e.position);
     let heads: Vec<_> = store
         .audit_heads()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|h| h.head.position >= from && last.is_some_and(|l| h.head.position <= l))
         .collect();
-    yrdx_evidence::export_jsonl(entries, &heads, out).map_err(|e| e.to_string())
+    Ok(yrdx_evidence::export_jsonl(entries, &heads, out)?)
+}
+
+/// Why `yrdx audit export` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The lines could not be written.
+    #[error(transparent)]
+    Write(#[from] yrdx_evidence::ChainError),
 }

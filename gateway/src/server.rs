@@ -139,9 +139,7 @@ async fn start_inner(
     let live = crate::transport::LiveConnections::new();
     let reloader = crate::reload::Reloader::new(gateway.clone(), tls.clone(), live.clone());
     // Before the first call: provisional due dates the calendar now covers are settled.
-    crate::workflow::calendar_watch::start(gateway.clone(), shutdown_rx.clone())
-        .await
-        .map_err(|message| ServeError::Io { path: "calendar: settling provisional due dates".into(), message })?;
+    crate::workflow::calendar_watch::start(gateway.clone(), shutdown_rx.clone()).await?;
     crate::workflow::overdue::spawn(gateway.clone(), shutdown_rx.clone());
     if let Some(evidence) = gateway.evidence.clone() {
         crate::receipts::spawn_head_signer(gateway.store.clone(), evidence, gateway.clock.clone(), shutdown_rx.clone());

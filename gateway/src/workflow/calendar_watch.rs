@@ -101,9 +101,9 @@ pub async fn settle_provisional_due_dates(g: &Gateway) -> Result<Settled, crate:
 
 /// At start-up: settles what the calendar now covers and warns about what it does not. Then,
 /// in the background, warns once a day (by the gateway's clock) while the calendar's end is near.
-pub async fn start(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+pub async fn start(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) -> Result<(), crate::store::StoreError> {
     let g = gateway.clone();
-    let settled = settle_provisional_due_dates(&g).await.map_err(|e| e.to_string())?;
+    let settled = settle_provisional_due_dates(&g).await?;
     if !settled.still_provisional.is_empty() {
         warn!(cases = settled.still_provisional.len(), ids = %settled.still_provisional.join(", "),
             "open cases with provisional due dates: extend the working-day calendar");
