@@ -173,6 +173,21 @@ async fn scrape_until(g: &TestGateway, series: &str) -> String {
     text
 }
 
+/// Scrapes until every series has its value: a scrape reads the gauges from the store before it
+/// renders the counters, so one taken while the pusher records an attempt may show the one and
+/// not yet the other.
+async fn scrape_until_values(g: &TestGateway, want: &[(&str, f64)]) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(g, "text/plain", "text/plain; version=0.0.4").await;
+        if want.iter().all(|(series, value)| sample(&text, series) == Some(*value)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samr_attempts_and_receipt_latency_are_counted() {
     let samr_ca = CertificateAuthority::new("SAMR test CA").expect("ca");
@@ -222,7 +237,11 @@ async fn samr_attempts_and_receipt_latency_are_counted() {
     assert_eq!(sample(&text, busy), Some(1.0), "{text}");
     assert_eq!(sample(&text, r#"yrdx_samr_packages{state="pending"}"#), Some(1.0));
     g.set_time("2024-03-15T10:00:05+08:00");
-    let text = scrape_until(&g, r#"yrdx_samr_attempts_total{outcome="accepted"}"#).await;
+    let text = scrape_until_values(
+        &g,
+        &[(r#"yrdx_samr_attempts_total{outcome="accepted"}"#, 1.0), (r#"yrdx_samr_packages{state="accepted"}"#, 1.0)],
+    )
+    .await;
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no sample {series}:\n{text}"));
     assert_eq!(value(busy), 1.0);
     assert_eq!(value(r#"yrdx_samr_attempts_total{outcome="accepted"}"#), 1.0);
