@@ -529,16 +529,21 @@ pub enum PartnerFormat {
     Canonical,
 }
 
-impl TryFrom<String> for PartnerFormat {
-    type Error = String;
+/// A partner's `format` that names none of the formats.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("format: '{0}' is not jiangsu, zhejiang, beijing or canonical")]
+pub struct UnknownFormat(pub String);
 
-    fn try_from(name: String) -> Result<PartnerFormat, String> {
+impl TryFrom<String> for PartnerFormat {
+    type Error = UnknownFormat;
+
+    fn try_from(name: String) -> Result<PartnerFormat, UnknownFormat> {
         match name.as_str() {
             "jiangsu" => Ok(PartnerFormat::Jiangsu),
             "zhejiang" => Ok(PartnerFormat::Zhejiang),
             "beijing" => Ok(PartnerFormat::Beijing),
             "canonical" => Ok(PartnerFormat::Canonical),
-            other => Err(format!("format: '{other}' is not jiangsu, zhejiang, beijing or canonical")),
+            _ => Err(UnknownFormat(name)),
         }
     }
 }

@@ -438,7 +438,7 @@ impl Metrics {
 
     /// Sets the gauges from `readings`, then encodes every metric (OpenMetrics, or the
     /// Prometheus text format).
-    pub fn render(&self, readings: &Readings, openmetrics: bool) -> Result<String, String> {
+    pub fn render(&self, readings: &Readings, openmetrics: bool) -> Result<String, RenderError> {
         for m in &readings.mailboxes {
             let label = PartnerLabel { partner: m.partner.clone() };
             self.mailbox_depth.get_or_create(&label).set(i64::try_from(m.depth).unwrap_or(i64::MAX));
@@ -463,13 +463,23 @@ impl Metrics {
         }
         let mut text = String::new();
         if openmetrics {
-            prometheus_client::encoding::text::encode(&mut text, &self.registry).map_err(|e| e.to_string())?;
+            prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         } else {
-            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
-                .map_err(|e| e.to_string())?;
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
         }
         Ok(text)
     }
+}
+
+/// Why a scrape could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The gauges could not be read from the store.
+    #[error("reading the gauges: {0}")]
+    Readings(#[from] crate::store::StoreError),
+    /// The exposition could not be encoded.
+    #[error("encoding the exposition: {0}")]
+    Encode(#[from] std::fmt::Error),
 }
 
 /// The OpenMetrics content type.
@@ -477,7 +487,9 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// Renders the exposition (`true`: OpenMetrics); it may block (it reads the store).
 pub type Render = Arc<
-    dyn Fn(bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>> + Send + Sync,
+    dyn Fn(bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, RenderError>> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// Serves `GET /metrics` on `listener` until `stop` says so. Plain HTTP on the address the
@@ -527,17 +539,13 @@ async fn answer(req: Request<hyper::body::Incoming>, render: Render) -> Response
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     // The gauges are read (from the store) on each scrape; rendering itself is cheap.
-    let rendered: Result<Result<String, String>, std::convert::Infallible> = Ok(render(openmetrics).await);
+    let rendered = render(openmetrics).await;
     let content_type =
         if openmetrics { OPENMETRICS } else { prometheus_client::encoding::prometheus_text::CONTENT_TYPE };
     match rendered {
-        Ok(Ok(text)) => reply(StatusCode::OK, content_type, text),
-        Ok(Err(e)) => {
-            warn!(error = %e, "metrics could not be read");
-            reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "metrics could not be read\n".into())
-        }
+        Ok(text) => reply(StatusCode::OK, content_type, text),
         Err(e) => {
-            warn!(error = %e, "metrics task failed");
+            warn!(error = %e, "metrics could not be read");
             reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "metrics could not be read\n".into())
         }
     }

@@ -74,15 +74,15 @@ impl Evidence {
     }
 
     /// Signs the chain's head when the policy says so. Returns the position signed, if any.
-    pub async fn sign_head_if_due(&self, store: &dyn Store, now_ms: i64) -> Result<Option<u64>, String> {
-        let heads = store.audit_heads().await.map_err(|e| e.to_string())?;
+    pub async fn sign_head_if_due(&self, store: &dyn Store, now_ms: i64) -> Result<Option<u64>, HeadSigningError> {
+        let heads = store.audit_heads().await?;
         let last_head = heads.last().map(|h| h.head.clone());
         let from = last_head.as_ref().map(|h| h.position + 1).unwrap_or(0);
         // The newest entry: page forward from the last head.
         let mut latest = None;
         let mut at = from;
         loop {
-            let page = store.audit_entries(at, 1000).await.map_err(|e| e.to_string())?;
+            let page = store.audit_entries(at, 1000).await?;
             let Some(last) = page.last().cloned() else { break };
             at = last.position + 1;
             let full = page.len() == 1000;
@@ -95,11 +95,22 @@ impl Evidence {
         if !self.policy.is_due(last_head.as_ref(), &latest, now_ms) {
             return Ok(None);
         }
-        let signed = ChainHead::of(&latest, now_ms).sign(&self.key).map_err(|e| e.to_string())?;
-        store.audit_store_head(signed).await.map_err(|e| e.to_string())?;
+        let signed = ChainHead::of(&latest, now_ms).sign(&self.key)?;
+        store.audit_store_head(signed).await?;
         info!(position = latest.position, "audit chain head signed");
         Ok(Some(latest.position))
     }
+}
+
+/// Why the chain's head could not be signed this time (the next tick tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum HeadSigningError {
+    /// The store could not read the chain or keep the signed head.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The head could not be signed.
+    #[error("signing: {0}")]
+    Signing(#[from] yrdx_evidence::ChainError),
 }
 
 /// The gateway's identity in receipts: `urn:yrdx:gateway:` and the region of the partner that

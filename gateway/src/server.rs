@@ -202,7 +202,7 @@ async fn start_inner(
             let render: crate::metrics::Render = Arc::new(move |openmetrics| {
                 let g = g.clone();
                 Box::pin(async move {
-                    let readings = crate::gauges::read(&g).await.map_err(|e| e.to_string())?;
+                    let readings = crate::gauges::read(&g).await?;
                     g.metrics.render(&readings, openmetrics)
                 })
             });

@@ -495,6 +495,34 @@ async fn a_case_revision_replaces_only_the_copy_it_read(place: &Place) {
     assert_eq!(s.depth("320000").await.unwrap(), 1);
 }
 
+contract!(a_plan_summary_reads_its_samples_results_and_cases);
+async fn a_plan_summary_reads_its_samples_results_and_cases(place: &Place) {
+    let s = place.open().await;
+    let mut sub = submission("PS-1", &[]);
+    sub.records = vec![
+        rec(RecordKind::Sampling, "S-1", r#"{"sampleId":"S-1","planId":"P"}"#),
+        rec(RecordKind::Sampling, "S-2", r#"{"sampleId":"S-2","planId":"Q"}"#),
+        rec(RecordKind::Inspection, "R-1", r#"{"reportNo":"R-1","sampleId":"S-1"}"#),
+        rec(RecordKind::Inspection, "R-2", r#"{"reportNo":"R-2","sampleId":"S-2"}"#),
+        rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","sampleId":"S-1"}"#),
+    ];
+    assert_eq!(s.commit(sub).await.unwrap(), Committed::New);
+    let got = s.plan_records("P").await.unwrap();
+    assert_eq!(got.samplings.iter().map(|r| r.sample_id.as_str()).collect::<Vec<_>>(), ["S-1"]);
+    assert_eq!(got.inspections.iter().map(|r| r.report_no.as_str()).collect::<Vec<_>>(), ["R-1"]);
+    assert_eq!(got.cases.iter().map(|r| r.case_id.as_str()).collect::<Vec<_>>(), ["C-1"]);
+    assert_eq!(s.plan_records("none").await.unwrap(), store::PlanRecords::default());
+}
+
+/// SQLite only: the bulk import used by the benchmarks' seeding skips what is already stored.
+#[test]
+fn sqlite_bulk_commit_skips_what_is_stored() {
+    let store = SqliteStore::in_memory().unwrap();
+    assert_eq!(store.bulk_commit(&[submission("1", &["310000"]), submission("2", &[])]).unwrap(), 2);
+    assert_eq!(store.bulk_commit(&[submission("2", &[]), submission("3", &["310000"])]).unwrap(), 1);
+    assert_eq!(store.depth("310000").unwrap(), 2);
+}
+
 contract!(leadership_is_held_by_one_replica_and_moves_when_it_ends);
 async fn leadership_is_held_by_one_replica_and_moves_when_it_ends(place: &Place) {
     let (a, b) = (place.open().await, place.open().await);

@@ -15,7 +15,7 @@ use crate::transport::LiveConnections;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yrdx_proto::civil::BeijingTime;
-use yrdx_proto::v1::{CaseAction, CaseStatus, Conclusion, DisposalCase, InspectionResult, ProductCategory};
+use yrdx_proto::v1::{CaseAction, CaseStatus, DisposalCase, ProductCategory};
 use yrdx_proto::Date;
 
 /// Why the console could not read what a page shows.
@@ -30,6 +30,23 @@ pub enum DataError {
         #[source]
         source: StoreError,
     },
+    /// No random confirmation token could be made.
+    #[error("no random token could be made for the confirmation")]
+    NoRandomToken,
+    /// The blocking task that read the page did not finish.
+    #[error("console task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a verified certificate gets no console page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAnOperator {
+    /// The certificate names a registered partner.
+    #[error("partner {0} is not an operator")]
+    Partner(String),
+    /// The certificate names no registered identity, or several (the identity check's words).
+    #[error("{0}")]
+    Unregistered(String),
 }
 
 fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> DataError {
@@ -222,7 +239,7 @@ pub struct PackageDetail {
     /// The package as listed.
     pub row: PackageRow,
     /// Its records, each as (SAMR path, text) pairs; or why they could not be read.
-    pub records: Result<Vec<Vec<(String, String)>>, String>,
+    pub records: Result<Vec<Vec<(String, String)>>, yrdx_adapters::DecodeError>,
 }
 
 /// One region × category row of a plan.
@@ -300,11 +317,11 @@ impl ConsoleData {
 
     /// The operator a verified client certificate names under the registry in force, or why it
     /// gets no page (a partner's certificate, or one naming no or several registered identities).
-    pub fn operator_of(&self, leaf: &[u8]) -> Result<String, String> {
+    pub fn operator_of(&self, leaf: &[u8]) -> Result<String, NotAnOperator> {
         match identity::caller_of(&identity::san_uris(leaf), &self.gateway.config()) {
             Ok(Caller::Operator(name)) => Ok(name),
-            Ok(Caller::Partner(name)) => Err(format!("partner {name} is not an operator")),
-            Err(status) => Err(status.message().to_string()),
+            Ok(Caller::Partner(name)) => Err(NotAnOperator::Partner(name)),
+            Err(status) => Err(NotAnOperator::Unregistered(status.message().to_string())),
         }
     }
 
@@ -526,9 +543,7 @@ impl ConsoleData {
     pub fn samr_package(&self, number: &str) -> Result<Option<PackageDetail>, DataError> {
         let packages = wait(self.gateway.store.samr_packages()).map_err(store_err("SAMR packages"))?;
         let Some(p) = packages.into_iter().find(|p| p.number == number) else { return Ok(None) };
-        let records = yrdx_adapters::samr::decode_package(&p.bytes, &Default::default())
-            .map(|pkg| pkg.records)
-            .map_err(|e| e.to_string());
+        let records = yrdx_adapters::samr::decode_package(&p.bytes, &Default::default()).map(|pkg| pkg.records);
         Ok(Some(PackageDetail { row: Self::package_row(&p), records }))
     }
 
@@ -553,47 +568,19 @@ impl ConsoleData {
         for plan in wait(store.plans()).map_err(store_err("plans"))? {
             let held =
                 wait(store.plan_records(&plan.plan_id)).map_err(store_err(format!("records of {}", plan.plan_id)))?;
-            let samples = held.samplings;
-            let mut results: HashMap<String, Vec<InspectionResult>> = HashMap::new();
-            for i in held.inspections {
-                results.entry(i.sample_id.clone()).or_default().push(i);
-            }
-            let mut cases: HashMap<String, Vec<DisposalCase>> = HashMap::new();
-            for c in held.cases {
-                cases.entry(c.sample_id.clone()).or_default().push(c);
-            }
-            let mut rows = Vec::new();
-            for part in &plan.participants {
-                for category in &plan.categories {
-                    let mut row = QuotaUse {
-                        region: part.region.clone(),
-                        category: category_label(*category),
-                        quota: i64::from(part.quota),
-                        ..Default::default()
-                    };
-                    for s in samples.iter().filter(|s| {
-                        s.sampling_region == part.region && s.product.as_ref().map(|p| p.category) == Some(*category)
-                    }) {
-                        row.sampled += 1;
-                        for i in results.get(&s.sample_id).into_iter().flatten() {
-                            row.results += 1;
-                            if i.conclusion != Conclusion::Nonconforming as i32 {
-                                row.conforming += 1;
-                            }
-                        }
-                        for c in cases.get(&s.sample_id).into_iter().flatten() {
-                            let status = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
-                            if !yrdx_proto::validate::is_final(status) {
-                                row.open_cases += 1;
-                            }
-                            if crate::workflow::disposal::is_overdue(c, &today) {
-                                row.overdue_cases += 1;
-                            }
-                        }
-                    }
-                    rows.push(row);
-                }
-            }
+            let rows = crate::workflow::plan_summary::summarise(&plan, &held, &today)
+                .into_iter()
+                .map(|r| QuotaUse {
+                    category: category_label(r.category),
+                    region: r.region,
+                    quota: i64::from(r.quota),
+                    sampled: i64::from(r.sampled),
+                    results: i64::from(r.results),
+                    conforming: i64::from(r.conforming),
+                    open_cases: i64::from(r.open_cases),
+                    overdue_cases: i64::from(r.overdue_cases),
+                })
+                .collect();
             out.push(PlanView {
                 plan_id: plan.plan_id.clone(),
                 title: plan.title.clone(),

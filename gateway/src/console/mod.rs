@@ -239,12 +239,10 @@ fn form_value(query: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DataError> + Send + 'static) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("console task failed: {e}")),
-    }
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
+) -> Result<T, DataError> {
+    tokio::task::spawn_blocking(f).await?
 }
 
 async fn answer(
@@ -285,11 +283,11 @@ async fn answer(
     let page = |status: StatusCode, title: &str, current: &str, body: String| {
         html(status, html::page(title, current, &operator, banner.as_deref(), &body))
     };
-    let failed = |e: String| {
+    let failed = |e: DataError| {
         warn!(error = %e, "console: page could not be read");
         html(
             StatusCode::INTERNAL_SERVER_ERROR,
-            html::page("Error", "", &operator, None, &format!("<p class=\"bad\">{}</p>", html::esc(&e))),
+            html::page("Error", "", &operator, None, &format!("<p class=\"bad\">{}</p>", html::esc(&e.to_string()))),
         )
     };
     let not_found = |what: String| {
@@ -351,7 +349,7 @@ async fn answer(
                             "/samr",
                             pages::confirm_resend(&d, &token),
                         ),
-                        None => failed("no random token could be made for the confirmation".into()),
+                        None => failed(DataError::NoRandomToken),
                     }
                 }
                 Ok(Some(d)) => page(

@@ -217,7 +217,7 @@ pub fn samr_package(d: &PackageDetail) -> String {
             }
             s
         }
-        Err(e) => format!("<p class=\"bad\">The package's records could not be read: {}</p>", esc(e)),
+        Err(e) => format!("<p class=\"bad\">The package's records could not be read: {}</p>", esc(&e.to_string())),
     };
     format!(
         "<dl class=\"facts\"><dt>Number</dt><dd id=\"package-number\">{num}</dd><dt>Type</dt><dd>{ty}</dd><dt>State</dt><dd id=\"package-state\">{state}</dd>\

@@ -4,8 +4,7 @@
 use crate::config::PartnerConfig;
 use crate::state::Gateway;
 use crate::status::{internal, store_unavailable};
-use crate::workflow::disposal;
-use std::collections::HashMap;
+use crate::workflow::{disposal, plan_summary};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use yrdx_adapters::{canonical, Record, RecordKind};
@@ -164,52 +163,21 @@ impl Records for RecordsService {
         {
             return Err(Status::permission_denied(format!("{} does not take part in plan {plan_id}", caller.name)));
         }
-        let samples = held.samplings;
-        let mut results: HashMap<String, Vec<InspectionResult>> = HashMap::new();
-        for i in held.inspections {
-            results.entry(i.sample_id.clone()).or_default().push(i);
-        }
-        let mut cases: HashMap<String, Vec<DisposalCase>> = HashMap::new();
-        for c in held.cases {
-            cases.entry(c.sample_id.clone()).or_default().push(c);
-        }
-        let today = self.today();
-        let mut rows = Vec::new();
-        for part in &plan.participants {
-            for category in &plan.categories {
-                let mut row = PlanSummaryRow {
-                    region: part.region.clone(),
-                    category: *category,
-                    quota: part.quota,
-                    ..Default::default()
-                };
-                for s in samples.iter().filter(|s| {
-                    s.sampling_region == part.region && s.product.as_ref().map(|p| p.category) == Some(*category)
-                }) {
-                    row.sampled += 1;
-                    for i in results.get(&s.sample_id).map(Vec::as_slice).unwrap_or_default() {
-                        row.results += 1;
-                        if i.conclusion == Conclusion::Nonconforming as i32 {
-                            row.nonconforming += 1;
-                        } else {
-                            row.conforming += 1;
-                        }
-                    }
-                    for c in cases.get(&s.sample_id).map(Vec::as_slice).unwrap_or_default() {
-                        let status = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
-                        if !yrdx_proto::validate::is_final(status) {
-                            row.open_cases += 1;
-                        }
-                        if disposal::is_overdue(c, &today) {
-                            row.overdue_cases += 1;
-                        }
-                    }
-                }
-                row.nonconforming_rate =
-                    if row.results == 0 { 0.0 } else { row.nonconforming as f64 / row.results as f64 };
-                rows.push(row);
-            }
-        }
+        let rows = plan_summary::summarise(&plan, &held, &self.today())
+            .into_iter()
+            .map(|r| PlanSummaryRow {
+                nonconforming_rate: r.nonconforming_rate(),
+                region: r.region,
+                category: r.category,
+                quota: r.quota,
+                sampled: r.sampled,
+                results: r.results,
+                conforming: r.conforming,
+                nonconforming: r.nonconforming,
+                open_cases: r.open_cases,
+                overdue_cases: r.overdue_cases,
+            })
+            .collect();
         Ok(Response::new(PlanSummary { plan_id, rows }))
     }
 }

@@ -40,17 +40,7 @@ impl SqliteStore {
 
     fn plan_rows(&self, plan_id: &str) -> Result<RawPlanRecords, StoreError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "WITH s AS (SELECT record_id, canonical FROM records
-                        WHERE kind = 'sampling' AND json_extract(canonical, '$.planId') = ?1)
-             SELECT 0, canonical FROM s
-             UNION ALL
-             SELECT 1, r.canonical FROM s CROSS JOIN records r
-               ON r.kind = 'inspection' AND json_extract(r.canonical, '$.sampleId') = +s.record_id
-             UNION ALL
-             SELECT 2, r.canonical FROM s CROSS JOIN records r
-               ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id",
-        )?;
+        let mut stmt = conn.prepare_cached(PLAN_ROWS)?;
         let mut out = RawPlanRecords::default();
         let rows = stmt.query_map(params![plan_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
@@ -107,6 +97,18 @@ pub struct SqliteStore {
     /// Told each group's size (metrics).
     groups: Arc<Mutex<Option<super::GroupObserver>>>,
 }
+
+/// A plan's samples (0), their results (1) and their cases (2) in one query; CROSS JOIN keeps
+/// SQLite from driving the join from every stored result instead of the plan's samples.
+const PLAN_ROWS: &str = "WITH s AS (SELECT record_id, canonical FROM records
+                        WHERE kind = 'sampling' AND json_extract(canonical, '$.planId') = ?1)
+             SELECT 0, canonical FROM s
+             UNION ALL
+             SELECT 1, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'inspection' AND json_extract(r.canonical, '$.sampleId') = +s.record_id
+             UNION ALL
+             SELECT 2, r.canonical FROM s CROSS JOIN records r
+               ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id";
 
 const MIGRATIONS: &[&str] = &[
     // 1: messages (evidence), records, deliveries.
@@ -1045,51 +1047,31 @@ impl SqliteStore {
     pub fn export_rows(&self, table: &str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
         let conn = self.reader()?;
         let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
+        let page =
+            |sql: &str, row: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Row>| -> Result<Vec<Row>, StoreError> {
+                Ok(conn.prepare_cached(sql)?.query_map(params![limit, offset], row)?.collect::<Result<Vec<_>, _>>()?)
+            };
         let rows = match table {
-            "messages" => conn
-                .prepare_cached("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+            "messages" => page("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::Message { sender: r.get(0)?, message_id: r.get(1)?, digest: r.get(2)?, document: r.get(3)?, reply: r.get(4)?, received_at_ms: r.get(5)?, audit_position: r.get(6)?, document_sm3: r.get(7)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "records" => conn
-                .prepare_cached("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records ORDER BY kind, record_id LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+                })?,
+            "records" => page("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records ORDER BY kind, record_id LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::Record { kind: r.get(0)?, record_id: r.get(1)?, sender: r.get(2)?, message_id: r.get(3)?, canonical: r.get(4)?, stored_at_ms: r.get(5)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "deliveries" => conn
-                .prepare_cached("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms FROM deliveries ORDER BY seq LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+                })?,
+            "deliveries" => page("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms FROM deliveries ORDER BY seq LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::Delivery { seq: r.get(0)?, recipient: r.get(1)?, message_id: r.get(2)?, document: r.get(3)?, attempt: r.get(4)?, visible_at_ms: r.get(5)?, acked: r.get::<_, i64>(6)? != 0, created_at_ms: r.get(7)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "samr_outbox" => conn
-                .prepare_cached("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox ORDER BY seq LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+                })?,
+            "samr_outbox" => page("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox ORDER BY seq LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::Outbox { seq: r.get(0)?, kind: r.get(1)?, record_id: r.get(2)?, canonical: r.get(3)?, created_at_ms: r.get(4)?, package: r.get(5)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "samr_packages" => conn
-                .prepare_cached("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms FROM samr_packages ORDER BY number LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+                })?,
+            "samr_packages" => page("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms FROM samr_packages ORDER BY number LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::Package { number: r.get(0)?, day: r.get(1)?, sequence: r.get(2)?, package_type: r.get(3)?, bytes: r.get(4)?, state: r.get(5)?, attempts: r.get(6)?, next_attempt_ms: r.get(7)?, reason: r.get(8)?, created_at_ms: r.get(9)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "overdue_notices" => conn
-                .prepare_cached("SELECT case_id, status, sent_at_ms FROM overdue_notices ORDER BY case_id, status LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| {
+                })?,
+            "overdue_notices" => page("SELECT case_id, status, sent_at_ms FROM overdue_notices ORDER BY case_id, status LIMIT ?1 OFFSET ?2", &|r| {
                     Ok(Row::OverdueNotice { case_id: r.get(0)?, status: r.get(1)?, sent_at_ms: r.get(2)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?,
-            "audit_log" => conn
-                .prepare_cached("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| Ok(Row::AuditEntry { position: r.get(0)?, at_ms: r.get(1)?, entry: r.get(2)? }))?
-                .collect::<Result<Vec<_>, _>>()?,
-            "audit_heads" => conn
-                .prepare_cached("SELECT position, head FROM audit_heads ORDER BY position LIMIT ?1 OFFSET ?2")?
-                .query_map(params![limit, offset], |r| Ok(Row::AuditHead { position: r.get(0)?, head: r.get(1)? }))?
-                .collect::<Result<Vec<_>, _>>()?,
+                })?,
+            "audit_log" => page("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT ?1 OFFSET ?2", &|r| Ok(Row::AuditEntry { position: r.get(0)?, at_ms: r.get(1)?, entry: r.get(2)? }))?,
+            "audit_heads" => page("SELECT position, head FROM audit_heads ORDER BY position LIMIT ?1 OFFSET ?2", &|r| Ok(Row::AuditHead { position: r.get(0)?, head: r.get(1)? }))?,
             other => return Err(StoreError::Config(format!("no table {other} to copy"))),
         };
         Ok(rows)
@@ -1261,126 +1243,22 @@ mod tests {
                 "deliveries_in_flight",
             ),
         ] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .query_map([], |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = query_plan(&conn, sql, &[]);
             assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
         }
-        // The plan summary's one query uses an index for each of its three parts (CROSS JOIN
-        // keeps SQLite from driving the join from every stored result instead of the plan's samples).
-        let sql = "EXPLAIN QUERY PLAN WITH s AS (SELECT record_id, canonical FROM records
-                        WHERE kind = 'sampling' AND json_extract(canonical, '$.planId') = 'p')
-             SELECT 0, canonical FROM s
-             UNION ALL
-             SELECT 1, r.canonical FROM s CROSS JOIN records r
-               ON r.kind = 'inspection' AND json_extract(r.canonical, '$.sampleId') = +s.record_id
-             UNION ALL
-             SELECT 2, r.canonical FROM s CROSS JOIN records r
-               ON r.kind = 'case_transfer' AND json_extract(r.canonical, '$.sampleId') = +s.record_id";
-        let plan: Vec<String> = conn
-            .prepare(sql)
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        // The plan summary's one query uses an index for each of its three parts.
+        let plan = query_plan(&conn, PLAN_ROWS, &[&"p"]);
         for index in ["records_sampling_plan", "records_inspection_sample", "records_case_sample"] {
             assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
         }
     }
 
-    #[test]
-    fn a_plan_summary_reads_its_records_in_one_query() {
-        let store = SqliteStore::in_memory().unwrap();
-        let mut s = submission("M-1", &[]);
-        s.records = vec![
-            rec(RecordKind::Sampling, "S-1", r#"{"sampleId":"S-1","planId":"P"}"#),
-            rec(RecordKind::Sampling, "S-2", r#"{"sampleId":"S-2","planId":"Q"}"#),
-            rec(RecordKind::Inspection, "R-1", r#"{"reportNo":"R-1","sampleId":"S-1"}"#),
-            rec(RecordKind::Inspection, "R-2", r#"{"reportNo":"R-2","sampleId":"S-2"}"#),
-            rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","sampleId":"S-1"}"#),
-        ];
-        assert_eq!(store.commit(s).unwrap(), Committed::New);
-        let got = store.plan_records("P").unwrap();
-        assert_eq!(got.samplings.iter().map(|s| s.sample_id.as_str()).collect::<Vec<_>>(), ["S-1"]);
-        assert_eq!(got.inspections.iter().map(|i| i.report_no.as_str()).collect::<Vec<_>>(), ["R-1"]);
-        assert_eq!(got.cases.iter().map(|c| c.case_id.as_str()).collect::<Vec<_>>(), ["C-1"]);
-        assert_eq!(store.plan_records("none").unwrap(), PlanRecords::default());
-    }
-
-    #[test]
-    fn a_case_revision_replaces_only_the_copy_it_read() {
-        let store = SqliteStore::in_memory().unwrap();
-        let mut s = submission("M-1", &[]);
-        s.records = vec![rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","reportNo":"R-1"}"#)];
-        store.commit(s).unwrap();
-        let case =
-            |report: &str| DisposalCase { case_id: "C-1".into(), report_no: report.into(), ..Default::default() };
-        let notice =
-            NewDelivery { recipient: "320000".into(), message_id: "C-1-DUE-20270104".into(), document: b"x".to_vec() };
-        // Another copy was stored meanwhile: nothing changes, nothing is queued.
-        assert!(!store.commit_case_revision(&case("R-0"), &case("R-2"), std::slice::from_ref(&notice), 5).unwrap());
-        assert_eq!(store.depth("320000").unwrap(), 0);
-        assert!(store.commit_case_revision(&case("R-1"), &case("R-2"), &[notice], 5).unwrap());
-        assert_eq!(store.record(RecordKind::CaseTransfer, "C-1").unwrap(), Some(Record::CaseTransfer(case("R-2"))));
-        assert_eq!(store.depth("320000").unwrap(), 1);
-    }
-
-    #[test]
-    fn concurrent_commits_are_grouped_and_each_answered_once() {
-        // Eight threads commit the same 40 keys: every key is New exactly once, Existing otherwise.
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let store = store.clone();
-                std::thread::spawn(move || {
-                    (0..40)
-                        .map(|i| store.commit(submission(&format!("G{i}"), &["310000"])).unwrap())
-                        .filter(|c| *c == Committed::New)
-                        .count()
-                })
-            })
-            .collect();
-        let new: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(new, 40);
-        assert_eq!(store.depth("310000").unwrap(), 40);
-    }
-
-    #[test]
-    fn bulk_commit_skips_what_is_stored() {
-        let store = SqliteStore::in_memory().unwrap();
-        assert_eq!(store.bulk_commit(&[submission("1", &["310000"]), submission("2", &[])]).unwrap(), 2);
-        assert_eq!(store.bulk_commit(&[submission("2", &[]), submission("3", &["310000"])]).unwrap(), 1);
-        assert_eq!(store.depth("310000").unwrap(), 2);
-    }
-
-    fn rec(kind: RecordKind, id: &str, canonical: &str) -> StoredRecord {
-        let record = yrdx_adapters::canonical::record_from_json(kind, canonical).unwrap();
-        StoredRecord { kind, id: id.into(), keys: LookupKeys::of(&record), record }
-    }
-
-    fn submission(id: &str, recipients: &[&str]) -> Submission {
-        Submission {
-            sender: "320000".into(),
-            message_id: id.into(),
-            digest: format!("d-{id}"),
-            document: b"doc".to_vec(),
-            reply: b"reply".to_vec(),
-            records: vec![rec(RecordKind::Sampling, &format!("S-{id}"), "{}")],
-            deliveries: recipients
-                .iter()
-                .map(|r| NewDelivery {
-                    recipient: r.to_string(),
-                    message_id: id.into(),
-                    document: id.as_bytes().to_vec(),
-                })
-                .collect(),
-            received_at_ms: 1,
-            samr: vec![],
-        }
+    fn query_plan(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 }

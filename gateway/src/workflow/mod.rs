@@ -4,6 +4,7 @@
 //! | rule | file | clause |
 //! |---|---|---|
 //! | a plan goes to its participants | [`plans`] | `domain.4.1.plan-distribution` |
+//! | a plan's summary: quota use, results, open and overdue cases per region and category | [`plan_summary`] | `domain.4.6.plan-summary` |
 //! | a sampling record is accepted for its plan (participant, category, channel, deadline) and goes to the lead region | [`sampling`] | `domain.4.2.sampling-acceptance` |
 //! | a region's quota of samples per plan | [`quota`] | `domain.4.2.sampling-acceptance` |
 //! | the same product checked within 6 months: accepted with a warning | [`mutual_recognition`] | `domain.4.5.mutual-recognition` |
@@ -26,6 +27,7 @@ pub mod cases;
 pub mod disposal;
 pub mod mutual_recognition;
 pub mod overdue;
+pub mod plan_summary;
 pub mod plans;
 pub mod quota;
 pub mod recipients;
