@@ -5,21 +5,8 @@
 use crate::metrics::{MailboxReading, Readings};
 use crate::state::Gateway;
 use crate::store::PackageState;
-use yrdx_proto::v1::CaseStatus;
 
-/// The stages a case can be open in, by their metric label.
-const STAGES: [CaseStatus; 6] = [
-    CaseStatus::Transferred,
-    CaseStatus::Accepted,
-    CaseStatus::Notified,
-    CaseStatus::Rechecking,
-    CaseStatus::Rectifying,
-    CaseStatus::Verified,
-];
-
-fn stage_label(s: CaseStatus) -> String {
-    s.as_str_name().trim_start_matches("CASE_STATUS_").to_string()
-}
+use crate::workflow::disposal::{status_label, OPEN_STAGES as STAGES};
 
 /// Reads every gauge's value.
 pub async fn read(g: &Gateway) -> Result<Readings, crate::store::StoreError> {
@@ -61,8 +48,8 @@ pub async fn read(g: &Gateway) -> Result<Readings, crate::store::StoreError> {
             overdue[i] += 1;
         }
     }
-    readings.cases_open = STAGES.iter().zip(open).map(|(s, n)| (stage_label(*s), n)).collect();
-    readings.cases_overdue = STAGES.iter().zip(overdue).map(|(s, n)| (stage_label(*s), n)).collect();
+    readings.cases_open = STAGES.iter().zip(open).map(|(s, n)| (status_label(*s as i32), n)).collect();
+    readings.cases_overdue = STAGES.iter().zip(overdue).map(|(s, n)| (status_label(*s as i32), n)).collect();
     // Midnight after the last covered day, Beijing time (UTC+8).
     readings.calendar_end_secs = g.calendar().covered_range().map(|(_, last)| (last.to_days() + 1) * 86_400 - 8 * 3600);
     Ok(readings)

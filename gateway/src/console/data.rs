@@ -12,6 +12,7 @@ fn wait<T>(call: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Handle::current().block_on(call)
 }
 use crate::transport::LiveConnections;
+use crate::workflow::disposal::{status_label, OPEN_STAGES};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yrdx_proto::civil::BeijingTime;
@@ -54,15 +55,6 @@ fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> DataError {
     move |source| DataError::Store { what, source }
 }
 
-/// A case's status as its protobuf name without the prefix (`TRANSFERRED`).
-pub fn status_label(status: i32) -> String {
-    CaseStatus::try_from(status)
-        .unwrap_or(CaseStatus::Unspecified)
-        .as_str_name()
-        .trim_start_matches("CASE_STATUS_")
-        .to_string()
-}
-
 fn action_label(action: i32) -> String {
     CaseAction::try_from(action)
         .unwrap_or(CaseAction::Unspecified)
@@ -77,16 +69,6 @@ pub fn category_label(category: i32) -> String {
         .map(|c| c.as_str_name().trim_start_matches("PRODUCT_CATEGORY_").to_string())
         .unwrap_or_else(|_| format!("category {category}"))
 }
-
-/// The statuses a case can be open in, in workflow order.
-pub const OPEN_STAGES: [CaseStatus; 6] = [
-    CaseStatus::Transferred,
-    CaseStatus::Accepted,
-    CaseStatus::Notified,
-    CaseStatus::Rechecking,
-    CaseStatus::Rectifying,
-    CaseStatus::Verified,
-];
 
 /// A due date as shown: the date, and whether it is provisional (counted Monday–Friday in a year
 /// the working-day calendar does not cover).

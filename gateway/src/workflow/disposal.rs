@@ -213,6 +213,27 @@ pub fn apply(
     Ok(next)
 }
 
+/// The stages a case can be open in, in the state machine's order (the console and the metrics
+/// count open and overdue cases by these).
+pub const OPEN_STAGES: [CaseStatus; 6] = [
+    CaseStatus::Transferred,
+    CaseStatus::Accepted,
+    CaseStatus::Notified,
+    CaseStatus::Rechecking,
+    CaseStatus::Rectifying,
+    CaseStatus::Verified,
+];
+
+/// A status as its protobuf name without the prefix (`TRANSFERRED`): the console's words and the
+/// metrics' `stage` label.
+pub fn status_label(status: i32) -> String {
+    CaseStatus::try_from(status)
+        .unwrap_or(CaseStatus::Unspecified)
+        .as_str_name()
+        .trim_start_matches("CASE_STATUS_")
+        .to_string()
+}
+
 /// Whether the current stage is overdue on `today` (a Beijing date).
 pub fn is_overdue(case: &DisposalCase, today: &Date) -> bool {
     let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
