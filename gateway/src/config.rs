@@ -512,6 +512,11 @@ pub struct PartnerConfig {
     /// false).
     #[serde(default)]
     pub suspended: bool,
+    /// Whether the partner takes part in shared risk monitoring and receives risk signals
+    /// (default: Shanghai `310000`, Jiangsu `320000` and Zhejiang `330000`, the programme's risk
+    /// partners; set it to register another province's bureau, or to take one out).
+    #[serde(default)]
+    pub risk_signals: Option<bool>,
 }
 
 /// A format a connected partner may speak (SAMR is not one: it never connects to the gateway).
@@ -675,6 +680,12 @@ impl Config {
 }
 
 impl PartnerConfig {
+    /// Whether risk signals go to this partner (`risk_signals`, else the programme's default).
+    pub fn takes_risk_signals(&self) -> bool {
+        self.risk_signals
+            .unwrap_or_else(|| crate::workflow::risk::DEFAULT_RISK_SIGNAL_REGIONS.contains(&self.region.as_str()))
+    }
+
     /// The adapter of the format this partner speaks.
     pub fn format(&self) -> Partner {
         self.format.adapter()

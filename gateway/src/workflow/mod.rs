@@ -130,7 +130,7 @@ pub async fn route(
         Record::Plan(p) => plans::route(p, from, &mut r),
         Record::Sampling(s) => sampling::route(s, from, l, batch, &what, &mut r).await?,
         Record::Inspection(i) => results::route(i, from, l, cx, &what, &mut r).await?,
-        Record::RiskSignal(sig) => risk::route(sig, from, l, &what, &mut r).await?,
+        Record::RiskSignal(sig) => risk::route(sig, from, l, cx.config, &what, &mut r).await?,
         Record::CaseTransfer(c) => cases::route_transfer(c, from, l, cx, &what, &mut r).await?,
         Record::CaseFeedback(f) => cases::route_feedback(f, from, l, cx, &what, &mut r).await?,
         Record::ResponsibilityReport(_) if samr_rule::takes_responsibility_report_from(from) => {

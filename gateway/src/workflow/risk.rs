@@ -1,18 +1,21 @@
-//! Risk signals go to every risk-signal region but the sender; a signal's revisions only go up,
+//! Risk signals go to every partner that takes them (`[[partner]] risk_signals`; by default
+//! Shanghai, Jiangsu and Zhejiang) but the sender; a signal's revisions only go up,
 //! and WITHDRAWN is final. Nationwide or HIGH signals also go to SAMR ([`super::samr_rule`]).
 //! `docs/domain.md` section 6; clauses `domain.6.risk-distribution`, `domain.6.risk-revisions`.
 
 use super::{precondition, samr_rule, RecordLookup, Route, RouteError};
+use crate::config::Config;
 use yrdx_proto::v1::{RiskSignal, RiskState};
 
-/// Regions that take risk signals.
-pub const RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
+/// The programme's risk partners, who take risk signals unless the registry says otherwise.
+pub const DEFAULT_RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
 
 /// Checks a signal's revision against the held one, then routes it.
 pub(super) async fn route(
     sig: &RiskSignal,
     from: &str,
     l: &dyn RecordLookup,
+    config: &Config,
     what: &str,
     r: &mut Route,
 ) -> Result<(), RouteError> {
@@ -33,8 +36,8 @@ pub(super) async fn route(
             ));
         }
     }
-    for region in RISK_SIGNAL_REGIONS {
-        r.add(region, from);
+    for p in config.partners.iter().filter(|p| p.takes_risk_signals()) {
+        r.add(&p.region, from);
     }
     samr_rule::risk_signal(sig, r);
     Ok(())
