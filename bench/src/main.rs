@@ -3,6 +3,7 @@
 //! the same clients and payloads over real mTLS, prints a table with gateway/baseline ratios and
 //! writes JSON to the results folder. See docs/benchmarks.md.
 
+mod country;
 mod load;
 mod postgres;
 mod scenarios;
@@ -77,6 +78,8 @@ enum Command {
     Bigstore(Common),
     /// Submit on SQLite, on PostgreSQL with 1 and 2 replicas, beside pgbench's ceiling.
     Postgres(Common),
+    /// The 31 provinces and SAMR on one gateway; fan-out cost from 1 recipient to 31.
+    Country(Common),
     /// Every scenario in turn.
     All(Common),
     /// (internal) Serve the gateway of a configuration as a child process.
@@ -132,6 +135,7 @@ async fn scenario(name: &str, c: &Common) -> Result<(), String> {
         "backlog" => scenarios::backlog_scenario(&env, &s).await?,
         "bigstore" => scenarios::bigstore_scenario(&env, &s).await?,
         "postgres" => postgres::postgres_scenario(&env, &s).await?,
+        "country" => country::country_scenario(&env, &s).await?,
         other => return Err(format!("unknown scenario {other}")),
     };
     std::fs::create_dir_all(&c.results).map_err(|e| format!("{}: {e}", c.results.display()))?;
@@ -187,7 +191,7 @@ fn main() -> ExitCode {
                 servers::serve_baseline(&config).await
             }
             Command::All(c) => {
-                for name in ["submit", "fanout", "docsize", "batch", "backlog", "bigstore", "postgres"] {
+                for name in ["submit", "fanout", "docsize", "batch", "backlog", "bigstore", "postgres", "country"] {
                     println!("\n=== {name}");
                     scenario(name, &c).await?;
                 }
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
             Command::Backlog(c) => scenario("backlog", &c).await,
             Command::Bigstore(c) => scenario("bigstore", &c).await,
             Command::Postgres(c) => scenario("postgres", &c).await,
+            Command::Country(c) => scenario("country", &c).await,
         }
     });
     match result {

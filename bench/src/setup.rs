@@ -18,6 +18,8 @@ pub struct Environment {
     pub ca: CertificateAuthority,
     /// The CA certificate, PEM.
     pub ca_pem: String,
+    /// The partners of the registry: (name, region, format name).
+    pub partners: Vec<(String, String, String)>,
 }
 
 impl Environment {
@@ -31,7 +33,32 @@ impl Environment {
         let text =
             text.replace("rate_per_second = 50", "rate_per_second = 1000000").replace("burst = 100", "burst = 1000000");
         std::fs::write(dir.join("yrdx.toml"), text).map_err(|e| e.to_string())?;
-        Ok(Environment { dir: dir.to_path_buf(), ca_pem: ca.cert_pem.clone(), ca })
+        let partners = PARTNERS.iter().map(|(n, r, f)| (n.to_string(), r.to_string(), f.to_string())).collect();
+        Ok(Environment { dir: dir.to_path_buf(), ca_pem: ca.cert_pem.clone(), ca, partners })
+    }
+
+    /// Replaces the registry of the configuration template with `partners` (name, region,
+    /// format name, takes risk signals), each without a rate limit. Clients get certificates
+    /// from the same CA.
+    pub fn register(&mut self, partners: &[(String, String, String, bool)]) -> Result<(), String> {
+        let path = self.dir.join("yrdx.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let (first, operators) = match (text.find("\n[[partner]]"), text.find("\n[[operator]]")) {
+            (Some(a), Some(b)) if a < b => (a, b),
+            _ => return Err(format!("{}: no [[partner]] blocks before [[operator]]", path.display())),
+        };
+        let mut out = text[..first].to_string();
+        for (name, region, format, risk) in partners {
+            out.push_str(&format!(
+                "\n[[partner]]\nname = \"{name}\"\nregion = \"{region}\"\nformat = \"{format}\"\nidentity = \"{}\"\n\
+                 rate_per_second = 1000000\nburst = 1000000\nrisk_signals = {risk}\n",
+                pki::partner_identity(name)
+            ));
+        }
+        out.push_str(&text[operators..]);
+        std::fs::write(&path, out).map_err(|e| e.to_string())?;
+        self.partners = partners.iter().map(|(n, r, f, _)| (n.clone(), r.clone(), f.clone())).collect();
+        Ok(())
     }
 
     /// A configuration with a fresh store for one run (`run` names it).
@@ -63,7 +90,7 @@ impl Environment {
         let mut out = Vec::new();
         for name in partners {
             let (_, region, format) =
-                PARTNERS.iter().find(|(n, ..)| n == name).ok_or_else(|| format!("unknown partner {name}"))?;
+                self.partners.iter().find(|(n, ..)| n == name).ok_or_else(|| format!("unknown partner {name}"))?;
             let format = Partner::from_name(format).ok_or_else(|| format!("{name}: unknown format {format}"))?;
             for _ in 0..per_partner {
                 let cert = self.ca.issue_client(&pki::partner_identity(name), false).map_err(|e| e.to_string())?;
