@@ -5,7 +5,8 @@
 //!
 //! Each record is a field table (`records.rs`: key, canonical path, how it is read and written,
 //! once per key) that the allowed-keys check, decoding, encoding and the problem paths all use;
-//! `table.rs` is the machinery, `codes.rs` the code dictionaries.
+//! `table.rs` is how Jiangsu spells each value for the engine, `crate::json_table`; `codes.rs` the
+//! code dictionaries.
 
 mod codes;
 mod records;
@@ -107,7 +108,7 @@ fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
         return (Envelope::default(), None);
     };
     o.deny_unknown(&["XXBH", "XXLX", "FSF", "JSF", "FSSJ", "BBH"], cx);
-    let mut r = Reader { o, cx };
+    let mut r = Reader::new(o, cx, &table::SPELLING);
     let message_id = r.s("XXBH");
     let xxlx = r.s("XXLX");
     let kind = MESSAGE_TYPES.iter().find(|(c, _)| *c == xxlx).map(|(_, k)| *k);
@@ -145,7 +146,7 @@ fn decode_record(kind: RecordKind, o: Obj<'_>, cx: &mut Ctx) -> Record {
     if let Some(Value::String(id)) = o.get(id) {
         cx.record_id = Some(id.trim().to_string());
     }
-    records::decode(kind, &mut Reader { o, cx })
+    records::decode(kind, &mut Reader::new(o, cx, &table::SPELLING))
 }
 
 /// The Jiangsu path template of a canonical pattern in a record of `kind` (the table's).
@@ -219,8 +220,9 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
 mod tests {
     //! The tables checked against the key lists and path table they replaced, spelled out here
     //! independently.
-    use super::table::{allowed_keys, Field};
+    use super::table::Field;
     use super::*;
+    use crate::json_table::allowed_keys;
 
     const PLAN_KEYS: &[&str] = &["JHBH", "JHMC", "ND", "QTDQ", "CYDQ", "QD", "CPFL", "YJBZ", "JZRQ", "FBSJ"];
     const SAMPLING_KEYS: &[&str] = &[
