@@ -13,6 +13,27 @@ use serde_json::Value;
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
 
+/// `HEAD` as read and written: the envelope's fields, the message type and the version.
+#[derive(Default)]
+pub(super) struct Head {
+    pub message_id: String,
+    pub message_type: String,
+    pub sender: String,
+    pub receiver: String,
+    pub sent_at: Option<yrdx_proto::Timestamp>,
+    pub version: String,
+}
+
+/// `HEAD` — the envelope; the message type and the version are checked as they are read.
+pub(super) const HEAD: &[Field<Head>] = &[
+    Field { key: "XXBH", path: "message_id", io: Io::Text(acc!(message_id)) },
+    Field { key: "XXLX", path: "message_type", io: Io::Checked(acc!(message_type), super::message_type_problem) },
+    Field { key: "FSF", path: "sender", io: Io::Text(acc!(sender)) },
+    Field { key: "JSF", path: "receiver", io: Io::Text(acc!(receiver)) },
+    Field { key: "FSSJ", path: "sent_at", io: Io::Time(acc!(sent_at)) },
+    Field { key: "BBH", path: "version", io: Io::Checked(acc!(version), super::version_problem) },
+];
+
 /// `JH` — a joint spot-check plan.
 pub(super) const PLAN: &[Field<SpotCheckPlan>] = &[
     Field { key: "JHBH", path: "plan_id", io: Io::Text(acc!(plan_id)) },

@@ -31,6 +31,8 @@ pub(super) type Field<R> = crate::fields::Field<Io<R>>;
 pub(super) enum Io<R: 'static> {
     /// Text, trimmed.
     Text(Acc<R, String>),
+    /// Text, trimmed, checked as it is read: `check` gives the problem, if any.
+    Checked(Acc<R, String>, fn(&str) -> Option<String>),
     /// A decimal integer, required.
     Int(Acc<R, i32>),
     /// `yyyyMMdd`.
@@ -142,6 +144,13 @@ impl<R> Codec<R> for Io<R> {
     fn read(&self, key: &'static str, r: &mut Reader<'_, '_>, record: &mut R) {
         match self {
             Io::Text(a) => *(a.slot)(record) = r.s(key),
+            Io::Checked(a, check) => {
+                let text = r.s(key);
+                if let Some(problem) = check(&text) {
+                    r.cx.error(r.o.at(key), problem);
+                }
+                *(a.slot)(record) = text;
+            }
             Io::Int(a) => *(a.slot)(record) = r.decimal(key),
             Io::Date(a) => *(a.slot)(record) = r.date(key),
             Io::Time(a) => *(a.slot)(record) = r.time(key),
@@ -162,7 +171,7 @@ impl<R> Codec<R> for Io<R> {
     fn write(&self, key: &'static str, record: &R, m: &mut Map<String, Value>) {
         let text = |s: String| Value::String(s);
         let value = match self {
-            Io::Text(a) => text((a.get)(record).cloned().unwrap_or_default()),
+            Io::Text(a) | Io::Checked(a, _) => text((a.get)(record).cloned().unwrap_or_default()),
             Io::Int(a) => text((a.get)(record).copied().unwrap_or_default().to_string()),
             Io::Date(a) => text((a.get)(record).and_then(Option::as_ref).map(Date::to_compact).unwrap_or_default()),
             Io::Time(a) => text(
