@@ -174,14 +174,7 @@ fn template_of(kind: RecordKind, pattern: &str) -> Option<String> {
 /// Encodes canonical records (all of one kind, 1–100) as a Jiangsu message. `envelope.sent_at`
 /// is written in Beijing time; the same inputs always give the same bytes.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let kind = batch_kind(records, MAX_RECORDS, "Jiangsu")?;
-    let xxlx =
-        MESSAGE_TYPES.iter().find(|(_, k)| *k == kind).map(|(c, _)| *c).ok_or_else(|| EncodeError::Unsupported {
-            partner: "Jiangsu",
-            kind,
-            record_id: records[0].id(),
-            reason: "the Jiangsu interface has no message type for this record".into(),
-        })?;
+    let (_, xxlx) = batch_kind_named(records, MAX_RECORDS, "Jiangsu", MESSAGE_TYPES, "message type")?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
     precision_losses(records, 1_000_000_000, &mut losses);

@@ -467,14 +467,7 @@ fn write_list(w: &mut Writer, list: &str, item: &str, values: &[String]) {
 
 /// Encodes canonical records (one kind, 1–500) as a Zhejiang message, deterministically.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let kind = batch_kind(records, MAX_RECORDS, "Zhejiang")?;
-    let kind_name =
-        KINDS.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).ok_or_else(|| EncodeError::Unsupported {
-            partner: "Zhejiang",
-            kind,
-            record_id: records[0].id(),
-            reason: "the Zhejiang interface has no Kind for this record".into(),
-        })?;
+    let (_, kind_name) = batch_kind_named(records, MAX_RECORDS, "Zhejiang", KINDS, "Kind")?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
     precision_losses(records, 1_000_000_000, &mut losses);
