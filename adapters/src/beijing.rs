@@ -5,7 +5,7 @@
 //!
 //! Each record is a field table (`records.rs`: key, canonical path, how it is read and written,
 //! once per key) that the allowed-keys check, decoding, encoding and the problem paths all use;
-//! `table.rs` is the machinery and the reader.
+//! `table.rs` is how Beijing spells each value for the engine, `crate::json_table`.
 
 mod records;
 mod table;
@@ -50,7 +50,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
         return Err(DecodeError::Invalid(cx.problems));
     };
     top.deny_unknown(&["messageId", "type", "from", "to", "timestamp", "payload"], &mut cx);
-    let mut r = Reader { o: top, cx: &mut cx };
+    let mut r = Reader::new(top, &mut cx, &table::SPELLING);
     let message_id = r.s("messageId");
     let type_text = r.s("type");
     let kind = MESSAGE_TYPES.iter().find(|(t, _)| *t == type_text).map(|(_, k)| *k);
@@ -99,7 +99,7 @@ fn decode_record(kind: RecordKind, o: Obj<'_>, cx: &mut Ctx) -> Record {
     if let Some(Value::String(id)) = o.get(records::id_key(kind)) {
         cx.record_id = Some(id.trim().to_string());
     }
-    records::decode(kind, &mut Reader { o, cx })
+    records::decode(kind, &mut Reader::new(o, cx, &table::SPELLING))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,8 +183,9 @@ mod tests {
     //! The tables checked against the key lists and the path table they replaced, spelled out here
     //! independently.
     use super::records::*;
-    use super::table::{allowed_keys, Field};
+    use super::table::Field;
     use super::*;
+    use crate::json_table::allowed_keys;
 
     const PATHS: &[(&str, &str)] = &[
         ("plan_id", "planCode"),

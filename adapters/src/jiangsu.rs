@@ -5,7 +5,8 @@
 //!
 //! Each record is a field table (`records.rs`: key, canonical path, how it is read and written,
 //! once per key) that the allowed-keys check, decoding, encoding and the problem paths all use;
-//! `table.rs` is the machinery, `codes.rs` the code dictionaries.
+//! `table.rs` is how Jiangsu spells each value for the engine, `crate::json_table`; `codes.rs` the
+//! code dictionaries.
 
 mod codes;
 mod records;
@@ -14,14 +15,13 @@ mod table;
 use crate::envelope::EnvelopePaths;
 use crate::fields::key_of;
 use crate::json::{self, Obj};
+use crate::json_table::read_new;
 use crate::model::*;
 use crate::paths::map_path_by;
 use crate::problems::Ctx;
 use serde_json::{Map, Value};
 use table::{template, write, Reader};
-use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::v1::*;
-use yrdx_proto::Timestamp;
 
 /// Jiangsu's envelope id.
 pub const PARTNER_ID: &str = "320000";
@@ -102,31 +102,39 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Document, DecodeErr
     }
 }
 
+/// The record kind of a message type (`HEAD.XXLX`).
+fn kind_of(message_type: &str) -> Option<RecordKind> {
+    MESSAGE_TYPES.iter().find(|(c, _)| *c == message_type).map(|(_, k)| *k)
+}
+
+/// The problem of a `HEAD.XXLX` that is no message type.
+fn message_type_problem(xxlx: &str) -> Option<String> {
+    let message = || format!("'{xxlx}' is not a message type (expected JH, CYD, JYBG, CZYS, CZFK or FXXX)");
+    kind_of(xxlx).is_none().then(message)
+}
+
+/// The problem of a `HEAD.BBH` that is not [`VERSION`].
+fn version_problem(version: &str) -> Option<String> {
+    (version != VERSION).then(|| format!("'{version}' is not the interface version {VERSION}"))
+}
+
 fn decode_head(value: &Value, cx: &mut Ctx) -> (Envelope, Option<RecordKind>) {
     let Some(o) = Obj::of(value, "HEAD", cx) else {
         return (Envelope::default(), None);
     };
-    o.deny_unknown(&["XXBH", "XXLX", "FSF", "JSF", "FSSJ", "BBH"], cx);
-    let mut r = Reader { o, cx };
-    let message_id = r.s("XXBH");
-    let xxlx = r.s("XXLX");
-    let kind = MESSAGE_TYPES.iter().find(|(c, _)| *c == xxlx).map(|(_, k)| *k);
-    if kind.is_none() {
-        r.cx.error("HEAD.XXLX", format!("'{xxlx}' is not a message type (expected JH, CYD, JYBG, CZYS, CZFK or FXXX)"));
-    }
-    let sender = r.s("FSF");
-    let receiver = r.s("JSF");
-    let sent_at = r.time("FSSJ");
-    let version = r.s("BBH");
-    if version != VERSION {
-        r.cx.error("HEAD.BBH", format!("'{version}' is not the interface version {VERSION}"));
-    }
-    let envelope = Envelope { message_id, sender, receiver, sent_at };
+    let mut r = Reader::new(o, cx, &table::SPELLING);
+    let head: records::Head = read_new(records::HEAD, &mut r);
+    let kind = kind_of(&head.message_type);
+    let envelope =
+        Envelope { message_id: head.message_id, sender: head.sender, receiver: head.receiver, sent_at: head.sent_at };
+    let path = |field| format!("HEAD.{}", key_of(records::HEAD, field));
+    let (message_id, sender, receiver, sent_at) =
+        (path("message_id"), path("sender"), path("receiver"), path("sent_at"));
     let paths = EnvelopePaths {
-        message_id: "HEAD.XXBH",
-        sender: "HEAD.FSF",
-        receiver: "HEAD.JSF",
-        sent_at: "HEAD.FSSJ",
+        message_id: &message_id,
+        sender: &sender,
+        receiver: &receiver,
+        sent_at: &sent_at,
         sent_at_form: "yyyyMMddHHmmss, Beijing time",
     };
     crate::envelope::check(&envelope, &paths, r.cx);
@@ -145,7 +153,7 @@ fn decode_record(kind: RecordKind, o: Obj<'_>, cx: &mut Ctx) -> Record {
     if let Some(Value::String(id)) = o.get(id) {
         cx.record_id = Some(id.trim().to_string());
     }
-    records::decode(kind, &mut Reader { o, cx })
+    records::decode(kind, &mut Reader::new(o, cx, &table::SPELLING))
 }
 
 /// The Jiangsu path template of a canonical pattern in a record of `kind` (the table's).
@@ -163,38 +171,24 @@ fn template_of(kind: RecordKind, pattern: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-fn time_str(t: &Option<Timestamp>) -> String {
-    t.as_ref().map(|t| BeijingTime::of(t).to_compact()).unwrap_or_default()
-}
-
-fn put(m: &mut Map<String, Value>, key: &str, value: impl Into<String>) {
-    m.insert(key.to_string(), Value::String(value.into()));
-}
-
 /// Encodes canonical records (all of one kind, 1–100) as a Jiangsu message. `envelope.sent_at`
 /// is written in Beijing time; the same inputs always give the same bytes.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let kind = batch_kind(records, MAX_RECORDS, "Jiangsu")?;
-    let xxlx =
-        MESSAGE_TYPES.iter().find(|(_, k)| *k == kind).map(|(c, _)| *c).ok_or_else(|| EncodeError::Unsupported {
-            partner: "Jiangsu",
-            kind,
-            record_id: records[0].id(),
-            reason: "the Jiangsu interface has no message type for this record".into(),
-        })?;
+    let (_, xxlx) = batch_kind_named(records, MAX_RECORDS, "Jiangsu", MESSAGE_TYPES, "message type")?;
     check_before_encode(records)?;
     let mut losses = Vec::new();
     precision_losses(records, 1_000_000_000, &mut losses);
-    let mut head = Map::new();
-    put(&mut head, "XXBH", envelope.message_id.clone());
-    put(&mut head, "XXLX", xxlx);
-    put(&mut head, "FSF", envelope.sender.clone());
-    put(&mut head, "JSF", envelope.receiver.clone());
-    put(&mut head, "FSSJ", time_str(&envelope.sent_at));
-    put(&mut head, "BBH", VERSION);
+    let head = records::Head {
+        message_id: envelope.message_id.clone(),
+        message_type: xxlx.to_string(),
+        sender: envelope.sender.clone(),
+        receiver: envelope.receiver.clone(),
+        sent_at: envelope.sent_at,
+        version: VERSION.to_string(),
+    };
     let data: Vec<Value> = records.iter().map(|r| Value::Object(encode_record(r, &mut losses))).collect();
     let mut root = Map::new();
-    root.insert("HEAD".into(), Value::Object(head));
+    root.insert("HEAD".into(), Value::Object(write(records::HEAD, &head)));
     root.insert("DATA".into(), Value::Array(data));
     Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses })
 }
@@ -219,8 +213,9 @@ fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> 
 mod tests {
     //! The tables checked against the key lists and path table they replaced, spelled out here
     //! independently.
-    use super::table::{allowed_keys, Field};
+    use super::table::Field;
     use super::*;
+    use crate::json_table::allowed_keys;
 
     const PLAN_KEYS: &[&str] = &["JHBH", "JHMC", "ND", "QTDQ", "CYDQ", "QD", "CPFL", "YJBZ", "JZRQ", "FBSJ"];
     const SAMPLING_KEYS: &[&str] = &[

@@ -24,6 +24,7 @@ mod envelope;
 mod fields;
 pub mod jiangsu;
 mod json;
+mod json_table;
 pub mod model;
 pub mod money;
 pub mod partner;

@@ -404,6 +404,25 @@ pub(crate) fn batch_kind(records: &[Record], max: usize, partner: &str) -> Resul
     Ok(first.kind())
 }
 
+/// [`batch_kind`], and the name a format gives that kind in `names` (its message types); a kind
+/// the format has no name for is refused as having no `what` (`message type`, `Kind`).
+pub(crate) fn batch_kind_named(
+    records: &[Record],
+    max: usize,
+    partner: &'static str,
+    names: &[(&'static str, RecordKind)],
+    what: &str,
+) -> Result<(RecordKind, &'static str), EncodeError> {
+    let kind = batch_kind(records, max, partner)?;
+    let name = names.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n).ok_or_else(|| EncodeError::Unsupported {
+        partner,
+        kind,
+        record_id: records[0].id(),
+        reason: format!("the {partner} interface has no {what} for this record"),
+    })?;
+    Ok((kind, name))
+}
+
 /// Every instant of a record with its canonical path.
 fn instants(record: &Record) -> Vec<(String, yrdx_proto::Timestamp)> {
     let mut out = Vec::new();

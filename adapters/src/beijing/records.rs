@@ -6,6 +6,7 @@ use super::table::{nested, read, template, write, Field, Io, Reader};
 use super::ACTION;
 use crate::fields::acc;
 use crate::fields::key_of;
+use crate::json_table::read_new;
 use crate::model::{Record, RecordKind};
 use serde_json::Value;
 use yrdx_proto::codes::{category_code_of, category_from_code};
@@ -52,22 +53,13 @@ pub(super) const PLAN: &[Field<SpotCheckPlan>] = &[
         path: "categories",
         io: Io::Own {
             read: |r, key, p| {
-                let base = r.o.at(key);
-                p.categories = r
-                    .strings(key)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| match category_from_code(c) {
-                        Some(cat) => cat as i32,
-                        None => {
-                            r.cx.error(
-                                format!("{base}[{i}]"),
-                                format!("'{c}' is not a product category code of the catalogue"),
-                            );
-                            0
-                        }
-                    })
-                    .collect();
+                p.categories = r.each_string(key, |c, path, cx| match category_from_code(c) {
+                    Some(cat) => cat as i32,
+                    None => {
+                        cx.error(path, format!("'{c}' is not a product category code of the catalogue"));
+                        0
+                    }
+                });
             },
             write: |p| Some(Value::Array(p.categories.iter().map(|c| Value::String(category_code_of(*c))).collect())),
             paths: Some(|key, pattern| (pattern == "categories[]").then(|| format!("{key}[{{}}]"))),
@@ -169,7 +161,7 @@ pub(super) const REPORT: &[Field<InspectionResult>] = &[
         path: "",
         io: Io::Own {
             read: |r, key, x| match r.object(key) {
-                Some(o) => read(LAB, &mut Reader { o, cx: r.cx }, x),
+                Some(o) => read(LAB, &mut r.inner(o), x),
                 None => r.cx.error(r.o.at(key), "required ({\"name\", \"cma\"})"),
             },
             write: |x| Some(Value::Object(write(LAB, x))),
@@ -182,7 +174,7 @@ pub(super) const REPORT: &[Field<InspectionResult>] = &[
         path: "conclusion",
         io: Io::Own {
             read: |r, key, x| {
-                x.conclusion = match r.int(key, true) {
+                x.conclusion = match r.number(key, true) {
                     Some(0) => Conclusion::Conforming as i32,
                     Some(1) => Conclusion::Nonconforming as i32,
                     Some(other) => {
@@ -239,7 +231,7 @@ pub(super) const ITEM: &[Field<InspectionItem>] = &[
         path: "severity",
         io: Io::Own {
             read: |r, key, it| {
-                it.severity = match r.int(key, true) {
+                it.severity = match r.number(key, true) {
                     Some(1) => Severity::Serious as i32,
                     Some(2) => Severity::General as i32,
                     Some(other) => {
@@ -277,7 +269,7 @@ pub(super) const FEEDBACK: &[Field<CaseFeedback>] = &[
         path: "event.action",
         io: Io::Own {
             read: |r, key, f| {
-                let action = match r.int(key, true) {
+                let action = match r.number(key, true) {
                     Some(n) => match ACTION.iter().find(|(c, _)| *c == n) {
                         Some((_, a)) => *a as i32,
                         None => {
@@ -324,28 +316,23 @@ pub(super) fn template_of(kind: RecordKind, pattern: &str) -> Option<String> {
 
 /// Reads one record of a kind from its payload: the table, then what has no key of its own.
 pub(super) fn decode(kind: RecordKind, r: &mut Reader<'_, '_>) -> Record {
-    fn fresh<R: Default>(table: &'static [Field<R>], r: &mut Reader<'_, '_>) -> R {
-        let mut record = R::default();
-        read(table, r, &mut record);
-        record
-    }
     match kind {
-        RecordKind::Plan => Record::Plan(fresh(PLAN, r)),
+        RecordKind::Plan => Record::Plan(read_new(PLAN, r)),
         RecordKind::Sampling => {
-            let mut s = fresh(SAMPLE, r);
+            let mut s = read_new(SAMPLE, r);
             s.channel = SalesChannel::Online as i32;
             Record::Sampling(s)
         }
-        RecordKind::Inspection => Record::Inspection(fresh(REPORT, r)),
+        RecordKind::Inspection => Record::Inspection(read_new(REPORT, r)),
         RecordKind::CaseTransfer => {
-            let mut c = fresh(TRANSFER, r);
+            let mut c = read_new(TRANSFER, r);
             c.status = CaseStatus::Transferred as i32;
             if c.due_on.is_none() {
                 r.cx.error(r.o.at(key_of(TRANSFER, "due_on")), "required (yyyy-MM-dd)");
             }
             Record::CaseTransfer(c)
         }
-        _ => Record::CaseFeedback(fresh(FEEDBACK, r)),
+        _ => Record::CaseFeedback(read_new(FEEDBACK, r)),
     }
 }
 

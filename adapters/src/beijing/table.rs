@@ -1,11 +1,11 @@
-//! The machinery of Beijing's field tables (as Jiangsu's, `jiangsu/table.rs`, for Beijing's
-//! JSON: JSON numbers, epoch milliseconds, fen, optional keys omitted): a [`Field`] names a
-//! Beijing key once with its canonical path and how it is read and written ([`Io`]);
-//! [`read()`], [`write()`], [`allowed_keys`] and [`template`] walk a table.
+//! Beijing's side of the field tables (`crate::json_table` is the engine): how a value is
+//! spelled in Beijing's JSON ([`Io`]: JSON numbers, epoch milliseconds, fen, optional keys
+//! omitted), the values only Beijing reads, and [`nested`] for the paths inside a nested part.
 
 use crate::fields::Acc;
 use crate::json::{self, Obj};
-use crate::problems::{parse_date, Ctx};
+pub(super) use crate::json_table::{read, template, write, Reader};
+use crate::json_table::{read_new, Codec, Spelling};
 use serde_json::{Map, Value};
 use yrdx_proto::codes::{category_code_of, category_from_code};
 use yrdx_proto::{Date, Timestamp};
@@ -45,52 +45,26 @@ pub(super) enum Io<R: 'static> {
     },
 }
 
-/// Reads one Beijing object; an omitted key and `null` are the same.
-pub(super) struct Reader<'v, 'c> {
-    pub o: Obj<'v>,
-    pub cx: &'c mut Ctx,
-}
+/// Beijing's spelling: optional keys omitted, `null` the same as omitted.
+pub(super) const SPELLING: Spelling = Spelling {
+    null: None,
+    empty_string_is_empty_array: false,
+    string: "a string",
+    array: "an array",
+    date: Date::parse_iso,
+    date_form: "yyyy-MM-dd",
+};
 
-impl<'v, 'c> Reader<'v, 'c> {
+/// The values only Beijing spells: nested objects, JSON numbers, epoch milliseconds.
+impl<'v> Reader<'v, '_> {
     /// The object at `key` read into a new `T` through `table`; `None` when omitted or `null`.
-    pub fn part<T: Default>(&mut self, key: &str, table: &'static [Field<T>]) -> Option<T> {
+    pub(super) fn part<T: Default>(&mut self, key: &str, table: &'static [Field<T>]) -> Option<T> {
         let o = self.object(key)?;
-        let mut part = T::default();
-        read(table, &mut Reader { o, cx: self.cx }, &mut part);
-        Some(part)
+        Some(read_new(table, &mut self.inner(o)))
     }
 
-    /// Each object of the array at `key`, read into a new `T` through `table`.
-    pub fn objects<T: Default>(&mut self, key: &str, table: &'static [Field<T>]) -> Vec<T> {
-        let base = self.o.at(key);
-        let mut out = Vec::new();
-        for (i, v) in self.list(key).iter().enumerate() {
-            let Some(o) = Obj::of(v, format!("{base}[{i}]"), self.cx) else {
-                continue;
-            };
-            let mut item = T::default();
-            read(table, &mut Reader { o, cx: self.cx }, &mut item);
-            out.push(item);
-        }
-        out
-    }
-
-    pub fn value(&self, key: &str) -> Option<&'v Value> {
-        self.o.get(key).filter(|v| !v.is_null())
-    }
-
-    pub fn s(&mut self, key: &str) -> String {
-        match self.value(key) {
-            None => String::new(),
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(other) => {
-                self.cx.error(self.o.at(key), format!("expected a string, found {}", json::type_name(other)));
-                String::new()
-            }
-        }
-    }
-
-    pub fn int(&mut self, key: &str, required: bool) -> Option<i64> {
+    /// An integer (a JSON number); a problem when `required` and absent.
+    pub(super) fn number(&mut self, key: &str, required: bool) -> Option<i64> {
         match self.value(key) {
             None => {
                 if required {
@@ -112,8 +86,8 @@ impl<'v, 'c> Reader<'v, 'c> {
         }
     }
 
-    pub fn i32(&mut self, key: &str) -> i32 {
-        match self.int(key, true) {
+    pub(super) fn i32(&mut self, key: &str) -> i32 {
+        match self.number(key, true) {
             Some(v) => match i32::try_from(v) {
                 Ok(v) => v,
                 Err(_) => {
@@ -125,16 +99,12 @@ impl<'v, 'c> Reader<'v, 'c> {
         }
     }
 
-    pub fn date(&mut self, key: &str) -> Option<Date> {
-        let text = self.s(key);
-        parse_date(&text, Date::parse_iso, "yyyy-MM-dd", self.o.at(key), self.cx)
+    /// Epoch milliseconds, or `None` when omitted.
+    pub(super) fn epoch(&mut self, key: &str) -> Option<Timestamp> {
+        self.number(key, false).map(epoch_to_timestamp)
     }
 
-    pub fn epoch(&mut self, key: &str) -> Option<Timestamp> {
-        self.int(key, false).map(epoch_to_timestamp)
-    }
-
-    pub fn category(&mut self, key: &str) -> i32 {
+    pub(super) fn category(&mut self, key: &str) -> i32 {
         let text = self.s(key);
         if text.is_empty() {
             return 0;
@@ -148,25 +118,8 @@ impl<'v, 'c> Reader<'v, 'c> {
         }
     }
 
-    pub fn list(&mut self, key: &str) -> &'v [Value] {
-        match self.value(key) {
-            None => &[],
-            Some(Value::Array(a)) => a,
-            Some(other) => {
-                self.cx.error(self.o.at(key), format!("expected an array, found {}", json::type_name(other)));
-                &[]
-            }
-        }
-    }
-
-    pub fn strings(&mut self, key: &str) -> Vec<String> {
-        let path = self.o.at(key);
-        let list = self.list(key);
-        json::strings(list, &path, "a string", self.cx)
-    }
-
     /// A nested object, or `None` when omitted or `null`.
-    pub fn object(&mut self, key: &str) -> Option<Obj<'v>> {
+    pub(super) fn object(&mut self, key: &str) -> Option<Obj<'v>> {
         let v = self.value(key)?;
         Obj::of(v, self.o.at(key), self.cx)
     }
@@ -180,17 +133,13 @@ pub(super) fn timestamp_to_epoch(t: &Timestamp) -> i64 {
     t.seconds * 1000 + (t.nanos / 1_000_000) as i64
 }
 
-/// Reports the keys of `r`'s object that `table` does not have, then reads every field of
-/// `table` into `record`, in the table's order.
-pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &mut R) {
-    r.o.deny_unknown_of(allowed_keys(table), r.cx);
-    for f in table {
-        let key = f.key;
-        match &f.io {
+impl<R> Codec<R> for Io<R> {
+    fn read(&self, key: &'static str, r: &mut Reader<'_, '_>, record: &mut R) {
+        match self {
             Io::Text(a) | Io::OptText(a) => *(a.slot)(record) = r.s(key),
             Io::Int(a) => *(a.slot)(record) = r.i32(key),
-            Io::Fen(a) => *(a.slot)(record) = r.int(key, true).unwrap_or(0),
-            Io::OptFen(a) => *(a.slot)(record) = r.int(key, false),
+            Io::Fen(a) => *(a.slot)(record) = r.number(key, true).unwrap_or(0),
+            Io::OptFen(a) => *(a.slot)(record) = r.number(key, false),
             Io::Date(a) | Io::OptDate(a) => *(a.slot)(record) = r.date(key),
             Io::Epoch(a) => *(a.slot)(record) = r.epoch(key),
             Io::Category(a) => *(a.slot)(record) = r.category(key),
@@ -198,15 +147,11 @@ pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record
             Io::Own { read, .. } => read(r, key, record),
         }
     }
-}
 
-/// Writes every field of `table` from `record`, in the table's order.
-pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Value> {
-    let mut m = Map::new();
-    for f in table {
+    fn write(&self, key: &'static str, record: &R, m: &mut Map<String, Value>) {
         let text = |a: &Acc<R, String>| (a.get)(record).cloned().unwrap_or_default();
         let date = |d: Option<&Option<Date>>| d.and_then(Option::as_ref).map(|d| Value::String(d.to_string()));
-        let value = match &f.io {
+        let value = match self {
             Io::Text(a) => Some(Value::String(text(a))),
             Io::OptText(a) => Some(text(a)).filter(|s| !s.is_empty()).map(Value::String),
             Io::Int(a) => Some(Value::from((a.get)(record).copied().unwrap_or_default())),
@@ -227,38 +172,22 @@ pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Va
             Io::Own { write, .. } => write(record),
         };
         if let Some(value) = value {
-            m.insert(f.key.to_string(), value);
+            m.insert(key.to_string(), value);
         }
     }
-    m
-}
 
-/// The keys of a table, in order.
-pub(super) fn allowed_keys<R>(table: &'static [Field<R>]) -> impl Iterator<Item = &'static str> + Clone {
-    table.iter().map(|f| f.key)
-}
+    fn keys(&self, key: &'static str) -> impl Iterator<Item = &'static str> + Clone {
+        std::iter::once(key)
+    }
 
-/// The Beijing path template (`{}` for each array index) of a canonical pattern (`[]` for each
-/// index): a field's own path, what an [`Io::Own`] field's `paths` gives, or an optional part
-/// named as a whole (`event`), which is the first of its fields (`eventNo`).
-pub(super) fn template<R>(table: &'static [Field<R>], pattern: &str) -> Option<String> {
-    for f in table {
-        if let Io::Own { paths: Some(paths), .. } = f.io {
-            if let Some(t) = paths(f.key, pattern) {
-                return Some(t);
-            }
-        }
-        if pattern == f.path {
-            return Some(f.key.to_string());
-        }
-        if let Io::Strings(_) = f.io {
-            if pattern.strip_prefix(f.path) == Some("[]") {
-                return Some(format!("{}[{{}}]", f.key));
-            }
+    /// What an [`Io::Own`] field's `paths` gives, or an element of an array of strings.
+    fn template(&self, f: &Field<R>, pattern: &str) -> Option<String> {
+        match self {
+            Io::Own { paths: Some(paths), .. } => paths(f.key, pattern),
+            Io::Strings(_) if pattern.strip_prefix(f.path) == Some("[]") => Some(format!("{}[{{}}]", f.key)),
+            _ => None,
         }
     }
-    let group = table.iter().find(|f| f.path.strip_prefix(pattern).is_some_and(|r| r.starts_with('.')))?;
-    Some(group.key.to_string())
 }
 
 /// The template of a canonical pattern under `canonical` (an object, or with `array` an array of

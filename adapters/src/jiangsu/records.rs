@@ -4,13 +4,35 @@
 //! (`finish_*`).
 
 use super::codes::*;
-use super::table::{read, template, write, Field, Io, Reader};
+use super::table::{template, write, Field, Io, Reader};
 use crate::fields::acc;
 use crate::fields::key_of;
+use crate::json_table::read_new;
 use crate::problems::{category_value, code_of, lookup};
 use serde_json::Value;
 use yrdx_proto::codes::category_code_of;
 use yrdx_proto::v1::*;
+
+/// `HEAD` as read and written: the envelope's fields, the message type and the version.
+#[derive(Default)]
+pub(super) struct Head {
+    pub message_id: String,
+    pub message_type: String,
+    pub sender: String,
+    pub receiver: String,
+    pub sent_at: Option<yrdx_proto::Timestamp>,
+    pub version: String,
+}
+
+/// `HEAD` — the envelope; the message type and the version are checked as they are read.
+pub(super) const HEAD: &[Field<Head>] = &[
+    Field { key: "XXBH", path: "message_id", io: Io::Text(acc!(message_id)) },
+    Field { key: "XXLX", path: "message_type", io: Io::Checked(acc!(message_type), super::message_type_problem) },
+    Field { key: "FSF", path: "sender", io: Io::Text(acc!(sender)) },
+    Field { key: "JSF", path: "receiver", io: Io::Text(acc!(receiver)) },
+    Field { key: "FSSJ", path: "sent_at", io: Io::Time(acc!(sent_at)) },
+    Field { key: "BBH", path: "version", io: Io::Checked(acc!(version), super::version_problem) },
+];
 
 /// `JH` — a joint spot-check plan.
 pub(super) const PLAN: &[Field<SpotCheckPlan>] = &[
@@ -32,15 +54,7 @@ pub(super) const PLAN: &[Field<SpotCheckPlan>] = &[
         key: "CPFL",
         path: "categories",
         io: Io::Own {
-            read: |r, key, p| {
-                let base = r.o.at(key);
-                p.categories = r
-                    .strings(key)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| category_value(c, format_args!("{base}[{i}]"), r.cx))
-                    .collect();
-            },
+            read: |r, key, p| p.categories = r.each_string(key, category_value),
             write: |p| Value::Array(p.categories.iter().map(|c| Value::String(category_code_of(*c))).collect()),
             items: None,
         },
@@ -204,21 +218,14 @@ pub(super) const RISK: &[Field<RiskSignal>] = &[
         path: "hazards",
         io: Io::Own {
             read: |r, key, s| {
-                let base = r.o.at(key);
-                s.hazards = r
-                    .strings(key)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        let path = format!("{base}[{i}]");
-                        if h.is_empty() {
-                            r.cx.error(path, "required (a Jiangsu hazard code 01–08 or 99)");
-                            0
-                        } else {
-                            lookup(h, HAZARD, path, r.cx)
-                        }
-                    })
-                    .collect();
+                s.hazards = r.each_string(key, |h, path, cx| {
+                    if h.is_empty() {
+                        cx.error(path, "required (a Jiangsu hazard code 01–08 or 99)");
+                        0
+                    } else {
+                        lookup(h, HAZARD, path, cx)
+                    }
+                });
             },
             write: |s| Value::Array(s.hazards.iter().map(|h| Value::String(code_of(*h, HAZARD).into())).collect()),
             items: None,
@@ -234,25 +241,20 @@ pub(super) const RISK: &[Field<RiskSignal>] = &[
 /// Reads one record of a kind from its object: the table, then the record's own checks.
 pub(super) fn decode(kind: crate::model::RecordKind, r: &mut Reader<'_, '_>) -> crate::model::Record {
     use crate::model::{Record, RecordKind};
-    fn fresh<R: Default>(table: &'static [Field<R>], r: &mut Reader<'_, '_>) -> R {
-        let mut record = R::default();
-        read(table, r, &mut record);
-        record
-    }
     match kind {
-        RecordKind::Plan => Record::Plan(fresh(PLAN, r)),
+        RecordKind::Plan => Record::Plan(read_new(PLAN, r)),
         RecordKind::Sampling => {
-            let mut s = fresh(SAMPLING, r);
+            let mut s = read_new(SAMPLING, r);
             finish_sampling(r, &mut s);
             Record::Sampling(s)
         }
-        RecordKind::Inspection => Record::Inspection(fresh(INSPECTION, r)),
+        RecordKind::Inspection => Record::Inspection(read_new(INSPECTION, r)),
         RecordKind::CaseTransfer => {
-            let mut c = fresh(TRANSFER, r);
+            let mut c = read_new(TRANSFER, r);
             finish_transfer(r, &mut c);
             Record::CaseTransfer(c)
         }
-        RecordKind::CaseFeedback => Record::CaseFeedback(fresh(FEEDBACK, r)),
-        _ => Record::RiskSignal(fresh(RISK, r)),
+        RecordKind::CaseFeedback => Record::CaseFeedback(read_new(FEEDBACK, r)),
+        _ => Record::RiskSignal(read_new(RISK, r)),
     }
 }

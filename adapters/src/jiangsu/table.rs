@@ -1,13 +1,13 @@
-//! The machinery of Jiangsu's field tables: a [`Field`] names a Jiangsu key once, with its
-//! canonical path and how its value is read and written ([`Io`]); [`read()`], [`write()`],
-//! [`allowed_keys`] and [`template`] walk a table, so the allowed-keys check, decoding,
-//! encoding and the problem paths cannot disagree. The tables are `const` slices of function
-//! pointers: nothing is built or allocated per record.
+//! Jiangsu's side of the field tables (`crate::json_table` is the engine): how a value is
+//! spelled ([`Io`], every scalar a JSON string, `""` when absent), the product's keys
+//! ([`PRODUCT`], which sampling records and risk signals spread into their own object) and the
+//! values only Jiangsu reads (times, integers, yuan, codes, flags).
 
 use crate::fields::{acc, Acc};
-use crate::json::{self, Obj};
+use crate::json_table::{read_fields, write_fields, Codec, Spelling};
+pub(super) use crate::json_table::{template, write, Reader};
 use crate::money::{format_yuan, parse_yuan};
-use crate::problems::{category_value, code_of, lookup, parse_date, Ctx};
+use crate::problems::{category_value, code_of, lookup};
 use serde_json::{Map, Value};
 use yrdx_proto::civil::BeijingTime;
 use yrdx_proto::codes::category_code_of;
@@ -31,6 +31,8 @@ pub(super) type Field<R> = crate::fields::Field<Io<R>>;
 pub(super) enum Io<R: 'static> {
     /// Text, trimmed.
     Text(Acc<R, String>),
+    /// Text, trimmed, checked as it is read: `check` gives the problem, if any.
+    Checked(Acc<R, String>, fn(&str) -> Option<String>),
     /// A decimal integer, required.
     Int(Acc<R, i32>),
     /// `yyyyMMdd`.
@@ -61,35 +63,20 @@ pub(super) enum Io<R: 'static> {
     },
 }
 
-/// Reads one Jiangsu object, where every scalar is a string.
-pub(super) struct Reader<'v, 'c> {
-    pub o: Obj<'v>,
-    pub cx: &'c mut Ctx,
-}
+/// Jiangsu's spelling: every scalar a string, `""` when absent (also for an empty array),
+/// `null` refused.
+pub(super) const SPELLING: Spelling = Spelling {
+    null: Some("null is not allowed (an absent value is \"\")"),
+    empty_string_is_empty_array: true,
+    string: "a JSON string",
+    array: "a JSON array",
+    date: Date::parse_compact,
+    date_form: "yyyyMMdd",
+};
 
-impl<'v> Reader<'v, '_> {
-    /// A string value, trimmed; `""` when missing. `null` and non-strings are errors.
-    pub fn s(&mut self, key: &str) -> String {
-        match self.o.get(key) {
-            None => String::new(),
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(Value::Null) => {
-                self.cx.error(self.o.at(key), "null is not allowed (an absent value is \"\")");
-                String::new()
-            }
-            Some(other) => {
-                self.cx.error(self.o.at(key), format!("expected a JSON string, found {}", json::type_name(other)));
-                String::new()
-            }
-        }
-    }
-
-    pub fn date(&mut self, key: &str) -> Option<Date> {
-        let text = self.s(key);
-        parse_date(&text, Date::parse_compact, "yyyyMMdd", self.o.at(key), self.cx)
-    }
-
-    pub fn time(&mut self, key: &str) -> Option<Timestamp> {
+/// The values only Jiangsu spells: times, integers, yuan, codes and flags as strings.
+impl Reader<'_, '_> {
+    pub(super) fn time(&mut self, key: &str) -> Option<Timestamp> {
         let text = self.s(key);
         if text.is_empty() {
             return None;
@@ -103,7 +90,7 @@ impl<'v> Reader<'v, '_> {
         }
     }
 
-    fn int(&mut self, key: &str) -> i32 {
+    pub(super) fn decimal(&mut self, key: &str) -> i32 {
         let text = self.s(key);
         if text.is_empty() {
             self.cx.error(self.o.at(key), "required (a decimal integer as a string)");
@@ -118,7 +105,7 @@ impl<'v> Reader<'v, '_> {
         }
     }
 
-    fn yuan(&mut self, key: &str, required: bool) -> Option<i64> {
+    pub(super) fn yuan(&mut self, key: &str, required: bool) -> Option<i64> {
         let text = self.s(key);
         if text.is_empty() {
             if required {
@@ -136,12 +123,12 @@ impl<'v> Reader<'v, '_> {
     }
 
     /// A code from a dictionary; `""` gives 0 (unset, reported by the rules as required).
-    pub fn code(&mut self, key: &str, table: &[(&str, i32)]) -> i32 {
+    pub(super) fn code(&mut self, key: &str, table: &[(&str, i32)]) -> i32 {
         let text = self.s(key);
         lookup(&text, table, self.o.at(key), self.cx)
     }
 
-    fn flag(&mut self, key: &str) -> bool {
+    pub(super) fn flag(&mut self, key: &str) -> bool {
         match self.s(key).as_str() {
             "1" => true,
             "0" => false,
@@ -151,57 +138,20 @@ impl<'v> Reader<'v, '_> {
             }
         }
     }
-
-    /// A JSON array (`[]` when missing or `""`).
-    pub fn list(&mut self, key: &str) -> &'v [Value] {
-        match self.o.get(key) {
-            None => &[],
-            Some(Value::Array(a)) => a,
-            Some(Value::String(s)) if s.is_empty() => &[],
-            Some(other) => {
-                self.cx.error(self.o.at(key), format!("expected a JSON array, found {}", json::type_name(other)));
-                &[]
-            }
-        }
-    }
-
-    /// An array of strings, each trimmed.
-    pub fn strings(&mut self, key: &str) -> Vec<String> {
-        let path = self.o.at(key);
-        let list = self.list(key);
-        json::strings(list, &path, "a JSON string", self.cx)
-    }
-
-    /// Each object of an array at `key`, checked against `table`, read into a new `T`.
-    pub fn objects<T: Default>(&mut self, key: &str, table: &'static [Field<T>]) -> Vec<T> {
-        let base = self.o.at(key);
-        let mut out = Vec::new();
-        for (i, v) in self.list(key).iter().enumerate() {
-            let Some(o) = Obj::of(v, format!("{base}[{i}]"), self.cx) else {
-                continue;
-            };
-            let mut item = T::default();
-            read(table, &mut Reader { o, cx: self.cx }, &mut item);
-            out.push(item);
-        }
-        out
-    }
 }
 
-/// Reports the keys of `r`'s object that `table` does not have, then reads every field of
-/// `table` into `record`, in the table's order.
-pub(super) fn read<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &mut R) {
-    r.o.deny_unknown_of(allowed_keys(table), r.cx);
-    read_fields(table, r, record);
-}
-
-/// Reads every field of `table` into `record`, in the table's order.
-fn read_fields<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &mut R) {
-    for f in table {
-        let key = f.key;
-        match &f.io {
+impl<R> Codec<R> for Io<R> {
+    fn read(&self, key: &'static str, r: &mut Reader<'_, '_>, record: &mut R) {
+        match self {
             Io::Text(a) => *(a.slot)(record) = r.s(key),
-            Io::Int(a) => *(a.slot)(record) = r.int(key),
+            Io::Checked(a, check) => {
+                let text = r.s(key);
+                if let Some(problem) = check(&text) {
+                    r.cx.error(r.o.at(key), problem);
+                }
+                *(a.slot)(record) = text;
+            }
+            Io::Int(a) => *(a.slot)(record) = r.decimal(key),
             Io::Date(a) => *(a.slot)(record) = r.date(key),
             Io::Time(a) => *(a.slot)(record) = r.time(key),
             Io::Code(codes, a) => *(a.slot)(record) = r.code(key, codes),
@@ -217,21 +167,11 @@ fn read_fields<R>(table: &'static [Field<R>], r: &mut Reader<'_, '_>, record: &m
             Io::Own { read, .. } => read(r, key, record),
         }
     }
-}
 
-/// Writes every field of `table` from `record`, in the table's order.
-pub(super) fn write<R>(table: &'static [Field<R>], record: &R) -> Map<String, Value> {
-    let mut m = Map::new();
-    write_fields(table, record, &mut m);
-    m
-}
-
-/// Writes every field of `table` from `record` into `m`, in the table's order.
-fn write_fields<R>(table: &'static [Field<R>], record: &R, m: &mut Map<String, Value>) {
-    for f in table {
+    fn write(&self, key: &'static str, record: &R, m: &mut Map<String, Value>) {
         let text = |s: String| Value::String(s);
-        let value = match &f.io {
-            Io::Text(a) => text((a.get)(record).cloned().unwrap_or_default()),
+        let value = match self {
+            Io::Text(a) | Io::Checked(a, _) => text((a.get)(record).cloned().unwrap_or_default()),
             Io::Int(a) => text((a.get)(record).copied().unwrap_or_default().to_string()),
             Io::Date(a) => text((a.get)(record).and_then(Option::as_ref).map(Date::to_compact).unwrap_or_default()),
             Io::Time(a) => text(
@@ -248,59 +188,40 @@ fn write_fields<R>(table: &'static [Field<R>], record: &R, m: &mut Map<String, V
             Io::Product(a) => {
                 let none = Product::default();
                 write_fields(PRODUCT, (a.get)(record).unwrap_or(&none), m);
-                continue;
+                return;
             }
             Io::Own { write, .. } => write(record),
         };
-        m.insert(f.key.to_string(), value);
+        m.insert(key.to_string(), value);
     }
-}
 
-/// The keys of a table, in order.
-pub(super) fn allowed_keys<R>(table: &'static [Field<R>]) -> impl Iterator<Item = &'static str> + Clone {
-    table.iter().flat_map(|f| {
-        let (own, part): (Option<&'static str>, &'static [Field<Product>]) = match f.io {
+    /// The product's keys stand in the record's own object.
+    fn keys(&self, key: &'static str) -> impl Iterator<Item = &'static str> + Clone {
+        let (own, part): (Option<&'static str>, &'static [Field<Product>]) = match self {
             Io::Product(_) => (None, PRODUCT),
-            _ => (Some(f.key), &[]),
+            _ => (Some(key), &[]),
         };
         own.into_iter().chain(part.iter().map(|p| p.key))
-    })
-}
+    }
 
-/// The Jiangsu path template (`{}` for each array index) of a canonical pattern (`[]` for each
-/// index, as [`crate::paths::map_path_by`] passes it): a field's own path; an element of an
-/// array field (`CPFL[{}]`, `XM[{}].BHGCD`); or an optional part named as a whole (`seller`),
-/// which is the first of its fields (`BCYDWMC`).
-pub(super) fn template<R>(table: &'static [Field<R>], pattern: &str) -> Option<String> {
-    for f in table {
-        if let Io::Product(_) = f.io {
-            match pattern.strip_prefix(f.path) {
-                Some("") => return PRODUCT.first().map(|p| p.key.to_string()),
-                Some(rest) => {
-                    if let Some(inner) = rest.strip_prefix('.').and_then(|rest| template(PRODUCT, rest)) {
-                        return Some(inner);
-                    }
-                }
-                None => {}
-            }
-            continue;
+    /// An element of an array field (`CPFL[{}]`, `XM[{}].BHGCD`), or a product field; the
+    /// product named as a whole is its first key (`CPMC`).
+    fn template(&self, f: &Field<R>, pattern: &str) -> Option<String> {
+        let rest = pattern.strip_prefix(f.path)?;
+        if let Io::Product(_) = self {
+            return match rest {
+                "" => PRODUCT.first().map(|p| p.key.to_string()),
+                _ => rest.strip_prefix('.').and_then(|rest| template(PRODUCT, rest)),
+            };
         }
-        if pattern == f.path {
-            return Some(f.key.to_string());
-        }
-        let Some(rest) = pattern.strip_prefix(f.path).and_then(|r| r.strip_prefix("[]")) else {
-            continue;
-        };
-        match (&f.io, rest) {
-            (Io::Strings(_) | Io::Own { .. }, "") => return Some(format!("{}[{{}}]", f.key)),
+        let rest = rest.strip_prefix("[]")?;
+        match (self, rest) {
+            (Io::Strings(_) | Io::Own { .. }, "") => Some(format!("{}[{{}}]", f.key)),
             (Io::Own { items: Some(items), .. }, _) => {
-                if let Some(inner) = rest.strip_prefix('.').and_then(items) {
-                    return Some(format!("{}[{{}}].{inner}", f.key));
-                }
+                let inner = rest.strip_prefix('.').and_then(items)?;
+                Some(format!("{}[{{}}].{inner}", f.key))
             }
-            _ => {}
+            _ => None,
         }
     }
-    let group = table.iter().find(|f| f.path.strip_prefix(pattern).is_some_and(|r| r.starts_with('.')))?;
-    Some(group.key.to_string())
 }

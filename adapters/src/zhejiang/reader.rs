@@ -77,6 +77,19 @@ pub(super) fn each_attribute(
     })
 }
 
+/// A child element's name, as [`read_children`] and [`read_elements`] take them: a bare name or
+/// an entry of an element table (`element_table.rs`), so a table's names are written once.
+pub(super) trait Named {
+    /// The element's local name.
+    fn name(&self) -> &'static str;
+}
+
+impl Named for &'static str {
+    fn name(&self) -> &'static str {
+        self
+    }
+}
+
 /// Reads the children of the element `start`, handing each one named in `names` to `field` with
 /// its path. Children in another namespace, unknown, or repeated, and text beside them, are
 /// problems (the child is read past and checked, not kept).
@@ -86,23 +99,26 @@ pub(super) fn read_children<'a>(
     at: &At<'_>,
     names: &[&'static str],
     cx: &mut Ctx,
-    field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+    mut field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    read_elements(stream, start, at, names, false, cx, field)
+    read_elements(stream, start, at, names, false, cx, |s, i, child, at, cx| field(s, names[i], child, at, cx))?;
+    Ok(())
 }
 
-/// [`read_children`], with children that may repeat (the items of a list) when `repeatable`.
-fn read_elements<'a>(
+/// [`read_children`], with children that may repeat (the items of a list) when `repeatable`;
+/// `field` is given the index of the child's name in `names`. Returns the set of names seen (bit
+/// `i` for `names[i]`).
+pub(super) fn read_elements<'a, N: Named>(
     stream: &mut Stream<'a>,
     start: &Start<'a>,
     at: &At<'_>,
-    names: &[&'static str],
+    names: &[N],
     repeatable: bool,
     cx: &mut Ctx,
-    mut field: impl FnMut(&mut Stream<'a>, &'static str, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
+    mut field: impl FnMut(&mut Stream<'a>, usize, Start<'a>, &At<'_>, &mut Ctx) -> Result<(), DecodeError>,
+) -> Result<u64, DecodeError> {
     if start.empty {
-        return Ok(());
+        return Ok(0);
     }
     let (mut seen, mut mixed) = (0u64, false);
     loop {
@@ -114,20 +130,23 @@ fn read_elements<'a>(
                 // First bytes before `memcmp`: most names differ there, and the call costs more
                 // than the comparison of a short name.
                 let first = name.as_bytes().first();
-                let known = names.iter().position(|n| n.as_bytes().first() == first && *n == name);
+                let known = names.iter().position(|n| n.name().as_bytes().first() == first && n.name() == name);
                 let problem = match known {
                     _ if child.ns != Ns::Expected => {
                         Some(format!("element <{name}> is not in the namespace {NAMESPACE}"))
                     }
                     None if names.is_empty() => Some(format!("unknown element <{name}> (no child elements here)")),
-                    None => Some(format!("unknown element <{name}> (expected: {})", names.join(", "))),
+                    None => {
+                        let expected: Vec<&str> = names.iter().map(Named::name).collect();
+                        Some(format!("unknown element <{name}> (expected: {})", expected.join(", ")))
+                    }
                     Some(i) if !repeatable && seen & (1 << i) != 0 => Some(format!("<{name}> appears more than once")),
                     Some(_) => None,
                 };
                 match (problem, known) {
                     (None, Some(i)) => {
                         seen |= 1 << i;
-                        field(stream, names[i], child, &at.child(names[i]), cx)?;
+                        field(stream, i, child, &at.child(names[i].name()), cx)?;
                     }
                     (problem, _) => {
                         cx.error(at.child(name).to_string(), problem.unwrap_or_default());
@@ -140,7 +159,7 @@ fn read_elements<'a>(
     if mixed {
         cx.error(at.to_string(), "unexpected text beside child elements");
     }
-    Ok(())
+    Ok(seen)
 }
 
 /// Reads a list element: each `item` child is handed to `each` with its path
