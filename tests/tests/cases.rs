@@ -8,36 +8,8 @@ use tonic::Code;
 use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::*;
 use yrdx_proto::Date;
-use yrdx_tests::{document, vector_record, TestGateway};
-
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
-
-fn sampling(id: &str, region: &str, producer_region: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-        s.sampling_region = region.into();
-        s.producer.as_mut().unwrap().region = producer_region.into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
-}
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling_in as sampling};
+use yrdx_tests::TestGateway;
 
 fn feedback(case_id: &str, n: u32, by: &str, action: CaseAction, at: &str) -> Record {
     Record::CaseFeedback(CaseFeedback {
@@ -61,22 +33,12 @@ async fn submit(
     id: &str,
     r: Record,
 ) -> Result<SubmitReply, tonic::Status> {
-    g.client(who)
-        .await
-        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
-        .await
-        .map(|r| r.into_inner())
+    g.submit_one(who, format, region, id, r).await
 }
 
+/// Everything waiting for `who`, acknowledged: the records of every delivery.
 async fn drain(g: &TestGateway, who: &str, format: Partner) -> Vec<Record> {
-    let mut client = g.client(who).await;
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-        out.extend(format.decode(&d.document, &Default::default()).expect("readable").records);
-        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
-    }
-    out
+    g.drain_messages(who, format).await.into_iter().flat_map(|(_, records)| records).collect()
 }
 
 async fn setup(g: &TestGateway, sample: Record, sampler: (&str, Partner, &str)) {
@@ -244,14 +206,7 @@ async fn a_case_whose_producer_is_local_is_not_transferred() {
 
 /// Message ids of everything pending for `who` (acknowledged).
 async fn drain_ids(g: &TestGateway, who: &str) -> Vec<String> {
-    let mut client = g.client(who).await;
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-        out.push(d.message_id);
-        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
-    }
-    out
+    g.drain_deliveries(who).await.into_iter().map(|d| d.message_id).collect()
 }
 
 #[tokio::test]

@@ -4,73 +4,28 @@
 
 use std::time::Duration;
 use yrdx_adapters::{Partner, Record};
-use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_pki::CertificateAuthority;
-use yrdx_proto::v1::{PlanChannel, ProductCategory, SubmitRequest};
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_conformance::samr_simulator::IntakeOptions;
+use yrdx_proto::v1::SubmitRequest;
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
+use yrdx_tests::samr::TestSamr;
+use yrdx_tests::{document, wait_for, TestGateway};
 
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
-
-fn sampling(id: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
-}
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Waits up to 10 s for `f` to give a value.
+async fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(what, Duration::from_secs(10), f).await
 }
 
 #[tokio::test]
 async fn packages_reach_samr_with_retries_parking_and_resend() {
     // SAMR's side: its own CA, the intake's server certificate, and the gateway's client certificate.
-    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
-    let server = samr_ca.issue_server().unwrap();
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
-    let dir = temp_dir("samr");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
     let options = IntakeOptions {
         busy_first: 1,
         reject_containing: Some(("JS-REJ-0002".into(), "抽样单信息不完整".into())),
         ..Default::default()
     };
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("samr", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("max_attempts = 4\nretry_base_secs = 1\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
     let submit = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
         let g = &g;
@@ -148,25 +103,11 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test]
 async fn a_huge_samr_response_is_refused_while_it_is_read() {
-    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
-    let server = samr_ca.issue_server().unwrap();
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
-    let dir = temp_dir("samr-huge");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
     // SAMR answers the first attempt with 128 MiB of filler, streamed without a Content-Length.
     let options = IntakeOptions { oversized_first: 1, oversized_bytes: 128 << 20, ..Default::default() };
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nretry_base_secs = 1\nmax_response_bytes = 65536\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("samr-huge", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("retry_base_secs = 1\nmax_response_bytes = 65536\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
     let before = peak_rss_kib();
     for (who, format, region, id, r) in [

@@ -3,18 +3,14 @@
 
 use tonic::Code;
 use yrdx_adapters::{Partner, Record};
-use yrdx_proto::v1::{
-    PlanChannel, PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply, SubmitRequest,
-};
+use yrdx_proto::v1::{PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply};
 use yrdx_proto::Date;
-use yrdx_tests::{document, vector_record, TestGateway};
+use yrdx_tests::records::{example_plan, example_sampling};
+use yrdx_tests::{vector_record, TestGateway};
 
 fn plan(participants: &[(&str, i32)]) -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
+    let mut r = example_plan();
     if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
         p.participants =
             participants.iter().map(|(r, q)| PlanParticipant { region: r.to_string(), quota: *q }).collect();
     }
@@ -23,9 +19,8 @@ fn plan(participants: &[(&str, i32)]) -> Record {
 
 /// The example sampling record as region `region` would sample it, with changes.
 fn sampling(id: &str, region: &str, change: impl FnOnce(&mut yrdx_proto::v1::SamplingRecord)) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    let mut r = example_sampling(id);
     if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
         s.sampling_region = region.into();
         change(s);
     }
@@ -40,11 +35,7 @@ async fn submit(
     id: &str,
     r: Record,
 ) -> Result<SubmitReply, tonic::Status> {
-    g.client(who)
-        .await
-        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
-        .await
-        .map(|r| r.into_inner())
+    g.submit_one(who, format, region, id, r).await
 }
 
 fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
