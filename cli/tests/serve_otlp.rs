@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{pki_init_on_free_port, serve, wait_listening};
-use std::io::Read;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use common::{pki_init_on_free_port, serve, sigterm_and_wait, wait_listening};
 use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::SubmitRequest;
 use yrdx_tests::otlp_receiver::{attribute, hex, OtlpReceiver};
@@ -47,23 +44,7 @@ async fn serve_sends_spans_to_the_collector_and_flushes_them_at_sigterm() {
     drop(client);
 
     // Well within the batch processor's 5 s: nothing need have been sent yet.
-    let signalled = Instant::now();
-    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
-    assert!(kill.success());
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        if signalled.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            panic!("the gateway did not stop within 60 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = server.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let (status, _, stderr) = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(stderr.contains("spans are sent to the OTLP collector"), "{stderr}");
 

@@ -4,9 +4,7 @@
 
 mod common;
 
-use common::{pki_init_on_free_port, serve, wait_listening};
-use std::io::Read;
-use std::process::Command;
+use common::{pki_init_on_free_port, serve, sigterm_and_wait, wait_listening};
 use std::time::{Duration, Instant};
 use yrdx_proto::v1::{ReceiveRequest, SubmitRequest};
 
@@ -75,25 +73,7 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
     // Time for the call's headers to reach the server (an ordering wait, not a measurement).
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let signalled = Instant::now();
-    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
-    assert!(kill.success());
-    // Polled, with a generous guard so that a hang fails instead of blocking the suite.
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        if signalled.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            panic!("the gateway did not stop within 60 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let took = signalled.elapsed();
-    let mut stderr = String::new();
-    if let Some(mut e) = server.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let (status, took, stderr) = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(stderr.contains("still in flight 3 s after the stop signal"), "the grace period ended the wait: {stderr}");

@@ -18,7 +18,7 @@ use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, SubmitRequest};
 use yrdx_tests::log::JsonLog;
 use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
 use yrdx_tests::samr::TestSamr;
-use yrdx_tests::{document, wait_for, TestGateway};
+use yrdx_tests::{wait_for, TestGateway};
 
 /// What the test CA is called (the browser's certificate filter names it).
 const TEST_CA: &str = "yrdx test CA";
@@ -176,20 +176,14 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     // Friday 2024-12-27, four days before the calendar's end: the banner shows, and a case's
     // five working days reach into 2025, which the calendar does not cover.
     g.set_time("2024-12-27T16:00:00+08:00");
-    let submit = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
-        let g = &g;
-        async move {
-            g.client(who).await.submit(SubmitRequest { document: document(format, region, id, &[r]) }).await.unwrap()
-        }
-    };
-    submit("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await.unwrap();
     // Jiangsu, responsible for the first case, accepts it: a second stage with its own due date.
     let accepted_case = yrdx_gateway::workflow::case_opening::case_id_for("JS-OK-0001");
-    submit("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await;
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await.unwrap();
     let refused =
         g.client("jiangsu").await.submit(SubmitRequest { document: b"{\"not\": \"a document\"}".to_vec() }).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);

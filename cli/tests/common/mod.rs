@@ -3,9 +3,10 @@
 // Each test binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `yrdx` binary under test.
 pub fn yrdx() -> Command {
@@ -55,4 +56,29 @@ pub async fn wait_listening(port: u16, what: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{what} does not listen on port {port}");
+}
+
+/// Sends SIGTERM to `server` (started by [`serve`]) and waits for it to exit, polled, with a
+/// generous 60 s guard so that a hang fails instead of blocking the suite: its exit status, how
+/// long it took after the signal, and what it wrote to standard error.
+pub async fn sigterm_and_wait(server: &mut Child) -> (ExitStatus, Duration, String) {
+    let signalled = Instant::now();
+    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(60) {
+            let _ = server.kill();
+            panic!("the gateway did not stop within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = signalled.elapsed();
+    let mut stderr = String::new();
+    if let Some(mut e) = server.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (status, took, stderr)
 }
