@@ -842,18 +842,8 @@ async fn simulate(a: SimulateArgs) -> ExitCode {
         let scenario_path =
             a.scenario.clone().unwrap_or_else(|| yrdx_conformance::simulate::Scenario::default_path(&a.partner));
         let scenario = yrdx_conformance::simulate::Scenario::load(&scenario_path).map_err(|e| e.to_string())?;
-        let target = LiveTarget {
-            url: a.gateway.clone(),
-            server_name: a.server_name.clone(),
-            ca_pem: std::fs::read_to_string(&a.ca).map_err(|e| format!("--ca {}: {e}", a.ca.display()))?,
-            me,
-            peer: None,
-            issuing_ca: None,
-            burst: None,
-            oversized_bytes: None,
-            step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
-            visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
-        };
+        let ca_pem = std::fs::read_to_string(&a.ca).map_err(|e| format!("--ca {}: {e}", a.ca.display()))?;
+        let target = LiveTarget::partner(a.gateway.clone(), a.server_name.clone(), ca_pem, me);
         yrdx_conformance::simulate::run(&target, &scenario, Duration::from_secs(a.listen_secs), &mut |line| {
             out(line);
         })

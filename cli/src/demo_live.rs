@@ -158,18 +158,7 @@ pub async fn run(state_dir: &Path) -> Result<String, String> {
             key_pem: std::fs::read_to_string(key).map_err(|e| e.to_string())?,
         };
         let me = PartnerProfile::known(name, identity).ok_or_else(|| format!("{name}: not a known partner"))?;
-        let target = LiveTarget {
-            url: url.clone(),
-            server_name: "localhost".into(),
-            ca_pem: ca.clone(),
-            me,
-            peer: None,
-            issuing_ca: None,
-            burst: None,
-            oversized_bytes: None,
-            step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
-            visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
-        };
+        let target = LiveTarget::partner(url.clone(), "localhost".into(), ca.clone(), me);
         let mut sim = PartnerSimulator::connect(&target).await.map_err(|e| format!("{name}: {e}"))?;
         sim.event_time = Some(demo_time);
         sims.push(sim);

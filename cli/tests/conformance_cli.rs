@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use yrdx_tests::{temp_dir, TestGateway};
 
-fn yrdx() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_yrdx"))
-}
+mod common;
+
+use common::{free_port, wait_listening, yrdx};
 
 async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("yrdx runs")).await.expect("join")
@@ -484,7 +484,7 @@ fn a_broken_configuration_exits_2_and_coverage_lists_the_gaps() {
 /// address yrdx listens on, with the development PKI's files; every credential comes from `--pki`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_samr_push_suite_certifies_a_gateway_from_the_command_line() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = free_port();
     let section = format!(
         "\n[samr]\nintake_url = \"https://127.0.0.1:{port}/v1/packages\"\nserver_name = \"localhost\"\nca = \"pki/ca.pem\"\ncert = \"pki/shanghai.pem\"\nkey = \"pki/shanghai.key\"\nbatch_max_age_secs = 0\nretry_base_secs = 1\n"
     );
@@ -540,7 +540,7 @@ async fn the_simulators_run() {
     ] {
         std::fs::write(dir.join(name), body).expect("write");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = free_port();
     let mut intake = yrdx()
         .args(["conformance", "samr-intake", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--cert")
@@ -552,15 +552,7 @@ async fn the_simulators_run() {
         .stdout(Stdio::null())
         .spawn()
         .expect("intake starts");
-    let mut up = false;
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(up, "the intake listens");
+    wait_listening(port, "the intake").await;
     let mut cmd = yrdx();
     cmd.args([
         "conformance",
@@ -633,7 +625,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
     let o = yrdx().args(["pki", "init", "--dir"]).arg(&dir).output().expect("pki init");
     assert!(o.status.success(), "{}", text(&o));
     let pki = dir.join("pki");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let suite = yrdx()
         .args(["conformance", "run", "--suite", "partner-endpoint", "--as", "zhejiang", "--listen", &listen])
@@ -646,15 +638,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
         .stderr(Stdio::piped())
         .spawn()
         .expect("suite starts");
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "yrdx listens as the gateway");
+    wait_listening(port, "yrdx as the gateway").await;
     let mut partner = yrdx()
         .args(["conformance", "simulate", "--partner", "zhejiang", "--gateway", &format!("https://{listen}")])
         .arg("--cert")

@@ -10,6 +10,9 @@
 //!
 //! Skipped loudly without PostgreSQL (fails instead when `YRDX_REQUIRE_POSTGRES=1`).
 
+mod common;
+
+use common::free_port;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,10 +33,6 @@ use yrdx_tests::{document, postgres_schema, skip_without_postgres, temp_dir, vec
 const PUSHER_BOUND: Duration = Duration::from_secs(15);
 
 const SUBMISSIONS: usize = 120;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 struct Replica {
     config: std::path::PathBuf,

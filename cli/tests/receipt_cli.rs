@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use yrdx_evidence::{sign_receipt, GatewaySigningKey, ReceiptFields, Sm3Digest, DEFAULT_DISTINGUISHING_ID};
+use yrdx_evidence::{sign_receipt, GatewaySigningKey, ReceiptFields, DEFAULT_DISTINGUISHING_ID};
 
 fn yrdx(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_yrdx")).args(args).output().expect("yrdx runs")
@@ -22,18 +22,7 @@ fn setup(name: &str) -> PathBuf {
     let document = b"{\"XXDM\":\"320000\",\"DATA\":[{\"CYDBH\":\"JS-1\"}]}";
     std::fs::write(dir.join("document.json"), document).unwrap();
     std::fs::write(dir.join("other.json"), b"{\"XXDM\":\"320000\",\"DATA\":[]}").unwrap();
-    let receipt = sign_receipt(
-        &key,
-        ReceiptFields {
-            gateway: "urn:yrdx:gateway:shanghai".into(),
-            sender: "320000".into(),
-            message_id: "JS-20261201-000001".into(),
-            document_sm3: Sm3Digest::of(document),
-            accepted_at_ms: 1_796_130_000_123,
-            audit_position: 12,
-        },
-    )
-    .unwrap();
+    let receipt = sign_receipt(&key, ReceiptFields::example(document, 12)).unwrap();
     std::fs::write(dir.join("receipt.json"), receipt.to_json().unwrap()).unwrap();
     dir
 }

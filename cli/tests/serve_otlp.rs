@@ -2,9 +2,9 @@
 //! package's tests are, through `yrdx-tests`): the spans of a call reach an OTLP/gRPC receiver,
 //! in the caller's trace, and those still batched at SIGTERM are sent before the process exits.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{pki_init_on_free_port, serve, sigterm_and_wait, wait_listening};
 use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::SubmitRequest;
 use yrdx_tests::otlp_receiver::{attribute, hex, OtlpReceiver};
@@ -15,38 +15,13 @@ const TRACE_ID: &str = "5c2f0e8b6a1d4e3f9b7a8c6d5e4f3a2b";
 #[tokio::test]
 async fn serve_sends_spans_to_the_collector_and_flushes_them_at_sigterm() {
     let receiver = OtlpReceiver::start().await;
-    let dir = yrdx_tests::temp_dir("serve-otlp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let yrdx = || Command::new(env!("CARGO_BIN_EXE_yrdx"));
-    let out = yrdx()
-        .args(["pki", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .expect("pki init runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config = dir.join("yrdx.toml");
+    let (dir, port, config) = pki_init_on_free_port("serve-otlp");
     let text = std::fs::read_to_string(&config).expect("config");
     // Metrics on a free port (another gateway may hold 9464).
     let text = text.replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
     std::fs::write(&config, format!("{text}\n[tracing]\notlp_endpoint = \"{}\"\n", receiver.endpoint)).expect("config");
-    let mut server = yrdx()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the gateway listens");
+    let mut server = serve(&config);
+    wait_listening(port, "the gateway").await;
 
     let pki = dir.join("pki");
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
@@ -69,23 +44,7 @@ async fn serve_sends_spans_to_the_collector_and_flushes_them_at_sigterm() {
     drop(client);
 
     // Well within the batch processor's 5 s: nothing need have been sent yet.
-    let signalled = Instant::now();
-    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
-    assert!(kill.success());
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        if signalled.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            panic!("the gateway did not stop within 60 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = server.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let (status, _, stderr) = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(stderr.contains("spans are sent to the OTLP collector"), "{stderr}");
 

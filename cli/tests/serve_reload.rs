@@ -3,15 +3,14 @@
 //! and the running configuration stays; a CRL revoking a partner closes its open stream and
 //! refuses its handshakes, logged with the certificate's serial.
 
+mod common;
+
+use common::{pki_init_on_free_port, serve};
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use yrdx_proto::v1::{ReceiveRequest, SubmitRequest};
-
-fn yrdx() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_yrdx"))
-}
 
 /// The status of an empty submission as `who` (`INVALID_ARGUMENT`: it got past identity).
 async fn judged(url: &str, pki: &std::path::Path, who: &str) -> tonic::Code {
@@ -39,30 +38,14 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_the_registry_and_a_broken_file_is_refused() {
-    let dir = yrdx_tests::temp_dir("serve-reload");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let out = yrdx()
-        .args(["pki", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .expect("pki init runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config = dir.join("yrdx.toml");
+    let (dir, port, config) = pki_init_on_free_port("serve-reload");
     // No metrics or console listener: their fixed ports could be taken by another gateway on the machine.
     let text = std::fs::read_to_string(&config)
         .expect("config")
         .replace("[metrics]\nlisten = \"127.0.0.1:9464\"\n", "")
         .replace("[console]\nlisten = \"127.0.0.1:9465\"\n", "");
     std::fs::write(&config, &text).expect("config");
-    let mut server = yrdx()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
+    let mut server = serve(&config);
     let log = Arc::new(Mutex::new(String::new()));
     if let Some(mut stderr) = server.stderr.take() {
         let log = log.clone();

@@ -2,8 +2,9 @@
 //! Receive stream open, an idle TCP connection that never speaks TLS, and a submission of a
 //! million-item document just answered.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{pki_init_on_free_port, serve, sigterm_and_wait, wait_listening};
 use std::time::{Duration, Instant};
 use yrdx_proto::v1::{ReceiveRequest, SubmitRequest};
 
@@ -17,44 +18,16 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn yrdx() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_yrdx"))
-}
-
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_stops_the_gateway_within_the_grace_period() {
-    let dir = yrdx_tests::temp_dir("serve-stop");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let out = yrdx()
-        .args(["pki", "init", "--dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .expect("pki init runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config = dir.join("yrdx.toml");
+    let (dir, port, config) = pki_init_on_free_port("serve-stop");
     // No console listener: its fixed port could be taken by another gateway on the machine.
     let text =
         std::fs::read_to_string(&config).expect("config").replace("[console]\nlisten = \"127.0.0.1:9465\"\n", "");
     std::fs::write(&config, format!("shutdown_grace_secs = 3\n{text}")).expect("config");
-    let mut server = yrdx()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the gateway listens");
+    let mut server = serve(&config);
+    wait_listening(port, "the gateway").await;
 
     // An idle connection that never starts TLS.
     let _idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("idle connection");
@@ -100,25 +73,7 @@ async fn sigterm_stops_the_gateway_within_the_grace_period() {
     // Time for the call's headers to reach the server (an ordering wait, not a measurement).
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let signalled = Instant::now();
-    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
-    assert!(kill.success());
-    // Polled, with a generous guard so that a hang fails instead of blocking the suite.
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        if signalled.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            panic!("the gateway did not stop within 60 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let took = signalled.elapsed();
-    let mut stderr = String::new();
-    if let Some(mut e) = server.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let (status, took, stderr) = sigterm_and_wait(&mut server).await;
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(stderr.contains("still in flight 3 s after the stop signal"), "the grace period ended the wait: {stderr}");

@@ -2,6 +2,7 @@
 //! case's overrides and the run's placeholders applied.
 
 use crate::suite::{set_path, Placeholders, RecordSpec};
+use std::collections::BTreeMap;
 use std::path::Path;
 use yrdx_adapters::{canonical, Record, RecordKind};
 
@@ -23,6 +24,21 @@ pub enum RecordError {
     /// The record with its overrides is not a valid canonical record.
     #[error("after overrides: {0}")]
     Invalid(String),
+}
+
+/// Every record of a case, by name (as [`build`] makes each); the error names the record that
+/// could not be built.
+pub fn build_all(
+    specs: &BTreeMap<String, RecordSpec>,
+    fill: &Placeholders,
+    vectors_dir: &Path,
+) -> Result<BTreeMap<String, Record>, String> {
+    specs
+        .iter()
+        .map(|(name, spec)| {
+            build(spec, fill, vectors_dir).map(|r| (name.clone(), r)).map_err(|e| format!("record {name}: {e}"))
+        })
+        .collect()
 }
 
 /// The record a spec describes; `vectors_dir` holds the vectors it may name.

@@ -46,6 +46,22 @@ pub struct ReceiptFields {
     pub audit_position: u64,
 }
 
+impl ReceiptFields {
+    /// The example receipt of the documentation and the tests: Jiangsu's message
+    /// `JS-20261201-000001` of `document`, accepted by Shanghai's gateway at a fixed time, its
+    /// acceptance at `audit_position` in the audit chain.
+    pub fn example(document: &[u8], audit_position: u64) -> ReceiptFields {
+        ReceiptFields {
+            gateway: "urn:yrdx:gateway:shanghai".into(),
+            sender: "320000".into(),
+            message_id: "JS-20261201-000001".into(),
+            document_sm3: Sm3Digest::of(document),
+            accepted_at_ms: 1_796_130_000_123,
+            audit_position,
+        }
+    }
+}
+
 /// A signed receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -288,14 +304,7 @@ mod tests {
     use crate::DEFAULT_DISTINGUISHING_ID;
 
     fn fields(document: &[u8]) -> ReceiptFields {
-        ReceiptFields {
-            gateway: "urn:yrdx:gateway:shanghai".into(),
-            sender: "320000".into(),
-            message_id: "JS-20261201-000001".into(),
-            document_sm3: Sm3Digest::of(document),
-            accepted_at_ms: 1_796_130_000_123,
-            audit_position: 42,
-        }
+        ReceiptFields::example(document, 42)
     }
 
     #[test]

@@ -57,14 +57,7 @@ fn openssl_verifies(dir: &Path, public_pem: &str, message: &[u8], signature: &[u
 }
 
 fn fields(document: &[u8]) -> ReceiptFields {
-    ReceiptFields {
-        gateway: "urn:yrdx:gateway:shanghai".into(),
-        sender: "320000".into(),
-        message_id: "JS-20261201-000001".into(),
-        document_sm3: Sm3Digest::of(document),
-        accepted_at_ms: 1_796_130_000_123,
-        audit_position: 7,
-    }
+    ReceiptFields::example(document, 7)
 }
 
 #[test]

@@ -1,14 +1,9 @@
 //! The development PKI writes a configuration the gateway loads, with its SM2 signing key.
 
 use std::path::PathBuf;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 fn validity_days(pem: &str) -> (i64, i64) {
-    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
-    let (_, cert) = X509Certificate::from_der(&der.contents).unwrap();
-    let now = x509_parser::time::ASN1Time::now().timestamp();
-    let v = cert.validity();
-    ((now - v.not_before.timestamp()) / 60, (v.not_after.timestamp() - now) / 86400)
+    yrdx_pki::validity_of_pem(pem).expect("a PEM certificate")
 }
 
 #[test]

@@ -239,10 +239,26 @@ fn renew_signing_certificate(dir: &Path) -> Result<(), PkiError> {
 /// The serial number of a PEM certificate, hex as the gateway logs it (`None` when it does not
 /// parse).
 pub fn serial_hex_of_pem(pem: &str) -> Option<String> {
+    with_pem_cert(pem, |cert| hex::encode(cert.raw_serial()))
+}
+
+/// `f` of the (first) certificate of `pem`; `None` when it does not parse.
+fn with_pem_cert<T>(pem: &str, f: impl FnOnce(&x509_parser::prelude::X509Certificate<'_>) -> T) -> Option<T> {
     use x509_parser::prelude::FromDer;
     let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
     let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&der.contents).ok()?;
-    Some(hex::encode(cert.raw_serial()))
+    Some(f(&cert))
+}
+
+/// How a PEM certificate's validity stands now: (minutes since its `notBefore`, whole days left
+/// until its `notAfter`, negative once expired); `None` when it does not parse. What an operator
+/// (or a test of the development PKI) checks against the lifetimes this crate issues.
+pub fn validity_of_pem(pem: &str) -> Option<(i64, i64)> {
+    with_pem_cert(pem, |cert| {
+        let now = x509_parser::time::ASN1Time::now().timestamp();
+        let v = cert.validity();
+        ((now - v.not_before.timestamp()) / 60, (v.not_after.timestamp() - now) / 86400)
+    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), PkiError> {
@@ -377,14 +393,9 @@ pub fn init_with(dir: &Path, listen: &str, ca: &CertificateAuthority) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_parser::prelude::{FromDer, X509Certificate};
 
     fn validity_days(pem: &str) -> (i64, i64) {
-        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
-        let (_, cert) = X509Certificate::from_der(&der.contents).unwrap();
-        let now = x509_parser::time::ASN1Time::now().timestamp();
-        let v = cert.validity();
-        ((now - v.not_before.timestamp()) / 60, (v.not_after.timestamp() - now) / 86400)
+        validity_of_pem(pem).expect("a PEM certificate")
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //! loopback port, and real tonic clients holding partner certificates.
 #![deny(missing_docs)]
 
+pub mod log;
 pub mod otlp_receiver;
+pub mod records;
+pub mod samr;
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::transport::Channel;
 use yrdx_adapters::{Partner, Record};
 use yrdx_clock::ManualClock;
@@ -51,7 +56,19 @@ impl TestGateway {
 
     /// Starts a gateway with deliberate faults switched on (to prove a test catches them).
     pub async fn start_with_faults(faults: yrdx_gateway::faults::Faults) -> TestGateway {
-        let mut g = TestGateway::start_with(|t| t).await;
+        TestGateway::start_with_config_and_faults(|t| t, faults).await
+    }
+
+    /// [`TestGateway::start_with`] and then [`TestGateway::start_with_faults`]: the edited
+    /// configuration, restarted with `faults` switched on (as it is when there are none).
+    pub async fn start_with_config_and_faults(
+        edit: impl FnOnce(String) -> String,
+        faults: yrdx_gateway::faults::Faults,
+    ) -> TestGateway {
+        let mut g = TestGateway::start_with(edit).await;
+        if faults == yrdx_gateway::faults::Faults::default() {
+            return g;
+        }
         if let Some(r) = g.running.take() {
             r.stop().await.expect("clean stop");
         }
@@ -166,6 +183,38 @@ impl TestGateway {
     ) -> Result<ExchangeClient<Channel>, tonic::transport::Error> {
         yrdx_pki::client::connect(&self.url(), ca_pem, identity).await
     }
+}
+
+/// A Python virtual environment under `target/python-grpc` with grpcio, grpcio-reflection and
+/// protobuf installed from PyPI (an independent gRPC client); its `python`, or why it cannot be
+/// set up.
+pub fn python_grpc_venv() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/python-grpc");
+    let python = root.join("bin/python");
+    if !python.exists() {
+        let out =
+            Command::new("python3").args(["-m", "venv"]).arg(&root).output().map_err(|e| format!("python3: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "grpcio>=1.60",
+            "grpcio-reflection>=1.60",
+            "protobuf>=4.25",
+        ])
+        .output()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("pip install grpcio grpcio-reflection failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(python)
 }
 
 /// The PostgreSQL server the tests use (`YRDX_TEST_POSTGRES`, default the machine's own).
@@ -290,4 +339,57 @@ pub fn vector_record(format: Partner, file: &str) -> Record {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(file);
     let bytes = std::fs::read(&path).expect("vector");
     format.decode(&bytes, &Default::default()).expect("valid vector").records.remove(0)
+}
+
+/// Polls `f` every 100 ms until it gives a value, for at most `within`; fails the test naming
+/// `what` when it never does.
+pub async fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let tries = within.as_millis().div_ceil(100).max(1);
+    for _ in 0..tries {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl TestGateway {
+    /// Submits one record as `who`, encoded in `format` as `sender` sends it with message id `id`.
+    pub async fn submit_one(
+        &self,
+        who: &str,
+        format: Partner,
+        sender: &str,
+        id: &str,
+        record: Record,
+    ) -> Result<yrdx_proto::v1::SubmitReply, tonic::Status> {
+        self.client(who)
+            .await
+            .submit(yrdx_proto::v1::SubmitRequest { document: document(format, sender, id, &[record]) })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Everything waiting for `who` until the mailbox stays quiet for 600 ms, acknowledged.
+    pub async fn drain_deliveries(&self, who: &str) -> Vec<yrdx_proto::v1::Delivery> {
+        use yrdx_proto::v1::{AckRequest, ReceiveRequest};
+        let mut client = self.client(who).await;
+        let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.expect("receive").into_inner();
+        let mut out = Vec::new();
+        while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
+            client.ack(AckRequest { delivery_ids: vec![d.delivery_id.clone()] }).await.expect("ack");
+            out.push(d);
+        }
+        out
+    }
+
+    /// [`TestGateway::drain_deliveries`], each as (message id, its records decoded in `format`).
+    pub async fn drain_messages(&self, who: &str, format: Partner) -> Vec<(String, Vec<Record>)> {
+        let deliveries = self.drain_deliveries(who).await;
+        deliveries
+            .into_iter()
+            .map(|d| (d.message_id, format.decode(&d.document, &Default::default()).expect("readable").records))
+            .collect()
+    }
 }

@@ -8,36 +8,8 @@ use tonic::Code;
 use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::*;
 use yrdx_proto::Date;
-use yrdx_tests::{document, vector_record, TestGateway};
-
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
-
-fn sampling(id: &str, region: &str, producer_region: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-        s.sampling_region = region.into();
-        s.producer.as_mut().unwrap().region = producer_region.into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
-}
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling_in as sampling};
+use yrdx_tests::TestGateway;
 
 fn feedback(case_id: &str, n: u32, by: &str, action: CaseAction, at: &str) -> Record {
     Record::CaseFeedback(CaseFeedback {
@@ -53,35 +25,14 @@ fn feedback(case_id: &str, n: u32, by: &str, action: CaseAction, at: &str) -> Re
     })
 }
 
-async fn submit(
-    g: &TestGateway,
-    who: &str,
-    format: Partner,
-    region: &str,
-    id: &str,
-    r: Record,
-) -> Result<SubmitReply, tonic::Status> {
-    g.client(who)
-        .await
-        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
-        .await
-        .map(|r| r.into_inner())
-}
-
+/// Everything waiting for `who`, acknowledged: the records of every delivery.
 async fn drain(g: &TestGateway, who: &str, format: Partner) -> Vec<Record> {
-    let mut client = g.client(who).await;
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-        out.extend(format.decode(&d.document, &Default::default()).expect("readable").records);
-        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
-    }
-    out
+    g.drain_messages(who, format).await.into_iter().flat_map(|(_, records)| records).collect()
 }
 
 async fn setup(g: &TestGateway, sample: Record, sampler: (&str, Partner, &str)) {
-    submit(g, "shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await.unwrap();
-    submit(g, sampler.0, sampler.1, sampler.2, "S-1", sample).await.unwrap();
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await.unwrap();
+    g.submit_one(sampler.0, sampler.1, sampler.2, "S-1", sample).await.unwrap();
     for (who, f) in [
         ("shanghai", Partner::Canonical),
         ("jiangsu", Partner::Jiangsu),
@@ -99,7 +50,7 @@ async fn a_nonconforming_result_is_transferred_and_the_case_runs_its_course() {
     // The result arrives on Thursday 2024-02-08: transferred, due 2024-02-21.
     g.set_time("2024-02-08T16:00:00+08:00");
     let reply =
-        submit(&g, "zhejiang", Partner::Zhejiang, "330000", "R-1", result("ZJ-0001", "ZJR-0001")).await.unwrap();
+        g.submit_one("zhejiang", Partner::Zhejiang, "330000", "R-1", result("ZJ-0001", "ZJR-0001")).await.unwrap();
     let case_id = "CZ-ZJ-0001";
     assert!(
         reply
@@ -124,41 +75,41 @@ async fn a_nonconforming_result_is_transferred_and_the_case_runs_its_course() {
         .iter()
         .any(|r| matches!(r, Record::CaseTransfer(c) if c.case_id == case_id)));
     // Only the responsible region may accept; nothing changes on a refusal.
-    let err = submit(
-        &g,
-        "zhejiang",
-        Partner::Zhejiang,
-        "330000",
-        "F-0",
-        feedback(case_id, 0, "330000", CaseAction::Accept, "2024-02-09T10:00:00+08:00"),
-    )
-    .await
-    .unwrap_err();
+    let err = g
+        .submit_one(
+            "zhejiang",
+            Partner::Zhejiang,
+            "330000",
+            "F-0",
+            feedback(case_id, 0, "330000", CaseAction::Accept, "2024-02-09T10:00:00+08:00"),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("only the responsible region 320000"), "{err}");
     // Forging the acting region is refused too.
-    let err = submit(
-        &g,
-        "zhejiang",
-        Partner::Zhejiang,
-        "330000",
-        "F-00",
-        feedback(case_id, 0, "320000", CaseAction::Accept, "2024-02-09T10:00:00+08:00"),
-    )
-    .await
-    .unwrap_err();
+    let err = g
+        .submit_one(
+            "zhejiang",
+            Partner::Zhejiang,
+            "330000",
+            "F-00",
+            feedback(case_id, 0, "320000", CaseAction::Accept, "2024-02-09T10:00:00+08:00"),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
     // Out of order: NOTIFY before ACCEPT.
-    let err = submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "F-1",
-        feedback(case_id, 1, "320000", CaseAction::Notify, "2024-02-09T10:00:00+08:00"),
-    )
-    .await
-    .unwrap_err();
+    let err = g
+        .submit_one(
+            "jiangsu",
+            Partner::Jiangsu,
+            "320000",
+            "F-1",
+            feedback(case_id, 1, "320000", CaseAction::Notify, "2024-02-09T10:00:00+08:00"),
+        )
+        .await
+        .unwrap_err();
     assert!(err.message().contains("not allowed in state TRANSFERRED"), "{err}");
     // The course of the case; every event reaches Zhejiang in Zhejiang format.
     let steps = [
@@ -170,8 +121,7 @@ async fn a_nonconforming_result_is_transferred_and_the_case_runs_its_course() {
         (CaseAction::Close, "2024-04-24T10:00:00+08:00"),
     ];
     for (n, (action, at)) in steps.iter().enumerate() {
-        submit(
-            &g,
+        g.submit_one(
             "jiangsu",
             Partner::Jiangsu,
             "320000",
@@ -187,16 +137,16 @@ async fn a_nonconforming_result_is_transferred_and_the_case_runs_its_course() {
         );
     }
     // A closed case is final and queued for SAMR (CZJG).
-    let err = submit(
-        &g,
-        "jiangsu",
-        Partner::Jiangsu,
-        "320000",
-        "F-99",
-        feedback(case_id, 99, "320000", CaseAction::Close, "2024-04-25T10:00:00+08:00"),
-    )
-    .await
-    .unwrap_err();
+    let err = g
+        .submit_one(
+            "jiangsu",
+            Partner::Jiangsu,
+            "320000",
+            "F-99",
+            feedback(case_id, 99, "320000", CaseAction::Close, "2024-04-25T10:00:00+08:00"),
+        )
+        .await
+        .unwrap_err();
     assert!(err.message().contains("final"), "{err}");
     let waiting = g.store().samr_waiting().unwrap();
     assert!(waiting.contains(&("closed_case".to_string(), case_id.to_string())), "{waiting:?}");
@@ -209,7 +159,7 @@ async fn a_case_for_a_region_without_a_partner_goes_to_samr() {
     // Producer in Anhui (340100): no connected partner.
     setup(&g, sampling("ZJ-0002", "330000", "340100"), ("zhejiang", Partner::Zhejiang, "330000")).await;
     let reply =
-        submit(&g, "zhejiang", Partner::Zhejiang, "330000", "R-2", result("ZJ-0002", "ZJR-0002")).await.unwrap();
+        g.submit_one("zhejiang", Partner::Zhejiang, "330000", "R-2", result("ZJ-0002", "ZJR-0002")).await.unwrap();
     assert!(reply.warnings.iter().any(|w| w.contains("340000") && w.contains("SAMR")), "{:?}", reply.warnings);
     let waiting = g.store().samr_waiting().unwrap();
     assert_eq!(
@@ -227,7 +177,8 @@ async fn a_case_for_a_region_without_a_partner_goes_to_samr() {
 async fn a_case_whose_producer_is_local_is_not_transferred() {
     let g = TestGateway::start().await;
     setup(&g, sampling("JS-0003", "320000", "320583"), ("jiangsu", Partner::Jiangsu, "320000")).await;
-    let reply = submit(&g, "jiangsu", Partner::Jiangsu, "320000", "R-3", result("JS-0003", "JSR-0003")).await.unwrap();
+    let reply =
+        g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-3", result("JS-0003", "JSR-0003")).await.unwrap();
     assert!(reply.warnings.iter().any(|w| w.contains("kept local")), "{:?}", reply.warnings);
     assert!(drain(&g, "zhejiang", Partner::Zhejiang).await.is_empty());
     assert_eq!(g.store().samr_waiting().unwrap(), vec![("spot_check_result".to_string(), "JS-0003".to_string())]);
@@ -237,21 +188,14 @@ async fn a_case_whose_producer_is_local_is_not_transferred() {
         i.items.retain(|it| it.verdict == Verdict::Pass as i32);
         i.conclusion = Conclusion::Conforming as i32;
     }
-    let reply = submit(&g, "jiangsu", Partner::Jiangsu, "320000", "R-4", ok).await.unwrap();
+    let reply = g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-4", ok).await.unwrap();
     assert!(reply.warnings.is_empty(), "{:?}", reply.warnings);
     g.stop().await;
 }
 
 /// Message ids of everything pending for `who` (acknowledged).
 async fn drain_ids(g: &TestGateway, who: &str) -> Vec<String> {
-    let mut client = g.client(who).await;
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-        out.push(d.message_id);
-        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
-    }
-    out
+    g.drain_deliveries(who).await.into_iter().map(|d| d.message_id).collect()
 }
 
 #[tokio::test]
@@ -259,7 +203,7 @@ async fn an_overdue_stage_notifies_both_sides_once() {
     let g = TestGateway::start().await;
     setup(&g, sampling("ZJ-0005", "330000", "320583"), ("zhejiang", Partner::Zhejiang, "330000")).await;
     g.set_time("2024-02-08T16:00:00+08:00");
-    submit(&g, "zhejiang", Partner::Zhejiang, "330000", "R-5", result("ZJ-0005", "ZJR-0005")).await.unwrap();
+    g.submit_one("zhejiang", Partner::Zhejiang, "330000", "R-5", result("ZJ-0005", "ZJR-0005")).await.unwrap();
     drain_ids(&g, "jiangsu").await;
     drain_ids(&g, "zhejiang").await;
     // Due 2024-02-21: on the due day itself nothing is overdue.
@@ -275,8 +219,7 @@ async fn an_overdue_stage_notifies_both_sides_once() {
     assert!(drain_ids(&g, "jiangsu").await.is_empty(), "only once");
     assert!(drain_ids(&g, "zhejiang").await.is_empty(), "only once");
     // Late acceptance opens the next stage (10 working days → 2024-03-07); it too is watched.
-    submit(
-        &g,
+    g.submit_one(
         "jiangsu",
         Partner::Jiangsu,
         "320000",

@@ -10,6 +10,7 @@ use yrdx_conformance::samr_intake_suite::SamrTarget;
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
 use yrdx_conformance::tls::ClientIdentity;
 use yrdx_gateway::faults::Faults;
+use yrdx_tests::samr::TestSamr;
 use yrdx_tests::TestGateway;
 
 /// The visibility timeout of the gateways these tests start for the whole gateway suite (the
@@ -178,19 +179,9 @@ async fn the_tls_suite_passes_and_the_samr_intake_suite_passes() {
     assert_eq!(report.summary.pass, report.cases.len(), "{:?}", report.summary);
     g.stop().await;
 
-    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
-    let server = samr_ca.issue_server().expect("server cert");
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
-        .await
-        .expect("intake starts");
-    let target = Target::Samr(Box::new(SamrTarget {
-        url: intake.url(),
-        server_name: "localhost".into(),
-        ca_pem: samr_ca.cert_pem.clone(),
-        identity: ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem },
-        sender: "310000".into(),
-    }));
+    let samr = TestSamr::start("samr-intake", IntakeOptions::default()).await;
+    let intake = &samr.intake;
+    let target = samr_target(&samr);
     let report = runner::run(&options("samr-intake", target)).await.expect("suite loads");
     assert_eq!(report.exit_code(), 0, "{:#?}", failures(&report));
     // The intake saw the wrong digest and the duplicate.
@@ -335,36 +326,21 @@ async fn the_redelivery_case_catches_a_delivery_sent_again() {
 /// A gateway whose SAMR docking pushes to an intake yrdx runs (as `yrdx conformance run --suite
 /// samr-push` does), with `faults` switched on; packages are formed at once and retried after 1 s.
 async fn samr_push_gateway(faults: Faults) -> (TestGateway, std::sync::Arc<SamrIntake>) {
-    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
-    let server = samr_ca.issue_server().expect("server cert");
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, IntakeOptions::default())
-        .await
-        .expect("intake starts");
-    let dir = yrdx_tests::temp_dir("samr-push");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).expect("write");
-    }
-    let section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 6\nretry_base_secs = 1\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
-    let mut g = TestGateway::start_with(|t| t + &section).await;
-    if faults != Faults::default() {
-        if let Some(r) = g.running.take() {
-            r.stop().await.expect("clean stop");
-        }
-        let config = yrdx_gateway::config::Config::load(&g.pki.config).expect("config loads");
-        g.running = Some(
-            yrdx_gateway::server::start_with_faults(config, g.clock.clone(), faults).await.expect("faulty gateway"),
-        );
-    }
-    (g, std::sync::Arc::new(intake))
+    let samr = TestSamr::start("samr-push", IntakeOptions::default()).await;
+    let section = samr.section("max_attempts = 6\nretry_base_secs = 1\n");
+    let g = TestGateway::start_with_config_and_faults(|t| t + &section, faults).await;
+    (g, std::sync::Arc::new(samr.intake))
+}
+
+/// The samr-intake suite's target: `samr`'s intake, reached with the gateway's certificate.
+fn samr_target(samr: &TestSamr) -> Target {
+    Target::Samr(Box::new(SamrTarget {
+        url: samr.intake.url(),
+        server_name: "localhost".into(),
+        ca_pem: samr.ca.cert_pem.clone(),
+        identity: ClientIdentity { cert_pem: samr.client.cert_pem.clone(), key_pem: samr.client.key_pem.clone() },
+        sender: "310000".into(),
+    }))
 }
 
 fn samr_push(g: &TestGateway, intake: &std::sync::Arc<SamrIntake>, with_operator: bool) -> Target {
@@ -436,19 +412,10 @@ async fn a_gateway_ignoring_retry_after_fails_the_busy_case() {
 
 #[tokio::test]
 async fn the_samr_intake_suite_waits_out_a_busy_intake() {
-    let samr_ca = yrdx_pki::CertificateAuthority::new("SAMR test CA").expect("ca");
-    let server = samr_ca.issue_server().expect("server cert");
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
     let options_busy = IntakeOptions { busy_first: 2, ..IntakeOptions::default() };
-    let intake =
-        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options_busy).await.expect("intake");
-    let target = Target::Samr(Box::new(SamrTarget {
-        url: intake.url(),
-        server_name: "localhost".into(),
-        ca_pem: samr_ca.cert_pem.clone(),
-        identity: ClientIdentity { cert_pem: client.cert_pem, key_pem: client.key_pem },
-        sender: "310000".into(),
-    }));
+    let samr = TestSamr::start("samr-intake-busy", options_busy).await;
+    let intake = &samr.intake;
+    let target = samr_target(&samr);
     let mut opts = options("samr-intake", target);
     opts.run = vec!["samr-intake.ccjg-accepted".into()];
     let report = runner::run(&opts).await.expect("suite loads");
@@ -495,18 +462,7 @@ async fn partner_endpoint(
     )
     .await
     .expect("partner-facing gateway starts");
-    let partner_side = LiveTarget {
-        url: gateway.url(),
-        server_name: "localhost".into(),
-        ca_pem: ca.cert_pem.clone(),
-        me,
-        peer: None,
-        issuing_ca: None,
-        burst: None,
-        oversized_bytes: None,
-        step_timeout: yrdx_conformance::live::DEFAULT_STEP_TIMEOUT,
-        visibility_timeout: yrdx_conformance::live::DEFAULT_VISIBILITY_TIMEOUT,
-    };
+    let partner_side = LiveTarget::partner(gateway.url(), "localhost".into(), ca.cert_pem.clone(), me);
     let target = yrdx_conformance::partner_endpoint_suite::PartnerEndpointTarget {
         partner: partner.into(),
         gateway: std::sync::Arc::new(gateway),

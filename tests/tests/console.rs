@@ -8,15 +8,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
 use yrdx_adapters::{Partner, Record};
-use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_pki::CertificateAuthority;
-use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, PlanChannel, ProductCategory, SubmitRequest};
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_conformance::samr_simulator::IntakeOptions;
+use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, SubmitRequest};
+use yrdx_tests::log::JsonLog;
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
+use yrdx_tests::samr::TestSamr;
+use yrdx_tests::{wait_for, TestGateway};
 
 /// What the test CA is called (the browser's certificate filter names it).
 const TEST_CA: &str = "yrdx test CA";
@@ -27,71 +29,6 @@ const ONLY_2024: &str = "[[year]]\nyear = 2024\nholidays = [\"2024-01-01\", \"20
     \"2024-04-04..2024-04-06\", \"2024-05-01..2024-05-05\", \"2024-06-10\", \"2024-09-15..2024-09-17\", \
     \"2024-10-01..2024-10-07\"]\nweekend_workdays = [\"2024-02-04\", \"2024-02-18\", \"2024-04-07\", \
     \"2024-04-28\", \"2024-05-11\", \"2024-09-14\", \"2024-09-29\", \"2024-10-12\"]\n";
-
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
-
-fn sampling(id: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
-}
-
-/// The gateway's log lines (JSON), captured by this binary's one subscriber.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Log {
-    fn install() -> Log {
-        let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the one subscriber of this binary");
-        log
-    }
-
-    /// The lines whose message is `message`.
-    fn lines(&self, message: &str) -> Vec<serde_json::Value> {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == message)
-            .collect()
-    }
-}
 
 fn accept(case_id: &str) -> Record {
     Record::CaseFeedback(CaseFeedback {
@@ -107,14 +44,9 @@ fn accept(case_id: &str) -> Record {
     })
 }
 
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Waits up to 15 s for `f` to give a value.
+async fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(what, Duration::from_secs(15), f).await
 }
 
 /// A TLS client for the console: the named development certificate, or none.
@@ -231,47 +163,27 @@ fn load(chromium: &Path, home: &Path, url: &str, shot: Option<&Path>) -> String 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
-    let log = Log::install();
+    let log = JsonLog::global();
     // SAMR's side: an intake that rejects the package holding JS-REJ-0002 with a reason carrying markup.
-    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
-    let server = samr_ca.issue_server().unwrap();
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
-    let dir = temp_dir("console");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
-    std::fs::write(dir.join("calendar.toml"), ONLY_2024).unwrap();
     let options =
         IntakeOptions { reject_containing: Some(("JS-REJ-0002".into(), REASON.into())), ..Default::default() };
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
-    let extra = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\n\n[console]\nlisten = \"127.0.0.1:0\"\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("console", options).await;
+    let dir = &samr.dir;
+    std::fs::write(dir.join("calendar.toml"), ONLY_2024).unwrap();
+    let extra = samr.section("\n[console]\nlisten = \"127.0.0.1:0\"\n");
     let calendar = format!("calendar_file = \"{}\"\n", dir.join("calendar.toml").display());
     let g = TestGateway::start_with(|t| format!("{calendar}{t}{extra}")).await;
     // Friday 2024-12-27, four days before the calendar's end: the banner shows, and a case's
     // five working days reach into 2025, which the calendar does not cover.
     g.set_time("2024-12-27T16:00:00+08:00");
-    let submit = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
-        let g = &g;
-        async move {
-            g.client(who).await.submit(SubmitRequest { document: document(format, region, id, &[r]) }).await.unwrap()
-        }
-    };
-    submit("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await.unwrap();
     // Jiangsu, responsible for the first case, accepts it: a second stage with its own due date.
     let accepted_case = yrdx_gateway::workflow::case_opening::case_id_for("JS-OK-0001");
-    submit("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await;
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "F-1", accept(&accepted_case)).await.unwrap();
     let refused =
         g.client("jiangsu").await.submit(SubmitRequest { document: b"{\"not\": \"a document\"}".to_vec() }).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
@@ -305,7 +217,7 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     let (code, _) = console_call(&g, Some("jiangsu"), "POST", &resend_path, "confirm=x").await.unwrap();
     assert_eq!(code, 403);
     assert_eq!(store.samr_parked().unwrap().len(), 1, "still parked after unconfirmed posts");
-    let unconfirmed = log.lines("console: resend posted without a valid confirmation; nothing changed");
+    let unconfirmed = log.with_message("console: resend posted without a valid confirmation; nothing changed");
     assert_eq!(unconfirmed.len(), 3, "each unconfirmed post is logged");
     assert_eq!(unconfirmed[0]["fields"]["operator"], "ops");
 
@@ -425,7 +337,7 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     let (code, done) = console_call(&g, Some("ops"), "POST", &resend_path, &format!("confirm={token}")).await.unwrap();
     assert_eq!(code, 200, "{done}");
     assert!(done.contains("is queued for SAMR again (by operator ops)"), "{done}");
-    let requeued = log.lines("parked SAMR package requeued");
+    let requeued = log.with_message("parked SAMR package requeued");
     assert_eq!(requeued.len(), 1, "logged once, like the Admin call");
     assert_eq!(requeued[0]["fields"]["operator"], "ops");
     assert_eq!(requeued[0]["fields"]["number"], parked.number.as_str());

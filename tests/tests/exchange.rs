@@ -8,7 +8,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use yrdx_adapters::{Partner, Record};
 use yrdx_pki::{partner_identity, CertificateAuthority};
-use yrdx_proto::v1::{AckRequest, PlanChannel, ProductCategory, ReceiveRequest, SubmitRequest};
+use yrdx_proto::v1::{AckRequest, PlanChannel, ReceiveRequest, SubmitRequest};
+use yrdx_tests::records::example_plan as plan;
 use yrdx_tests::{document, vector_record, TestGateway};
 
 /// Reads one delivery from a Receive stream, with a deadline.
@@ -27,17 +28,6 @@ mod tokio_stream_shim {
 }
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The plan of the example records, published by Shanghai.
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
 
 async fn submit(g: &TestGateway, who: &str, bytes: Vec<u8>) -> Result<yrdx_proto::v1::SubmitReply, tonic::Status> {
     g.client(who).await.submit(SubmitRequest { document: bytes }).await.map(|r| r.into_inner())

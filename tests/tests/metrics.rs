@@ -4,11 +4,12 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use yrdx_adapters::{Partner, Record};
-use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_pki::CertificateAuthority;
+use yrdx_adapters::Partner;
+use yrdx_conformance::samr_simulator::IntakeOptions;
 use yrdx_proto::v1::*;
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_tests::records::{example_plan as plan, example_result, example_sampling};
+use yrdx_tests::samr::TestSamr;
+use yrdx_tests::{document, TestGateway};
 
 async fn scrape(g: &TestGateway, accept: &str, content_type: &str) -> String {
     let addr = g.running.as_ref().expect("running").metrics_addr.expect("[metrics] configured");
@@ -82,16 +83,6 @@ fn promtool_check(text: &str) {
             "SKIPPED (loudly): promtool could not be found or installed; the exposition was not checked by it"
         ),
     }
-}
-
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
 }
 
 #[tokio::test]
@@ -190,36 +181,14 @@ async fn scrape_until_values(g: &TestGateway, want: &[(&str, f64)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samr_attempts_and_receipt_latency_are_counted() {
-    let samr_ca = CertificateAuthority::new("SAMR test CA").expect("ca");
-    let server = samr_ca.issue_server().expect("server cert");
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
-    let dir = temp_dir("metrics-samr");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).expect("write");
-    }
     // SAMR is busy once (503, Retry-After: 1), then accepts.
     let options = IntakeOptions { busy_first: 1, ..Default::default() };
-    let intake =
-        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.expect("intake");
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("metrics-samr", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("max_attempts = 4\nretry_base_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
-    let mut sampling = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut sampling {
-        s.sample_id = "JS-OK-0001".into();
-    }
-    let mut result = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut result {
-        i.sample_id = "JS-OK-0001".into();
-        i.report_no = "JSR-0001".into();
-    }
+    let sampling = example_sampling("JS-OK-0001");
+    let result = example_result("JS-OK-0001", "JSR-0001");
     for (who, format, region, id, record) in [
         ("shanghai", Partner::Canonical, "310000", "MS-PLAN-1", plan()),
         ("jiangsu", Partner::Jiangsu, "320000", "MS-S-1", sampling),

@@ -5,40 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 use yrdx_adapters::Partner;
-use yrdx_tests::{document, vector_record, TestGateway};
-
-fn venv() -> Result<PathBuf, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/python-grpc");
-    let python = root.join("bin/python");
-    if !python.exists() {
-        let out =
-            Command::new("python3").args(["-m", "venv"]).arg(&root).output().map_err(|e| format!("python3: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-    }
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "grpcio>=1.60",
-            "grpcio-reflection>=1.60",
-            "protobuf>=4.25",
-        ])
-        .output()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("pip install grpcio grpcio-reflection failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(python)
-}
+use yrdx_tests::{document, python_grpc_venv, vector_record, TestGateway};
 
 #[tokio::test]
 async fn python_grpcio_lists_services_by_reflection_and_submits() {
-    let python = match venv() {
+    let python = match python_grpc_venv() {
         Ok(p) => p,
         Err(e) => panic!("cannot set up the Python gRPC client (PyPI must be reachable): {e}"),
     };

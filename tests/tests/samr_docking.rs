@@ -3,87 +3,49 @@
 //! rejects one package — which ends up parked with SAMR's reason and is resent by an operator.
 
 use std::time::Duration;
-use yrdx_adapters::{Partner, Record};
-use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_pki::CertificateAuthority;
-use yrdx_proto::v1::{PlanChannel, ProductCategory, SubmitRequest};
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_adapters::Partner;
+use yrdx_conformance::samr_simulator::IntakeOptions;
+use yrdx_proto::v1::SubmitRequest;
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
+use yrdx_tests::samr::TestSamr;
+use yrdx_tests::{document, wait_for, TestGateway};
 
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
+/// Waits up to 10 s for `f` to give a value.
+async fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(what, Duration::from_secs(10), f).await
 }
 
-fn sampling(id: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
-}
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Waits up to 10 s until every package in `store` is accepted by SAMR.
+async fn until_all_accepted(what: &str, store: &yrdx_gateway::store::SqliteStore) {
+    until(what, || {
+        store
+            .samr_packages()
+            .unwrap()
+            .iter()
+            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn packages_reach_samr_with_retries_parking_and_resend() {
     // SAMR's side: its own CA, the intake's server certificate, and the gateway's client certificate.
-    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
-    let server = samr_ca.issue_server().unwrap();
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
-    let dir = temp_dir("samr");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
     let options = IntakeOptions {
         busy_first: 1,
         reject_containing: Some(("JS-REJ-0002".into(), "抽样单信息不完整".into())),
         ..Default::default()
     };
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("samr", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("max_attempts = 4\nretry_base_secs = 1\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
-    let submit = |who: &'static str, format: Partner, region: &'static str, id: &'static str, r: Record| {
-        let g = &g;
-        async move {
-            g.client(who).await.submit(SubmitRequest { document: document(format, region, id, &[r]) }).await.unwrap()
-        }
-    };
-    submit("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await;
-    submit("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await;
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan()).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-OK-0001")).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-REJ-0002")).await.unwrap();
 
     // A nonconforming result: a CCJG package (and the local case). SAMR is busy the first time.
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await;
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-1", result("JS-OK-0001", "JSR-0001")).await.unwrap();
     until("the 503", || intake.events().iter().any(|e| e.status == 503).then_some(())).await;
     // Retry-After: 1 — the gateway waits by its own clock.
     g.set_time("2024-03-15T10:00:05+08:00");
@@ -101,7 +63,7 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     .await;
 
     // The second result's package is rejected: parked with SAMR's reason, never dropped.
-    submit("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await;
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-2", result("JS-REJ-0002", "JSR-0002")).await.unwrap();
     let parked = until("parking", || store.samr_parked().unwrap().into_iter().next()).await;
     assert_eq!(parked.number, "SJB-310000-20240315-0002", "numbers follow per day, never reused");
     assert!(parked.reason.contains("抽样单信息不完整"), "{}", parked.reason);
@@ -120,15 +82,7 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     let again =
         ops.resend_package(yrdx_proto::v1::ResendPackageRequest { number: parked.number.clone() }).await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "only a parked package can be resent");
-    until("the resent package's acceptance", || {
-        store
-            .samr_packages()
-            .unwrap()
-            .iter()
-            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
-            .then_some(())
-    })
-    .await;
+    until_all_accepted("the resent package's acceptance", &store).await;
     let accepted: Vec<String> = intake.events().into_iter().filter(|e| e.accepted).filter_map(|e| e.number).collect();
     assert_eq!(accepted, ["SJB-310000-20240315-0001", "SJB-310000-20240315-0002"]);
     // Every package the intake read had a valid GB18030 body and SM3 digest: none failed its check.
@@ -148,25 +102,11 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test]
 async fn a_huge_samr_response_is_refused_while_it_is_read() {
-    let samr_ca = CertificateAuthority::new("SAMR test CA").unwrap();
-    let server = samr_ca.issue_server().unwrap();
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).unwrap();
-    let dir = temp_dir("samr-huge");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
     // SAMR answers the first attempt with 128 MiB of filler, streamed without a Content-Length.
     let options = IntakeOptions { oversized_first: 1, oversized_bytes: 128 << 20, ..Default::default() };
-    let intake = SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.unwrap();
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nretry_base_secs = 1\nmax_response_bytes = 65536\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("samr-huge", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("retry_base_secs = 1\nmax_response_bytes = 65536\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
     let before = peak_rss_kib();
     for (who, format, region, id, r) in [
@@ -186,15 +126,7 @@ async fn a_huge_samr_response_is_refused_while_it_is_read() {
     assert!(pending.reason.contains("65536"), "{}", pending.reason);
     // The retry (1 s later by the gateway's clock) gets a real receipt.
     g.set_time("2024-03-15T10:00:09+08:00");
-    until("acceptance", || {
-        store
-            .samr_packages()
-            .unwrap()
-            .iter()
-            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
-            .then_some(())
-    })
-    .await;
+    until_all_accepted("acceptance", &store).await;
     let after = peak_rss_kib();
     eprintln!("peak RSS of the test process: {before} KiB before the huge response, {after} KiB after");
     // Nowhere near the 128 MiB that was offered (test process: gateway, intake and client).

@@ -9,19 +9,9 @@ use std::process::Command;
 use tonic::Code;
 use tonic_types::StatusExt;
 use yrdx_adapters::{Partner, Record};
-use yrdx_proto::v1::{CheckReply, CheckRequest, PlanChannel, ProductCategory, SubmitReply, SubmitRequest};
-use yrdx_tests::{document, vector_record, TestGateway};
-
-/// The plan of the example records, published by Shanghai.
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
+use yrdx_proto::v1::{CheckReply, CheckRequest, SubmitReply, SubmitRequest};
+use yrdx_tests::records::example_plan as plan;
+use yrdx_tests::{document, python_grpc_venv, vector_record, TestGateway};
 
 async fn submit(g: &TestGateway, who: &str, bytes: Vec<u8>) -> Result<SubmitReply, tonic::Status> {
     g.client(who).await.submit(SubmitRequest { document: bytes }).await.map(|r| r.into_inner())
@@ -193,42 +183,13 @@ async fn canonical_refusals_name_the_field_what_was_expected_and_found() {
     g.stop().await;
 }
 
-fn venv() -> Result<PathBuf, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/python-grpc");
-    let python = root.join("bin/python");
-    if !python.exists() {
-        let out =
-            Command::new("python3").args(["-m", "venv"]).arg(&root).output().map_err(|e| format!("python3: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("python3 -m venv failed: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-    }
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "grpcio>=1.60",
-            "grpcio-reflection>=1.60",
-            "protobuf>=4.25",
-        ])
-        .output()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("pip install grpcio grpcio-reflection failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(python)
-}
-
 /// Python grpcio at its default metadata limits reads the refusal of a 200-problem batch (it saw
 /// RESOURCE_EXHAUSTED when every problem went into the trailer), and reads every problem with
 /// Check.
 #[tokio::test]
 async fn python_grpcio_at_default_limits_reads_a_many_problem_refusal() {
-    let python =
-        venv().unwrap_or_else(|e| panic!("cannot set up the Python gRPC client (PyPI must be reachable): {e}"));
+    let python = python_grpc_venv()
+        .unwrap_or_else(|e| panic!("cannot set up the Python gRPC client (PyPI must be reachable): {e}"));
     let g = TestGateway::start().await;
     let doc = g.dir.join("many.json");
     std::fs::write(&doc, many_problems()).expect("write");

@@ -5,51 +5,22 @@
 //! This binary installs one global JSON subscriber writing into a buffer, so every test here
 //! reads the log lines the real gateway wrote.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tonic::Request;
 use yrdx_adapters::{Partner, Record};
-use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
-use yrdx_pki::CertificateAuthority;
-use yrdx_proto::v1::{AckRequest, PlanChannel, ProductCategory, SubmitRequest};
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_conformance::samr_simulator::IntakeOptions;
+use yrdx_proto::v1::{AckRequest, SubmitRequest};
+use yrdx_tests::log::JsonLog;
+use yrdx_tests::records::{example_plan, example_result, example_sampling};
+use yrdx_tests::samr::TestSamr;
+use yrdx_tests::{document, vector_record, wait_for, TestGateway};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The log so far, one JSON value per line (installed on first use).
 fn log_lines() -> Vec<serde_json::Value> {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    let buffer = LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the one subscriber of this binary");
-        buffer
-    });
-    let bytes = buffer.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
-        .collect()
+    JsonLog::global().lines()
 }
 
 fn plan(id: &str) -> Record {
@@ -148,12 +119,7 @@ async fn a_refusal_gets_its_outcome_line_and_an_invalid_traceparent_a_fresh_trac
 
 /// Waits up to 10 s for `done`.
 async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the log line", Duration::from_secs(10), || done().then_some(())).await;
 }
 
 /// The `SAMR receipt` lines so far.
@@ -164,40 +130,14 @@ fn receipt_lines() -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_samr_receipt_gets_one_line_with_number_state_attempt_and_reason() {
     log_lines();
-    let samr_ca = CertificateAuthority::new("SAMR test CA").expect("ca");
-    let server = samr_ca.issue_server().expect("server cert");
-    let client = samr_ca.issue_client("urn:yrdx:gateway:310000", false).expect("client cert");
-    let dir = temp_dir("traces-samr");
-    for (name, text) in
-        [("ca.pem", &samr_ca.cert_pem), ("client.pem", &client.cert_pem), ("client.key", &client.key_pem)]
-    {
-        std::fs::write(dir.join(name), text).expect("write");
-    }
     let options = IntakeOptions { busy_first: 1, ..Default::default() };
-    let intake =
-        SamrIntake::start(&server.cert_pem, &server.key_pem, &samr_ca.cert_pem, options).await.expect("intake");
-    let samr_section = format!(
-        "\n[samr]\nintake_url = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nbatch_max_age_secs = 0\nmax_attempts = 4\nretry_base_secs = 1\n",
-        intake.url(),
-        dir.join("ca.pem").display(),
-        dir.join("client.pem").display(),
-        dir.join("client.key").display()
-    );
+    let samr = TestSamr::start("traces-samr", options).await;
+    let intake = &samr.intake;
+    let samr_section = samr.section("max_attempts = 4\nretry_base_secs = 1\n");
     let g = TestGateway::start_with(|t| t + &samr_section).await;
-    let mut plan = plan("YRD-2024-WS-01");
-    if let Record::Plan(p) = &mut plan {
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    let mut sampling = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut sampling {
-        s.sample_id = "JS-OK-0001".into();
-    }
-    let mut result = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut result {
-        i.sample_id = "JS-OK-0001".into();
-        i.report_no = "JSR-0001".into();
-    }
+    let plan = example_plan();
+    let sampling = example_sampling("JS-OK-0001");
+    let result = example_result("JS-OK-0001", "JSR-0001");
     for (who, format, region, id, record) in [
         ("shanghai", Partner::Canonical, "310000", "SR-PLAN-1", plan),
         ("jiangsu", Partner::Jiangsu, "320000", "SR-S-1", sampling),

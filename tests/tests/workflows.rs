@@ -3,18 +3,14 @@
 
 use tonic::Code;
 use yrdx_adapters::{Partner, Record};
-use yrdx_proto::v1::{
-    PlanChannel, PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply, SubmitRequest,
-};
+use yrdx_proto::v1::{PlanParticipant, ProductCategory, RiskState, SalesChannel, SubmitReply};
 use yrdx_proto::Date;
-use yrdx_tests::{document, vector_record, TestGateway};
+use yrdx_tests::records::{example_plan, example_sampling};
+use yrdx_tests::{vector_record, TestGateway};
 
 fn plan(participants: &[(&str, i32)]) -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
+    let mut r = example_plan();
     if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
         p.participants =
             participants.iter().map(|(r, q)| PlanParticipant { region: r.to_string(), quota: *q }).collect();
     }
@@ -23,28 +19,12 @@ fn plan(participants: &[(&str, i32)]) -> Record {
 
 /// The example sampling record as region `region` would sample it, with changes.
 fn sampling(id: &str, region: &str, change: impl FnOnce(&mut yrdx_proto::v1::SamplingRecord)) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
+    let mut r = example_sampling(id);
     if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
         s.sampling_region = region.into();
         change(s);
     }
     r
-}
-
-async fn submit(
-    g: &TestGateway,
-    who: &str,
-    format: Partner,
-    region: &str,
-    id: &str,
-    r: Record,
-) -> Result<SubmitReply, tonic::Status> {
-    g.client(who)
-        .await
-        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
-        .await
-        .map(|r| r.into_inner())
 }
 
 fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
@@ -56,8 +36,7 @@ fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
 #[tokio::test]
 async fn sampling_records_meet_every_rule_of_the_plan() {
     let g = TestGateway::start().await;
-    submit(
-        &g,
+    g.submit_one(
         "shanghai",
         Partner::Canonical,
         "310000",
@@ -67,44 +46,43 @@ async fn sampling_records_meet_every_rule_of_the_plan() {
     .await
     .unwrap();
     // Accepted: Jiangsu's first sample.
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
     // Quota: Jiangsu's quota is 1.
     refused(
-        submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-0002", "320000", |_| {})).await,
+        g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-2", sampling("JS-0002", "320000", |_| {})).await,
         "quota",
     );
     // Participation: Zhejiang is not in the plan.
     refused(
-        submit(&g, "zhejiang", Partner::Zhejiang, "330000", "S-3", sampling("ZJ-0001", "330000", |_| {})).await,
+        g.submit_one("zhejiang", Partner::Zhejiang, "330000", "S-3", sampling("ZJ-0001", "330000", |_| {})).await,
         "does not participate",
     );
     // Category not in the plan.
     let other_category =
         sampling("BJ-0001", "110000", |s| s.product.as_mut().unwrap().category = ProductCategory::EBikeCharger as i32);
-    refused(submit(&g, "beijing", Partner::Beijing, "110000", "S-4", other_category).await, "category 0103");
+    refused(g.submit_one("beijing", Partner::Beijing, "110000", "S-4", other_category).await, "category 0103");
     // Channel: an offline sample in an online plan (Shanghai, canonical format).
     let offline = sampling("SH-0001", "310000", |s| {
         s.channel = SalesChannel::Offline as i32;
         s.shop = None;
     });
-    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-5", offline).await, "channel");
+    refused(g.submit_one("shanghai", Partner::Canonical, "310000", "S-5", offline).await, "channel");
     // Sampled after the deadline (2024-06-30).
     let late = sampling("SH-0002", "310000", |s| s.sampled_on = Date::from_ymd(2024, 7, 1));
-    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-6", late).await, "deadline");
+    refused(g.submit_one("shanghai", Partner::Canonical, "310000", "S-6", late).await, "deadline");
     // On the deadline itself: accepted.
     let on_time = sampling("SH-0003", "310000", |s| s.sampled_on = Date::from_ymd(2024, 6, 30));
-    submit(&g, "shanghai", Partner::Canonical, "310000", "S-7", on_time).await.unwrap();
+    g.submit_one("shanghai", Partner::Canonical, "310000", "S-7", on_time).await.unwrap();
     // An unknown plan.
     let unknown = sampling("SH-0004", "310000", |s| s.plan_id = "YRD-2099-XX".into());
-    refused(submit(&g, "shanghai", Partner::Canonical, "310000", "S-8", unknown).await, "YRD-2099-XX");
+    refused(g.submit_one("shanghai", Partner::Canonical, "310000", "S-8", unknown).await, "YRD-2099-XX");
     g.stop().await;
 }
 
 #[tokio::test]
 async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
     let g = TestGateway::start().await;
-    submit(
-        &g,
+    g.submit_one(
         "shanghai",
         Partner::Canonical,
         "310000",
@@ -113,18 +91,21 @@ async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
     )
     .await
     .unwrap();
-    let first =
-        submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
+    let first = g
+        .submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {}))
+        .await
+        .unwrap();
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
     // The same product (producer, brand, model) sampled by Beijing two days later.
     let again = sampling("BJ-0001", "110000", |s| s.sampled_on = Date::from_ymd(2024, 3, 14));
-    let reply = submit(&g, "beijing", Partner::Beijing, "110000", "S-2", again).await.expect("accepted");
+    let reply = g.submit_one("beijing", Partner::Beijing, "110000", "S-2", again).await.expect("accepted");
     assert_eq!(reply.warnings.len(), 1, "{:?}", reply.warnings);
     let w = &reply.warnings[0];
     assert!(w.contains("JS-0001") && w.contains("320000") && w.contains("2024-03-12"), "{w}");
     // Another model of the same producer is a different product.
     let other_model = sampling("SH-0001", "310000", |s| s.product.as_mut().unwrap().model = "60V 30Ah".into());
-    assert!(submit(&g, "shanghai", Partner::Canonical, "310000", "S-3", other_model)
+    assert!(g
+        .submit_one("shanghai", Partner::Canonical, "310000", "S-3", other_model)
         .await
         .unwrap()
         .warnings
@@ -135,14 +116,14 @@ async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
 #[tokio::test]
 async fn mutual_recognition_window_is_six_months() {
     let g = TestGateway::start().await;
-    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
         .await
         .unwrap();
     let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
     let within = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 6, 30));
     assert_eq!(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", within).await.unwrap().warnings.len(),
+        g.submit_one("shanghai", Partner::Canonical, "310000", "S-2", within).await.unwrap().warnings.len(),
         1,
         "2024-01-10 is within 6 months of 2024-06-30"
     );
@@ -152,12 +133,12 @@ async fn mutual_recognition_window_is_six_months() {
     if let Record::Plan(pl) = &mut p {
         pl.sampling_deadline = Date::from_ymd(2024, 12, 31);
     }
-    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", p).await.unwrap();
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", p).await.unwrap();
     let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
     let beyond = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 7, 11));
     assert!(
-        submit(&g, "shanghai", Partner::Canonical, "310000", "S-2", beyond).await.unwrap().warnings.is_empty(),
+        g.submit_one("shanghai", Partner::Canonical, "310000", "S-2", beyond).await.unwrap().warnings.is_empty(),
         "more than 6 months later"
     );
     g.stop().await;
@@ -174,20 +155,20 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
         }
         r
     };
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-1", risk(2, RiskState::Updated)).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-1", risk(2, RiskState::Updated)).await.unwrap();
     // The vector's signal is HIGH and nationwide: queued for SAMR (FXBS).
     assert_eq!(g.store().samr_waiting().unwrap(), vec![("risk_signal".to_string(), "FX-2024-320000-0009".to_string())]);
-    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-2", risk(2, RiskState::Updated)).await, "stale");
-    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-3", risk(1, RiskState::New)).await, "stale");
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-4", risk(3, RiskState::Withdrawn)).await.unwrap();
-    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-5", risk(4, RiskState::Updated)).await, "final");
+    refused(g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-2", risk(2, RiskState::Updated)).await, "stale");
+    refused(g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-3", risk(1, RiskState::New)).await, "stale");
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-4", risk(3, RiskState::Withdrawn)).await.unwrap();
+    refused(g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-5", risk(4, RiskState::Updated)).await, "final");
     // A LOW, local signal does not go to SAMR.
     let mut low = vector_record(Partner::Jiangsu, "jiangsu/valid/risk-signal-low.json");
     if let Record::RiskSignal(r) = &mut low {
         r.reporting_region = "320000".into();
     }
     let before = g.store().samr_waiting().unwrap().len();
-    submit(&g, "jiangsu", Partner::Jiangsu, "320000", "FX-6", low).await.unwrap();
+    g.submit_one("jiangsu", Partner::Jiangsu, "320000", "FX-6", low).await.unwrap();
     assert_eq!(g.store().samr_waiting().unwrap().len(), before);
     g.stop().await;
 }
@@ -195,14 +176,14 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
 #[tokio::test]
 async fn a_result_must_reference_a_known_sample() {
     let g = TestGateway::start().await;
-    submit(&g, "shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
         .await
         .unwrap();
     let mut orphan = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
     if let Record::Inspection(i) = &mut orphan {
         i.sample_id = "JS-UNKNOWN-01".into();
     }
-    refused(submit(&g, "jiangsu", Partner::Jiangsu, "320000", "R-1", orphan).await, "JS-UNKNOWN-01");
+    refused(g.submit_one("jiangsu", Partner::Jiangsu, "320000", "R-1", orphan).await, "JS-UNKNOWN-01");
     // Nothing was stored or queued for it.
     assert!(g.store().samr_waiting().unwrap().is_empty());
     g.stop().await;

@@ -7,56 +7,21 @@ use yrdx_adapters::{Partner, Record};
 use yrdx_proto::v1::records_submit_request::Record as R;
 use yrdx_proto::v1::*;
 use yrdx_proto::Date;
-use yrdx_tests::{document, temp_dir, vector_record, TestGateway};
+use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling_in};
+use yrdx_tests::{document, temp_dir, TestGateway};
 
-fn plan() -> Record {
-    let mut r = vector_record(Partner::Canonical, "canonical/valid/plan.json");
-    if let Record::Plan(p) = &mut r {
-        p.plan_id = "YRD-2024-WS-01".into();
-        p.channel = PlanChannel::Online as i32;
-        p.categories = vec![ProductCategory::EBikeLithiumBattery as i32];
-    }
-    r
-}
-
+/// The example sampling taken by Zhejiang of a product made in Suzhou (Jiangsu).
 fn sampling(id: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-sampling.json");
-    if let Record::Sampling(s) = &mut r {
-        s.sample_id = id.into();
-        s.sampling_region = "330000".into();
-        s.producer.as_mut().unwrap().region = "320583".into();
-    }
-    r
-}
-
-fn result(sample_id: &str, report_no: &str) -> Record {
-    let mut r = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
-    if let Record::Inspection(i) = &mut r {
-        i.sample_id = sample_id.into();
-        i.report_no = report_no.into();
-    }
-    r
+    example_sampling_in(id, "330000", "320583")
 }
 
 async fn submit(g: &TestGateway, who: &str, format: Partner, region: &str, id: &str, r: Record) -> SubmitReply {
-    g.client(who)
-        .await
-        .submit(SubmitRequest { document: document(format, region, id, &[r]) })
-        .await
-        .unwrap_or_else(|e| panic!("{id}: {e}"))
-        .into_inner()
+    g.submit_one(who, format, region, id, r).await.unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 
 /// Everything waiting for `who`: (message id, records), acknowledged.
 async fn drain(g: &TestGateway, who: &str, format: Partner) -> Vec<(String, Vec<Record>)> {
-    let mut client = g.client(who).await;
-    let mut stream = client.receive(ReceiveRequest { max_unacked: 10 }).await.unwrap().into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(600), stream.message()).await {
-        out.push((d.message_id.clone(), format.decode(&d.document, &Default::default()).expect("readable").records));
-        client.ack(AckRequest { delivery_ids: vec![d.delivery_id] }).await.unwrap();
-    }
-    out
+    g.drain_messages(who, format).await
 }
 
 async fn case(g: &TestGateway, id: &str) -> DisposalCase {

@@ -728,13 +728,9 @@ pub async fn run_case(
         not_checked: None,
         busy: None,
     };
-    for (name, spec) in &def.records {
-        match crate::records::build(spec, fill, vectors) {
-            Ok(r) => {
-                run.records.insert(name.clone(), r);
-            }
-            Err(e) => return LiveOutcome::Error(format!("record {name}: {e}"), vec![]),
-        }
+    match crate::records::build_all(&def.records, fill, vectors) {
+        Ok(records) => run.records = records,
+        Err(e) => return LiveOutcome::Error(e, vec![]),
     }
     for (i, step) in def.steps.iter().enumerate() {
         run.step = i + 1;

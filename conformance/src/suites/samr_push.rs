@@ -129,13 +129,9 @@ pub async fn run_case(
         evidence: vec![],
         step: 0,
     };
-    for (name, spec) in &def.records {
-        match crate::records::build(spec, fill, vectors) {
-            Ok(r) => {
-                run.records.insert(name.clone(), r);
-            }
-            Err(e) => return LiveOutcome::Error(format!("record {name}: {e}"), vec![]),
-        }
+    match crate::records::build_all(&def.records, fill, vectors) {
+        Ok(records) => run.records = records,
+        Err(e) => return LiveOutcome::Error(e, vec![]),
     }
     // Answers an earlier case planned and the gateway never asked for must not reach this one.
     target.intake.clear_plan();

@@ -78,6 +78,26 @@ pub struct LiveTarget {
     pub visibility_timeout: Duration,
 }
 
+impl LiveTarget {
+    /// A target acting as `me` alone against the gateway at `url`: no peer, no issuing CA, the
+    /// cases' own burst and oversized sizes, and the default step and visibility timeouts (what a
+    /// partner simulator needs).
+    pub fn partner(url: String, server_name: String, ca_pem: String, me: PartnerProfile) -> LiveTarget {
+        LiveTarget {
+            url,
+            server_name,
+            ca_pem,
+            me,
+            peer: None,
+            issuing_ca: None,
+            burst: None,
+            oversized_bytes: None,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+        }
+    }
+}
+
 /// The default of [`LiveTarget::visibility_timeout`]: the gateway's own default
 /// (`visibility_timeout_secs = 60`).
 pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -392,13 +412,9 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
         evidence: vec![],
         step: 0,
     };
-    for (name, spec) in &def.records {
-        match crate::records::build(spec, fill, vectors) {
-            Ok(r) => {
-                run.records.insert(name.clone(), r);
-            }
-            Err(e) => return LiveOutcome::Error(format!("record {name}: {e}"), vec![]),
-        }
+    match crate::records::build_all(&def.records, fill, vectors) {
+        Ok(records) => run.records = records,
+        Err(e) => return LiveOutcome::Error(e, vec![]),
     }
     for (i, step) in def.steps.iter().enumerate() {
         run.step = i + 1;
