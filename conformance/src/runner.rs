@@ -421,24 +421,10 @@ pub async fn run_until(
         return Err(RunError::NothingChecked(nothing_checked(&reports)));
     }
     let mut report = RunReport {
-        report_format: REPORT_FORMAT.into(),
-        run_id,
-        tool: "yrdx conformance".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        tool_sha256: crate::report::own_binary_sha256(),
-        suite: opts.suite.clone(),
-        suite_version: suite_version(&opts.suites_dir, &opts.suite),
-        target: target_text,
-        acting_as,
-        inputs: opts.inputs.clone(),
-        started_at,
         duration_ms: started.elapsed().as_millis() as u64,
-        summary: Default::default(),
-        verdict: String::new(),
-        verdict_reason: String::new(),
         interrupted,
         cases: reports,
-        requirements: Vec::new(),
+        ..unfinished_report(opts, run_id, (target_text, acting_as), started_at)
     };
     report.finish();
     Ok(report)
@@ -487,12 +473,15 @@ fn target_names(target: &Target) -> (String, String) {
     }
 }
 
-/// The report of a run that gave no verdict on the system under test (`error`, exit 2), saying
-/// why — so a CI system reading the report files sees the configuration's fault, not a gap.
-pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
-    let (run_id, _) = run_token();
-    let (target, acting_as) = target_names(&opts.target);
-    let mut report = RunReport {
+/// A report's header for `opts` with no cases yet: what ran, against what, with which inputs;
+/// [`RunReport::finish`] fills in the summary and the verdict.
+fn unfinished_report(
+    opts: &RunOptions,
+    run_id: String,
+    (target, acting_as): (String, String),
+    started_at: String,
+) -> RunReport {
+    RunReport {
         report_format: REPORT_FORMAT.into(),
         run_id,
         tool: "yrdx conformance".into(),
@@ -503,7 +492,7 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
         target,
         acting_as,
         inputs: opts.inputs.clone(),
-        started_at: beijing_now(),
+        started_at,
         duration_ms: 0,
         summary: Default::default(),
         verdict: String::new(),
@@ -511,7 +500,14 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
         interrupted: None,
         cases: vec![],
         requirements: Vec::new(),
-    };
+    }
+}
+
+/// The report of a run that gave no verdict on the system under test (`error`, exit 2), saying
+/// why — so a CI system reading the report files sees the configuration's fault, not a gap.
+pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
+    let (run_id, _) = run_token();
+    let mut report = unfinished_report(opts, run_id, target_names(&opts.target), beijing_now());
     report.finish();
     report.verdict_reason = format!("the tool or its configuration failed: {error}");
     report

@@ -107,15 +107,7 @@ impl TlsClient {
         let _ = tcp.set_nodelay(true);
         let stream = self.connector.connect(self.server_name.clone(), tcp).await?;
         let (_, conn) = stream.get_ref();
-        let observed = TlsFacts {
-            version: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
-            peer_fingerprint_sha256: conn
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| hex::encode(Sha256::digest(c.as_ref())))
-                .unwrap_or_default(),
-            peer_san: conn.peer_certificates().and_then(|c| c.first()).map(|c| san_of(c.as_ref())).unwrap_or_default(),
-        };
+        let observed = TlsFacts::of(conn);
         *facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(observed);
         Ok(stream)
     }
@@ -228,15 +220,7 @@ pub async fn preflight(
         Ok(Ok(s)) => s,
     };
     let (_, conn) = stream.get_ref();
-    Ok(TlsFacts {
-        version: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
-        peer_fingerprint_sha256: conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| hex::encode(Sha256::digest(c.as_ref())))
-            .unwrap_or_default(),
-        peer_san: conn.peer_certificates().and_then(|c| c.first()).map(|c| san_of(c.as_ref())).unwrap_or_default(),
-    })
+    Ok(TlsFacts::of(conn))
 }
 
 /// The subject alternative names of the first certificate of a PEM text (empty when none
@@ -335,6 +319,19 @@ fn push_extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
     out.extend(kind.to_be_bytes());
     out.extend((data.len() as u16).to_be_bytes());
     out.extend(data);
+}
+
+impl TlsFacts {
+    /// What an established connection shows: the protocol version and the peer's leaf
+    /// certificate (its SHA-256 and SAN URIs).
+    fn of(conn: &tokio_rustls::rustls::CommonState) -> TlsFacts {
+        let leaf = conn.peer_certificates().and_then(|c| c.first());
+        TlsFacts {
+            version: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+            peer_fingerprint_sha256: leaf.map(|c| hex::encode(Sha256::digest(c.as_ref()))).unwrap_or_default(),
+            peer_san: leaf.map(|c| san_of(c.as_ref())).unwrap_or_default(),
+        }
+    }
 }
 
 #[cfg(test)]

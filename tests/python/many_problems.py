@@ -10,8 +10,9 @@ import json
 import sys
 
 import grpc
-from google.protobuf import descriptor_pool, json_format, message_factory
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from google.protobuf import json_format
+
+from yrdx_channel import channel_from_argv, exchange_method, reflected_pool
 
 
 def fields(data):
@@ -59,27 +60,11 @@ def bad_request_violations(status_bytes):
 
 
 def main():
-    address, ca, cert, key, document = sys.argv[1:6]
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=open(ca, "rb").read(),
-        private_key=open(key, "rb").read(),
-        certificate_chain=open(cert, "rb").read(),
-    )
-    # Only the name override: every limit is grpcio's default.
-    channel = grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "localhost")])
-    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
-    service = pool.FindServiceByName("yrdx.v1.Exchange")
+    channel, document = channel_from_argv()
+    _, pool = reflected_pool(channel)
 
     def method(name):
-        m = service.methods_by_name[name]
-        request_class = message_factory.GetMessageClass(m.input_type)
-        reply_class = message_factory.GetMessageClass(m.output_type)
-        call = channel.unary_unary(
-            f"/yrdx.v1.Exchange/{name}",
-            request_serializer=lambda x: x.SerializeToString(),
-            response_deserializer=reply_class.FromString,
-        )
-        return call, request_class
+        return exchange_method(channel, pool, name)
 
     bytes_ = open(document, "rb").read()
     submit, submit_request = method("Submit")

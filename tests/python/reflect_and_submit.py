@@ -9,30 +9,16 @@ import json
 import sys
 
 import grpc
-from google.protobuf import descriptor_pool, json_format, message_factory
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from google.protobuf import json_format
+
+from yrdx_channel import channel_from_argv, exchange_method, reflected_pool
 
 
 def main():
-    address, ca, cert, key, document = sys.argv[1:6]
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=open(ca, "rb").read(),
-        private_key=open(key, "rb").read(),
-        certificate_chain=open(cert, "rb").read(),
-    )
-    channel = grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "localhost")])
-    db = ProtoReflectionDescriptorDatabase(channel)
+    channel, document = channel_from_argv()
+    db, pool = reflected_pool(channel)
     services = sorted(db.get_services())
-    pool = descriptor_pool.DescriptorPool(db)
-    service = pool.FindServiceByName("yrdx.v1.Exchange")
-    method = service.methods_by_name["Submit"]
-    request_class = message_factory.GetMessageClass(method.input_type)
-    reply_class = message_factory.GetMessageClass(method.output_type)
-    submit = channel.unary_unary(
-        "/yrdx.v1.Exchange/Submit",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=reply_class.FromString,
-    )
+    submit, request_class = exchange_method(channel, pool, "Submit")
     reply = submit(request_class(document=open(document, "rb").read()), timeout=10)
     print(json.dumps({"services": services, "submit": json_format.MessageToDict(reply)}))
 

@@ -91,26 +91,15 @@ impl CaseRun<'_> {
         let want_text: Vec<String> = wanted.iter().map(|(k, id)| format!("{k} {id}")).collect();
         match (found, s.absent) {
             (None, true) => {
-                self.record_evidence(
+                self.receive_evidence(
                     s.by,
-                    "yrdx.v1.Exchange/Receive",
-                    "OK",
-                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::view(json!({"deliveries_seen": seen, "matching": 0})),
                     &facts,
                     duration_ms,
                 );
             }
             (Some((d, _)), true) => {
-                self.record_evidence(
-                    s.by,
-                    "yrdx.v1.Exchange/Receive",
-                    "OK",
-                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
-                    Payload::of(&d.document, None),
-                    &facts,
-                    duration_ms,
-                );
+                self.receive_evidence(s.by, Payload::of(&d.document, None), &facts, duration_ms);
                 self.findings.push(Finding::new(
                     "no such delivery reaches this mailbox",
                     at,
@@ -119,11 +108,8 @@ impl CaseRun<'_> {
                 ));
             }
             (None, false) => {
-                self.record_evidence(
+                self.receive_evidence(
                     s.by,
-                    "yrdx.v1.Exchange/Receive",
-                    "OK",
-                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
                     Payload::view(json!({"deliveries_seen": seen, "matching": 0})),
                     &facts,
                     duration_ms,
@@ -139,15 +125,7 @@ impl CaseRun<'_> {
                 let got_view = canonical::encode(&doc.envelope, &doc.records)
                     .ok()
                     .and_then(|c| serde_json::from_slice::<Value>(&c.bytes).ok());
-                self.record_evidence(
-                    s.by,
-                    "yrdx.v1.Exchange/Receive",
-                    "OK",
-                    Payload::view(json!({"max_unacked": RECEIVE_WINDOW})),
-                    Payload::of(&d.document, got_view),
-                    &facts,
-                    duration_ms,
-                );
+                self.receive_evidence(s.by, Payload::of(&d.document, got_view), &facts, duration_ms);
                 let expected = self.expected_as_carried(s.from, format, &s.records, &doc.envelope)?;
                 let ignore: Vec<String> = s.ignore.iter().map(|p| self.fill.fill(p)).collect();
                 for (i, (want, got)) in
@@ -180,5 +158,11 @@ impl CaseRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the evidence of a Receive call: the window asked for and what came back.
+    fn receive_evidence(&mut self, by: Actor, answer: Payload, facts: &Arc<Mutex<Option<TlsFacts>>>, duration_ms: u64) {
+        let asked = Payload::view(json!({"max_unacked": RECEIVE_WINDOW}));
+        self.record_evidence(by, "yrdx.v1.Exchange/Receive", "OK", asked, answer, facts, duration_ms);
     }
 }
