@@ -306,38 +306,23 @@ fn seed_backlog(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
         };
         yrdx_adapters::Partner::Jiangsu.encode(&envelope, &[plan], 1).map_err(|e| e.to_string())?.bytes
     };
-    let per_message = 1000;
-    let progress = Progress::on_stderr("seeding the backlog", "deliveries", n as u64);
-    let mut batch = Vec::new();
-    for m in 0..n.div_ceil(per_message) {
-        let count = per_message.min(n - m * per_message);
-        batch.push(Submission {
-            sender: "310000".into(),
-            message_id: format!("BACKLOG-{m}"),
-            digest: format!("backlog-{m}"),
-            document: vec![],
-            reply: vec![],
-            records: vec![],
-            deliveries: (0..count)
-                .map(|k| NewDelivery {
-                    recipient: "320000".into(),
-                    message_id: format!("BACKLOG-{m}-{k}"),
-                    document: doc.clone(),
-                })
-                .collect(),
-            samr: vec![],
-            received_at_ms: 0,
-        });
-        if batch.len() == 20 {
-            store.bulk_commit(&batch).map_err(|e| e.to_string())?;
-            batch.clear();
-            progress.set(((m + 1) * per_message).min(n) as u64);
-        }
-    }
-    store.bulk_commit(&batch).map_err(|e| e.to_string())?;
-    progress.set(n as u64);
-    progress.finish();
-    Ok(())
+    seed_in_batches(store, n, "seeding the backlog", "deliveries", |m, count| Submission {
+        sender: "310000".into(),
+        message_id: format!("BACKLOG-{m}"),
+        digest: format!("backlog-{m}"),
+        document: vec![],
+        reply: vec![],
+        records: vec![],
+        deliveries: (0..count)
+            .map(|k| NewDelivery {
+                recipient: "320000".into(),
+                message_id: format!("BACKLOG-{m}-{k}"),
+                document: doc.clone(),
+            })
+            .collect(),
+        samr: vec![],
+        received_at_ms: 0,
+    })
 }
 
 /// How fast one receiver drains a mailbox of `n` pending deliveries.
@@ -433,14 +418,10 @@ pub async fn backlog_scenario(env: &Environment, settings: &Settings) -> Result<
 /// Fills a fresh store with `n` sampling records of other products (bulk, before the gateway
 /// starts), as a year of exchange would.
 fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<(), String> {
-    let per_message = 1000;
-    let progress = Progress::on_stderr("seeding the store", "records", n as u64);
-    let mut batch = Vec::new();
-    for m in 0..n.div_ceil(per_message) {
-        let count = per_message.min(n - m * per_message);
+    seed_in_batches(store, n, "seeding the store", "records", |m, count| {
         let records = (0..count)
             .map(|k| {
-                let i = m * per_message + k;
+                let i = m * PER_SEED_MESSAGE + k;
                 let mut r = templates.sampling_of(PARTNERS[i % 4].1, &format!("OLD-{i}"));
                 if let Record::Sampling(s) = &mut r {
                     s.plan_id = format!("OLD-PLAN-{}", i % 500);
@@ -454,7 +435,7 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
                 StoredRecord { kind: r.kind(), id: format!("OLD-{i}"), keys: LookupKeys::of(&r), record: r }
             })
             .collect();
-        batch.push(Submission {
+        Submission {
             sender: "320000".into(),
             message_id: format!("OLD-{m}"),
             digest: format!("old-{m}"),
@@ -464,17 +445,8 @@ fn seed_records(store: &SqliteStore, n: usize, templates: &Templates) -> Result<
             deliveries: vec![],
             samr: vec![],
             received_at_ms: 0,
-        });
-        if batch.len() == 20 {
-            store.bulk_commit(&batch).map_err(|e| e.to_string())?;
-            batch.clear();
-            progress.set(((m + 1) * per_message).min(n) as u64);
         }
-    }
-    store.bulk_commit(&batch).map_err(|e| e.to_string())?;
-    progress.set(n as u64);
-    progress.finish();
-    Ok(())
+    })
 }
 
 /// `bigstore`: Submit latency at a fixed rate with 1 000 000 records stored, against an empty
@@ -536,3 +508,32 @@ pub async fn bigstore_scenario(env: &Environment, settings: &Settings) -> Result
         json!({"scenario": "bigstore", "records": settings.bigstore, "rate": rate, "empty": empty, "big": big, "p99_ratio": ratio, "targets": targets}),
     )
 }
+
+/// Writes `n` seeded items (deliveries or records) straight into the store, `PER_SEED_MESSAGE` to
+/// a submission made by `make(message number, items in it)`, 20 submissions to a transaction, with
+/// progress on stderr.
+fn seed_in_batches(
+    store: &SqliteStore,
+    n: usize,
+    what: &str,
+    unit: &str,
+    mut make: impl FnMut(usize, usize) -> Submission,
+) -> Result<(), String> {
+    let progress = Progress::on_stderr(what, unit, n as u64);
+    let mut batch = Vec::new();
+    for m in 0..n.div_ceil(PER_SEED_MESSAGE) {
+        batch.push(make(m, PER_SEED_MESSAGE.min(n - m * PER_SEED_MESSAGE)));
+        if batch.len() == 20 {
+            store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+            batch.clear();
+            progress.set(((m + 1) * PER_SEED_MESSAGE).min(n) as u64);
+        }
+    }
+    store.bulk_commit(&batch).map_err(|e| e.to_string())?;
+    progress.set(n as u64);
+    progress.finish();
+    Ok(())
+}
+
+/// Items per seeded submission.
+const PER_SEED_MESSAGE: usize = 1000;
