@@ -10,6 +10,11 @@ mod common;
 
 use common::{free_port, wait_listening, yrdx};
 
+/// `--cert CERT --key KEY`: the client identity a conformance command presents.
+fn identity(cert: PathBuf, key: PathBuf) -> [std::ffi::OsString; 4] {
+    ["--cert".into(), cert.into_os_string(), "--key".into(), key.into_os_string()]
+}
+
 async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("yrdx runs")).await.expect("join")
 }
@@ -36,10 +41,7 @@ fn gateway_run(g: &TestGateway, partner: &str, out: &Path) -> Command {
     let pki = g.dir.join("pki");
     let mut cmd = yrdx();
     cmd.args(["conformance", "run", "--suite", "gateway", "--as", partner, "--gateway", &g.url()])
-        .arg("--cert")
-        .arg(pki.join(format!("{partner}.pem")))
-        .arg("--key")
-        .arg(pki.join(format!("{partner}.key")))
+        .args(identity(pki.join(format!("{partner}.pem")), pki.join(format!("{partner}.key"))))
         .arg("--ca")
         .arg(pki.join("ca.pem"))
         .arg("--out")
@@ -270,10 +272,7 @@ async fn a_run_without_the_peer_or_a_selection_is_incomplete_not_pass() {
     let mut cmd = yrdx();
     cmd.args(["conformance", "run", "--suite", "gateway", "--as", "jiangsu", "--gateway", &g.url(), "--pki"])
         .arg(&pki)
-        .arg("--cert")
-        .arg(pki.join("zhejiang.pem"))
-        .arg("--key")
-        .arg(pki.join("zhejiang.key"))
+        .args(identity(pki.join("zhejiang.pem"), pki.join("zhejiang.key")))
         .arg("--out")
         .arg(&out);
     let o = run(cmd).await;
@@ -515,10 +514,7 @@ async fn the_simulators_run() {
     let pki = g.dir.join("pki");
     let mut cmd = yrdx();
     cmd.args(["conformance", "simulate", "--partner", "beijing", "--gateway", &g.url(), "--listen-secs", "1"])
-        .arg("--cert")
-        .arg(pki.join("beijing.pem"))
-        .arg("--key")
-        .arg(pki.join("beijing.key"))
+        .args(identity(pki.join("beijing.pem"), pki.join("beijing.key")))
         .arg("--ca")
         .arg(pki.join("ca.pem"));
     let o = run(cmd).await;
@@ -543,10 +539,7 @@ async fn the_simulators_run() {
     let port = free_port();
     let mut intake = yrdx()
         .args(["conformance", "samr-intake", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--cert")
-        .arg(dir.join("server.pem"))
-        .arg("--key")
-        .arg(dir.join("server.key"))
+        .args(identity(dir.join("server.pem"), dir.join("server.key")))
         .arg("--client-ca")
         .arg(dir.join("ca.pem"))
         .stdout(Stdio::null())
@@ -562,10 +555,7 @@ async fn the_simulators_run() {
         "--intake",
         &format!("https://127.0.0.1:{port}/v1/packages"),
     ])
-    .arg("--cert")
-    .arg(dir.join("gw.pem"))
-    .arg("--key")
-    .arg(dir.join("gw.key"))
+    .args(identity(dir.join("gw.pem"), dir.join("gw.key")))
     .arg("--ca")
     .arg(dir.join("ca.pem"))
     .arg("--out")
@@ -641,10 +631,7 @@ async fn the_partner_endpoint_suite_certifies_a_partner_system_from_the_command_
     wait_listening(port, "yrdx as the gateway").await;
     let mut partner = yrdx()
         .args(["conformance", "simulate", "--partner", "zhejiang", "--gateway", &format!("https://{listen}")])
-        .arg("--cert")
-        .arg(pki.join("zhejiang.pem"))
-        .arg("--key")
-        .arg(pki.join("zhejiang.key"))
+        .args(identity(pki.join("zhejiang.pem"), pki.join("zhejiang.key")))
         .arg("--ca")
         .arg(pki.join("ca.pem"))
         .args(["--listen-secs", "90"])

@@ -46,3 +46,16 @@ impl TestSamr {
         )
     }
 }
+
+/// Waits up to `within` until every package in `store` is accepted by SAMR (fails naming `what`).
+pub async fn until_all_accepted(what: &str, within: std::time::Duration, store: &yrdx_gateway::store::SqliteStore) {
+    crate::wait_for(what, within, || {
+        store
+            .samr_packages()
+            .unwrap()
+            .iter()
+            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
+            .then_some(())
+    })
+    .await;
+}

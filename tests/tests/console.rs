@@ -17,7 +17,7 @@ use yrdx_conformance::samr_simulator::IntakeOptions;
 use yrdx_proto::v1::{CaseAction, CaseEvent, CaseFeedback, SubmitRequest};
 use yrdx_tests::log::JsonLog;
 use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
-use yrdx_tests::samr::TestSamr;
+use yrdx_tests::samr::{until_all_accepted, TestSamr};
 use yrdx_tests::{wait_for, TestGateway};
 
 /// What the test CA is called (the browser's certificate filter names it).
@@ -344,14 +344,6 @@ async fn operators_see_every_page_in_a_browser_and_partners_are_refused() {
     assert_eq!(requeued[0]["fields"]["via"], "console");
     let (code, again) = console_call(&g, Some("ops"), "POST", &resend_path, &format!("confirm={token}")).await.unwrap();
     assert_eq!(code, 403, "a confirmation is used once: {again}");
-    until("the resent package's acceptance", || {
-        store
-            .samr_packages()
-            .unwrap()
-            .iter()
-            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
-            .then_some(())
-    })
-    .await;
+    until_all_accepted("the resent package's acceptance", Duration::from_secs(15), &store).await;
     g.stop().await;
 }

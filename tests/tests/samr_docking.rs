@@ -7,25 +7,12 @@ use yrdx_adapters::Partner;
 use yrdx_conformance::samr_simulator::IntakeOptions;
 use yrdx_proto::v1::SubmitRequest;
 use yrdx_tests::records::{example_plan as plan, example_result as result, example_sampling as sampling};
-use yrdx_tests::samr::TestSamr;
+use yrdx_tests::samr::{until_all_accepted, TestSamr};
 use yrdx_tests::{document, wait_for, TestGateway};
 
 /// Waits up to 10 s for `f` to give a value.
 async fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     wait_for(what, Duration::from_secs(10), f).await
-}
-
-/// Waits up to 10 s until every package in `store` is accepted by SAMR.
-async fn until_all_accepted(what: &str, store: &yrdx_gateway::store::SqliteStore) {
-    until(what, || {
-        store
-            .samr_packages()
-            .unwrap()
-            .iter()
-            .all(|p| p.state == yrdx_gateway::store::PackageState::Accepted)
-            .then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -82,7 +69,7 @@ async fn packages_reach_samr_with_retries_parking_and_resend() {
     let again =
         ops.resend_package(yrdx_proto::v1::ResendPackageRequest { number: parked.number.clone() }).await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "only a parked package can be resent");
-    until_all_accepted("the resent package's acceptance", &store).await;
+    until_all_accepted("the resent package's acceptance", Duration::from_secs(10), &store).await;
     let accepted: Vec<String> = intake.events().into_iter().filter(|e| e.accepted).filter_map(|e| e.number).collect();
     assert_eq!(accepted, ["SJB-310000-20240315-0001", "SJB-310000-20240315-0002"]);
     // Every package the intake read had a valid GB18030 body and SM3 digest: none failed its check.
@@ -126,7 +113,7 @@ async fn a_huge_samr_response_is_refused_while_it_is_read() {
     assert!(pending.reason.contains("65536"), "{}", pending.reason);
     // The retry (1 s later by the gateway's clock) gets a real receipt.
     g.set_time("2024-03-15T10:00:09+08:00");
-    until_all_accepted("acceptance", &store).await;
+    until_all_accepted("acceptance", Duration::from_secs(10), &store).await;
     let after = peak_rss_kib();
     eprintln!("peak RSS of the test process: {before} KiB before the huge response, {after} KiB after");
     // Nowhere near the 128 MiB that was offered (test process: gateway, intake and client).
