@@ -746,11 +746,10 @@ impl Deadlines {
     }
 }
 
+/// The smallest valid configuration (one partner), for the unit tests of the configuration and
+/// of reloading.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 [tls]
 client_ca = "pki/ca.pem"
 cert = "pki/server.pem"
@@ -762,6 +761,10 @@ region = "320000"
 format = "jiangsu"
 identity = "urn:yrdx:partner:jiangsu"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn defaults_apply() {

@@ -241,17 +241,7 @@ impl Reloader {
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"
-[tls]
-client_ca = "ca.pem"
-cert = "server.pem"
-key = "server.key"
-[[partner]]
-name = "jiangsu"
-region = "320000"
-format = "jiangsu"
-identity = "urn:yrdx:partner:jiangsu"
-"#;
+    use crate::config::MINIMAL as BASE;
 
     #[test]
     fn keys_only_a_restart_applies_are_named() {
@@ -259,7 +249,7 @@ identity = "urn:yrdx:partner:jiangsu"
         let same = |text: &str| restart_only_change(&old, &Config::parse(text, "t").unwrap());
         assert_eq!(same(BASE), None);
         assert_eq!(same(&BASE.replace("320000\"\n", "320000\"\nsuspended = true\nrate_per_second = 1\n")), None);
-        assert_eq!(same(&BASE.replace("key = \"server.key\"", "key = \"k2\"\ncrls = [\"a.crl\"]")), None);
+        assert_eq!(same(&BASE.replace("key = \"pki/server.key\"", "key = \"k2\"\ncrls = [\"a.crl\"]")), None);
         assert_eq!(same(&format!("listen = \"127.0.0.1:1\"\n{BASE}")), Some("listen"));
         assert_eq!(same(&format!("store = \"other.sqlite\"\n{BASE}")), Some("store"));
         assert_eq!(same(&format!("max_document_bytes = 10\n{BASE}")), Some("max_document_bytes"));
