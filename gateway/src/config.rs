@@ -679,11 +679,14 @@ impl Config {
     }
 }
 
+/// The programme's risk partners (`docs/domain.md` section 6: Shanghai, Jiangsu, Zhejiang), who take
+/// risk signals unless `[[partner]] risk_signals` says otherwise.
+pub const DEFAULT_RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
+
 impl PartnerConfig {
     /// Whether risk signals go to this partner (`risk_signals`, else the programme's default).
     pub fn takes_risk_signals(&self) -> bool {
-        self.risk_signals
-            .unwrap_or_else(|| crate::workflow::risk::DEFAULT_RISK_SIGNAL_REGIONS.contains(&self.region.as_str()))
+        self.risk_signals.unwrap_or_else(|| DEFAULT_RISK_SIGNAL_REGIONS.contains(&self.region.as_str()))
     }
 
     /// The adapter of the format this partner speaks.

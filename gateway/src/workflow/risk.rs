@@ -7,9 +7,6 @@ use super::{precondition, samr_rule, RecordLookup, Route, RouteError};
 use crate::config::Config;
 use yrdx_proto::v1::{RiskSignal, RiskState};
 
-/// The programme's risk partners, who take risk signals unless the registry says otherwise.
-pub const DEFAULT_RISK_SIGNAL_REGIONS: [&str; 3] = ["310000", "320000", "330000"];
-
 /// Checks a signal's revision against the held one, then routes it.
 pub(super) async fn route(
     sig: &RiskSignal,
