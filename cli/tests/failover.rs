@@ -306,10 +306,8 @@ async fn replicas_fail_over_without_losing_or_repeating_anything() {
             let signal = after_kill_signal.clone().expect("killed");
             let json =
                 store.export_rows("samr_outbox", 0, 100_000).await.expect("outbox rows").into_iter().find_map(|r| {
-                    match r {
-                        yrdx_gateway::store::Row::Outbox { record_id, package, .. } if record_id == signal => package,
-                        _ => None,
-                    }
+                    let text = |column| r.get(column).and_then(yrdx_gateway::store::Value::as_text).map(str::to_owned);
+                    (text("record_id").as_deref() == Some(signal.as_str())).then(|| text("package")).flatten()
                 });
             if json.is_some_and(|p| accepted_numbers.contains(&p)) {
                 pusher_moved_after = killed_leader_at.map(|t| t.elapsed());

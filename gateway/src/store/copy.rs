@@ -5,239 +5,214 @@ use super::{Store, StoreError};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-/// The tables of a store, in the order they are copied.
-pub const TABLES: [&str; 8] = [
-    "messages",
-    "records",
-    "deliveries",
-    "samr_outbox",
-    "samr_packages",
-    "overdue_notices",
-    "audit_log",
-    "audit_heads",
+/// How a column's values are kept, the same on every backend (a backend maps each to its own
+/// column type: `Int` is SQLite's INTEGER and PostgreSQL's INTEGER, `BigInt` PostgreSQL's BIGINT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// A 64-bit integer (ids, instants in milliseconds).
+    BigInt,
+    /// A 32-bit integer (attempts, stages, sequence numbers).
+    Int,
+    /// A 64-bit integer that may be absent.
+    OptBigInt,
+    /// Text.
+    Text,
+    /// Text that may be absent.
+    OptText,
+    /// Bytes (documents, packages).
+    Bytes,
+    /// A flag.
+    Bool,
+}
+
+/// One column of a copied table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The column's name in both backends' schemas.
+    pub name: &'static str,
+    /// How its values are kept.
+    pub kind: ColumnType,
+}
+
+const fn col(name: &'static str, kind: ColumnType) -> Column {
+    Column { name, kind }
+}
+
+/// A table as a copy sees it: the columns both backends share and the key that orders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// The table's name.
+    pub name: &'static str,
+    /// Its columns, in the order a [`Row`]'s values follow.
+    pub columns: &'static [Column],
+    /// The columns that order it uniquely (text keys compare bytewise on both backends, so both
+    /// export a table in the same order and their checksums compare).
+    pub key: &'static [&'static str],
+}
+
+impl Table {
+    /// The column named `name`'s position in a row.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The column list, comma-separated, for a statement.
+    pub fn column_list(&self) -> String {
+        self.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+use ColumnType::{BigInt, Bool, Bytes, Int, OptBigInt, OptText, Text};
+
+/// The tables of a store, in the order they are copied. Columns a backend derives from others
+/// (PostgreSQL's record lookup keys) are not copied: the target derives them again.
+pub const TABLES: [Table; 8] = [
+    Table {
+        name: "messages",
+        columns: &[
+            col("sender", Text),
+            col("message_id", Text),
+            col("digest", Text),
+            col("document", Bytes),
+            col("reply", Bytes),
+            col("received_at_ms", BigInt),
+            col("audit_position", OptBigInt),
+            col("document_sm3", Text),
+        ],
+        key: &["sender", "message_id"],
+    },
+    Table {
+        name: "records",
+        columns: &[
+            col("kind", Text),
+            col("record_id", Text),
+            col("sender", Text),
+            col("message_id", Text),
+            col("canonical", Text),
+            col("stored_at_ms", BigInt),
+        ],
+        key: &["kind", "record_id"],
+    },
+    Table {
+        name: "deliveries",
+        columns: &[
+            col("seq", BigInt),
+            col("recipient", Text),
+            col("message_id", Text),
+            col("document", Bytes),
+            col("attempt", Int),
+            col("visible_at_ms", BigInt),
+            col("acked", Bool),
+            col("created_at_ms", BigInt),
+        ],
+        key: &["seq"],
+    },
+    Table {
+        name: "samr_outbox",
+        columns: &[
+            col("seq", BigInt),
+            col("kind", Text),
+            col("record_id", Text),
+            col("canonical", Text),
+            col("created_at_ms", BigInt),
+            col("package", OptText),
+        ],
+        key: &["seq"],
+    },
+    Table {
+        name: "samr_packages",
+        columns: &[
+            col("number", Text),
+            col("day", Text),
+            col("sequence", Int),
+            col("package_type", Text),
+            col("bytes", Bytes),
+            col("state", Text),
+            col("attempts", Int),
+            col("next_attempt_ms", BigInt),
+            col("reason", Text),
+            col("created_at_ms", BigInt),
+        ],
+        key: &["number"],
+    },
+    Table {
+        name: "overdue_notices",
+        columns: &[col("case_id", Text), col("status", Int), col("sent_at_ms", BigInt)],
+        key: &["case_id", "status"],
+    },
+    Table {
+        name: "audit_log",
+        columns: &[col("position", BigInt), col("at_ms", BigInt), col("entry", Text)],
+        key: &["position"],
+    },
+    Table { name: "audit_heads", columns: &[col("position", BigInt), col("head", Text)], key: &["position"] },
 ];
 
-/// One stored row, backend-neutral.
+/// The copied table named `name`.
+pub fn table_named(name: &str) -> Result<&'static Table, StoreError> {
+    TABLES.iter().find(|t| t.name == name).ok_or_else(|| StoreError::Config(format!("no table {name} to copy")))
+}
+
+/// One value of a copied row, backend-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Row {
-    /// A submission's evidence: `messages`.
-    Message {
-        /// Sender region.
-        sender: String,
-        /// Message id.
-        message_id: String,
-        /// SHA-256 of the bytes, hex.
-        digest: String,
-        /// The submitted bytes.
-        document: Vec<u8>,
-        /// The encoded reply.
-        reply: Vec<u8>,
-        /// When it was received.
-        received_at_ms: i64,
-        /// Its entry in the audit chain.
-        audit_position: Option<i64>,
-        /// SM3 of its bytes, hex.
-        document_sm3: String,
-    },
-    /// A canonical record: `records`.
-    Record {
-        /// Kind name.
-        kind: String,
-        /// Record id.
-        record_id: String,
-        /// Sender region.
-        sender: String,
-        /// Message id it came in.
-        message_id: String,
-        /// Canonical JSON.
-        canonical: String,
-        /// When it was stored.
-        stored_at_ms: i64,
-    },
-    /// A delivery: `deliveries`.
-    Delivery {
-        /// Delivery id.
-        seq: i64,
-        /// Recipient region.
-        recipient: String,
-        /// Message id.
-        message_id: String,
-        /// The document.
-        document: Vec<u8>,
-        /// Attempts so far.
-        attempt: i64,
-        /// Invisible until.
-        visible_at_ms: i64,
-        /// Acknowledged.
-        acked: bool,
-        /// Queued at.
-        created_at_ms: i64,
-    },
-    /// A SAMR outbox row: `samr_outbox`.
-    Outbox {
-        /// Row id.
-        seq: i64,
-        /// Kind name.
-        kind: String,
-        /// Record id.
-        record_id: String,
-        /// Canonical JSON.
-        canonical: String,
-        /// Queued at.
-        created_at_ms: i64,
-        /// The package it went into.
-        package: Option<String>,
-    },
-    /// A SAMR package: `samr_packages`.
-    Package {
-        /// Package number.
-        number: String,
-        /// `yyyyMMdd`.
-        day: String,
-        /// Sequence of the day.
-        sequence: i64,
-        /// Package type.
-        package_type: String,
-        /// GB18030 bytes.
-        bytes: Vec<u8>,
-        /// State name.
-        state: String,
-        /// Attempts.
-        attempts: i64,
-        /// Next attempt at.
-        next_attempt_ms: i64,
-        /// Reason.
-        reason: String,
-        /// Created at.
-        created_at_ms: i64,
-    },
-    /// An overdue notice sent: `overdue_notices`.
-    OverdueNotice {
-        /// Case id.
-        case_id: String,
-        /// Stage.
-        status: i64,
-        /// Sent at.
-        sent_at_ms: i64,
-    },
-    /// An audit entry: `audit_log`.
-    AuditEntry {
-        /// Position.
-        position: i64,
-        /// When.
-        at_ms: i64,
-        /// The entry as kept (JSON).
-        entry: String,
-    },
-    /// A signed head: `audit_heads`.
-    AuditHead {
-        /// Position signed.
-        position: i64,
-        /// The head as kept (JSON).
-        head: String,
-    },
+pub enum Value {
+    /// An absent optional value.
+    Null,
+    /// An integer (of either width).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A flag.
+    Bool(bool),
+}
+
+impl Value {
+    /// The text, when it is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One stored row of a copied table: its values in the table's column order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The table it belongs to.
+    pub table: &'static Table,
+    /// One value per column of `table`.
+    pub values: Vec<Value>,
 }
 
 impl Row {
-    /// Feeds the row, unambiguously, into a checksum.
+    /// The value of the column named `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.table.position(name).and_then(|i| self.values.get(i))
+    }
+
+    /// Feeds the row, unambiguously, into a checksum: the table, then each value tagged with its
+    /// type (so no two different rows hash the same way).
     fn hash_into(&self, h: &mut Sha256) {
-        fn s(h: &mut Sha256, v: &[u8]) {
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v);
-        }
-        fn n(h: &mut Sha256, v: i64) {
-            h.update(v.to_be_bytes());
-        }
-        match self {
-            Row::Message {
-                sender,
-                message_id,
-                digest,
-                document,
-                reply,
-                received_at_ms,
-                audit_position,
-                document_sm3,
-            } => {
-                h.update([1]);
-                s(h, sender.as_bytes());
-                s(h, message_id.as_bytes());
-                s(h, digest.as_bytes());
-                s(h, document);
-                s(h, reply);
-                n(h, *received_at_ms);
-                n(h, audit_position.unwrap_or(-1));
-                s(h, document_sm3.as_bytes());
-            }
-            Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
-                h.update([2]);
-                s(h, kind.as_bytes());
-                s(h, record_id.as_bytes());
-                s(h, sender.as_bytes());
-                s(h, message_id.as_bytes());
-                s(h, canonical.as_bytes());
-                n(h, *stored_at_ms);
-            }
-            Row::Delivery { seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms } => {
-                h.update([3]);
-                n(h, *seq);
-                s(h, recipient.as_bytes());
-                s(h, message_id.as_bytes());
-                s(h, document);
-                n(h, *attempt);
-                n(h, *visible_at_ms);
-                n(h, *acked as i64);
-                n(h, *created_at_ms);
-            }
-            Row::Outbox { seq, kind, record_id, canonical, created_at_ms, package } => {
-                h.update([4]);
-                n(h, *seq);
-                s(h, kind.as_bytes());
-                s(h, record_id.as_bytes());
-                s(h, canonical.as_bytes());
-                n(h, *created_at_ms);
-                s(h, package.as_deref().unwrap_or("\u{0}").as_bytes());
-            }
-            Row::Package {
-                number,
-                day,
-                sequence,
-                package_type,
-                bytes,
-                state,
-                attempts,
-                next_attempt_ms,
-                reason,
-                created_at_ms,
-            } => {
-                h.update([5]);
-                s(h, number.as_bytes());
-                s(h, day.as_bytes());
-                n(h, *sequence);
-                s(h, package_type.as_bytes());
-                s(h, bytes);
-                s(h, state.as_bytes());
-                n(h, *attempts);
-                n(h, *next_attempt_ms);
-                s(h, reason.as_bytes());
-                n(h, *created_at_ms);
-            }
-            Row::OverdueNotice { case_id, status, sent_at_ms } => {
-                h.update([6]);
-                s(h, case_id.as_bytes());
-                n(h, *status);
-                n(h, *sent_at_ms);
-            }
-            Row::AuditEntry { position, at_ms, entry } => {
-                h.update([7]);
-                n(h, *position);
-                n(h, *at_ms);
-                s(h, entry.as_bytes());
-            }
-            Row::AuditHead { position, head } => {
-                h.update([8]);
-                n(h, *position);
-                s(h, head.as_bytes());
+        h.update((self.table.name.len() as u64).to_be_bytes());
+        h.update(self.table.name.as_bytes());
+        for v in &self.values {
+            let bytes = |h: &mut Sha256, tag: u8, b: &[u8]| {
+                h.update([tag]);
+                h.update((b.len() as u64).to_be_bytes());
+                h.update(b);
+            };
+            match v {
+                Value::Null => h.update([0]),
+                Value::Int(n) => {
+                    h.update([1]);
+                    h.update(n.to_be_bytes());
+                }
+                Value::Text(t) => bytes(h, 2, t.as_bytes()),
+                Value::Bytes(b) => bytes(h, 3, b),
+                Value::Bool(b) => h.update([4, *b as u8]),
             }
         }
     }
@@ -304,7 +279,7 @@ pub async fn copy_store(
     mut progress: impl FnMut(&'static str, u64, u64) + Send,
 ) -> Result<CopyReport, StoreError> {
     let mut report = CopyReport::default();
-    for table in TABLES {
+    for table in TABLES.iter().map(|t| t.name) {
         let total = from.count_rows(table).await?;
         progress(table, 0, total);
         let mut offset = 0u64;
@@ -349,4 +324,46 @@ pub async fn digest_table(store: &dyn Store, table: &'static str) -> Result<(u64
         }
     }
     Ok((offset, hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(rows: &[Row]) -> String {
+        let mut h = Sha256::new();
+        rows.iter().for_each(|r| r.hash_into(&mut h));
+        hex::encode(h.finalize())
+    }
+
+    #[test]
+    fn every_table_orders_by_its_own_columns() {
+        for t in &TABLES {
+            assert!(t.key.iter().all(|k| t.position(k).is_some()), "{}: key outside its columns", t.name);
+        }
+        assert!(matches!(table_named("secrets"), Err(StoreError::Config(m)) if m.contains("secrets")));
+    }
+
+    #[test]
+    fn the_checksum_tells_apart_rows_that_print_alike() {
+        let outbox = table_named("samr_outbox").unwrap();
+        let row = |package: Value| Row {
+            table: outbox,
+            values: vec![
+                Value::Int(1),
+                Value::Text("FXBS".into()),
+                Value::Text("FX-1".into()),
+                Value::Text("{}".into()),
+                Value::Int(5),
+                package,
+            ],
+        };
+        assert_ne!(digest(&[row(Value::Null)]), digest(&[row(Value::Text(String::new()))]));
+        assert_ne!(digest(&[row(Value::Text("ab".into()))]), digest(&[row(Value::Bytes(b"ab".to_vec()))]));
+        // Values run into each other only with their lengths written.
+        let heads = table_named("audit_heads").unwrap();
+        let head = |p, h: &str| Row { table: heads, values: vec![Value::Int(p), Value::Text(h.into())] };
+        assert_ne!(digest(&[head(1, "ab"), head(2, "c")]), digest(&[head(1, "a"), head(2, "bc")]));
+        assert_eq!(row(Value::Null).get("record_id").and_then(Value::as_text), Some("FX-1"));
+    }
 }

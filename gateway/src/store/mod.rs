@@ -26,7 +26,9 @@ mod postgres;
 mod sqlite;
 mod types;
 
-pub use copy::{copy_store, CopyReport, Row, StoreCopy, TableCount};
+pub use copy::{
+    copy_store, table_named, Column, ColumnType, CopyReport, Row, StoreCopy, Table, TableCount, Value, TABLES,
+};
 pub use error::StoreError;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -13,7 +13,7 @@
 //!   starting together do not race.
 
 use super::codec;
-use super::copy::{Row, StoreCopy};
+use super::copy::{self, Column, ColumnType, Row, StoreCopy, Value};
 use super::types::*;
 use super::{
     AuditLog, CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords,
@@ -1189,208 +1189,65 @@ impl Leadership for PostgresStore {
 #[async_trait]
 impl StoreCopy for PostgresStore {
     async fn export_rows(&self, table: &'static str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let table = copy::table_named(table)?;
         let client = self.client("export_rows").await?;
         let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
-        let q =
-            |sql: &'static str| async move { client.query(sql, &[&limit, &offset]).await.map_err(pg("export_rows")) };
-        Ok(match table {
-            "messages" => q("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages
-                             ORDER BY sender COLLATE \"C\", message_id COLLATE \"C\" LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::Message {
-                sender: r.get(0),
-                message_id: r.get(1),
-                digest: r.get(2),
-                document: r.get(3),
-                reply: r.get(4),
-                received_at_ms: r.get(5),
-                audit_position: r.get(6),
-                document_sm3: r.get(7),
+        // Text keys in bytewise order, as SQLite compares them, so both export alike.
+        let order = table
+            .key
+            .iter()
+            .map(|k| match table.position(k).map(|i| table.columns[i].kind) {
+                Some(ColumnType::Text | ColumnType::OptText) => format!("{k} COLLATE \"C\""),
+                _ => k.to_string(),
             })
-            .collect(),
-            "records" => q("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records
-                            ORDER BY kind COLLATE \"C\", record_id COLLATE \"C\" LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::Record {
-                kind: r.get(0),
-                record_id: r.get(1),
-                sender: r.get(2),
-                message_id: r.get(3),
-                canonical: r.get(4),
-                stored_at_ms: r.get(5),
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {} FROM {} ORDER BY {order} LIMIT $1 OFFSET $2", table.column_list(), table.name);
+        let found = client.query(sql.as_str(), &[&limit, &offset]).await.map_err(pg("export_rows"))?;
+        found
+            .iter()
+            .map(|r| {
+                let values = table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| copied_value(r, i, c.kind))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(pg("export_rows"))?;
+                Ok(Row { table, values })
             })
-            .collect(),
-            "deliveries" => q("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms
-                               FROM deliveries ORDER BY seq LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::Delivery {
-                seq: r.get(0),
-                recipient: r.get(1),
-                message_id: r.get(2),
-                document: r.get(3),
-                attempt: r.get::<_, i32>(4) as i64,
-                visible_at_ms: r.get(5),
-                acked: r.get(6),
-                created_at_ms: r.get(7),
-            })
-            .collect(),
-            "samr_outbox" => q("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox
-                                ORDER BY seq LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::Outbox {
-                seq: r.get(0),
-                kind: r.get(1),
-                record_id: r.get(2),
-                canonical: r.get(3),
-                created_at_ms: r.get(4),
-                package: r.get(5),
-            })
-            .collect(),
-            "samr_packages" => q("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms,
-                                  reason, created_at_ms FROM samr_packages ORDER BY number COLLATE \"C\" LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::Package {
-                number: r.get(0),
-                day: r.get(1),
-                sequence: r.get::<_, i32>(2) as i64,
-                package_type: r.get(3),
-                bytes: r.get(4),
-                state: r.get(5),
-                attempts: r.get::<_, i32>(6) as i64,
-                next_attempt_ms: r.get(7),
-                reason: r.get(8),
-                created_at_ms: r.get(9),
-            })
-            .collect(),
-            "overdue_notices" => q("SELECT case_id, status, sent_at_ms FROM overdue_notices
-                                    ORDER BY case_id COLLATE \"C\", status LIMIT $1 OFFSET $2")
-            .await?
-            .into_iter()
-            .map(|r| Row::OverdueNotice { case_id: r.get(0), status: r.get::<_, i32>(1) as i64, sent_at_ms: r.get(2) })
-            .collect(),
-            "audit_log" => q("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT $1 OFFSET $2")
-                .await?
-                .into_iter()
-                .map(|r| Row::AuditEntry { position: r.get(0), at_ms: r.get(1), entry: r.get(2) })
-                .collect(),
-            "audit_heads" => q("SELECT position, head FROM audit_heads ORDER BY position LIMIT $1 OFFSET $2")
-                .await?
-                .into_iter()
-                .map(|r| Row::AuditHead { position: r.get(0), head: r.get(1) })
-                .collect(),
-            other => return Err(StoreError::Config(format!("no table {other} to copy"))),
-        })
+            .collect()
     }
 
     async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         let mut client = self.client("import_rows").await?;
         let tx = client.transaction().await.map_err(pg("import_rows"))?;
         for row in &rows {
-            let r = match row {
-                Row::Message { sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 } => {
-                    tx.execute(
-                        "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        &[sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3],
-                    )
-                    .await
+            let table = row.table;
+            let mut columns = table.column_list();
+            let mut values = Vec::with_capacity(row.values.len() + 6);
+            for (c, v) in table.columns.iter().zip(&row.values) {
+                values.push(copied_param(c, v)?);
+            }
+            // The lookup key columns are PostgreSQL's own, derived from the canonical record.
+            if table.name == "records" {
+                let canonical = row.get("canonical").and_then(Value::as_text).unwrap_or_default();
+                let k = LookupKeys::from_canonical(canonical);
+                columns.push_str(", plan_id, sampling_region, producer_uscc, brand, model, sample_id");
+                for key in [k.plan_id, k.sampling_region, k.producer_uscc, k.brand, k.model, k.sample_id] {
+                    values.push(Box::new(key));
                 }
-                Row::AuditEntry { position, at_ms, entry } => {
-                    tx.execute("INSERT INTO audit_log (position, at_ms, entry) VALUES ($1, $2, $3)", &[position, at_ms, entry]).await
-                }
-                Row::AuditHead { position, head } => {
-                    tx.execute("INSERT INTO audit_heads (position, head) VALUES ($1, $2)", &[position, head]).await
-                }
-                Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
-                    let k = LookupKeys::from_canonical(canonical);
-                    tx.execute(
-                        "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms,
-                             plan_id, sampling_region, producer_uscc, brand, model, sample_id)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        &[
-                            kind,
-                            record_id,
-                            sender,
-                            message_id,
-                            canonical,
-                            stored_at_ms,
-                            &k.plan_id,
-                            &k.sampling_region,
-                            &k.producer_uscc,
-                            &k.brand,
-                            &k.model,
-                            &k.sample_id,
-                        ],
-                    )
-                    .await
-                }
-                Row::Delivery { seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms } => {
-                    tx.execute(
-                        "INSERT INTO deliveries (seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        &[seq, recipient, message_id, document, &(*attempt as i32), visible_at_ms, acked, created_at_ms],
-                    )
-                    .await
-                }
-                Row::Outbox { seq, kind, record_id, canonical, created_at_ms, package } => {
-                    tx.execute(
-                        "INSERT INTO samr_outbox (seq, kind, record_id, canonical, created_at_ms, package) VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[seq, kind, record_id, canonical, created_at_ms, package],
-                    )
-                    .await
-                }
-                Row::Package {
-                    number,
-                    day,
-                    sequence,
-                    package_type,
-                    bytes,
-                    state,
-                    attempts,
-                    next_attempt_ms,
-                    reason,
-                    created_at_ms,
-                } => {
-                    tx.execute(
-                        "INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        &[
-                            number,
-                            day,
-                            &(*sequence as i32),
-                            package_type,
-                            bytes,
-                            state,
-                            &(*attempts as i32),
-                            next_attempt_ms,
-                            reason,
-                            created_at_ms,
-                        ],
-                    )
-                    .await
-                }
-                Row::OverdueNotice { case_id, status, sent_at_ms } => {
-                    tx.execute(
-                        "INSERT INTO overdue_notices (case_id, status, sent_at_ms) VALUES ($1, $2, $3)",
-                        &[case_id, &(*status as i32), sent_at_ms],
-                    )
-                    .await
-                }
-            };
-            r.map_err(pg("import_rows"))?;
+            }
+            let placeholders = (1..=values.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("INSERT INTO {} ({columns}) VALUES ({placeholders})", table.name);
+            let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+            tx.execute(sql.as_str(), &params).await.map_err(pg("import_rows"))?;
         }
         tx.commit().await.map_err(pg("import_rows"))
     }
 
     async fn count_rows(&self, table: &'static str) -> Result<u64, StoreError> {
-        if !super::copy::TABLES.contains(&table) {
-            return Err(StoreError::Config(format!("no table {table} to copy")));
-        }
+        copy::table_named(table)?;
         let n = self.count("count_rows", &format!("SELECT COUNT(*) FROM {table}"), &[]).await?;
         Ok(n.max(0) as u64)
     }
@@ -1458,6 +1315,35 @@ impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// Column `i` of a PostgreSQL row read as a copied column of type `kind`.
+fn copied_value(r: &tokio_postgres::Row, i: usize, kind: ColumnType) -> Result<Value, tokio_postgres::Error> {
+    let opt = |v: Option<Value>| v.unwrap_or(Value::Null);
+    Ok(match kind {
+        ColumnType::BigInt => Value::Int(r.try_get::<_, i64>(i)?),
+        ColumnType::Int => Value::Int(r.try_get::<_, i32>(i)?.into()),
+        ColumnType::OptBigInt => opt(r.try_get::<_, Option<i64>>(i)?.map(Value::Int)),
+        ColumnType::Text => Value::Text(r.try_get(i)?),
+        ColumnType::OptText => opt(r.try_get::<_, Option<String>>(i)?.map(Value::Text)),
+        ColumnType::Bytes => Value::Bytes(r.try_get(i)?),
+        ColumnType::Bool => Value::Bool(r.try_get(i)?),
+    })
+}
+
+/// A copied value as a parameter for column `c`, typed as PostgreSQL's column is.
+fn copied_param(c: &Column, v: &Value) -> Result<Box<dyn ToSql + Sync + Send>, StoreError> {
+    let mismatch = || StoreError::Config(format!("a copied row's {} does not fit the column ({:?})", c.name, c.kind));
+    Ok(match (c.kind, v) {
+        (ColumnType::BigInt | ColumnType::OptBigInt, Value::Int(n)) => Box::new(*n),
+        (ColumnType::Int, Value::Int(n)) => Box::new(i32::try_from(*n).map_err(|_| mismatch())?),
+        (ColumnType::OptBigInt, Value::Null) => Box::new(None::<i64>),
+        (ColumnType::Text | ColumnType::OptText, Value::Text(t)) => Box::new(t.clone()),
+        (ColumnType::OptText, Value::Null) => Box::new(None::<String>),
+        (ColumnType::Bytes, Value::Bytes(b)) => Box::new(b.clone()),
+        (ColumnType::Bool, Value::Bool(b)) => Box::new(*b),
+        _ => return Err(mismatch()),
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! partner gets an answer. The async traits run each call on the blocking pool; the same calls
 //! are also offered as blocking methods for tools and tests.
 
-use super::copy::{Row, StoreCopy};
+use super::copy::{self, ColumnType, Row, StoreCopy, Value};
 use super::types::*;
 use super::{
     AuditLog, CaseLedger, Intake, LeaderLease, Leadership, Mailboxes, SamrOutbox, Store, StoreError, WorkflowRecords,
@@ -1045,36 +1045,27 @@ impl Leadership for SqliteStore {
 impl SqliteStore {
     /// Rows of a table for a copy (see [`StoreCopy::export_rows`]).
     pub fn export_rows(&self, table: &str, offset: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let table = copy::table_named(table)?;
         let conn = self.reader()?;
         let (limit, offset) = (limit as i64, offset.min(i64::MAX as u64) as i64);
-        let page =
-            |sql: &str, row: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Row>| -> Result<Vec<Row>, StoreError> {
-                Ok(conn.prepare_cached(sql)?.query_map(params![limit, offset], row)?.collect::<Result<Vec<_>, _>>()?)
-            };
-        let rows = match table {
-            "messages" => page("SELECT sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3 FROM messages ORDER BY sender, message_id LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::Message { sender: r.get(0)?, message_id: r.get(1)?, digest: r.get(2)?, document: r.get(3)?, reply: r.get(4)?, received_at_ms: r.get(5)?, audit_position: r.get(6)?, document_sm3: r.get(7)? })
-                })?,
-            "records" => page("SELECT kind, record_id, sender, message_id, canonical, stored_at_ms FROM records ORDER BY kind, record_id LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::Record { kind: r.get(0)?, record_id: r.get(1)?, sender: r.get(2)?, message_id: r.get(3)?, canonical: r.get(4)?, stored_at_ms: r.get(5)? })
-                })?,
-            "deliveries" => page("SELECT seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms FROM deliveries ORDER BY seq LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::Delivery { seq: r.get(0)?, recipient: r.get(1)?, message_id: r.get(2)?, document: r.get(3)?, attempt: r.get(4)?, visible_at_ms: r.get(5)?, acked: r.get::<_, i64>(6)? != 0, created_at_ms: r.get(7)? })
-                })?,
-            "samr_outbox" => page("SELECT seq, kind, record_id, canonical, created_at_ms, package FROM samr_outbox ORDER BY seq LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::Outbox { seq: r.get(0)?, kind: r.get(1)?, record_id: r.get(2)?, canonical: r.get(3)?, created_at_ms: r.get(4)?, package: r.get(5)? })
-                })?,
-            "samr_packages" => page("SELECT number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms FROM samr_packages ORDER BY number LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::Package { number: r.get(0)?, day: r.get(1)?, sequence: r.get(2)?, package_type: r.get(3)?, bytes: r.get(4)?, state: r.get(5)?, attempts: r.get(6)?, next_attempt_ms: r.get(7)?, reason: r.get(8)?, created_at_ms: r.get(9)? })
-                })?,
-            "overdue_notices" => page("SELECT case_id, status, sent_at_ms FROM overdue_notices ORDER BY case_id, status LIMIT ?1 OFFSET ?2", &|r| {
-                    Ok(Row::OverdueNotice { case_id: r.get(0)?, status: r.get(1)?, sent_at_ms: r.get(2)? })
-                })?,
-            "audit_log" => page("SELECT position, at_ms, entry FROM audit_log ORDER BY position LIMIT ?1 OFFSET ?2", &|r| Ok(Row::AuditEntry { position: r.get(0)?, at_ms: r.get(1)?, entry: r.get(2)? }))?,
-            "audit_heads" => page("SELECT position, head FROM audit_heads ORDER BY position LIMIT ?1 OFFSET ?2", &|r| Ok(Row::AuditHead { position: r.get(0)?, head: r.get(1)? }))?,
-            other => return Err(StoreError::Config(format!("no table {other} to copy"))),
-        };
-        Ok(rows)
+        // SQLite compares text bytewise (BINARY) already, as PostgreSQL's "C" collation does.
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+            table.column_list(),
+            table.name,
+            table.key.join(", ")
+        );
+        let mut statement = conn.prepare_cached(&sql)?;
+        let rows = statement.query_map(params![limit, offset], |r| {
+            let values = table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| copied_value(r.get_ref(i)?, c.kind, i))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Row { table, values })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Writes copied rows in one transaction (see [`StoreCopy::import_rows`]).
@@ -1082,73 +1073,36 @@ impl SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for row in rows {
-            match row {
-                Row::Message {
-                    sender,
-                    message_id,
-                    digest,
-                    document,
-                    reply,
-                    received_at_ms,
-                    audit_position,
-                    document_sm3,
-                } => {
-                    tx.prepare_cached("INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
-                        .execute(params![sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3])?;
-                }
-                Row::AuditEntry { position, at_ms, entry } => {
-                    tx.prepare_cached("INSERT INTO audit_log (position, at_ms, entry) VALUES (?1, ?2, ?3)")?
-                        .execute(params![position, at_ms, entry])?;
-                }
-                Row::AuditHead { position, head } => {
-                    tx.prepare_cached("INSERT INTO audit_heads (position, head) VALUES (?1, ?2)")?
-                        .execute(params![position, head])?;
-                }
-                Row::Record { kind, record_id, sender, message_id, canonical, stored_at_ms } => {
-                    tx.prepare_cached("INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![kind, record_id, sender, message_id, canonical, stored_at_ms])?;
-                }
-                Row::Delivery {
-                    seq,
-                    recipient,
-                    message_id,
-                    document,
-                    attempt,
-                    visible_at_ms,
-                    acked,
-                    created_at_ms,
-                } => {
-                    tx.prepare_cached("INSERT INTO deliveries (seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
-                        .execute(params![seq, recipient, message_id, document, attempt, visible_at_ms, *acked as i64, created_at_ms])?;
-                }
-                Row::Outbox { seq, kind, record_id, canonical, created_at_ms, package } => {
-                    tx.prepare_cached("INSERT INTO samr_outbox (seq, kind, record_id, canonical, created_at_ms, package) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                        .execute(params![seq, kind, record_id, canonical, created_at_ms, package])?;
-                }
-                Row::Package {
-                    number,
-                    day,
-                    sequence,
-                    package_type,
-                    bytes,
-                    state,
-                    attempts,
-                    next_attempt_ms,
-                    reason,
-                    created_at_ms,
-                } => {
-                    tx.prepare_cached("INSERT INTO samr_packages (number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
-                        .execute(params![number, day, sequence, package_type, bytes, state, attempts, next_attempt_ms, reason, created_at_ms])?;
-                }
-                Row::OverdueNotice { case_id, status, sent_at_ms } => {
-                    tx.prepare_cached("INSERT INTO overdue_notices (case_id, status, sent_at_ms) VALUES (?1, ?2, ?3)")?
-                        .execute(params![case_id, status, sent_at_ms])?;
-                }
-            }
+            let table = row.table;
+            let placeholders = (1..=table.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("INSERT INTO {} ({}) VALUES ({placeholders})", table.name, table.column_list());
+            let values = row.values.iter().map(|v| match v {
+                Value::Null => rusqlite::types::Value::Null,
+                Value::Int(n) => rusqlite::types::Value::Integer(*n),
+                Value::Bool(b) => rusqlite::types::Value::Integer(*b as i64),
+                Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                Value::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+            });
+            tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A stored SQLite value read as a copied column of type `kind` (column `i`).
+fn copied_value(v: rusqlite::types::ValueRef<'_>, kind: ColumnType, i: usize) -> rusqlite::Result<Value> {
+    use rusqlite::types::{FromSql, ValueRef};
+    let wrong = |e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e));
+    Ok(match (kind, v) {
+        (ColumnType::OptBigInt | ColumnType::OptText, ValueRef::Null) => Value::Null,
+        (ColumnType::BigInt | ColumnType::Int | ColumnType::OptBigInt, v) => {
+            Value::Int(i64::column_result(v).map_err(wrong)?)
+        }
+        (ColumnType::Bool, v) => Value::Bool(i64::column_result(v).map_err(wrong)? != 0),
+        (ColumnType::Text | ColumnType::OptText, v) => Value::Text(String::column_result(v).map_err(wrong)?),
+        (ColumnType::Bytes, v) => Value::Bytes(Vec::<u8>::column_result(v).map_err(wrong)?),
+    })
 }
 
 #[async_trait]
@@ -1164,9 +1118,7 @@ impl StoreCopy for SqliteStore {
     }
 
     async fn count_rows(&self, table: &'static str) -> Result<u64, StoreError> {
-        if !super::copy::TABLES.contains(&table) {
-            return Err(StoreError::Config(format!("no table {table} to copy")));
-        }
+        copy::table_named(table)?;
         let this = self.clone();
         blocking("count_rows", move || {
             let conn = this.reader()?;
