@@ -5,7 +5,7 @@
 
 use super::cases::dispatch;
 use super::disposal::{apply, transfer_event, Deadlines, TransitionError};
-use super::{precondition, Context, RecordLookup, Route, RouteError};
+use super::{Route, RouteError, Step};
 use yrdx_proto::calendar::Calendar;
 use yrdx_proto::v1::{CaseStatus, Conclusion, DisposalCase, InspectionResult, SamplingRecord};
 use yrdx_proto::Timestamp;
@@ -52,15 +52,15 @@ pub fn open_for_result(
 pub(super) async fn open_if_nonconforming(
     sample: &SamplingRecord,
     i: &InspectionResult,
-    l: &dyn RecordLookup,
-    cx: &Context<'_>,
-    what: &str,
+    step: &Step<'_>,
     r: &mut Route,
 ) -> Result<(), RouteError> {
-    if i.conclusion != Conclusion::Nonconforming as i32 || l.case(&case_id_for(&sample.sample_id)).await?.is_some() {
+    if i.conclusion != Conclusion::Nonconforming as i32
+        || step.lookup.case(&case_id_for(&sample.sample_id)).await?.is_some()
+    {
         return Ok(());
     }
-    let case =
-        open_for_result(sample, i, cx.now, cx.calendar, cx.deadlines).map_err(|e| precondition(what, e.to_string()))?;
-    dispatch(&case, Some(sample), Some(i), cx, r, what)
+    let case = open_for_result(sample, i, step.cx.now, step.cx.calendar, step.cx.deadlines)
+        .map_err(|e| step.refuse(e.to_string()))?;
+    dispatch(&case, Some(sample), Some(i), step, r)
 }

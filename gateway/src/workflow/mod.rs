@@ -109,9 +109,24 @@ pub struct Context<'a> {
     pub now: Timestamp,
 }
 
-/// A refusal of `what` (`sampling JS2024…`) for a rule it does not meet.
-fn precondition(what: &str, rule: impl Into<String>) -> RouteError {
-    RouteError::Precondition { record: what.to_string(), rule: rule.into() }
+/// One record's walk through the rules: who sent it, what the rules may look up, the context,
+/// and the record as a refusal names it (`sampling JS2024…`).
+struct Step<'a> {
+    /// The sender's region.
+    from: &'a str,
+    /// The stored records the rules read.
+    lookup: &'a dyn RecordLookup,
+    /// The registry, calendar, stage durations and now.
+    cx: &'a Context<'a>,
+    /// The record, as refusals and warnings name it.
+    what: String,
+}
+
+impl Step<'_> {
+    /// A refusal of this record for a rule it does not meet.
+    fn refuse(&self, rule: impl Into<String>) -> RouteError {
+        RouteError::Precondition { record: self.what.clone(), rule: rule.into() }
+    }
 }
 
 /// Routes one record from `sender`, checking the workflow rules it must meet; `batch` holds the
@@ -125,20 +140,18 @@ pub async fn route(
 ) -> Result<Route, RouteError> {
     let mut r = Route::default();
     let from = sender.region.as_str();
-    let what = format!("{} {}", record.kind(), record.id());
+    let step = Step { from, lookup: l, cx, what: format!("{} {}", record.kind(), record.id()) };
     match record {
         Record::Plan(p) => plans::route(p, from, &mut r),
-        Record::Sampling(s) => sampling::route(s, from, l, batch, &what, &mut r).await?,
-        Record::Inspection(i) => results::route(i, from, l, cx, &what, &mut r).await?,
-        Record::RiskSignal(sig) => risk::route(sig, from, l, cx.config, &what, &mut r).await?,
-        Record::CaseTransfer(c) => cases::route_transfer(c, from, l, cx, &what, &mut r).await?,
-        Record::CaseFeedback(f) => cases::route_feedback(f, from, l, cx, &what, &mut r).await?,
+        Record::Sampling(s) => sampling::route(s, &step, batch, &mut r).await?,
+        Record::Inspection(i) => results::route(i, &step, &mut r).await?,
+        Record::RiskSignal(sig) => risk::route(sig, &step, &mut r).await?,
+        Record::CaseTransfer(c) => cases::route_transfer(c, &step, &mut r).await?,
+        Record::CaseFeedback(f) => cases::route_feedback(f, &step, &mut r).await?,
         Record::ResponsibilityReport(_) if samr_rule::takes_responsibility_report_from(from) => {
             samr_rule::responsibility_report(record, &mut r)
         }
-        other => {
-            return Err(precondition(&what, format!("{} records are not exchanged between partners", other.kind())))
-        }
+        other => return Err(step.refuse(format!("{} records are not exchanged between partners", other.kind()))),
     }
     Ok(r)
 }

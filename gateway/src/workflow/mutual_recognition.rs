@@ -3,7 +3,7 @@
 //! emergency check, with a warning naming the earlier check. `docs/domain.md` section 4.5; clause
 //! `domain.4.5.mutual-recognition`.
 
-use super::{Batch, RecordLookup, RouteError};
+use super::{Batch, RouteError, Step};
 use yrdx_proto::v1::SamplingRecord;
 use yrdx_proto::Date;
 
@@ -19,16 +19,15 @@ fn months_before(d: &Date, months: i32) -> Date {
 /// the same document).
 pub(super) async fn earlier_checks(
     s: &SamplingRecord,
-    l: &dyn RecordLookup,
+    step: &Step<'_>,
     batch: &Batch,
-    what: &str,
 ) -> Result<Vec<String>, RouteError> {
     let mut warnings = Vec::new();
     let (Some(producer), Some(product), Some(on)) = (&s.producer, &s.product, &s.sampled_on) else {
         return Ok(warnings);
     };
     let since = months_before(on, 6);
-    let mut earlier = l.samplings_of_product(&producer.uscc, &product.brand, &product.model).await?;
+    let mut earlier = step.lookup.samplings_of_product(&producer.uscc, &product.brand, &product.model).await?;
     earlier.extend(
         batch
             .samplings
@@ -43,8 +42,8 @@ pub(super) async fn earlier_checks(
         let Some(e_on) = e.sampled_on else { continue };
         if e.sample_id != s.sample_id && e_on.to_days() <= on.to_days() && e_on.to_days() >= since.to_days() {
             warnings.push(format!(
-                "mutual recognition: {what}: the same product (producer {}, brand '{}', model '{}') was checked within 6 months — sample {} by region {} on {e_on}; accepted as a follow-up or emergency check",
-                producer.uscc, product.brand, product.model, e.sample_id, e.sampling_region
+                "mutual recognition: {}: the same product (producer {}, brand '{}', model '{}') was checked within 6 months — sample {} by region {} on {e_on}; accepted as a follow-up or emergency check",
+                step.what, producer.uscc, product.brand, product.model, e.sample_id, e.sampling_region
             ));
         }
     }

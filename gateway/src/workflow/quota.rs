@@ -3,7 +3,7 @@
 //! record replaces its copy and uses no second place). `docs/domain.md` section 4.2; clause
 //! `domain.4.2.sampling-acceptance`.
 
-use super::{precondition, Batch, RecordLookup, RouteError};
+use super::{Batch, RouteError, Step};
 use yrdx_proto::v1::{PlanParticipant, SamplingRecord, SpotCheckPlan};
 
 /// Refuses the record when its region's quota in the plan is used up.
@@ -11,26 +11,22 @@ pub(super) async fn check(
     s: &SamplingRecord,
     plan: &SpotCheckPlan,
     part: &PlanParticipant,
-    l: &dyn RecordLookup,
+    step: &Step<'_>,
     batch: &Batch,
-    what: &str,
 ) -> Result<(), RouteError> {
     let quota = part.quota.max(0) as u64;
     // Counted only up to the quota: counting further changes no decision.
-    let stored = l.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id, quota).await?;
+    let stored = step.lookup.sampling_count(&plan.plan_id, &s.sampling_region, &s.sample_id, quota).await?;
     let in_batch = batch
         .samplings
         .iter()
         .filter(|b| b.plan_id == plan.plan_id && b.sampling_region == s.sampling_region && b.sample_id != s.sample_id)
         .count() as u64;
     if stored + in_batch >= quota {
-        return Err(precondition(
-            what,
-            format!(
-                "region {}'s quota of {} samples in plan {} is used up",
-                s.sampling_region, part.quota, plan.plan_id
-            ),
-        ));
+        return Err(step.refuse(format!(
+            "region {}'s quota of {} samples in plan {} is used up",
+            s.sampling_region, part.quota, plan.plan_id
+        )));
     }
     Ok(())
 }

@@ -3,24 +3,18 @@
 //! result opens a disposal case ([`super::case_opening`]). `docs/domain.md` section 4.3; clause
 //! `domain.4.3.results`.
 
-use super::{case_opening, precondition, sampling, samr_rule, Context, RecordLookup, Route, RouteError};
+use super::{case_opening, sampling, samr_rule, Route, RouteError, Step};
 use yrdx_proto::v1::InspectionResult;
 
 /// Routes a result to the lead and sampling regions, with what it causes.
-pub(super) async fn route(
-    i: &InspectionResult,
-    from: &str,
-    l: &dyn RecordLookup,
-    cx: &Context<'_>,
-    what: &str,
-    r: &mut Route,
-) -> Result<(), RouteError> {
-    let sample = l.sampling(&i.sample_id).await?.ok_or_else(|| {
-        precondition(what, format!("results reference a known sample: sample {} is not known", i.sample_id))
-    })?;
-    let plan = sampling::plan_of(l, &sample, what).await?;
-    r.add(&plan.lead_region, from);
-    r.add(&sample.sampling_region, from);
+pub(super) async fn route(i: &InspectionResult, step: &Step<'_>, r: &mut Route) -> Result<(), RouteError> {
+    let sample =
+        step.lookup.sampling(&i.sample_id).await?.ok_or_else(|| {
+            step.refuse(format!("results reference a known sample: sample {} is not known", i.sample_id))
+        })?;
+    let plan = sampling::plan_of(step, &sample).await?;
+    r.add(&plan.lead_region, step.from);
+    r.add(&sample.sampling_region, step.from);
     samr_rule::spot_check_result(&sample, i, r);
-    case_opening::open_if_nonconforming(&sample, i, l, cx, what, r).await
+    case_opening::open_if_nonconforming(&sample, i, step, r).await
 }

@@ -5,40 +5,34 @@
 //! ([`super::mutual_recognition`]). `docs/domain.md` section 4.2; clause
 //! `domain.4.2.sampling-acceptance`.
 
-use super::{mutual_recognition, precondition, quota, Batch, RecordLookup, Route, RouteError};
+use super::{mutual_recognition, quota, Batch, Route, RouteError, Step};
 use yrdx_proto::v1::{PlanChannel, ProductCategory, SalesChannel, SamplingRecord, SpotCheckPlan};
 
 /// The plan a sampling record names, which must be known.
-pub(super) async fn plan_of(l: &dyn RecordLookup, s: &SamplingRecord, what: &str) -> Result<SpotCheckPlan, RouteError> {
-    l.plan(&s.plan_id).await?.ok_or_else(|| {
-        precondition(
-            what,
-            format!("plan {} is not known to the exchange (its lead region must publish it first)", s.plan_id),
-        )
+pub(super) async fn plan_of(step: &Step<'_>, s: &SamplingRecord) -> Result<SpotCheckPlan, RouteError> {
+    step.lookup.plan(&s.plan_id).await?.ok_or_else(|| {
+        step.refuse(format!("plan {} is not known to the exchange (its lead region must publish it first)", s.plan_id))
     })
 }
 
 /// Checks a sampling record against its plan, then routes it to the plan's lead region.
 pub(super) async fn route(
     s: &SamplingRecord,
-    from: &str,
-    l: &dyn RecordLookup,
+    step: &Step<'_>,
     batch: &mut Batch,
-    what: &str,
     r: &mut Route,
 ) -> Result<(), RouteError> {
-    let plan = plan_of(l, s, what).await?;
+    let plan = plan_of(step, s).await?;
     let Some(part) = plan.participants.iter().find(|p| p.region == s.sampling_region) else {
-        return Err(precondition(
-            what,
-            format!("sampling region {} does not participate in plan {}", s.sampling_region, plan.plan_id),
-        ));
+        return Err(
+            step.refuse(format!("sampling region {} does not participate in plan {}", s.sampling_region, plan.plan_id))
+        );
     };
     let category = s.product.as_ref().map(|p| p.category).unwrap_or(0);
     if !plan.categories.contains(&category) {
         let code =
             ProductCategory::try_from(category).ok().and_then(yrdx_proto::codes::category_code).unwrap_or_default();
-        return Err(precondition(what, format!("category {code} is not in plan {}", plan.plan_id)));
+        return Err(step.refuse(format!("category {code} is not in plan {}", plan.plan_id)));
     }
     let channel_ok = match PlanChannel::try_from(plan.channel) {
         Ok(PlanChannel::Both) => true,
@@ -49,19 +43,18 @@ pub(super) async fn route(
     if !channel_ok {
         let ch = SalesChannel::try_from(s.channel).map(|c| c.as_str_name()).unwrap_or("?");
         let pc = PlanChannel::try_from(plan.channel).map(|c| c.as_str_name()).unwrap_or("?");
-        return Err(precondition(what, format!("channel {ch} is not allowed by plan {} ({pc})", plan.plan_id)));
+        return Err(step.refuse(format!("channel {ch} is not allowed by plan {} ({pc})", plan.plan_id)));
     }
     if let (Some(on), Some(deadline)) = (&s.sampled_on, &plan.sampling_deadline) {
         if on.to_days() > deadline.to_days() {
-            return Err(precondition(
-                what,
-                format!("sampled on {on}, after plan {}'s sampling deadline {deadline}", plan.plan_id),
-            ));
+            return Err(
+                step.refuse(format!("sampled on {on}, after plan {}'s sampling deadline {deadline}", plan.plan_id))
+            );
         }
     }
-    quota::check(s, &plan, part, l, batch, what).await?;
-    r.warnings.extend(mutual_recognition::earlier_checks(s, l, batch, what).await?);
+    quota::check(s, &plan, part, step, batch).await?;
+    r.warnings.extend(mutual_recognition::earlier_checks(s, step, batch).await?);
     batch.samplings.push(s.clone());
-    r.add(&plan.lead_region, from);
+    r.add(&plan.lead_region, step.from);
     Ok(())
 }
