@@ -1,5 +1,6 @@
 //! One benchmark environment: a development PKI with a certificate per client, a gateway
-//! configuration without rate limits, fresh state per run, and the documents the clients send.
+//! configuration without rate limits or a tight in-flight bound, fresh state per run, and the
+//! documents the clients send.
 
 use crate::load::{BenchClient, Doc};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,12 @@ use yrdx_proto::v1::{Envelope, PlanChannel, PlanParticipant, ProductCategory};
 
 /// The partners of the development PKI: (name, region, format name).
 pub use yrdx_pki::DEV_PARTNERS as PARTNERS;
+
+/// `[limits] max_requests_in_flight` of every benchmark gateway. The default (32) is a bound an
+/// operator sizes (docs/operations.md); the harness offers more calls at once than that — 32
+/// Submit lanes plus the receivers' Receive streams and Acks, or 31 provinces' streams in
+/// `country` — and, as with the rate limits, measures capacity, not the limiter.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 256;
 
 /// A benchmark folder: its CA, configuration and client certificates.
 pub struct Environment {
@@ -30,8 +37,12 @@ impl Environment {
         let dev = pki::init_with(dir, "127.0.0.1:0", &ca).map_err(|e| e.to_string())?;
         // No rate limit: the harness measures capacity, not the limiter.
         let text = std::fs::read_to_string(&dev.config).map_err(|e| e.to_string())?;
-        let text =
+        let mut text =
             text.replace("rate_per_second = 50", "rate_per_second = 1000000").replace("burst = 100", "burst = 1000000");
+        if text.contains("\n[limits]") {
+            return Err(format!("{}: already has [limits]", dev.config.display()));
+        }
+        text.push_str(&format!("\n[limits]\nmax_requests_in_flight = {MAX_REQUESTS_IN_FLIGHT}\n"));
         std::fs::write(dir.join("yrdx.toml"), text).map_err(|e| e.to_string())?;
         let partners = PARTNERS.iter().map(|(n, r, f)| (n.to_string(), r.to_string(), f.to_string())).collect();
         Ok(Environment { dir: dir.to_path_buf(), ca_pem: ca.cert_pem.clone(), ca, partners })
