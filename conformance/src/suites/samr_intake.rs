@@ -125,7 +125,7 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let request = hyper::Request::post(path)
         .header("host", &authority)
-        .header("content-type", "application/xml; charset=GB18030")
+        .header("content-type", yrdx_adapters::samr::transport::PACKAGE_CONTENT_TYPE)
         .body(Full::new(Bytes::copy_from_slice(bytes)))
         .map_err(|source| PostError::Request { source })?;
     let response = sender.send_request(request).await.map_err(|source| PostError::Http { source })?;
@@ -134,7 +134,7 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
         .headers()
         .get(hyper::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(yrdx_adapters::samr::transport::retry_after_seconds);
     let body = response.into_body().collect().await.map_err(|source| PostError::Http { source })?.to_bytes().to_vec();
     let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(Posted { status, retry_after, body, tls })
