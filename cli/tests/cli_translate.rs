@@ -23,6 +23,11 @@ fn vector(name: &str) -> String {
     format!("{}/../conformance/vectors/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `yrdx translate --from FROM --to TO` of one conformance vector, without fixed values.
+fn translate_vector(from: &str, to: &str, name: &str) -> Output {
+    yrdx(&["translate", "--from", from, "--to", to, &vector(name)], None)
+}
+
 const FIXED: [&str; 4] = ["--message-id", "YRDX-20240312-000046", "--sent-at", "2024-03-12T14:30:00+08:00"];
 
 #[test]
@@ -52,10 +57,7 @@ fn reads_standard_input_and_reports_losses_on_stderr() {
 
 #[test]
 fn invalid_input_exits_1_with_every_problem() {
-    let out = yrdx(
-        &["translate", "--from", "jiangsu", "--to", "zhejiang", &vector("jiangsu/invalid/second-record-problems.json")],
-        None,
-    );
+    let out = translate_vector("jiangsu", "zhejiang", "jiangsu/invalid/second-record-problems.json");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing is written");
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -64,17 +66,11 @@ fn invalid_input_exits_1_with_every_problem() {
 
 #[test]
 fn a_target_that_cannot_take_the_record_exits_2() {
-    let out = yrdx(
-        &["translate", "--from", "canonical", "--to", "beijing", &vector("canonical/valid/sampling-offline.json")],
-        None,
-    );
+    let out = translate_vector("canonical", "beijing", "canonical/valid/sampling-offline.json");
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("OFFLINE"));
-    let out = yrdx(
-        &["translate", "--from", "canonical", "--to", "beijing", &vector("canonical/valid/risk-signal.json")],
-        None,
-    );
+    let out = translate_vector("canonical", "beijing", "canonical/valid/risk-signal.json");
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -116,19 +112,13 @@ fn samr_package_from_two_documents() {
     let pkg = yrdx_adapters::samr::decode_package(&out.stdout, &Default::default()).unwrap();
     assert_eq!(pkg.header.number, "SJB-310000-20240402-0001");
     // An inspection without its sampling record cannot make a spot-check result.
-    let out = yrdx(
-        &["translate", "--from", "zhejiang", "--to", "samr", &vector("zhejiang/valid/example-inspection.xml")],
-        None,
-    );
+    let out = translate_vector("zhejiang", "samr", "zhejiang/valid/example-inspection.xml");
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn without_fixed_values_the_output_still_decodes() {
-    let out = yrdx(
-        &["translate", "--from", "jiangsu", "--to", "beijing", &vector("jiangsu/valid/example-sampling.json")],
-        None,
-    );
+    let out = translate_vector("jiangsu", "beijing", "jiangsu/valid/example-sampling.json");
     assert_eq!(out.status.code(), Some(0));
     let doc = yrdx_adapters::Partner::Beijing.decode(&out.stdout, &Default::default()).unwrap();
     assert!(doc.envelope.message_id.starts_with("YRDX-"));

@@ -142,29 +142,40 @@ expect = { status = "OK", records = ["plan OPS-${RUN}"] }
     g.stop().await;
 }
 
+/// `yrdx translate` from canonical JSON to Jiangsu's format: a translator the formats suite
+/// passes.
+fn jiangsu_translator() -> String {
+    let me = env!("CARGO_BIN_EXE_yrdx");
+    format!("{me} translate --from canonical --to jiangsu --message-id X-1 --sent-at 2024-03-12T14:30:00+08:00")
+}
+
+/// `good` with one field written wrongly (the brand 恒力 as 恒利): the cases carrying it fail.
+fn miswriting_the_brand(good: &str) -> String {
+    format!("{good} | sed 's/\"SB\": \"恒力\"/\"SB\": \"恒利\"/'")
+}
+
+/// `yrdx conformance run --suite formats` for Jiangsu against the translator command
+/// `translator`, the reports written to `out`.
+fn run_formats(translator: &str, out: &Path) -> Output {
+    yrdx()
+        .args(["conformance", "run", "--suite", "formats", "--format", "jiangsu", "--translator", translator, "--out"])
+        .arg(out)
+        .output()
+        .expect("runs")
+}
+
 #[test]
 fn the_formats_suite_checks_an_external_translator() {
-    let me = env!("CARGO_BIN_EXE_yrdx");
-    let good =
-        format!("{me} translate --from canonical --to jiangsu --message-id X-1 --sent-at 2024-03-12T14:30:00+08:00");
+    let good = jiangsu_translator();
     let out = temp_dir("formats");
-    let o = yrdx()
-        .args(["conformance", "run", "--suite", "formats", "--format", "jiangsu", "--translator", &good, "--out"])
-        .arg(&out)
-        .output()
-        .expect("runs");
+    let o = run_formats(&good, &out);
     assert!(o.status.success(), "{}", text(&o));
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report")).expect("JSON");
     assert!(json["summary"]["pass"].as_u64().expect("count") >= 8, "{}", json["summary"]);
 
     // A translator that maps one field wrongly fails, at that field.
-    let bad = format!("{good} | sed 's/\"SB\": \"恒力\"/\"SB\": \"恒利\"/'");
-    let o = yrdx()
-        .args(["conformance", "run", "--suite", "formats", "--format", "jiangsu", "--translator", &bad, "--out"])
-        .arg(&out)
-        .output()
-        .expect("runs");
+    let o = run_formats(&miswriting_the_brand(&good), &out);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let report = std::fs::read_to_string(out.join("report.json")).expect("report");
     assert!(report.contains("\"location\": \"records.0.product.brand\""), "{}", text(&o));
@@ -173,16 +184,10 @@ fn the_formats_suite_checks_an_external_translator() {
 #[test]
 fn a_failing_report_opens_with_the_failing_case_and_the_requirement_matrix() {
     let me = env!("CARGO_BIN_EXE_yrdx");
-    let good =
-        format!("{me} translate --from canonical --to jiangsu --message-id X-1 --sent-at 2024-03-12T14:30:00+08:00");
     // A translator that writes one field wrongly: the cases carrying it fail, the others pass.
-    let bad = format!("{good} | sed 's/\"SB\": \"恒力\"/\"SB\": \"恒利\"/'");
+    let bad = miswriting_the_brand(&jiangsu_translator());
     let out = temp_dir("failing-report");
-    let o = yrdx()
-        .args(["conformance", "run", "--suite", "formats", "--format", "jiangsu", "--translator", &bad, "--out"])
-        .arg(&out)
-        .output()
-        .expect("runs");
+    let o = run_formats(&bad, &out);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report")).expect("JSON");

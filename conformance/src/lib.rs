@@ -13,7 +13,8 @@
 //!   [`report::html`]);
 //! - [`suite`] (the case files), [`runner`] (selection and verdict), [`requirements`] (clause
 //!   coverage), [`vectors`], [`records`] (a case's input records), [`tls`] (the TLS client every
-//!   live suite uses), [`embedded`] (the material built into the binary), [`clock`].
+//!   live suite uses), [`embedded`] (the material built into the binary), [`clock`],
+//!   [`toml_file`] (reading a TOML input file).
 //!
 //! The older flat paths (`live`, `simulate`, `samr_simulator`, `junit`, `html` …) are kept as
 //! re-exports for the command line and the tests.
@@ -31,6 +32,7 @@ pub mod sim;
 pub mod suite;
 pub mod suites;
 pub mod tls;
+pub mod toml_file;
 pub mod vectors;
 
 pub use report::{html, junit};

@@ -33,22 +33,9 @@ pub struct Catalogue {
 /// Why a clause catalogue could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid catalogue.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// What is wrong, with the TOML position.
-        source: toml::de::Error,
-    },
+    /// The file could not be read, or is not a valid catalogue.
+    #[error(transparent)]
+    File(#[from] crate::toml_file::TomlFileError),
     /// A clause id appears twice.
     #[error("{path}: clause {clause} is listed twice")]
     Twice {
@@ -68,9 +55,7 @@ impl Catalogue {
     /// Loads a catalogue file.
     pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
         let shown = || path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Read { path: shown(), source })?;
-        let file: CatalogueFile =
-            toml::from_str(&text).map_err(|source| CatalogueError::Parse { path: shown(), source })?;
+        let file: CatalogueFile = crate::toml_file::load(path)?;
         let mut ids = std::collections::BTreeSet::new();
         for c in &file.clause {
             if !ids.insert(c.id.clone()) {

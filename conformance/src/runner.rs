@@ -433,6 +433,12 @@ pub async fn run_until(
 /// A case that did not run, and why (its outcome `skip`, so a required one keeps the run from
 /// passing).
 fn not_run(case: &LoadedCase, opts: &RunOptions, why: &str) -> CaseReport {
+    case_report(case, opts, Outcome::Skip, why.to_string())
+}
+
+/// A case's report before it runs: what the case file says of it, with `outcome` and `message`,
+/// no findings and no evidence yet.
+fn case_report(case: &LoadedCase, opts: &RunOptions, outcome: Outcome, message: String) -> CaseReport {
     let def = &case.def;
     CaseReport {
         id: def.id.clone(),
@@ -443,10 +449,10 @@ fn not_run(case: &LoadedCase, opts: &RunOptions, why: &str) -> CaseReport {
         requirements: def.requirements.clone(),
         tags: def.tags.clone(),
         required: def.required,
-        outcome: Outcome::Skip,
+        outcome,
         known_failing: opts.known_failing.contains(&def.id),
         deselected: false,
-        message: why.to_string(),
+        message,
         findings: vec![],
         evidence: vec![],
         duration_ms: 0,
@@ -515,23 +521,7 @@ pub fn error_report(opts: &RunOptions, error: &RunError) -> RunReport {
 
 async fn run_one(case: &LoadedCase, opts: &RunOptions, fill: &Placeholders) -> CaseReport {
     let def = &case.def;
-    let mut report = CaseReport {
-        id: def.id.clone(),
-        title: def.title.clone(),
-        suite: case.suite.clone(),
-        group: case.group.clone(),
-        checks: def.checks.clone(),
-        requirements: def.requirements.clone(),
-        tags: def.tags.clone(),
-        required: def.required,
-        outcome: Outcome::Omit,
-        known_failing: opts.known_failing.contains(&def.id),
-        deselected: false,
-        message: String::new(),
-        findings: vec![],
-        evidence: vec![],
-        duration_ms: 0,
-    };
+    let mut report = case_report(case, opts, Outcome::Omit, String::new());
     if !selected(def, opts) {
         report.message = "deselected by --run/--skip/--tag".into();
         report.deselected = true;

@@ -7,12 +7,11 @@ usage: many_problems.py ADDRESS CA CERT KEY DOCUMENT
 Prints one JSON object: {"submit": {...}, "check": {...}}.
 """
 import json
-import sys
 
 import grpc
 from google.protobuf import json_format
 
-from yrdx_channel import channel_from_argv, exchange_method, reflected_pool
+from yrdx_channel import channel_from_argv, exchange_method, reflected_pool, run_reporting_rpc_errors
 
 
 def fields(data):
@@ -100,8 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except grpc.RpcError as e:
-        print(json.dumps({"error": f"{e.code()}: {e.details()}"}))
-        sys.exit(1)
+    run_reporting_rpc_errors(main)

@@ -6,12 +6,10 @@ usage: reflect_and_submit.py ADDRESS CA CERT KEY DOCUMENT
 Prints one JSON object: {"services": [...], "submit": {...}} or {"error": "..."}.
 """
 import json
-import sys
 
-import grpc
 from google.protobuf import json_format
 
-from yrdx_channel import channel_from_argv, exchange_method, reflected_pool
+from yrdx_channel import channel_from_argv, exchange_method, reflected_pool, run_reporting_rpc_errors
 
 
 def main():
@@ -24,8 +22,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except grpc.RpcError as e:
-        print(json.dumps({"error": f"{e.code()}: {e.details()}"}))
-        sys.exit(1)
+    run_reporting_rpc_errors(main)

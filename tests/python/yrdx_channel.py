@@ -4,6 +4,7 @@ method of yrdx.v1.Exchange resolved by server reflection (no generated code).
 Only the TLS name override is set: every other channel option (metadata limits included) is
 grpcio's default, as a partner's default client would have it.
 """
+import json
 import sys
 
 import grpc
@@ -40,3 +41,13 @@ def reflected_pool(channel):
     """(descriptor database, pool) read from the server's reflection service."""
     db = ProtoReflectionDescriptorDatabase(channel)
     return db, descriptor_pool.DescriptorPool(db)
+
+
+def run_reporting_rpc_errors(main):
+    """Runs a client test's `main`; a gRPC error it meets is printed as its one JSON object,
+    {"error": "CODE: details"}, and the exit status is 1 (the Rust test reads both)."""
+    try:
+        main()
+    except grpc.RpcError as e:
+        print(json.dumps({"error": f"{e.code()}: {e.details()}"}))
+        sys.exit(1)

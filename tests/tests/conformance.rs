@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use yrdx_conformance::live::{LiveTarget, PartnerProfile};
-use yrdx_conformance::report::{Outcome, RunReport};
+use yrdx_conformance::report::{CaseReport, Outcome, RunReport};
 use yrdx_conformance::runner::{self, RunOptions, Target};
 use yrdx_conformance::samr_intake_suite::SamrTarget;
 use yrdx_conformance::samr_simulator::{IntakeOptions, SamrIntake};
@@ -377,37 +377,38 @@ async fn the_samr_push_suite_passes_against_the_real_gateway() {
     g.stop().await;
 }
 
-#[tokio::test]
-async fn a_gateway_skipping_package_numbers_fails_the_numbering_case() {
-    let (g, intake) = samr_push_gateway(Faults { skip_samr_package_numbers: true, ..Faults::default() }).await;
+/// The samr-push suite against a gateway pushing with `faults`: the run fails (exit 1) at the
+/// `failing` case while the `passing` one still passes, so the fault, not a broken run, is what
+/// failed. The gateway and its intake are stopped; the failing case's report is returned.
+async fn samr_push_fails_at(faults: Faults, failing: &str, passing: &str) -> CaseReport {
+    let (g, intake) = samr_push_gateway(faults).await;
     let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
     assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
     assert_eq!(report.exit_code(), 1);
-    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Fail);
-    assert_eq!(outcome(&report, "samr-push.risk-report"), Outcome::Pass);
-    let case = report.cases.iter().find(|c| c.id == "samr-push.numbering").expect("case");
+    assert_eq!(outcome(&report, failing), Outcome::Fail);
+    assert_eq!(outcome(&report, passing), Outcome::Pass);
+    intake.stop();
+    g.stop().await;
+    report.cases.into_iter().find(|c| c.id == failing).expect("case")
+}
+
+#[tokio::test]
+async fn a_gateway_skipping_package_numbers_fails_the_numbering_case() {
+    let faults = Faults { skip_samr_package_numbers: true, ..Faults::default() };
+    let case = samr_push_fails_at(faults, "samr-push.numbering", "samr-push.risk-report").await;
     let gap = case.findings.iter().find(|f| f.assertion == "package numbers follow per day without gaps");
     let gap = gap.unwrap_or_else(|| panic!("{:?}", case.findings));
     assert!(gap.expected.ends_with("comes 0002"), "{gap:?}");
     assert!(gap.actual.ends_with("-0003"), "{gap:?}");
-    intake.stop();
-    g.stop().await;
 }
 
 #[tokio::test]
 async fn a_gateway_ignoring_retry_after_fails_the_busy_case() {
-    let (g, intake) = samr_push_gateway(Faults { ignore_samr_retry_after: true, ..Faults::default() }).await;
-    let report = runner::run(&options("samr-push", samr_push(&g, &intake, true))).await.expect("suite loads");
-    assert_eq!(report.verdict, "fail", "{:#?}", failures(&report));
-    assert_eq!(report.exit_code(), 1);
-    assert_eq!(outcome(&report, "samr-push.busy-retry-after"), Outcome::Fail);
-    assert_eq!(outcome(&report, "samr-push.numbering"), Outcome::Pass);
-    let case = report.cases.iter().find(|c| c.id == "samr-push.busy-retry-after").expect("case");
+    let faults = Faults { ignore_samr_retry_after: true, ..Faults::default() };
+    let case = samr_push_fails_at(faults, "samr-push.busy-retry-after", "samr-push.numbering").await;
     let f = &case.findings[0];
     assert_eq!(f.assertion, "after a busy answer, the next attempt waits the Retry-After", "{:?}", case.findings);
     assert!(f.location.contains("429 with Retry-After: 2"), "{f:?}");
-    intake.stop();
-    g.stop().await;
 }
 
 #[tokio::test]

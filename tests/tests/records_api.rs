@@ -51,39 +51,16 @@ async fn shanghai_submits_and_queries_in_canonical_records() {
         .into_inner();
     assert_eq!(reply.records[0].id, "YRD-2024-WS-01");
     // Partners sample and report through Exchange, in their own formats.
-    let ex = |who: &'static str| {
+    let exchange_submit = |who: &'static str, document: Vec<u8>| {
         let g = &g;
-        async move { g.client(who).await }
+        async move { g.client(who).await.submit(SubmitRequest { document }).await.unwrap() }
     };
-    ex("jiangsu")
-        .await
-        .submit(SubmitRequest {
-            document: document(Partner::Jiangsu, "320000", "S-1", &[sampling("JS-0001", "320000")]),
-        })
-        .await
-        .unwrap();
-    ex("zhejiang")
-        .await
-        .submit(SubmitRequest {
-            document: document(Partner::Zhejiang, "330000", "S-2", &[sampling("ZJ-0001", "330000")]),
-        })
-        .await
-        .unwrap();
-    ex("jiangsu")
-        .await
-        .submit(SubmitRequest {
-            document: document(Partner::Jiangsu, "320000", "R-1", &[result("JS-0001", "JSR-1", true)]),
-        })
-        .await
-        .unwrap();
+    exchange_submit("jiangsu", document(Partner::Jiangsu, "320000", "S-1", &[sampling("JS-0001", "320000")])).await;
+    exchange_submit("zhejiang", document(Partner::Zhejiang, "330000", "S-2", &[sampling("ZJ-0001", "330000")])).await;
+    exchange_submit("jiangsu", document(Partner::Jiangsu, "320000", "R-1", &[result("JS-0001", "JSR-1", true)])).await;
     // Friday 2024-03-15: ZJ-0001 fails; the case goes to Jiangsu (the producer's province), due 2024-03-22.
-    ex("zhejiang")
-        .await
-        .submit(SubmitRequest {
-            document: document(Partner::Zhejiang, "330000", "R-2", &[result("ZJ-0001", "ZJR-1", false)]),
-        })
-        .await
-        .unwrap();
+    exchange_submit("zhejiang", document(Partner::Zhejiang, "330000", "R-2", &[result("ZJ-0001", "ZJR-1", false)]))
+        .await;
 
     let got = shanghai
         .get_record(GetRecordRequest { kind: "sampling".into(), id: "ZJ-0001".into() })

@@ -27,6 +27,14 @@ fn sampling(id: &str, region: &str, change: impl FnOnce(&mut yrdx_proto::v1::Sam
     r
 }
 
+/// A fresh gateway holding `plan`, submitted by Shanghai (canonical format) as document
+/// `PLAN-1`: the sampling records of a test are judged against it.
+async fn gateway_holding(plan: Record) -> TestGateway {
+    let g = TestGateway::start().await;
+    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan).await.unwrap();
+    g
+}
+
 fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
     let err = r.expect_err("must be refused");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
@@ -35,16 +43,7 @@ fn refused(r: Result<SubmitReply, tonic::Status>, words: &str) {
 
 #[tokio::test]
 async fn sampling_records_meet_every_rule_of_the_plan() {
-    let g = TestGateway::start().await;
-    g.submit_one(
-        "shanghai",
-        Partner::Canonical,
-        "310000",
-        "PLAN-1",
-        plan(&[("310000", 5), ("320000", 1), ("110000", 2)]),
-    )
-    .await
-    .unwrap();
+    let g = gateway_holding(plan(&[("310000", 5), ("320000", 1), ("110000", 2)])).await;
     // Accepted: Jiangsu's first sample.
     g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {})).await.unwrap();
     // Quota: Jiangsu's quota is 1.
@@ -81,16 +80,7 @@ async fn sampling_records_meet_every_rule_of_the_plan() {
 
 #[tokio::test]
 async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
-    let g = TestGateway::start().await;
-    g.submit_one(
-        "shanghai",
-        Partner::Canonical,
-        "310000",
-        "PLAN-1",
-        plan(&[("310000", 5), ("320000", 5), ("110000", 5)]),
-    )
-    .await
-    .unwrap();
+    let g = gateway_holding(plan(&[("310000", 5), ("320000", 5), ("110000", 5)])).await;
     let first = g
         .submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", sampling("JS-0001", "320000", |_| {}))
         .await
@@ -115,10 +105,7 @@ async fn mutual_recognition_accepts_with_a_warning_naming_the_earlier_check() {
 
 #[tokio::test]
 async fn mutual_recognition_window_is_six_months() {
-    let g = TestGateway::start().await;
-    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
-        .await
-        .unwrap();
+    let g = gateway_holding(plan(&[("310000", 5), ("320000", 5)])).await;
     let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
     g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
     let within = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 6, 30));
@@ -128,12 +115,11 @@ async fn mutual_recognition_window_is_six_months() {
         "2024-01-10 is within 6 months of 2024-06-30"
     );
     g.stop().await;
-    let g = TestGateway::start().await;
     let mut p = plan(&[("310000", 5), ("320000", 5)]);
     if let Record::Plan(pl) = &mut p {
         pl.sampling_deadline = Date::from_ymd(2024, 12, 31);
     }
-    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", p).await.unwrap();
+    let g = gateway_holding(p).await;
     let early = sampling("JS-0001", "320000", |s| s.sampled_on = Date::from_ymd(2024, 1, 10));
     g.submit_one("jiangsu", Partner::Jiangsu, "320000", "S-1", early).await.unwrap();
     let beyond = sampling("SH-0001", "310000", |s| s.sampled_on = Date::from_ymd(2024, 7, 11));
@@ -175,10 +161,7 @@ async fn risk_revisions_must_rise_and_withdrawn_is_final() {
 
 #[tokio::test]
 async fn a_result_must_reference_a_known_sample() {
-    let g = TestGateway::start().await;
-    g.submit_one("shanghai", Partner::Canonical, "310000", "PLAN-1", plan(&[("310000", 5), ("320000", 5)]))
-        .await
-        .unwrap();
+    let g = gateway_holding(plan(&[("310000", 5), ("320000", 5)])).await;
     let mut orphan = vector_record(Partner::Jiangsu, "jiangsu/valid/example-inspection.json");
     if let Record::Inspection(i) = &mut orphan {
         i.sample_id = "JS-UNKNOWN-01".into();

@@ -14,6 +14,8 @@
 mod check;
 mod package;
 mod receipt;
+/// The wire facts of SAMR's HTTP intake interface: the package content type, `Retry-After`.
+pub mod transport;
 
 pub use check::{decode_package, Package, PackageHeader, PackageRecord};
 pub use package::{closing_event, encode};

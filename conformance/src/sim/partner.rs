@@ -47,22 +47,9 @@ pub struct ScenarioSubmit {
 /// Why a scenario file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid scenario.
-    #[error("{path}: {source}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// What is wrong, with the TOML position.
-        source: toml::de::Error,
-    },
+    /// The file could not be read, or is not a valid scenario.
+    #[error(transparent)]
+    File(#[from] crate::toml_file::TomlFileError),
     /// A submission names a record the scenario does not declare.
     #[error("{path}: no record named {record:?}")]
     UnknownRecord {
@@ -82,8 +69,7 @@ impl Scenario {
     /// Loads a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = || path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: shown(), source })?;
-        let s: Scenario = toml::from_str(&text).map_err(|source| ScenarioError::Parse { path: shown(), source })?;
+        let s: Scenario = crate::toml_file::load(path)?;
         for sub in &s.submit {
             if let Some(n) = sub.records.iter().find(|n| !s.records.contains_key(*n)) {
                 return Err(ScenarioError::UnknownRecord { path: shown(), record: n.clone() });

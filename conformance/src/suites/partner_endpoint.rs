@@ -16,7 +16,7 @@
 
 use crate::report::{Evidence, Finding, Payload};
 use crate::suite::{LoadedCase, Placeholders, Step};
-use crate::suites::live::LiveOutcome;
+use crate::suites::live::{case_records, omitted_for_partner, LiveOutcome};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
@@ -713,14 +713,18 @@ pub async fn run_case(
     vectors: &Path,
 ) -> LiveOutcome {
     let def = &case.def;
-    if !def.partners.is_empty() && !def.partners.contains(&target.partner) {
-        return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
+    if let Some(outcome) = omitted_for_partner(def, &target.partner) {
+        return outcome;
     }
+    let records = match case_records(def, fill, vectors) {
+        Ok(records) => records,
+        Err(outcome) => return outcome,
+    };
     let mut run = EndpointRun {
         target,
         fill,
         case_id: def.id.clone(),
-        records: BTreeMap::new(),
+        records,
         saved: BTreeMap::new(),
         findings: vec![],
         evidence: vec![],
@@ -728,10 +732,6 @@ pub async fn run_case(
         not_checked: None,
         busy: None,
     };
-    match crate::records::build_all(&def.records, fill, vectors) {
-        Ok(records) => run.records = records,
-        Err(e) => return LiveOutcome::Error(e, vec![]),
-    }
     for (i, step) in def.steps.iter().enumerate() {
         run.step = i + 1;
         let result = match step {

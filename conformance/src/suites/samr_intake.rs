@@ -125,7 +125,7 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let request = hyper::Request::post(path)
         .header("host", &authority)
-        .header("content-type", "application/xml; charset=GB18030")
+        .header("content-type", yrdx_adapters::samr::transport::PACKAGE_CONTENT_TYPE)
         .body(Full::new(Bytes::copy_from_slice(bytes)))
         .map_err(|source| PostError::Request { source })?;
     let response = sender.send_request(request).await.map_err(|source| PostError::Http { source })?;
@@ -134,7 +134,7 @@ async fn post(target: &SamrTarget, bytes: &[u8]) -> Result<Posted, PostError> {
         .headers()
         .get(hyper::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(yrdx_adapters::samr::transport::retry_after_seconds);
     let body = response.into_body().collect().await.map_err(|source| PostError::Http { source })?.to_bytes().to_vec();
     let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(Posted { status, retry_after, body, tls })
@@ -273,6 +273,17 @@ pub async fn run_case(
         let number = samr::decode_package(&bytes, &yrdx_adapters::DecodeLimits::default())
             .map(|p| p.header.number)
             .unwrap_or_else(|_| "(digest corrupted on purpose)".into());
+        // Every POST of this step, busy answers and the last, is evidence of the same request.
+        let post_evidence = |posted: &Posted, response: Payload, started: Instant| Evidence {
+            step: i + 1,
+            actor: format!("gateway ({})", target.sender),
+            method: format!("POST {}", target.url),
+            status: posted.status.to_string(),
+            request: Payload::of(&bytes, Some(json!({"package": number, "type": s.package}))),
+            response,
+            tls: posted.tls.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
         let mut started = Instant::now();
         let mut busy = 0;
         let posted = loop {
@@ -286,16 +297,11 @@ pub async fn run_case(
             // A busy intake: wait as it asks (SAMR's transport allows 429 and 503) and try again.
             busy += 1;
             let wait = posted.retry_after.unwrap_or(1);
-            evidence.push(Evidence {
-                step: i + 1,
-                actor: format!("gateway ({})", target.sender),
-                method: format!("POST {}", target.url),
-                status: posted.status.to_string(),
-                request: Payload::of(&bytes, Some(json!({"package": number, "type": s.package}))),
-                response: Payload::view(json!({"status": posted.status, "Retry-After": posted.retry_after})),
-                tls: posted.tls.clone(),
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
+            evidence.push(post_evidence(
+                &posted,
+                Payload::view(json!({"status": posted.status, "Retry-After": posted.retry_after})),
+                started,
+            ));
             if wait > MAX_RETRY_AFTER_SECS {
                 findings.push(Finding::new(
                     "a busy intake asks for a Retry-After the suite can wait",
@@ -312,16 +318,7 @@ pub async fn run_case(
         let view = receipt
             .as_ref()
             .map(|r| json!({"SJBBH": r.number, "JSZT": if r.accepted { 1 } else { 0 }, "CWXX": r.reason}));
-        evidence.push(Evidence {
-            step: i + 1,
-            actor: format!("gateway ({})", target.sender),
-            method: format!("POST {}", target.url),
-            status: posted.status.to_string(),
-            request: Payload::of(&bytes, Some(json!({"package": number, "type": s.package}))),
-            response: Payload::of(&posted.body, view),
-            tls: posted.tls.clone(),
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+        evidence.push(post_evidence(&posted, Payload::of(&posted.body, view), started));
         let at = format!("step {} {}", i + 1, s.package);
         if posted.status != s.expect.http {
             findings.push(Finding::new(

@@ -12,7 +12,10 @@ use crate::sim::samr::{IntakeEvent, PlannedAnswer, SamrIntake};
 use crate::suite::{
     Actor, LoadedCase, Placeholders, SamrAnswerStep, SamrPackageStep, SamrParkedStep, SamrResendStep, Step, SubmitStep,
 };
-use crate::suites::live::{code_name, LiveOutcome, LiveTarget, PartnerProfile};
+use crate::suites::live::{
+    case_records, code_name, omitted_for_partner, peer_need, unmet_need, KnownNeed, LiveOutcome, LiveTarget,
+    PartnerProfile,
+};
 use crate::tls::ClientIdentity;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -102,37 +105,25 @@ pub async fn run_case(
     vectors: &std::path::Path,
 ) -> LiveOutcome {
     let def = &case.def;
-    if !def.partners.is_empty() && !def.partners.contains(&target.gateway.me.name) {
-        return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
+    let needs = [
+        peer_need(target.gateway.peer.is_some()),
+        KnownNeed {
+            name: "operator",
+            met: target.operator.is_some(),
+            missing: "needs an operator's certificate for Admin: give --operator-cert and --operator-key",
+        },
+    ];
+    if let Some(outcome) = omitted_for_partner(def, &target.gateway.me.name).or_else(|| unmet_need(def, &needs)) {
+        return outcome;
     }
-    for need in &def.needs {
-        match need.as_str() {
-            "peer" if target.gateway.peer.is_none() => {
-                return LiveOutcome::Skip("needs a second partner: give --peer-cert and --peer-key".into())
-            }
-            "operator" if target.operator.is_none() => {
-                return LiveOutcome::Skip(
-                    "needs an operator's certificate for Admin: give --operator-cert and --operator-key".into(),
-                )
-            }
-            "peer" | "operator" => {}
-            other => return LiveOutcome::Error(format!("unknown need {other:?}"), vec![]),
-        }
-    }
-    let mut run = PushRun {
-        target,
-        fill,
-        records: BTreeMap::new(),
-        saved: BTreeMap::new(),
-        cursor: target.intake.events().len(),
-        findings: vec![],
-        evidence: vec![],
-        step: 0,
+    // The intake's events so far, before the records are built: building them sends nothing.
+    let cursor = target.intake.events().len();
+    let records = match case_records(def, fill, vectors) {
+        Ok(records) => records,
+        Err(outcome) => return outcome,
     };
-    match crate::records::build_all(&def.records, fill, vectors) {
-        Ok(records) => run.records = records,
-        Err(e) => return LiveOutcome::Error(e, vec![]),
-    }
+    let mut run =
+        PushRun { target, fill, records, saved: BTreeMap::new(), cursor, findings: vec![], evidence: vec![], step: 0 };
     // Answers an earlier case planned and the gateway never asked for must not reach this one.
     target.intake.clear_plan();
     let mut outcome = None;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tracing::{info, warn};
-use yrdx_adapters::samr::{self, PackageType};
+use yrdx_adapters::samr::{self, transport, PackageType};
 use yrdx_adapters::Record;
 use yrdx_clock::Clock;
 
@@ -327,7 +327,7 @@ impl SamrPusher {
             });
             let request = Request::post(self.path.as_str())
                 .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-                .header(hyper::header::CONTENT_TYPE, "application/xml; charset=GB18030")
+                .header(hyper::header::CONTENT_TYPE, transport::PACKAGE_CONTENT_TYPE)
                 .body(Full::new(Bytes::from(body)))
                 .map_err(AttemptError::Request)?;
             let response = sender.send_request(request).await.map_err(AttemptError::Http)?;
@@ -336,7 +336,7 @@ impl SamrPusher {
                 .headers()
                 .get(hyper::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+                .and_then(transport::retry_after_seconds);
             let body = read_response(response, self.config.max_response_bytes).await?;
             Ok::<_, AttemptError>((status, retry_after, body))
         };

@@ -52,24 +52,16 @@ impl CaseRun<'_> {
             Ok(Err(st)) => ("accepted", status_view(st)),
         };
         let tls = facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.evidence.push(Evidence {
-            step: self.step,
+        let attempt = Attempt {
             actor: label.clone(),
             method: "yrdx.v1.Exchange/Submit".into(),
-            status: outcome.into(),
             request: Payload::of(b"{}", None),
             response: Payload::view(view.clone()),
             tls,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
-        if outcome != expect {
-            self.findings.push(Finding::new(
-                format!("a call with {label} is {expect}"),
-                format!("step {} TLS/authentication", self.step),
-                expect,
-                format!("{outcome}: {view}"),
-            ));
-        }
+            started,
+        };
+        let assertion = format!("a call with {label} is {expect}");
+        self.judge_attempt(attempt, (outcome, expect), assertion, "TLS/authentication", view.to_string());
         Ok(())
     }
 
@@ -87,24 +79,63 @@ impl CaseRun<'_> {
             LegacyOutcome::Refused(d) => ("refused", d.clone()),
             LegacyOutcome::Accepted(d) => ("accepted", d.clone()),
         };
-        self.evidence.push(Evidence {
-            step: self.step,
+        let attempt = Attempt {
             actor: format!("TLS {version} client"),
             method: format!("TLS handshake offering only TLS {version}"),
-            status: got.into(),
             request: Payload::view(json!({"offered_version": version})),
             response: Payload::view(json!({"answer": detail})),
             tls: None,
-            duration_ms: started.elapsed().as_millis() as u64,
+            started,
+        };
+        let assertion = format!("a TLS {version} handshake is {expect}");
+        self.judge_attempt(attempt, (got, expect), assertion, "TLS handshake", detail);
+        Ok(())
+    }
+
+    /// Records one connection attempt as evidence and, when it ended otherwise than the case
+    /// expects (`(got, expect)`: `accepted`, `refused` …), the finding `assertion` at `what` of
+    /// this step, with `detail` of what happened.
+    fn judge_attempt(
+        &mut self,
+        attempt: Attempt,
+        (got, expect): (&str, &str),
+        assertion: String,
+        what: &str,
+        detail: String,
+    ) {
+        self.evidence.push(Evidence {
+            step: self.step,
+            actor: attempt.actor,
+            method: attempt.method,
+            status: got.into(),
+            request: attempt.request,
+            response: attempt.response,
+            tls: attempt.tls,
+            duration_ms: attempt.started.elapsed().as_millis() as u64,
         });
         if got != expect {
             self.findings.push(Finding::new(
-                format!("a TLS {version} handshake is {expect}"),
-                format!("step {} TLS handshake", self.step),
+                assertion,
+                format!("step {} {what}", self.step),
                 expect,
                 format!("{got}: {detail}"),
             ));
         }
-        Ok(())
     }
+}
+
+/// One connection attempt of a `connect` or `legacy_tls` step, as its evidence shows it.
+struct Attempt {
+    /// Who tried (`Valid client certificate`, `TLS 1.0 client`).
+    actor: String,
+    /// What was tried (the call, or the bare handshake).
+    method: String,
+    /// What was sent.
+    request: Payload,
+    /// What came back.
+    response: Payload,
+    /// The TLS session, when there was one to show.
+    tls: Option<TlsFacts>,
+    /// When the attempt began.
+    started: Instant,
 }

@@ -250,6 +250,55 @@ pub enum LiveOutcome {
     Error(String, Vec<Evidence>),
 }
 
+/// The outcome of a case that is not for the partner acted as (`partners` names others): it is
+/// omitted. `None`: the case is for this partner.
+pub(crate) fn omitted_for_partner(def: &crate::suite::CaseDef, partner: &str) -> Option<LiveOutcome> {
+    if !def.partners.is_empty() && !def.partners.iter().any(|p| p == partner) {
+        return Some(LiveOutcome::Omit(format!("for {} only", def.partners.join(", "))));
+    }
+    None
+}
+
+/// A case need (`needs = ["peer"]`) a suite knows: its name, whether this run's target meets it,
+/// and why the case is skipped when it does not.
+pub(crate) struct KnownNeed {
+    /// The name in a case's `needs`.
+    pub name: &'static str,
+    /// Whether the target has what the need asks for.
+    pub met: bool,
+    /// The skip message when it does not: which flags to give.
+    pub missing: &'static str,
+}
+
+/// The second partner's certificate: its need, shared by the suites that act as partners.
+pub(crate) fn peer_need(met: bool) -> KnownNeed {
+    KnownNeed { name: "peer", met, missing: "needs a second partner: give --peer-cert and --peer-key" }
+}
+
+/// The outcome of a case whose needs this target does not meet, the first in the case's order:
+/// skipped for a known need not met, an error for a need the suite does not know. `None`: every
+/// need is met.
+pub(crate) fn unmet_need(def: &crate::suite::CaseDef, known: &[KnownNeed]) -> Option<LiveOutcome> {
+    for need in &def.needs {
+        match known.iter().find(|k| k.name == need.as_str()) {
+            Some(k) if !k.met => return Some(LiveOutcome::Skip(k.missing.into())),
+            Some(_) => {}
+            None => return Some(LiveOutcome::Error(format!("unknown need {need:?}"), vec![])),
+        }
+    }
+    None
+}
+
+/// A case's named records, built before its first step; a record that cannot be built ends the
+/// case in error.
+pub(crate) fn case_records(
+    def: &crate::suite::CaseDef,
+    fill: &Placeholders,
+    vectors: &Path,
+) -> Result<BTreeMap<String, Record>, LiveOutcome> {
+    crate::records::build_all(&def.records, fill, vectors).map_err(|e| LiveOutcome::Error(e, vec![]))
+}
+
 /// Why a step of the `gateway` or `tls` suite could not run (the case, the tool or its
 /// configuration is wrong, not the gateway: the case ends in error).
 #[derive(Debug, thiserror::Error)]
@@ -385,26 +434,26 @@ static MESSAGE_COUNTER: AtomicU32 = AtomicU32::new(1);
 /// `vectors`.
 pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholders, vectors: &Path) -> LiveOutcome {
     let def = &case.def;
-    if !def.partners.is_empty() && !def.partners.contains(&target.me.name) {
-        return LiveOutcome::Omit(format!("for {} only", def.partners.join(", ")));
+    let needs = [
+        peer_need(target.peer.is_some()),
+        KnownNeed {
+            name: "issuing_ca",
+            met: target.issuing_ca.is_some(),
+            missing:
+                "needs the client-issuing CA to mint test certificates: give --issuing-ca-cert and --issuing-ca-key",
+        },
+    ];
+    if let Some(outcome) = omitted_for_partner(def, &target.me.name).or_else(|| unmet_need(def, &needs)) {
+        return outcome;
     }
-    for need in &def.needs {
-        match need.as_str() {
-            "peer" if target.peer.is_none() => {
-                return LiveOutcome::Skip("needs a second partner: give --peer-cert and --peer-key".into())
-            }
-            "issuing_ca" if target.issuing_ca.is_none() => return LiveOutcome::Skip(
-                "needs the client-issuing CA to mint test certificates: give --issuing-ca-cert and --issuing-ca-key"
-                    .into(),
-            ),
-            "peer" | "issuing_ca" => {}
-            other => return LiveOutcome::Error(format!("unknown need {other:?}"), vec![]),
-        }
-    }
+    let records = match case_records(def, fill, vectors) {
+        Ok(records) => records,
+        Err(outcome) => return outcome,
+    };
     let mut run = CaseRun {
         target,
         fill,
-        records: BTreeMap::new(),
+        records,
         clients: BTreeMap::new(),
         last: None,
         saved: BTreeMap::new(),
@@ -412,10 +461,6 @@ pub async fn run_case(case: &LoadedCase, target: &LiveTarget, fill: &Placeholder
         evidence: vec![],
         step: 0,
     };
-    match crate::records::build_all(&def.records, fill, vectors) {
-        Ok(records) => run.records = records,
-        Err(e) => return LiveOutcome::Error(e, vec![]),
-    }
     for (i, step) in def.steps.iter().enumerate() {
         run.step = i + 1;
         let result = match step {
