@@ -117,6 +117,12 @@ async fn run_replicas(
             }
         }
     }
+    // Each replica's clients are numbered from 0; the ids of their records come from the index,
+    // so the spread clients are numbered again (two clients sending one risk signal id were
+    // refused as a stale revision).
+    for (i, c) in spread.iter_mut().enumerate() {
+        c.index = i;
+    }
     if plan.seed_mixed {
         seed_mixed(&spread, templates).await?;
     }
