@@ -4,8 +4,7 @@
 //! decoding, encoding and the required checks cannot disagree. The tables are `const` slices of
 //! function pointers: nothing is built or allocated per record.
 
-use super::reader::{leaf, read_elements, At, Named};
-use super::records::{decode_part, PRODUCT};
+use super::reader::{attributes, leaf, read_elements, At, Named};
 use super::{date, date_text, int, time, time_text};
 use crate::fields::Acc;
 use crate::model::DecodeError;
@@ -57,9 +56,9 @@ pub(super) enum Io<T: 'static> {
     Code(&'static [(&'static str, i32)], Acc<T, i32>),
     /// A leaf holding a product category code of the catalogue.
     Category(Acc<T, i32>),
-    /// The product (`records.rs`' `PRODUCT`), written empty when absent: sampling records and
-    /// risk alerts share it.
-    Product(Acc<T, Product>),
+    /// The product, through its own table (`records.rs`' `PRODUCT`), written empty when absent:
+    /// sampling records and risk alerts share it.
+    Product(Acc<T, Product>, &'static [Child<Product>]),
     /// A leaf whose text the caller keeps and checks after all children (its problems come after
     /// theirs): see [`read_part`]; `write` gives the text.
     Later { write: fn(&T) -> &'static str },
@@ -87,8 +86,8 @@ pub(super) fn read_part<'a, T>(
         let c = &table[i];
         match &c.io {
             Io::Own { read, .. } => return read(s, child, at, cx, part),
-            Io::Product(a) => {
-                *(a.slot)(part) = decode_part(s, child, at, PRODUCT, cx)?;
+            Io::Product(a, product) => {
+                *(a.slot)(part) = decode_part(s, child, at, product, cx)?;
                 return Ok(());
             }
             _ => {}
@@ -102,7 +101,7 @@ pub(super) fn read_part<'a, T>(
             Io::Code(codes, a) => *(a.slot)(part) = lookup(&text, codes, at, cx),
             Io::Category(a) => *(a.slot)(part) = category_value(&text, at, cx),
             Io::Later { .. } => later(c.name, text),
-            Io::Own { .. } | Io::Product(_) => {}
+            Io::Own { .. } | Io::Product(..) => {}
         }
         Ok(())
     })?;
@@ -135,8 +134,8 @@ pub(super) fn write_part<T>(w: &mut Writer, table: &'static [Child<T>], part: &T
                 write(w, c.name, part);
                 continue;
             }
-            Io::Product(a) => {
-                write_element(w, c.name, PRODUCT, (a.get)(part).unwrap_or(&Product::default()));
+            Io::Product(a, product) => {
+                write_element(w, c.name, product, (a.get)(part).unwrap_or(&Product::default()));
                 continue;
             }
         };
@@ -152,4 +151,18 @@ pub(super) fn write_element<T>(w: &mut Writer, name: &str, table: &'static [Chil
     w.open(name, &[]);
     write_part(w, table, part);
     w.close(name);
+}
+
+/// A part with no attributes (`Seller`, `Shop`, `Product`) read through its table.
+pub(super) fn decode_part<'a, T: Default>(
+    stream: &mut Stream<'a>,
+    start: Start<'a>,
+    at: &At<'_>,
+    table: &'static [Child<T>],
+    cx: &mut Ctx,
+) -> Result<T, DecodeError> {
+    attributes(&start, at, [], cx)?;
+    let mut part = T::default();
+    read_part(stream, &start, at, table, cx, &mut part, no_later)?;
+    Ok(part)
 }

@@ -3,7 +3,7 @@
 //! (`element_table.rs`). A record's attributes, and the checks that tie values together, are the
 //! record's own code around its table.
 
-use super::element_table::{no_later, read_part, write_element, write_part, Child, Io, Presence};
+use super::element_table::{decode_part, no_later, read_part, write_element, write_part, Child, Io, Presence};
 use super::*;
 use crate::fields::acc;
 
@@ -95,7 +95,7 @@ const PARTY: &[Child<Party>] = &[
 ];
 
 /// The product of a sample or a risk alert.
-pub(super) const PRODUCT: &[Child<Product>] = &[
+const PRODUCT: &[Child<Product>] = &[
     written("Name", Io::Text(acc!(name))),
     written("Category", Io::Category(acc!(category))),
     optional("Brand", Io::Text(acc!(brand))),
@@ -111,20 +111,6 @@ const SHOP: &[Child<OnlineShop>] = &[
     optional("ShopUrl", Io::Text(acc!(shop_url))),
     optional("OrderNo", Io::Text(acc!(order_no))),
 ];
-
-/// A part with no attributes (`Seller`, `Shop`, `Product`) read through its table.
-pub(super) fn decode_part<'a, T: Default>(
-    stream: &mut Stream<'a>,
-    start: Start<'a>,
-    at: &At<'_>,
-    table: &'static [Child<T>],
-    cx: &mut Ctx,
-) -> Result<T, DecodeError> {
-    attributes(&start, at, [], cx)?;
-    let mut part = T::default();
-    read_part(stream, &start, at, table, cx, &mut part, no_later)?;
-    Ok(part)
-}
 
 /// `Sampling` (attribute `id`).
 const SAMPLING: &[Child<SamplingRecord>] = &[
@@ -171,7 +157,7 @@ const SAMPLING: &[Child<SamplingRecord>] = &[
             },
         },
     ),
-    written("Product", Io::Product(acc!(product?))),
+    written("Product", Io::Product(acc!(product?), PRODUCT)),
     required(
         "Quantity",
         Io::Own {
@@ -322,7 +308,7 @@ const RISK: &[Child<RiskSignal>] = &[
     written("ReportedBy", Io::Text(acc!(reporting_region))),
     written("ObservedOn", Io::Date(acc!(observed_on))),
     written("Source", Io::Code(SOURCE, acc!(source))),
-    written("Product", Io::Product(acc!(product?))),
+    written("Product", Io::Product(acc!(product?), PRODUCT)),
     written(
         "Hazards",
         Io::Own {

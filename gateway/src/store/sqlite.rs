@@ -12,7 +12,8 @@ use super::{
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::oneshot;
 use yrdx_adapters::{Record, RecordKind};
 use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
 use yrdx_proto::v1::{DisposalCase, SamplingRecord};
@@ -21,15 +22,7 @@ impl SqliteStore {
     /// Stored sampling records of a plan and region, other than `except`, counted up to
     /// `at_most` (the quota: counting further would cost time and change no decision).
     pub fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
-        let conn = self.reader()?;
-        let n: i64 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != ?3
-             AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2
-             LIMIT ?4)",
-            )?
-            .query_row(params![plan_id, region, except, at_most.min(i64::MAX as u64) as i64], |r| r.get(0))?;
-        Ok(n as u64)
+        sampling_count_in(&*self.reader()?, plan_id, region, except, at_most)
     }
 
     /// The plan's sampling records with their samples' results and cases, in one query (a plan
@@ -70,15 +63,7 @@ impl SqliteStore {
         brand: &str,
         model: &str,
     ) -> Result<Vec<SamplingRecord>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT canonical FROM records WHERE kind = 'sampling'
-             AND json_extract(canonical, '$.producer.uscc') = ?1
-             AND COALESCE(json_extract(canonical, '$.product.brand'), '') = ?2
-             AND COALESCE(json_extract(canonical, '$.product.model'), '') = ?3",
-        )?;
-        let rows = stmt.query_map(params![uscc, brand, model], |r| r.get::<_, String>(0))?;
-        rows.map(|t| super::codec::sampling(&t?)).collect()
+        samplings_of_product_in(&*self.reader()?, uscc, brand, model)
     }
 }
 
@@ -86,10 +71,10 @@ impl SqliteStore {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// Submissions waiting to be committed; whoever holds the connection next commits them all in
-    /// one transaction (group commit: one fsync for many submissions, each still answered only
-    /// after its own data is durable).
-    waiting: Arc<Mutex<Vec<Arc<CommitSlot>>>>,
+    /// The queue of the writer thread, which commits every submission waiting in it in one
+    /// transaction (group commit: one fsync for many submissions, each answered only once its
+    /// own data is durable). Submitters wait for their answer without holding a thread.
+    writer: mpsc::Sender<Waiting>,
     /// A second connection for reads: in WAL mode they see the last commit without waiting for
     /// the writer's fsync. `None` for an in-memory store (a second connection would be another
     /// database).
@@ -223,11 +208,7 @@ impl SqliteStore {
 
     /// Whether the overdue notice of a case's stage was sent.
     pub fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
-        let conn = self.reader()?;
-        let n: i64 = conn
-            .prepare_cached("SELECT COUNT(*) FROM overdue_notices WHERE case_id = ?1 AND status = ?2")?
-            .query_row(params![case_id, status], |r| r.get(0))?;
-        Ok(n > 0)
+        overdue_notified_in(&*self.reader()?, case_id, status)
     }
 
     /// Records an overdue notice and queues its deliveries in one transaction; false (and nothing
@@ -506,12 +487,16 @@ impl SqliteStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))?;
         }
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            waiting: Arc::new(Mutex::new(Vec::new())),
-            reader: None,
-            groups: Arc::new(Mutex::new(None)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let groups: Arc<Mutex<Option<super::GroupObserver>>> = Arc::new(Mutex::new(None));
+        let (writer, queue) = mpsc::channel();
+        // The thread holds no sender: it ends when the last copy of the store is dropped.
+        let (thread_conn, thread_groups) = (conn.clone(), groups.clone());
+        std::thread::Builder::new()
+            .name("yrdx-sqlite-writer".into())
+            .spawn(move || write_groups(&thread_conn, &thread_groups, &queue))
+            .map_err(|e| StoreError::GroupCommit(format!("cannot start the store's writer thread: {e}")))?;
+        Ok(SqliteStore { conn, writer, reader: None, groups })
     }
 
     fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -530,64 +515,26 @@ impl SqliteStore {
 impl SqliteStore {
     /// The stored submission of a sender and message id.
     pub fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
-        let conn = self.reader()?;
-        let found = conn
-            .prepare_cached(
-                "SELECT digest, reply, received_at_ms, audit_position, document_sm3 FROM messages
-                 WHERE sender = ?1 AND message_id = ?2",
-            )?
-            .query_row(params![sender, message_id], |r| {
-                Ok(StoredSubmission {
-                    digest: r.get(0)?,
-                    reply: r.get(1)?,
-                    received_at_ms: r.get(2)?,
-                    audit_position: r.get::<_, Option<i64>>(3)?.map(|p| p as u64),
-                    document_sm3: r.get(4)?,
-                })
-            })
-            .optional();
-        Ok(found?)
+        stored_submission_in(&*self.reader()?, sender, message_id)
     }
 
-    /// Commits a submission (group commit; see [`Intake::commit`]).
+    /// Commits a submission (group commit; see [`Intake::commit`]), waiting on this thread.
     pub fn commit(&self, s: Submission) -> Result<Committed, StoreError> {
-        let slot = Arc::new(CommitSlot { submission: s, result: Mutex::new(None) });
-        self.waiting.lock().map_err(|_| StoreError::Poisoned)?.push(slot.clone());
-        let mut conn = self.conn()?;
-        // A leader before us may have committed this submission while we waited for the lock.
-        if let Some(done) = slot.take_result() {
-            return done;
-        }
-        let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
-        let submissions: Vec<&Submission> = group.iter().map(|g| &g.submission).collect();
-        if let Some(observe) = self.groups.lock().ok().and_then(|o| o.clone()) {
-            observe(submissions.len());
-        }
-        match commit_group(&mut conn, &submissions) {
-            Ok(outcomes) => {
-                for (other, outcome) in group.iter().zip(outcomes) {
-                    other.set(outcome);
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for other in &group {
-                    other.set(Err(StoreError::GroupCommit(message.clone())));
-                }
-            }
-        }
-        drop(conn);
-        slot.take_result().unwrap_or(Err(StoreError::GroupCommit("the submission was not committed".into())))
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.enqueue(s, Box::new(move |outcome| drop(answer.send(outcome))))?;
+        answered.recv().map_err(|_| StoreError::GroupCommit("the submission was not committed".into()))?
+    }
+
+    /// Puts a submission in the writer thread's queue; `answer` is called once it is committed.
+    fn enqueue(&self, submission: Submission, answer: Answer) -> Result<(), StoreError> {
+        self.writer
+            .send(Waiting { submission, answer })
+            .map_err(|_| StoreError::GroupCommit("the store's writer thread has stopped".into()))
     }
 
     /// A stored record.
     pub fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
-        let conn = self.reader()?;
-        let found: Option<String> = conn
-            .prepare_cached("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2")?
-            .query_row(params![kind.name(), id], |r| r.get(0))
-            .optional()?;
-        found.map(|text| super::codec::decode(kind, id, &text)).transpose()
+        record_in(&*self.reader()?, kind, id)
     }
 
     /// Leases deliveries (see [`Mailboxes::take`]).
@@ -638,10 +585,7 @@ impl SqliteStore {
 
     /// Deliveries in flight (see [`Mailboxes::in_flight`]).
     pub fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
-        let conn = self.reader()?;
-        let n: i64 = conn.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2")?.query_row(params![recipient, now_ms], |r| r.get(0),
-        )?;
-        Ok(n as usize)
+        in_flight_in(&*self.reader()?, recipient, now_ms)
     }
 
     /// Makes deliveries visible again.
@@ -687,23 +631,54 @@ impl SqliteStore {
     }
 }
 
-/// One submission waiting for a group commit, and its outcome once committed.
-struct CommitSlot {
+/// Called with a submission's outcome once its group is committed.
+type Answer = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+
+/// One submission waiting in the writer thread's queue.
+struct Waiting {
     submission: Submission,
-    result: Mutex<Option<Result<Committed, StoreError>>>,
+    answer: Answer,
 }
 
-impl CommitSlot {
-    fn set(&self, r: Result<Committed, StoreError>) {
-        if let Ok(mut slot) = self.result.lock() {
-            if slot.is_none() {
-                *slot = Some(r);
+/// The most submissions one transaction commits.
+const MAX_GROUP: usize = 256;
+
+/// The writer thread: takes every submission waiting (those that queued during the last
+/// transaction's fsync, up to [`MAX_GROUP`]), commits them in one transaction and answers each.
+fn write_groups(
+    conn: &Mutex<Connection>,
+    groups: &Mutex<Option<super::GroupObserver>>,
+    queue: &mpsc::Receiver<Waiting>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
             }
         }
-    }
-
-    fn take_result(&self) -> Option<Result<Committed, StoreError>> {
-        self.result.lock().ok().and_then(|mut r| r.take())
+        let submissions: Vec<&Submission> = group.iter().map(|w| &w.submission).collect();
+        if let Some(observe) = groups.lock().ok().and_then(|o| o.clone()) {
+            observe(submissions.len());
+        }
+        let outcomes = match conn.lock() {
+            Ok(mut conn) => commit_group(&mut conn, &submissions),
+            Err(_) => Err(StoreError::Poisoned),
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for (waiting, outcome) in group.into_iter().zip(outcomes) {
+                    (waiting.answer)(outcome);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for waiting in group {
+                    (waiting.answer)(Err(StoreError::GroupCommit(message.clone())));
+                }
+            }
+        }
     }
 }
 
@@ -837,6 +812,116 @@ impl SqliteStore {
     }
 }
 
+/// [`SqliteStore::sampling_count`] on a reader connection.
+fn sampling_count_in(
+    conn: &Connection,
+    plan_id: &str,
+    region: &str,
+    except: &str,
+    at_most: u64,
+) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != ?3
+         AND json_extract(canonical, '$.planId') = ?1 AND json_extract(canonical, '$.samplingRegion') = ?2
+         LIMIT ?4)",
+        )?
+        .query_row(params![plan_id, region, except, at_most.min(i64::MAX as u64) as i64], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// [`SqliteStore::samplings_of_product`] on a reader connection.
+fn samplings_of_product_in(
+    conn: &Connection,
+    uscc: &str,
+    brand: &str,
+    model: &str,
+) -> Result<Vec<SamplingRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT canonical FROM records WHERE kind = 'sampling'
+         AND json_extract(canonical, '$.producer.uscc') = ?1
+         AND COALESCE(json_extract(canonical, '$.product.brand'), '') = ?2
+         AND COALESCE(json_extract(canonical, '$.product.model'), '') = ?3",
+    )?;
+    let rows = stmt.query_map(params![uscc, brand, model], |r| r.get::<_, String>(0))?;
+    rows.map(|t| super::codec::sampling(&t?)).collect()
+}
+
+/// [`SqliteStore::overdue_notified`] on a reader connection.
+fn overdue_notified_in(conn: &Connection, case_id: &str, status: i32) -> Result<bool, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM overdue_notices WHERE case_id = ?1 AND status = ?2")?
+        .query_row(params![case_id, status], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
+/// [`SqliteStore::stored_submission`] on a reader connection.
+fn stored_submission_in(
+    conn: &Connection,
+    sender: &str,
+    message_id: &str,
+) -> Result<Option<StoredSubmission>, StoreError> {
+    let found = conn
+        .prepare_cached(
+            "SELECT digest, reply, received_at_ms, audit_position, document_sm3 FROM messages
+             WHERE sender = ?1 AND message_id = ?2",
+        )?
+        .query_row(params![sender, message_id], |r| {
+            Ok(StoredSubmission {
+                digest: r.get(0)?,
+                reply: r.get(1)?,
+                received_at_ms: r.get(2)?,
+                audit_position: r.get::<_, Option<i64>>(3)?.map(|p| p as u64),
+                document_sm3: r.get(4)?,
+            })
+        })
+        .optional();
+    Ok(found?)
+}
+
+/// [`SqliteStore::record`] on a reader connection.
+fn record_in(conn: &Connection, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
+    let found: Option<String> = conn
+        .prepare_cached("SELECT canonical FROM records WHERE kind = ?1 AND record_id = ?2")?
+        .query_row(params![kind.name(), id], |r| r.get(0))
+        .optional()?;
+    found.map(|text| super::codec::decode(kind, id, &text)).transpose()
+}
+
+/// [`SqliteStore::in_flight`] on a reader connection.
+fn in_flight_in(conn: &Connection, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2",
+        )?
+        .query_row(params![recipient, now_ms], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+impl SqliteStore {
+    /// Runs an indexed read on the reader connection: inline when that connection is free, on
+    /// the blocking pool when it is busy. A point read answered from the page cache takes
+    /// microseconds, less than a trip to the blocking pool and back (two thread wake-ups); WAL
+    /// readers never wait for the writer, and a busy reader (a scan) is never waited for on the
+    /// runtime's threads. Without a reader connection (in memory) the read always goes to the
+    /// pool, since it would share the writer's lock.
+    async fn point_read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if let Some(reader) = &self.reader {
+            match reader.try_lock() {
+                Ok(conn) => return read(&conn),
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let this = self.clone();
+        blocking(operation, move || read(&*this.reader()?)).await
+    }
+}
+
 /// Runs a blocking call of the store on the blocking pool.
 async fn blocking<T: Send + 'static>(
     operation: &'static str,
@@ -848,13 +933,15 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl Intake for SqliteStore {
     async fn stored_submission(&self, sender: &str, message_id: &str) -> Result<Option<StoredSubmission>, StoreError> {
-        let (this, sender, message_id) = (self.clone(), sender.to_string(), message_id.to_string());
-        blocking("stored_submission", move || this.stored_submission(&sender, &message_id)).await
+        let (sender, message_id) = (sender.to_string(), message_id.to_string());
+        self.point_read("stored_submission", move |c| stored_submission_in(c, &sender, &message_id)).await
     }
 
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
-        let this = self.clone();
-        blocking("commit", move || this.commit(submission)).await
+        // Handed to the writer thread without a blocking-pool thread waiting for it.
+        let (answer, answered) = oneshot::channel();
+        self.enqueue(submission, Box::new(move |outcome| drop(answer.send(outcome))))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the submission was not committed".into()))?
     }
 
     fn observe_groups(&self, observer: super::GroupObserver) {
@@ -878,8 +965,8 @@ impl Mailboxes for SqliteStore {
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
-        let (this, recipient) = (self.clone(), recipient.to_string());
-        blocking("in_flight", move || this.in_flight(&recipient, now_ms)).await
+        let recipient = recipient.to_string();
+        self.point_read("in_flight", move |c| in_flight_in(c, &recipient, now_ms)).await
     }
 
     async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
@@ -906,8 +993,8 @@ impl Mailboxes for SqliteStore {
 #[async_trait]
 impl WorkflowRecords for SqliteStore {
     async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
-        let (this, id) = (self.clone(), id.to_string());
-        blocking("record", move || this.record(kind, &id)).await
+        let id = id.to_string();
+        self.point_read("record", move |c| record_in(c, kind, &id)).await
     }
 
     async fn records_of_kind(&self, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
@@ -916,9 +1003,8 @@ impl WorkflowRecords for SqliteStore {
     }
 
     async fn sampling_count(&self, plan_id: &str, region: &str, except: &str, at_most: u64) -> Result<u64, StoreError> {
-        let (this, plan_id, region, except) =
-            (self.clone(), plan_id.to_string(), region.to_string(), except.to_string());
-        blocking("sampling_count", move || this.sampling_count(&plan_id, &region, &except, at_most)).await
+        let (plan_id, region, except) = (plan_id.to_string(), region.to_string(), except.to_string());
+        self.point_read("sampling_count", move |c| sampling_count_in(c, &plan_id, &region, &except, at_most)).await
     }
 
     async fn samplings_of_product(
@@ -927,8 +1013,8 @@ impl WorkflowRecords for SqliteStore {
         brand: &str,
         model: &str,
     ) -> Result<Vec<SamplingRecord>, StoreError> {
-        let (this, uscc, brand, model) = (self.clone(), uscc.to_string(), brand.to_string(), model.to_string());
-        blocking("samplings_of_product", move || this.samplings_of_product(&uscc, &brand, &model)).await
+        let (uscc, brand, model) = (uscc.to_string(), brand.to_string(), model.to_string());
+        self.point_read("samplings_of_product", move |c| samplings_of_product_in(c, &uscc, &brand, &model)).await
     }
 
     async fn plan_records(&self, plan_id: &str) -> Result<PlanRecords, StoreError> {
@@ -940,8 +1026,8 @@ impl WorkflowRecords for SqliteStore {
 #[async_trait]
 impl CaseLedger for SqliteStore {
     async fn overdue_notified(&self, case_id: &str, status: i32) -> Result<bool, StoreError> {
-        let (this, case_id) = (self.clone(), case_id.to_string());
-        blocking("overdue_notified", move || this.overdue_notified(&case_id, status)).await
+        let case_id = case_id.to_string();
+        self.point_read("overdue_notified", move |c| overdue_notified_in(c, &case_id, status)).await
     }
 
     async fn commit_overdue_notice(
@@ -1171,6 +1257,36 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_point_read_waits_on_the_pool_when_the_reader_is_busy_and_inline_when_free() {
+        let dir = std::env::temp_dir().join(format!("yrdx-point-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("s.sqlite")).unwrap();
+        let reader = store.reader.clone().unwrap();
+        // A scan holds the reader: the read goes to the pool and answers once the scan is done,
+        // without blocking this runtime thread meanwhile.
+        let (held, release) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+        let scan = std::thread::spawn(move || {
+            let _busy = reader.lock().unwrap();
+            held.0.send(()).unwrap();
+            release.1.recv().unwrap();
+        });
+        held.1.recv().unwrap();
+        let read = tokio::spawn({
+            let store = store.clone();
+            async move { Intake::stored_submission(&store, "320000", "M1").await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!read.is_finished(), "a read cannot finish while the reader is held");
+        release.0.send(()).unwrap();
+        scan.join().unwrap();
+        assert_eq!(read.await.unwrap().unwrap(), None);
+        // Free: answered inline, and the same as the blocking form.
+        assert_eq!(Mailboxes::in_flight(&store, "320000", 0).await.unwrap(), store.in_flight("320000", 0).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_workflow_lookups_use_indexes_not_scans() {
