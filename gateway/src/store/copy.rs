@@ -60,6 +60,14 @@ impl Table {
     pub fn column_list(&self) -> String {
         self.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
     }
+
+    /// The `INSERT` of one row: the table's columns, then `extra` ones a backend derives, with
+    /// the backend's placeholder for parameter `n` (from 1) written by `mark`.
+    pub fn insert_sql(&self, extra: &[&str], mark: impl Fn(usize) -> String) -> String {
+        let columns: Vec<&str> = self.columns.iter().map(|c| c.name).chain(extra.iter().copied()).collect();
+        let marks: Vec<String> = (1..=columns.len()).map(mark).collect();
+        format!("INSERT INTO {} ({}) VALUES ({})", self.name, columns.join(", "), marks.join(", "))
+    }
 }
 
 use ColumnType::{BigInt, Bool, Bytes, Int, OptBigInt, OptText, Text};
@@ -342,6 +350,10 @@ mod tests {
             assert!(t.key.iter().all(|k| t.position(k).is_some()), "{}: key outside its columns", t.name);
         }
         assert!(matches!(table_named("secrets"), Err(StoreError::Config(m)) if m.contains("secrets")));
+        assert_eq!(
+            table_named("audit_heads").unwrap().insert_sql(&["extra"], |n| format!("${n}")),
+            "INSERT INTO audit_heads (position, head, extra) VALUES ($1, $2, $3)"
+        );
     }
 
     #[test]

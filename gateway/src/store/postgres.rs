@@ -1222,26 +1222,34 @@ impl StoreCopy for PostgresStore {
     async fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         let mut client = self.client("import_rows").await?;
         let tx = client.transaction().await.map_err(pg("import_rows"))?;
+        // Rows come table by table: each table's statement is prepared once, not per row.
+        let mut insert: Option<(&'static str, tokio_postgres::Statement)> = None;
         for row in &rows {
             let table = row.table;
-            let mut columns = table.column_list();
-            let mut values = Vec::with_capacity(row.values.len() + 6);
+            // The lookup key columns are PostgreSQL's own, derived from the canonical record.
+            let keys = (table.name == "records")
+                .then(|| LookupKeys::from_canonical(row.get("canonical").and_then(Value::as_text).unwrap_or_default()));
+            let statement = match &insert {
+                Some((name, statement)) if *name == table.name => statement.clone(),
+                _ => {
+                    let extra: &[&str] = if keys.is_some() { &LOOKUP_KEY_COLUMNS } else { &[] };
+                    let sql = table.insert_sql(extra, |n| format!("${n}"));
+                    let statement = tx.prepare(&sql).await.map_err(pg("import_rows"))?;
+                    insert = Some((table.name, statement.clone()));
+                    statement
+                }
+            };
+            let mut values = Vec::with_capacity(row.values.len() + LOOKUP_KEY_COLUMNS.len());
             for (c, v) in table.columns.iter().zip(&row.values) {
                 values.push(copied_param(c, v)?);
             }
-            // The lookup key columns are PostgreSQL's own, derived from the canonical record.
-            if table.name == "records" {
-                let canonical = row.get("canonical").and_then(Value::as_text).unwrap_or_default();
-                let k = LookupKeys::from_canonical(canonical);
-                columns.push_str(", plan_id, sampling_region, producer_uscc, brand, model, sample_id");
+            if let Some(k) = keys {
                 for key in [k.plan_id, k.sampling_region, k.producer_uscc, k.brand, k.model, k.sample_id] {
                     values.push(Box::new(key));
                 }
             }
-            let placeholders = (1..=values.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let sql = format!("INSERT INTO {} ({columns}) VALUES ({placeholders})", table.name);
             let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
-            tx.execute(sql.as_str(), &params).await.map_err(pg("import_rows"))?;
+            tx.execute(&statement, &params).await.map_err(pg("import_rows"))?;
         }
         tx.commit().await.map_err(pg("import_rows"))
     }
@@ -1316,6 +1324,10 @@ impl Store for PostgresStore {
         "postgres"
     }
 }
+
+/// The `records` columns PostgreSQL derives from the canonical record ([`LookupKeys`]), in the
+/// order `import_rows` binds them.
+const LOOKUP_KEY_COLUMNS: [&str; 6] = ["plan_id", "sampling_region", "producer_uscc", "brand", "model", "sample_id"];
 
 /// Column `i` of a PostgreSQL row read as a copied column of type `kind`.
 fn copied_value(r: &tokio_postgres::Row, i: usize, kind: ColumnType) -> Result<Value, tokio_postgres::Error> {

@@ -1,8 +1,9 @@
 //! The embedded SQLite backend (the default): WAL, `synchronous=FULL`, one writer connection
-//! with group commit and one reader connection. A submission is committed in one transaction —
+//! (group commit on its writer thread) and one reader connection. A submission is committed in one transaction —
 //! its original bytes (evidence), its canonical records and every delivery it causes — before the
-//! partner gets an answer. The async traits run each call on the blocking pool; the same calls
-//! are also offered as blocking methods for tools and tests.
+//! partner gets an answer. Commits go to the writer thread, indexed point reads run inline when
+//! the reader is free, and the other async calls run on the blocking pool; the same calls are also
+//! offered as blocking methods for tools and tests.
 
 use super::copy::{self, ColumnType, Row, StoreCopy, Value};
 use super::types::*;
@@ -1158,10 +1159,14 @@ impl SqliteStore {
     pub fn import_rows(&self, rows: &[Row]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Rows come table by table: the statement is written again only when the table changes.
+        let mut insert: Option<(&'static str, String)> = None;
         for row in rows {
             let table = row.table;
-            let placeholders = (1..=table.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-            let sql = format!("INSERT INTO {} ({}) VALUES ({placeholders})", table.name, table.column_list());
+            if insert.as_ref().is_none_or(|(name, _)| *name != table.name) {
+                insert = Some((table.name, table.insert_sql(&[], |n| format!("?{n}"))));
+            }
+            let sql = insert.as_ref().map(|(_, sql)| sql.as_str()).unwrap_or_default();
             let values = row.values.iter().map(|v| match v {
                 Value::Null => rusqlite::types::Value::Null,
                 Value::Int(n) => rusqlite::types::Value::Integer(*n),
@@ -1169,7 +1174,7 @@ impl SqliteStore {
                 Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
                 Value::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
             });
-            tx.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?;
+            tx.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
         }
         tx.commit()?;
         Ok(())
