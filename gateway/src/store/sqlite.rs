@@ -1,9 +1,11 @@
 //! The embedded SQLite backend (the default): WAL, `synchronous=FULL`, one writer connection
-//! (group commit on its writer thread) and one reader connection. A submission is committed in one transaction —
-//! its original bytes (evidence), its canonical records and every delivery it causes — before the
-//! partner gets an answer. Commits go to the writer thread, indexed point reads run inline when
-//! the reader is free, and the other async calls run on the blocking pool; the same calls are also
-//! offered as blocking methods for tools and tests.
+//! (group commit on its writer thread) and one reader connection. A submission is committed in one
+//! transaction — its original bytes (evidence), its canonical records and every delivery it causes —
+//! before the partner gets an answer. Commits, leases and acknowledgements go to the writer thread,
+//! which writes whatever is waiting in one transaction (each change under its own savepoint) and
+//! answers each once that transaction is durable; indexed point reads run inline when the reader is
+//! free, and the other async calls run on the blocking pool. The same calls are also offered as
+//! blocking methods for tools and tests.
 
 use super::copy::{self, ColumnType, Row, StoreCopy, Value};
 use super::types::*;
@@ -75,7 +77,7 @@ pub struct SqliteStore {
     /// The queue of the writer thread, which commits every submission waiting in it in one
     /// transaction (group commit: one fsync for many submissions, each answered only once its
     /// own data is durable). Submitters wait for their answer without holding a thread.
-    writer: mpsc::Sender<Waiting>,
+    writer: mpsc::Sender<Box<dyn GroupWrite>>,
     /// A second connection for reads: in WAL mode they see the last commit without waiting for
     /// the writer's fsync. `None` for an in-memory store (a second connection would be another
     /// database).
@@ -529,7 +531,7 @@ impl SqliteStore {
     /// Puts a submission in the writer thread's queue; `answer` is called once it is committed.
     fn enqueue(&self, submission: Submission, answer: Answer) -> Result<(), StoreError> {
         self.writer
-            .send(Waiting { submission, answer })
+            .send(Box::new(Waiting { submission, outcome: None, answer }))
             .map_err(|_| StoreError::GroupCommit("the store's writer thread has stopped".into()))
     }
 
@@ -538,7 +540,7 @@ impl SqliteStore {
         record_in(&*self.reader()?, kind, id)
     }
 
-    /// Leases deliveries (see [`Mailboxes::take`]).
+    /// Leases deliveries (see [`Mailboxes::take`]), waiting on this thread for the writer.
     pub fn take(
         &self,
         recipient: &str,
@@ -546,42 +548,8 @@ impl SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, String, Vec<u8>, u32, i64)> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, message_id, document, attempt, created_at_ms FROM deliveries
-                 WHERE recipient = ?1 AND acked = 0 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
-            )?;
-            let mapped = stmt.query_map(params![recipient, now_ms, max as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?;
-            mapped.collect::<Result<_, _>>()?
-        };
-        for (seq, ..) in &rows {
-            tx.prepare_cached("UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1")?
-                .execute(params![seq, now_ms + visibility_ms])?;
-        }
-        let events = rows
-            .iter()
-            .map(|(seq, message_id, ..)| AuditEvent::DeliveryHandedOut {
-                delivery_id: seq.to_string(),
-                recipient: recipient.to_string(),
-                message_id: message_id.clone(),
-            })
-            .collect();
-        append_audit(&tx, now_ms, events)?;
-        tx.commit()?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, message_id, document, attempt, queued_at_ms)| PendingDelivery {
-                delivery_id: DeliveryId(seq),
-                message_id,
-                document,
-                attempt: attempt + 1,
-                queued_at_ms,
-            })
-            .collect())
+        let recipient = recipient.to_string();
+        self.change_blocking(move |tx| take_in(tx, &recipient, max, now_ms, visibility_ms))
     }
 
     /// Deliveries in flight (see [`Mailboxes::in_flight`]).
@@ -589,37 +557,48 @@ impl SqliteStore {
         in_flight_in(&*self.reader()?, recipient, now_ms)
     }
 
-    /// Makes deliveries visible again.
+    /// Makes deliveries visible again, waiting on this thread for the writer.
     pub fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        for DeliveryId(seq) in delivery_ids {
-            conn.prepare_cached("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0")?
-                .execute(params![seq])?;
-        }
-        Ok(())
+        let ids = delivery_ids.to_vec();
+        self.change_blocking(move |tx| release_in(tx, &ids))
     }
 
-    /// Acknowledges deliveries of a mailbox.
+    /// Acknowledges deliveries of a mailbox, waiting on this thread for the writer.
     pub fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let mut n = 0;
-        let mut events = Vec::new();
-        for DeliveryId(seq) in delivery_ids {
-            let done = tx
-                .prepare_cached("UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0")?
-                .execute(params![seq, recipient])? as u32;
-            if done == 1 {
-                events.push(AuditEvent::DeliveryAcknowledged {
-                    delivery_id: seq.to_string(),
-                    recipient: recipient.to_string(),
-                });
-            }
-            n += done;
-        }
-        append_audit(&tx, super::audit::wall_clock_ms(), events)?;
-        tx.commit()?;
-        Ok(n)
+        let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
+        self.change_blocking(move |tx| ack_in(tx, &recipient, &ids))
+    }
+
+    /// Puts a mailbox change in the writer thread's queue; `answer` gets its result once the
+    /// group it joined is durable.
+    fn enqueue_change<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .send(Box::new(Change { write: Some(write), outcome: None, answer }))
+            .map_err(|_| StoreError::GroupCommit("the store's writer thread has stopped".into()))
+    }
+
+    /// A mailbox change committed by the writer thread, waited for on this thread.
+    fn change_blocking<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = mpsc::sync_channel(1);
+        self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
+        answered.recv().map_err(|_| StoreError::GroupCommit("the change was not committed".into()))?
+    }
+
+    /// A mailbox change committed by the writer thread, awaited without holding a thread.
+    async fn change<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the change was not committed".into()))?
     }
 
     /// Unacknowledged deliveries in a mailbox.
@@ -632,24 +611,171 @@ impl SqliteStore {
     }
 }
 
+/// Leases up to `max` visible deliveries of a mailbox, oldest first, inside the writer's
+/// transaction: each is hidden for `visibility_ms` and its hand-out is audited.
+fn take_in(
+    tx: &rusqlite::Transaction<'_>,
+    recipient: &str,
+    max: usize,
+    now_ms: i64,
+    visibility_ms: i64,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let rows: Vec<(i64, String, Vec<u8>, u32, i64)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, message_id, document, attempt, created_at_ms FROM deliveries
+             WHERE recipient = ?1 AND acked = 0 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let mapped = stmt.query_map(params![recipient, now_ms, max as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        mapped.collect::<Result<_, _>>()?
+    };
+    for (seq, ..) in &rows {
+        tx.prepare_cached("UPDATE deliveries SET attempt = attempt + 1, visible_at_ms = ?2 WHERE seq = ?1")?
+            .execute(params![seq, now_ms + visibility_ms])?;
+    }
+    let events = rows
+        .iter()
+        .map(|(seq, message_id, ..)| AuditEvent::DeliveryHandedOut {
+            delivery_id: seq.to_string(),
+            recipient: recipient.to_string(),
+            message_id: message_id.clone(),
+        })
+        .collect();
+    append_audit(tx, now_ms, events)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, message_id, document, attempt, queued_at_ms)| PendingDelivery {
+            delivery_id: DeliveryId(seq),
+            message_id,
+            document,
+            attempt: attempt + 1,
+            queued_at_ms,
+        })
+        .collect())
+}
+
+/// Makes unacknowledged deliveries visible again, inside the writer's transaction.
+fn release_in(tx: &rusqlite::Transaction<'_>, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached("UPDATE deliveries SET visible_at_ms = 0 WHERE seq = ?1 AND acked = 0")?;
+    for DeliveryId(seq) in delivery_ids {
+        stmt.execute(params![seq])?;
+    }
+    Ok(())
+}
+
+/// Acknowledges deliveries of a mailbox inside the writer's transaction; returns how many were
+/// unacknowledged until now (each of those is audited).
+fn ack_in(tx: &rusqlite::Transaction<'_>, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
+    let mut n = 0;
+    let mut events = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare_cached("UPDATE deliveries SET acked = 1 WHERE seq = ?1 AND recipient = ?2 AND acked = 0")?;
+        for DeliveryId(seq) in delivery_ids {
+            let done = stmt.execute(params![seq, recipient])? as u32;
+            if done == 1 {
+                events.push(AuditEvent::DeliveryAcknowledged {
+                    delivery_id: seq.to_string(),
+                    recipient: recipient.to_string(),
+                });
+            }
+            n += done;
+        }
+    }
+    append_audit(tx, super::audit::wall_clock_ms(), events)?;
+    Ok(n)
+}
+
 /// Called with a submission's outcome once its group is committed.
 type Answer = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
 
-/// One submission waiting in the writer thread's queue.
+/// A change the writer thread commits in its next group, under its own savepoint: a submission,
+/// or a mailbox change (a lease, an acknowledgement, a release).
+trait GroupWrite: Send {
+    /// Writes inside the group's transaction; false when it failed (its savepoint is then rolled
+    /// back, and it alone fails).
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool;
+    /// Answers once the group's transaction has ended: `Ok` when it is durable, else why not.
+    fn answer(self: Box<Self>, committed: Result<(), &str>);
+    /// Whether this is a submission (the group-size metric counts submissions).
+    fn is_submission(&self) -> bool {
+        false
+    }
+}
+
+/// A submission waiting in the writer thread's queue.
 struct Waiting {
     submission: Submission,
+    outcome: Option<Result<Committed, StoreError>>,
     answer: Answer,
 }
 
-/// The most submissions one transaction commits.
+impl GroupWrite for Waiting {
+    fn is_submission(&self) -> bool {
+        true
+    }
+
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool {
+        let outcome = commit_submission(tx, &self.submission);
+        let kept = outcome.is_ok();
+        self.outcome = Some(outcome);
+        kept
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let outcome = match committed {
+            Ok(()) => {
+                self.outcome.unwrap_or_else(|| Err(StoreError::GroupCommit("the submission was not written".into())))
+            }
+            Err(why) => Err(StoreError::GroupCommit(why.to_string())),
+        };
+        (self.answer)(outcome);
+    }
+}
+
+/// A mailbox change waiting in the writer thread's queue: `write` runs in the group's
+/// transaction, `answer` gets its result once that transaction is durable.
+struct Change<T, W, A> {
+    write: Option<W>,
+    outcome: Option<Result<T, StoreError>>,
+    answer: A,
+}
+
+impl<T, W, A> GroupWrite for Change<T, W, A>
+where
+    T: Send,
+    W: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send,
+    A: FnOnce(Result<T, StoreError>) + Send,
+{
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool {
+        let Some(write) = self.write.take() else { return false };
+        let outcome = write(tx);
+        let kept = outcome.is_ok();
+        self.outcome = Some(outcome);
+        kept
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let outcome = match committed {
+            Ok(()) => self.outcome.unwrap_or_else(|| Err(StoreError::GroupCommit("the change was not written".into()))),
+            Err(why) => Err(StoreError::GroupCommit(why.to_string())),
+        };
+        (self.answer)(outcome);
+    }
+}
+
+/// The most changes one transaction commits.
 const MAX_GROUP: usize = 256;
 
-/// The writer thread: takes every submission waiting (those that queued during the last
+/// The writer thread: takes every change waiting (those that queued during the last
 /// transaction's fsync, up to [`MAX_GROUP`]), commits them in one transaction and answers each.
+/// Leases and acknowledgements share the submissions' transactions (and their fsync) instead of
+/// each paying its own.
 fn write_groups(
     conn: &Mutex<Connection>,
     groups: &Mutex<Option<super::GroupObserver>>,
-    queue: &mpsc::Receiver<Waiting>,
+    queue: &mpsc::Receiver<Box<dyn GroupWrite>>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -659,61 +785,52 @@ fn write_groups(
                 Err(_) => break,
             }
         }
-        let submissions: Vec<&Submission> = group.iter().map(|w| &w.submission).collect();
-        if let Some(observe) = groups.lock().ok().and_then(|o| o.clone()) {
-            observe(submissions.len());
+        let submissions = group.iter().filter(|w| w.is_submission()).count();
+        if submissions > 0 {
+            if let Some(observe) = groups.lock().ok().and_then(|o| o.clone()) {
+                observe(submissions);
+            }
         }
-        let outcomes = match conn.lock() {
-            Ok(mut conn) => commit_group(&mut conn, &submissions),
+        let committed = match conn.lock() {
+            Ok(mut conn) => write_group(&mut conn, &mut group),
             Err(_) => Err(StoreError::Poisoned),
         };
-        match outcomes {
-            Ok(outcomes) => {
-                for (waiting, outcome) in group.into_iter().zip(outcomes) {
-                    (waiting.answer)(outcome);
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for waiting in group {
-                    (waiting.answer)(Err(StoreError::GroupCommit(message.clone())));
-                }
-            }
+        let committed = committed.map_err(|e| e.to_string());
+        for write in group {
+            write.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
         }
     }
 }
 
-/// Commits a group in one transaction, each submission under its own savepoint so one that fails
-/// fails alone; returns each one's outcome once the transaction is durable.
-fn commit_group(
-    conn: &mut Connection,
-    group: &[&Submission],
-) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+/// Writes a group in one transaction, each change under its own savepoint so one that fails
+/// fails alone, and commits it (durably: `synchronous=FULL`). An error here fails the group.
+fn write_group(conn: &mut Connection, group: &mut [Box<dyn GroupWrite>]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for s in group {
-        let existing: Option<(String, Vec<u8>)> = tx
-            .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
-            .query_row(params![s.sender, s.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((digest, reply)) = existing {
-            outcomes.push(Ok(Committed::Existing { digest, reply }));
-            continue;
-        }
-        tx.execute_batch("SAVEPOINT one")?;
-        match insert_submission(&tx, s) {
-            Ok(()) => {
-                tx.execute_batch("RELEASE one")?;
-                outcomes.push(Ok(Committed::New));
-            }
-            Err(e) => {
-                tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
-                outcomes.push(Err(e));
-            }
+    for write in group.iter_mut() {
+        tx.prepare_cached("SAVEPOINT one")?.execute([])?;
+        if write.write(&tx) {
+            tx.prepare_cached("RELEASE one")?.execute([])?;
+        } else {
+            tx.prepare_cached("ROLLBACK TO one")?.execute([])?;
+            tx.prepare_cached("RELEASE one")?.execute([])?;
         }
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok(())
+}
+
+/// One submission inside a group's transaction: the stored answer when its sender and message
+/// id are already stored (another call committed first), else its rows.
+fn commit_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<Committed, StoreError> {
+    let existing: Option<(String, Vec<u8>)> = tx
+        .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
+        .query_row(params![s.sender, s.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((digest, reply)) = existing {
+        return Ok(Committed::Existing { digest, reply });
+    }
+    insert_submission(tx, s)?;
+    Ok(Committed::New)
 }
 
 /// Appends audit entries inside the transaction of the change they record; returns their
@@ -801,14 +918,14 @@ impl SqliteStore {
     /// migrations and the benchmark harness's large stores). Returns how many were new, or the
     /// first submission that failed (each one is stored whole or not at all).
     pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
-        let refs: Vec<&Submission> = submissions.iter().collect();
-        let outcomes = commit_group(&mut *self.conn()?, &refs)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = 0;
-        for outcome in outcomes {
-            if outcome? == Committed::New {
-                new += 1;
-            }
+        for s in submissions {
+            // An error drops the transaction: nothing of the batch is stored.
+            new += usize::from(commit_submission(&tx, s)? == Committed::New);
         }
+        tx.commit()?;
         Ok(new)
     }
 }
@@ -961,8 +1078,8 @@ impl Mailboxes for SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let (this, recipient) = (self.clone(), recipient.to_string());
-        blocking("take", move || this.take(&recipient, max, now_ms, visibility_ms)).await
+        let recipient = recipient.to_string();
+        self.change(move |tx| take_in(tx, &recipient, max, now_ms, visibility_ms)).await
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
@@ -971,13 +1088,13 @@ impl Mailboxes for SqliteStore {
     }
 
     async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
-        let (this, ids) = (self.clone(), delivery_ids.to_vec());
-        blocking("release", move || this.release(&ids)).await
+        let ids = delivery_ids.to_vec();
+        self.change(move |tx| release_in(tx, &ids)).await
     }
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
-        let (this, recipient, ids) = (self.clone(), recipient.to_string(), delivery_ids.to_vec());
-        blocking("ack", move || this.ack(&recipient, &ids)).await
+        let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
+        self.change(move |tx| ack_in(tx, &recipient, &ids)).await
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
@@ -1291,6 +1408,69 @@ mod tests {
         // Free: answered inline, and the same as the blocking form.
         assert_eq!(Mailboxes::in_flight(&store, "320000", 0).await.unwrap(), store.in_flight("320000", 0).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// One queued submission with a delivery to Shanghai.
+    fn queued(id: &str) -> Submission {
+        Submission {
+            sender: "320000".into(),
+            message_id: id.into(),
+            digest: format!("d-{id}"),
+            document: b"doc".to_vec(),
+            reply: b"reply".to_vec(),
+            records: vec![],
+            deliveries: vec![NewDelivery {
+                recipient: "310000".into(),
+                message_id: id.into(),
+                document: id.as_bytes().to_vec(),
+            }],
+            samr: vec![],
+            received_at_ms: 1,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_and_acks_are_written_by_the_writer_after_the_submissions_before_them_and_a_failing_change_fails_alone(
+    ) {
+        let store = SqliteStore::in_memory().unwrap();
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        Intake::observe_groups(&store, Arc::new(move |n| seen.lock().unwrap().push(n)));
+        // Holding the connection keeps the writer waiting: everything below queues up behind the
+        // submission and is written after it, in order.
+        let held = store.conn.lock().unwrap();
+        let commit = tokio::spawn({
+            let s = store.clone();
+            async move { Intake::commit(&s, queued("M1")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let failing = tokio::spawn({
+            let s = store.clone();
+            async move {
+                s.change(|tx| {
+                    tx.execute("UPDATE deliveries SET attempt = 99", [])?;
+                    Err::<(), _>(StoreError::Corrupt { what: "a test change".into(), detail: "fails".into() })
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let take = tokio::spawn({
+            let s = store.clone();
+            async move { Mailboxes::take(&s, "310000", 10, 5, 30_000).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!commit.is_finished() && !take.is_finished(), "nothing is answered before its group is durable");
+        drop(held);
+        assert_eq!(commit.await.unwrap().unwrap(), Committed::New);
+        assert!(failing.await.unwrap().is_err(), "the failing change is told so");
+        let taken = take.await.unwrap().unwrap();
+        assert_eq!(taken.len(), 1, "the lease sees the submission written before it in the group");
+        assert_eq!(taken[0].attempt, 1, "the failing change's update was rolled back with it");
+        assert_eq!(*sizes.lock().unwrap(), vec![1], "groups are counted by their submissions");
+        let acked = Mailboxes::ack(&store, "310000", &[taken[0].delivery_id]).await.unwrap();
+        assert_eq!(acked, 1);
+        assert_eq!(store.depth("310000").unwrap(), 0);
     }
 
     #[test]
