@@ -5,9 +5,10 @@
 
 use crate::config::PartnerConfig;
 use crate::faults::Faults;
+use crate::receipts::Accepted;
 use crate::state::Gateway;
 use crate::status::{internal, invalid_document, store_unavailable};
-use crate::store::{Committed, NewDelivery, StoredRecord, StoredSubmission, Submission};
+use crate::store::{Committed, NewDelivery, StoredRecord, Submission};
 use crate::workflow::{self, RecordLookup, RouteError};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -124,7 +125,7 @@ impl Gateway {
             self.store.stored_submission(&partner.region, &doc.envelope.message_id).await.map_err(store_unavailable)?
         {
             let mut reply = duplicate(&stored.digest, &stored.reply, &digest, &doc.envelope.message_id)?;
-            reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, &stored);
+            reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, (&stored).into());
             return Ok(reply);
         }
         let mut planned = self.plan_deliveries(&doc, partner).await?;
@@ -154,11 +155,12 @@ impl Gateway {
             received_at_ms: self.clock.now_ms(),
         };
         let recipients: Vec<String> = submission.deliveries.iter().map(|d| d.recipient.clone()).collect();
+        let received_at_ms = submission.received_at_ms;
         let commit_started = std::time::Instant::now();
         let committed = self.store.commit(submission).await.map_err(store_unavailable)?;
         self.metrics.committed(commit_started.elapsed());
         match committed {
-            Committed::New => {
+            Committed::New { audit_position, document_sm3 } => {
                 for r in &recipients {
                     self.mailbox(r).notify_waiters();
                 }
@@ -170,7 +172,12 @@ impl Gateway {
                         }
                     }
                 }
-                self.with_stored_receipt(reply, &partner.region, &doc.envelope.message_id).await
+                // The commit told what the receipt states: no second read of the store.
+                let accepted =
+                    Accepted { received_at_ms, audit_position: Some(audit_position), document_sm3: &document_sm3 };
+                let mut reply = reply;
+                reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, accepted);
+                Ok(reply)
             }
             // Another call with the same key committed first.
             Committed::Existing { digest: stored, reply } => {
@@ -180,8 +187,8 @@ impl Gateway {
         }
     }
 
-    /// `reply` with the receipt of the submission just committed (its chain position is known only
-    /// once stored); the store is read again only when this gateway signs receipts.
+    /// `reply` with the receipt of a submission another call committed (read back from the store,
+    /// only when this gateway signs receipts).
     async fn with_stored_receipt(
         &self,
         mut reply: SubmitReply,
@@ -190,7 +197,7 @@ impl Gateway {
     ) -> Result<SubmitReply, Status> {
         if self.evidence.is_some() {
             if let Some(stored) = self.store.stored_submission(sender, message_id).await.map_err(store_unavailable)? {
-                reply.receipt = self.receipt_of(sender, message_id, &stored);
+                reply.receipt = self.receipt_of(sender, message_id, (&stored).into());
             }
         }
         Ok(reply)
@@ -198,7 +205,7 @@ impl Gateway {
 
     /// The receipt of a stored submission, when this gateway signs receipts (`[evidence]`). A
     /// receipt that cannot be made is logged and left out: the submission itself stands.
-    fn receipt_of(&self, sender: &str, message_id: &str, stored: &StoredSubmission) -> Option<yrdx_proto::v1::Receipt> {
+    fn receipt_of(&self, sender: &str, message_id: &str, stored: Accepted<'_>) -> Option<yrdx_proto::v1::Receipt> {
         let evidence = self.evidence.as_ref()?;
         match evidence.receipt(sender, message_id, stored) {
             Ok(r) => Some(r),

@@ -21,6 +21,24 @@ pub struct Evidence {
     policy: HeadPolicy,
 }
 
+/// What a receipt states of a stored submission besides its sender and message id: from the
+/// store, or from the commit that just stored it.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted<'a> {
+    /// When it was accepted (ms since the epoch).
+    pub received_at_ms: i64,
+    /// Its entry in the audit chain (none before the chain existed).
+    pub audit_position: Option<u64>,
+    /// SM3 of its bytes as received, hex.
+    pub document_sm3: &'a str,
+}
+
+impl<'a> From<&'a StoredSubmission> for Accepted<'a> {
+    fn from(s: &'a StoredSubmission) -> Accepted<'a> {
+        Accepted { received_at_ms: s.received_at_ms, audit_position: s.audit_position, document_sm3: &s.document_sm3 }
+    }
+}
+
 /// Why a receipt cannot be given.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptUnavailable {
@@ -54,13 +72,13 @@ impl Evidence {
         &self,
         sender: &str,
         message_id: &str,
-        stored: &StoredSubmission,
+        stored: Accepted<'_>,
     ) -> Result<yrdx_proto::v1::Receipt, ReceiptUnavailable> {
         let Some(audit_position) = stored.audit_position else {
             return Err(ReceiptUnavailable::BeforeTheChain(message_id.to_string()));
         };
         let signing = |detail: String| ReceiptUnavailable::Signing { message_id: message_id.to_string(), detail };
-        let document_sm3 = Sm3Digest::from_hex(&stored.document_sm3).map_err(|e| signing(e.to_string()))?;
+        let document_sm3 = Sm3Digest::from_hex(stored.document_sm3).map_err(|e| signing(e.to_string()))?;
         let fields = ReceiptFields {
             gateway: self.gateway.clone(),
             sender: sender.to_string(),

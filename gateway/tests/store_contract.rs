@@ -154,7 +154,14 @@ fn submission(id: &str, recipients: &[&str]) -> Submission {
 contract!(commit_is_idempotent_by_sender_and_message_id);
 async fn commit_is_idempotent_by_sender_and_message_id(place: &Place) {
     let s = place.open().await;
-    assert_eq!(s.commit(submission("M1", &["310000"])).await.unwrap(), Committed::New);
+    let first = s.commit(submission("M1", &["310000"])).await.unwrap();
+    let Committed::New { audit_position, document_sm3 } = first else { panic!("not new: {first:?}") };
+    let stored = s.stored_submission("320000", "M1").await.unwrap().unwrap();
+    assert_eq!(
+        (Some(audit_position), document_sm3),
+        (stored.audit_position, stored.document_sm3),
+        "a new commit states what its receipt will"
+    );
     let again = s.commit(submission("M1", &["310000"])).await.unwrap();
     assert_eq!(again, Committed::Existing { digest: "d-M1".into(), reply: b"reply".to_vec() });
     assert_eq!(s.depth("310000").await.unwrap(), 1, "a duplicate queues nothing");
@@ -182,7 +189,7 @@ async fn concurrent_commits_are_each_answered_once(place: &Place) {
         tasks.push(tokio::spawn(async move {
             let mut new = 0;
             for i in 0..30 {
-                if s.commit(submission(&format!("G{i}"), &["310000"])).await.unwrap() == Committed::New {
+                if matches!(s.commit(submission(&format!("G{i}"), &["310000"])).await.unwrap(), Committed::New { .. }) {
                     new += 1;
                 }
             }
@@ -220,7 +227,7 @@ async fn a_burst_is_committed_in_groups_each_answered_once(place: &Place) {
     let mut new = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Committed::New => new += 1,
+            Committed::New { .. } => new += 1,
             Committed::Existing { digest, reply } => {
                 assert!(digest.starts_with("d-B"), "{digest}");
                 assert_eq!(reply, b"reply".to_vec());
@@ -506,7 +513,7 @@ async fn a_plan_summary_reads_its_samples_results_and_cases(place: &Place) {
         rec(RecordKind::Inspection, "R-2", r#"{"reportNo":"R-2","sampleId":"S-2"}"#),
         rec(RecordKind::CaseTransfer, "C-1", r#"{"caseId":"C-1","sampleId":"S-1"}"#),
     ];
-    assert_eq!(s.commit(sub).await.unwrap(), Committed::New);
+    assert!(matches!(s.commit(sub).await.unwrap(), Committed::New { .. }));
     let got = s.plan_records("P").await.unwrap();
     assert_eq!(got.samplings.iter().map(|r| r.sample_id.as_str()).collect::<Vec<_>>(), ["S-1"]);
     assert_eq!(got.inspections.iter().map(|r| r.report_no.as_str()).collect::<Vec<_>>(), ["R-1"]);

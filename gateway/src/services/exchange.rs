@@ -250,7 +250,7 @@ impl Exchange for ExchangeService {
             g.store.stored_submission(&partner.region, &message_id).await.map_err(store_unavailable)?.ok_or_else(
                 || Status::not_found(format!("no message {message_id} was accepted from {}", partner.name)),
             )?;
-        let receipt = evidence.receipt(&partner.region, &message_id, &stored).map_err(|e| match e {
+        let receipt = evidence.receipt(&partner.region, &message_id, (&stored).into()).map_err(|e| match e {
             crate::receipts::ReceiptUnavailable::BeforeTheChain(_) => Status::not_found(e.to_string()),
             other => internal(other),
         })?;

@@ -431,7 +431,7 @@ impl PostgresStore {
             )
             .await
             .map_err(pg("commit"))?;
-            answers[i] = Some(Committed::New);
+            answers[i] = Some(Committed::New { audit_position: positions[first], document_sm3: document_sm3.to_hex() });
         }
         tx.commit().await.map_err(pg("commit"))?;
         answers

@@ -850,8 +850,8 @@ fn commit_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<C
     if let Some((digest, reply)) = existing {
         return Ok(Committed::Existing { digest, reply });
     }
-    insert_submission(tx, s)?;
-    Ok(Committed::New)
+    let (audit_position, document_sm3) = insert_submission(tx, s)?;
+    Ok(Committed::New { audit_position, document_sm3 })
 }
 
 /// Appends audit entries inside the transaction of the change they record; returns their
@@ -898,9 +898,11 @@ fn insert_deliveries(
     Ok(())
 }
 
-/// Writes one submission's rows inside a transaction (the caller checked it is new).
-fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(), StoreError> {
+/// Writes one submission's rows inside a transaction (the caller checked it is new); returns its
+/// audit chain position and the SM3 of its bytes, hex (its receipt's).
+fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(u64, String), StoreError> {
     let document_sm3 = Sm3Digest::of(&s.document);
+    let document_sm3_hex = document_sm3.to_hex();
     let position = append_audit(tx, s.received_at_ms, super::audit::submission_events(s, document_sm3))?[0];
     tx.prepare_cached(
         "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
@@ -914,7 +916,7 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
         s.reply,
         s.received_at_ms,
         position as i64,
-        document_sm3.to_hex()
+        document_sm3_hex
     ])?;
     for r in &s.records {
         tx.prepare_cached(
@@ -942,7 +944,7 @@ fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(
         )?
         .execute(params![r.kind.name(), r.id, super::codec::encode(&r.record), s.received_at_ms])?;
     }
-    Ok(())
+    Ok((position, document_sm3_hex))
 }
 
 impl SqliteStore {
@@ -955,7 +957,7 @@ impl SqliteStore {
         let mut new = 0;
         for s in submissions {
             // An error drops the transaction: nothing of the batch is stored.
-            new += usize::from(commit_submission(&tx, s)? == Committed::New);
+            new += usize::from(matches!(commit_submission(&tx, s)?, Committed::New { .. }));
         }
         tx.commit()?;
         Ok(new)
@@ -1501,7 +1503,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!commit.is_finished() && !take.is_finished(), "nothing is answered before its group is durable");
         drop(held);
-        assert_eq!(commit.await.unwrap().unwrap(), Committed::New);
+        assert!(matches!(commit.await.unwrap().unwrap(), Committed::New { .. }));
         assert!(failing.await.unwrap().is_err(), "the failing change is told so");
         let taken = take.await.unwrap().unwrap();
         assert_eq!(taken.len(), 1, "the lease sees the submission written before it in the group");

@@ -128,8 +128,13 @@ pub struct StoredSubmission {
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    /// Stored now.
-    New,
+    /// Stored now, with what its receipt states (so the caller need not read it back).
+    New {
+        /// Its entry in the audit chain.
+        audit_position: u64,
+        /// SM3 of its bytes as received, hex.
+        document_sm3: String,
+    },
     /// The same sender and message id were stored before: their digest and reply.
     Existing {
         /// Digest of the first submission.
