@@ -570,7 +570,7 @@ impl SqliteStore {
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let recipient = recipient.to_string();
-        self.change_blocking(move |tx| take_in(tx, &recipient, max, now_ms, visibility_ms))
+        self.change_blocking(move |tx, tip| take_in(tx, tip, &recipient, max, now_ms, visibility_ms))
     }
 
     /// Deliveries in flight (see [`Mailboxes::in_flight`]).
@@ -581,20 +581,20 @@ impl SqliteStore {
     /// Makes deliveries visible again, waiting on this thread for the writer.
     pub fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
         let ids = delivery_ids.to_vec();
-        self.change_blocking(move |tx| release_in(tx, &ids))
+        self.change_blocking(move |tx, _| release_in(tx, &ids))
     }
 
     /// Acknowledges deliveries of a mailbox, waiting on this thread for the writer.
     pub fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
-        self.change_blocking(move |tx| ack_in(tx, &recipient, &ids))
+        self.change_blocking(move |tx, tip| ack_in(tx, tip, &recipient, &ids))
     }
 
     /// Puts a mailbox change in the writer thread's queue; `answer` gets its result once the
     /// group it joined is durable.
     fn enqueue_change<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
         answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.writer
@@ -605,7 +605,7 @@ impl SqliteStore {
     /// A mailbox change committed by the writer thread, waited for on this thread.
     fn change_blocking<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = mpsc::sync_channel(1);
         self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
@@ -615,7 +615,7 @@ impl SqliteStore {
     /// A mailbox change committed by the writer thread, awaited without holding a thread.
     async fn change<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
@@ -636,6 +636,7 @@ impl SqliteStore {
 /// transaction: each is hidden for `visibility_ms` and its hand-out is audited.
 fn take_in(
     tx: &rusqlite::Transaction<'_>,
+    tip: &mut AuditTip,
     recipient: &str,
     max: usize,
     now_ms: i64,
@@ -663,7 +664,7 @@ fn take_in(
             message_id: message_id.clone(),
         })
         .collect();
-    append_audit(tx, now_ms, events)?;
+    append_audit_after(tx, tip, now_ms, events)?;
     Ok(rows
         .into_iter()
         .map(|(seq, message_id, document, attempt, queued_at_ms)| PendingDelivery {
@@ -687,7 +688,12 @@ fn release_in(tx: &rusqlite::Transaction<'_>, delivery_ids: &[DeliveryId]) -> Re
 
 /// Acknowledges deliveries of a mailbox inside the writer's transaction; returns how many were
 /// unacknowledged until now (each of those is audited).
-fn ack_in(tx: &rusqlite::Transaction<'_>, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
+fn ack_in(
+    tx: &rusqlite::Transaction<'_>,
+    tip: &mut AuditTip,
+    recipient: &str,
+    delivery_ids: &[DeliveryId],
+) -> Result<u32, StoreError> {
     let mut n = 0;
     let mut events = Vec::new();
     {
@@ -704,7 +710,7 @@ fn ack_in(tx: &rusqlite::Transaction<'_>, recipient: &str, delivery_ids: &[Deliv
             n += done;
         }
     }
-    append_audit(tx, super::audit::wall_clock_ms(), events)?;
+    append_audit_after(tx, tip, super::audit::wall_clock_ms(), events)?;
     Ok(n)
 }
 
@@ -716,7 +722,7 @@ type Answer = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
 trait GroupWrite: Send {
     /// Writes inside the group's transaction; false when it failed (its savepoint is then rolled
     /// back, and it alone fails).
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool;
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool;
     /// Answers once the group's transaction has ended: `Ok` when it is durable, else why not.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
     /// Whether this is a submission (the group-size metric counts submissions).
@@ -737,8 +743,8 @@ impl GroupWrite for Waiting {
         true
     }
 
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool {
-        let outcome = commit_submission(tx, &self.submission);
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool {
+        let outcome = commit_submission(tx, tip, &self.submission);
         let kept = outcome.is_ok();
         self.outcome = Some(outcome);
         kept
@@ -766,12 +772,12 @@ struct Change<T, W, A> {
 impl<T, W, A> GroupWrite for Change<T, W, A>
 where
     T: Send,
-    W: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send,
+    W: FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send,
     A: FnOnce(Result<T, StoreError>) + Send,
 {
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> bool {
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool {
         let Some(write) = self.write.take() else { return false };
-        let outcome = write(tx);
+        let outcome = write(tx, tip);
         let kept = outcome.is_ok();
         self.outcome = Some(outcome);
         kept
@@ -827,13 +833,15 @@ fn write_groups(
 /// fails alone, and commits it (durably: `synchronous=FULL`). An error here fails the group.
 fn write_group(conn: &mut Connection, group: &mut [Box<dyn GroupWrite>]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut tip = AuditTip::default();
     for write in group.iter_mut() {
         tx.prepare_cached("SAVEPOINT one")?.execute([])?;
-        if write.write(&tx) {
+        if write.write(&tx, &mut tip) {
             tx.prepare_cached("RELEASE one")?.execute([])?;
         } else {
             tx.prepare_cached("ROLLBACK TO one")?.execute([])?;
             tx.prepare_cached("RELEASE one")?.execute([])?;
+            tip.forget();
         }
     }
     tx.commit()?;
@@ -842,7 +850,11 @@ fn write_group(conn: &mut Connection, group: &mut [Box<dyn GroupWrite>]) -> Resu
 
 /// One submission inside a group's transaction: the stored answer when its sender and message
 /// id are already stored (another call committed first), else its rows.
-fn commit_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<Committed, StoreError> {
+fn commit_submission(
+    tx: &rusqlite::Transaction<'_>,
+    tip: &mut AuditTip,
+    s: &Submission,
+) -> Result<Committed, StoreError> {
     let existing: Option<(String, Vec<u8>)> = tx
         .prepare_cached("SELECT digest, reply FROM messages WHERE sender = ?1 AND message_id = ?2")?
         .query_row(params![s.sender, s.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -850,25 +862,53 @@ fn commit_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<C
     if let Some((digest, reply)) = existing {
         return Ok(Committed::Existing { digest, reply });
     }
-    let (audit_position, document_sm3) = insert_submission(tx, s)?;
+    let (audit_position, document_sm3) = insert_submission(tx, tip, s)?;
     Ok(Committed::New { audit_position, document_sm3 })
 }
 
 /// Appends audit entries inside the transaction of the change they record; returns their
 /// positions. The transaction holds SQLite's write lock, so the chain cannot fork.
 fn append_audit(tx: &rusqlite::Transaction<'_>, at_ms: i64, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+    append_audit_after(tx, &mut AuditTip::default(), at_ms, events)
+}
+
+/// The last entry of the audit chain as a group's transaction has written it, so that the
+/// group's changes after the first need not read it back (and parse its JSON) each.
+#[derive(Default)]
+struct AuditTip(Option<Option<AuditEntry>>);
+
+impl AuditTip {
+    /// The last entry: as known, else read from the transaction.
+    fn take(&mut self, tx: &rusqlite::Transaction<'_>) -> Result<Option<AuditEntry>, StoreError> {
+        if let Some(known) = self.0.take() {
+            return Ok(known);
+        }
+        let last: Option<String> = tx
+            .prepare_cached("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        last.map(|json| super::audit::parse_entry(&json)).transpose()
+    }
+
+    /// Forgets the last entry (a change was rolled back: it may have written entries).
+    fn forget(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// [`append_audit`] after the tip a group has kept; the tip moves on only once every entry is
+/// written (an error leaves it unknown, to be read again).
+fn append_audit_after(
+    tx: &rusqlite::Transaction<'_>,
+    tip: &mut AuditTip,
+    at_ms: i64,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<u64>, StoreError> {
     // Most mailbox polls hand out nothing: no entry, no read of the chain's tip.
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let last: Option<String> = tx
-        .prepare_cached("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    let mut prev: Option<AuditEntry> = match last {
-        Some(json) => Some(super::audit::parse_entry(&json)?),
-        None => None,
-    };
+    let mut prev = tip.take(tx)?;
     let mut positions = Vec::with_capacity(events.len());
     for event in events {
         let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
@@ -880,6 +920,7 @@ fn append_audit(tx: &rusqlite::Transaction<'_>, at_ms: i64, events: Vec<AuditEve
         positions.push(entry.position);
         prev = Some(entry);
     }
+    tip.0 = Some(prev);
     Ok(positions)
 }
 
@@ -900,10 +941,14 @@ fn insert_deliveries(
 
 /// Writes one submission's rows inside a transaction (the caller checked it is new); returns its
 /// audit chain position and the SM3 of its bytes, hex (its receipt's).
-fn insert_submission(tx: &rusqlite::Transaction<'_>, s: &Submission) -> Result<(u64, String), StoreError> {
+fn insert_submission(
+    tx: &rusqlite::Transaction<'_>,
+    tip: &mut AuditTip,
+    s: &Submission,
+) -> Result<(u64, String), StoreError> {
     let document_sm3 = Sm3Digest::of(&s.document);
     let document_sm3_hex = document_sm3.to_hex();
-    let position = append_audit(tx, s.received_at_ms, super::audit::submission_events(s, document_sm3))?[0];
+    let position = append_audit_after(tx, tip, s.received_at_ms, super::audit::submission_events(s, document_sm3))?[0];
     tx.prepare_cached(
         "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms, audit_position, document_sm3)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -954,10 +999,10 @@ impl SqliteStore {
     pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut new = 0;
+        let (mut new, mut tip) = (0, AuditTip::default());
         for s in submissions {
             // An error drops the transaction: nothing of the batch is stored.
-            new += usize::from(matches!(commit_submission(&tx, s)?, Committed::New { .. }));
+            new += usize::from(matches!(commit_submission(&tx, &mut tip, s)?, Committed::New { .. }));
         }
         tx.commit()?;
         Ok(new)
@@ -1112,7 +1157,7 @@ impl Mailboxes for SqliteStore {
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let recipient = recipient.to_string();
-        self.change(move |tx| take_in(tx, &recipient, max, now_ms, visibility_ms)).await
+        self.change(move |tx, tip| take_in(tx, tip, &recipient, max, now_ms, visibility_ms)).await
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
@@ -1122,12 +1167,12 @@ impl Mailboxes for SqliteStore {
 
     async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
         let ids = delivery_ids.to_vec();
-        self.change(move |tx| release_in(tx, &ids)).await
+        self.change(move |tx, _| release_in(tx, &ids)).await
     }
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
-        self.change(move |tx| ack_in(tx, &recipient, &ids)).await
+        self.change(move |tx, tip| ack_in(tx, tip, &recipient, &ids)).await
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
@@ -1488,8 +1533,11 @@ mod tests {
         let failing = tokio::spawn({
             let s = store.clone();
             async move {
-                s.change(|tx| {
+                s.change(|tx, tip| {
                     tx.execute("UPDATE deliveries SET attempt = 99", [])?;
+                    // Its audit entry moves the group's tip, then is rolled back with it.
+                    let event = AuditEvent::OperatorAction { operator: "test".into(), action: "rolled back".into() };
+                    append_audit_after(tx, tip, 2, vec![event])?;
                     Err::<(), _>(StoreError::Corrupt { what: "a test change".into(), detail: "fails".into() })
                 })
                 .await
@@ -1512,6 +1560,15 @@ mod tests {
         let acked = Mailboxes::ack(&store, "310000", &[taken[0].delivery_id]).await.unwrap();
         assert_eq!(acked, 1);
         assert_eq!(store.depth("310000").unwrap(), 0);
+        // The chain has no hole and no fork where the failed change's entry was rolled back:
+        // accepted, handed out, acknowledged, each linked to the one before.
+        let entries = store.audit_entries(0, 100).unwrap();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.event.kind()).collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        for (i, pair) in entries.windows(2).enumerate() {
+            assert_eq!(pair[1].position, i as u64 + 1);
+            assert_eq!(pair[1].prev_hash, pair[0].computed_hash(), "entry {} follows entry {i}", i + 1);
+        }
     }
 
     #[test]
