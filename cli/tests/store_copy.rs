@@ -63,6 +63,10 @@ fn an_embedded_store_copies_into_another_and_is_verified() {
     );
     let copied = SqliteStore::open(&to).expect("target");
     assert_eq!(copied.depth("310000").expect("depth"), 25);
+    // The copy carries the records' JSON only; the quota count's plan and region columns are
+    // filled from it, so the copied store counts the same samples.
+    assert_eq!(copied.sampling_count("P", "320000", "", 100).expect("count"), 25);
+    assert_eq!(copied.sampling_count("P", "320000", "S-3", 100).expect("count"), 24);
     // Copying again into the now full target fails (exit 2) instead of mixing two stores.
     let again = copy(from.to_str().unwrap(), to.to_str().unwrap());
     assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
