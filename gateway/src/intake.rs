@@ -130,7 +130,7 @@ impl Gateway {
         }
         let mut planned = self.plan_deliveries(&doc, partner).await?;
         let (deliveries, warnings) = (planned.deliveries, planned.warnings);
-        let reply = SubmitReply {
+        let mut reply = SubmitReply {
             message_id: doc.envelope.message_id.clone(),
             duplicate: false,
             records: doc.records.iter().map(|r| RecordRef { kind: r.kind().name().into(), id: r.id() }).collect(),
@@ -175,7 +175,6 @@ impl Gateway {
                 // The commit told what the receipt states: no second read of the store.
                 let accepted =
                     Accepted { received_at_ms, audit_position: Some(audit_position), document_sm3: &document_sm3 };
-                let mut reply = reply;
                 reply.receipt = self.receipt_of(&partner.region, &doc.envelope.message_id, accepted);
                 Ok(reply)
             }

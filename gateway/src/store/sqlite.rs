@@ -74,9 +74,10 @@ impl SqliteStore {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// The queue of the writer thread, which commits every submission waiting in it in one
-    /// transaction (group commit: one fsync for many submissions, each answered only once its
-    /// own data is durable). Submitters wait for their answer without holding a thread.
+    /// The queue of the writer thread, which commits every change waiting in it (submissions,
+    /// leases, acknowledgements, releases) in one transaction (group commit: one fsync for many,
+    /// each answered only once its own data is durable). Callers wait for their answer without
+    /// holding a thread.
     writer: mpsc::Sender<Box<dyn GroupWrite>>,
     /// A second connection for reads: in WAL mode they see the last commit without waiting for
     /// the writer's fsync. `None` for an in-memory store (a second connection would be another
@@ -544,16 +545,7 @@ impl SqliteStore {
 
     /// Commits a submission (group commit; see [`Intake::commit`]), waiting on this thread.
     pub fn commit(&self, s: Submission) -> Result<Committed, StoreError> {
-        let (answer, answered) = mpsc::sync_channel(1);
-        self.enqueue(s, Box::new(move |outcome| drop(answer.send(outcome))))?;
-        answered.recv().map_err(|_| StoreError::GroupCommit("the submission was not committed".into()))?
-    }
-
-    /// Puts a submission in the writer thread's queue; `answer` is called once it is committed.
-    fn enqueue(&self, submission: Submission, answer: Answer) -> Result<(), StoreError> {
-        self.writer
-            .send(Box::new(Waiting { submission, outcome: None, answer }))
-            .map_err(|_| StoreError::GroupCommit("the store's writer thread has stopped".into()))
+        self.change_blocking(Queued::Submission, move |tx, tip| commit_submission(tx, tip, &s))
     }
 
     /// A stored record.
@@ -570,7 +562,9 @@ impl SqliteStore {
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let recipient = recipient.to_string();
-        self.change_blocking(move |tx, tip| take_in(tx, tip, &recipient, max, now_ms, visibility_ms))
+        self.change_blocking(Queued::MailboxChange, move |tx, tip| {
+            take_in(tx, tip, &recipient, max, now_ms, visibility_ms)
+        })
     }
 
     /// Deliveries in flight (see [`Mailboxes::in_flight`]).
@@ -581,44 +575,47 @@ impl SqliteStore {
     /// Makes deliveries visible again, waiting on this thread for the writer.
     pub fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
         let ids = delivery_ids.to_vec();
-        self.change_blocking(move |tx, _| release_in(tx, &ids))
+        self.change_blocking(Queued::MailboxChange, move |tx, _| release_in(tx, &ids))
     }
 
     /// Acknowledges deliveries of a mailbox, waiting on this thread for the writer.
     pub fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
-        self.change_blocking(move |tx, tip| ack_in(tx, tip, &recipient, &ids))
+        self.change_blocking(Queued::MailboxChange, move |tx, tip| ack_in(tx, tip, &recipient, &ids))
     }
 
-    /// Puts a mailbox change in the writer thread's queue; `answer` gets its result once the
-    /// group it joined is durable.
-    fn enqueue_change<T: Send + 'static>(
+    /// Puts a change in the writer thread's queue; `answer` gets its result once the group it
+    /// joined is durable.
+    fn enqueue<T: Send + 'static>(
         &self,
+        queued: Queued,
         write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
         answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.writer
-            .send(Box::new(Change { write: Some(write), outcome: None, answer }))
+            .send(Box::new(Change { queued, write: Some(write), outcome: None, answer }))
             .map_err(|_| StoreError::GroupCommit("the store's writer thread has stopped".into()))
     }
 
-    /// A mailbox change committed by the writer thread, waited for on this thread.
+    /// A change committed by the writer thread, waited for on this thread.
     fn change_blocking<T: Send + 'static>(
         &self,
+        queued: Queued,
         write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = mpsc::sync_channel(1);
-        self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
+        self.enqueue(queued, write, move |outcome| drop(answer.send(outcome)))?;
         answered.recv().map_err(|_| StoreError::GroupCommit("the change was not committed".into()))?
     }
 
-    /// A mailbox change committed by the writer thread, awaited without holding a thread.
+    /// A change committed by the writer thread, awaited without holding a thread.
     async fn change<T: Send + 'static>(
         &self,
+        queued: Queued,
         write: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
-        self.enqueue_change(write, move |outcome| drop(answer.send(outcome)))?;
+        self.enqueue(queued, write, move |outcome| drop(answer.send(outcome)))?;
         answered.await.map_err(|_| StoreError::GroupCommit("the change was not committed".into()))?
     }
 
@@ -714,56 +711,31 @@ fn ack_in(
     Ok(n)
 }
 
-/// Called with a submission's outcome once its group is committed.
-type Answer = Box<dyn FnOnce(Result<Committed, StoreError>) + Send>;
+/// What a queued change is: the group-size metric counts submissions only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    /// A submission's rows.
+    Submission,
+    /// A lease, an acknowledgement or a release.
+    MailboxChange,
+}
 
-/// A change the writer thread commits in its next group, under its own savepoint: a submission,
-/// or a mailbox change (a lease, an acknowledgement, a release).
+/// A change the writer thread commits in its next group, under its own savepoint (a boxed
+/// [`Change`], whatever its result type).
 trait GroupWrite: Send {
     /// Writes inside the group's transaction; false when it failed (its savepoint is then rolled
     /// back, and it alone fails).
     fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool;
     /// Answers once the group's transaction has ended: `Ok` when it is durable, else why not.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
-    /// Whether this is a submission (the group-size metric counts submissions).
-    fn is_submission(&self) -> bool {
-        false
-    }
+    /// What it is.
+    fn queued(&self) -> Queued;
 }
 
-/// A submission waiting in the writer thread's queue.
-struct Waiting {
-    submission: Submission,
-    outcome: Option<Result<Committed, StoreError>>,
-    answer: Answer,
-}
-
-impl GroupWrite for Waiting {
-    fn is_submission(&self) -> bool {
-        true
-    }
-
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool {
-        let outcome = commit_submission(tx, tip, &self.submission);
-        let kept = outcome.is_ok();
-        self.outcome = Some(outcome);
-        kept
-    }
-
-    fn answer(self: Box<Self>, committed: Result<(), &str>) {
-        let outcome = match committed {
-            Ok(()) => {
-                self.outcome.unwrap_or_else(|| Err(StoreError::GroupCommit("the submission was not written".into())))
-            }
-            Err(why) => Err(StoreError::GroupCommit(why.to_string())),
-        };
-        (self.answer)(outcome);
-    }
-}
-
-/// A mailbox change waiting in the writer thread's queue: `write` runs in the group's
-/// transaction, `answer` gets its result once that transaction is durable.
+/// A change waiting in the writer thread's queue: `write` runs in the group's transaction,
+/// `answer` gets its result once that transaction is durable.
 struct Change<T, W, A> {
+    queued: Queued,
     write: Option<W>,
     outcome: Option<Result<T, StoreError>>,
     answer: A,
@@ -775,6 +747,10 @@ where
     W: FnOnce(&rusqlite::Transaction<'_>, &mut AuditTip) -> Result<T, StoreError> + Send,
     A: FnOnce(Result<T, StoreError>) + Send,
 {
+    fn queued(&self) -> Queued {
+        self.queued
+    }
+
     fn write(&mut self, tx: &rusqlite::Transaction<'_>, tip: &mut AuditTip) -> bool {
         let Some(write) = self.write.take() else { return false };
         let outcome = write(tx, tip);
@@ -812,7 +788,7 @@ fn write_groups(
                 Err(_) => break,
             }
         }
-        let submissions = group.iter().filter(|w| w.is_submission()).count();
+        let submissions = group.iter().filter(|w| w.queued() == Queued::Submission).count();
         if submissions > 0 {
             if let Some(observe) = groups.lock().ok().and_then(|o| o.clone()) {
                 observe(submissions);
@@ -995,7 +971,7 @@ fn insert_submission(
 impl SqliteStore {
     /// Commits many submissions in one transaction, skipping any already stored (bulk loading:
     /// migrations and the benchmark harness's large stores). Returns how many were new, or the
-    /// first submission that failed (each one is stored whole or not at all).
+    /// first submission that failed, and then nothing of the batch is stored.
     pub fn bulk_commit(&self, submissions: &[Submission]) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1135,9 +1111,7 @@ impl Intake for SqliteStore {
 
     async fn commit(&self, submission: Submission) -> Result<Committed, StoreError> {
         // Handed to the writer thread without a blocking-pool thread waiting for it.
-        let (answer, answered) = oneshot::channel();
-        self.enqueue(submission, Box::new(move |outcome| drop(answer.send(outcome))))?;
-        answered.await.map_err(|_| StoreError::GroupCommit("the submission was not committed".into()))?
+        self.change(Queued::Submission, move |tx, tip| commit_submission(tx, tip, &submission)).await
     }
 
     fn observe_groups(&self, observer: super::GroupObserver) {
@@ -1157,7 +1131,8 @@ impl Mailboxes for SqliteStore {
         visibility_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let recipient = recipient.to_string();
-        self.change(move |tx, tip| take_in(tx, tip, &recipient, max, now_ms, visibility_ms)).await
+        self.change(Queued::MailboxChange, move |tx, tip| take_in(tx, tip, &recipient, max, now_ms, visibility_ms))
+            .await
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
@@ -1167,12 +1142,12 @@ impl Mailboxes for SqliteStore {
 
     async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<(), StoreError> {
         let ids = delivery_ids.to_vec();
-        self.change(move |tx, _| release_in(tx, &ids)).await
+        self.change(Queued::MailboxChange, move |tx, _| release_in(tx, &ids)).await
     }
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
         let (recipient, ids) = (recipient.to_string(), delivery_ids.to_vec());
-        self.change(move |tx, tip| ack_in(tx, tip, &recipient, &ids)).await
+        self.change(Queued::MailboxChange, move |tx, tip| ack_in(tx, tip, &recipient, &ids)).await
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
@@ -1533,7 +1508,7 @@ mod tests {
         let failing = tokio::spawn({
             let s = store.clone();
             async move {
-                s.change(|tx, tip| {
+                s.change(Queued::MailboxChange, |tx, tip| {
                     tx.execute("UPDATE deliveries SET attempt = 99", [])?;
                     // Its audit entry moves the group's tip, then is rolled back with it.
                     let event = AuditEvent::OperatorAction { operator: "test".into(), action: "rolled back".into() };
