@@ -202,6 +202,54 @@ async fn concurrent_commits_are_each_answered_once(place: &Place) {
     }
     assert_eq!(new, 30, "every key New exactly once");
     assert_eq!(a.depth("310000").await.unwrap(), 30);
+    // The replicas' groups raced for the chain's lock: one chain still, each entry read its
+    // predecessor after the lock was held.
+    assert_chain_unforked(&a.audit_entries(0, 1000).await.unwrap(), 30);
+}
+
+/// Positions 0..n, each entry linked to the one before and hashing to itself.
+fn assert_chain_unforked(entries: &[yrdx_evidence::AuditEntry], n: usize) {
+    assert_eq!(entries.len(), n);
+    let mut prev = yrdx_evidence::Sm3Digest::GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.position, i as u64, "gap-free");
+        assert_eq!(e.prev_hash, prev, "entry {i} links to the one before");
+        assert_eq!(e.hash, e.computed_hash(), "entry {i} hashes to itself");
+        prev = e.hash;
+    }
+}
+
+contract!(a_burst_that_shares_a_record_is_still_committed_in_groups);
+async fn a_burst_that_shares_a_record_is_still_committed_in_groups(place: &Place) {
+    // 48 submissions at once, each a new key carrying a version of the same record: a group
+    // writes that record once (its last version), so the groups commit whole instead of
+    // failing and being committed again one by one.
+    let s = place.open().await;
+    let largest = Arc::new(AtomicU32::new(0));
+    let seen = largest.clone();
+    s.observe_groups(Arc::new(move |n| {
+        seen.fetch_max(n as u32, Ordering::Relaxed);
+    }));
+    let start = Arc::new(tokio::sync::Barrier::new(48));
+    let mut tasks = Vec::new();
+    for n in 0..48 {
+        let (s, start) = (s.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sub = submission(&format!("V{n}"), &["310000"]);
+            sub.records = vec![rec(RecordKind::Sampling, "S-SHARED", &format!(r#"{{"planId":"P-{n}"}}"#))];
+            start.wait().await;
+            s.commit(sub).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Committed::New { .. }));
+    }
+    assert!(largest.load(Ordering::Relaxed) > 1, "the burst was committed in groups");
+    let stored = s.record(RecordKind::Sampling, "S-SHARED").await.unwrap().expect("the record is stored");
+    let Record::Sampling(sampling) = stored else { panic!("a sampling record: {stored:?}") };
+    assert!(sampling.plan_id.starts_with("P-"), "one of the versions: {}", sampling.plan_id);
+    assert_eq!(s.depth("310000").await.unwrap(), 48);
+    assert_chain_unforked(&s.audit_entries(0, 1000).await.unwrap(), 48);
 }
 
 contract!(a_burst_is_committed_in_groups_each_answered_once);

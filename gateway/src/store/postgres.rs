@@ -23,7 +23,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls, Statement};
 use tracing::{info, warn};
 use yrdx_adapters::{Record, RecordKind};
 use yrdx_evidence::{AuditEntry, AuditEvent, SamrPackageAction, SignedHead, Sm3Digest};
@@ -396,140 +396,174 @@ impl PostgresStore {
 
     /// Commits a group of submissions in one transaction (one WAL flush for all), each answered
     /// as if alone: `New`, or `Existing` with the first submission's digest and reply (also for
-    /// the same key twice in one group). Keys are written in order, so two replicas' groups wait
-    /// for each other rather than deadlock; the audit chain's lock is taken last.
+    /// the same key twice in one group).
     async fn commit_group(&self, group: &[&Submission]) -> Result<Vec<Committed>, StoreError> {
-        let mut client = self.client("commit").await?;
-        let tx = client.transaction().await.map_err(pg("commit"))?;
-        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("commit"))?;
-        let mut order: Vec<usize> = (0..group.len()).collect();
-        order.sort_by(|&a, &b| (&group[a].sender, &group[a].message_id).cmp(&(&group[b].sender, &group[b].message_id)));
-        let mut answers: Vec<Option<Committed>> = vec![None; group.len()];
-        let mut new = Vec::new();
-        for i in order {
-            match self.write_submission(&tx, group[i]).await? {
-                Some(existing) => answers[i] = Some(existing),
-                None => new.push(i),
+        // A key another replica committed after this group looked it up makes the group start
+        // again; each start sees more keys stored, so a few tries always end.
+        for _ in 0..8 {
+            if let Some(answers) = self.try_commit_group(group).await? {
+                return Ok(answers);
             }
         }
-        let mut events = Vec::new();
-        let mut firsts = Vec::with_capacity(new.len());
-        for &i in &new {
-            let s = group[i];
-            let document_sm3 = Sm3Digest::of(&s.document);
-            firsts.push((i, events.len(), document_sm3));
-            events.extend(super::audit::submission_events(s, document_sm3).into_iter().map(|e| (s.received_at_ms, e)));
+        Err(StoreError::GroupCommit("the group's keys kept being committed by another replica".into()))
+    }
+
+    /// One try of [`PostgresStore::commit_group`]; `None` when a key it took for new was
+    /// committed meanwhile (nothing is then stored).
+    ///
+    /// Five round trips whatever the group's size: each table gets one multi-row statement over
+    /// arrays, and statements that do not wait for each other's answers are sent together
+    /// (pipelined). The messages are inserted under the audit chain's lock, with their positions
+    /// in it: every message insert of the group commit happens under that lock, so there the
+    /// insert decides for good which keys are new, and no message row is written twice.
+    /// Records are upserted in key order before the lock, so two replicas' groups wait for each
+    /// other rather than deadlock.
+    async fn try_commit_group(&self, group: &[&Submission]) -> Result<Option<Vec<Committed>>, StoreError> {
+        use std::collections::hash_map::{Entry, HashMap};
+        let mut client = self.client("commit").await?;
+        let prepared = prepare_all(&GROUP_STATEMENTS, |sql| client.prepare_cached(sql)).await.map_err(pg("commit"))?;
+        let [stored_messages, upsert_records, insert_delivery_rows, insert_samr, notify, lock, tip, insert_messages, insert_audit] =
+            prepared.as_slice()
+        else {
+            return Err(StoreError::GroupCommit("the group commit's statements were not prepared".into()));
+        };
+        // The first of each key counts; a later one in the group is answered as its duplicate.
+        let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(group.len());
+        let mut repeats = Vec::new();
+        for (i, s) in group.iter().enumerate() {
+            match first_of.entry((s.sender.as_str(), s.message_id.as_str())) {
+                Entry::Occupied(first) => repeats.push((i, *first.get())),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
         }
-        let deliveries: Vec<&NewDelivery> = new.iter().flat_map(|&i| group[i].deliveries.iter()).collect();
-        self.notify_regions(&tx, deliveries.iter().map(|d| d.recipient.as_str())).await?;
-        let positions = self.append_audit_at(&tx, events).await?;
-        for (i, first, document_sm3) in firsts {
-            let s = group[i];
-            tx.execute(
-                "UPDATE messages SET audit_position = $3, document_sm3 = $4 WHERE sender = $1 AND message_id = $2",
-                &[&s.sender, &s.message_id, &(positions[first] as i64), &document_sm3.to_hex()],
-            )
-            .await
-            .map_err(pg("commit"))?;
-            answers[i] = Some(Committed::New { audit_position: positions[first], document_sm3: document_sm3.to_hex() });
+        let tx = client.transaction().await.map_err(pg("commit"))?;
+        // Round trip 2: which keys were stored before (senders × ids, a superset of the pairs:
+        // it reads the primary key alone whatever the planner thinks of the group's size).
+        let mut senders: Vec<&str> = group.iter().map(|s| s.sender.as_str()).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let ids: Vec<&str> = group.iter().map(|s| s.message_id.as_str()).collect();
+        let (durable, stored) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO on"), async {
+            tx.query(stored_messages, &[&senders, &ids]).await
+        },);
+        durable.map_err(pg("commit"))?;
+        let mut answers: Vec<Option<Committed>> = vec![None; group.len()];
+        for r in stored.map_err(pg("commit"))? {
+            if let Some(&i) = first_of.get(&(r.get::<_, &str>(0), r.get::<_, &str>(1))) {
+                answers[i] = Some(Committed::Existing { digest: r.get(2), reply: r.get(3) });
+            }
         }
-        tx.commit().await.map_err(pg("commit"))?;
+        // Arrival order: mailboxes, the SAMR outbox and the chain see the group as it came.
+        let new: Vec<usize> = {
+            let mut new: Vec<usize> = first_of.values().copied().filter(|&i| answers[i].is_none()).collect();
+            new.sort_unstable();
+            new
+        };
+        if !new.is_empty() {
+            let sm3: Vec<Sm3Digest> = new.iter().map(|&i| Sm3Digest::of(&group[i].document)).collect();
+            let sm3_hex: Vec<String> = sm3.iter().map(|d| d.to_hex()).collect();
+            let records = RecordRows::latest(group, &new);
+            let deliveries = DeliveryRows::of(new.iter().map(|&i| (group[i].received_at_ms, &group[i].deliveries[..])));
+            let samr: Vec<(i64, &StoredRecord)> =
+                new.iter().flat_map(|&i| group[i].samr.iter().map(move |r| (group[i].received_at_ms, r))).collect();
+            let s_kinds: Vec<&str> = samr.iter().map(|(_, r)| r.kind.name()).collect();
+            let s_ids: Vec<&str> = samr.iter().map(|(_, r)| r.id.as_str()).collect();
+            let s_canonical: Vec<String> = samr.iter().map(|(_, r)| codec::encode(&r.record)).collect();
+            let s_created: Vec<i64> = samr.iter().map(|&(at, _)| at).collect();
+            let regions = deliveries.regions();
+            let (channel, audit_key) = (self.channel(), self.scoped(AUDIT_KEY));
+            let mut events = Vec::new();
+            let mut firsts = Vec::with_capacity(new.len());
+            for (n, &i) in new.iter().enumerate() {
+                firsts.push(events.len());
+                let at = group[i].received_at_ms;
+                events.extend(super::audit::submission_events(group[i], sm3[n]).into_iter().map(|e| (at, e)));
+            }
+            // Round trip 3: every row but the messages, the notification, then the chain's lock
+            // and its tip. The futures are first polled, and so sent, in this order (`join!`
+            // polls in order), which is the order PostgreSQL runs them: the tip is read after
+            // the lock is held.
+            let (written, delivered, queued, notified, locked, last) = futures_util::join!(
+                records.upsert(&tx, upsert_records),
+                deliveries.insert(&tx, insert_delivery_rows),
+                async {
+                    if s_ids.is_empty() {
+                        return Ok(0);
+                    }
+                    tx.execute(insert_samr, &[&s_kinds, &s_ids, &s_canonical, &s_created]).await
+                },
+                async {
+                    if regions.is_empty() {
+                        return Ok(0);
+                    }
+                    tx.execute(notify, &[&channel, &regions]).await
+                },
+                async { tx.execute(lock, &[&audit_key]).await },
+                async { tx.query_opt(tip, &[]).await },
+            );
+            written.map_err(pg("commit"))?;
+            delivered.map_err(pg("deliveries"))?;
+            queued.map_err(pg("commit"))?;
+            notified.map_err(pg("notify"))?;
+            locked.map_err(pg("audit"))?;
+            let entries = ChainRows::after(last.map_err(pg("audit"))?, events)?;
+            // Round trip 4: the messages, each with its position in the chain, and the chain's
+            // entries.
+            let text = |f: fn(&Submission) -> &str| new.iter().map(|&i| f(group[i])).collect::<Vec<&str>>();
+            let bytes = |f: fn(&Submission) -> &[u8]| new.iter().map(|&i| f(group[i])).collect::<Vec<&[u8]>>();
+            let (m_senders, m_ids, m_digests) = (text(|s| &s.sender), text(|s| &s.message_id), text(|s| &s.digest));
+            let (m_documents, m_replies) = (bytes(|s| &s.document), bytes(|s| &s.reply));
+            let m_received: Vec<i64> = new.iter().map(|&i| group[i].received_at_ms).collect();
+            let m_positions: Vec<i64> = firsts.iter().map(|&first| entries.positions[first]).collect();
+            let (inserted, appended) = futures_util::join!(
+                async {
+                    tx.execute(
+                        insert_messages,
+                        &[
+                            &m_senders,
+                            &m_ids,
+                            &m_digests,
+                            &m_documents,
+                            &m_replies,
+                            &m_received,
+                            &m_positions,
+                            &sm3_hex,
+                        ],
+                    )
+                    .await
+                },
+                entries.insert(&tx, insert_audit),
+            );
+            let inserted = inserted.map_err(pg("commit"))?;
+            appended.map_err(pg("audit"))?;
+            if inserted as usize != new.len() {
+                // A key was committed by another replica after round trip 2: start again.
+                tx.rollback().await.map_err(pg("commit"))?;
+                return Ok(None);
+            }
+            // Round trip 5: the commit, durable before anyone is answered.
+            tx.commit().await.map_err(pg("commit"))?;
+            for ((&i, &first), document_sm3) in new.iter().zip(&firsts).zip(sm3_hex) {
+                answers[i] = Some(Committed::New { audit_position: entries.positions[first] as u64, document_sm3 });
+            }
+        } else {
+            tx.commit().await.map_err(pg("commit"))?;
+        }
+        for (i, first) in repeats {
+            answers[i] = match &answers[first] {
+                Some(Committed::New { .. }) => {
+                    Some(Committed::Existing { digest: group[first].digest.clone(), reply: group[first].reply.clone() })
+                }
+                other => other.clone(),
+            };
+        }
         answers
             .into_iter()
             .map(|a| a.ok_or_else(|| StoreError::GroupCommit("a submission of the group was not answered".into())))
-            .collect()
-    }
-
-    /// Writes one submission in `tx`: `None` when it is new (its rows written, its audit entries
-    /// not yet), or the stored submission's answer when the key was committed before (by any
-    /// replica, or earlier in the same group: the insert waits for the other transaction, and the
-    /// next statement sees its row).
-    async fn write_submission(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        s: &Submission,
-    ) -> Result<Option<Committed>, StoreError> {
-        let insert_message = tx
-            .prepare_cached(
-                "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .await
-            .map_err(pg("commit"))?;
-        let inserted = tx
-            .execute(&insert_message, &[&s.sender, &s.message_id, &s.digest, &s.document, &s.reply, &s.received_at_ms])
-            .await
-            .map_err(pg("commit"))?;
-        if inserted == 0 {
-            let row = tx
-                .query_opt(
-                    "SELECT digest, reply FROM messages WHERE sender = $1 AND message_id = $2",
-                    &[&s.sender, &s.message_id],
-                )
-                .await
-                .map_err(pg("commit"))?;
-            return match row {
-                Some(r) => Ok(Some(Committed::Existing { digest: r.get(0), reply: r.get(1) })),
-                None => Err(StoreError::GroupCommit("the stored submission vanished".into())),
-            };
-        }
-        // Records in key order, so two replicas upserting the same records cannot deadlock.
-        let mut records: Vec<&StoredRecord> = s.records.iter().collect();
-        records.sort_by(|a, b| (a.kind.name(), &a.id).cmp(&(b.kind.name(), &b.id)));
-        if !records.is_empty() {
-            let upsert = tx
-                .prepare_cached(
-                    "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms,
-                         plan_id, sampling_region, producer_uscc, brand, model, sample_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                     ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender,
-                         message_id = excluded.message_id, canonical = excluded.canonical,
-                         stored_at_ms = excluded.stored_at_ms, plan_id = excluded.plan_id,
-                         sampling_region = excluded.sampling_region, producer_uscc = excluded.producer_uscc,
-                         brand = excluded.brand, model = excluded.model, sample_id = excluded.sample_id",
-                )
-                .await
-                .map_err(pg("commit"))?;
-            let kinds: Vec<&'static str> = records.iter().map(|r| r.kind.name()).collect();
-            let texts: Vec<String> = records.iter().map(|r| codec::encode(&r.record)).collect();
-            let mut pending = Vec::with_capacity(records.len());
-            for ((r, kind), text) in records.iter().zip(&kinds).zip(&texts) {
-                let k = &r.keys;
-                let params: [&(dyn ToSql + Sync); 12] = [
-                    kind,
-                    &r.id,
-                    &s.sender,
-                    &s.message_id,
-                    text,
-                    &s.received_at_ms,
-                    &k.plan_id,
-                    &k.sampling_region,
-                    &k.producer_uscc,
-                    &k.brand,
-                    &k.model,
-                    &k.sample_id,
-                ];
-                pending.push(tx.execute_raw(&upsert, params));
-            }
-            // Pipelined: every upsert is sent before the first answer is awaited.
-            for r in futures_util::future::join_all(pending).await {
-                r.map_err(pg("commit"))?;
-            }
-        }
-        insert_deliveries(tx, &s.deliveries, s.received_at_ms).await?;
-        if !s.samr.is_empty() {
-            let kinds: Vec<&str> = s.samr.iter().map(|r| r.kind.name()).collect();
-            let ids: Vec<&str> = s.samr.iter().map(|r| r.id.as_str()).collect();
-            let canon: Vec<String> = s.samr.iter().map(|r| codec::encode(&r.record)).collect();
-            tx.execute(
-                "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
-                 SELECT k, i, c, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(k, i, c, n) ORDER BY n",
-                &[&kinds, &ids, &canon, &s.received_at_ms],
-            )
-            .await
-            .map_err(pg("commit"))?;
-        }
-        Ok(None)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// One submission on its own, run again after a deadlock or serialization failure.
@@ -556,7 +590,8 @@ impl PostgresStore {
         self.append_audit_at(tx, events.into_iter().map(|e| (at_ms, e)).collect()).await
     }
 
-    /// [`PostgresStore::append_audit`] with each entry's own instant.
+    /// [`PostgresStore::append_audit`] with each entry's own instant: two round trips (the lock
+    /// with the tip, then every entry in one statement).
     async fn append_audit_at(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -565,28 +600,19 @@ impl PostgresStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.scoped(AUDIT_KEY)]).await.map_err(pg("audit"))?;
-        let last = tx
-            .query_opt("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1", &[])
-            .await
-            .map_err(pg("audit"))?;
-        let mut prev = match last {
-            Some(r) => Some(super::audit::parse_entry(r.get(0))?),
-            None => None,
+        let prepared = prepare_all(&AUDIT_STATEMENTS, |sql| tx.prepare_cached(sql)).await.map_err(pg("audit"))?;
+        let [lock, tip, insert_audit] = prepared.as_slice() else {
+            return Err(StoreError::GroupCommit("the audit statements were not prepared".into()));
         };
-        let mut positions = Vec::with_capacity(events.len());
-        for (at_ms, event) in events {
-            let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
-            tx.execute(
-                "INSERT INTO audit_log (position, at_ms, entry) VALUES ($1, $2, $3)",
-                &[&(entry.position as i64), &at_ms, &super::audit::entry_json(&entry)?],
-            )
-            .await
-            .map_err(pg("audit"))?;
-            positions.push(entry.position);
-            prev = Some(entry);
-        }
-        Ok(positions)
+        let audit_key = self.scoped(AUDIT_KEY);
+        // Polled in order: the tip is read after the lock is held.
+        let (locked, last) = futures_util::join!(async { tx.execute(lock, &[&audit_key]).await }, async {
+            tx.query_opt(tip, &[]).await
+        },);
+        locked.map_err(pg("audit"))?;
+        let entries = ChainRows::after(last.map_err(pg("audit"))?, events)?;
+        entries.insert(tx, insert_audit).await.map_err(pg("audit"))?;
+        Ok(entries.positions.iter().map(|&p| p as u64).collect())
     }
 
     /// Tells every replica which mailboxes the transaction fills (sent when it commits).
@@ -610,9 +636,8 @@ impl PostgresStore {
         if regions.is_empty() {
             return Ok(());
         }
-        tx.execute("SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r", &[&self.channel(), &regions])
-            .await
-            .map_err(pg("notify"))?;
+        let stmt = tx.prepare_cached(NOTIFY).await.map_err(pg("notify"))?;
+        tx.execute(&stmt, &[&self.channel(), &regions]).await.map_err(pg("notify"))?;
         Ok(())
     }
 
@@ -679,21 +704,257 @@ async fn insert_deliveries(
     deliveries: &[NewDelivery],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    if deliveries.is_empty() {
-        return Ok(());
+    let rows = DeliveryRows::of(std::iter::once((now_ms, deliveries)));
+    let stmt = tx.prepare_cached(INSERT_DELIVERIES).await.map_err(pg("deliveries"))?;
+    rows.insert(tx, &stmt).await.map_err(pg("deliveries"))?;
+    Ok(())
+}
+
+/// Prepares statements on one connection (each once per connection: the pool's statement cache
+/// keeps them), those not yet prepared together in one round trip.
+async fn prepare_all<'a, F, P>(sql: &'a [&'a str], prepare: F) -> Result<Vec<Statement>, tokio_postgres::Error>
+where
+    F: Fn(&'a str) -> P,
+    P: std::future::Future<Output = Result<Statement, tokio_postgres::Error>>,
+{
+    futures_util::future::try_join_all(sql.iter().map(|s| prepare(s))).await
+}
+
+/// What was stored before under a group's senders and message ids (a superset of its keys).
+const STORED_MESSAGES: &str = "SELECT sender, message_id, digest, reply FROM messages
+    WHERE sender = ANY($1::text[]) AND message_id = ANY($2::text[])";
+
+/// The records of a group (one row per key: `ON CONFLICT DO UPDATE` may touch a row once).
+const UPSERT_RECORDS: &str = "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms,
+        plan_id, sampling_region, producer_uscc, brand, model, sample_id)
+    SELECT k, i, s, m, c, t, p, r, u, b, o, a
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+        WITH ORDINALITY AS x(k, i, s, m, c, t, p, r, u, b, o, a, n)
+    ORDER BY n
+    ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender,
+        message_id = excluded.message_id, canonical = excluded.canonical,
+        stored_at_ms = excluded.stored_at_ms, plan_id = excluded.plan_id,
+        sampling_region = excluded.sampling_region, producer_uscc = excluded.producer_uscc,
+        brand = excluded.brand, model = excluded.model, sample_id = excluded.sample_id";
+
+/// Deliveries, in mailbox order.
+const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (recipient, message_id, document, created_at_ms)
+    SELECT r, m, d, t FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS x(r, m, d, t, n)
+    ORDER BY n";
+
+/// Records queued for SAMR packages, in order.
+const INSERT_SAMR: &str = "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
+    SELECT k, i, c, t FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS x(k, i, c, t, n)
+    ORDER BY n";
+
+/// One notification per mailbox filled (sent when the transaction commits).
+const NOTIFY: &str = "SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r";
+
+/// The audit chain's lock, held until the transaction ends.
+const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// The chain's last entry (read under its lock).
+const AUDIT_TIP: &str = "SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1";
+
+/// Entries of the chain, in one statement.
+const INSERT_AUDIT: &str = "INSERT INTO audit_log (position, at_ms, entry)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])";
+
+/// The new messages of a group, each with its position in the chain (its receipt states it).
+/// Run under the chain's lock: a key committed meanwhile is not written again, and the count
+/// tells.
+const INSERT_MESSAGES: &str = "INSERT INTO messages (sender, message_id, digest, document, reply, received_at_ms,
+        audit_position, document_sm3)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[],
+                         $8::text[])
+    ON CONFLICT DO NOTHING";
+
+/// The group commit's statements, in the order [`PostgresStore::try_commit_group`] names them.
+const GROUP_STATEMENTS: [&str; 9] = [
+    STORED_MESSAGES,
+    UPSERT_RECORDS,
+    INSERT_DELIVERIES,
+    INSERT_SAMR,
+    NOTIFY,
+    AUDIT_LOCK,
+    AUDIT_TIP,
+    INSERT_MESSAGES,
+    INSERT_AUDIT,
+];
+
+/// The statements that append to the chain.
+const AUDIT_STATEMENTS: [&str; 3] = [AUDIT_LOCK, AUDIT_TIP, INSERT_AUDIT];
+
+/// The records a group writes, as the columns of [`UPSERT_RECORDS`]: the last version of each
+/// record in arrival order, in key order (so two replicas lock the same rows in the same order).
+struct RecordRows<'a> {
+    kinds: Vec<&'static str>,
+    ids: Vec<&'a str>,
+    senders: Vec<&'a str>,
+    message_ids: Vec<&'a str>,
+    canonical: Vec<String>,
+    stored_at_ms: Vec<i64>,
+    keys: [Vec<&'a str>; 6],
+}
+
+impl<'a> RecordRows<'a> {
+    fn latest(group: &[&'a Submission], new: &[usize]) -> RecordRows<'a> {
+        let mut latest: std::collections::BTreeMap<(&'static str, &'a str), (&'a Submission, &'a StoredRecord)> =
+            Default::default();
+        for &i in new {
+            let s: &'a Submission = group[i];
+            for r in &s.records {
+                latest.insert((r.kind.name(), r.id.as_str()), (s, r));
+            }
+        }
+        let n = latest.len();
+        let mut rows = RecordRows {
+            kinds: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            senders: Vec::with_capacity(n),
+            message_ids: Vec::with_capacity(n),
+            canonical: Vec::with_capacity(n),
+            stored_at_ms: Vec::with_capacity(n),
+            keys: Default::default(),
+        };
+        for ((kind, id), (s, r)) in latest {
+            rows.kinds.push(kind);
+            rows.ids.push(id);
+            rows.senders.push(&s.sender);
+            rows.message_ids.push(&s.message_id);
+            rows.canonical.push(codec::encode(&r.record));
+            rows.stored_at_ms.push(s.received_at_ms);
+            let k = &r.keys;
+            for (column, value) in rows.keys.iter_mut().zip([
+                &k.plan_id,
+                &k.sampling_region,
+                &k.producer_uscc,
+                &k.brand,
+                &k.model,
+                &k.sample_id,
+            ]) {
+                column.push(value.as_str());
+            }
+        }
+        rows
     }
-    let recipients: Vec<&str> = deliveries.iter().map(|d| d.recipient.as_str()).collect();
-    let ids: Vec<&str> = deliveries.iter().map(|d| d.message_id.as_str()).collect();
-    let docs: Vec<&[u8]> = deliveries.iter().map(|d| d.document.as_slice()).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (recipient, message_id, document, created_at_ms)
-             SELECT r, m, d, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(r, m, d, n) ORDER BY n",
+
+    async fn upsert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        stmt: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if self.ids.is_empty() {
+            return Ok(0);
+        }
+        let [plan, region, uscc, brand, model, sample] = &self.keys;
+        tx.execute(
+            stmt,
+            &[
+                &self.kinds,
+                &self.ids,
+                &self.senders,
+                &self.message_ids,
+                &self.canonical,
+                &self.stored_at_ms,
+                plan,
+                region,
+                uscc,
+                brand,
+                model,
+                sample,
+            ],
         )
         .await
-        .map_err(pg("deliveries"))?;
-    tx.execute(&stmt, &[&recipients, &ids, &docs, &now_ms]).await.map_err(pg("deliveries"))?;
-    Ok(())
+    }
+}
+
+/// Deliveries as the columns of [`INSERT_DELIVERIES`], each queued at its submission's instant.
+struct DeliveryRows<'a> {
+    recipients: Vec<&'a str>,
+    message_ids: Vec<&'a str>,
+    documents: Vec<&'a [u8]>,
+    created_at_ms: Vec<i64>,
+}
+
+impl<'a> DeliveryRows<'a> {
+    fn of(batches: impl Iterator<Item = (i64, &'a [NewDelivery])>) -> DeliveryRows<'a> {
+        let mut rows = DeliveryRows {
+            recipients: Vec::new(),
+            message_ids: Vec::new(),
+            documents: Vec::new(),
+            created_at_ms: Vec::new(),
+        };
+        for (at, deliveries) in batches {
+            for d in deliveries {
+                rows.recipients.push(&d.recipient);
+                rows.message_ids.push(&d.message_id);
+                rows.documents.push(&d.document);
+                rows.created_at_ms.push(at);
+            }
+        }
+        rows
+    }
+
+    /// The mailboxes these fill, each once.
+    fn regions(&self) -> Vec<&'a str> {
+        let mut regions = self.recipients.clone();
+        regions.sort_unstable();
+        regions.dedup();
+        regions
+    }
+
+    async fn insert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        stmt: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if self.recipients.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(stmt, &[&self.recipients, &self.message_ids, &self.documents, &self.created_at_ms]).await
+    }
+}
+
+/// Audit entries as the columns of [`INSERT_AUDIT`], chained after the tip read under the lock.
+struct ChainRows {
+    positions: Vec<i64>,
+    at_ms: Vec<i64>,
+    json: Vec<String>,
+}
+
+impl ChainRows {
+    fn after(tip: Option<tokio_postgres::Row>, events: Vec<(i64, AuditEvent)>) -> Result<ChainRows, StoreError> {
+        let mut prev = match tip {
+            Some(r) => Some(super::audit::parse_entry(r.get(0))?),
+            None => None,
+        };
+        let mut rows = ChainRows {
+            positions: Vec::with_capacity(events.len()),
+            at_ms: Vec::with_capacity(events.len()),
+            json: Vec::new(),
+        };
+        for (at_ms, event) in events {
+            let entry = super::audit::next_entry(prev.as_ref(), at_ms, event)?;
+            rows.positions.push(entry.position as i64);
+            rows.at_ms.push(at_ms);
+            rows.json.push(super::audit::entry_json(&entry)?);
+            prev = Some(entry);
+        }
+        Ok(rows)
+    }
+
+    async fn insert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        stmt: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if self.positions.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(stmt, &[&self.positions, &self.at_ms, &self.json]).await
+    }
 }
 
 #[async_trait]
@@ -753,7 +1014,6 @@ impl Mailboxes for PostgresStore {
         let tx = client.transaction().await.map_err(pg("take"))?;
         // A lease need not survive a crash (a lost lease only makes the delivery visible again
         // sooner: it is sent again, as after any failure), so it does not wait for the WAL flush.
-        tx.batch_execute("SET LOCAL synchronous_commit TO off").await.map_err(pg("take"))?;
         let stmt = tx
             .prepare_cached(
                 "UPDATE deliveries d SET attempt = d.attempt + 1, visible_at_ms = $3
@@ -765,7 +1025,11 @@ impl Mailboxes for PostgresStore {
             .await
             .map_err(pg("take"))?;
         let until = now_ms.saturating_add(visibility_ms);
-        let rows = tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await.map_err(pg("take"))?;
+        let (lazy, rows) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO off"), async {
+            tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await
+        },);
+        lazy.map_err(pg("take"))?;
+        let rows = rows.map_err(pg("take"))?;
         let mut handed: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         handed.sort();
         let events = handed
@@ -817,15 +1081,17 @@ impl Mailboxes for PostgresStore {
         let ids: Vec<i64> = delivery_ids.iter().map(|d| d.0).collect();
         let mut client = self.client("ack").await?;
         let tx = client.transaction().await.map_err(pg("ack"))?;
-        tx.batch_execute("SET LOCAL synchronous_commit TO on").await.map_err(pg("ack"))?;
         let stmt = tx
             .prepare_cached(
                 "UPDATE deliveries SET acked = true WHERE seq = ANY($1) AND recipient = $2 AND NOT acked RETURNING seq",
             )
             .await
             .map_err(pg("ack"))?;
-        let mut acked: Vec<i64> =
-            tx.query(&stmt, &[&ids, &recipient]).await.map_err(pg("ack"))?.iter().map(|r| r.get(0)).collect();
+        let (durable, rows) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO on"), async {
+            tx.query(&stmt, &[&ids, &recipient]).await
+        },);
+        durable.map_err(pg("ack"))?;
+        let mut acked: Vec<i64> = rows.map_err(pg("ack"))?.iter().map(|r| r.get(0)).collect();
         acked.sort_unstable();
         let events = acked
             .iter()
