@@ -219,30 +219,48 @@ fn assert_chain_unforked(entries: &[yrdx_evidence::AuditEntry], n: usize) {
     }
 }
 
+/// The largest group the store commits from now on.
+fn largest_group(s: &dyn Store) -> Arc<AtomicU32> {
+    let largest = Arc::new(AtomicU32::new(0));
+    let seen = largest.clone();
+    s.observe_groups(Arc::new(move |n| {
+        seen.fetch_max(n as u32, Ordering::Relaxed);
+    }));
+    largest
+}
+
+/// Commits every submission at once (one task each, released together), answers in order.
+async fn commit_at_once(s: &Arc<dyn Store>, burst: Vec<Submission>) -> Vec<Committed> {
+    let start = Arc::new(tokio::sync::Barrier::new(burst.len()));
+    let mut tasks = Vec::new();
+    for sub in burst {
+        let (s, start) = (s.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            s.commit(sub).await.unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
 contract!(a_burst_that_shares_a_record_is_still_committed_in_groups);
 async fn a_burst_that_shares_a_record_is_still_committed_in_groups(place: &Place) {
     // 48 submissions at once, each a new key carrying a version of the same record: a group
     // writes that record once (its last version), so the groups commit whole instead of
     // failing and being committed again one by one.
     let s = place.open().await;
-    let largest = Arc::new(AtomicU32::new(0));
-    let seen = largest.clone();
-    s.observe_groups(Arc::new(move |n| {
-        seen.fetch_max(n as u32, Ordering::Relaxed);
-    }));
-    let start = Arc::new(tokio::sync::Barrier::new(48));
-    let mut tasks = Vec::new();
-    for n in 0..48 {
-        let (s, start) = (s.clone(), start.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut sub = submission(&format!("V{n}"), &["310000"]);
-            sub.records = vec![rec(RecordKind::Sampling, "S-SHARED", &format!(r#"{{"planId":"P-{n}"}}"#))];
-            start.wait().await;
-            s.commit(sub).await.unwrap()
-        }));
-    }
-    for t in tasks {
-        assert!(matches!(t.await.unwrap(), Committed::New { .. }));
+    let largest = largest_group(&*s);
+    let burst = (0..48).map(|n| {
+        let mut sub = submission(&format!("V{n}"), &["310000"]);
+        sub.records = vec![rec(RecordKind::Sampling, "S-SHARED", &format!(r#"{{"planId":"P-{n}"}}"#))];
+        sub
+    });
+    for committed in commit_at_once(&s, burst.collect()).await {
+        assert!(matches!(committed, Committed::New { .. }));
     }
     assert!(largest.load(Ordering::Relaxed) > 1, "the burst was committed in groups");
     let stored = s.record(RecordKind::Sampling, "S-SHARED").await.unwrap().expect("the record is stored");
@@ -258,23 +276,11 @@ async fn a_burst_is_committed_in_groups_each_answered_once(place: &Place) {
     // a conflict: these are the same submission resent), one store: commits are grouped, and the
     // group still answers each key New once, the other Existing with the first's reply.
     let s = place.open().await;
-    let largest = Arc::new(AtomicU32::new(0));
-    let seen = largest.clone();
-    s.observe_groups(Arc::new(move |n| {
-        seen.fetch_max(n as u32, Ordering::Relaxed);
-    }));
-    let start = Arc::new(tokio::sync::Barrier::new(64));
-    let mut tasks = Vec::new();
-    for n in 0..64 {
-        let (s, start) = (s.clone(), start.clone());
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            s.commit(submission(&format!("B{}", n % 32), &["310000"])).await.unwrap()
-        }));
-    }
+    let largest = largest_group(&*s);
+    let burst = (0..64).map(|n| submission(&format!("B{}", n % 32), &["310000"])).collect();
     let mut new = 0;
-    for t in tasks {
-        match t.await.unwrap() {
+    for committed in commit_at_once(&s, burst).await {
+        match committed {
             Committed::New { .. } => new += 1,
             Committed::Existing { digest, reply } => {
                 assert!(digest.starts_with("d-B"), "{digest}");
