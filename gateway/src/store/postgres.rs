@@ -178,9 +178,11 @@ type Waiting = (Submission, oneshot::Sender<Result<Committed, StoreError>>);
 /// Most submissions one transaction commits.
 const MAX_GROUP: usize = 64;
 
-/// Writer tasks per store: while one group's commit waits for the WAL flush, the next group is
-/// written (the audit chain's lock orders their commits).
-const WRITERS: usize = 2;
+/// Writer tasks per store. One: a group takes five round trips whatever its size, so while it
+/// is written the next group only grows, and larger groups cost PostgreSQL less per submission.
+/// Measured (docs/benchmarks.md, sixth run): one writer gave 11 % more submissions/s on two
+/// replicas than two writers, and four were worse than two.
+const WRITERS: usize = 1;
 
 /// Takes the waiting submissions in groups and commits each group in one transaction. A group
 /// that fails is committed again one submission at a time, so one bad submission fails alone.
