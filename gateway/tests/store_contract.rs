@@ -293,13 +293,7 @@ async fn a_burst_is_committed_in_groups_each_answered_once(place: &Place) {
     assert!(largest.load(Ordering::Relaxed) > 1, "the burst was committed in groups");
     // One audit entry per stored submission, the chain unbroken, each submission knowing its own.
     let entries = s.audit_entries(0, 1000).await.unwrap();
-    assert_eq!(entries.len(), 32);
-    let mut prev = yrdx_evidence::Sm3Digest::GENESIS;
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e.position, i as u64, "gap-free");
-        assert_eq!(e.prev_hash, prev, "entry {i} links to the one before");
-        prev = e.hash;
-    }
+    assert_chain_unforked(&entries, 32);
     for i in 0..32 {
         let stored = s.stored_submission("320000", &format!("B{i}")).await.unwrap().unwrap();
         let position = stored.audit_position.unwrap();
@@ -723,14 +717,7 @@ async fn every_change_is_in_one_unforked_audit_chain(place: &Place) {
     .await
     .unwrap();
     let entries = a.audit_entries(0, 1000).await.unwrap();
-    assert_eq!(entries.len(), 30 + 2 + 1 + 1);
-    let mut prev = yrdx_evidence::Sm3Digest::GENESIS;
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e.position, i as u64, "gap-free");
-        assert_eq!(e.prev_hash, prev, "entry {i} links to the one before");
-        assert_eq!(e.hash, e.computed_hash(), "entry {i} hashes to itself");
-        prev = e.hash;
-    }
+    assert_chain_unforked(&entries, 30 + 2 + 1 + 1);
     let kinds: Vec<&str> = entries.iter().map(|e| e.event.kind()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "submission_accepted").count(), 30);
     assert_eq!(

@@ -468,12 +468,7 @@ impl PostgresStore {
             let sm3_hex: Vec<String> = sm3.iter().map(|d| d.to_hex()).collect();
             let records = RecordRows::latest(group, &new);
             let deliveries = DeliveryRows::of(new.iter().map(|&i| (group[i].received_at_ms, &group[i].deliveries[..])));
-            let samr: Vec<(i64, &StoredRecord)> =
-                new.iter().flat_map(|&i| group[i].samr.iter().map(move |r| (group[i].received_at_ms, r))).collect();
-            let s_kinds: Vec<&str> = samr.iter().map(|(_, r)| r.kind.name()).collect();
-            let s_ids: Vec<&str> = samr.iter().map(|(_, r)| r.id.as_str()).collect();
-            let s_canonical: Vec<String> = samr.iter().map(|(_, r)| codec::encode(&r.record)).collect();
-            let s_created: Vec<i64> = samr.iter().map(|&(at, _)| at).collect();
+            let outbox = OutboxRows::of(new.iter().map(|&i| (group[i].received_at_ms, &group[i].samr[..])));
             let regions = deliveries.regions();
             let (channel, audit_key) = (self.channel(), self.scoped(AUDIT_KEY));
             let mut events = Vec::new();
@@ -490,18 +485,8 @@ impl PostgresStore {
             let (written, delivered, queued, notified, locked, last) = futures_util::join!(
                 records.upsert(&tx, upsert_records),
                 deliveries.insert(&tx, insert_delivery_rows),
-                async {
-                    if s_ids.is_empty() {
-                        return Ok(0);
-                    }
-                    tx.execute(insert_samr, &[&s_kinds, &s_ids, &s_canonical, &s_created]).await
-                },
-                async {
-                    if regions.is_empty() {
-                        return Ok(0);
-                    }
-                    tx.execute(notify, &[&channel, &regions]).await
-                },
+                outbox.insert(&tx, insert_samr),
+                async { execute_rows(&tx, notify, regions.len(), &[&channel, &regions]).await },
                 async { tx.execute(lock, &[&audit_key]).await },
                 async { tx.query_opt(tip, &[]).await },
             );
@@ -623,18 +608,7 @@ impl PostgresStore {
         tx: &deadpool_postgres::Transaction<'_>,
         deliveries: &[NewDelivery],
     ) -> Result<(), StoreError> {
-        self.notify_regions(tx, deliveries.iter().map(|d| d.recipient.as_str())).await
-    }
-
-    /// [`PostgresStore::notify`] for the given recipient regions.
-    async fn notify_regions<'r>(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        recipients: impl Iterator<Item = &'r str>,
-    ) -> Result<(), StoreError> {
-        let mut regions: Vec<&str> = recipients.collect();
-        regions.sort_unstable();
-        regions.dedup();
+        let regions = regions_of(deliveries.iter().map(|d| d.recipient.as_str()));
         if regions.is_empty() {
             return Ok(());
         }
@@ -788,6 +762,19 @@ const GROUP_STATEMENTS: [&str; 9] = [
 /// The statements that append to the chain.
 const AUDIT_STATEMENTS: [&str; 3] = [AUDIT_LOCK, AUDIT_TIP, INSERT_AUDIT];
 
+/// Runs a multi-row statement over `rows` rows of array parameters; none is no round trip.
+async fn execute_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    stmt: &Statement,
+    rows: usize,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    if rows == 0 {
+        return Ok(0);
+    }
+    tx.execute(stmt, params).await
+}
+
 /// The records a group writes, as the columns of [`UPSERT_RECORDS`]: the last version of each
 /// record in arrival order, in key order (so two replicas lock the same rows in the same order).
 struct RecordRows<'a> {
@@ -847,12 +834,11 @@ impl<'a> RecordRows<'a> {
         tx: &tokio_postgres::Transaction<'_>,
         stmt: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        if self.ids.is_empty() {
-            return Ok(0);
-        }
         let [plan, region, uscc, brand, model, sample] = &self.keys;
-        tx.execute(
+        execute_rows(
+            tx,
             stmt,
+            self.ids.len(),
             &[
                 &self.kinds,
                 &self.ids,
@@ -870,6 +856,14 @@ impl<'a> RecordRows<'a> {
         )
         .await
     }
+}
+
+/// Recipient regions, each once (one notification per mailbox).
+fn regions_of<'a>(recipients: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut regions: Vec<&str> = recipients.collect();
+    regions.sort_unstable();
+    regions.dedup();
+    regions
 }
 
 /// Deliveries as the columns of [`INSERT_DELIVERIES`], each queued at its submission's instant.
@@ -901,10 +895,7 @@ impl<'a> DeliveryRows<'a> {
 
     /// The mailboxes these fill, each once.
     fn regions(&self) -> Vec<&'a str> {
-        let mut regions = self.recipients.clone();
-        regions.sort_unstable();
-        regions.dedup();
-        regions
+        regions_of(self.recipients.iter().copied())
     }
 
     async fn insert(
@@ -912,10 +903,45 @@ impl<'a> DeliveryRows<'a> {
         tx: &tokio_postgres::Transaction<'_>,
         stmt: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        if self.recipients.is_empty() {
-            return Ok(0);
+        execute_rows(
+            tx,
+            stmt,
+            self.recipients.len(),
+            &[&self.recipients, &self.message_ids, &self.documents, &self.created_at_ms],
+        )
+        .await
+    }
+}
+
+/// Records queued for SAMR as the columns of [`INSERT_SAMR`], each at its submission's instant.
+struct OutboxRows<'a> {
+    kinds: Vec<&'static str>,
+    ids: Vec<&'a str>,
+    canonical: Vec<String>,
+    created_at_ms: Vec<i64>,
+}
+
+impl<'a> OutboxRows<'a> {
+    fn of(batches: impl Iterator<Item = (i64, &'a [StoredRecord])>) -> OutboxRows<'a> {
+        let mut rows =
+            OutboxRows { kinds: Vec::new(), ids: Vec::new(), canonical: Vec::new(), created_at_ms: Vec::new() };
+        for (at, records) in batches {
+            for r in records {
+                rows.kinds.push(r.kind.name());
+                rows.ids.push(&r.id);
+                rows.canonical.push(codec::encode(&r.record));
+                rows.created_at_ms.push(at);
+            }
         }
-        tx.execute(stmt, &[&self.recipients, &self.message_ids, &self.documents, &self.created_at_ms]).await
+        rows
+    }
+
+    async fn insert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        stmt: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        execute_rows(tx, stmt, self.ids.len(), &[&self.kinds, &self.ids, &self.canonical, &self.created_at_ms]).await
     }
 }
 
@@ -952,10 +978,7 @@ impl ChainRows {
         tx: &tokio_postgres::Transaction<'_>,
         stmt: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        if self.positions.is_empty() {
-            return Ok(0);
-        }
-        tx.execute(stmt, &[&self.positions, &self.at_ms, &self.json]).await
+        execute_rows(tx, stmt, self.positions.len(), &[&self.positions, &self.at_ms, &self.json]).await
     }
 }
 
