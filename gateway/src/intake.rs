@@ -1,7 +1,7 @@
-//! The path of one submission, in one direction: decode (on the blocking pool) → the envelope's
-//! sender → idempotency → route every record by the workflow rules (`routing.rs`) → encode per
-//! recipient → commit (`store`) → receipt. `Exchange.Submit`, `Exchange.Check` and
-//! `Records.Submit` all come through here.
+//! The path of one submission, in one direction: decode (inline up to 16 KiB, on the blocking
+//! pool above) → the envelope's sender → idempotency → route every record by the workflow rules
+//! (`routing.rs`) → encode per recipient → commit (`store`) → receipt. `Exchange.Submit`,
+//! `Exchange.Check` and `Records.Submit` all come through here.
 
 use crate::config::PartnerConfig;
 use crate::faults::Faults;
@@ -29,6 +29,10 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Documents up to this size are decoded on the runtime's thread (issue 20, docs/benchmarks.md):
+/// at the partners' typical 1–10 KB that takes 10–100 µs, the budget a task may hold a worker.
+const INLINE_DECODE_MAX_BYTES: usize = 16 * 1024;
+
 fn gone() -> Status {
     Status::cancelled("the caller went away before the document was processed; nothing was stored")
 }
@@ -51,19 +55,27 @@ impl Gateway {
             return Err(gone());
         }
         let config = self.config();
-        // Decoding is CPU work (bounded by the limits): on the blocking pool, so that a large
-        // document does not hold up the runtime's workers.
-        let (format, limits, flag) = (partner.format(), config.decode_limits(), cancelled.clone());
-        let (decoded, bytes) = tokio::task::spawn_blocking(move || {
-            if flag.load(Ordering::Relaxed) {
-                return (None, bytes);
-            }
-            let decoded = format.decode(&bytes, &limits);
-            (Some(decoded), bytes)
-        })
-        .await
-        .map_err(internal)?;
-        let Some(decoded) = decoded else { return Err(gone()) };
+        let (format, limits) = (partner.format(), config.decode_limits());
+        let (decoded, bytes) = if bytes.len() <= INLINE_DECODE_MAX_BYTES {
+            // A small document decodes in tens of microseconds, less than the trip to the
+            // blocking pool and back (two thread wake-ups) would cost.
+            (format.decode(&bytes, &limits), bytes)
+        } else {
+            // A large one is CPU work that would hold up the runtime's workers (bounded by the
+            // limits): on the blocking pool, where it stops before decoding if the caller left.
+            let flag = cancelled.clone();
+            let (decoded, bytes) = tokio::task::spawn_blocking(move || {
+                if flag.load(Ordering::Relaxed) {
+                    return (None, bytes);
+                }
+                let decoded = format.decode(&bytes, &limits);
+                (Some(decoded), bytes)
+            })
+            .await
+            .map_err(internal)?;
+            let Some(decoded) = decoded else { return Err(gone()) };
+            (decoded, bytes)
+        };
         let doc = decoded.map_err(|e| invalid_document(&e, config.error_details_max_bytes, config.max_problems))?;
         self.submit_document(partner, doc, bytes, idempotency_key, &cancelled).await
     }

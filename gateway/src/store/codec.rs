@@ -17,9 +17,64 @@ pub(crate) fn encode_case(case: &DisposalCase) -> String {
 }
 
 /// A stored record read back; a row that does not read is a corrupt store, named by kind and id.
+///
+/// The routing reads the same few records for most submissions (every sample names its plan), and
+/// decoding a record's JSON costs more than the read. Decoding is a pure function of the kind and
+/// the text, so the record last decoded from the same text is reused: the row is still read every
+/// time (another replica may have changed it), only an unchanged text skips the parse.
 pub(crate) fn decode(kind: RecordKind, id: &str, text: &str) -> Result<Record, StoreError> {
+    DECODED.get(kind, id, text).map(Ok).unwrap_or_else(|| {
+        let record = decode_text(kind, id, text)?;
+        DECODED.put(kind, id, text, &record);
+        Ok(record)
+    })
+}
+
+fn decode_text(kind: RecordKind, id: &str, text: &str) -> Result<Record, StoreError> {
     canonical::record_from_json(kind, text)
         .map_err(|e| StoreError::Corrupt { what: format!("stored {kind} {id}"), detail: e.to_string() })
+}
+
+/// How many decoded records are kept: one slot per (kind, id) hash, a new record replacing the
+/// slot's old one. At most a few MB (records are bounded by the document limits).
+const DECODED_SLOTS: usize = 512;
+
+/// Recently decoded records, each with the exact text it came from.
+static DECODED: std::sync::LazyLock<DecodedRecords> = std::sync::LazyLock::new(DecodedRecords::new);
+
+struct DecodedRecords {
+    slots: Vec<std::sync::Mutex<Option<Decoded>>>,
+}
+
+struct Decoded {
+    kind: RecordKind,
+    text: Box<str>,
+    record: Record,
+}
+
+impl DecodedRecords {
+    fn new() -> DecodedRecords {
+        DecodedRecords { slots: (0..DECODED_SLOTS).map(|_| std::sync::Mutex::new(None)).collect() }
+    }
+
+    fn slot(&self, kind: RecordKind, id: &str) -> &std::sync::Mutex<Option<Decoded>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (kind.name(), id).hash(&mut h);
+        &self.slots[(h.finish() % DECODED_SLOTS as u64) as usize]
+    }
+
+    /// The record decoded from exactly `text` as `kind`, if this slot still holds it.
+    fn get(&self, kind: RecordKind, id: &str, text: &str) -> Option<Record> {
+        let slot = self.slot(kind, id).lock().ok()?;
+        slot.as_ref().filter(|d| d.kind == kind && *d.text == *text).map(|d| d.record.clone())
+    }
+
+    fn put(&self, kind: RecordKind, id: &str, text: &str, record: &Record) {
+        if let Ok(mut slot) = self.slot(kind, id).lock() {
+            *slot = Some(Decoded { kind, text: text.into(), record: record.clone() });
+        }
+    }
 }
 
 fn corrupt(kind: RecordKind, got: &Record) -> StoreError {
@@ -57,4 +112,46 @@ pub(crate) fn plan_records(raw: RawPlanRecords) -> Result<PlanRecords, StoreErro
         inspections: raw.inspections.iter().map(|t| inspection(t)).collect::<Result<_, _>>()?,
         cases: raw.cases.iter().map(|t| case(t)).collect::<Result<_, _>>()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrdx_proto::v1::{PlanChannel, PlanParticipant, ProductCategory, SpotCheckPlan};
+
+    fn plan(title: &str) -> Record {
+        Record::Plan(SpotCheckPlan {
+            plan_id: "YRD-2024-CODEC-01".into(),
+            title: title.into(),
+            year: 2024,
+            lead_region: "310000".into(),
+            participants: vec![PlanParticipant { region: "310000".into(), quota: 5 }],
+            channel: PlanChannel::Online as i32,
+            categories: vec![ProductCategory::EBikeLithiumBattery as i32],
+            standards: vec!["GB 43854-2024".into()],
+            sampling_deadline: yrdx_proto::Date::from_ymd(2024, 6, 30),
+            published_at: Some(yrdx_proto::Timestamp { seconds: 1_710_468_000, nanos: 0 }),
+        })
+    }
+
+    #[test]
+    fn a_reused_decoding_is_the_decoding_of_the_text_read() {
+        let (first, second) = (plan("第一版"), plan("第二版"));
+        let (first_text, second_text) = (encode(&first), encode(&second));
+        assert_ne!(first_text, second_text);
+        // Decoded, then decoded again from the same text: the same record.
+        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &first_text).unwrap(), first);
+        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &first_text).unwrap(), first);
+        // The row changed under the same id (another replica's commit): the new text's record.
+        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &second_text).unwrap(), second);
+        // The same text read as another kind is decoded as that kind (and refused), not reused.
+        assert!(decode(RecordKind::Sampling, "YRD-2024-CODEC-01", &second_text).is_err());
+        // A corrupt row is refused each time and never replaces a good decoding.
+        let corrupt = second_text.replace("\"title\"", "\"titel\"");
+        for _ in 0..2 {
+            let err = decode(RecordKind::Plan, "YRD-2024-CODEC-01", &corrupt).unwrap_err();
+            assert!(err.to_string().contains("YRD-2024-CODEC-01"), "{err}");
+        }
+        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &second_text).unwrap(), second);
+    }
 }
