@@ -23,11 +23,7 @@ pub(crate) fn encode_case(case: &DisposalCase) -> String {
 /// the text, so the record last decoded from the same text is reused: the row is still read every
 /// time (another replica may have changed it), only an unchanged text skips the parse.
 pub(crate) fn decode(kind: RecordKind, id: &str, text: &str) -> Result<Record, StoreError> {
-    DECODED.get(kind, id, text).map(Ok).unwrap_or_else(|| {
-        let record = decode_text(kind, id, text)?;
-        DECODED.put(kind, id, text, &record);
-        Ok(record)
-    })
+    DECODED.decode(kind, id, text)
 }
 
 fn decode_text(kind: RecordKind, id: &str, text: &str) -> Result<Record, StoreError> {
@@ -60,8 +56,18 @@ impl DecodedRecords {
     fn slot(&self, kind: RecordKind, id: &str) -> &std::sync::Mutex<Option<Decoded>> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (kind.name(), id).hash(&mut h);
+        (kind, id).hash(&mut h);
         &self.slots[(h.finish() % DECODED_SLOTS as u64) as usize]
+    }
+
+    /// [`decode`], reusing the slot's record when it was decoded from exactly `text` as `kind`.
+    fn decode(&self, kind: RecordKind, id: &str, text: &str) -> Result<Record, StoreError> {
+        if let Some(record) = self.get(kind, id, text) {
+            return Ok(record);
+        }
+        let record = decode_text(kind, id, text)?;
+        self.put(kind, id, text, &record);
+        Ok(record)
     }
 
     /// The record decoded from exactly `text` as `kind`, if this slot still holds it.
@@ -136,22 +142,31 @@ mod tests {
 
     #[test]
     fn a_reused_decoding_is_the_decoding_of_the_text_read() {
+        // A cache of its own: other tests share the process-wide one.
+        let cache = DecodedRecords::new();
+        let id = "YRD-2024-CODEC-01";
         let (first, second) = (plan("第一版"), plan("第二版"));
         let (first_text, second_text) = (encode(&first), encode(&second));
         assert_ne!(first_text, second_text);
-        // Decoded, then decoded again from the same text: the same record.
-        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &first_text).unwrap(), first);
-        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &first_text).unwrap(), first);
+        // Decoded once, kept, and reused for the same text.
+        assert_eq!(cache.get(RecordKind::Plan, id, &first_text), None);
+        assert_eq!(cache.decode(RecordKind::Plan, id, &first_text).unwrap(), first);
+        assert_eq!(cache.get(RecordKind::Plan, id, &first_text), Some(first.clone()));
+        assert_eq!(cache.decode(RecordKind::Plan, id, &first_text).unwrap(), first);
         // The row changed under the same id (another replica's commit): the new text's record.
-        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &second_text).unwrap(), second);
+        assert_eq!(cache.get(RecordKind::Plan, id, &second_text), None);
+        assert_eq!(cache.decode(RecordKind::Plan, id, &second_text).unwrap(), second);
         // The same text read as another kind is decoded as that kind (and refused), not reused.
-        assert!(decode(RecordKind::Sampling, "YRD-2024-CODEC-01", &second_text).is_err());
+        assert_eq!(cache.get(RecordKind::Sampling, id, &second_text), None);
+        assert!(cache.decode(RecordKind::Sampling, id, &second_text).is_err());
         // A corrupt row is refused each time and never replaces a good decoding.
         let corrupt = second_text.replace("\"title\"", "\"titel\"");
         for _ in 0..2 {
-            let err = decode(RecordKind::Plan, "YRD-2024-CODEC-01", &corrupt).unwrap_err();
-            assert!(err.to_string().contains("YRD-2024-CODEC-01"), "{err}");
+            let err = cache.decode(RecordKind::Plan, id, &corrupt).unwrap_err();
+            assert!(err.to_string().contains(id), "{err}");
         }
-        assert_eq!(decode(RecordKind::Plan, "YRD-2024-CODEC-01", &second_text).unwrap(), second);
+        assert_eq!(cache.get(RecordKind::Plan, id, &second_text), Some(second.clone()));
+        // The process-wide entry point decodes the same way.
+        assert_eq!(decode(RecordKind::Plan, id, &second_text).unwrap(), second);
     }
 }
