@@ -10,12 +10,11 @@ use crate::digest::Sm3Digest;
 use sm2::dsa::signature::Signer;
 use sm2::dsa::{DerSignature, SigningKey, VerifyingKey};
 use sm2::elliptic_curve::ops::Reduce;
-use sm2::elliptic_curve::point::AffineCoordinates;
 use sm2::elliptic_curve::sec1::{Coordinates, ToSec1Point};
 use sm2::elliptic_curve::subtle::ConstantTimeEq;
-use sm2::elliptic_curve::{Curve, Generate, Group, PrimeField};
+use sm2::elliptic_curve::{Curve, Generate, PrimeField};
 use sm2::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use sm2::{AffinePoint, FieldBytes, ProjectivePoint, PublicKey, Scalar, SecretKey, Sm2, U256};
+use sm2::{AffinePoint, FieldBytes, PublicKey, Scalar, SecretKey, Sm2, U256};
 use sm3::{Digest, Sm3};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -150,6 +149,7 @@ impl GatewaySigningKey {
         // the key itself (GM/T 0003 takes d from [1, n − 2]).
         let d_plus_1_inv = Option::<Scalar>::from((*d + Scalar::ONE).invert())
             .ok_or_else(|| KeyError::PrivateKey("d = n − 1 cannot make SM2 signatures".into()))?;
+        crate::sm2_fixed_base::prepare();
         Ok(GatewaySigningKey { secret, signing, identity_hash, d_plus_1_inv })
     }
 
@@ -191,7 +191,8 @@ impl GatewaySigningKey {
     /// Deterministic (RFC 6979 nonces): the same message gives the same signature.
     ///
     /// The same bytes as sm2 0.14's `SigningKey::try_sign` (its `sign_prehash_rfc6979`, step for
-    /// step), with Z_A and (1 + d)⁻¹ computed once per key instead of once per signature.
+    /// step), with Z_A and (1 + d)⁻¹ computed once per key instead of once per signature and
+    /// [k]G by [`crate::sm2_fixed_base`] (decision 192).
     pub fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let refused = |why: &str| KeyError::Signing(format!("signature error: {why}"));
         let d: &Scalar = self.signing.as_nonzero_scalar();
@@ -205,8 +206,9 @@ impl GatewaySigningKey {
         kgen.fill_next_k(&mut k_bytes);
         let k = Option::<Scalar>::from(Scalar::from_repr(k_bytes)).ok_or_else(|| refused("k is not a scalar"))?;
         // A4–A5: r = e + x([k]G) mod n, refused when 0 or n − k.
-        let point = ProjectivePoint::mul_by_generator(&k).to_affine();
-        let r = e + <Scalar as Reduce<FieldBytes>>::reduce(&point.x());
+        let x = crate::sm2_fixed_base::generator_multiple_x(&k_bytes.into())
+            .ok_or_else(|| refused("[k]G is the identity"))?;
+        let r = e + <Scalar as Reduce<FieldBytes>>::reduce(&x.into());
         if bool::from(r.is_zero() | (r + k).ct_eq(&Scalar::ZERO)) {
             return Err(refused("r = 0 or r + k = n"));
         }

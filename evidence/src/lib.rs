@@ -22,6 +22,7 @@ pub mod chain;
 pub mod digest;
 pub mod keys;
 pub mod receipt;
+mod sm2_fixed_base;
 mod text;
 pub mod time;
 mod wire;
