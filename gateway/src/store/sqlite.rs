@@ -202,6 +202,32 @@ const MIGRATIONS: &[&str] = &[
         "; DROP INDEX records_sampling_plan;
         CREATE INDEX records_sampling_plan ON records (plan_id, sampling_region, record_id) WHERE kind = 'sampling';"
     ),
+    // 10: the quota count kept per plan and region by triggers, so a sampling submission reads one
+    // row instead of counting up to the quota's hundreds of index entries (decision 193). Every
+    // way a sampling record's plan or region changes (insert, upsert, the copy's column fill,
+    // delete) moves its count.
+    "CREATE TABLE sampling_counts (
+        plan_id TEXT NOT NULL,
+        sampling_region TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (plan_id, sampling_region)
+    ) WITHOUT ROWID;
+    INSERT INTO sampling_counts (plan_id, sampling_region, n)
+        SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling' GROUP BY plan_id, sampling_region;
+    CREATE TRIGGER sampling_counted AFTER INSERT ON records WHEN NEW.kind = 'sampling' BEGIN
+        INSERT INTO sampling_counts (plan_id, sampling_region, n) VALUES (NEW.plan_id, NEW.sampling_region, 1)
+            ON CONFLICT (plan_id, sampling_region) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER sampling_recounted AFTER UPDATE OF plan_id, sampling_region ON records
+        WHEN NEW.kind = 'sampling' AND (OLD.plan_id IS NOT NEW.plan_id OR OLD.sampling_region IS NOT NEW.sampling_region)
+    BEGIN
+        UPDATE sampling_counts SET n = n - 1 WHERE plan_id = OLD.plan_id AND sampling_region = OLD.sampling_region;
+        INSERT INTO sampling_counts (plan_id, sampling_region, n) VALUES (NEW.plan_id, NEW.sampling_region, 1)
+            ON CONFLICT (plan_id, sampling_region) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER sampling_uncounted AFTER DELETE ON records WHEN OLD.kind = 'sampling' BEGIN
+        UPDATE sampling_counts SET n = n - 1 WHERE plan_id = OLD.plan_id AND sampling_region = OLD.sampling_region;
+    END;",
 ];
 
 impl SqliteStore {
@@ -993,13 +1019,15 @@ fn sampling_count_in(
     except: &str,
     at_most: u64,
 ) -> Result<u64, StoreError> {
+    // The kept count (migration 10) less the record itself when it is already stored there.
     let n: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != ?3
-         AND plan_id = ?1 AND sampling_region = ?2 LIMIT ?4)",
+            "SELECT COALESCE((SELECT n FROM sampling_counts WHERE plan_id = ?1 AND sampling_region = ?2), 0)
+             - EXISTS (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id = ?3
+                       AND plan_id = ?1 AND sampling_region = ?2)",
         )?
-        .query_row(params![plan_id, region, except, at_most.min(i64::MAX as u64) as i64], |r| r.get(0))?;
-    Ok(n as u64)
+        .query_row(params![plan_id, region, except], |r| r.get(0))?;
+    Ok((n.max(0) as u64).min(at_most))
 }
 
 /// [`SqliteStore::samplings_of_product`] on a reader connection.
@@ -1573,15 +1601,66 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_sampling_counts_follow_every_change_of_a_records_plan_or_region() {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.conn().unwrap();
+        let upsert = |id: &str, kind: &str, plan: &str, region: &str| {
+            conn.execute(
+                "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms, plan_id, sampling_region)
+                 VALUES (?1, ?2, '320000', 'M', '{}', 1, ?3, ?4)
+                 ON CONFLICT (kind, record_id) DO UPDATE SET plan_id = excluded.plan_id,
+                 sampling_region = excluded.sampling_region, canonical = excluded.canonical",
+                params![kind, id, plan, region],
+            )
+            .unwrap();
+        };
+        upsert("S1", "sampling", "P1", "320000");
+        upsert("S2", "sampling", "P1", "320000");
+        upsert("S1", "sampling", "P1", "320000"); // a new version, same plan: still one
+        upsert("S3", "sampling", "P1", "320000");
+        upsert("S3", "sampling", "P2", "320000"); // moved to another plan
+        upsert("S4", "sampling", "P1", "330000");
+        upsert("I1", "inspection", "P1", "320000"); // not a sampling record: not counted
+        conn.execute("UPDATE records SET sampling_region = '320000' WHERE record_id = 'S4'", []).unwrap();
+        conn.execute("DELETE FROM records WHERE record_id = 'S2'", []).unwrap();
+        drop(conn);
+        // Each count equals counting the rows themselves.
+        let conn = store.conn().unwrap();
+        let mut counted = conn
+            .prepare(
+                "SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling'
+                 GROUP BY plan_id, sampling_region ORDER BY 1, 2",
+            )
+            .unwrap();
+        let rows: Vec<(String, String, i64)> = counted
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        drop(counted);
+        drop(conn);
+        assert_eq!(rows, vec![("P1".into(), "320000".into(), 2), ("P2".into(), "320000".into(), 1)]);
+        for (plan, region, n) in &rows {
+            assert_eq!(store.sampling_count(plan, region, "", 100).unwrap(), *n as u64, "{plan} {region}");
+        }
+        assert_eq!(store.sampling_count("P1", "320000", "S1", 100).unwrap(), 1, "the record itself is left out");
+        assert_eq!(store.sampling_count("P1", "320000", "S3", 100).unwrap(), 2, "S3 is no longer in P1");
+        assert_eq!(store.sampling_count("P1", "330000", "", 100).unwrap(), 0, "S4 moved away");
+        assert_eq!(store.sampling_count("P9", "320000", "", 100).unwrap(), 0);
+        assert_eq!(store.sampling_count("P1", "320000", "", 1).unwrap(), 1, "counted up to the bound");
+    }
+
+    #[test]
     fn the_workflow_lookups_use_indexes_not_scans() {
         let store = SqliteStore::in_memory().unwrap();
         let conn = store.conn().unwrap();
         for (sql, index) in [
             (
-                "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id != 'x'
-                 AND plan_id = 'p' AND sampling_region = 'r' LIMIT 10)",
-                // Covering: the counted rows themselves are not read.
-                "COVERING INDEX records_sampling_plan",
+                "SELECT COALESCE((SELECT n FROM sampling_counts WHERE plan_id = 'p' AND sampling_region = 'r'), 0)
+                 - EXISTS (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id = 'x'
+                           AND plan_id = 'p' AND sampling_region = 'r')",
+                // One row of the kept counts, not the plan's entries.
+                "SEARCH sampling_counts USING PRIMARY KEY",
             ),
             (
                 "SELECT canonical FROM records WHERE kind = 'sampling'
