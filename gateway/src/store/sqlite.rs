@@ -110,6 +110,11 @@ const TAKE_DELIVERIES: &str = "SELECT seq, message_id, document, attempt, create
 const AUDIT_ENTRIES_FROM: &str =
     "SELECT entry FROM audit_log WHERE position >= ?1 ORDER BY position LIMIT CAST(?2 AS INTEGER)";
 
+/// Every kept quota count again from the sampling records themselves (after a copy).
+const RECOUNT_SAMPLINGS: &str = "DELETE FROM sampling_counts;
+    INSERT INTO sampling_counts (plan_id, sampling_region, n)
+        SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling' GROUP BY plan_id, sampling_region;";
+
 /// Fills the sampling records' plan and region columns from their JSON (migration 9, and a
 /// store copied in, whose rows carry the JSON only).
 macro_rules! plan_columns_from_json {
@@ -213,10 +218,12 @@ const MIGRATIONS: &[&str] = &[
         "; DROP INDEX records_sampling_plan;
         CREATE INDEX records_sampling_plan ON records (plan_id, sampling_region, record_id) WHERE kind = 'sampling';"
     ),
-    // 10: the quota count kept per plan and region by triggers, so a sampling submission reads one
-    // row instead of counting up to the quota's hundreds of index entries (decision 193). Every
-    // way a sampling record's plan or region changes (insert, upsert, the copy's column fill,
-    // delete) moves its count.
+    // 10: the quota count kept per plan and region, so a sampling submission reads one row instead
+    // of counting up to the quota's hundreds of index entries (decision 193). New records are
+    // counted by the commit, once per plan and region of the submission (a trigger per inserted
+    // row cost more than the count saved in large documents); a record moved to another plan or
+    // region (an upsert, the copy's column fill) or deleted moves its count by trigger; a copy
+    // counts again from the rows (`RECOUNT_SAMPLINGS`).
     "CREATE TABLE sampling_counts (
         plan_id TEXT NOT NULL,
         sampling_region TEXT NOT NULL,
@@ -225,10 +232,6 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO sampling_counts (plan_id, sampling_region, n)
         SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling' GROUP BY plan_id, sampling_region;
-    CREATE TRIGGER sampling_counted AFTER INSERT ON records WHEN NEW.kind = 'sampling' BEGIN
-        INSERT INTO sampling_counts (plan_id, sampling_region, n) VALUES (NEW.plan_id, NEW.sampling_region, 1)
-            ON CONFLICT (plan_id, sampling_region) DO UPDATE SET n = n + 1;
-    END;
     CREATE TRIGGER sampling_recounted AFTER UPDATE OF plan_id, sampling_region ON records
         WHEN NEW.kind = 'sampling' AND (OLD.plan_id IS NOT NEW.plan_id OR OLD.sampling_region IS NOT NEW.sampling_region)
     BEGIN
@@ -972,24 +975,48 @@ fn insert_submission(
         position as i64,
         document_sm3_hex
     ])?;
+    // New sampling records per plan and region, for the kept quota counts (migration 10).
+    let mut new_samplings: Vec<(&str, &str, i64)> = Vec::new();
     for r in &s.records {
-        tx.prepare_cached(
-            "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms, plan_id, sampling_region)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (kind, record_id) DO UPDATE SET sender = excluded.sender, message_id = excluded.message_id,
-             canonical = excluded.canonical, stored_at_ms = excluded.stored_at_ms, plan_id = excluded.plan_id,
-             sampling_region = excluded.sampling_region",
-        )?
-        .execute(params![
+        let canonical = super::codec::encode(&r.record);
+        let row = params![
             r.kind.name(),
             r.id,
             s.sender,
             s.message_id,
-            super::codec::encode(&r.record),
+            canonical,
             s.received_at_ms,
             r.keys.plan_id,
             r.keys.sampling_region
-        ])?;
+        ];
+        // A new record is inserted; a stored one is updated in place (a sampling record that
+        // moves plan or region moves its count by trigger).
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms, plan_id, sampling_region)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (kind, record_id) DO NOTHING",
+            )?
+            .execute(row)?;
+        if inserted == 0 {
+            tx.prepare_cached(
+                "UPDATE records SET sender = ?3, message_id = ?4, canonical = ?5, stored_at_ms = ?6, plan_id = ?7,
+                 sampling_region = ?8 WHERE kind = ?1 AND record_id = ?2",
+            )?
+            .execute(row)?;
+        } else if r.kind == RecordKind::Sampling {
+            let (plan, region) = (r.keys.plan_id.as_str(), r.keys.sampling_region.as_str());
+            match new_samplings.iter_mut().find(|(p, g, _)| *p == plan && *g == region) {
+                Some((_, _, n)) => *n += 1,
+                None => new_samplings.push((plan, region, 1)),
+            }
+        }
+    }
+    for (plan, region, n) in new_samplings {
+        tx.prepare_cached(
+            "INSERT INTO sampling_counts (plan_id, sampling_region, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plan_id, sampling_region) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![plan, region, n])?;
     }
     insert_deliveries(tx, &s.deliveries, s.received_at_ms)?;
     for r in &s.samr {
@@ -1429,7 +1456,9 @@ impl StoreCopy for SqliteStore {
         // records' JSON only: their plan and region columns are read back from it.
         let this = self.clone();
         blocking("after_import", move || {
-            this.conn()?.execute(plan_columns_from_json!(), [])?;
+            let conn = this.conn()?;
+            conn.execute(plan_columns_from_json!(), [])?;
+            conn.execute_batch(RECOUNT_SAMPLINGS)?;
             Ok(())
         })
         .await
@@ -1610,51 +1639,69 @@ mod tests {
     #[test]
     fn the_kept_sampling_counts_follow_every_change_of_a_records_plan_or_region() {
         let store = SqliteStore::in_memory().unwrap();
-        let conn = store.conn().unwrap();
-        let upsert = |id: &str, kind: &str, plan: &str, region: &str| {
-            conn.execute(
-                "INSERT INTO records (kind, record_id, sender, message_id, canonical, stored_at_ms, plan_id, sampling_region)
-                 VALUES (?1, ?2, '320000', 'M', '{}', 1, ?3, ?4)
-                 ON CONFLICT (kind, record_id) DO UPDATE SET plan_id = excluded.plan_id,
-                 sampling_region = excluded.sampling_region, canonical = excluded.canonical",
-                params![kind, id, plan, region],
-            )
-            .unwrap();
+        let sampling = |id: &str, plan: &str, region: &str| {
+            StoredRecord::of(Record::Sampling(yrdx_proto::v1::SamplingRecord {
+                sample_id: id.into(),
+                plan_id: plan.into(),
+                sampling_region: region.into(),
+                ..Default::default()
+            }))
         };
-        upsert("S1", "sampling", "P1", "320000");
-        upsert("S2", "sampling", "P1", "320000");
-        upsert("S1", "sampling", "P1", "320000"); // a new version, same plan: still one
-        upsert("S3", "sampling", "P1", "320000");
-        upsert("S3", "sampling", "P2", "320000"); // moved to another plan
-        upsert("S4", "sampling", "P1", "330000");
-        upsert("I1", "inspection", "P1", "320000"); // not a sampling record: not counted
-        conn.execute("UPDATE records SET sampling_region = '320000' WHERE record_id = 'S4'", []).unwrap();
-        conn.execute("DELETE FROM records WHERE record_id = 'S2'", []).unwrap();
-        drop(conn);
-        // Each count equals counting the rows themselves.
-        let conn = store.conn().unwrap();
-        let mut counted = conn
-            .prepare(
-                "SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling'
-                 GROUP BY plan_id, sampling_region ORDER BY 1, 2",
-            )
-            .unwrap();
-        let rows: Vec<(String, String, i64)> = counted
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        drop(counted);
-        drop(conn);
-        assert_eq!(rows, vec![("P1".into(), "320000".into(), 2), ("P2".into(), "320000".into(), 1)]);
-        for (plan, region, n) in &rows {
-            assert_eq!(store.sampling_count(plan, region, "", 100).unwrap(), *n as u64, "{plan} {region}");
+        let commit = |message: &str, records: Vec<StoredRecord>| {
+            let mut s = queued(message);
+            s.records = records;
+            assert!(matches!(store.commit(s).unwrap(), Committed::New { .. }), "{message}");
+        };
+        // Several new records of one plan and region in one submission, and of another region.
+        commit(
+            "M1",
+            vec![sampling("S1", "P1", "320000"), sampling("S2", "P1", "320000"), sampling("S4", "P1", "330000")],
+        );
+        // A new version of S1 in the same plan: still one; S3 new, then moved to another plan.
+        commit("M2", vec![sampling("S1", "P1", "320000"), sampling("S3", "P1", "320000")]);
+        commit("M3", vec![sampling("S3", "P2", "320000")]);
+        // Not a sampling record: not counted.
+        commit(
+            "M4",
+            vec![StoredRecord::of(Record::Inspection(yrdx_proto::v1::InspectionResult {
+                report_no: "I1".into(),
+                sample_id: "S1".into(),
+                ..Default::default()
+            }))],
+        );
+        {
+            let conn = store.conn().unwrap();
+            // The copy's column fill moves S4 by trigger; a deleted record leaves its count.
+            conn.execute("UPDATE records SET sampling_region = '320000' WHERE record_id = 'S4'", []).unwrap();
+            conn.execute("DELETE FROM records WHERE record_id = 'S2'", []).unwrap();
         }
-        assert_eq!(store.sampling_count("P1", "320000", "S1", 100).unwrap(), 1, "the record itself is left out");
-        assert_eq!(store.sampling_count("P1", "320000", "S3", 100).unwrap(), 2, "S3 is no longer in P1");
-        assert_eq!(store.sampling_count("P1", "330000", "", 100).unwrap(), 0, "S4 moved away");
-        assert_eq!(store.sampling_count("P9", "320000", "", 100).unwrap(), 0);
-        assert_eq!(store.sampling_count("P1", "320000", "", 1).unwrap(), 1, "counted up to the bound");
+        let counted = || -> Vec<(String, String, i64)> {
+            let conn = store.conn().unwrap();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling'
+                     GROUP BY plan_id, sampling_region ORDER BY 1, 2",
+                )
+                .unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        let rows = counted();
+        assert_eq!(rows, vec![("P1".into(), "320000".into(), 2), ("P2".into(), "320000".into(), 1)]);
+        let check = |rows: &[(String, String, i64)]| {
+            for (plan, region, n) in rows {
+                assert_eq!(store.sampling_count(plan, region, "", 100).unwrap(), *n as u64, "{plan} {region}");
+            }
+            assert_eq!(store.sampling_count("P1", "320000", "S1", 100).unwrap(), 1, "the record itself is left out");
+            assert_eq!(store.sampling_count("P1", "320000", "S3", 100).unwrap(), 2, "S3 is no longer in P1");
+            assert_eq!(store.sampling_count("P1", "330000", "", 100).unwrap(), 0, "S4 moved away");
+            assert_eq!(store.sampling_count("P9", "320000", "", 100).unwrap(), 0);
+            assert_eq!(store.sampling_count("P1", "320000", "", 1).unwrap(), 1, "counted up to the bound");
+        };
+        check(&rows);
+        // Counting again from the rows (after a copy) gives the same counts.
+        store.conn().unwrap().execute_batch(RECOUNT_SAMPLINGS).unwrap();
+        check(&rows);
     }
 
     #[test]
