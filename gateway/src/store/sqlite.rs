@@ -1145,10 +1145,15 @@ impl SqliteStore {
         read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         if let Some(reader) = &self.reader {
-            match reader.try_lock() {
-                Ok(conn) => return read(&conn),
-                Err(std::sync::TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
-                Err(std::sync::TryLockError::WouldBlock) => {}
+            // The writer's connection first when it is between groups: its page cache holds what
+            // it has just written, where the reader's is emptied by every commit and read back
+            // from the OS (decision 194).
+            for conn in [&self.conn, reader] {
+                match conn.try_lock() {
+                    Ok(conn) => return read(&conn),
+                    Err(std::sync::TryLockError::Poisoned(_)) => return Err(StoreError::Poisoned),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
             }
         }
         let this = self.clone();
@@ -1509,11 +1514,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(&dir.join("s.sqlite")).unwrap();
-        let reader = store.reader.clone().unwrap();
-        // A scan holds the reader: the read goes to the pool and answers once the scan is done,
-        // without blocking this runtime thread meanwhile.
+        let (reader, writer) = (store.reader.clone().unwrap(), store.conn.clone());
+        // A scan holds the reader and a group the writer's connection: the read goes to the pool
+        // and answers once the scan is done, without blocking this runtime thread meanwhile.
         let (held, release) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
         let scan = std::thread::spawn(move || {
+            let _group = writer.lock().unwrap();
             let _busy = reader.lock().unwrap();
             held.0.send(()).unwrap();
             release.1.recv().unwrap();
