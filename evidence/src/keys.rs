@@ -7,6 +7,7 @@
 //! certificate signed with SM2-with-SM3 (`1.2.156.10197.1.501`) by the key itself.
 
 use crate::digest::Sm3Digest;
+use crate::sm2_fixed_base::{EQUATION_A, EQUATION_B};
 use sm2::dsa::signature::Signer;
 use sm2::dsa::{DerSignature, SigningKey, VerifyingKey};
 use sm2::elliptic_curve::ops::Reduce;
@@ -78,17 +79,6 @@ impl std::fmt::Debug for GatewaySigningKey {
         f.debug_struct("GatewaySigningKey").field("distinguishing_id", &self.distinguishing_id()).finish()
     }
 }
-
-/// The curve coefficients a and b in Z_A's input (GM/T 0003.5; sm2 keeps them in a type it does
-/// not export). A mistyped byte changes every signature, which the tests compare with sm2's.
-const EQUATION_A: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc,
-];
-const EQUATION_B: [u8; 32] = [
-    0x28, 0xe9, 0xfa, 0x9e, 0x9d, 0x9f, 0x5e, 0x34, 0x4d, 0x5a, 0x9e, 0x4b, 0xcf, 0x65, 0x09, 0xa7, 0xf3, 0x97, 0x89,
-    0xf5, 0x15, 0xab, 0x8f, 0x92, 0xdd, 0xbc, 0xbd, 0x41, 0x4d, 0x94, 0x0e, 0x93,
-];
 
 /// Z_A = SM3(ENTL ‖ ID ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A), as sm2 0.14's `hash_z` computes it (which
 /// it does not export): computed once per key rather than once per signature.

@@ -25,8 +25,15 @@ use std::sync::LazyLock;
 const P: [u64; 4] = [0xffff_ffff_ffff_ffff, 0xffff_ffff_0000_0000, 0xffff_ffff_ffff_ffff, 0xffff_fffe_ffff_ffff];
 /// R² mod p with R = 2²⁵⁶: multiplying by it enters the Montgomery domain.
 const R2: [u64; 4] = [0x0000_0002_0000_0003, 0x0000_0002_ffff_ffff, 0x0000_0001_0000_0001, 0x0000_0004_0000_0002];
-/// The curve's b, big endian (GM/T 0003.5).
-const B_BYTES: [u8; 32] = [
+/// The curve coefficients a (= p − 3) and b, big endian (GM/T 0003.5): b for the additions, both
+/// for Z_A (`keys.rs`; the `sm2` crate keeps them in a type it does not export). A mistyped byte
+/// changes every signature, which the tests compare with the `sm2` crate's.
+pub(crate) const EQUATION_A: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc,
+];
+/// See [`EQUATION_A`].
+pub(crate) const EQUATION_B: [u8; 32] = [
     0x28, 0xe9, 0xfa, 0x9e, 0x9d, 0x9f, 0x5e, 0x34, 0x4d, 0x5a, 0x9e, 0x4b, 0xcf, 0x65, 0x09, 0xa7, 0xf3, 0x97, 0x89,
     0xf5, 0x15, 0xab, 0x8f, 0x92, 0xdd, 0xbc, 0xbd, 0x41, 0x4d, 0x94, 0x0e, 0x93,
 ];
@@ -329,9 +336,8 @@ static TABLE: LazyLock<GeneratorTable> = LazyLock::new(|| {
         let mut window = [Affine::default(); 8];
         let mut multiple = base;
         for entry in window.iter_mut() {
-            // Every multiple j·16ⁱ·G with j ≤ 8 is a point other than the identity (n is prime and
-            // larger than every such j·16ⁱ below 2²⁶⁰ that is not a multiple of n), so it has
-            // affine coordinates below p.
+            // No j·16ⁱ·G with j ≤ 8 is the identity (n is an odd prime above 8, so it divides no
+            // j·16ⁱ): every entry has affine coordinates below p.
             *entry = affine_of(&multiple.to_affine()).unwrap_or_default();
             multiple += base;
         }
@@ -340,7 +346,7 @@ static TABLE: LazyLock<GeneratorTable> = LazyLock::new(|| {
             base = base.double();
         }
     }
-    let b = Fe::from_be_bytes(&B_BYTES).unwrap_or(Fe::ZERO);
+    let b = Fe::from_be_bytes(&EQUATION_B).unwrap_or(Fe::ZERO);
     GeneratorTable { points, b }
 });
 
@@ -446,6 +452,9 @@ mod tests {
         let g = Fe(table.points[0][0].x);
         assert_eq!(g.mul(&g.invert()), Fe::ONE);
         assert_eq!(Fe::ZERO.invert(), Fe::ZERO);
+        // a = −3.
+        let a = Fe::from_be_bytes(&EQUATION_A).expect("a is below p");
+        assert_eq!(a.add(&Fe::ONE.add(&Fe::ONE).add(&Fe::ONE)), Fe::ZERO);
         assert_eq!(g.sub(&g), Fe::ZERO);
         assert_eq!(g.add(&g.neg()), Fe::ZERO);
         let p_minus_1 = Fe::from_be_bytes(&{

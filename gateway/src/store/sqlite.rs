@@ -110,10 +110,24 @@ const TAKE_DELIVERIES: &str = "SELECT seq, message_id, document, attempt, create
 const AUDIT_ENTRIES_FROM: &str =
     "SELECT entry FROM audit_log WHERE position >= ?1 ORDER BY position LIMIT CAST(?2 AS INTEGER)";
 
-/// Every kept quota count again from the sampling records themselves (after a copy).
-const RECOUNT_SAMPLINGS: &str = "DELETE FROM sampling_counts;
-    INSERT INTO sampling_counts (plan_id, sampling_region, n)
-        SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling' GROUP BY plan_id, sampling_region;";
+/// Fills the kept quota counts from the sampling records themselves (migration 10, and a copy).
+macro_rules! samplings_counted_from_rows {
+    () => {
+        "INSERT INTO sampling_counts (plan_id, sampling_region, n)
+         SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling'
+         GROUP BY plan_id, sampling_region"
+    };
+}
+
+/// Every kept quota count again from the rows (after a copy).
+const RECOUNT_SAMPLINGS: &str = concat!("DELETE FROM sampling_counts; ", samplings_counted_from_rows!(), ";");
+
+/// A region's sampling records in a plan, other than `?3`: the kept count (migration 10) less the
+/// record itself when it is already stored there.
+const SAMPLING_COUNT: &str =
+    "SELECT COALESCE((SELECT n FROM sampling_counts WHERE plan_id = ?1 AND sampling_region = ?2), 0)
+     - EXISTS (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id = ?3
+               AND plan_id = ?1 AND sampling_region = ?2)";
 
 /// Fills the sampling records' plan and region columns from their JSON (migration 9, and a
 /// store copied in, whose rows carry the JSON only).
@@ -224,15 +238,15 @@ const MIGRATIONS: &[&str] = &[
     // row cost more than the count saved in large documents); a record moved to another plan or
     // region (an upsert, the copy's column fill) or deleted moves its count by trigger; a copy
     // counts again from the rows (`RECOUNT_SAMPLINGS`).
-    "CREATE TABLE sampling_counts (
-        plan_id TEXT NOT NULL,
-        sampling_region TEXT NOT NULL,
-        n INTEGER NOT NULL,
-        PRIMARY KEY (plan_id, sampling_region)
-    ) WITHOUT ROWID;
-    INSERT INTO sampling_counts (plan_id, sampling_region, n)
-        SELECT plan_id, sampling_region, COUNT(*) FROM records WHERE kind = 'sampling' GROUP BY plan_id, sampling_region;
-    CREATE TRIGGER sampling_recounted AFTER UPDATE OF plan_id, sampling_region ON records
+    concat!(
+        "CREATE TABLE sampling_counts (
+            plan_id TEXT NOT NULL,
+            sampling_region TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (plan_id, sampling_region)
+        ) WITHOUT ROWID; ",
+        samplings_counted_from_rows!(),
+        "; CREATE TRIGGER sampling_recounted AFTER UPDATE OF plan_id, sampling_region ON records
         WHEN NEW.kind = 'sampling' AND (OLD.plan_id IS NOT NEW.plan_id OR OLD.sampling_region IS NOT NEW.sampling_region)
     BEGIN
         UPDATE sampling_counts SET n = n - 1 WHERE plan_id = OLD.plan_id AND sampling_region = OLD.sampling_region;
@@ -241,7 +255,8 @@ const MIGRATIONS: &[&str] = &[
     END;
     CREATE TRIGGER sampling_uncounted AFTER DELETE ON records WHEN OLD.kind = 'sampling' BEGIN
         UPDATE sampling_counts SET n = n - 1 WHERE plan_id = OLD.plan_id AND sampling_region = OLD.sampling_region;
-    END;",
+    END;"
+    ),
 ];
 
 impl SqliteStore {
@@ -1053,14 +1068,7 @@ fn sampling_count_in(
     except: &str,
     at_most: u64,
 ) -> Result<u64, StoreError> {
-    // The kept count (migration 10) less the record itself when it is already stored there.
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE((SELECT n FROM sampling_counts WHERE plan_id = ?1 AND sampling_region = ?2), 0)
-             - EXISTS (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id = ?3
-                       AND plan_id = ?1 AND sampling_region = ?2)",
-        )?
-        .query_row(params![plan_id, region, except], |r| r.get(0))?;
+    let n: i64 = conn.prepare_cached(SAMPLING_COUNT)?.query_row(params![plan_id, region, except], |r| r.get(0))?;
     Ok((n.max(0) as u64).min(at_most))
 }
 
@@ -1677,7 +1685,7 @@ mod tests {
         );
         {
             let conn = store.conn().unwrap();
-            // The copy's column fill moves S4 by trigger; a deleted record leaves its count.
+            // The copy's column fill moves S4 by trigger; a deleted record is taken off its count.
             conn.execute("UPDATE records SET sampling_region = '320000' WHERE record_id = 'S4'", []).unwrap();
             conn.execute("DELETE FROM records WHERE record_id = 'S2'", []).unwrap();
         }
@@ -1739,13 +1747,6 @@ mod tests {
         let conn = store.conn().unwrap();
         for (sql, index) in [
             (
-                "SELECT COALESCE((SELECT n FROM sampling_counts WHERE plan_id = 'p' AND sampling_region = 'r'), 0)
-                 - EXISTS (SELECT 1 FROM records WHERE kind = 'sampling' AND record_id = 'x'
-                           AND plan_id = 'p' AND sampling_region = 'r')",
-                // One row of the kept counts, not the plan's entries.
-                "SEARCH sampling_counts USING PRIMARY KEY",
-            ),
-            (
                 "SELECT canonical FROM records WHERE kind = 'sampling'
                  AND json_extract(canonical, '$.producer.uscc') = 'u'
                  AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
@@ -1759,6 +1760,13 @@ mod tests {
         ] {
             let plan = query_plan(&conn, sql, &[]);
             assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
+        }
+        // The quota count reads one row of the kept counts and one record, not the plan's entries.
+        let plan = query_plan(&conn, SAMPLING_COUNT, &[&"p", &"r", &"x"]);
+        for step in
+            ["SEARCH sampling_counts USING PRIMARY KEY", "SEARCH records USING INDEX sqlite_autoindex_records_1"]
+        {
+            assert!(plan.iter().any(|p| p.contains(step)), "{step} not used: {plan:?}");
         }
         // The plan summary's one query uses an index for each of its three parts.
         let plan = query_plan(&conn, PLAN_ROWS, &[&"p"]);
