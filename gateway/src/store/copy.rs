@@ -74,7 +74,7 @@ use ColumnType::{BigInt, Bool, Bytes, Int, OptBigInt, OptText, Text};
 
 /// The tables of a store, in the order they are copied. Columns a backend derives from others
 /// (PostgreSQL's record lookup keys) are not copied: the target derives them again.
-pub const TABLES: [Table; 8] = [
+pub const TABLES: [Table; 9] = [
     Table {
         name: "messages",
         columns: &[
@@ -107,7 +107,6 @@ pub const TABLES: [Table; 8] = [
             col("seq", BigInt),
             col("recipient", Text),
             col("message_id", Text),
-            col("document", Bytes),
             col("attempt", Int),
             col("visible_at_ms", BigInt),
             col("acked", Bool),
@@ -115,6 +114,7 @@ pub const TABLES: [Table; 8] = [
         ],
         key: &["seq"],
     },
+    Table { name: "delivery_documents", columns: &[col("seq", BigInt), col("document", Bytes)], key: &["seq"] },
     Table {
         name: "samr_outbox",
         columns: &[

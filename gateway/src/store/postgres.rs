@@ -144,6 +144,11 @@ const MIGRATIONS: &[&str] = &[
     // record id it leaves out is in the index.
     "DROP INDEX records_sampling_plan;
     CREATE INDEX records_sampling_plan ON records (plan_id, sampling_region, record_id) WHERE kind = 'sampling';",
+    // 4: a delivery's document in a table of its own, written once (decision 195): the lease and
+    // the Ack write a new version of the delivery's narrow row only, not of its document.
+    "CREATE TABLE delivery_documents (seq BIGINT PRIMARY KEY, document BYTEA NOT NULL);
+    INSERT INTO delivery_documents (seq, document) SELECT seq, document FROM deliveries;
+    ALTER TABLE deliveries DROP COLUMN document;",
 ];
 
 /// Advisory-lock key under which SAMR package numbers are taken (gap-free across replicas).
@@ -715,9 +720,16 @@ const UPSERT_RECORDS: &str = "INSERT INTO records (kind, record_id, sender, mess
         brand = excluded.brand, model = excluded.model, sample_id = excluded.sample_id";
 
 /// Deliveries, in mailbox order.
-const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (recipient, message_id, document, created_at_ms)
-    SELECT r, m, d, t FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS x(r, m, d, t, n)
-    ORDER BY n";
+/// Each takes its id from the sequence in that order (PostgreSQL evaluates a volatile output
+/// column after the `ORDER BY`), and its document goes to `delivery_documents` under that id.
+const INSERT_DELIVERIES: &str = "WITH x AS (
+        SELECT nextval('deliveries_seq_seq') AS seq, r, m, d, t
+        FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS u(r, m, d, t, n)
+        ORDER BY n
+    ), queued AS (
+        INSERT INTO deliveries (seq, recipient, message_id, created_at_ms) SELECT seq, r, m, t FROM x
+    )
+    INSERT INTO delivery_documents (seq, document) SELECT seq, d FROM x";
 
 /// Records queued for SAMR packages, in order.
 const INSERT_SAMR: &str = "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
@@ -1045,7 +1057,8 @@ impl Mailboxes for PostgresStore {
                  FROM (SELECT seq FROM deliveries WHERE recipient = $1 AND NOT acked AND visible_at_ms <= $2
                        ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) t
                  WHERE d.seq = t.seq
-                 RETURNING d.seq, d.message_id, d.document, d.attempt, d.created_at_ms",
+                 RETURNING d.seq, d.message_id, (SELECT c.document FROM delivery_documents c WHERE c.seq = d.seq),
+                     d.attempt, d.created_at_ms",
             )
             .await
             .map_err(pg("take"))?;

@@ -103,8 +103,17 @@ const PLAN_ROWS: &str = "WITH s AS (SELECT record_id, canonical FROM records
 /// planner reads a bare `LIMIT ?` parameter's value, which marks the prepared statement to be
 /// compiled again whenever that parameter is bound — on every run, since every run binds it
 /// (measured: the lease's SELECT was re-prepared on every call, 2.7 % of the gateway's CPU).
-const TAKE_DELIVERIES: &str = "SELECT seq, message_id, document, attempt, created_at_ms FROM deliveries
-    WHERE recipient = ?1 AND acked = 0 AND visible_at_ms <= ?2 ORDER BY seq LIMIT CAST(?3 AS INTEGER)";
+/// The mailbox's own index is named: it walks the mailbox in order, where the in-flight index
+/// would collect every visible delivery of the backlog and sort them.
+const TAKE_DELIVERIES: &str = "SELECT d.seq, d.message_id, c.document, d.attempt, d.created_at_ms
+    FROM deliveries d INDEXED BY deliveries_waiting JOIN delivery_documents c ON c.seq = d.seq
+    WHERE d.recipient = ?1 AND d.acked = 0 AND d.visible_at_ms <= ?2 ORDER BY d.seq LIMIT CAST(?3 AS INTEGER)";
+
+/// A mailbox's deliveries leased and not yet visible again, counted from the in-flight index
+/// alone: only a lease sets `visible_at_ms` past the present (queued and released deliveries
+/// hold 0), so the index's range is the leased ones.
+const IN_FLIGHT: &str =
+    "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND visible_at_ms > MAX(?2, 0)";
 
 /// Audit entries from a position on, in order.
 const AUDIT_ENTRIES_FROM: &str =
@@ -257,6 +266,17 @@ const MIGRATIONS: &[&str] = &[
         UPDATE sampling_counts SET n = n - 1 WHERE plan_id = OLD.plan_id AND sampling_region = OLD.sampling_region;
     END;"
     ),
+    // 11: a delivery's document in a table of its own, written once (decision 195): the lease
+    // and the Ack rewrite only the delivery's narrow row, so a page of the WAL holds dozens of
+    // them instead of two. The mailbox indexes keep unacknowledged deliveries only, and the
+    // lease no longer moves an entry of the mailbox's own index.
+    "CREATE TABLE delivery_documents (seq INTEGER PRIMARY KEY, document BLOB NOT NULL);
+    INSERT INTO delivery_documents (seq, document) SELECT seq, document FROM deliveries;
+    ALTER TABLE deliveries DROP COLUMN document;
+    DROP INDEX deliveries_mailbox;
+    DROP INDEX deliveries_in_flight;
+    CREATE INDEX deliveries_waiting ON deliveries (recipient, seq) WHERE acked = 0;
+    CREATE INDEX deliveries_in_flight ON deliveries (recipient, visible_at_ms) WHERE acked = 0;",
 ];
 
 impl SqliteStore {
@@ -957,11 +977,12 @@ fn insert_deliveries(
     deliveries: &[NewDelivery],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO deliveries (recipient, message_id, document, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    let mut delivery =
+        tx.prepare_cached("INSERT INTO deliveries (recipient, message_id, created_at_ms) VALUES (?1, ?2, ?3)")?;
+    let mut document = tx.prepare_cached("INSERT INTO delivery_documents (seq, document) VALUES (?1, ?2)")?;
     for d in deliveries {
-        stmt.execute(params![d.recipient, d.message_id, d.document, now_ms])?;
+        let seq = delivery.insert(params![d.recipient, d.message_id, now_ms])?;
+        document.execute(params![seq, d.document])?;
     }
     Ok(())
 }
@@ -1132,11 +1153,7 @@ fn record_in(conn: &Connection, kind: RecordKind, id: &str) -> Result<Option<Rec
 
 /// [`SqliteStore::in_flight`] on a reader connection.
 fn in_flight_in(conn: &Connection, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND attempt > 0 AND visible_at_ms > ?2",
-        )?
-        .query_row(params![recipient, now_ms], |r| r.get(0))?;
+    let n: i64 = conn.prepare_cached(IN_FLIGHT)?.query_row(params![recipient, now_ms], |r| r.get(0))?;
     Ok(n as usize)
 }
 
@@ -1624,14 +1641,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_store_of_schema_8_counts_its_stored_samplings_after_the_plan_columns_migration() {
+    /// A connection whose schema is as the first `version` migrations leave it.
+    fn migrated_to(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)").unwrap();
-        for (i, sql) in MIGRATIONS.iter().enumerate().take(8) {
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(version) {
             conn.execute_batch(&format!("BEGIN; {sql}; INSERT INTO schema_version VALUES ({}); COMMIT;", i + 1))
                 .unwrap();
         }
+        conn
+    }
+
+    #[test]
+    fn a_store_of_schema_8_counts_its_stored_samplings_after_the_plan_columns_migration() {
+        let conn = migrated_to(8);
         for (id, plan, region) in
             [("S1", "P1", "320000"), ("S2", "P1", "320000"), ("S3", "P1", "330000"), ("S4", "P2", "320000")]
         {
@@ -1648,6 +1671,39 @@ mod tests {
         assert_eq!(store.sampling_count("P1", "330000", "", 10).unwrap(), 1);
         assert_eq!(store.sampling_count("P2", "320000", "", 10).unwrap(), 1);
         assert_eq!(store.sampling_count("P1", "320000", "", 1).unwrap(), 1, "counted up to the bound");
+    }
+
+    #[test]
+    fn a_store_of_schema_10_keeps_every_delivery_its_document_and_its_state_after_the_documents_move() {
+        let conn = migrated_to(10);
+        // Acknowledged, in flight until 9 000, and waiting.
+        for (seq, acked, visible_at_ms) in [(3, 1, 0), (5, 0, 9_000), (8, 0, 0)] {
+            conn.execute(
+                "INSERT INTO deliveries (seq, recipient, message_id, document, attempt, visible_at_ms, acked, created_at_ms)
+                 VALUES (?1, '320000', ?2, ?3, ?4, ?5, ?6, 100)",
+                params![seq, format!("M-{seq}"), format!("doc {seq}").into_bytes(), acked + (visible_at_ms > 0) as i64, visible_at_ms, acked],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::init(conn).unwrap();
+        assert_eq!(store.depth("320000").unwrap(), 2);
+        assert_eq!(store.in_flight("320000", 1_000).unwrap(), 1);
+        let taken = store.take("320000", 10, 1_000, 30_000).unwrap();
+        let got: Vec<(i64, &str, &[u8], u32)> =
+            taken.iter().map(|d| (d.delivery_id.0, d.message_id.as_str(), &d.document[..], d.attempt)).collect();
+        assert_eq!(got, vec![(8, "M-8", &b"doc 8"[..], 1)], "only the waiting one, with its document");
+        let taken = store.take("320000", 10, 10_000, 30_000).unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!((taken[0].delivery_id.0, &taken[0].document[..], taken[0].attempt), (5, &b"doc 5"[..], 2));
+        // New ids continue after the largest one stored, each with its document.
+        store.commit(queued("after")).unwrap();
+        let taken = store.take("310000", 10, 10_000, 30_000).unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(taken[0].delivery_id.0 > 8);
+        assert_eq!(taken[0].document, b"after".to_vec());
+        let conn = store.conn().unwrap();
+        let documents: i64 = conn.query_row("SELECT COUNT(*) FROM delivery_documents", [], |r| r.get(0)).unwrap();
+        assert_eq!(documents, 4, "the acknowledged delivery's document is kept too");
     }
 
     #[test]
@@ -1745,22 +1801,24 @@ mod tests {
     fn the_workflow_lookups_use_indexes_not_scans() {
         let store = SqliteStore::in_memory().unwrap();
         let conn = store.conn().unwrap();
-        for (sql, index) in [
-            (
-                "SELECT canonical FROM records WHERE kind = 'sampling'
-                 AND json_extract(canonical, '$.producer.uscc') = 'u'
-                 AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
-                 AND COALESCE(json_extract(canonical, '$.product.model'), '') = 'm'",
-                "records_sampling_product",
-            ),
-            (
-                "SELECT COUNT(*) FROM deliveries WHERE recipient = 'r' AND acked = 0 AND attempt > 0 AND visible_at_ms > 5",
-                "deliveries_in_flight",
-            ),
-        ] {
-            let plan = query_plan(&conn, sql, &[]);
-            assert!(plan.iter().any(|p| p.contains(index)), "{index} not used: {plan:?}");
+        // The mutual-recognition lookup of a product's samples.
+        let plan = query_plan(
+            &conn,
+            "SELECT canonical FROM records WHERE kind = 'sampling'
+             AND json_extract(canonical, '$.producer.uscc') = 'u'
+             AND COALESCE(json_extract(canonical, '$.product.brand'), '') = 'b'
+             AND COALESCE(json_extract(canonical, '$.product.model'), '') = 'm'",
+            &[],
+        );
+        assert!(plan.iter().any(|p| p.contains("records_sampling_product")), "{plan:?}");
+        // The mailbox's counts read their indexes alone; the lease walks the mailbox in order.
+        let plan = query_plan(&conn, IN_FLIGHT, &[&"r", &5]);
+        assert!(plan.iter().any(|p| p.contains("USING COVERING INDEX deliveries_in_flight")), "{plan:?}");
+        let plan = query_plan(&conn, TAKE_DELIVERIES, &[&"r", &5, &10]);
+        for step in ["USING INDEX deliveries_waiting", "SEARCH c USING INTEGER PRIMARY KEY"] {
+            assert!(plan.iter().any(|p| p.contains(step)), "{step} not used: {plan:?}");
         }
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "the lease sorts: {plan:?}");
         // The quota count reads one row of the kept counts and one record, not the plan's entries.
         let plan = query_plan(&conn, SAMPLING_COUNT, &[&"p", &"r", &"x"]);
         for step in
