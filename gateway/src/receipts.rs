@@ -93,23 +93,9 @@ impl Evidence {
 
     /// Signs the chain's head when the policy says so. Returns the position signed, if any.
     pub async fn sign_head_if_due(&self, store: &dyn Store, now_ms: i64) -> Result<Option<u64>, HeadSigningError> {
-        let heads = store.audit_heads().await?;
-        let last_head = heads.last().map(|h| h.head.clone());
-        let from = last_head.as_ref().map(|h| h.position + 1).unwrap_or(0);
-        // The newest entry: page forward from the last head.
-        let mut latest = None;
-        let mut at = from;
-        loop {
-            let page = store.audit_entries(at, 1000).await?;
-            let Some(last) = page.last().cloned() else { break };
-            at = last.position + 1;
-            let full = page.len() == 1000;
-            latest = Some(last);
-            if !full {
-                break;
-            }
-        }
-        let Some(latest) = latest else { return Ok(None) };
+        // Both read from the end: this runs every few seconds, whatever the chain's length.
+        let last_head = store.audit_last_head().await?.map(|h| h.head);
+        let Some(latest) = store.audit_last_entry().await? else { return Ok(None) };
         if !self.policy.is_due(last_head.as_ref(), &latest, now_ms) {
             return Ok(None);
         }
@@ -231,4 +217,47 @@ pub enum ExportError {
     /// The lines could not be written.
     #[error(transparent)]
     Write(#[from] yrdx_evidence::ChainError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditLog, SqliteStore};
+    use yrdx_evidence::AuditEvent;
+
+    fn evidence(every_entries: u64) -> Evidence {
+        Evidence {
+            key: GatewaySigningKey::generate("1234567812345678").unwrap(),
+            gateway: "urn:yrdx:gateway:310000".into(),
+            policy: HeadPolicy { every_entries, every_secs: 3600 },
+        }
+    }
+
+    fn actions(n: usize) -> Vec<AuditEvent> {
+        (0..n).map(|i| AuditEvent::OperatorAction { operator: "ops".into(), action: format!("action {i}") }).collect()
+    }
+
+    #[tokio::test]
+    async fn a_head_is_signed_over_the_newest_entry_when_due_and_not_before() {
+        let store = SqliteStore::in_memory().unwrap();
+        let evidence = evidence(1000);
+        assert_eq!(evidence.sign_head_if_due(&store, 10).await.unwrap(), None, "an empty chain has no head");
+        // More entries than a page of the chain.
+        AuditLog::audit_append(&store, actions(2500), 10).await.unwrap();
+        assert_eq!(evidence.sign_head_if_due(&store, 20).await.unwrap(), Some(2499), "the first head, at once");
+        assert_eq!(evidence.sign_head_if_due(&store, 30).await.unwrap(), None, "nothing new");
+        AuditLog::audit_append(&store, actions(999), 40).await.unwrap();
+        assert_eq!(evidence.sign_head_if_due(&store, 50).await.unwrap(), None, "999 entries: not due yet");
+        AuditLog::audit_append(&store, actions(1), 60).await.unwrap();
+        assert_eq!(evidence.sign_head_if_due(&store, 70).await.unwrap(), Some(3499));
+        let heads = store.audit_heads().unwrap();
+        assert_eq!(heads.iter().map(|h| h.head.position).collect::<Vec<_>>(), [2499, 3499]);
+        assert_eq!(AuditLog::audit_last_head(&store).await.unwrap(), heads.last().cloned());
+        let last = AuditLog::audit_last_entry(&store).await.unwrap().unwrap();
+        assert_eq!(last.position, 3499);
+        assert_eq!(Some(last), store.audit_entries(3499, 10).unwrap().pop());
+        // The head verifies against the entry it covers.
+        let signed = heads.last().unwrap();
+        assert_eq!(signed.head.hash, store.audit_entries(3499, 1).unwrap()[0].hash);
+    }
 }

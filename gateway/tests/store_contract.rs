@@ -718,6 +718,16 @@ async fn every_change_is_in_one_unforked_audit_chain(place: &Place) {
     .unwrap();
     let entries = a.audit_entries(0, 1000).await.unwrap();
     assert_chain_unforked(&entries, 30 + 2 + 1 + 1);
+    // The newest entry is read from the end, by either replica.
+    assert_eq!(b.audit_last_entry().await.unwrap().as_ref(), entries.last());
+    assert_eq!(a.audit_last_head().await.unwrap(), None);
+    let key = yrdx_evidence::GatewaySigningKey::generate("1234567812345678").unwrap();
+    for at in [5, 12] {
+        let head = yrdx_evidence::ChainHead::of(&entries[at], 100).sign(&key).unwrap();
+        a.audit_store_head(head).await.unwrap();
+    }
+    assert_eq!(b.audit_last_head().await.unwrap().map(|h| h.head.position), Some(12));
+    assert_eq!(b.audit_heads().await.unwrap().len(), 2);
     let kinds: Vec<&str> = entries.iter().map(|e| e.event.kind()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "submission_accepted").count(), 30);
     assert_eq!(

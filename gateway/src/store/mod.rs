@@ -254,8 +254,12 @@ pub trait AuditLog: Send + Sync {
     async fn audit_append(&self, events: Vec<yrdx_evidence::AuditEvent>, at_ms: i64) -> Result<(), StoreError>;
     /// Up to `limit` entries from position `from` on, in order.
     async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<yrdx_evidence::AuditEntry>, StoreError>;
+    /// The newest entry of the chain, if any (read from the end, whatever the chain's length).
+    async fn audit_last_entry(&self) -> Result<Option<yrdx_evidence::AuditEntry>, StoreError>;
     /// The signed heads, in position order.
     async fn audit_heads(&self) -> Result<Vec<yrdx_evidence::SignedHead>, StoreError>;
+    /// The newest signed head, if any.
+    async fn audit_last_head(&self) -> Result<Option<yrdx_evidence::SignedHead>, StoreError>;
     /// Keeps a signed head.
     async fn audit_store_head(&self, head: yrdx_evidence::SignedHead) -> Result<(), StoreError>;
     /// The stored bytes of a submission (to check them against the chain).

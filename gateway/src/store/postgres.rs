@@ -1600,9 +1600,21 @@ impl AuditLog for PostgresStore {
         json.iter().map(|j| super::audit::parse_entry(j)).collect()
     }
 
+    async fn audit_last_entry(&self) -> Result<Option<AuditEntry>, StoreError> {
+        let sql = "SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1";
+        let json = self.strings("audit_last_entry", sql, &[]).await?;
+        json.first().map(|j| super::audit::parse_entry(j)).transpose()
+    }
+
     async fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
         let json = self.strings("audit_heads", "SELECT head FROM audit_heads ORDER BY position", &[]).await?;
         json.iter().map(|j| super::audit::parse_head(j)).collect()
+    }
+
+    async fn audit_last_head(&self) -> Result<Option<SignedHead>, StoreError> {
+        let sql = "SELECT head FROM audit_heads ORDER BY position DESC LIMIT 1";
+        let json = self.strings("audit_last_head", sql, &[]).await?;
+        json.first().map(|j| super::audit::parse_head(j)).transpose()
     }
 
     async fn audit_store_head(&self, head: SignedHead) -> Result<(), StoreError> {

@@ -520,6 +520,22 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The newest chain entry.
+    pub fn audit_last_entry(&self) -> Result<Option<AuditEntry>, StoreError> {
+        self.newest("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1", super::audit::parse_entry)
+    }
+
+    /// The newest signed chain head.
+    pub fn audit_last_head(&self) -> Result<Option<SignedHead>, StoreError> {
+        self.newest("SELECT head FROM audit_heads ORDER BY position DESC LIMIT 1", super::audit::parse_head)
+    }
+
+    /// The one JSON text `sql` reads, if any, parsed.
+    fn newest<T>(&self, sql: &str, parse: fn(&str) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+        let json: Option<String> = self.reader()?.prepare_cached(sql)?.query_row([], |r| r.get(0)).optional()?;
+        json.map(|j| parse(&j)).transpose()
+    }
+
     /// The signed chain heads, in position order.
     pub fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
         let conn = self.reader()?;
@@ -1507,9 +1523,19 @@ impl AuditLog for SqliteStore {
         blocking("audit_entries", move || this.audit_entries(from, limit)).await
     }
 
+    async fn audit_last_entry(&self) -> Result<Option<AuditEntry>, StoreError> {
+        let this = self.clone();
+        blocking("audit_last_entry", move || this.audit_last_entry()).await
+    }
+
     async fn audit_heads(&self) -> Result<Vec<SignedHead>, StoreError> {
         let this = self.clone();
         blocking("audit_heads", move || this.audit_heads()).await
+    }
+
+    async fn audit_last_head(&self) -> Result<Option<SignedHead>, StoreError> {
+        let this = self.clone();
+        blocking("audit_last_head", move || this.audit_last_head()).await
     }
 
     async fn audit_store_head(&self, head: SignedHead) -> Result<(), StoreError> {
