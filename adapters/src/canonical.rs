@@ -308,11 +308,28 @@ pub fn record_to_value(record: &Record) -> Value {
 
 /// Encodes records as a canonical document. Nothing is ever lost.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let kind = batch_kind(records, usize::MAX, "canonical")?;
-    check_before_encode(records)?;
-    let mut root = Map::new();
-    root.insert("envelope".into(), to_value(envelope));
-    root.insert("kind".into(), Value::String(kind.name().into()));
-    root.insert("records".into(), Value::Array(records.iter().map(record_to_value).collect()));
-    Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses: vec![] })
+    Ok(Body::of(records)?.under(envelope))
+}
+
+/// A document's `kind` and `records` members, written.
+pub(crate) struct Body {
+    kind: Vec<u8>,
+    records: Vec<u8>,
+}
+
+impl EncodedOnce for Body {
+    fn of(records: &[Record]) -> Result<Body, EncodeError> {
+        let kind = batch_kind(records, usize::MAX, "canonical")?;
+        check_before_encode(records)?;
+        Ok(Body {
+            kind: json::member_bytes(&Value::String(kind.name().into())),
+            records: json::member_bytes(&Value::Array(records.iter().map(record_to_value).collect())),
+        })
+    }
+
+    fn under(&self, envelope: &Envelope) -> Encoded {
+        let envelope = json::member_bytes(&to_value(envelope));
+        let members: [(&str, &[u8]); 3] = [("envelope", &envelope), ("kind", &self.kind), ("records", &self.records)];
+        Encoded { bytes: json::object_bytes(&members), losses: vec![] }
+    }
 }

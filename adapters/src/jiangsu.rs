@@ -174,23 +174,36 @@ fn template_of(kind: RecordKind, pattern: &str) -> Option<String> {
 /// Encodes canonical records (all of one kind, 1–100) as a Jiangsu message. `envelope.sent_at`
 /// is written in Beijing time; the same inputs always give the same bytes.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let (_, xxlx) = batch_kind_named(records, MAX_RECORDS, "Jiangsu", MESSAGE_TYPES, "message type")?;
-    check_before_encode(records)?;
-    let mut losses = Vec::new();
-    precision_losses(records, 1_000_000_000, &mut losses);
-    let head = records::Head {
-        message_id: envelope.message_id.clone(),
-        message_type: xxlx.to_string(),
-        sender: envelope.sender.clone(),
-        receiver: envelope.receiver.clone(),
-        sent_at: envelope.sent_at,
-        version: VERSION.to_string(),
-    };
-    let data: Vec<Value> = records.iter().map(|r| Value::Object(encode_record(r, &mut losses))).collect();
-    let mut root = Map::new();
-    root.insert("HEAD".into(), Value::Object(write(records::HEAD, &head)));
-    root.insert("DATA".into(), Value::Array(data));
-    Ok(Encoded { bytes: json::to_bytes(&Value::Object(root)), losses })
+    Ok(Body::of(records)?.under(envelope))
+}
+
+/// A message's records, encoded: its `DATA` member's bytes, message type and losses.
+pub(crate) struct Body {
+    message_type: &'static str,
+    data: Vec<u8>,
+    losses: Vec<Loss>,
+}
+
+impl EncodedOnce for Body {
+    fn of(records: &[Record]) -> Result<Body, EncodeError> {
+        let (message_type, mut losses) =
+            checked_batch(records, MAX_RECORDS, "Jiangsu", MESSAGE_TYPES, "message type", 1_000_000_000)?;
+        let data: Vec<Value> = records.iter().map(|r| Value::Object(encode_record(r, &mut losses))).collect();
+        Ok(Body { message_type, data: json::member_bytes(&Value::Array(data)), losses })
+    }
+
+    fn under(&self, envelope: &Envelope) -> Encoded {
+        let head = records::Head {
+            message_id: envelope.message_id.clone(),
+            message_type: self.message_type.to_string(),
+            sender: envelope.sender.clone(),
+            receiver: envelope.receiver.clone(),
+            sent_at: envelope.sent_at,
+            version: VERSION.to_string(),
+        };
+        let head = json::member_bytes(&Value::Object(write(records::HEAD, &head)));
+        Encoded { bytes: json::object_bytes(&[("HEAD", &head), ("DATA", &self.data)]), losses: self.losses.clone() }
+    }
 }
 
 fn encode_record(record: &Record, losses: &mut Vec<Loss>) -> Map<String, Value> {

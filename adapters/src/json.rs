@@ -304,9 +304,52 @@ pub(crate) fn to_bytes(value: &Value) -> Vec<u8> {
     out
 }
 
+/// A member's value as [`to_bytes`] writes it inside the document's top-level object: its
+/// pretty form with every line after the first indented one level more. JSON text holds no raw
+/// newline inside a string, so every newline of the pretty form is a line break of the layout.
+pub(crate) fn member_bytes(value: &Value) -> Vec<u8> {
+    let alone = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut out = Vec::with_capacity(alone.len() + alone.len() / 8);
+    for &b in &alone {
+        out.push(b);
+        if b == b'\n' {
+            out.extend_from_slice(b"  ");
+        }
+    }
+    out
+}
+
+/// The bytes [`to_bytes`] writes for an object of these members, in order, from each value's
+/// [`member_bytes`]: a document's parts shared by several documents are written once.
+pub(crate) fn object_bytes(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>() + 4);
+    out.extend_from_slice(b"{");
+    for (i, (key, value)) in members.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_default());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+    }
+    out.extend_from_slice(if members.is_empty() { b"}\n" } else { b"\n}\n" });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_written_from_its_members_is_the_object_written_whole() {
+        let value: Value = serde_json::from_str(
+            r#"{"HEAD": {"a": "x\ny", "b": [], "c": {}}, "DATA": [{"k": [1, 2.5, null, true]}, "\"q\"", {"e": {"f": "中文"}}], "n": 3}"#,
+        )
+        .unwrap();
+        let Value::Object(map) = &value else { unreachable!() };
+        let parts: Vec<(&str, Vec<u8>)> = map.iter().map(|(k, v)| (k.as_str(), member_bytes(v))).collect();
+        let members: Vec<(&str, &[u8])> = parts.iter().map(|(k, v)| (*k, &v[..])).collect();
+        assert_eq!(String::from_utf8(object_bytes(&members)).unwrap(), String::from_utf8(to_bytes(&value)).unwrap());
+        assert_eq!(object_bytes(&[]), to_bytes(&Value::Object(Map::new())));
+    }
 
     #[test]
     fn depth_counts_structure_not_strings() {

@@ -370,6 +370,41 @@ pub struct Encoded {
     pub losses: Vec<Loss>,
 }
 
+/// A format's records written once, apart from the envelope: a document fanned out to many
+/// recipients of one format differs only in its envelope.
+pub(crate) trait EncodedOnce: Sized {
+    /// Checks and writes the records (every error of an encode is the records').
+    fn of(records: &[Record]) -> Result<Self, EncodeError>;
+    /// The document of these records under `envelope`, as an encode of it alone writes it.
+    fn under(&self, envelope: &Envelope) -> Encoded;
+}
+
+/// What a batch encoder starts with: the records are of one kind named in `names` and at most
+/// `max`, each valid; returns the kind's name and the instants' precision lost below `unit_nanos`.
+pub(crate) fn checked_batch(
+    records: &[Record],
+    max: usize,
+    partner: &'static str,
+    names: &[(&'static str, RecordKind)],
+    what: &str,
+    unit_nanos: i32,
+) -> Result<(&'static str, Vec<Loss>), EncodeError> {
+    let (_, name) = batch_kind_named(records, max, partner, names, what)?;
+    check_before_encode(records)?;
+    let mut losses = Vec::new();
+    precision_losses(records, unit_nanos, &mut losses);
+    Ok((name, losses))
+}
+
+/// The same records under each envelope, written once (see [`EncodedOnce`]).
+pub(crate) fn encode_each<B: EncodedOnce>(
+    envelopes: &[Envelope],
+    records: &[Record],
+) -> Result<Vec<Encoded>, EncodeError> {
+    let body = B::of(records)?;
+    Ok(envelopes.iter().map(|e| body.under(e)).collect())
+}
+
 /// Validates records before encoding: an encoder never writes a record that breaks the rules.
 pub(crate) fn check_before_encode(records: &[Record]) -> Result<(), EncodeError> {
     let mut problems = Vec::new();

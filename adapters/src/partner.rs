@@ -84,6 +84,24 @@ impl Partner {
         }
     }
 
+    /// Encodes the same records under each envelope, as [`Partner::encode`] would one by one,
+    /// byte for byte, but the records once: a document fanned out to many recipients of one
+    /// format differs only in its envelope. An error is the records' and so every envelope's.
+    pub fn encode_each(
+        self,
+        envelopes: &[Envelope],
+        records: &[Record],
+        sequence: u32,
+    ) -> Result<Vec<Encoded>, EncodeError> {
+        match self {
+            Partner::Jiangsu => encode_each::<jiangsu::Body>(envelopes, records),
+            Partner::Zhejiang => encode_each::<zhejiang::Body>(envelopes, records),
+            Partner::Canonical => encode_each::<canonical::Body>(envelopes, records),
+            // One record per message (Beijing) or one package per recipient (SAMR): no shared part.
+            Partner::Beijing | Partner::Samr => envelopes.iter().map(|e| self.encode(e, records, sequence)).collect(),
+        }
+    }
+
     /// Why this format cannot take `record` at all, if it cannot (Beijing takes online-sales
     /// records only); the gateway then queues nothing for that recipient and warns the sender.
     pub fn refusal(self, record: &Record) -> Option<EncodeError> {

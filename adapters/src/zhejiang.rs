@@ -467,24 +467,41 @@ fn write_list(w: &mut Writer, list: &str, item: &str, values: &[String]) {
 
 /// Encodes canonical records (one kind, 1–500) as a Zhejiang message, deterministically.
 pub fn encode(envelope: &Envelope, records: &[Record]) -> Result<Encoded, EncodeError> {
-    let (_, kind_name) = batch_kind_named(records, MAX_RECORDS, "Zhejiang", KINDS, "Kind")?;
-    check_before_encode(records)?;
-    let mut losses = Vec::new();
-    precision_losses(records, 1_000_000_000, &mut losses);
-    let mut w = Writer::new(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    w.open("Exchange", &[("xmlns", NAMESPACE), ("version", "1.0")]);
-    w.open("Header", &[]);
-    w.leaf("MessageId", &[], &envelope.message_id);
-    w.leaf("Kind", &[], kind_name);
-    w.leaf("Sender", &[], &envelope.sender);
-    w.leaf("Receiver", &[], &envelope.receiver);
-    w.leaf("SentAt", &[], &time_text(&envelope.sent_at));
-    w.close("Header");
-    w.open("Records", &[]);
-    for r in records {
-        write_record(&mut w, r, &mut losses);
+    Ok(Body::of(records)?.under(envelope))
+}
+
+/// A message's `Records` element, written at its depth, with its `Kind` and losses.
+pub(crate) struct Body {
+    kind_name: &'static str,
+    records: String,
+    losses: Vec<Loss>,
+}
+
+impl EncodedOnce for Body {
+    fn of(records: &[Record]) -> Result<Body, EncodeError> {
+        let (kind_name, mut losses) = checked_batch(records, MAX_RECORDS, "Zhejiang", KINDS, "Kind", 1_000_000_000)?;
+        // Inside `Exchange`: one level deep.
+        let mut w = Writer::fragment(1);
+        w.open("Records", &[]);
+        for r in records {
+            write_record(&mut w, r, &mut losses);
+        }
+        w.close("Records");
+        Ok(Body { kind_name, records: w.out, losses })
     }
-    w.close("Records");
-    w.close("Exchange");
-    Ok(Encoded { bytes: w.out.into_bytes(), losses })
+
+    fn under(&self, envelope: &Envelope) -> Encoded {
+        let mut w = Writer::new(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        w.open("Exchange", &[("xmlns", NAMESPACE), ("version", "1.0")]);
+        w.open("Header", &[]);
+        w.leaf("MessageId", &[], &envelope.message_id);
+        w.leaf("Kind", &[], self.kind_name);
+        w.leaf("Sender", &[], &envelope.sender);
+        w.leaf("Receiver", &[], &envelope.receiver);
+        w.leaf("SentAt", &[], &time_text(&envelope.sent_at));
+        w.close("Header");
+        w.out.push_str(&self.records);
+        w.close("Exchange");
+        Encoded { bytes: w.out.into_bytes(), losses: self.losses.clone() }
+    }
 }

@@ -356,6 +356,56 @@ proptest! {
     }
 }
 
+/// Envelopes of one fanned-out document: its recipients' ids and the message id (one of them
+/// with characters each format escapes).
+fn fan_out_envelopes(to: &[&str], message_id: &str) -> Vec<Envelope> {
+    to.iter()
+        .map(|r| Envelope {
+            message_id: message_id.into(),
+            sender: "320000".into(),
+            receiver: (*r).into(),
+            sent_at: Some(Timestamp { seconds: 1_710_469_800 + r.len() as i64, nanos: 0 }),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// `encode_each` writes the records once and each envelope around them: every document is
+    /// the one `encode` writes alone, and a JSON document is exactly its own pretty form (the
+    /// layout every JSON format is written in), whatever the records hold.
+    #[test]
+    fn a_fan_out_writes_each_document_as_it_would_be_written_alone(r in record(false, true), copies in 1usize..3) {
+        let records = vec![r; copies];
+        for (i, p) in [Partner::Jiangsu, Partner::Zhejiang, Partner::Beijing, Partner::Canonical].into_iter().enumerate() {
+            let to: &[&str] = &["310000", "330000", "SAMR", "110000"][..(i % 4) + 1];
+            let message_id = if i % 2 == 0 { "YRDX-FAN-1" } else { "M-<&\"'1" };
+            let envelopes = fan_out_envelopes(to, message_id);
+            let alone: Vec<_> = envelopes.iter().map(|e| p.encode(e, &records, 1)).collect();
+            match p.encode_each(&envelopes, &records, 1) {
+                Ok(each) => {
+                    prop_assert_eq!(each.len(), envelopes.len());
+                    for (e, a) in each.iter().zip(&alone) {
+                        prop_assert_eq!(Some(e), a.as_ref().ok(), "{}", p);
+                        if p != Partner::Zhejiang {
+                            let parsed: serde_json::Value = serde_json::from_slice(&e.bytes).unwrap();
+                            let mut whole = serde_json::to_vec_pretty(&parsed).unwrap();
+                            whole.push(b'\n');
+                            prop_assert_eq!(String::from_utf8_lossy(&e.bytes), String::from_utf8_lossy(&whole), "{}", p);
+                        }
+                    }
+                }
+                Err(e) => {
+                    for a in &alone {
+                        prop_assert_eq!(a.as_ref().err().map(|x| x.to_string()), Some(e.to_string()), "{}", p);
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn example(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors").join(name);
     std::fs::read(path).unwrap()

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tonic::Status;
 use tracing::warn;
-use yrdx_adapters::{canonical, DecodeError, Document, Problem, Record};
+use yrdx_adapters::{canonical, DecodeError, Document, Encoded, Problem, Record};
 use yrdx_proto::v1::{CheckProblem, CheckReply, Envelope, RecordRef, SubmitReply};
 
 /// Set when the handler of a call is dropped (the caller went away or its deadline passed), so
@@ -278,11 +278,11 @@ impl Gateway {
             now: yrdx_clock::whole_seconds(self.clock.now()),
         };
         let mut planned = Planned::default();
-        // (recipient, message id, envelope sender, records): one document each (split if too many).
-        let mut groups: Vec<(&PartnerConfig, String, String, Vec<Record>)> = Vec::new();
+        // One document each (split if too many).
+        let mut groups: Vec<Outgoing<'_>> = Vec::new();
         let mut refused = Vec::new();
         let mut batch = workflow::Batch::default();
-        for record in &doc.records {
+        for (at, record) in doc.records.iter().enumerate() {
             let mut route = match workflow::route(record, sender, lookup, &mut batch, &cx).await {
                 Ok(r) => r,
                 Err(RouteError::Precondition { record, rule }) => {
@@ -292,14 +292,21 @@ impl Gateway {
                 Err(RouteError::Store(e)) => return Err(store_unavailable(e)),
             };
             for p in workflow::deliverable(record, &mut route, &config) {
-                match groups.iter_mut().find(|(q, id, ..)| q.name == p.name && *id == doc.envelope.message_id) {
-                    Some((.., list)) => list.push(record.clone()),
-                    None => groups.push((
-                        p,
-                        doc.envelope.message_id.clone(),
-                        doc.envelope.sender.clone(),
-                        vec![record.clone()],
-                    )),
+                let of_document = |g: &&mut Outgoing<'_>| {
+                    g.to.name == p.name && g.message_id == doc.envelope.message_id && g.places.is_some()
+                };
+                match groups.iter_mut().find(of_document) {
+                    Some(Outgoing { records, places: Some(places), .. }) => {
+                        records.push(record.clone());
+                        places.push(at);
+                    }
+                    _ => groups.push(Outgoing {
+                        to: p,
+                        message_id: doc.envelope.message_id.clone(),
+                        sender: doc.envelope.sender.clone(),
+                        records: vec![record.clone()],
+                        places: Some(vec![at]),
+                    }),
                 }
             }
             for (region, notice) in route.notices.drain(..) {
@@ -309,7 +316,13 @@ impl Gateway {
                         Record::CaseTransfer(c) => (c.case_id.clone(), c.origin_region.clone()),
                         other => (other.id(), doc.envelope.sender.clone()),
                     };
-                    groups.push((p, id, from, vec![notice.clone()]));
+                    groups.push(Outgoing {
+                        to: p,
+                        message_id: id,
+                        sender: from,
+                        records: vec![notice.clone()],
+                        places: None,
+                    });
                 }
             }
             planned.warnings.extend(route.warnings);
@@ -319,18 +332,41 @@ impl Gateway {
         if !refused.is_empty() {
             return Err(Status::failed_precondition(refused.join("; ")));
         }
-        for (p, base_id, from, records) in groups {
-            let format = p.format();
+        // Recipients of one format taking the same records of the document under the same id
+        // differ only in their envelope: their records are encoded once (`encode_each`).
+        let mut documents: Vec<Vec<(String, Result<Encoded, String>)>> = vec![Vec::new(); groups.len()];
+        let mut encoded = vec![false; groups.len()];
+        for first in 0..groups.len() {
+            if encoded[first] {
+                continue;
+            }
+            let Outgoing { to, message_id: base_id, sender: from, records, places } = &groups[first];
+            let format = to.format();
+            let alike: Vec<usize> = (first..groups.len())
+                .filter(|&j| {
+                    let g = &groups[j];
+                    j == first
+                        || (!encoded[j]
+                            && places.is_some()
+                            && g.places == *places
+                            && g.to.format() == format
+                            && g.message_id == *base_id
+                            && g.sender == *from)
+                })
+                .collect();
             let chunks: Vec<&[Record]> = records.chunks(format.max_records().min(records.len()).max(1)).collect();
             let many = chunks.len() > 1;
             for (n, chunk) in chunks.into_iter().enumerate() {
-                let message_id = if many { split_id(&base_id, n + 1) } else { base_id.clone() };
-                let envelope = Envelope {
-                    message_id: message_id.clone(),
-                    sender: from.clone(),
-                    receiver: p.region.clone(),
-                    sent_at: doc.envelope.sent_at,
-                };
+                let message_id = if many { split_id(base_id, n + 1) } else { base_id.clone() };
+                let envelopes: Vec<Envelope> = alike
+                    .iter()
+                    .map(|&j| Envelope {
+                        message_id: message_id.clone(),
+                        sender: from.clone(),
+                        receiver: groups[j].to.region.clone(),
+                        sent_at: doc.envelope.sent_at,
+                    })
+                    .collect();
                 let faulty: Vec<Record>;
                 let chunk = if self.faults == Faults::default() {
                     chunk
@@ -338,7 +374,27 @@ impl Gateway {
                     faulty = chunk.iter().map(|r| self.faults.delivered(r)).collect();
                     &faulty[..]
                 };
-                match format.encode(&envelope, chunk, 1) {
+                match format.encode_each(&envelopes, chunk, 1) {
+                    Ok(each) => {
+                        for (&j, enc) in alike.iter().zip(each) {
+                            documents[j].push((message_id.clone(), Ok(enc)));
+                        }
+                    }
+                    Err(e) => {
+                        for &j in &alike {
+                            documents[j].push((message_id.clone(), Err(e.to_string())));
+                        }
+                    }
+                }
+            }
+            for &j in &alike {
+                encoded[j] = true;
+            }
+        }
+        // Queued in the order the recipients were routed, as each would be alone.
+        for (Outgoing { to: p, .. }, documents) in groups.iter().zip(documents) {
+            for (message_id, encoded) in documents {
+                match encoded {
                     Ok(enc) => {
                         for loss in &enc.losses {
                             planned.warnings.push(format!("for {} ({}): {loss}", p.name, p.region));
@@ -355,6 +411,19 @@ impl Gateway {
         }
         Ok(planned)
     }
+}
+
+/// One recipient's part of a submission, before it is encoded.
+struct Outgoing<'a> {
+    to: &'a PartnerConfig,
+    /// The document's message id (a notice's own).
+    message_id: String,
+    /// The envelope's sender.
+    sender: String,
+    records: Vec<Record>,
+    /// Where its records are in the submitted document; none for a notice, which is never
+    /// encoded with another recipient's.
+    places: Option<Vec<usize>>,
 }
 
 /// What one submission causes.

@@ -47,3 +47,33 @@ async fn a_partner_taken_out_of_risk_monitoring_receives_none() {
     assert_eq!(store.depth("330000").unwrap(), 0, "Zhejiang was taken out");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn recipients_of_one_format_each_get_their_own_envelope_around_the_same_records() {
+    let extra = |name: &str, region: &str| {
+        format!(
+            "\n[[partner]]\nname = \"{name}\"\nregion = \"{region}\"\nformat = \"zhejiang\"\nidentity = \"urn:yrdx:partner:{name}\"\nrisk_signals = true\n"
+        )
+    };
+    let g = TestGateway::start_with(|text| format!("{text}{}{}", extra("anhui", "340000"), extra("fujian", "350000")))
+        .await;
+    submit_signal(&g).await;
+    let store = g.store();
+    let mut documents = Vec::new();
+    for region in ["330000", "340000", "350000"] {
+        let taken = store.take(region, 10, 0, 30_000).expect("lease");
+        assert_eq!(taken.len(), 1, "{region} takes the signal once");
+        let doc = Partner::Zhejiang
+            .decode(&taken[0].document, &yrdx_adapters::DecodeLimits::default())
+            .unwrap_or_else(|e| panic!("{region}'s document: {e:?}"));
+        assert_eq!(doc.envelope.receiver, region, "each document names its own recipient");
+        assert_eq!(doc.envelope.message_id, "FX-R-1");
+        // Byte for byte what the format writes for that recipient alone.
+        let alone = Partner::Zhejiang.encode(&doc.envelope, &doc.records, 1).expect("encode");
+        assert_eq!(alone.bytes, taken[0].document, "{region}");
+        documents.push(doc.records);
+    }
+    assert!(documents.windows(2).all(|w| w[0] == w[1]), "the same records for all three");
+    assert_eq!(documents[0].len(), 1);
+    g.stop().await;
+}
