@@ -307,7 +307,7 @@ pub(crate) fn to_bytes(value: &Value) -> Vec<u8> {
 /// A member's value as [`to_bytes`] writes it inside the document's top-level object: its
 /// pretty form with every line after the first indented one level more. JSON text holds no raw
 /// newline inside a string, so every newline of the pretty form is a line break of the layout.
-pub(crate) fn member_bytes(value: &Value) -> Vec<u8> {
+pub(crate) fn member_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let alone = serde_json::to_vec_pretty(value).unwrap_or_default();
     let mut out = Vec::with_capacity(alone.len() + alone.len() / 8);
     for &b in &alone {

@@ -345,6 +345,17 @@ proptest! {
     }
 
     #[test]
+    fn a_records_stored_text_is_its_canonical_json(r in record(false, true)) {
+        prop_assert_eq!(yrdx_adapters::canonical::record_json(&r), yrdx_adapters::canonical::record_to_value(&r).to_string());
+        let forward = Record::CaseForward(Box::new(yrdx_adapters::CaseForward {
+            case: Default::default(),
+            sampling: match &r { Record::Sampling(s) => s.clone(), _ => Default::default() },
+            inspection: match &r { Record::Inspection(i) => i.clone(), _ => Default::default() },
+        }));
+        prop_assert_eq!(yrdx_adapters::canonical::record_json(&forward), yrdx_adapters::canonical::record_to_value(&forward).to_string());
+    }
+
+    #[test]
     fn encoding_is_deterministic(r in record(true, false)) {
         for p in PARTNERS {
             if p == Partner::Beijing && !beijing_takes(&r) { continue; }

@@ -8,7 +8,7 @@ use yrdx_proto::v1::{DisposalCase, InspectionResult, SamplingRecord};
 
 /// The text a record is stored as.
 pub(crate) fn encode(record: &Record) -> String {
-    canonical::record_to_value(record).to_string()
+    canonical::record_json(record)
 }
 
 /// The text a disposal case is stored as (a case is stored as its transfer record).
