@@ -350,6 +350,56 @@ async fn an_acknowledged_delivery_is_never_handed_out_again(place: &Place) {
     assert!(s.take("310000", 10, 1_000_000, 1000).await.unwrap().is_empty());
 }
 
+contract!(concurrent_acks_are_each_answered_as_alone_and_audited_once);
+async fn concurrent_acks_are_each_answered_as_alone_and_audited_once(place: &Place) {
+    let (a, b) = (place.open().await, place.open().await);
+    for i in 0..10 {
+        a.commit(submission(&format!("CA{i}"), &["310000", "330000"])).await.unwrap();
+    }
+    let shanghai = a.take("310000", 10, 1000, 60_000).await.unwrap();
+    let zhejiang = a.take("330000", 10, 1000, 60_000).await.unwrap();
+    let before = a.audit_entries(0, 10_000).await.unwrap().len();
+    let ids = |d: &[yrdx_gateway::store::PendingDelivery]| d.iter().map(|d| d.delivery_id).collect::<Vec<_>>();
+    let (sh, zj) = (ids(&shanghai), ids(&zhejiang));
+    // At once, on two replicas: each Shanghai delivery acknowledged twice (one Ack on each
+    // replica), Zhejiang's in halves, and Ack calls naming the other mailbox's deliveries.
+    let calls: Vec<(Arc<dyn Store>, &str, Vec<DeliveryId>)> = vec![
+        (a.clone(), "310000", sh.clone()),
+        (b.clone(), "310000", sh.clone()),
+        (a.clone(), "330000", zj[..5].to_vec()),
+        (b.clone(), "330000", zj[5..].to_vec()),
+        (a.clone(), "330000", sh.clone()),
+        (b.clone(), "310000", zj.clone()),
+    ];
+    let answers = futures_util::future::join_all(
+        calls.iter().map(|(store, mailbox, ids)| async move { store.ack(mailbox, ids).await.unwrap() }),
+    )
+    .await;
+    assert_eq!(answers[0] + answers[1], 10, "each Shanghai delivery counted once: {answers:?}");
+    assert_eq!((answers[2], answers[3]), (5, 5));
+    assert_eq!((answers[4], answers[5]), (0, 0), "another mailbox's deliveries are not acknowledged");
+    assert_eq!((a.depth("310000").await.unwrap(), a.depth("330000").await.unwrap()), (0, 0));
+    let entries = a.audit_entries(before as u64, 10_000).await.unwrap();
+    let mut acked: Vec<(String, String)> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            yrdx_evidence::AuditEvent::DeliveryAcknowledged { delivery_id, recipient } => {
+                Some((delivery_id.clone(), recipient.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    acked.sort();
+    let mut expected: Vec<(String, String)> = sh
+        .iter()
+        .map(|d| (d.0.to_string(), "310000".to_string()))
+        .chain(zj.iter().map(|d| (d.0.to_string(), "330000".to_string())))
+        .collect();
+    expected.sort();
+    assert_eq!(acked, expected, "one entry per delivery acknowledged");
+    assert_chain_unforked(&a.audit_entries(0, 10_000).await.unwrap(), before + 20);
+}
+
 contract!(leases_are_exclusive_between_replicas);
 async fn leases_are_exclusive_between_replicas(place: &Place) {
     let (a, b) = (place.open().await, place.open().await);

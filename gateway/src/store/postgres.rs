@@ -175,6 +175,50 @@ pub struct PostgresStore {
     groups: std::sync::Arc<std::sync::Mutex<Option<super::GroupObserver>>>,
     /// The queue of submissions the group writers commit (`None` in the writers' own copy).
     writers: Option<mpsc::UnboundedSender<Waiting>>,
+    /// The queue of acknowledgements the ack writer commits together (`None` in its own copy).
+    ackers: Option<mpsc::UnboundedSender<WaitingAck>>,
+}
+
+/// An acknowledgement waiting for its group's commit: the mailbox, its delivery ids, and where
+/// the number newly acknowledged goes.
+type WaitingAck = (String, Vec<DeliveryId>, oneshot::Sender<Result<u32, StoreError>>);
+
+/// Most acknowledgements one transaction commits.
+const MAX_ACK_GROUP: usize = 256;
+
+/// Takes the waiting acknowledgements in groups and commits each group in one transaction: one
+/// hold of the audit chain's lock and one WAL flush for all of them, where each Ack alone held
+/// the lock across its own flush and so queued every other writer of the chain behind it. A
+/// group that fails is committed again one acknowledgement at a time, so one fails alone.
+async fn acknowledge_groups(store: PostgresStore, mut queue: mpsc::UnboundedReceiver<WaitingAck>) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_ACK_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let together = if group.len() > 1 {
+            let asked: Vec<(&str, &[DeliveryId])> = group.iter().map(|(r, ids, _)| (r.as_str(), &ids[..])).collect();
+            store.ack_group(&asked).await.ok()
+        } else {
+            None
+        };
+        match together {
+            Some(counts) => {
+                for ((.., answer), n) in group.into_iter().zip(counts) {
+                    let _ = answer.send(Ok(n));
+                }
+            }
+            None => {
+                for (recipient, ids, answer) in group {
+                    let _ = answer
+                        .send(store.ack_group(&[(&recipient, &ids)]).await.map(|n| n.first().copied().unwrap_or(0)));
+                }
+            }
+        }
+    }
 }
 
 /// A submission waiting for its group's commit, and where its answer goes.
@@ -280,6 +324,7 @@ impl PostgresStore {
             alive: std::sync::Arc::new(()),
             groups: Default::default(),
             writers: None,
+            ackers: None,
         };
         store.migrate(&mut client).await?;
         drop(client);
@@ -291,7 +336,9 @@ impl PostgresStore {
         for _ in 0..WRITERS {
             tokio::spawn(write_groups(store.clone(), queue.clone()));
         }
-        let store = PostgresStore { writers: Some(writers), ..store };
+        let (ackers, acks) = mpsc::unbounded_channel();
+        tokio::spawn(acknowledge_groups(store.clone(), acks));
+        let store = PostgresStore { writers: Some(writers), ackers: Some(ackers), ..store };
         info!(store = %redacted(url), schema = %store.schema, "PostgreSQL store ready");
         Ok(store)
     }
@@ -558,6 +605,47 @@ impl PostgresStore {
             .map(Some)
     }
 
+    /// Acknowledges the deliveries of several Acks in one transaction, durable before any is
+    /// answered; returns per Ack how many of its deliveries were unacknowledged until now, each
+    /// of those audited, in id order within the Ack. A delivery two Acks name counts for the
+    /// first. Rows are locked in id order, so two replicas' groups wait rather than deadlock.
+    async fn ack_group(&self, asked: &[(&str, &[DeliveryId])]) -> Result<Vec<u32>, StoreError> {
+        use std::collections::HashSet;
+        let (mut seqs, mut recipients) = (Vec::new(), Vec::new());
+        for (recipient, ids) in asked {
+            for id in *ids {
+                seqs.push(id.0);
+                recipients.push(*recipient);
+            }
+        }
+        let mut client = self.client("ack").await?;
+        let tx = client.transaction().await.map_err(pg("ack"))?;
+        let stmt = tx.prepare_cached(ACK_DELIVERIES).await.map_err(pg("ack"))?;
+        let (durable, rows) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO on"), async {
+            tx.query(&stmt, &[&seqs, &recipients]).await
+        },);
+        durable.map_err(pg("ack"))?;
+        let acked: HashSet<(i64, String)> =
+            rows.map_err(pg("ack"))?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).collect();
+        let (mut counts, mut events, mut counted) = (Vec::with_capacity(asked.len()), Vec::new(), HashSet::new());
+        for (recipient, ids) in asked {
+            let mut newly: Vec<i64> = ids
+                .iter()
+                .map(|d| d.0)
+                .filter(|seq| acked.contains(&(*seq, recipient.to_string())) && counted.insert(*seq))
+                .collect();
+            newly.sort_unstable();
+            counts.push(newly.len() as u32);
+            events.extend(newly.iter().map(|seq| AuditEvent::DeliveryAcknowledged {
+                delivery_id: seq.to_string(),
+                recipient: recipient.to_string(),
+            }));
+        }
+        self.append_audit(&tx, super::audit::wall_clock_ms(), events).await?;
+        tx.commit().await.map_err(pg("ack"))?;
+        Ok(counts)
+    }
+
     /// One submission on its own, run again after a deadlock or serialization failure.
     async fn commit_alone(&self, submission: &Submission) -> Result<Committed, StoreError> {
         let mut tries = 0;
@@ -730,6 +818,16 @@ const INSERT_DELIVERIES: &str = "WITH x AS (
         INSERT INTO deliveries (seq, recipient, message_id, created_at_ms) SELECT seq, r, m, t FROM x
     )
     INSERT INTO delivery_documents (seq, document) SELECT seq, d FROM x";
+
+/// Acknowledges (delivery id, mailbox) pairs not yet acknowledged, locking them in id order;
+/// returns each pair acknowledged now.
+const ACK_DELIVERIES: &str = "WITH asked AS (
+        SELECT d.seq FROM deliveries d
+        JOIN (SELECT DISTINCT s, r FROM unnest($1::bigint[], $2::text[]) AS u(s, r)) u ON d.seq = u.s AND d.recipient = u.r
+        WHERE NOT d.acked ORDER BY d.seq FOR UPDATE OF d
+    )
+    UPDATE deliveries SET acked = true FROM asked WHERE deliveries.seq = asked.seq
+    RETURNING deliveries.seq, deliveries.recipient";
 
 /// Records queued for SAMR packages, in order.
 const INSERT_SAMR: &str = "INSERT INTO samr_outbox (kind, record_id, canonical, created_at_ms)
@@ -1116,31 +1214,14 @@ impl Mailboxes for PostgresStore {
     }
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
-        let ids: Vec<i64> = delivery_ids.iter().map(|d| d.0).collect();
-        let mut client = self.client("ack").await?;
-        let tx = client.transaction().await.map_err(pg("ack"))?;
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE deliveries SET acked = true WHERE seq = ANY($1) AND recipient = $2 AND NOT acked RETURNING seq",
-            )
-            .await
-            .map_err(pg("ack"))?;
-        let (durable, rows) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO on"), async {
-            tx.query(&stmt, &[&ids, &recipient]).await
-        },);
-        durable.map_err(pg("ack"))?;
-        let mut acked: Vec<i64> = rows.map_err(pg("ack"))?.iter().map(|r| r.get(0)).collect();
-        acked.sort_unstable();
-        let events = acked
-            .iter()
-            .map(|seq| AuditEvent::DeliveryAcknowledged {
-                delivery_id: seq.to_string(),
-                recipient: recipient.to_string(),
-            })
-            .collect();
-        self.append_audit(&tx, super::audit::wall_clock_ms(), events).await?;
-        tx.commit().await.map_err(pg("ack"))?;
-        Ok(acked.len() as u32)
+        let Some(ackers) = &self.ackers else {
+            return Ok(self.ack_group(&[(recipient, delivery_ids)]).await?.first().copied().unwrap_or(0));
+        };
+        let (answer, answered) = oneshot::channel();
+        ackers
+            .send((recipient.to_string(), delivery_ids.to_vec(), answer))
+            .map_err(|_| StoreError::GroupCommit("the store's ack writer has stopped".into()))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the acknowledgement was not committed".into()))?
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
