@@ -432,6 +432,40 @@ async fn leases_are_exclusive_between_replicas(place: &Place) {
     assert!(x.iter().chain(&y).all(|d| d.attempt == 1));
 }
 
+contract!(concurrent_leases_on_one_replica_are_each_answered_as_alone);
+async fn concurrent_leases_on_one_replica_are_each_answered_as_alone(place: &Place) {
+    let s = place.open().await;
+    for i in 0..30 {
+        s.commit(submission(&format!("CL{i}"), &["310000", "330000"])).await.unwrap();
+    }
+    let before = s.audit_entries(0, 10_000).await.unwrap().len();
+    // Twenty leases at once, of two mailboxes, each of up to 4 deliveries.
+    let taken = futures_util::future::join_all((0..20).map(|i| {
+        let s = s.clone();
+        async move {
+            let mailbox = if i % 2 == 0 { "310000" } else { "330000" };
+            (mailbox, s.take(mailbox, 4, 1000, 60_000).await.unwrap())
+        }
+    }))
+    .await;
+    for mailbox in ["310000", "330000"] {
+        let mut ids: Vec<i64> =
+            taken.iter().filter(|(m, _)| *m == mailbox).flat_map(|(_, d)| d.iter().map(|d| d.delivery_id.0)).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!((ids.len(), n), (30, 30), "{mailbox}: every delivery handed out once");
+    }
+    for (_, deliveries) in &taken {
+        assert!(deliveries.len() <= 4);
+        assert!(deliveries.windows(2).all(|w| w[0].delivery_id < w[1].delivery_id), "each lease oldest first");
+        assert!(deliveries.iter().all(|d| d.attempt == 1 && d.document == d.message_id.as_bytes()));
+    }
+    let entries = s.audit_entries(0, 10_000).await.unwrap();
+    assert_chain_unforked(&entries, before + 60);
+    assert!(entries[before..].iter().all(|e| e.event.kind() == "delivery_handed_out"));
+}
+
 fn builder(tag: &'static str) -> store::PackageBuilder {
     Box::new(move |sequence| {
         Ok((format!("SJB-310000-20261201-{sequence:04}"), format!("{tag}{sequence}").into_bytes()))

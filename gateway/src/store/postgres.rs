@@ -176,45 +176,89 @@ pub struct PostgresStore {
     /// The queue of submissions the group writers commit (`None` in the writers' own copy).
     writers: Option<mpsc::UnboundedSender<Waiting>>,
     /// The queue of acknowledgements the ack writer commits together (`None` in its own copy).
-    ackers: Option<mpsc::UnboundedSender<WaitingAck>>,
+    ackers: Option<mpsc::UnboundedSender<WaitingChange<Acknowledgement>>>,
+    /// The queue of leases the lease writer commits together (`None` in its own copy).
+    leasers: Option<mpsc::UnboundedSender<WaitingChange<Lease>>>,
 }
 
-/// An acknowledgement waiting for its group's commit: the mailbox, its delivery ids, and where
-/// the number newly acknowledged goes.
-type WaitingAck = (String, Vec<DeliveryId>, oneshot::Sender<Result<u32, StoreError>>);
+/// A mailbox lease asked for: up to `max` visible deliveries, hidden for `visibility_ms`.
+struct Lease {
+    recipient: String,
+    max: usize,
+    now_ms: i64,
+    visibility_ms: i64,
+}
 
-/// Most acknowledgements one transaction commits.
-const MAX_ACK_GROUP: usize = 256;
+/// An acknowledgement asked for: a mailbox and delivery ids.
+struct Acknowledgement {
+    recipient: String,
+    delivery_ids: Vec<DeliveryId>,
+}
 
-/// Takes the waiting acknowledgements in groups and commits each group in one transaction: one
-/// hold of the audit chain's lock and one WAL flush for all of them, where each Ack alone held
-/// the lock across its own flush and so queued every other writer of the chain behind it. A
-/// group that fails is committed again one acknowledgement at a time, so one fails alone.
-async fn acknowledge_groups(store: PostgresStore, mut queue: mpsc::UnboundedReceiver<WaitingAck>) {
+/// A change to mailboxes that one task per replica commits in groups (leases, Acks): one
+/// transaction for every change waiting, its statements pipelined on one connection, one hold
+/// of the audit chain's lock — where each change alone held the lock for a transaction of its
+/// own (an Ack across its own WAL flush), queueing every other writer of the chain behind it.
+#[async_trait]
+trait MailboxChange: Send + Sync + Sized + 'static {
+    /// What the change's caller is answered.
+    type Answer: Send + 'static;
+    /// Commits the changes in one transaction, each answered as if alone.
+    async fn commit_together(store: &PostgresStore, group: &[&Self]) -> Result<Vec<Self::Answer>, StoreError>;
+}
+
+#[async_trait]
+impl MailboxChange for Lease {
+    type Answer = Vec<PendingDelivery>;
+    async fn commit_together(store: &PostgresStore, group: &[&Lease]) -> Result<Vec<Self::Answer>, StoreError> {
+        store.take_group(group).await
+    }
+}
+
+#[async_trait]
+impl MailboxChange for Acknowledgement {
+    type Answer = u32;
+    async fn commit_together(store: &PostgresStore, group: &[&Acknowledgement]) -> Result<Vec<u32>, StoreError> {
+        let asked: Vec<(&str, &[DeliveryId])> =
+            group.iter().map(|a| (a.recipient.as_str(), &a.delivery_ids[..])).collect();
+        store.ack_group(&asked).await
+    }
+}
+
+/// A mailbox change waiting for its group's commit, and where its answer goes.
+type WaitingChange<C> = (C, oneshot::Sender<Result<<C as MailboxChange>::Answer, StoreError>>);
+
+/// Most mailbox changes one transaction commits.
+const MAX_CHANGE_GROUP: usize = 256;
+
+/// Takes the waiting changes in groups and commits each group in one transaction. A group that
+/// fails is committed again one change at a time, so one fails alone.
+async fn commit_changes_in_groups<C: MailboxChange>(
+    store: PostgresStore,
+    mut queue: mpsc::UnboundedReceiver<WaitingChange<C>>,
+) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
-        while group.len() < MAX_ACK_GROUP {
+        while group.len() < MAX_CHANGE_GROUP {
             match queue.try_recv() {
                 Ok(next) => group.push(next),
                 Err(_) => break,
             }
         }
-        let together = if group.len() > 1 {
-            let asked: Vec<(&str, &[DeliveryId])> = group.iter().map(|(r, ids, _)| (r.as_str(), &ids[..])).collect();
-            store.ack_group(&asked).await.ok()
-        } else {
-            None
-        };
+        let changes: Vec<&C> = group.iter().map(|(c, _)| c).collect();
+        let together = if group.len() > 1 { C::commit_together(&store, &changes).await.ok() } else { None };
         match together {
-            Some(counts) => {
-                for ((.., answer), n) in group.into_iter().zip(counts) {
-                    let _ = answer.send(Ok(n));
+            Some(answers) if answers.len() == group.len() => {
+                for ((_, answer), answered) in group.into_iter().zip(answers) {
+                    let _ = answer.send(Ok(answered));
                 }
             }
-            None => {
-                for (recipient, ids, answer) in group {
-                    let _ = answer
-                        .send(store.ack_group(&[(&recipient, &ids)]).await.map(|n| n.first().copied().unwrap_or(0)));
+            _ => {
+                for (change, answer) in group {
+                    let alone = C::commit_together(&store, &[&change]).await.and_then(|mut a| {
+                        a.pop().ok_or_else(|| StoreError::GroupCommit("the change was not answered".into()))
+                    });
+                    let _ = answer.send(alone);
                 }
             }
         }
@@ -325,6 +369,7 @@ impl PostgresStore {
             groups: Default::default(),
             writers: None,
             ackers: None,
+            leasers: None,
         };
         store.migrate(&mut client).await?;
         drop(client);
@@ -337,8 +382,10 @@ impl PostgresStore {
             tokio::spawn(write_groups(store.clone(), queue.clone()));
         }
         let (ackers, acks) = mpsc::unbounded_channel();
-        tokio::spawn(acknowledge_groups(store.clone(), acks));
-        let store = PostgresStore { writers: Some(writers), ackers: Some(ackers), ..store };
+        tokio::spawn(commit_changes_in_groups(store.clone(), acks));
+        let (leasers, leases) = mpsc::unbounded_channel();
+        tokio::spawn(commit_changes_in_groups(store.clone(), leases));
+        let store = PostgresStore { writers: Some(writers), ackers: Some(ackers), leasers: Some(leasers), ..store };
         info!(store = %redacted(url), schema = %store.schema, "PostgreSQL store ready");
         Ok(store)
     }
@@ -605,6 +652,58 @@ impl PostgresStore {
             .map(Some)
     }
 
+    /// Leases deliveries for several leases in one transaction, each as if alone (oldest first,
+    /// every hand-out audited at its lease's instant); two leases of one mailbox in a group never
+    /// get the same delivery (the second sees the first's hidden). A lease need not survive a
+    /// crash (a lost lease only makes the delivery visible again sooner: it is sent again, as
+    /// after any failure), so the commit does not wait for the WAL flush.
+    async fn take_group(&self, leases: &[&Lease]) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
+        let mut client = self.client("take").await?;
+        let tx = client.transaction().await.map_err(pg("take"))?;
+        let stmt = tx.prepare_cached(TAKE_DELIVERIES).await.map_err(pg("take"))?;
+        let asked: Vec<(i64, i64)> = leases
+            .iter()
+            .map(|l| (l.now_ms.saturating_add(l.visibility_ms), l.max.min(i64::MAX as usize) as i64))
+            .collect();
+        // Polled, and so sent, in order: one round trip for the setting and every lease.
+        let (lazy, taken) = futures_util::join!(
+            tx.batch_execute("SET LOCAL synchronous_commit TO off"),
+            futures_util::future::join_all(leases.iter().zip(&asked).map(|(l, (until, max))| {
+                let (tx, stmt) = (&tx, &stmt);
+                async move { tx.query(stmt, &[&l.recipient, &l.now_ms, until, max]).await }
+            })),
+        );
+        lazy.map_err(pg("take"))?;
+        let mut events = Vec::new();
+        let mut out = Vec::with_capacity(leases.len());
+        for (lease, rows) in leases.iter().zip(taken) {
+            let mut deliveries: Vec<PendingDelivery> = rows
+                .map_err(pg("take"))?
+                .into_iter()
+                .map(|r| PendingDelivery {
+                    delivery_id: DeliveryId(r.get(0)),
+                    message_id: r.get(1),
+                    document: r.get(2),
+                    attempt: r.get::<_, i32>(3).max(0) as u32,
+                    queued_at_ms: r.get(4),
+                })
+                .collect();
+            deliveries.sort_by_key(|d| d.delivery_id);
+            events.extend(deliveries.iter().map(|d| {
+                let event = AuditEvent::DeliveryHandedOut {
+                    delivery_id: d.delivery_id.0.to_string(),
+                    recipient: lease.recipient.clone(),
+                    message_id: d.message_id.clone(),
+                };
+                (lease.now_ms, event)
+            }));
+            out.push(deliveries);
+        }
+        self.append_audit_at(&tx, events).await?;
+        tx.commit().await.map_err(pg("take"))?;
+        Ok(out)
+    }
+
     /// Acknowledges the deliveries of several Acks in one transaction, durable before any is
     /// answered; returns per Ack how many of its deliveries were unacknowledged until now, each
     /// of those audited, in id order within the Ack. A delivery two Acks name counts for the
@@ -818,6 +917,15 @@ const INSERT_DELIVERIES: &str = "WITH x AS (
         INSERT INTO deliveries (seq, recipient, message_id, created_at_ms) SELECT seq, r, m, t FROM x
     )
     INSERT INTO delivery_documents (seq, document) SELECT seq, d FROM x";
+
+/// Leases a mailbox's oldest visible deliveries: `$1` the mailbox, `$2` now, `$3` until when they
+/// are hidden, `$4` how many at most; rows another transaction holds are skipped.
+const TAKE_DELIVERIES: &str = "UPDATE deliveries d SET attempt = d.attempt + 1, visible_at_ms = $3
+    FROM (SELECT seq FROM deliveries WHERE recipient = $1 AND NOT acked AND visible_at_ms <= $2
+          ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) t
+    WHERE d.seq = t.seq
+    RETURNING d.seq, d.message_id, (SELECT c.document FROM delivery_documents c WHERE c.seq = d.seq),
+        d.attempt, d.created_at_ms";
 
 /// Acknowledges (delivery id, mailbox) pairs not yet acknowledged, locking them in id order;
 /// returns each pair acknowledged now.
@@ -1145,51 +1253,15 @@ impl Mailboxes for PostgresStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut client = self.client("take").await?;
-        let tx = client.transaction().await.map_err(pg("take"))?;
-        // A lease need not survive a crash (a lost lease only makes the delivery visible again
-        // sooner: it is sent again, as after any failure), so it does not wait for the WAL flush.
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE deliveries d SET attempt = d.attempt + 1, visible_at_ms = $3
-                 FROM (SELECT seq FROM deliveries WHERE recipient = $1 AND NOT acked AND visible_at_ms <= $2
-                       ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) t
-                 WHERE d.seq = t.seq
-                 RETURNING d.seq, d.message_id, (SELECT c.document FROM delivery_documents c WHERE c.seq = d.seq),
-                     d.attempt, d.created_at_ms",
-            )
-            .await
-            .map_err(pg("take"))?;
-        let until = now_ms.saturating_add(visibility_ms);
-        let (lazy, rows) = futures_util::join!(tx.batch_execute("SET LOCAL synchronous_commit TO off"), async {
-            tx.query(&stmt, &[&recipient, &now_ms, &until, &(max as i64)]).await
-        },);
-        lazy.map_err(pg("take"))?;
-        let rows = rows.map_err(pg("take"))?;
-        let mut handed: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        handed.sort();
-        let events = handed
-            .into_iter()
-            .map(|(seq, message_id)| AuditEvent::DeliveryHandedOut {
-                delivery_id: seq.to_string(),
-                recipient: recipient.to_string(),
-                message_id,
-            })
-            .collect();
-        self.append_audit(&tx, now_ms, events).await?;
-        tx.commit().await.map_err(pg("take"))?;
-        let mut out: Vec<PendingDelivery> = rows
-            .into_iter()
-            .map(|r| PendingDelivery {
-                delivery_id: DeliveryId(r.get(0)),
-                message_id: r.get(1),
-                document: r.get(2),
-                attempt: r.get::<_, i32>(3).max(0) as u32,
-                queued_at_ms: r.get(4),
-            })
-            .collect();
-        out.sort_by_key(|d| d.delivery_id);
-        Ok(out)
+        let lease = Lease { recipient: recipient.to_string(), max, now_ms, visibility_ms };
+        let Some(leasers) = &self.leasers else {
+            return Ok(self.take_group(&[&lease]).await?.pop().unwrap_or_default());
+        };
+        let (answer, answered) = oneshot::channel();
+        leasers
+            .send((lease, answer))
+            .map_err(|_| StoreError::GroupCommit("the store's lease writer has stopped".into()))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the lease was not committed".into()))?
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
@@ -1219,7 +1291,7 @@ impl Mailboxes for PostgresStore {
         };
         let (answer, answered) = oneshot::channel();
         ackers
-            .send((recipient.to_string(), delivery_ids.to_vec(), answer))
+            .send((Acknowledgement { recipient: recipient.to_string(), delivery_ids: delivery_ids.to_vec() }, answer))
             .map_err(|_| StoreError::GroupCommit("the store's ack writer has stopped".into()))?;
         answered.await.map_err(|_| StoreError::GroupCommit("the acknowledgement was not committed".into()))?
     }
