@@ -14,7 +14,7 @@ use crate::model::*;
 use crate::problems::Ctx;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use serde_path_to_error::{Path, Segment};
 use yrdx_proto::v1::*;
 
@@ -287,23 +287,7 @@ fn to_value<T: Serialize>(t: &T) -> Value {
 
 /// The canonical JSON of one record.
 pub fn record_to_value(record: &Record) -> Value {
-    match record {
-        Record::Plan(r) => to_value(r),
-        Record::Sampling(r) => to_value(r),
-        Record::Inspection(r) => to_value(r),
-        Record::CaseTransfer(r) | Record::ClosedCase(r) => to_value(r),
-        Record::CaseFeedback(r) => to_value(r),
-        Record::RiskSignal(r) => to_value(r),
-        Record::ResponsibilityReport(r) => to_value(r),
-        Record::SpotCheckResult(r) => to_value(r),
-        Record::CaseForward(f) => {
-            let mut m = Map::new();
-            m.insert("case".into(), to_value(&f.case));
-            m.insert("sampling".into(), to_value(&f.sampling));
-            m.insert("inspection".into(), to_value(&f.inspection));
-            Value::Object(m)
-        }
-    }
+    to_value(&AsCanonical(record))
 }
 
 /// The canonical JSON of one record as compact text: [`record_to_value`]'s text, written
@@ -313,7 +297,7 @@ pub fn record_json(record: &Record) -> String {
     serde_json::to_string(&AsCanonical(record)).unwrap_or_default()
 }
 
-/// A record serialised as its canonical JSON, field for field as [`record_to_value`] builds it.
+/// A record serialised as its canonical JSON (a case forward as its three parts).
 struct AsCanonical<'a>(&'a Record);
 
 impl Serialize for AsCanonical<'_> {
@@ -355,13 +339,13 @@ impl EncodedOnce for Body {
         let kind = batch_kind(records, usize::MAX, "canonical")?;
         check_before_encode(records)?;
         Ok(Body {
-            kind: json::member_bytes(&Value::String(kind.name().into())),
+            kind: json::member_bytes(kind.name()),
             records: json::member_bytes(&records.iter().map(AsCanonical).collect::<Vec<_>>()),
         })
     }
 
     fn under(&self, envelope: &Envelope) -> Encoded {
-        let envelope = json::member_bytes(&to_value(envelope));
+        let envelope = json::member_bytes(envelope);
         let members: [(&str, &[u8]); 3] = [("envelope", &envelope), ("kind", &self.kind), ("records", &self.records)];
         Encoded { bytes: json::object_bytes(&members), losses: vec![] }
     }

@@ -219,10 +219,16 @@ impl MailboxChange for Lease {
 impl MailboxChange for Acknowledgement {
     type Answer = u32;
     async fn commit_together(store: &PostgresStore, group: &[&Acknowledgement]) -> Result<Vec<u32>, StoreError> {
-        let asked: Vec<(&str, &[DeliveryId])> =
-            group.iter().map(|a| (a.recipient.as_str(), &a.delivery_ids[..])).collect();
-        store.ack_group(&asked).await
+        store.ack_group(group).await
     }
+}
+
+/// One mailbox change in a transaction of its own.
+async fn commit_alone<C: MailboxChange>(store: &PostgresStore, change: &C) -> Result<C::Answer, StoreError> {
+    C::commit_together(store, &[change])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::GroupCommit("the change was not answered".into()))
 }
 
 /// A mailbox change waiting for its group's commit, and where its answer goes.
@@ -255,10 +261,7 @@ async fn commit_changes_in_groups<C: MailboxChange>(
             }
             _ => {
                 for (change, answer) in group {
-                    let alone = C::commit_together(&store, &[&change]).await.and_then(|mut a| {
-                        a.pop().ok_or_else(|| StoreError::GroupCommit("the change was not answered".into()))
-                    });
-                    let _ = answer.send(alone);
+                    let _ = answer.send(commit_alone(&store, &change).await);
                 }
             }
         }
@@ -652,6 +655,21 @@ impl PostgresStore {
             .map(Some)
     }
 
+    /// Commits a mailbox change through its group writer's queue, or alone in a copy that has
+    /// none (the writers' own).
+    async fn commit_change<C: MailboxChange>(
+        &self,
+        queue: Option<&mpsc::UnboundedSender<WaitingChange<C>>>,
+        change: C,
+    ) -> Result<C::Answer, StoreError> {
+        let Some(queue) = queue else { return commit_alone(self, &change).await };
+        let (answer, answered) = oneshot::channel();
+        queue
+            .send((change, answer))
+            .map_err(|_| StoreError::GroupCommit("the store's mailbox writer has stopped".into()))?;
+        answered.await.map_err(|_| StoreError::GroupCommit("the mailbox change was not committed".into()))?
+    }
+
     /// Leases deliveries for several leases in one transaction, each as if alone (oldest first,
     /// every hand-out audited at its lease's instant); two leases of one mailbox in a group never
     /// get the same delivery (the second sees the first's hidden). A lease need not survive a
@@ -708,13 +726,13 @@ impl PostgresStore {
     /// answered; returns per Ack how many of its deliveries were unacknowledged until now, each
     /// of those audited, in id order within the Ack. A delivery two Acks name counts for the
     /// first. Rows are locked in id order, so two replicas' groups wait rather than deadlock.
-    async fn ack_group(&self, asked: &[(&str, &[DeliveryId])]) -> Result<Vec<u32>, StoreError> {
-        use std::collections::HashSet;
+    async fn ack_group(&self, asked: &[&Acknowledgement]) -> Result<Vec<u32>, StoreError> {
+        use std::collections::{HashMap, HashSet};
         let (mut seqs, mut recipients) = (Vec::new(), Vec::new());
-        for (recipient, ids) in asked {
-            for id in *ids {
+        for a in asked {
+            for id in &a.delivery_ids {
                 seqs.push(id.0);
-                recipients.push(*recipient);
+                recipients.push(a.recipient.as_str());
             }
         }
         let mut client = self.client("ack").await?;
@@ -724,20 +742,22 @@ impl PostgresStore {
             tx.query(&stmt, &[&seqs, &recipients]).await
         },);
         durable.map_err(pg("ack"))?;
-        let acked: HashSet<(i64, String)> =
+        // Each delivery acknowledged now, and its mailbox (a delivery id is one row).
+        let acked: HashMap<i64, String> =
             rows.map_err(pg("ack"))?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).collect();
         let (mut counts, mut events, mut counted) = (Vec::with_capacity(asked.len()), Vec::new(), HashSet::new());
-        for (recipient, ids) in asked {
-            let mut newly: Vec<i64> = ids
+        for a in asked {
+            let mut newly: Vec<i64> = a
+                .delivery_ids
                 .iter()
                 .map(|d| d.0)
-                .filter(|seq| acked.contains(&(*seq, recipient.to_string())) && counted.insert(*seq))
+                .filter(|seq| acked.get(seq).is_some_and(|r| *r == a.recipient) && counted.insert(*seq))
                 .collect();
             newly.sort_unstable();
             counts.push(newly.len() as u32);
             events.extend(newly.iter().map(|seq| AuditEvent::DeliveryAcknowledged {
                 delivery_id: seq.to_string(),
-                recipient: recipient.to_string(),
+                recipient: a.recipient.clone(),
             }));
         }
         self.append_audit(&tx, super::audit::wall_clock_ms(), events).await?;
@@ -1254,14 +1274,7 @@ impl Mailboxes for PostgresStore {
             return Ok(Vec::new());
         }
         let lease = Lease { recipient: recipient.to_string(), max, now_ms, visibility_ms };
-        let Some(leasers) = &self.leasers else {
-            return Ok(self.take_group(&[&lease]).await?.pop().unwrap_or_default());
-        };
-        let (answer, answered) = oneshot::channel();
-        leasers
-            .send((lease, answer))
-            .map_err(|_| StoreError::GroupCommit("the store's lease writer has stopped".into()))?;
-        answered.await.map_err(|_| StoreError::GroupCommit("the lease was not committed".into()))?
+        self.commit_change(self.leasers.as_ref(), lease).await
     }
 
     async fn in_flight(&self, recipient: &str, now_ms: i64) -> Result<usize, StoreError> {
@@ -1286,14 +1299,8 @@ impl Mailboxes for PostgresStore {
     }
 
     async fn ack(&self, recipient: &str, delivery_ids: &[DeliveryId]) -> Result<u32, StoreError> {
-        let Some(ackers) = &self.ackers else {
-            return Ok(self.ack_group(&[(recipient, delivery_ids)]).await?.first().copied().unwrap_or(0));
-        };
-        let (answer, answered) = oneshot::channel();
-        ackers
-            .send((Acknowledgement { recipient: recipient.to_string(), delivery_ids: delivery_ids.to_vec() }, answer))
-            .map_err(|_| StoreError::GroupCommit("the store's ack writer has stopped".into()))?;
-        answered.await.map_err(|_| StoreError::GroupCommit("the acknowledgement was not committed".into()))?
+        let ack = Acknowledgement { recipient: recipient.to_string(), delivery_ids: delivery_ids.to_vec() };
+        self.commit_change(self.ackers.as_ref(), ack).await
     }
 
     async fn depth(&self, recipient: &str) -> Result<u64, StoreError> {
@@ -1754,8 +1761,7 @@ impl AuditLog for PostgresStore {
     }
 
     async fn audit_last_entry(&self) -> Result<Option<AuditEntry>, StoreError> {
-        let sql = "SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1";
-        let json = self.strings("audit_last_entry", sql, &[]).await?;
+        let json = self.strings("audit_last_entry", AUDIT_TIP, &[]).await?;
         json.first().map(|j| super::audit::parse_entry(j)).transpose()
     }
 

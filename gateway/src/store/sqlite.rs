@@ -115,6 +115,9 @@ const TAKE_DELIVERIES: &str = "SELECT d.seq, d.message_id, c.document, d.attempt
 const IN_FLIGHT: &str =
     "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND acked = 0 AND visible_at_ms > MAX(?2, 0)";
 
+/// The chain's newest entry.
+const AUDIT_TIP: &str = "SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1";
+
 /// Audit entries from a position on, in order.
 const AUDIT_ENTRIES_FROM: &str =
     "SELECT entry FROM audit_log WHERE position >= ?1 ORDER BY position LIMIT CAST(?2 AS INTEGER)";
@@ -268,8 +271,8 @@ const MIGRATIONS: &[&str] = &[
     ),
     // 11: a delivery's document in a table of its own, written once (decision 195): the lease
     // and the Ack rewrite only the delivery's narrow row, so a page of the WAL holds dozens of
-    // them instead of two. The mailbox indexes keep unacknowledged deliveries only, and the
-    // lease no longer moves an entry of the mailbox's own index.
+    // them instead of two. The mailbox indexes keep unacknowledged deliveries only: the Ack
+    // takes a delivery out of both, and acknowledged ones no longer fill them.
     "CREATE TABLE delivery_documents (seq INTEGER PRIMARY KEY, document BLOB NOT NULL);
     INSERT INTO delivery_documents (seq, document) SELECT seq, document FROM deliveries;
     ALTER TABLE deliveries DROP COLUMN document;
@@ -522,7 +525,7 @@ impl SqliteStore {
 
     /// The newest chain entry.
     pub fn audit_last_entry(&self) -> Result<Option<AuditEntry>, StoreError> {
-        self.newest("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1", super::audit::parse_entry)
+        self.newest(AUDIT_TIP, super::audit::parse_entry)
     }
 
     /// The newest signed chain head.
@@ -946,10 +949,7 @@ impl AuditTip {
         if let Some(known) = self.0.take() {
             return Ok(known);
         }
-        let last: Option<String> = tx
-            .prepare_cached("SELECT entry FROM audit_log ORDER BY position DESC LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
+        let last: Option<String> = tx.prepare_cached(AUDIT_TIP)?.query_row([], |r| r.get(0)).optional()?;
         last.map(|json| super::audit::parse_entry(&json)).transpose()
     }
 
@@ -1837,7 +1837,7 @@ mod tests {
             &[],
         );
         assert!(plan.iter().any(|p| p.contains("records_sampling_product")), "{plan:?}");
-        // The mailbox's counts read their indexes alone; the lease walks the mailbox in order.
+        // The in-flight count reads its index alone; the lease walks the mailbox in order.
         let plan = query_plan(&conn, IN_FLIGHT, &[&"r", &5]);
         assert!(plan.iter().any(|p| p.contains("USING COVERING INDEX deliveries_in_flight")), "{plan:?}");
         let plan = query_plan(&conn, TAKE_DELIVERIES, &[&"r", &5, &10]);
